@@ -1,0 +1,189 @@
+"""The platform's one typed settings object.
+
+Settings come from a TOML file, then ``SP_*`` environment variables on top (``SP_DATABASE__URL``
+sets ``[database] url``; a double underscore descends one table). Keys and certificates are
+given by path, never inline. The sandbox writes its own file (``DIR/platform.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from serviceplatform.errors import ConfigurationError
+
+
+@dataclass
+class DatabaseSettings:
+    url: str = "sqlite:///serviceplatform.sqlite"
+
+
+@dataclass
+class SecuritySettings:
+    #: PEM files of the STS certificates whose signatures on tokens are trusted.
+    trusted_sts_certs: list[str] = field(default_factory=list)
+    #: Accepted ``saml:Issuer`` values; empty accepts any issuer whose signature verifies.
+    trusted_issuers: list[str] = field(default_factory=list)
+    clock_skew_seconds: int = 60
+    #: Longest accepted lifetime of a ``wsu:Timestamp`` (Created to Expires).
+    max_timestamp_lifetime_seconds: int = 300
+    #: How long a MessageID is remembered; at least the timestamp lifetime plus skew.
+    replay_window_seconds: int = 900
+
+
+@dataclass
+class SoapSettings:
+    max_body_bytes: int = 512 * 1024
+    #: The public base URL callers use; ``wsa:To`` must start with it when set.
+    public_base_url: str = ""
+
+
+@dataclass
+class RoutingSettings:
+    #: Directory holding the routing tables (``*.csv``) and agreements (``agreements.toml``).
+    directory: str = "routing_tables"
+    #: Seconds between checks for a changed routing table.
+    reload_interval_seconds: float = 2.0
+
+
+@dataclass
+class CertificateSettings:
+    #: Directory of outward certificates: ``<alias>.crt`` and ``<alias>.key`` (PEM).
+    directory: str = "certs"
+
+
+@dataclass
+class PeerSettings:
+    base_url: str = ""
+    #: PEM bundle the platform trusts for this peer's server certificate.
+    ca_cert: str = ""
+    connect_timeout_seconds: float = 0.25
+    read_timeout_seconds: float = 0.5
+    #: The whole call, retries included, must end within this budget (the SLA).
+    budget_seconds: float = 1.0
+    max_retries: int = 2
+    backoff_seconds: float = 0.05
+    pool_size: int = 16
+
+
+@dataclass
+class ServiceSettings:
+    #: The audience (entity id) tokens for this service must carry.
+    entity_id: str = ""
+
+
+@dataclass
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    soap: SoapSettings = field(default_factory=SoapSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    certificates: CertificateSettings = field(default_factory=CertificateSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    #: Outward peers by name (``nemsms``, later ``oots_gateway``, ...).
+    peers: dict[str, PeerSettings] = field(default_factory=dict)
+    #: Per-service settings by service key (``sf2250``, ...).
+    services: dict[str, ServiceSettings] = field(default_factory=dict)
+    #: Directory relative paths in the file are resolved against (the file's own directory).
+    base_dir: str = "."
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the directory of the settings file."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def peer(self, name: str) -> PeerSettings:
+        try:
+            return self.peers[name]
+        except KeyError:
+            raise ConfigurationError(f"no [peers.{name}] section is configured") from None
+
+    def service(self, key: str) -> ServiceSettings:
+        return self.services.get(key, ServiceSettings())
+
+
+def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s) {sorted(unknown)} in [{where}]")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        origin = getattr(hint, "__origin__", None)
+        if is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigurationError(f"[{where}.{name}] must be a table")
+            kwargs[name] = _build(hint, value, f"{where}.{name}" if where else name)  # type: ignore[arg-type]
+        elif origin is dict:
+            item_cls = hint.__args__[1]
+            kwargs[name] = {
+                k: _build(item_cls, v, f"{name}.{k}") for k, v in _as_table(value, name).items()
+            }
+        else:
+            kwargs[name] = _coerce(value, hint, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _as_table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"[{where}] must be a table")
+    return value
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Turn environment strings into the declared type; check file values."""
+    target = getattr(hint, "__origin__", hint)
+    if isinstance(value, str) and target is not str:
+        try:
+            if target is bool:
+                return value.strip().lower() in {"1", "true", "yes", "on"}
+            if target is list:
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return target(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"setting {where} = {value!r} is not a {target.__name__}") from exc
+    if target is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, target):
+        raise ConfigurationError(f"setting {where} must be a {target.__name__}")
+    return value
+
+
+def _merge_env(data: dict[str, Any], environ: dict[str, str]) -> None:
+    for key, value in environ.items():
+        if not key.startswith("SP_") or key.startswith("SP_TEST_"):
+            continue
+        parts = key[3:].lower().split("__")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (TOML) and the ``SP_*`` variables of ``environ``."""
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"configuration file {p}: {exc}") from exc
+        base_dir = p.resolve().parent
+    _merge_env(data, dict(os.environ if environ is None else environ))
+    data.setdefault("base_dir", str(base_dir))
+    settings: Settings = _build(Settings, data, "")
+    return settings
