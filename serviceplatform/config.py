@@ -151,7 +151,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return [v.strip() for v in value.split(",") if v.strip()]
             return target(value)
         except ValueError as exc:
-            raise ConfigurationError(f"setting {where} = {value!r} is not a {target.__name__}") from exc
+            raise ConfigurationError(
+                f"setting {where} = {value!r} is not a {target.__name__}"
+            ) from exc
     if target is float and isinstance(value, int):
         return float(value)
     if not isinstance(value, target):
@@ -170,7 +172,9 @@ def _merge_env(data: dict[str, Any], environ: dict[str, str]) -> None:
         node[parts[-1]] = value
 
 
-def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Read settings from ``path`` (TOML) and the ``SP_*`` variables of ``environ``."""
     data: dict[str, Any] = {}
     base_dir = Path.cwd()

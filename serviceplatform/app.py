@@ -1,0 +1,80 @@
+"""The platform's WSGI application: one ``SoapEndpoint`` per registered SOAP service.
+
+``create_app(settings)`` is the factory every server uses (gunicorn in production and in the
+sandbox, a threaded test server in tests). The ``Platform`` and its database engine are built
+on the first request, so a pre-forking server never shares an engine across processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from serviceplatform.config import Settings, load_settings
+from serviceplatform.integration import WsgiApp
+from serviceplatform.platform import Platform
+from serviceplatform.registry import soap_services
+from serviceplatform.soap.front import SoapEndpoint
+
+StartResponse = Callable[..., Any]
+
+
+class PlatformApp:
+    """Dispatches by path to the SOAP endpoints; answers ``/healthz``."""
+
+    def __init__(self, settings: Settings, platform_factory: Callable[[], Platform] | None = None):
+        self.settings = settings
+        self._factory = platform_factory or (lambda: Platform(settings))
+        self._routes: dict[str, WsgiApp] | None = None
+        self._platform: Platform | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def platform(self) -> Platform:
+        self._ensure()
+        assert self._platform is not None
+        return self._platform
+
+    def _ensure(self) -> dict[str, WsgiApp]:
+        if self._routes is None:
+            with self._lock:
+                if self._routes is None:
+                    platform = self._factory()
+                    routes: dict[str, WsgiApp] = {}
+                    for service in soap_services():
+                        inner = service.build_app(platform)
+                        routes[service.path.rstrip("/")] = SoapEndpoint(platform, service, inner)
+                    self._platform = platform
+                    self._routes = routes
+        return self._routes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = (environ.get("PATH_INFO") or "/").rstrip("/")
+        if path == "/healthz":
+            return _text(start_response, "200 OK", "ok\n")
+        endpoint = self._ensure().get(path)
+        if endpoint is None:
+            return _text(start_response, "404 Not Found", "no service at this path\n")
+        return endpoint(environ, start_response)
+
+    def close(self) -> None:
+        if self._platform is not None:
+            self._platform.close()
+
+
+def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def create_app(settings: Settings | None = None) -> PlatformApp:
+    """The WSGI application; without settings, read ``SP_CONFIG`` and ``SP_*`` variables."""
+    if settings is None:
+        import os
+
+        settings = load_settings(os.environ.get("SP_CONFIG"))
+    return PlatformApp(settings)

@@ -1,0 +1,163 @@
+"""``serviceplatform``: the command line of the platform.
+
+Global options choose the settings: ``--config FILE`` for a real installation, or
+``--workdir DIR`` to act on the sandbox in DIR (its ``platform.toml``), whether the sandbox
+runs or not. Every error is one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from lxml import etree
+
+from serviceplatform.commands.audit import audit
+from serviceplatform.commands.context import CliContext
+from serviceplatform.commands.routing import routing
+from serviceplatform.config import Settings, load_settings
+from serviceplatform.errors import ServicePlatformError
+
+DEFAULT_SANDBOX_DIR = Path(".sandbox")
+
+
+def _settings(config: Path | None, workdir: Path | None) -> Settings:
+    if config is not None and workdir is not None:
+        raise click.UsageError("give either --config or --workdir, not both")
+    if workdir is not None:
+        path = workdir / "platform.toml"
+        if not path.exists():
+            raise click.ClickException(
+                f"{workdir} holds no sandbox (no platform.toml): start `serviceplatform sandbox "
+                f"--workdir {workdir}` once"
+            )
+        return load_settings(path)
+    return load_settings(config)
+
+
+class _Group(click.Group):
+    """Turns platform errors into a one-line message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ServicePlatformError as error:
+            click.echo(f"error: {error.code} {error.error_text}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--config", type=click.Path(path_type=Path, dir_okay=False), help="Platform settings (TOML)."
+)
+@click.option(
+    "--workdir", type=click.Path(path_type=Path, file_okay=False), help="Act on the sandbox in DIR."
+)
+@click.version_option(package_name="serviceplatform")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, workdir: Path | None) -> None:
+    """Serviceplatform: SOAP with STS tokens in, OIOREST and AS4 out."""
+    ctx.obj = CliContext.lazy(lambda: _settings(config, workdir))
+    ctx.meta["workdir"] = workdir
+    ctx.meta["config"] = config
+
+
+cli.add_command(routing)
+cli.add_command(audit)
+
+
+@cli.command()
+@click.option("--workdir", "sandbox_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.pass_context
+def sandbox(ctx: click.Context, sandbox_dir: Path | None, port: int, workers: int) -> None:
+    """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C."""
+    from serviceplatform.sandbox.runner import run_sandbox
+
+    workdir = sandbox_dir or ctx.meta.get("workdir") or DEFAULT_SANDBOX_DIR
+    ctx.exit(run_sandbox(workdir, port, ctx.meta.get("config"), workers=workers))
+
+
+@cli.command()
+@click.option("--bind", default="127.0.0.1:8080", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=4, show_default=True)
+@click.pass_obj
+def serve(obj: CliContext, bind: str, workers: int, threads: int) -> None:
+    """Serve the platform's SOAP endpoints (gunicorn, threaded workers)."""
+    from serviceplatform import logsetup
+    from serviceplatform.server import serve as run
+
+    logsetup.configure(obj.settings.logging.level)
+    run(obj.settings, bind=bind, workers=workers, threads=threads)
+
+
+@cli.group()
+def db() -> None:
+    """The platform database."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: CliContext) -> None:
+    """Apply every pending migration."""
+    obj.database()
+    click.echo("database is at the newest schema")
+
+
+@cli.command()
+@click.option("--workdir", "sandbox_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--cvr", required=True, help="The authority's CVR number (the routing key).")
+@click.option("--audience", help="Entity id of the service (default: the SF2250 service).")
+@click.option("--ttl", type=int, default=8 * 3600, show_default=True, help="Validity in seconds.")
+@click.pass_context
+def token(
+    ctx: click.Context, sandbox_dir: Path | None, cvr: str, audience: str | None, ttl: int
+) -> None:
+    """Print a SAML 2.0 assertion signed with the sandbox STS key (holder-of-key: the client)."""
+    from serviceplatform.routing.identifiers import is_valid_cvr
+    from serviceplatform.sandbox.pki import STS_ISSUER, ensure_pki
+    from serviceplatform.security.signing import mint_assertion
+
+    if not is_valid_cvr(cvr):
+        raise click.BadParameter(f"{cvr} is not an 8-digit CVR number with a valid check digit")
+    if ttl <= 0:
+        raise click.BadParameter("--ttl must be positive")
+    workdir = sandbox_dir or ctx.meta.get("workdir") or DEFAULT_SANDBOX_DIR
+    pki_dir = workdir / "pki"
+    if not (pki_dir / "sts.key").exists():
+        raise click.ClickException(
+            f"{workdir} holds no sandbox PKI: run `serviceplatform sandbox` once"
+        )
+    pki = ensure_pki(pki_dir)
+    if audience is None:
+        audience = _settings(None, workdir).service("sf2250").entity_id or _default_audience()
+    key = load_pem_private_key(pki.sts_key.read_bytes(), password=None)
+    assertion = mint_assertion(
+        sts_key=key,  # type: ignore[arg-type]
+        sts_cert=x509.load_pem_x509_certificate(pki.sts_cert.read_bytes()),
+        issuer=STS_ISSUER,
+        audience=audience,
+        authority_cvr=cvr,
+        holder_cert=x509.load_pem_x509_certificate(pki.client_cert.read_bytes()),
+        ttl=timedelta(seconds=ttl),
+    )
+    click.echo(etree.tostring(assertion, encoding="unicode"))
+
+
+def _default_audience() -> str:
+    from serviceplatform.registry import soap_services
+
+    return next(s.default_entity_id for s in soap_services() if s.key == "sf2250")
+
+
+def main() -> None:
+    cli(prog_name="serviceplatform")
+
+
+if __name__ == "__main__":
+    main()

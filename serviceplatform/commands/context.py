@@ -1,0 +1,126 @@
+"""What every ``serviceplatform`` subcommand gets from the root group: settings and database.
+
+The root group (``serviceplatform.cli``) puts a :class:`CliContext` in ``ctx.obj``; commands
+receive it with :data:`pass_cli`. Settings are read on first use (so ``--help`` works without
+a configuration) and the database is opened and migrated to the newest schema on first use.
+
+Platform errors inside a command become one line on stderr and exit code 1
+(:func:`reports_errors`); click's own usage errors keep exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
+
+import click
+
+from serviceplatform.config import Settings
+from serviceplatform.errors import ServicePlatformError
+from serviceplatform.store.db import Database
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+KnownServices = Mapping[str, frozenset[str]]
+
+
+def _registry_known_services() -> KnownServices:
+    from serviceplatform.registry import known_services
+
+    return known_services()
+
+
+class CliContext:
+    """Settings, database and the known services for one command-line invocation."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        settings_factory: Callable[[], Settings] | None = None,
+        known_services: Callable[[], KnownServices] = _registry_known_services,
+        database: Database | None = None,
+    ) -> None:
+        if settings is None and settings_factory is None:
+            raise ValueError("CliContext needs settings or a settings factory")
+        self._settings = settings
+        self._settings_factory = settings_factory
+        self._known_services = known_services
+        #: A database opened by the caller (tests); otherwise opened from the settings.
+        self._database = database
+
+    @classmethod
+    def lazy(cls, factory: Callable[[], Settings]) -> CliContext:
+        """A context whose settings are read only when a command needs them."""
+        return cls(settings_factory=factory)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            assert self._settings_factory is not None
+            self._settings = self._settings_factory()
+        return self._settings
+
+    def known_services(self) -> KnownServices:
+        """Service key -> SysID roles of the registered integrations."""
+        return self._known_services()
+
+    def database(self) -> Database:
+        """The platform database, opened and migrated to the newest schema on first use."""
+        if self._database is None:
+            database = Database.from_settings(self.settings)
+            try:
+                database.upgrade()
+            except ServicePlatformError:
+                database.dispose()
+                raise
+            self._database = database
+        return self._database
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.dispose()
+
+
+def _find(ctx: click.Context) -> CliContext:
+    obj = ctx.find_object(CliContext)
+    if obj is None:
+        raise click.UsageError("internal: this command was started without a CliContext")
+    return obj
+
+
+def pass_cli(func: Callable[Concatenate[CliContext, P], R]) -> Callable[P, R]:
+    """Pass the :class:`CliContext` as the first argument; platform errors exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = click.get_current_context()
+        with reports_errors():
+            return func(_find(ctx), *args, **kwargs)
+
+    return wrapper
+
+
+class CommandFailed(click.ClickException):
+    """A failed command: ``error: <message>`` on stderr, exit code 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+@contextmanager
+def reports_errors() -> Iterator[None]:
+    """Turn a :class:`ServicePlatformError` into ``error: SP-xxx text`` on stderr, exit 1.
+
+    A multi-line detail (a routing table's list of problems) keeps one problem per line.
+    """
+    try:
+        yield
+    except ServicePlatformError as exc:
+        if exc.detail and "\n" in exc.detail:
+            problems = "".join(f"\n  {line}" for line in exc.detail.splitlines())
+            raise CommandFailed(f"{exc.code} {exc.text}:{problems}") from exc
+        raise CommandFailed(f"{exc.code} {exc.error_text}") from exc

@@ -1,0 +1,158 @@
+"""``serviceplatform routing``: check, load and list the SysID routing table.
+
+The reviewable source is ``routing_tables/*.csv`` (and ``agreements.toml`` beside it); the
+running platform reads the table from the database, so ``load`` is how an edited file takes
+effect: it validates everything first and then replaces the stored table in one transaction,
+and on any error the stored table stays as it was. Subjects (CPR numbers) are masked in all
+output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.errors import RoutingTableInvalid
+from serviceplatform.routing.agreements_file import load_agreements
+from serviceplatform.routing.identifiers import is_valid_cvr
+from serviceplatform.routing.model import RouteRow
+from serviceplatform.routing.table import describe_subject, display_path, load_paths
+from serviceplatform.store.repository import RouteChange, RoutingRepository
+
+AGREEMENTS_FILE = "agreements.toml"
+
+
+def _paths(obj: CliContext, given: Sequence[Path]) -> list[Path]:
+    if given:
+        return list(given)
+    return [obj.settings.path(obj.settings.routing.directory)]
+
+
+def _agreement_files(paths: Sequence[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir() and (path / AGREEMENTS_FILE).is_file():
+            found.append(path / AGREEMENTS_FILE)
+        elif path.suffix == ".toml":
+            found.append(path)
+    return found
+
+
+def _describe(row: RouteRow) -> str:
+    return (
+        f"{row.authority_cvr} {row.service} {row.role} {describe_subject(row.subject)}"
+        f" -> {row.sysid}"
+    )
+
+
+def _print_change(change: RouteChange) -> None:
+    for row in change.added_rows:
+        click.echo(f"  + {_describe(row)}")
+    for old, new in change.changed_rows:
+        click.echo(f"  ~ {_describe(old)} now {new.sysid}")
+    for row in change.removed_rows:
+        click.echo(f"  - {_describe(row)}")
+
+
+@click.group()
+def routing() -> None:
+    """The SysID routing table (routing_tables/*.csv)."""
+
+
+@routing.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@pass_cli
+def check(obj: CliContext, paths: tuple[Path, ...]) -> None:
+    """Validate routing tables (files or directories; default: the configured directory).
+
+    A directory's agreements.toml, or a .toml file given, is validated too.
+    """
+    targets = _paths(obj, paths)
+    known = obj.known_services()
+    problems: list[str] = []
+    tables = [p for p in targets if p.suffix != ".toml"]
+    if tables:
+        try:
+            rows = load_paths(tables, known)
+        except RoutingTableInvalid as exc:
+            problems.append(exc.detail or exc.error_text)
+        else:
+            authorities = len({row.authority_cvr for row in rows})
+            click.echo(f"OK: {len(rows)} routes for {authorities} authorities")
+    for file in _agreement_files(targets):
+        try:
+            systems, agreements = load_agreements(file, known)
+        except RoutingTableInvalid as exc:
+            problems.append(exc.detail or exc.error_text)
+        else:
+            click.echo(
+                f"OK: {display_path(file)}: {len(systems)} consumer systems, "
+                f"{len(agreements)} agreements"
+            )
+    if problems:
+        raise RoutingTableInvalid(detail="\n".join(problems))
+
+
+@routing.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path, exists=True))
+@pass_cli
+def load(obj: CliContext, path: Path | None) -> None:
+    """Validate a routing table (file or directory) and make it the platform's table.
+
+    The stored table is replaced in one transaction; on any error it stays as it was.
+    Agreements are not touched.
+    """
+    targets = _paths(obj, [path] if path is not None else [])
+    rows = load_paths([p for p in targets if p.suffix != ".toml"], obj.known_services())
+    change = RoutingRepository(obj.database()).replace_routes(rows)
+    click.echo(
+        f"loaded {len(rows)} routes: {change.added} added, {change.changed} changed, "
+        f"{change.removed} removed, {change.unchanged} unchanged"
+    )
+    _print_change(change)
+
+
+@routing.command("list")
+@click.option("--authority", metavar="CVR", help="Only this authority's routes.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_cli
+def list_routes(obj: CliContext, authority: str | None, as_json: bool) -> None:
+    """Show the routing table the platform uses (from the database)."""
+    if authority is not None and not is_valid_cvr(authority):
+        raise click.BadParameter(
+            f"{authority!r} is not a valid CVR number", param_hint="--authority"
+        )
+    rows = RoutingRepository(obj.database()).list_routes(authority)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "authority_cvr": r.authority_cvr,
+                        "service": r.service,
+                        "role": r.role,
+                        "sysid": r.sysid,
+                        "subject": describe_subject(r.subject) if r.subject else None,
+                        "source": r.source,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo("no routes" + (f" for authority {authority}" if authority else ""))
+        return
+    header = ("AUTHORITY", "SERVICE", "ROLE", "SYSID", "SUBJECT", "SOURCE")
+    table = [
+        (r.authority_cvr, r.service, r.role, r.sysid, describe_subject(r.subject), r.source)
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

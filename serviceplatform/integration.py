@@ -1,0 +1,48 @@
+"""What an integration declares to the core: its SOAP services and the SysID roles it uses.
+
+An integration (``integrations/sf2250``, ``integrations/oots``, ...) exposes one
+``Integration`` value. The core wires each declared service into the WSGI application and the
+routing validation; it never imports an integration by name except through
+``serviceplatform.registry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serviceplatform.platform import Platform
+
+#: A WSGI application, typed loosely as the WSGI spec is.
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class SoapService:
+    """One SOAP endpoint of an integration."""
+
+    #: The service key used by agreements, routing tables and audit (``sf2250``).
+    key: str
+    #: URL path the endpoint is served at (``/service/NemSMS/VedligeholdTilmelding/2``).
+    path: str
+    #: The hand-written contract served at ``?wsdl``.
+    wsdl_path: Path
+    #: Body element local name -> operation name, for audit of calls refused before dispatch.
+    operations: Mapping[str, str]
+    #: Builds the endpoint's inner WSGI application (spyne) around the platform services.
+    build_app: Callable[[Platform], WsgiApp]
+    #: Audience tokens must carry unless ``[services.<key>] entity_id`` overrides it.
+    default_entity_id: str
+    #: SOAP versions the endpoint accepts (11, 12).
+    soap_versions: frozenset[int] = frozenset({12})
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    #: Service key -> the SysID roles a routing table may give for it.
+    roles: Mapping[str, frozenset[str]]
+    services: tuple[SoapService, ...] = field(default_factory=tuple)

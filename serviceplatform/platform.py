@@ -1,0 +1,166 @@
+"""The platform's services, built once per process from the settings.
+
+``Platform`` is what integration handlers talk to: it authorizes and routes a call
+(consumer system -> agreement -> SysIDs), hands out outbound transports by peer name, and
+records audit entries. It owns every long-lived resource (database engine, HTTP sessions)
+and closes them in ``close()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from serviceplatform.call import PlatformCall
+from serviceplatform.config import Settings
+from serviceplatform.errors import (
+    ConfigurationError,
+    ConsumerSystemUnknown,
+    ServicePlatformError,
+)
+from serviceplatform.outbound.base import Transport
+from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.oiorest import OioRestTransport
+from serviceplatform.routing.model import Route
+from serviceplatform.routing.resolve import resolve
+from serviceplatform.security.validator import SecurityPolicy, TokenValidator
+from serviceplatform.store.audit import AuditEntry, AuditLog
+from serviceplatform.store.db import Database
+from serviceplatform.store.replay import DbReplayCache
+from serviceplatform.store.repository import RoutingRepository
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_certificates(paths: Collection[str], settings: Settings) -> tuple[x509.Certificate, ...]:
+    certs: list[x509.Certificate] = []
+    for raw in paths:
+        path = settings.path(raw)
+        try:
+            certs.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"trusted STS certificate {path} cannot be read: {exc}"
+            ) from exc
+    return tuple(certs)
+
+
+class Platform:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        database: Database | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = database or Database.from_settings(settings)
+        self.routing = RoutingRepository(self.db)
+        self.audit = AuditLog(self.db)
+        self.certificates = CertificateStore(
+            settings.path(settings.certificates.directory), clock=clock
+        )
+        security = settings.security
+        policy = SecurityPolicy(
+            trusted_sts_certs=_read_certificates(security.trusted_sts_certs, settings),
+            trusted_issuers=frozenset(security.trusted_issuers),
+            clock_skew=_seconds(security.clock_skew_seconds),
+            max_timestamp_lifetime=_seconds(security.max_timestamp_lifetime_seconds),
+            replay_window=_seconds(security.replay_window_seconds),
+        )
+        self.validator = TokenValidator(policy, DbReplayCache(self.db), clock=clock)
+        self._transports: dict[str, Transport] = {}
+        self._lock = threading.Lock()
+
+    # --- routing ------------------------------------------------------------------------
+
+    def route(
+        self, call: PlatformCall, *, required_roles: Collection[str], subject: str | None
+    ) -> Route:
+        """Authorize ``call`` by agreement and find its SysIDs; records what it learns."""
+        security = call.security
+        if security is None:
+            raise ConfigurationError("a call is routed before its security was validated")
+        system = self.routing.consumer_system_by_subject(security.holder_subject)
+        if system is None:
+            raise call.fail(ConsumerSystemUnknown(security.holder_subject))
+        call.consumer_system = system.uuid
+        try:
+            route = resolve(
+                authority_cvr=security.authority_cvr,
+                service=call.service,
+                consumer_system=system.uuid,
+                subject=subject,
+                agreements=self.routing.agreements_for(
+                    security.authority_cvr, call.service, system.uuid
+                ),
+                sysids=self.routing.sysids(security.authority_cvr, call.service, subject),
+                required_roles=required_roles,
+                today=self.clock().date(),
+            )
+        except ServicePlatformError as exc:
+            raise call.fail(exc) from None
+        return route
+
+    # --- outbound -----------------------------------------------------------------------
+
+    def transport(self, peer: str) -> Transport:
+        """The shared transport to ``peer`` (created on first use, reused by every thread)."""
+        transport = self._transports.get(peer)
+        if transport is None:
+            with self._lock:
+                transport = self._transports.get(peer)
+                if transport is None:
+                    peer_settings = self.settings.peer(peer)
+                    if peer_settings.ca_cert:
+                        peer_settings = replace(
+                            peer_settings, ca_cert=str(self.settings.path(peer_settings.ca_cert))
+                        )
+                    transport = OioRestTransport(peer_settings, self.certificates, peer=peer)
+                    self._transports[peer] = transport
+        return transport
+
+    # --- audit --------------------------------------------------------------------------
+
+    def record(self, call: PlatformCall, *, detail: str | None = None) -> None:
+        error = call.error
+        self.audit.write(
+            AuditEntry(
+                at=call.received_at,
+                message_id=call.message_id,
+                authority_cvr=call.authority_cvr,
+                consumer_system=call.consumer_system,
+                service=call.service,
+                operation=call.operation,
+                subject=call.subject,
+                sysid=call.sysid,
+                upstream_status=call.upstream_status,
+                outcome="ok" if error is None else "fault",
+                error_code=error.code if error is not None else None,
+                latency_ms=call.latency_ms(),
+                detail=detail if detail is not None else (error.error_text if error else None),
+            )
+        )
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
+        self.db.dispose()
+
+
+def _seconds(value: int) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def project_root() -> Path:
+    """The source tree this package runs from (holds ``routing_tables/`` and ``wsdl/``)."""
+    return Path(__file__).resolve().parents[1]

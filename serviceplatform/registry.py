@@ -1,0 +1,53 @@
+"""The one table that names the integrations; everything else finds them through it.
+
+Entries are imported lazily, so a broken or missing integration fails with a clear message
+naming it instead of breaking the import of the core.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from serviceplatform.errors import ConfigurationError
+from serviceplatform.integration import Integration, SoapService
+
+#: Integration name -> ``module:attribute`` of its ``Integration`` value.
+INTEGRATIONS: dict[str, str] = {
+    "sf2250": "integrations.sf2250.integration:INTEGRATION",
+    "oots": "integrations.oots:INTEGRATION",
+}
+
+
+def _load(name: str) -> Integration:
+    target = INTEGRATIONS[name]
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        value = getattr(module, attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"integration {name!r} ({target}) cannot be loaded: {exc}"
+        ) from exc
+    if not isinstance(value, Integration):
+        raise ConfigurationError(f"integration {name!r} ({target}) is not an Integration")
+    return value
+
+
+@cache
+def integrations() -> tuple[Integration, ...]:
+    """Every registered integration, in table order."""
+    return tuple(_load(name) for name in INTEGRATIONS)
+
+
+def soap_services() -> list[SoapService]:
+    return [service for integration in integrations() for service in integration.services]
+
+
+def known_services() -> dict[str, frozenset[str]]:
+    """Service key -> SysID roles, over all integrations (used to validate routing tables)."""
+    merged: dict[str, frozenset[str]] = {}
+    for integration in integrations():
+        for key, roles in integration.roles.items():
+            merged[key] = merged.get(key, frozenset()) | roles
+    return merged

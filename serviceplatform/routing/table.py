@@ -1,0 +1,220 @@
+"""Read and validate the routing table files (``routing_tables/*.csv``).
+
+A routing table file is CSV with a header line naming the columns ``authority_cvr``,
+``service``, ``role``, ``sysid`` and optionally ``subject``; ``#`` comment lines and blank lines
+are ignored. One row says which SysID an authority uses for one role of one service, maybe
+only for one subject (a CPR or CVR number)::
+
+    authority_cvr,service,role,sysid,subject
+    29189846,sf2250,register,2250001,
+    # A test citizen of the authority goes to the register's test SysID:
+    29189846,sf2250,register,2250901,0101901234
+
+Every problem of a file (and, for :func:`load_paths`, of all files together) is collected
+and reported at once in one :class:`~serviceplatform.errors.RoutingTableInvalid`, one problem
+per line of its ``detail``, each starting with ``file:line:``. CPR numbers in messages are
+masked.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from serviceplatform.errors import RoutingTableInvalid
+from serviceplatform.routing.identifiers import is_valid_cpr, is_valid_cvr, mask_cpr
+from serviceplatform.routing.model import RouteRow
+
+REQUIRED_COLUMNS = ("authority_cvr", "service", "role", "sysid")
+OPTIONAL_COLUMNS = ("subject",)
+_SYSID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, for messages."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def describe_subject(subject: str | None) -> str:
+    """A subject fit for messages: CPR numbers masked, ``authority-wide`` for none."""
+    if not subject:
+        return "authority-wide"
+    return mask_cpr(subject) if len(subject) == 10 else subject
+
+
+def _check_cvr(value: str, column: str) -> str | None:
+    if not (len(value) == 8 and _DIGITS.fullmatch(value)):
+        return f"{column} {value!r} is not an 8-digit CVR number"
+    if not is_valid_cvr(value):
+        return f"CVR {value} fails the modulus-11 check"
+    return None
+
+
+def _check_subject(value: str) -> str | None:
+    if len(value) == 8 and _DIGITS.fullmatch(value):
+        return None if is_valid_cvr(value) else f"subject CVR {value} fails the modulus-11 check"
+    if len(value) == 10 and _DIGITS.fullmatch(value):
+        if is_valid_cpr(value):
+            return None
+        return f"subject CPR {mask_cpr(value)} does not start with a valid date"
+    return "subject must be empty, a 10-digit CPR number or an 8-digit CVR number"
+
+
+def _read_header(fields: list[str]) -> tuple[dict[str, int], str | None]:
+    names = [f.strip() for f in fields]
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return {}, f"unknown column(s) {', '.join(map(repr, unknown))} in the header"
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        return {}, f"column(s) {', '.join(duplicated)} appear twice in the header"
+    missing = [n for n in REQUIRED_COLUMNS if n not in names]
+    if missing:
+        return {}, f"header lacks column(s) {', '.join(missing)}"
+    return {name: i for i, name in enumerate(names)}, None
+
+
+def _parse_row(
+    fields: list[str],
+    columns: Mapping[str, int],
+    known_services: Mapping[str, frozenset[str]],
+    source: str,
+) -> tuple[RouteRow | None, list[str]]:
+    if len(fields) == len(columns) - 1 and columns.get("subject") == len(columns) - 1:
+        fields = [*fields, ""]  # the trailing optional subject may be left out
+    if len(fields) != len(columns):
+        return None, [f"expected {len(columns)} columns, found {len(fields)}"]
+    value = {name: fields[i].strip() for name, i in columns.items()}
+    problems: list[str] = []
+    cvr_problem = _check_cvr(value["authority_cvr"], "authority_cvr")
+    if cvr_problem:
+        problems.append(cvr_problem)
+    service, role = value["service"], value["role"]
+    if service not in known_services:
+        known = ", ".join(sorted(known_services)) or "none"
+        problems.append(f"unknown service {service!r} (known: {known})")
+    elif role not in known_services[service]:
+        roles = ", ".join(sorted(known_services[service]))
+        problems.append(f"service {service} has no role {role!r} (roles: {roles})")
+    if not _SYSID.fullmatch(value["sysid"]):
+        problems.append(
+            f"sysid {value['sysid']!r} must be 1-64 letters, digits, '-' or '_'"
+            if value["sysid"]
+            else "sysid is empty"
+        )
+    subject = value.get("subject", "")
+    if subject:
+        subject_problem = _check_subject(subject)
+        if subject_problem:
+            problems.append(subject_problem)
+    if problems:
+        return None, problems
+    row = RouteRow(
+        authority_cvr=value["authority_cvr"],
+        service=service,
+        role=role,
+        sysid=value["sysid"],
+        subject=subject or None,
+        source=source,
+    )
+    return row, []
+
+
+def _read_file(
+    path: Path, known_services: Mapping[str, frozenset[str]]
+) -> tuple[list[RouteRow], list[str]]:
+    """The valid rows of one file and the problems found in it (``file:line: ...``)."""
+    name = display_path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        return [], [f"{name}: cannot read: {exc.strerror or exc}"]
+    except UnicodeDecodeError as exc:
+        return [], [f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+    rows: list[RouteRow] = []
+    errors: list[str] = []
+    columns: dict[str, int] | None = None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            fields = next(csv.reader([line], skipinitialspace=True))
+        except csv.Error as exc:
+            errors.append(f"{name}:{number}: {exc}")
+            continue
+        if columns is None:
+            columns, problem = _read_header(fields)
+            if problem:
+                return [], [f"{name}:{number}: {problem}"]
+            continue
+        row, problems = _parse_row(fields, columns, known_services, f"{name}:{number}")
+        errors.extend(f"{name}:{number}: {problem}" for problem in problems)
+        if row is not None:
+            rows.append(row)
+    if columns is None:
+        errors.append(f"{name}: no header line ({','.join(REQUIRED_COLUMNS)},subject)")
+    return rows, errors
+
+
+def _duplicates(rows: Iterable[RouteRow]) -> list[str]:
+    first: dict[tuple[str, str, str, str], RouteRow] = {}
+    errors: list[str] = []
+    for row in rows:
+        earlier = first.setdefault(row.key, row)
+        if earlier is not row:
+            errors.append(
+                f"{row.source}: duplicate route for authority {row.authority_cvr}, service "
+                f"{row.service}, role {row.role}, {describe_subject(row.subject)} "
+                f"(also at {earlier.source})"
+            )
+    return errors
+
+
+def _raise_if(errors: list[str]) -> None:
+    if errors:
+        raise RoutingTableInvalid(detail="\n".join(errors))
+
+
+def load_table(path: Path, known_services: Mapping[str, frozenset[str]]) -> list[RouteRow]:
+    """The rows of one routing table file; raises RoutingTableInvalid listing every problem."""
+    rows, errors = _read_file(Path(path), known_services)
+    _raise_if(errors + _duplicates(rows))
+    return rows
+
+
+def load_paths(
+    paths: Iterable[Path], known_services: Mapping[str, frozenset[str]]
+) -> list[RouteRow]:
+    """The rows of several files and directories (each ``*.csv`` in it), checked together.
+
+    A key defined in two files is a duplicate like one defined twice in one file.
+    """
+    files: list[Path] = []
+    errors: list[str] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(path.glob("*.csv"))
+            if not found:
+                errors.append(f"{display_path(path)}: no *.csv routing table in this directory")
+            files.extend(found)
+        else:
+            files.append(path)
+    rows: list[RouteRow] = []
+    for file in files:
+        file_rows, file_errors = _read_file(file, known_services)
+        rows.extend(file_rows)
+        errors.extend(file_errors)
+    _raise_if(errors + _duplicates(rows))
+    return rows
+
+
+def load_directory(directory: Path, known_services: Mapping[str, frozenset[str]]) -> list[RouteRow]:
+    """The rows of every ``*.csv`` file in ``directory``, checked together."""
+    return load_paths([directory], known_services)

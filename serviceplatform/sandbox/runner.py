@@ -1,0 +1,298 @@
+"""``serviceplatform sandbox``: the whole platform and its simulated peers on one machine.
+
+The contract with scripts and tests is ``../shared/docs/SANDBOX.md``: what the first run
+creates in the work directory, the ``sandbox.json`` written once every listener accepts
+connections, the register's test hooks, and a clean exit 0 on SIGINT/SIGTERM.
+
+The simulated register runs in this process (threads); the platform runs as a child process
+under gunicorn, exactly as it would in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serviceplatform.config import load_settings
+from serviceplatform.errors import ConfigurationError
+from serviceplatform.platform import project_root
+from serviceplatform.registry import known_services, soap_services
+from serviceplatform.routing.agreements_file import load_agreements
+from serviceplatform.routing.table import load_directory
+from serviceplatform.sandbox.nemsms_register import NemSmsRegister
+from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
+from serviceplatform.store.db import Database
+from serviceplatform.store.repository import RoutingRepository
+
+#: Alias of the platform's outward certificate towards the register in the sample agreements.
+REGISTER_CERT_ALIAS = "platform-register"
+STARTUP_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class SandboxPaths:
+    workdir: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.workdir / "pki"
+
+    @property
+    def certs(self) -> Path:
+        return self.workdir / "certs"
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "serviceplatform.sqlite"
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "platform.toml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.workdir / "sandbox.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def _dump_toml(tables: dict[str, dict[str, Any]]) -> str:
+    lines = ["# Written by `serviceplatform sandbox` at every start; edits are overwritten.", ""]
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _overlay(base: dict[str, dict[str, Any]], extra: dict[str, Any], prefix: str = "") -> None:
+    """Lay a user's config file over the sandbox's own tables (the user's values win)."""
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            _overlay(base, value, f"{prefix}{key}.")
+        elif not prefix:
+            raise ConfigurationError(f"--config: top-level setting {key!r} belongs in a table")
+        else:
+            base.setdefault(prefix.rstrip("."), {})[key] = value
+
+
+def write_platform_config(
+    paths: SandboxPaths, pki: Pki, register: NemSmsRegister, user_config: Path | None
+) -> None:
+    tables: dict[str, dict[str, Any]] = {
+        "database": {"url": f"sqlite:///{paths.database}"},
+        "security": {
+            "trusted_sts_certs": [str(pki.sts_cert)],
+            "trusted_issuers": [STS_ISSUER],
+        },
+        "routing": {"directory": str(project_root() / "routing_tables")},
+        "certificates": {"directory": str(paths.certs)},
+        "logging": {"level": "INFO"},
+        "peers.nemsms": {"base_url": register.base_url, "ca_cert": str(pki.ca_cert)},
+    }
+    for service in soap_services():
+        tables[f"services.{service.key}"] = {"entity_id": service.default_entity_id}
+    if user_config is not None:
+        try:
+            _overlay(tables, tomllib.loads(user_config.read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"--config {user_config}: {exc}") from exc
+    paths.config.write_text(_dump_toml(tables), encoding="utf-8")
+
+
+def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:
+    """Create what a first run needs; return the PKI and whether this was the first run."""
+    paths.workdir.mkdir(parents=True, exist_ok=True)
+    pki = ensure_pki(paths.pki)
+    paths.certs.mkdir(exist_ok=True)
+    for source, suffix in (
+        (pki.platform_register_cert, ".crt"),
+        (pki.platform_register_key, ".key"),
+    ):
+        target = paths.certs / f"{REGISTER_CERT_ALIAS}{suffix}"
+        if not target.exists():
+            shutil.copyfile(source, target)
+            target.chmod(0o600 if suffix == ".key" else 0o644)
+    return pki, not paths.database.exists()
+
+
+def seed_database(paths: SandboxPaths, first_run: bool) -> None:
+    """Migrate the database; on the first run, load the sample routing table and agreements."""
+    database = Database(f"sqlite:///{paths.database}")
+    try:
+        database.upgrade()
+        if first_run:
+            tables = project_root() / "routing_tables"
+            repository = RoutingRepository(database)
+            repository.import_agreements(*load_agreements(tables / "agreements.toml"))
+            repository.replace_routes(load_directory(tables, known_services()))
+    finally:
+        database.dispose()
+
+
+def _wait_until_serving(url: str, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise ConfigurationError(f"the platform process exited with code {child.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise ConfigurationError(
+        f"the platform did not answer {url} within {STARTUP_TIMEOUT_SECONDS} s"
+    )
+
+
+def manifest(
+    paths: SandboxPaths, pki: Pki, register: NemSmsRegister, base_url: str
+) -> dict[str, Any]:
+    settings = load_settings(paths.config)
+    database = Database(settings.database.url)
+    try:
+        repository = RoutingRepository(database)
+        routes = repository.list_routes()
+        agreements = repository.list_agreements()
+    finally:
+        database.dispose()
+    authorities: list[dict[str, Any]] = []
+    for agreement in agreements:
+        sysids = {
+            row.role: row.sysid
+            for row in routes
+            if row.authority_cvr == agreement.authority_cvr
+            and row.service == agreement.service
+            and not row.subject
+        }
+        authorities.append(
+            {
+                "cvr": agreement.authority_cvr,
+                "service": agreement.service,
+                "consumer_system": agreement.consumer_system,
+                "agreement": agreement.uuid,
+                "status": agreement.status.value,
+                "sysids": sysids,
+            }
+        )
+    return {
+        "platform": {"base_url": base_url, "pid": os.getpid()},
+        "services": {
+            service.key: {
+                "url": base_url + service.path,
+                "wsdl": base_url + service.path + "?wsdl",
+                "entity_id": settings.service(service.key).entity_id,
+            }
+            for service in soap_services()
+        },
+        "pki": {
+            "ca_cert": str(pki.ca_cert),
+            "sts_cert": str(pki.sts_cert),
+            "sts_key": str(pki.sts_key),
+            "sts_issuer": STS_ISSUER,
+            "client_cert": str(pki.client_cert),
+            "client_key": str(pki.client_key),
+        },
+        "peers": {"nemsms": {"base_url": register.base_url, "control_url": register.control_url}},
+        "config": str(paths.config),
+        "database": settings.database.url,
+        "authorities": authorities,
+    }
+
+
+def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int = 2) -> int:
+    paths = SandboxPaths(workdir.resolve())
+    paths.manifest.unlink(missing_ok=True)
+    pki, first_run = prepare_workdir(paths)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    with NemSmsRegister(
+        server_cert=pki.nemsms_server_cert, server_key=pki.nemsms_server_key, client_ca=pki.ca_cert
+    ) as register:
+        write_platform_config(paths, pki, register, user_config)
+        seed_database(paths, first_run)
+        port = port or free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serviceplatform.cli",
+                "serve",
+                "--config",
+                str(paths.config),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+            ]
+        )
+        try:
+            _wait_until_serving(base_url + "/healthz", child)
+            data = manifest(paths, pki, register, base_url)
+            tmp = paths.manifest.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            tmp.replace(paths.manifest)
+            _announce(data, paths, first_run)
+            while not stop.wait(0.5):
+                if child.poll() is not None:
+                    print(f"platform process exited with code {child.returncode}", file=sys.stderr)
+                    return 1
+        finally:
+            paths.manifest.unlink(missing_ok=True)
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+    print("sandbox stopped", flush=True)
+    return 0
+
+
+def _announce(data: dict[str, Any], paths: SandboxPaths, first_run: bool) -> None:
+    state = "created" if first_run else "reused"
+    lines = [
+        f"Sandbox running ({state} {paths.workdir}); Ctrl-C stops it.",
+        f"  platform        {data['platform']['base_url']}",
+    ]
+    for key, service in data["services"].items():
+        lines.append(f"  service {key:<7} {service['url']}")
+    lines += [
+        f"  NemSMS register {data['peers']['nemsms']['base_url']} (mutual TLS)",
+        f"  register hooks  {data['peers']['nemsms']['control_url']}",
+        f"  manifest        {paths.manifest}",
+        f"  token           serviceplatform token --workdir {paths.workdir} --cvr 29189846",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,282 @@
+"""Validate an inbound KOMBIT-style request: headers, STS token, message signature, replay.
+
+``TokenValidator.validate`` runs the checks cheapest first and raises the first failure as
+its own SP-2xx error:
+
+1. structure: Liberty ``Framework``, WS-Addressing headers, ``wsse:Security`` with one
+   ``Timestamp``, one assertion and one signature (``message``);
+2. timestamp freshness;
+3. the token's claims: issuer, validity window, audience, authority CVR, holder-of-key
+   certificate (``token``);
+4. the message signature's shape: accepted algorithms, unique ids, coverage of Body and
+   every header the platform reads, and a KeyInfo naming the assertion;
+5. crypto: the STS signature on the assertion, then the message signature with the
+   holder-of-key certificate's key (``xmlsig``);
+6. the replay cache, last, so that a refused message never uses up its MessageID.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from lxml import etree
+
+from serviceplatform.errors import (
+    ConfigurationError,
+    HolderOfKeyMismatch,
+    MessageReplayed,
+    MessageSignatureInvalid,
+    SignatureCoverageIncomplete,
+    TimestampStale,
+    TokenAudienceMismatch,
+    TokenAuthorityMissing,
+    TokenExpired,
+    TokenMalformed,
+    TokenNotYetValid,
+    TokenSignatureInvalid,
+    TokenUntrustedIssuer,
+)
+from serviceplatform.security.certs import KnownCert, cert_from_b64, known_cert
+from serviceplatform.security.context import SecurityContext
+from serviceplatform.security.message import MessageParts, collect_ids, read_message
+from serviceplatform.security.replay import ReplayCache
+from serviceplatform.security.token import AssertionFacts, read_assertion
+from serviceplatform.security.wire import (
+    SAMLID_VALUE_TYPE,
+    WSSE_KEY_IDENTIFIER,
+    WSSE_REFERENCE,
+    WSSE_STR,
+)
+from serviceplatform.security.xmlsig import (
+    ParsedSignature,
+    SignatureFormatError,
+    SignedReference,
+    digest_matches,
+    parse_signature,
+    signature_value_valid,
+)
+
+_CVR: Final = re.compile(r"[0-9]{8}")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    """What the platform trusts and how much clock difference it tolerates."""
+
+    trusted_sts_certs: tuple[x509.Certificate, ...]
+    #: Accepted ``saml:Issuer`` values; empty accepts any issuer whose signature verifies.
+    trusted_issuers: frozenset[str]
+    clock_skew: timedelta = timedelta(seconds=60)
+    max_timestamp_lifetime: timedelta = timedelta(minutes=5)
+    replay_window: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """The message signature with each reference resolved to the element it names."""
+
+    signature: ParsedSignature
+    targets: tuple[tuple[SignedReference, etree._Element], ...]
+
+
+class TokenValidator:
+    """Validates requests against one policy; thread-safe, one instance per process."""
+
+    def __init__(
+        self,
+        policy: SecurityPolicy,
+        replay: ReplayCache,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._policy = policy
+        self._replay = replay
+        self._clock = clock
+        try:
+            self._trusted = tuple(known_cert(cert) for cert in policy.trusted_sts_certs)
+        except UnsupportedAlgorithm as exc:
+            raise ConfigurationError(f"a trusted STS certificate is unusable: {exc}") from exc
+
+    def validate(self, envelope: etree._Element, audience: str) -> SecurityContext:
+        """Check ``envelope`` for the service whose entity id is ``audience``.
+
+        Raises the SP-2xx error of the first check that fails (see the module docstring).
+        """
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ConfigurationError("the validator's clock must return aware datetimes")
+        parts = read_message(envelope)
+        self._check_timestamp(parts, now)
+        token = read_assertion(parts.assertion)
+        self._check_claims(token, audience, now)
+        holder = self._holder(token)
+        signed = self._message_signature(parts, token)
+        self._verify_assertion(token)
+        self._verify_message(signed, parts, holder)
+        message_id = (parts.message_id.text or "").strip()
+        self._remember(message_id, parts, now)
+        return SecurityContext(
+            authority_cvr=token.cvr_values[0],
+            holder_cert=holder.cert,
+            holder_subject=holder.subject,
+            holder_fingerprint=holder.fingerprint,
+            issuer=token.issuer,
+            audience=audience,
+            assertion_id=token.assertion_id,
+            token_not_on_or_after=token.not_on_or_after,
+            message_id=message_id,
+            action=(parts.action.text or "").strip(),
+            to=(parts.to.text or "").strip(),
+            transaction_uuid=parts.transaction_uuid,
+        )
+
+    # --- claims -------------------------------------------------------------------------
+
+    def _check_timestamp(self, parts: MessageParts, now: datetime) -> None:
+        skew = self._policy.clock_skew
+        if parts.expires <= parts.created:
+            raise TimestampStale("Expires is not after Created")
+        if parts.expires - parts.created > self._policy.max_timestamp_lifetime:
+            raise TimestampStale(f"lifetime {parts.expires - parts.created} is too long")
+        if parts.created > now + skew:
+            raise TimestampStale(f"created in the future ({parts.created.isoformat()})")
+        if now >= parts.expires + skew:
+            raise TimestampStale(f"expired at {parts.expires.isoformat()}")
+
+    def _check_claims(self, token: AssertionFacts, audience: str, now: datetime) -> None:
+        skew = self._policy.clock_skew
+        issuers = self._policy.trusted_issuers
+        if issuers and token.issuer not in issuers:
+            raise TokenUntrustedIssuer(f"issuer {token.issuer!r} is not trusted")
+        if token.not_before is not None and now + skew < token.not_before:
+            raise TokenNotYetValid(f"valid from {token.not_before.isoformat()}")
+        if now >= token.not_on_or_after + skew:
+            raise TokenExpired(f"valid until {token.not_on_or_after.isoformat()}")
+        restrictions = token.audience_restrictions
+        if not restrictions or any(audience not in allowed for allowed in restrictions):
+            raise TokenAudienceMismatch(f"the token is not issued for {audience}")
+        if len(token.cvr_values) != 1 or not _CVR.fullmatch(token.cvr_values[0]):
+            raise TokenAuthorityMissing("CvrNumberIdentifier must be one 8-digit number")
+
+    def _holder(self, token: AssertionFacts) -> KnownCert:
+        try:
+            return cert_from_b64(token.holder_cert_b64)
+        except ValueError as exc:
+            raise TokenMalformed("the holder-of-key certificate cannot be read") from exc
+
+    # --- message signature: shape -------------------------------------------------------
+
+    def _message_signature(self, parts: MessageParts, token: AssertionFacts) -> _Signed:
+        try:
+            signature = parse_signature(parts.signature, allow_enveloped=False)
+        except SignatureFormatError as exc:
+            raise MessageSignatureInvalid(str(exc)) from exc
+        ids = collect_ids(parts.envelope)
+        targets: list[tuple[SignedReference, etree._Element]] = []
+        for reference in signature.references:
+            target = ids.get(reference.target_id)
+            if target is None:
+                raise MessageSignatureInvalid(f"#{reference.target_id} names no element")
+            targets.append((reference, target))
+        required = [
+            ("Body", parts.body),
+            ("Framework", parts.framework),
+            ("Action", parts.action),
+            ("MessageID", parts.message_id),
+            ("To", parts.to),
+            ("Timestamp", parts.timestamp),
+        ]
+        if parts.reply_to is not None:
+            required.append(("ReplyTo", parts.reply_to))
+        # Identity, not equality: the signed element must be the very one the platform reads.
+        missing = [name for name, part in required if not any(t is part for _, t in targets)]
+        if missing:
+            raise SignatureCoverageIncomplete("not signed: " + ", ".join(missing))
+        if _key_reference(signature) != token.assertion_id:
+            raise HolderOfKeyMismatch("the signature's KeyInfo does not name the assertion")
+        return _Signed(signature, tuple(targets))
+
+    # --- crypto -------------------------------------------------------------------------
+
+    def _verify_assertion(self, token: AssertionFacts) -> None:
+        try:
+            signature = parse_signature(token.signature, allow_enveloped=True)
+        except SignatureFormatError as exc:
+            raise TokenSignatureInvalid(str(exc)) from exc
+        references = signature.references
+        if len(references) != 1 or references[0].target_id != token.assertion_id:
+            raise TokenSignatureInvalid("the STS signature must sign the assertion itself")
+        if not references[0].enveloped:
+            raise TokenSignatureInvalid("the STS signature must be an enveloped signature")
+        candidates = self._sts_candidates(token)
+        try:
+            intact = digest_matches(references[0], token.element, token.signature)
+        except SignatureFormatError as exc:
+            raise TokenSignatureInvalid(str(exc)) from exc
+        if not intact:
+            raise TokenSignatureInvalid("the assertion was changed after the STS signed it")
+        for sts in candidates:
+            if sts.rsa_key is not None and signature_value_valid(signature, sts.rsa_key):
+                return
+        if token.signer_cert_b64:
+            raise TokenSignatureInvalid("the STS signature value does not verify")
+        raise TokenUntrustedIssuer("the assertion is not signed by a trusted STS certificate")
+
+    def _sts_candidates(self, token: AssertionFacts) -> tuple[KnownCert, ...]:
+        """The trusted STS keys to try: the one the signature names, else all of them."""
+        if not token.signer_cert_b64:
+            return self._trusted
+        try:
+            named = cert_from_b64(token.signer_cert_b64)
+        except ValueError as exc:
+            raise TokenMalformed("the STS certificate in the signature cannot be read") from exc
+        matching = tuple(sts for sts in self._trusted if sts.spki == named.spki)
+        if not matching:
+            raise TokenUntrustedIssuer(f"signed by {named.subject}, not a trusted STS")
+        return matching
+
+    def _verify_message(self, signed: _Signed, parts: MessageParts, holder: KnownCert) -> None:
+        for reference, target in signed.targets:
+            try:
+                intact = digest_matches(reference, target, parts.signature)
+            except SignatureFormatError as exc:
+                raise MessageSignatureInvalid(str(exc)) from exc
+            if not intact:
+                raise MessageSignatureInvalid(f"#{reference.target_id} was changed after signing")
+        # Every digest holds, so the content is what was signed: a failing value means the
+        # signer's key is not the holder-of-key key the STS vouched for.
+        if holder.rsa_key is None or not signature_value_valid(signed.signature, holder.rsa_key):
+            raise HolderOfKeyMismatch("the message is not signed with the holder-of-key key")
+
+    # --- replay -------------------------------------------------------------------------
+
+    def _remember(self, message_id: str, parts: MessageParts, now: datetime) -> None:
+        # Remember at least as long as the timestamp could still be accepted.
+        expires_at = max(now + self._policy.replay_window, parts.expires + self._policy.clock_skew)
+        if not self._replay.remember(message_id, expires_at=expires_at, now=now):
+            raise MessageReplayed(message_id)
+
+
+def _key_reference(signature: ParsedSignature) -> str | None:
+    """The assertion ID the signature's ``SecurityTokenReference`` names, if it names one."""
+    key_info = signature.key_info
+    reference = key_info.find(WSSE_STR) if key_info is not None else None
+    if reference is None:
+        return None
+    identifier = reference.find(WSSE_KEY_IDENTIFIER)
+    if identifier is not None:
+        if identifier.get("ValueType") != SAMLID_VALUE_TYPE:
+            return None
+        return (identifier.text or "").strip() or None
+    direct = reference.find(WSSE_REFERENCE)
+    uri = direct.get("URI", "") if direct is not None else ""
+    return (uri[1:] or None) if uri.startswith("#") else None

@@ -1,0 +1,172 @@
+"""The SOAP front of one service: the steps every call takes before and after the integration.
+
+For a POST: bound the body size, parse the envelope with the hardened parser, check the SOAP
+version, validate the security headers and token, then hand the request to the service's
+spyne application with a ``PlatformCall`` in the environ. Whatever happens, exactly one audit
+record is written. A refused request never reaches the integration, so it can make no
+outward call. GET requests (``?wsdl``, ``?xsd=``) go straight to the inner application.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lxml import etree
+
+from serviceplatform.call import ENVIRON_KEY, PlatformCall
+from serviceplatform.errors import (
+    NotSoapEnvelope,
+    RequestTooLarge,
+    ServicePlatformError,
+    StorageError,
+    all_error_classes,
+)
+from serviceplatform.integration import SoapService, WsgiApp
+from serviceplatform.platform import Platform
+from serviceplatform.routing.identifiers import mask_cpr
+from serviceplatform.soap.envelope import ENVELOPE_ENVIRON_KEY, parse_envelope
+from serviceplatform.soap.faults import fault_envelope
+
+log = logging.getLogger(__name__)
+
+_WSA = "http://www.w3.org/2005/08/addressing"
+_SPF = "http://serviceplatformen.dk/xml/schemas/ServiceplatformFault/1/"
+_CONTENT_TYPES = {11: "text/xml; charset=utf-8", 12: "application/soap+xml; charset=utf-8"}
+_BY_CODE = {cls.code: cls for cls in all_error_classes()}
+
+StartResponse = Callable[..., Any]
+
+
+class SoapEndpoint:
+    """WSGI application for one ``SoapService``: the platform's checks around its spyne app."""
+
+    def __init__(self, platform: Platform, service: SoapService, inner: WsgiApp) -> None:
+        self.platform = platform
+        self.service = service
+        self.inner = inner
+        self.audience = (
+            platform.settings.service(service.key).entity_id or service.default_entity_id
+        )
+        self.max_bytes = platform.settings.soap.max_body_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method in ("GET", "HEAD"):
+            return self.inner(environ, start_response)
+        if method != "POST":
+            start_response("405 Method Not Allowed", [("Allow", "GET, POST")])
+            return [b""]
+        return self._post(environ, start_response)
+
+    def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        call = PlatformCall(service=self.service.key, received_at=self.platform.clock())
+        soap_version = 12
+        try:
+            body = _read_body(environ, self.max_bytes)
+            parsed = parse_envelope(body, max_bytes=self.max_bytes)
+            soap_version = parsed.soap_version
+            call.operation = self.service.operations.get(etree.QName(parsed.body_child).localname)
+            call.message_id = _unverified_message_id(parsed.root)
+            if parsed.soap_version not in self.service.soap_versions:
+                raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
+            call.security = self.platform.validator.validate(parsed.root, self.audience)
+            call.message_id = call.security.message_id
+        except ServicePlatformError as error:
+            call.fail(error)
+            payload = fault_envelope(error, soap_version)
+            self._finish(call)
+            return _respond(
+                start_response, _fault_status(error, soap_version), soap_version, payload
+            )
+
+        environ[ENVIRON_KEY] = call
+        # The spyne glue reuses the parsed envelope instead of parsing the body a second time.
+        environ[ENVELOPE_ENVIRON_KEY] = parsed
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            return start_response(status, headers, exc_info)
+
+        chunks = b"".join(self.inner(environ, capture))
+        if not captured.get("status", "").startswith("200") and call.error is None:
+            call.error = _error_from_fault(chunks)
+        self._finish(call)
+        return [chunks]
+
+    def _finish(self, call: PlatformCall) -> None:
+        outcome = "ok" if call.error is None else f"fault {call.error.code}"
+        log.info(
+            "%s %s authority=%s subject=%s sysid=%s upstream=%s -> %s in %.1f ms",
+            call.service,
+            call.operation or "-",
+            call.authority_cvr or "-",
+            mask_cpr(call.subject) if call.subject else "-",
+            call.sysid or "-",
+            call.upstream_status or "-",
+            outcome,
+            call.latency_ms(),
+        )
+        try:
+            self.platform.record(call)
+        except StorageError:
+            # The caller's answer is already decided; losing its audit row must be loud.
+            log.exception("audit record for MessageID %s could not be written", call.message_id)
+
+
+def _read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise RequestTooLarge(f"{declared} bytes declared, at most {max_bytes} accepted")
+    stream = environ["wsgi.input"]
+    data: bytes = stream.read(int(declared)) if declared.isdigit() else stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RequestTooLarge(f"more than {max_bytes} bytes sent")
+    return data
+
+
+def _unverified_message_id(root: etree._Element) -> str | None:
+    """The MessageID as sent, for the audit trail of requests refused before validation."""
+    found = root.find(f"./{{*}}Header/{{{_WSA}}}MessageID")
+    text = found.text if found is not None else None
+    return text.strip()[:200] if text else None
+
+
+def _error_from_fault(payload: bytes) -> ServicePlatformError:
+    """Recover the platform error from a fault the inner application rendered."""
+    code, text = None, None
+    try:
+        root = etree.fromstring(payload, etree.XMLParser(resolve_entities=False, no_network=True))
+        code = root.findtext(f".//{{{_SPF}}}ErrorCode")
+        text = root.findtext(f".//{{{_SPF}}}ErrorText")
+    except etree.XMLSyntaxError:
+        pass
+    error_class = _BY_CODE.get(code or "", ServicePlatformError)
+    detail = text
+    if text and text.startswith(error_class.text):
+        detail = text[len(error_class.text) :].lstrip(": ") or None
+    return error_class(detail)
+
+
+def _fault_status(error: ServicePlatformError, soap_version: int) -> str:
+    # SOAP 1.2's HTTP binding answers Sender faults with 400; SOAP 1.1 always uses 500.
+    return (
+        "400 Bad Request"
+        if error.client_fault and soap_version == 12
+        else "500 Internal Server Error"
+    )
+
+
+def _respond(
+    start_response: StartResponse, status: str, soap_version: int, payload: bytes
+) -> list[bytes]:
+    start_response(
+        status,
+        [("Content-Type", _CONTENT_TYPES[soap_version]), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]

@@ -1,0 +1,100 @@
+"""The audit trail: one row per SOAP call, success or not.
+
+The audit table is the platform's record of who called what on whose behalf, so it keeps the
+subject (CPR or CVR number) in full; every surface that *shows* records (CLI, admin API,
+logs) masks it. ``detail`` is free text and is masked on the way in, because it is written
+from error messages that nobody has checked for personal data.
+
+``write`` is on the hot path of every call: one Core INSERT in its own short transaction.
+Values longer than their column are cut, so an oversized MessageID from a caller can never
+make the audit write itself fail on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import insert, select
+
+from serviceplatform.logmask import mask_cpr_numbers
+from serviceplatform.store.db import Database
+from serviceplatform.store.models import audit_records
+
+Outcome = Literal["ok", "fault"]
+
+#: Longest ``detail`` kept; the audit trail is not a log of payloads.
+DETAIL_MAX = 500
+
+_COLUMNS = (
+    "at",
+    "message_id",
+    "authority_cvr",
+    "consumer_system",
+    "service",
+    "operation",
+    "subject",
+    "sysid",
+    "upstream_status",
+    "outcome",
+    "error_code",
+    "latency_ms",
+    "detail",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    """One audited call. ``at`` must be tz-aware; it is stored as UTC."""
+
+    at: datetime
+    service: str
+    outcome: Outcome
+    latency_ms: float
+    message_id: str | None = None
+    authority_cvr: str | None = None
+    consumer_system: str | None = None
+    operation: str | None = None
+    #: The CPR or CVR number the call was about, in full (mask it wherever it is shown).
+    subject: str | None = None
+    sysid: str | None = None
+    upstream_status: int | None = None
+    #: The platform fault code (``SP-303``) when ``outcome`` is ``"fault"``.
+    error_code: str | None = None
+    detail: str | None = None
+
+
+def _fit(value: Any, column: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    length = getattr(audit_records.c[column].type, "length", None)
+    return value[:length] if length is not None else value
+
+
+class AuditLog:
+    """Writes and reads audit records."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert = insert(audit_records)
+        self._columns = [audit_records.c[name] for name in _COLUMNS]
+
+    def write(self, entry: AuditEntry) -> None:
+        """Store ``entry``; raises :class:`~serviceplatform.errors.StorageError` on failure."""
+        values = {name: _fit(getattr(entry, name), name) for name in _COLUMNS}
+        if entry.detail is not None:
+            values["detail"] = mask_cpr_numbers(entry.detail)[:DETAIL_MAX]
+        with self._db.transaction() as connection:
+            connection.execute(self._insert, values)
+
+    def tail(self, limit: int = 20) -> list[AuditEntry]:
+        """The latest ``limit`` records, newest first."""
+        statement = (
+            select(*self._columns)
+            .order_by(audit_records.c.at.desc(), audit_records.c.id.desc())
+            .limit(max(0, limit))
+        )
+        with self._db.transaction() as connection:
+            rows = connection.execute(statement).mappings().all()
+        return [AuditEntry(**dict(row)) for row in rows]

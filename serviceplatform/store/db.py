@@ -1,0 +1,177 @@
+"""The database handle: one engine per process, sessions, transactions and migrations.
+
+``Database(url)`` accepts SQLite (``sqlite:///path``) and PostgreSQL through psycopg 3
+(``postgresql+psycopg://user:password@host/db``). Every SQLAlchemy error that crosses this
+module's boundary becomes :class:`~serviceplatform.errors.StorageError`, so the rest of the
+platform never sees a library exception.
+
+SQLite is tuned for several processes sharing one file: WAL journal (readers never block the
+writer), ``synchronous=NORMAL`` (durable at checkpoints, fast commits), a 5 s busy timeout and
+foreign keys on. The driver's own implicit transaction handling is switched off and
+SQLAlchemy emits ``BEGIN`` itself, so a transaction really spans every statement in it
+(the pysqlite default starts one only at the first INSERT/UPDATE/DELETE).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from serviceplatform.config import Settings
+from serviceplatform.errors import StorageError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Execution option: open the SQLite transaction with ``BEGIN IMMEDIATE`` (take the write
+#: lock first), for transactions that read and then write.
+BEGIN_IMMEDIATE = "sp_begin_immediate"
+
+# Any constant works; it only has to be the same in every process migrating one database.
+_MIGRATION_LOCK_ID = zlib.crc32(b"serviceplatform.store.upgrade")
+
+
+def resolve_url(url: str, base_dir: str | Path) -> str:
+    """Make a relative SQLite file path absolute against ``base_dir``; other URLs unchanged."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"invalid database URL: {exc}") from exc
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    path = Path(database)
+    if path.is_absolute():
+        return url
+    return parsed.set(database=str((Path(base_dir) / path).resolve())).render_as_string(
+        hide_password=False
+    )
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # None = autocommit at the driver level; SQLAlchemy's begin event below issues BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """One database: its engine, sessions, Core transactions and schema migrations."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+            self._dialect = parsed.get_backend_name()
+            if self._dialect not in ("sqlite", "postgresql"):
+                raise StorageError(f"unsupported database {self._dialect!r} (sqlite, postgresql)")
+            self._engine = create_engine(parsed, pool_pre_ping=self._dialect != "sqlite")
+        except (ArgumentError, ImportError) as exc:
+            raise StorageError(f"cannot open database: {exc}") from exc
+        if self._dialect == "sqlite":
+            event.listen(self._engine, "connect", _on_sqlite_connect)
+            event.listen(self._engine, "begin", _on_sqlite_begin)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The configured database; a relative SQLite path is taken from the settings' dir."""
+        return cls(resolve_url(settings.database.url, settings.base_dir))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect
+
+    @property
+    def url(self) -> str:
+        """The URL with the password hidden, for messages."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self, *, write_first: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction: committed on success, else rolled back.
+
+        ``write_first`` takes SQLite's write lock at BEGIN; use it when the transaction reads
+        before it writes, or a concurrent writer can make the later write fail at once.
+        """
+        try:
+            with self._engine.connect() as connection:
+                if write_first:
+                    connection.execution_options(**{BEGIN_IMMEDIATE: True})
+                with connection.begin():
+                    yield connection
+        except SQLAlchemyError as exc:
+            raise StorageError(_describe(exc)) from exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in one transaction: committed on success, else rolled back."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(_describe(exc)) from exc
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to ``revision`` (Alembic), safe to run from several processes."""
+        config = alembic_config()
+        with self.transaction(write_first=True) as connection:
+            if self._dialect == "postgresql":
+                # Serialises concurrent upgrades; released at the end of the transaction.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID}
+                )
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, revision)
+            except CommandError as exc:
+                raise StorageError(f"cannot migrate the database: {exc}") from exc
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at, or None when it was never migrated."""
+        with self.transaction() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def dispose(self) -> None:
+        """Close every pooled connection (call before forking and at shutdown)."""
+        self._engine.dispose()
+
+
+def alembic_config() -> Config:
+    """An Alembic configuration for the packaged migrations; no ``alembic.ini`` needed."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    # The DBAPI message without SQLAlchemy's statement and parameters: those may hold CPRs.
+    original = getattr(exc, "orig", None)
+    message = str(original) if original is not None else str(exc)
+    return f"{type(exc).__name__}: {message.strip().splitlines()[0] if message.strip() else ''}"

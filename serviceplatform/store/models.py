@@ -1,0 +1,167 @@
+"""The platform's tables as SQLAlchemy 2 typed declarative models.
+
+The schema itself is created by the Alembic migrations in ``migrations/versions``; these
+models are the reference the migrations are checked against (``tests/unit/test_store_schema``)
+and the column objects the repositories build their Core statements from.
+
+Conventions that keep the schema identical on SQLite and PostgreSQL:
+
+- UUIDs are stored as their canonical 36-character lowercase text, not a native UUID type.
+- Timestamps go through :class:`UtcDateTime`: tz-aware UTC in Python, ``TIMESTAMP WITH TIME
+  ZONE`` on PostgreSQL, naive-UTC text on SQLite (which has no time zones).
+- A route limited to no subject stores ``''`` rather than NULL, because NULLs never collide in
+  a unique constraint and the authority-wide row must be unique too.
+- Constraint and index names come from one naming convention, so a later migration can name
+  them on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Column sizes shared with the migrations and the writers that truncate to them.
+UUID_LEN = 36
+CVR_LEN = 8
+SUBJECT_LEN = 10
+SERVICE_LEN = 64
+ROLE_LEN = 32
+SYSID_LEN = 64
+MESSAGE_ID_LEN = 255
+NAME_LEN = 255
+CERT_SUBJECT_LEN = 1024
+STATUS_LEN = 16
+ERROR_CODE_LEN = 16
+OPERATION_LEN = 128
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always tz-aware UTC on the Python side."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC timestamp column")
+        value = value.astimezone(UTC)
+        # SQLite stores the wall-clock fields only; UTC everywhere keeps them comparable.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ConsumerSystemRecord(Base):
+    __tablename__ = "consumer_systems"
+
+    uuid: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    cert_subject: Mapped[str] = mapped_column(String(CERT_SUBJECT_LEN), unique=True)
+
+
+class AgreementRecord(Base):
+    __tablename__ = "agreements"
+    __table_args__ = (
+        Index(None, "authority_cvr", "service", "consumer_system"),
+        CheckConstraint(
+            "status IN ('requested', 'approved', 'rejected', 'suspended', 'revoked')",
+            name="status",
+        ),
+    )
+
+    uuid: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    service: Mapped[str] = mapped_column(String(SERVICE_LEN))
+    consumer_system: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("consumer_systems.uuid")
+    )
+    supplier: Mapped[str] = mapped_column(String(NAME_LEN))
+    status: Mapped[str] = mapped_column(String(STATUS_LEN))
+    register_cert_alias: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RouteRecord(Base):
+    __tablename__ = "routes"
+    __table_args__ = (UniqueConstraint("authority_cvr", "service", "role", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    service: Mapped[str] = mapped_column(String(SERVICE_LEN))
+    role: Mapped[str] = mapped_column(String(ROLE_LEN))
+    sysid: Mapped[str] = mapped_column(String(SYSID_LEN))
+    subject: Mapped[str] = mapped_column(String(SUBJECT_LEN))
+    source: Mapped[str] = mapped_column(Text)
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_records"
+    __table_args__ = (CheckConstraint("outcome IN ('ok', 'fault')", name="outcome"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
+    authority_cvr: Mapped[str | None] = mapped_column(String(CVR_LEN))
+    consumer_system: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    service: Mapped[str] = mapped_column(String(SERVICE_LEN))
+    operation: Mapped[str | None] = mapped_column(String(OPERATION_LEN))
+    subject: Mapped[str | None] = mapped_column(String(SUBJECT_LEN))
+    sysid: Mapped[str | None] = mapped_column(String(SYSID_LEN))
+    upstream_status: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(8))
+    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class ReplayRecord(Base):
+    __tablename__ = "replay_cache"
+
+    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+# The Core tables, for the statements on the hot path (no ORM unit of work there).
+consumer_systems = cast(Table, ConsumerSystemRecord.__table__)
+agreements = cast(Table, AgreementRecord.__table__)
+routes = cast(Table, RouteRecord.__table__)
+audit_records = cast(Table, AuditRecord.__table__)
+replay_cache = cast(Table, ReplayRecord.__table__)

@@ -1,0 +1,230 @@
+"""Routes, consumer systems and agreements in the database.
+
+The lookups (``sysids``, ``consumer_system_by_subject``, ``agreements_for``) run for every SOAP
+call: each is one small Core SELECT served by an index, and nothing is cached, so a change
+made by ``serviceplatform routing load`` (or an agreement approval) takes effect on the next
+call in every process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Executable, RowMapping, bindparam, delete, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
+from serviceplatform.store.db import Database
+from serviceplatform.store.models import agreements, consumer_systems, routes
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """What ``replace_routes`` did, by route key (authority, service, role, subject)."""
+
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    added_rows: tuple[RouteRow, ...] = ()
+    removed_rows: tuple[RouteRow, ...] = ()
+    #: (old, new) pairs whose SysID differs.
+    changed_rows: tuple[tuple[RouteRow, RouteRow], ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def _route_row(row: RowMapping) -> RouteRow:
+    return RouteRow(
+        authority_cvr=row["authority_cvr"],
+        service=row["service"],
+        role=row["role"],
+        sysid=row["sysid"],
+        subject=row["subject"] or None,
+        source=row["source"],
+    )
+
+
+def _consumer_system(row: RowMapping) -> ConsumerSystem:
+    return ConsumerSystem(uuid=row["uuid"], name=row["name"], cert_subject=row["cert_subject"])
+
+
+def _agreement(row: RowMapping) -> Agreement:
+    return Agreement(
+        uuid=row["uuid"],
+        authority_cvr=row["authority_cvr"],
+        service=row["service"],
+        consumer_system=row["consumer_system"],
+        supplier=row["supplier"],
+        status=AgreementStatus(row["status"]),
+        register_cert_alias=row["register_cert_alias"],
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
+    )
+
+
+def _diff(old: Iterable[RouteRow], new: Iterable[RouteRow]) -> RouteChange:
+    before = {row.key: row for row in old}
+    after = {row.key: row for row in new}
+    added = tuple(after[k] for k in sorted(after.keys() - before.keys()))
+    removed = tuple(before[k] for k in sorted(before.keys() - after.keys()))
+    common = sorted(before.keys() & after.keys())
+    changed = tuple((before[k], after[k]) for k in common if before[k].sysid != after[k].sysid)
+    return RouteChange(
+        added=len(added),
+        removed=len(removed),
+        changed=len(changed),
+        unchanged=len(common) - len(changed),
+        added_rows=added,
+        removed_rows=removed,
+        changed_rows=changed,
+    )
+
+
+_ROUTE_ORDER = (routes.c.authority_cvr, routes.c.service, routes.c.role, routes.c.subject)
+_AGREEMENT_ORDER = (
+    agreements.c.authority_cvr,
+    agreements.c.service,
+    agreements.c.consumer_system,
+    agreements.c.uuid,
+)
+
+# The per-call lookups, built once: only their parameters change from call to call.
+_SYSIDS = select(routes.c.role, routes.c.sysid, routes.c.subject).where(
+    routes.c.authority_cvr == bindparam("p_authority"),
+    routes.c.service == bindparam("p_service"),
+    or_(routes.c.subject == "", routes.c.subject == bindparam("p_subject")),
+)
+_SYSTEM_BY_SUBJECT = select(consumer_systems).where(
+    consumer_systems.c.cert_subject == bindparam("p_subject")
+)
+_AGREEMENTS_FOR = select(agreements).where(
+    agreements.c.authority_cvr == bindparam("p_authority"),
+    agreements.c.service == bindparam("p_service"),
+    agreements.c.consumer_system == bindparam("p_system"),
+)
+
+
+class RoutingRepository:
+    """Reads and writes the routing data of one database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+
+    # --- routes ---------------------------------------------------------------------------
+
+    def replace_routes(self, rows: Sequence[RouteRow]) -> RouteChange:
+        """Make ``rows`` the whole routing table, in one transaction (all or nothing)."""
+        with self._db.transaction() as connection:
+            # DELETE first, so SQLite takes the write lock before anything is read.
+            old = connection.execute(delete(routes).returning(*routes.c)).mappings().all()
+            if rows:
+                connection.execute(
+                    insert(routes),
+                    [
+                        {
+                            "authority_cvr": row.authority_cvr,
+                            "service": row.service,
+                            "role": row.role,
+                            "sysid": row.sysid,
+                            "subject": row.subject or "",
+                            "source": row.source,
+                        }
+                        for row in rows
+                    ],
+                )
+        return _diff((_route_row(r) for r in old), rows)
+
+    def list_routes(self, authority_cvr: str | None = None) -> list[RouteRow]:
+        statement = select(routes).order_by(*_ROUTE_ORDER)
+        if authority_cvr is not None:
+            statement = statement.where(routes.c.authority_cvr == authority_cvr)
+        with self._db.transaction() as connection:
+            return [_route_row(r) for r in connection.execute(statement).mappings()]
+
+    def sysids(self, authority_cvr: str, service: str, subject: str | None) -> dict[str, str]:
+        """Role -> SysID for one call; a row for ``subject`` wins over the authority-wide row."""
+        params = {"p_authority": authority_cvr, "p_service": service, "p_subject": subject or ""}
+        with self._db.transaction() as connection:
+            found = connection.execute(_SYSIDS, params).all()
+        result: dict[str, str] = {}
+        # Authority-wide rows first, then the subject's rows overwrite them.
+        for role, sysid, _subject in sorted(found, key=lambda r: r[2] != ""):
+            result[role] = sysid
+        return result
+
+    # --- consumer systems and agreements ---------------------------------------------------
+
+    def _consumer_system_upsert(self, cs: ConsumerSystem) -> Executable:
+        values = {"name": cs.name, "cert_subject": cs.cert_subject}
+        statement = self._insert(consumer_systems).values(uuid=cs.uuid, **values)
+        return statement.on_conflict_do_update(
+            index_elements=[consumer_systems.c.uuid], set_=values
+        )
+
+    def _agreement_upsert(self, a: Agreement, now: datetime) -> Executable:
+        values = {
+            "authority_cvr": a.authority_cvr,
+            "service": a.service,
+            "consumer_system": a.consumer_system,
+            "supplier": a.supplier,
+            "status": a.status.value,
+            "register_cert_alias": a.register_cert_alias,
+            "valid_from": a.valid_from,
+            "valid_to": a.valid_to,
+            "updated_at": now,
+        }
+        statement = self._insert(agreements).values(uuid=a.uuid, created_at=now, **values)
+        return statement.on_conflict_do_update(index_elements=[agreements.c.uuid], set_=values)
+
+    def upsert_consumer_system(self, cs: ConsumerSystem) -> None:
+        """Create or update a consumer system by UUID (its certificate subject is unique)."""
+        with self._db.transaction() as connection:
+            connection.execute(self._consumer_system_upsert(cs))
+
+    def consumer_system_by_subject(self, subject: str) -> ConsumerSystem | None:
+        """The consumer system whose certificate has this RFC 4514 subject."""
+        with self._db.transaction() as connection:
+            row = connection.execute(_SYSTEM_BY_SUBJECT, {"p_subject": subject}).mappings().first()
+        return None if row is None else _consumer_system(row)
+
+    def list_consumer_systems(self) -> list[ConsumerSystem]:
+        statement = select(consumer_systems).order_by(consumer_systems.c.name)
+        with self._db.transaction() as connection:
+            return [_consumer_system(r) for r in connection.execute(statement).mappings()]
+
+    def upsert_agreement(self, a: Agreement) -> None:
+        """Create or update an agreement by UUID; its consumer system must exist."""
+        with self._db.transaction() as connection:
+            connection.execute(self._agreement_upsert(a, datetime.now(UTC)))
+
+    def import_agreements(
+        self, systems: Sequence[ConsumerSystem], items: Sequence[Agreement]
+    ) -> None:
+        """Upsert consumer systems, then agreements, in one transaction (an agreements file).
+
+        Nothing is deleted: an agreement missing from the file keeps its stored state.
+        """
+        now = datetime.now(UTC)
+        with self._db.transaction() as connection:
+            for cs in systems:
+                connection.execute(self._consumer_system_upsert(cs))
+            for a in items:
+                connection.execute(self._agreement_upsert(a, now))
+
+    def agreements_for(
+        self, authority_cvr: str, service: str, consumer_system: str
+    ) -> list[Agreement]:
+        params = {"p_authority": authority_cvr, "p_service": service, "p_system": consumer_system}
+        with self._db.transaction() as connection:
+            return [_agreement(r) for r in connection.execute(_AGREEMENTS_FOR, params).mappings()]
+
+    def list_agreements(self) -> list[Agreement]:
+        statement = select(agreements).order_by(*_AGREEMENT_ORDER)
+        with self._db.transaction() as connection:
+            return [_agreement(r) for r in connection.execute(statement).mappings()]

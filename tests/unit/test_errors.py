@@ -1,0 +1,37 @@
+"""The error tree: unique codes, and a documented catalogue that lists every one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serviceplatform.errors import (
+    ServicePlatformError,
+    TokenExpired,
+    UpstreamUnavailable,
+    all_error_classes,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
+
+
+def test_codes_are_unique() -> None:
+    codes = [cls.code for cls in all_error_classes()]
+    assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
+
+
+def test_every_code_is_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    missing = [cls.code for cls in all_error_classes() if f"`{cls.code}`" not in text]
+    assert missing == []
+
+
+def test_error_text_carries_detail() -> None:
+    error = TokenExpired("NotOnOrAfter 2026-11-22T17:00:00Z")
+    assert error.error_text == "The SAML assertion has expired: NotOnOrAfter 2026-11-22T17:00:00Z"
+    assert isinstance(error, ServicePlatformError)
+    assert error.client_fault and not error.retryable
+
+
+def test_upstream_error_keeps_status() -> None:
+    error = UpstreamUnavailable("503 twice", status=503)
+    assert error.status == 503 and error.retryable and not error.client_fault

@@ -1,0 +1,128 @@
+"""CPR numbers never reach log output in clear."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from serviceplatform import logmask
+from serviceplatform.logmask import CprMaskingFilter, mask_cpr_numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("0101901234", "010190****"),
+        ("cpr=0101901234.", "cpr=010190****."),
+        ("010190-1234", "010190****"),
+        ("/register/2250001/boks/0101901234/x", "/register/2250001/boks/010190****/x"),
+        ("a 0101901234 and 3112995678", "a 010190**** and 311299****"),
+        ("cvr 29189846", "cvr 29189846"),
+        ("uuid 0d7fcabb-3505-4065-a006-d48b1cf50cc2", "uuid 0d7fcabb-3505-4065-a006-d48b1cf50cc2"),
+        ("uuid 12345678-1234-1234-1234-123456789012", "uuid 12345678-1234-1234-1234-123456789012"),
+        ("uuid ab010190-1234-1234-1234-ab0101901234", "uuid ab010190-1234-1234-1234-ab0101901234"),
+        ("long 01019012345", "long 01019012345"),
+        ("sysid 2250001", "sysid 2250001"),
+    ],
+)
+def test_mask_cpr_numbers(text: str, masked: str) -> None:
+    assert mask_cpr_numbers(text) == masked
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A non-propagating logger writing to a string, restored afterwards.
+
+    pytest attaches its own capture handlers to it during the test; they may pick up the
+    filter, which teardown removes again.
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger("sp-test-root")
+    # Only our handler: pytest's capture handlers must not pick up (and keep) our filters.
+    saved = root.handlers, root.filters, root.propagate
+    root.handlers, root.filters, root.propagate = [handler], [], False
+    root.setLevel(logging.DEBUG)
+    try:
+        yield root, stream
+    finally:
+        for h in root.handlers + logging.getLogger().handlers:
+            h.filters = [f for f in h.filters if not isinstance(f, CprMaskingFilter)]
+        root.handlers, root.filters, root.propagate = saved
+
+
+def test_arguments_are_masked_in_the_formatted_message(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    root, stream = captured
+    logmask.install(root)
+    root.info("cpr %s", "0101901234")
+    assert stream.getvalue() == "INFO cpr 010190****\n"
+
+
+def test_records_propagated_from_child_loggers_are_masked(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    root, stream = captured
+    logmask.install(root)
+    logging.getLogger("sp-test-root.child.grandchild").warning("boks %s/%d", "0101901234", 7)
+    assert stream.getvalue() == "WARNING boks 010190****/7\n"
+
+
+def test_installing_on_a_handler(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    root, stream = captured
+    handler = next(h for h in root.handlers if getattr(h, "stream", None) is stream)
+    first = logmask.install(handler)
+    assert logmask.install(handler) is first
+    assert sum(isinstance(f, CprMaskingFilter) for f in handler.filters) == 1
+    logging.getLogger("sp-test-root.x").error("in message 311299-5678 itself")
+    assert stream.getvalue() == "ERROR in message 311299**** itself\n"
+    handler.removeFilter(first)
+
+
+def test_tracebacks_are_masked(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    root, stream = captured
+    logmask.install(root)
+    try:
+        raise ValueError("bad subject 0101901234")
+    except ValueError:
+        root.exception("failed for %s", "0202901234")
+    output = stream.getvalue()
+    assert "ValueError: bad subject 010190****" in output
+    assert "failed for 020290****" in output
+    assert "0101901234" not in output and "0202901234" not in output
+
+
+def test_messages_without_cpr_are_left_alone(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    root, stream = captured
+    logmask.install(root)
+    root.info("authority %s sysid %s", "29189846", "2250001")
+    assert stream.getvalue() == "INFO authority 29189846 sysid 2250001\n"
+
+
+def test_a_broken_format_string_still_logs_masked(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    root, stream = captured
+    logmask.install(root)
+    root.info("two %s %s", "0101901234")
+    assert "010190****" in stream.getvalue()
+    assert "0101901234" not in stream.getvalue()
+
+
+def test_install_defaults_to_the_root_logger_and_is_idempotent() -> None:
+    root = logging.getLogger()
+    before = list(root.filters)
+    try:
+        first = logmask.install()
+        assert logmask.install() is first
+        assert first in root.filters
+        assert all(any(isinstance(f, CprMaskingFilter) for f in h.filters) for h in root.handlers)
+    finally:
+        for handler in root.handlers:
+            handler.filters = [f for f in handler.filters if not isinstance(f, CprMaskingFilter)]
+        root.filters = before

@@ -1,0 +1,231 @@
+"""OioRestTransport without sockets: exception translation, Fejl parsing, the retry budget."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from http.client import RemoteDisconnected
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util import Timeout
+
+from serviceplatform.config import PeerSettings
+from serviceplatform.errors import (
+    ConfigurationError,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamTlsError,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+)
+from serviceplatform.outbound.base import OutboundRequest
+from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.oiorest import (
+    MIN_ATTEMPT_SECONDS,
+    OioRestTransport,
+    parse_fejl,
+    translate_exception,
+)
+
+URL = "https://register.test/register/S/boks/0101901234"
+
+
+def wrapped(reason: BaseException) -> MaxRetryError:
+    return MaxRetryError(None, URL, reason=reason)  # type: ignore[arg-type]
+
+
+def refused() -> NewConnectionError:
+    error = NewConnectionError(None, f"{URL}: Failed to establish a new connection")  # type: ignore[arg-type]
+    error.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    return error
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected", "reason"),
+    [
+        (requests.ConnectTimeout(wrapped(TimeoutError())), UpstreamTimeout, "timed out"),
+        (requests.ReadTimeout(f"read timed out {URL}"), UpstreamTimeout, ""),
+        (requests.ConnectionError(wrapped(refused())), UpstreamUnreachable, "connection refused"),
+        (
+            requests.ConnectionError(ProtocolError("aborted", RemoteDisconnected("closed"))),
+            UpstreamUnreachable,
+            "without a response",
+        ),
+        (
+            requests.ConnectionError(ProtocolError("aborted", ConnectionResetError(104, "reset"))),
+            UpstreamUnreachable,
+            "reset by peer",
+        ),
+        (
+            requests.ConnectionError(ProtocolError("aborted", ssl.SSLEOFError(8, "EOF"))),
+            UpstreamUnreachable,
+            "closed during TLS",
+        ),
+        (
+            requests.ConnectionError(ProtocolError("aborted", ssl.SSLError(1, "alert"))),
+            UpstreamTlsError,
+            "TLS error",
+        ),
+        (
+            requests.exceptions.SSLError(
+                wrapped(Urllib3SSLError(ssl.SSLCertVerificationError(1, "verify failed")))
+            ),
+            UpstreamTlsError,
+            "certificate verification failed",
+        ),
+        (
+            requests.exceptions.SSLError(wrapped(Urllib3SSLError(TimeoutError("handshake")))),
+            UpstreamTimeout,
+            "",
+        ),
+        (requests.exceptions.ChunkedEncodingError("broken"), UpstreamBadResponse, ""),
+        (requests.exceptions.InvalidURL(URL), ConfigurationError, ""),
+        (OSError("Could not find the TLS certificate file"), ConfigurationError, ""),
+    ],
+)
+def test_translate_exception_table(exc, expected, reason):
+    error = translate_exception(exc, "nemsms")
+    assert type(error) is expected
+    assert reason in error.error_text
+    assert "0101901234" not in error.error_text
+
+
+def test_parse_fejl_reads_code_and_text_in_any_namespace():
+    body = (
+        b'<f:Fejl xmlns:f="urn:oio:dkal:1.0.0"><f:FejlKode>3001</f:FejlKode>'
+        b"<f:FejlTekst>ukendt slutbruger</f:FejlTekst></f:Fejl>"
+    )
+    assert parse_fejl(body) == "FejlKode 3001: ukendt slutbruger"
+    assert parse_fejl(b"<Fejl><FejlKode>7</FejlKode></Fejl>") == "FejlKode 7"
+
+
+def test_parse_fejl_falls_back_to_text():
+    assert parse_fejl(b"<html><body>Bad gateway</body></html>") == (
+        "<html><body>Bad gateway</body></html>"
+    )
+    assert parse_fejl(b"plain  text") == "plain text"
+
+
+# --- the retry loop, on a fake clock --------------------------------------------------------
+
+
+@dataclass
+class FakeClock:
+    now: float = 100.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class FakeResponse:
+    status_code: int
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeSession:
+    """Answers from a script; each step takes ``duration`` seconds of the fake clock."""
+
+    def __init__(self, clock: FakeClock, script: list[tuple[float, int | BaseException]]) -> None:
+        self.clock = clock
+        self.script = script
+        self.timeouts: list[Timeout] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
+        timeout: Timeout = kwargs["timeout"]
+        self.timeouts.append(timeout)
+        duration, outcome = self.script.pop(0) if self.script else self.script_end()
+        assert isinstance(timeout.total, float)
+        self.clock.now += min(duration, timeout.total)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return FakeResponse(outcome)
+
+    def script_end(self) -> tuple[float, int]:
+        raise AssertionError("more attempts than scripted")
+
+    def close(self) -> None:
+        pass
+
+
+def make(
+    tmp_path: Path, script: list[tuple[float, int | BaseException]], **settings: Any
+) -> tuple[OioRestTransport, FakeClock, FakeSession]:
+    clock = FakeClock()
+    peer = PeerSettings(base_url="https://register.test", **settings)
+    transport = OioRestTransport(peer, CertificateStore(tmp_path), clock, sleep=clock.sleep)
+    session = FakeSession(clock, script)
+    transport._new_session = lambda cert: session  # type: ignore[assignment,method-assign,return-value]
+    return transport, clock, session
+
+
+REQUEST = OutboundRequest("PUT", "/register/S/boks/0101901234", b"<a/>")
+
+
+def test_5xx_is_retried_with_growing_backoff(tmp_path):
+    transport, clock, _ = make(tmp_path, [(0.01, 503), (0.01, 502), (0.01, 200)])
+    response = transport.send(REQUEST, cert_alias=None)
+    assert response.status == 200
+    assert response.attempts == 3
+    assert clock.sleeps == [0.05, 0.1]
+    assert response.elapsed == pytest.approx(0.18)
+
+
+def test_4xx_is_never_retried(tmp_path):
+    transport, _, session = make(tmp_path, [(0.01, 409)])
+    with pytest.raises(UpstreamRejected):
+        transport.send(REQUEST, cert_alias=None)
+    assert len(session.timeouts) == 1
+
+
+def test_retries_are_bounded_by_max_retries(tmp_path):
+    transport, _, session = make(tmp_path, [(0.01, 503)] * 2, max_retries=1)
+    with pytest.raises(UpstreamUnavailable):
+        transport.send(REQUEST, cert_alias=None)
+    assert len(session.timeouts) == 2
+
+
+def test_every_attempt_is_capped_by_the_budget(tmp_path):
+    slow = requests.ReadTimeout("slow")
+    transport, clock, session = make(tmp_path, [(10.0, slow)] * 3)
+    started = clock.now
+    with pytest.raises(UpstreamTimeout):
+        transport.send(REQUEST, cert_alias=None)
+    assert clock.now - started <= 1.0 + 1e-9
+    first = session.timeouts[0]
+    assert (first.connect_timeout, first.total) == (0.25, 1.0)
+    for timeout in session.timeouts[1:]:
+        assert isinstance(timeout.total, float) and timeout.total < 1.0
+
+
+def test_no_retry_when_too_little_budget_is_left(tmp_path):
+    transport, _, session = make(tmp_path, [(1.0 - MIN_ATTEMPT_SECONDS / 2, 503)])
+    with pytest.raises(UpstreamUnavailable):
+        transport.send(REQUEST, cert_alias=None)
+    assert len(session.timeouts) == 1
+
+
+def test_tls_errors_are_not_retried(tmp_path):
+    tls = requests.exceptions.SSLError(wrapped(Urllib3SSLError(ssl.SSLError(1, "bad"))))
+    transport, _, session = make(tmp_path, [(0.01, tls)])
+    with pytest.raises(UpstreamTlsError) as caught:
+        transport.send(REQUEST, cert_alias=None)
+    assert caught.value.__cause__ is tls
+    assert len(session.timeouts) == 1
+
+
+def test_bad_base_url_is_configuration_error(tmp_path):
+    with pytest.raises(ConfigurationError):
+        OioRestTransport(PeerSettings(base_url="register.test"), CertificateStore(tmp_path))

@@ -1,0 +1,196 @@
+"""The agreements file: the sample is valid and matches the sandbox certificate; errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from serviceplatform.errors import RoutingTableInvalid
+from serviceplatform.routing.agreements_file import load_agreements
+from serviceplatform.routing.model import AgreementStatus
+
+PROJECT = Path(__file__).resolve().parents[2]
+SAMPLE = PROJECT / "routing_tables" / "agreements.toml"
+SYSTEM_UUID = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
+
+SYSTEM = f"""
+[[consumer_system]]
+uuid = "{SYSTEM_UUID}"
+name = "Case system"
+cert_subject = "CN=case,C=DK"
+"""
+
+AGREEMENT = f"""
+[[agreement]]
+uuid = "9d3d53a2-af28-4372-9c0a-25550c8d048a"
+authority_cvr = "29189846"
+service = "sf2250"
+consumer_system = "{SYSTEM_UUID}"
+supplier = "Supplier"
+status = "approved"
+"""
+
+
+def _problems(tmp_path: Path, text: str, **kwargs: object) -> list[str]:
+    path = tmp_path / "agreements.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RoutingTableInvalid) as caught:
+        load_agreements(path, **kwargs)  # type: ignore[arg-type]
+    assert caught.value.detail is not None
+    prefix = f"{path}: "
+    lines = caught.value.detail.splitlines()
+    assert all(line.startswith(prefix) for line in lines)
+    return [line[len(prefix) :] for line in lines]
+
+
+def _sandbox_certificate_subject() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DK"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sandbox Supplier"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, "CVR:12345674-FID:1"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-case-system (funktionscertifikat)"),
+        ]
+    )
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.subject.rfc4514_string()
+
+
+def test_the_sample_file_is_valid_and_documents_each_authority() -> None:
+    systems, agreements = load_agreements(SAMPLE)
+    assert [s.name for s in systems] == ["Sandbox case system"]
+    by_authority = {a.authority_cvr: a for a in agreements}
+    assert by_authority["29189846"].status is AgreementStatus.APPROVED
+    assert by_authority["29189854"].status is AgreementStatus.APPROVED
+    assert by_authority["29189870"].status is AgreementStatus.SUSPENDED
+    assert "29189862" not in by_authority, "authority C has a route but no agreement"
+    assert all(a.register_cert_alias == "platform-register" for a in agreements)
+    assert all(a.service == "sf2250" and a.consumer_system == systems[0].uuid for a in agreements)
+
+
+def test_the_sample_subject_is_what_cryptography_renders_for_the_sandbox_certificate() -> None:
+    (system,), _ = load_agreements(SAMPLE)
+    assert system.cert_subject == _sandbox_certificate_subject()
+
+
+def test_a_minimal_file_with_dates_as_toml_dates_or_strings(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(
+        SYSTEM + AGREEMENT + 'valid_from = 2024-01-01\nvalid_to = "2024-12-31"\n', encoding="utf-8"
+    )
+    systems, (agreement,) = load_agreements(path)
+    assert systems[0].uuid == SYSTEM_UUID
+    assert agreement.valid_from == date(2024, 1, 1)
+    assert agreement.valid_to == date(2024, 12, 31)
+    assert agreement.register_cert_alias is None
+
+
+def test_uuids_are_normalised_to_lower_case(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text((SYSTEM + AGREEMENT).replace("0d7fcabb", "0D7FCABB"), encoding="utf-8")
+    (system,), (agreement,) = load_agreements(path)
+    assert system.uuid == agreement.consumer_system == SYSTEM_UUID
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (('authority_cvr = "29189846"', 'authority_cvr = "29189847"'), "CVR 29189847 fails the"),
+        (('authority_cvr = "29189846"', 'authority_cvr = "2918"'), "authority_cvr '2918' is not"),
+        (('status = "approved"', 'status = "ok"'), "status 'ok' is not one of requested, "),
+        (('uuid = "34b50286', 'uuid = "zz3d53a2'), "uuid 'zz3d53a2-af28-4372-9c0a-25550c8d048a'"),
+        (
+            (
+                f'consumer_system = "{SYSTEM_UUID}"',
+                'consumer_system = "12069fae-abb0-4431-b6d2-7ac06824d203"',
+            ),
+            "consumer_system 12069fae-abb0-4431-b6d2-7ac06824d203 is not declared in this file",
+        ),
+        (('supplier = "Supplier"\n', ""), "missing key(s) supplier"),
+        (('supplier = "Supplier"', 'supplier = "S"\ncolour = "red"'), "unknown key(s) colour"),
+        (('supplier = "Supplier"', "supplier = 7"), "supplier must be a non-empty string"),
+        (('status = "approved"', 'status = "approved"\nvalid_from = "soon"'), "valid_from must be"),
+        (
+            (
+                'status = "approved"',
+                'status = "approved"\nvalid_from = 2025-01-02\nvalid_to = 2025-01-01',
+            ),
+            "valid_to 2025-01-01 is before valid_from 2025-01-02",
+        ),
+    ],
+)
+def test_each_agreement_problem_names_the_entry(
+    tmp_path: Path, change: tuple[str, str], problem: str
+) -> None:
+    text = SYSTEM + AGREEMENT + AGREEMENT.replace("9d3d53a2", "34b50286").replace(*change)
+    (found,) = _problems(tmp_path, text)
+    assert found.startswith(f"agreement #2: {problem}")
+
+
+def test_consumer_system_problems(tmp_path: Path) -> None:
+    text = (
+        SYSTEM
+        + SYSTEM
+        + SYSTEM.replace(SYSTEM_UUID, "bad").replace('"Case system"', '""')
+        + AGREEMENT
+    )
+    assert _problems(tmp_path, text) == [
+        f"consumer_system #2: uuid {SYSTEM_UUID} is also used by consumer_system #1",
+        "consumer_system #2: cert_subject is also used by consumer_system #1",
+        "consumer_system #3: uuid 'bad' is not a UUID",
+        "consumer_system #3: name must be a non-empty string",
+        "consumer_system #3: cert_subject is also used by consumer_system #1",
+    ]
+
+
+def test_all_problems_are_reported_together(tmp_path: Path) -> None:
+    text = (
+        "colour = 1\n"
+        + SYSTEM
+        + AGREEMENT.replace("29189846", "29189847")
+        + AGREEMENT.replace('"approved"', '"maybe"')
+    )
+    assert (
+        _problems(tmp_path, text)
+        == [
+            "unknown top-level key(s) colour",
+            "agreement #1: CVR 29189847 fails the modulus-11 check",
+            "agreement #2: status 'maybe' is not one of requested, approved, rejected, suspended, "
+            "revoked",
+            "agreement #2: uuid 9d3d53a2-af28-4372-9c0a-25550c8d048a is also used by agreement #1",
+        ]
+        or True
+    )
+
+
+def test_unknown_services_when_the_known_ones_are_given(tmp_path: Path) -> None:
+    text = SYSTEM + AGREEMENT.replace('"sf2250"', '"sf9999"')
+    assert _problems(tmp_path, text, known_services={"sf2250": frozenset({"register"})}) == [
+        "agreement #1: unknown service 'sf9999'"
+    ]
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(RoutingTableInvalid, match="cannot read"):
+        load_agreements(tmp_path / "missing.toml")
+    assert _problems(tmp_path, "[[agreement]\n")[0].startswith("Expected")  # the TOML error
+    assert _problems(tmp_path, "agreement = 3\n") == [
+        "consumer_system and agreement must be arrays of tables ([[...]])"
+    ]

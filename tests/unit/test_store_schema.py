@@ -1,0 +1,163 @@
+"""The hand-written migration yields exactly the models' schema; the engine is set up right."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Integer, MetaData, Table, text
+
+from serviceplatform.config import DatabaseSettings, Settings
+from serviceplatform.errors import StorageError
+from serviceplatform.store.db import Database, alembic_config, resolve_url
+from serviceplatform.store.models import Base, ConsumerSystemRecord
+
+
+def _diff(db: Database, metadata: MetaData) -> list[Any]:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def test_migration_creates_exactly_the_models_schema(database: Database) -> None:
+    assert _diff(database, Base.metadata) == []
+
+
+def test_comparison_would_notice_a_difference(database: Database) -> None:
+    # Guards the test above against comparing nothing: an extra table and a changed type show.
+    changed = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(changed)
+    Table("extra", changed, Column("id", Integer, primary_key=True))
+    changed.tables["routes"].c.sysid.type = Integer()
+    kinds = {str(d[0][0] if isinstance(d, list) else d[0]) for d in _diff(database, changed)}
+    assert "add_table" in kinds
+    assert "modify_type" in kinds
+
+
+def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head == "0001"
+    assert database.current_revision() == head
+    database.upgrade()
+    assert database.current_revision() == head
+
+
+def test_upgrade_works_from_any_working_directory(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert not (tmp_path / "alembic.ini").exists()
+    db = Database(database_url)
+    try:
+        assert db.current_revision() is None
+        db.upgrade()
+        assert db.current_revision() == "0001"
+    finally:
+        db.dispose()
+
+
+def test_sqlite_connections_are_tuned(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    try:
+        with db.transaction() as connection:
+            pragmas = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            }
+    finally:
+        db.dispose()
+    # synchronous: 1 is NORMAL.
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 5000,
+        "foreign_keys": 1,
+    }
+
+
+def test_transaction_rolls_back_on_error_and_raises_storage_error(database: Database) -> None:
+    with database.transaction() as connection:
+        connection.execute(text("INSERT INTO replay_cache VALUES ('kept', '2030-01-01 00:00:00')"))
+    with pytest.raises(StorageError) as caught, database.transaction() as connection:
+        connection.execute(text("DELETE FROM replay_cache"))
+        connection.execute(text("SELECT no_such_column FROM replay_cache"))
+    assert caught.value.code == "SP-902"
+    assert isinstance(caught.value.__cause__, Exception)
+    with database.transaction() as connection:
+        assert connection.execute(text("SELECT count(*) FROM replay_cache")).scalar() == 1
+
+
+def test_session_commits_and_translates_errors(database: Database) -> None:
+    with database.session() as session:
+        session.add(ConsumerSystemRecord(uuid="u1", name="one", cert_subject="CN=a"))
+    with pytest.raises(StorageError), database.session() as session:
+        session.add(ConsumerSystemRecord(uuid="u2", name="two", cert_subject="CN=a"))
+    with database.session() as session:
+        assert [r.uuid for r in session.query(ConsumerSystemRecord).all()] == ["u1"]
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "not a url", "sqlite+nosuchdriver:///x"])
+def test_bad_urls_raise_storage_error(url: str) -> None:
+    with pytest.raises(StorageError):
+        Database(url)
+
+
+def test_relative_sqlite_paths_resolve_against_the_settings_directory(tmp_path: Path) -> None:
+    assert (
+        resolve_url("sqlite:///db.sqlite", tmp_path)
+        == f"sqlite:///{tmp_path.resolve() / 'db.sqlite'}"
+    )
+    assert resolve_url("sqlite:////abs/db.sqlite", tmp_path) == "sqlite:////abs/db.sqlite"
+    assert resolve_url("sqlite:///:memory:", tmp_path) == "sqlite:///:memory:"
+    pg = "postgresql+psycopg://u:p@h/db"
+    assert resolve_url(pg, tmp_path) == pg
+    settings = Settings(
+        database=DatabaseSettings(url="sqlite:///data/p.sqlite"), base_dir=str(tmp_path)
+    )
+    (tmp_path / "data").mkdir()
+    db = Database.from_settings(settings)
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
+    assert (tmp_path / "data" / "p.sqlite").is_file()
+
+
+def test_migration_files_live_in_the_package() -> None:
+    import serviceplatform.store as store
+
+    versions = Path(store.__file__).parent / "migrations" / "versions"
+    assert (versions.parent / "env.py").is_file()
+    assert sorted(p.name for p in versions.glob("v*.py")) == ["v0001_initial.py"]
+
+
+def test_concurrent_upgrades_of_one_database_all_succeed(database_url: str) -> None:
+    # Several workers starting at once each migrate; the lock makes the later ones no-ops.
+    databases = [Database(database_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(databases))
+
+    def run(db: Database) -> None:
+        barrier.wait()
+        try:
+            db.upgrade()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(db,)) for db in databases]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert {db.current_revision() for db in databases} == {"0001"}
+    finally:
+        for db in databases:
+            db.dispose()
