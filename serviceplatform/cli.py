@@ -49,37 +49,63 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """Keep --config/--workdir on the root context, wherever on the command line they stand."""
+    if value is not None and param.name is not None:
+        ctx.find_root().meta[param.name] = value
+
+
+def _state_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["--config"],
+            type=click.Path(path_type=Path, dir_okay=False),
+            expose_value=False,
+            callback=_remember,
+            help="Platform settings (TOML).",
+        ),
+        click.Option(
+            ["--workdir"],
+            type=click.Path(path_type=Path, file_okay=False),
+            expose_value=False,
+            callback=_remember,
+            help="Act on the sandbox in DIR.",
+        ),
+    ]
+
+
 @click.group(cls=_Group)
-@click.option(
-    "--config", type=click.Path(path_type=Path, dir_okay=False), help="Platform settings (TOML)."
-)
-@click.option(
-    "--workdir", type=click.Path(path_type=Path, file_okay=False), help="Act on the sandbox in DIR."
-)
 @click.version_option(package_name="serviceplatform")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, workdir: Path | None) -> None:
-    """Serviceplatform: SOAP with STS tokens in, OIOREST and AS4 out."""
-    ctx.obj = CliContext.lazy(lambda: _settings(config, workdir))
-    ctx.meta["workdir"] = workdir
-    ctx.meta["config"] = config
+def cli(ctx: click.Context) -> None:
+    """Serviceplatform: SOAP with STS tokens in, OIOREST and AS4 out.
+
+    Commands that read or change platform state take --config FILE, or --workdir DIR for a
+    sandbox; both may stand before or after the command name.
+    """
+    meta = ctx.meta
+    ctx.obj = CliContext.lazy(lambda: _settings(meta.get("config"), meta.get("workdir")))
 
 
+cli.params.extend(_state_options())
 cli.add_command(routing)
 cli.add_command(audit)
 
 
 @cli.command()
-@click.option("--workdir", "sandbox_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.pass_context
-def sandbox(ctx: click.Context, sandbox_dir: Path | None, port: int, workers: int) -> None:
-    """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C."""
+def sandbox(ctx: click.Context, port: int, workers: int) -> None:
+    """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C.
+
+    --config FILE is laid over the sandbox's own settings.
+    """
     from serviceplatform.sandbox.runner import run_sandbox
 
-    workdir = sandbox_dir or ctx.meta.get("workdir") or DEFAULT_SANDBOX_DIR
-    ctx.exit(run_sandbox(workdir, port, ctx.meta.get("config"), workers=workers))
+    meta = ctx.find_root().meta
+    workdir = meta.get("workdir") or DEFAULT_SANDBOX_DIR
+    ctx.exit(run_sandbox(workdir, port, meta.get("config"), workers=workers))
 
 
 @cli.command()
@@ -110,14 +136,11 @@ def db_upgrade(obj: CliContext) -> None:
 
 
 @cli.command()
-@click.option("--workdir", "sandbox_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--cvr", required=True, help="The authority's CVR number (the routing key).")
 @click.option("--audience", help="Entity id of the service (default: the SF2250 service).")
 @click.option("--ttl", type=int, default=8 * 3600, show_default=True, help="Validity in seconds.")
 @click.pass_context
-def token(
-    ctx: click.Context, sandbox_dir: Path | None, cvr: str, audience: str | None, ttl: int
-) -> None:
+def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
     """Print a SAML 2.0 assertion signed with the sandbox STS key (holder-of-key: the client)."""
     from serviceplatform.routing.identifiers import is_valid_cvr
     from serviceplatform.sandbox.pki import STS_ISSUER, ensure_pki
@@ -127,7 +150,7 @@ def token(
         raise click.BadParameter(f"{cvr} is not an 8-digit CVR number with a valid check digit")
     if ttl <= 0:
         raise click.BadParameter("--ttl must be positive")
-    workdir = sandbox_dir or ctx.meta.get("workdir") or DEFAULT_SANDBOX_DIR
+    workdir = ctx.find_root().meta.get("workdir") or DEFAULT_SANDBOX_DIR
     pki_dir = workdir / "pki"
     if not (pki_dir / "sts.key").exists():
         raise click.ClickException(
@@ -153,6 +176,17 @@ def _default_audience() -> str:
     from serviceplatform.registry import soap_services
 
     return next(s.default_entity_id for s in soap_services() if s.key == "sf2250")
+
+
+def _add_state_options(group: click.Group) -> None:
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _add_state_options(command)
+        else:
+            command.params.extend(_state_options())
+
+
+_add_state_options(cli)
 
 
 def main() -> None:

@@ -43,5 +43,7 @@ def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
             "loglevel": settings.logging.level.lower(),
             "accesslog": None,
             "proc_name": "serviceplatform",
+            # One control socket per user would be shared by every platform on the machine.
+            "control_socket_disable": True,
         },
     ).run()

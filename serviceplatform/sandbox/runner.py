@@ -184,7 +184,7 @@ def manifest(
         agreements = repository.list_agreements()
     finally:
         database.dispose()
-    authorities: list[dict[str, Any]] = []
+    described: list[dict[str, Any]] = []
     for agreement in agreements:
         sysids = {
             row.role: row.sysid
@@ -193,7 +193,7 @@ def manifest(
             and row.service == agreement.service
             and not row.subject
         }
-        authorities.append(
+        described.append(
             {
                 "cvr": agreement.authority_cvr,
                 "service": agreement.service,
@@ -224,7 +224,10 @@ def manifest(
         "peers": {"nemsms": {"base_url": register.base_url, "control_url": register.control_url}},
         "config": str(paths.config),
         "database": settings.database.url,
-        "authorities": authorities,
+        # Authorities a client can call with; every sample agreement, whatever its state,
+        # is under "agreements" (for tests of refused calls).
+        "authorities": [a for a in described if a["status"] == "approved"],
+        "agreements": described,
     }
 
 
@@ -248,9 +251,9 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
                 sys.executable,
                 "-m",
                 "serviceplatform.cli",
-                "serve",
                 "--config",
                 str(paths.config),
+                "serve",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

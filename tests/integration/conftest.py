@@ -225,19 +225,19 @@ class CaseSystem:
         url: str,
         *,
         assertion: etree._Element | None = None,
+        token: dict[str, Any] | None = None,
         holder_key: RSAPrivateKey | None = None,
-        message_id: str | None = None,
-        now: datetime | None = None,
-        **token: Any,
+        **signing: Any,
     ) -> bytes:
+        """A signed request: ``token`` goes to ``assertion()``, ``signing`` to the signer."""
+        signing.setdefault("message_id", f"urn:uuid:{uuid.uuid4()}")
         return build_signed_envelope(
             body,
-            assertion=assertion if assertion is not None else self.assertion(**token),
+            assertion=assertion if assertion is not None else self.assertion(**(token or {})),
             holder_key=holder_key or self.holder_key,
             to=url,
             action="urn:test:sf2250",
-            message_id=message_id or f"urn:uuid:{uuid.uuid4()}",
-            now=now,
+            **signing,
         )
 
 

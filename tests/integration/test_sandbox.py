@@ -1,0 +1,207 @@
+"""The sandbox contract (../shared/docs/SANDBOX.md), tested as an outside script would use it:
+start ``serviceplatform sandbox``, wait for ``sandbox.json``, call, read the hooks, stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from lxml import etree
+
+from examples import sf2250_client
+from serviceplatform.security.signing import build_signed_envelope
+from tests.integration.sf2250_requests import opdater, status_code
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def start_sandbox(workdir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serviceplatform.cli",
+            "sandbox",
+            "--workdir",
+            str(workdir),
+            "--port=0",
+        ],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_manifest(workdir: Path, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    manifest = workdir / "sandbox.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if manifest.exists():
+            data: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
+            return data
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"sandbox exited with {process.returncode}:\n{output}")
+        time.sleep(0.1)
+    raise AssertionError("sandbox.json did not appear within 60 s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serviceplatform.cli", *args, "--workdir", str(workdir)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    workdir = tmp_path_factory.mktemp("sandbox")
+    process = start_sandbox(workdir)
+    try:
+        yield workdir, wait_for_manifest(workdir, process)
+    finally:
+        assert stop(process) == 0
+        assert not (workdir / "sandbox.json").exists()
+
+
+def session() -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
+def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    workdir, data = sandbox
+    base = data["platform"]["base_url"]
+    assert base.startswith("http://127.0.0.1:")
+    sf2250 = data["services"]["sf2250"]
+    assert sf2250["url"] == base + "/service/NemSMS/VedligeholdTilmelding/2"
+    assert sf2250["entity_id"]
+    for key in ("ca_cert", "sts_cert", "sts_key", "client_cert", "client_key"):
+        path = Path(data["pki"][key])
+        assert path.is_absolute() and path.is_file() and path.is_relative_to(workdir)
+    assert data["pki"]["sts_issuer"]
+    assert data["peers"]["nemsms"]["base_url"].startswith("https://127.0.0.1:")
+    assert data["peers"]["nemsms"]["control_url"].endswith("/_sandbox")
+    first = data["authorities"][0]
+    assert first["cvr"] == "29189846"
+    assert set(first["sysids"]) >= {"register", "nemsms", "digital_post"}
+    assert first["consumer_system"]
+    assert (workdir / "serviceplatform.sqlite").is_file()
+
+
+def test_every_listener_accepts_when_manifest_exists(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    _, data = sandbox
+    http = session()
+    wsdl = http.get(data["services"]["sf2250"]["url"] + "?wsdl", timeout=5)
+    assert wsdl.status_code == 200 and b"OpdaterBorgerNemSMS" in wsdl.content
+    assert http.get(data["peers"]["nemsms"]["control_url"] + "/requests", timeout=5).ok
+
+
+def test_register_requires_a_client_certificate(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    _, data = sandbox
+    with pytest.raises(requests.exceptions.SSLError):
+        session().put(
+            data["peers"]["nemsms"]["base_url"] + "/register/2250001/boks/0101901234",
+            data=b"<SlutbrugerStamdata/>",
+            verify=data["pki"]["ca_cert"],
+            timeout=5,
+        )
+
+
+def test_example_client_calls_both_operations(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    workdir, data = sandbox
+    control = data["peers"]["nemsms"]["control_url"]
+    session().delete(control + "/requests", timeout=5)
+
+    assert sf2250_client.main(["--workdir", str(workdir), "--cpr", "0202804321"]) == 0
+
+    seen = session().get(control + "/requests", timeout=5).json()
+    assert [r["path"].rsplit("/", 1)[-1] for r in seen] == ["0202804321", "myndighedstilmelding"]
+
+
+def test_token_command_mints_a_usable_token(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    workdir, data = sandbox
+    result = cli(workdir, "token", "--cvr", "29189846", "--ttl", "600")
+    assert result.returncode == 0, result.stderr
+    assertion = etree.fromstring(result.stdout.encode())
+    assert assertion.findtext(".//{*}Audience") == data["services"]["sf2250"]["entity_id"]
+    key = load_pem_private_key(Path(data["pki"]["client_key"]).read_bytes(), password=None)
+    assert isinstance(key, RSAPrivateKey)
+    url = data["services"]["sf2250"]["url"]
+    payload = build_signed_envelope(
+        opdater("0202804321"), assertion=assertion, holder_key=key, to=url, action="urn:x"
+    )
+    answer = session().post(
+        url, data=payload, headers={"Content-Type": "application/soap+xml"}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    assert status_code(answer) == 20
+    cert = x509.load_pem_x509_certificate(Path(data["pki"]["client_cert"]).read_bytes())
+    assert cert.subject.rfc4514_string()  # the holder the token names
+
+
+def test_token_command_refuses_bad_cvr(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    workdir, _ = sandbox
+    result = cli(workdir, "token", "--cvr", "29189847")
+    assert result.returncode == 2
+    assert "check digit" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_audit_tail_and_routing_list_act_on_the_sandbox(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, _ = sandbox
+    assert sf2250_client.main(["--workdir", str(workdir), "--cpr", "0202804321"]) == 0
+    tail = cli(workdir, "audit", "tail", "--json")
+    assert tail.returncode == 0, tail.stderr
+    records = json.loads(tail.stdout)
+    assert records and records[-1]["outcome"] == "ok"
+    assert "0202804321" not in tail.stdout and "020280****" in tail.stdout
+    routes = cli(workdir, "routing", "list")
+    assert routes.returncode == 0 and "29189846" in routes.stdout
+
+
+def test_restart_reuses_pki_and_data(tmp_path: Path) -> None:
+    process = start_sandbox(tmp_path)
+    try:
+        first = wait_for_manifest(tmp_path, process)
+        ca = (tmp_path / "pki" / "ca.crt").read_bytes()
+        assert sf2250_client.main(["--workdir", str(tmp_path)]) == 0
+    finally:
+        assert stop(process) == 0
+    process = start_sandbox(tmp_path)
+    try:
+        second = wait_for_manifest(tmp_path, process)
+        assert (tmp_path / "pki" / "ca.crt").read_bytes() == ca
+        assert second["authorities"] == first["authorities"]
+        tail = cli(tmp_path, "audit", "tail", "--json")
+        assert len(json.loads(tail.stdout)) == 2  # the two calls of the first run
+    finally:
+        assert stop(process) == 0
+    assert os.listdir(tmp_path)
