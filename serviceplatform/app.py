@@ -49,6 +49,10 @@ class PlatformApp:
                     self._routes = routes
         return self._routes
 
+    def warm_up(self) -> None:
+        """Build the platform now, so a worker's first caller does not wait for it."""
+        self._ensure()
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = (environ.get("PATH_INFO") or "/").rstrip("/")
         if path == "/healthz":

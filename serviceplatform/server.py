@@ -7,11 +7,12 @@ request (see ``serviceplatform.app``), so no database engine crosses a fork.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from serviceplatform.app import create_app
+from serviceplatform.app import PlatformApp, create_app
 from serviceplatform.config import Settings
 
 
@@ -27,6 +28,14 @@ class PlatformServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         return create_app(self.settings)
+
+
+def _warm_up(worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, PlatformApp):
+        app.warm_up()
+    # What start-up built lives as long as the worker: keep it out of every later collection.
+    gc.freeze()
 
 
 def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
@@ -45,5 +54,6 @@ def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
             "proc_name": "serviceplatform",
             # One control socket per user would be shared by every platform on the machine.
             "control_socket_disable": True,
+            "post_worker_init": _warm_up,
         },
     ).run()

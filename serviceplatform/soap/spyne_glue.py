@@ -37,6 +37,7 @@ from typing import Any, Final, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from lxml import etree
+import spyne.const
 from spyne import Application, ServiceBase
 from spyne.const.http import HTTP_405
 from spyne.error import (
@@ -81,6 +82,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# spyne closes every method context with a full gc.collect() at most once a second; in a
+# worker holding spyne, lxml and SQLAlchemy that stalls every thread of the process for tens
+# of milliseconds, which is most of a p99. Python's own generational collector is enough.
+spyne.const.MIN_GC_INTERVAL = float("inf")
 
 WsgiStartResponse = Callable[..., Any]
 

@@ -6,6 +6,7 @@ HTTPS requiring a client certificate; the register's test hooks tell what went o
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,10 +19,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from serviceplatform.routing.model import RouteRow
-from serviceplatform.sandbox.pki import Pki, ensure_pki
+from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
+from serviceplatform.security.signing import mint_assertion
 from serviceplatform.store.repository import RoutingRepository
 from tests.integration.conftest import (
     AUTHORITY,
+    ENTITY_ID,
     CaseSystem,
     RegisterHooks,
     RunningPlatform,
@@ -363,3 +366,43 @@ def test_changed_routing_table_takes_effect_on_next_call(
         assert hooks.requests()[0]["path"] == f"/register/7777001/boks/{OTHER_CPR}"
     finally:
         repository.replace_routes(original)
+
+
+# --- who may call, and what the logs show --------------------------------------------------
+
+
+def test_unregistered_consumer_system_is_refused(
+    running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks, tmp_path: Path
+) -> None:
+    # A certificate the STS vouches for, but no consumer system of the platform is registered with.
+    stranger = ensure_pki(tmp_path / "stranger")
+    assertion = mint_assertion(
+        sts_key=case_system.sts_key,
+        sts_cert=case_system.sts_cert,
+        issuer=STS_ISSUER,
+        audience=ENTITY_ID,
+        authority_cvr=AUTHORITY,
+        holder_cert=x509.load_pem_x509_certificate(stranger.platform_register_cert.read_bytes()),
+    )
+    platform_key = load_pem_private_key(stranger.platform_register_key.read_bytes(), password=None)
+    assert isinstance(platform_key, rsa.RSAPrivateKey)
+    payload = case_system.envelope(
+        opdater(), running.sf2250_url, assertion=assertion, holder_key=platform_key
+    )
+    answer = post(running.sf2250_url, payload)
+    assert fault_code(answer) == "SP-216"
+    assert hooks.requests() == []
+
+
+def test_application_log_masks_cpr(
+    running: RunningPlatform,
+    case_system: CaseSystem,
+    hooks: RegisterHooks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    payload = case_system.envelope(opdater(OTHER_CPR), running.sf2250_url)
+    assert post(running.sf2250_url, payload).status_code == 200
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"{OTHER_CPR[:6]}****" in text
+    assert OTHER_CPR not in text
