@@ -89,20 +89,23 @@ class Platform:
         security = call.security
         if security is None:
             raise ConfigurationError("a call is routed before its security was validated")
-        system = self.routing.consumer_system_by_subject(security.holder_subject)
-        if system is None:
+        facts = self.routing.call_facts(
+            holder_subject=security.holder_subject,
+            authority_cvr=security.authority_cvr,
+            service=call.service,
+            subject=subject,
+        )
+        if facts.consumer_system is None:
             raise call.fail(ConsumerSystemUnknown(security.holder_subject))
-        call.consumer_system = system.uuid
+        call.consumer_system = facts.consumer_system.uuid
         try:
             route = resolve(
                 authority_cvr=security.authority_cvr,
                 service=call.service,
-                consumer_system=system.uuid,
+                consumer_system=facts.consumer_system.uuid,
                 subject=subject,
-                agreements=self.routing.agreements_for(
-                    security.authority_cvr, call.service, system.uuid
-                ),
-                sysids=self.routing.sysids(security.authority_cvr, call.service, subject),
+                agreements=facts.agreements,
+                sysids=facts.sysids,
                 required_roles=required_roles,
                 today=self.clock().date(),
             )

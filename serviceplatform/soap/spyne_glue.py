@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Final, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from lxml import etree
 import spyne.const
+from lxml import etree
 from spyne import Application, ServiceBase
 from spyne.const.http import HTTP_405
 from spyne.error import (

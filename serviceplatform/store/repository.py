@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Executable, RowMapping, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, Executable, RowMapping, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
@@ -109,6 +109,39 @@ _AGREEMENTS_FOR = select(agreements).where(
 )
 
 
+@dataclass(frozen=True)
+class CallFacts:
+    """The stored facts one call is routed by (see ``RoutingRepository.call_facts``)."""
+
+    consumer_system: ConsumerSystem | None
+    agreements: list[Agreement]
+    sysids: dict[str, str]
+
+
+def _sysids(
+    connection: Connection, authority_cvr: str, service: str, subject: str | None
+) -> dict[str, str]:
+    params = {"p_authority": authority_cvr, "p_service": service, "p_subject": subject or ""}
+    found = connection.execute(_SYSIDS, params).all()
+    result: dict[str, str] = {}
+    # Authority-wide rows first, then the subject's rows overwrite them.
+    for role, sysid, _subject in sorted(found, key=lambda r: r[2] != ""):
+        result[role] = sysid
+    return result
+
+
+def _system_by_subject(connection: Connection, subject: str) -> ConsumerSystem | None:
+    row = connection.execute(_SYSTEM_BY_SUBJECT, {"p_subject": subject}).mappings().first()
+    return None if row is None else _consumer_system(row)
+
+
+def _agreements_for(
+    connection: Connection, authority_cvr: str, service: str, consumer_system: str
+) -> list[Agreement]:
+    params = {"p_authority": authority_cvr, "p_service": service, "p_system": consumer_system}
+    return [_agreement(r) for r in connection.execute(_AGREEMENTS_FOR, params).mappings()]
+
+
 class RoutingRepository:
     """Reads and writes the routing data of one database."""
 
@@ -149,14 +182,22 @@ class RoutingRepository:
 
     def sysids(self, authority_cvr: str, service: str, subject: str | None) -> dict[str, str]:
         """Role -> SysID for one call; a row for ``subject`` wins over the authority-wide row."""
-        params = {"p_authority": authority_cvr, "p_service": service, "p_subject": subject or ""}
         with self._db.transaction() as connection:
-            found = connection.execute(_SYSIDS, params).all()
-        result: dict[str, str] = {}
-        # Authority-wide rows first, then the subject's rows overwrite them.
-        for role, sysid, _subject in sorted(found, key=lambda r: r[2] != ""):
-            result[role] = sysid
-        return result
+            return _sysids(connection, authority_cvr, service, subject)
+
+    def call_facts(
+        self, *, holder_subject: str, authority_cvr: str, service: str, subject: str | None
+    ) -> CallFacts:
+        """Everything routing one call needs, read in one short transaction (the hot path)."""
+        with self._db.transaction() as connection:
+            system = _system_by_subject(connection, holder_subject)
+            if system is None:
+                return CallFacts(None, [], {})
+            return CallFacts(
+                system,
+                _agreements_for(connection, authority_cvr, service, system.uuid),
+                _sysids(connection, authority_cvr, service, subject),
+            )
 
     # --- consumer systems and agreements ---------------------------------------------------
 
@@ -190,8 +231,7 @@ class RoutingRepository:
     def consumer_system_by_subject(self, subject: str) -> ConsumerSystem | None:
         """The consumer system whose certificate has this RFC 4514 subject."""
         with self._db.transaction() as connection:
-            row = connection.execute(_SYSTEM_BY_SUBJECT, {"p_subject": subject}).mappings().first()
-        return None if row is None else _consumer_system(row)
+            return _system_by_subject(connection, subject)
 
     def list_consumer_systems(self) -> list[ConsumerSystem]:
         statement = select(consumer_systems).order_by(consumer_systems.c.name)
@@ -220,9 +260,8 @@ class RoutingRepository:
     def agreements_for(
         self, authority_cvr: str, service: str, consumer_system: str
     ) -> list[Agreement]:
-        params = {"p_authority": authority_cvr, "p_service": service, "p_system": consumer_system}
         with self._db.transaction() as connection:
-            return [_agreement(r) for r in connection.execute(_AGREEMENTS_FOR, params).mappings()]
+            return _agreements_for(connection, authority_cvr, service, consumer_system)
 
     def list_agreements(self) -> list[Agreement]:
         statement = select(agreements).order_by(*_AGREEMENT_ORDER)
