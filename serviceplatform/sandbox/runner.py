@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serviceplatform.config import load_settings
+from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.platform import project_root
 from serviceplatform.registry import known_services, soap_services
 from serviceplatform.routing.agreements_file import load_agreements
-from serviceplatform.routing.table import load_directory
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
+from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
 
@@ -143,18 +143,22 @@ def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:
     return pki, not paths.database.exists()
 
 
-def seed_database(paths: SandboxPaths, first_run: bool) -> None:
-    """Migrate the database; on the first run, load the sample routing table and agreements."""
-    database = Database(f"sqlite:///{paths.database}")
-    try:
-        database.upgrade()
-        if first_run:
-            tables = project_root() / "routing_tables"
-            repository = RoutingRepository(database)
-            repository.import_agreements(*load_agreements(tables / "agreements.toml"))
-            repository.replace_routes(load_directory(tables, known_services()))
-    finally:
-        database.dispose()
+def seed_database(settings: Settings, first_run: bool) -> tuple[Database, RoutingWatcher]:
+    """Migrate the database, seed sample agreements on the first run, and load the routes.
+
+    Returns the open database and a (not yet started) watcher that keeps the routes in step
+    with the routing table files.
+    """
+    database = Database.from_settings(settings)
+    database.upgrade()
+    tables = settings.path(settings.routing.directory)
+    if first_run:
+        RoutingRepository(database).import_agreements(*load_agreements(tables / "agreements.toml"))
+    watcher = RoutingWatcher(
+        tables, database, known_services(), interval=settings.routing.reload_interval_seconds
+    )
+    watcher.sync()
+    return database, watcher
 
 
 def _wait_until_serving(url: str, child: subprocess.Popen[bytes]) -> None:
@@ -174,16 +178,16 @@ def _wait_until_serving(url: str, child: subprocess.Popen[bytes]) -> None:
 
 
 def manifest(
-    paths: SandboxPaths, pki: Pki, register: NemSmsRegister, base_url: str
+    paths: SandboxPaths,
+    pki: Pki,
+    register: NemSmsRegister,
+    base_url: str,
+    settings: Settings,
+    database: Database,
 ) -> dict[str, Any]:
-    settings = load_settings(paths.config)
-    database = Database(settings.database.url)
-    try:
-        repository = RoutingRepository(database)
-        routes = repository.list_routes()
-        agreements = repository.list_agreements()
-    finally:
-        database.dispose()
+    repository = RoutingRepository(database)
+    routes = repository.list_routes()
+    agreements = repository.list_agreements()
     described: list[dict[str, Any]] = []
     for agreement in agreements:
         sysids = {
@@ -243,7 +247,9 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
         server_cert=pki.nemsms_server_cert, server_key=pki.nemsms_server_key, client_ca=pki.ca_cert
     ) as register:
         write_platform_config(paths, pki, register, user_config)
-        seed_database(paths, first_run)
+        settings = load_settings(paths.config)
+        database, watcher = seed_database(settings, first_run)
+        watcher.start()
         port = port or free_port()
         base_url = f"http://127.0.0.1:{port}"
         child = subprocess.Popen(
@@ -262,7 +268,7 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
         )
         try:
             _wait_until_serving(base_url + "/healthz", child)
-            data = manifest(paths, pki, register, base_url)
+            data = manifest(paths, pki, register, base_url, settings, database)
             tmp = paths.manifest.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
             tmp.replace(paths.manifest)
@@ -273,6 +279,8 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
                     return 1
         finally:
             paths.manifest.unlink(missing_ok=True)
+            watcher.stop()
+            database.dispose()
             if child.poll() is None:
                 child.terminate()
                 try:
