@@ -12,8 +12,9 @@ import pytest
 import requests
 from lxml import etree
 
-from serviceplatform.sandbox.nemsms_register import FEJL_NS, REGISTER_NS, NemSmsRegister
+from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import PLATFORM_REGISTER_SUBJECT, Pki, ensure_pki, parse_subject
+from serviceplatform.sandbox.register_state import FEJL_NS, REGISTER_NS
 
 SYSID = "REG-1"
 CPR = "0101901234"

@@ -26,9 +26,9 @@ from zeep.transports import Transport
 from integrations.sf2250 import service
 from integrations.sf2250.messages import OpdaterBorgerNemSMS, TilmeldNemSMS
 from serviceplatform.errors import NoAgreement
+from serviceplatform.soap.contract_docs import ContractDocuments
 from serviceplatform.soap.envelope import SOAP12_ENV_NS
 from serviceplatform.soap.faults import SPF_NS
-from serviceplatform.soap.spyne_glue import ContractDocuments
 
 PROJECT = Path(__file__).resolve().parents[2]
 CONTRACT = PROJECT / "wsdl" / "sf2250"

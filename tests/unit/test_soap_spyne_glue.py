@@ -30,6 +30,7 @@ from serviceplatform.errors import (
     ServicePlatformError,
     UnknownOperation,
 )
+from serviceplatform.soap.contract_docs import ContractDocuments, request_base_url
 from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
     SOAP11_ENV_NS,
@@ -39,12 +40,10 @@ from serviceplatform.soap.envelope import (
 from serviceplatform.soap.faults import SPF_NS
 from serviceplatform.soap.spyne_glue import (
     ContractApplication,
-    ContractDocuments,
     PlatformFault,
     PlatformSoap12,
     contract_application,
     platform_error,
-    request_base_url,
 )
 
 TNS = "urn:glue:test"
