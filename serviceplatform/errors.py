@@ -37,6 +37,8 @@ class ServicePlatformError(Exception):
     client_fault: ClassVar[bool] = False
     #: True when repeating the same operation later may succeed.
     retryable: ClassVar[bool] = False
+    #: A more specific SOAP fault code a standard prescribes: (namespace, local name).
+    soap_subcode: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
@@ -116,6 +118,8 @@ class FrameworkVersionMismatch(SecurityError):
 
     code = "SP-201"
     text = "FrameworkVersionMismatch: the Liberty Framework header is missing or wrong"
+    # Liberty ID-WSF SOAP Binding: the receiver answers with this fault code.
+    soap_subcode = ("urn:liberty:sb:2006-08", "FrameworkVersionMismatch")
 
 
 class AddressingHeaderMissing(SecurityError):

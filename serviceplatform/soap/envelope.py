@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from lxml import etree
 
@@ -27,6 +27,7 @@ from serviceplatform.errors import (
     ForbiddenXmlConstruct,
     MalformedXml,
     NotSoapEnvelope,
+    RequestError,
     RequestTooLarge,
 )
 
@@ -169,3 +170,31 @@ def _describe(qname: etree.QName) -> str:
     if qname.namespace:
         return f"{{{qname.namespace}}}{qname.localname}"
     return qname.localname
+
+
+def read_request_body(environ: dict[str, Any], max_bytes: int) -> bytes:
+    """The request body, at most ``max_bytes``; refused before reading when declared larger."""
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared and not declared.isdigit():
+        raise RequestError("invalid Content-Length")
+    if declared and int(declared) > max_bytes:
+        raise RequestTooLarge(f"{declared} bytes, the limit is {max_bytes}")
+    stream = environ["wsgi.input"]
+    if declared:
+        data: bytes = stream.read(int(declared))
+        return data
+    chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
+    if not (chunked or environ.get("wsgi.input_terminated")):
+        # No length and no chunking: there is no body, and reading a raw socket would block.
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        chunk = stream.read(max_bytes + 1 - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    if size > max_bytes:
+        raise RequestTooLarge(f"more than {max_bytes} bytes")
+    return b"".join(parts)

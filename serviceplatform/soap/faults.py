@@ -7,6 +7,8 @@ A ``ServicePlatformError`` becomes a SOAP Fault whose detail is the platform fau
 * SOAP 1.2: ``Code/Value`` ``Sender`` (the caller's fault, ``error.client_fault``) or
   ``Receiver``; ``Reason/Text`` with ``xml:lang="en"``; ``Detail``.
 * SOAP 1.1: ``faultcode`` ``Client`` or ``Server``; ``faultstring``; ``detail``.
+* An error whose standard prescribes a fault code (Liberty's ``FrameworkVersionMismatch``)
+  carries it as the SOAP 1.2 ``Subcode`` and as the SOAP 1.1 ``faultcode``.
 
 HTTP status: SOAP 1.1 sends every fault with 500 (SOAP 1.1 section 6.2). SOAP 1.2's HTTP
 binding (part 2, section 7.5.2.2 and table 23) sends ``Sender`` faults with 400 and all other
@@ -107,6 +109,10 @@ def fault_envelope_element(error: ServicePlatformError, soap_version: int) -> et
         code = etree.SubElement(fault, _q12("Code"))
         value = "soap:Sender" if error.client_fault else "soap:Receiver"
         etree.SubElement(code, _q12("Value")).text = value
+        if error.soap_subcode is not None:
+            namespace, local = error.soap_subcode
+            subcode = etree.SubElement(code, _q12("Subcode"))
+            etree.SubElement(subcode, _q12("Value"), nsmap={"sub": namespace}).text = f"sub:{local}"
         text = etree.SubElement(etree.SubElement(fault, _q12("Reason")), _q12("Text"))
         text.set(f"{{{XML_NS}}}lang", "en")
         text.text = reason
@@ -115,10 +121,14 @@ def fault_envelope_element(error: ServicePlatformError, soap_version: int) -> et
         env = etree.Element(f"{{{SOAP11_ENV_NS}}}Envelope", nsmap={"soap": SOAP11_ENV_NS})
         body = etree.SubElement(env, f"{{{SOAP11_ENV_NS}}}Body")
         fault = etree.SubElement(body, f"{{{SOAP11_ENV_NS}}}Fault")
-        # SOAP 1.1 fault children are unqualified.
-        etree.SubElement(fault, "faultcode").text = (
-            "soap:Client" if error.client_fault else "soap:Server"
-        )
+        # SOAP 1.1 fault children are unqualified; a prescribed code replaces Client/Server.
+        if error.soap_subcode is not None:
+            namespace, local = error.soap_subcode
+            etree.SubElement(fault, "faultcode", nsmap={"sub": namespace}).text = f"sub:{local}"
+        else:
+            etree.SubElement(fault, "faultcode").text = (
+                "soap:Client" if error.client_fault else "soap:Server"
+            )
         etree.SubElement(fault, "faultstring").text = reason
         etree.SubElement(fault, "detail").append(platform_fault_element(error))
     return env

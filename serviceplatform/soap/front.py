@@ -19,7 +19,6 @@ from lxml import etree
 from serviceplatform.call import ENVIRON_KEY, PlatformCall
 from serviceplatform.errors import (
     NotSoapEnvelope,
-    RequestTooLarge,
     ServicePlatformError,
     StorageError,
     all_error_classes,
@@ -27,14 +26,17 @@ from serviceplatform.errors import (
 from serviceplatform.integration import SoapService, WsgiApp
 from serviceplatform.platform import Platform
 from serviceplatform.routing.identifiers import mask_cpr
-from serviceplatform.soap.envelope import ENVELOPE_ENVIRON_KEY, parse_envelope
-from serviceplatform.soap.faults import fault_envelope
+from serviceplatform.soap.envelope import (
+    ENVELOPE_ENVIRON_KEY,
+    parse_envelope,
+    read_request_body,
+)
+from serviceplatform.soap.faults import fault_response
 
 log = logging.getLogger(__name__)
 
 _WSA = "http://www.w3.org/2005/08/addressing"
 _SPF = "http://serviceplatformen.dk/xml/schemas/ServiceplatformFault/1/"
-_CONTENT_TYPES = {11: "text/xml; charset=utf-8", 12: "application/soap+xml; charset=utf-8"}
 _BY_CODE = {cls.code: cls for cls in all_error_classes()}
 
 StartResponse = Callable[..., Any]
@@ -65,7 +67,7 @@ class SoapEndpoint:
         call = PlatformCall(service=self.service.key, received_at=self.platform.clock())
         soap_version = 12
         try:
-            body = _read_body(environ, self.max_bytes)
+            body = read_request_body(environ, self.max_bytes)
             parsed = parse_envelope(body, max_bytes=self.max_bytes)
             soap_version = parsed.soap_version
             call.operation = self.service.operations.get(etree.QName(parsed.body_child).localname)
@@ -76,11 +78,10 @@ class SoapEndpoint:
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
             call.fail(error)
-            payload = fault_envelope(error, soap_version)
+            answer = fault_response(error, soap_version)
             self._finish(call)
-            return _respond(
-                start_response, _fault_status(error, soap_version), soap_version, payload
-            )
+            start_response(answer.status, answer.headers)
+            return [answer.body]
 
         environ[ENVIRON_KEY] = call
         # The spyne glue reuses the parsed envelope instead of parsing the body a second time.
@@ -119,17 +120,6 @@ class SoapEndpoint:
             log.exception("audit record for MessageID %s could not be written", call.message_id)
 
 
-def _read_body(environ: dict[str, Any], max_bytes: int) -> bytes:
-    declared = environ.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise RequestTooLarge(f"{declared} bytes declared, at most {max_bytes} accepted")
-    stream = environ["wsgi.input"]
-    data: bytes = stream.read(int(declared)) if declared.isdigit() else stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise RequestTooLarge(f"more than {max_bytes} bytes sent")
-    return data
-
-
 def _unverified_message_id(root: etree._Element) -> str | None:
     """The MessageID as sent, for the audit trail of requests refused before validation."""
     found = root.find(f"./{{*}}Header/{{{_WSA}}}MessageID")
@@ -151,22 +141,3 @@ def _error_from_fault(payload: bytes) -> ServicePlatformError:
     if text and text.startswith(error_class.text):
         detail = text[len(error_class.text) :].lstrip(": ") or None
     return error_class(detail)
-
-
-def _fault_status(error: ServicePlatformError, soap_version: int) -> str:
-    # SOAP 1.2's HTTP binding answers Sender faults with 400; SOAP 1.1 always uses 500.
-    return (
-        "400 Bad Request"
-        if error.client_fault and soap_version == 12
-        else "500 Internal Server Error"
-    )
-
-
-def _respond(
-    start_response: StartResponse, status: str, soap_version: int, payload: bytes
-) -> list[bytes]:
-    start_response(
-        status,
-        [("Content-Type", _CONTENT_TYPES[soap_version]), ("Content-Length", str(len(payload)))],
-    )
-    return [payload]

@@ -60,6 +60,7 @@ from serviceplatform.soap.envelope import (
     SOAP_NAMESPACES,
     ParsedEnvelope,
     parse_envelope,
+    read_request_body,
 )
 from serviceplatform.soap.faults import fault_envelope_element, fault_http_status, fault_response
 
@@ -306,7 +307,7 @@ class ContractApplication:
             return [response.body]
         if not isinstance(environ.get(ENVELOPE_ENVIRON_KEY), ParsedEnvelope):
             try:
-                body = _read_request_body(environ, self.max_body_bytes)
+                body = read_request_body(environ, self.max_body_bytes)
             except ServicePlatformError as exc:
                 return self._fault(exc, start_response)
             # spyne reads CONTENT_LENGTH bytes and nothing when it is empty (chunked requests).
@@ -349,34 +350,6 @@ class ContractApplication:
         response = fault_response(error, self.soap_version)
         start_response(response.status, response.headers)
         return [response.body]
-
-
-def _read_request_body(environ: dict[str, Any], max_bytes: int) -> bytes:
-    """The request body, at most ``max_bytes``; refused before reading when declared larger."""
-    declared = environ.get("CONTENT_LENGTH") or ""
-    if declared and not declared.isdigit():
-        raise RequestError("invalid Content-Length")
-    if declared and int(declared) > max_bytes:
-        raise RequestTooLarge(f"{declared} bytes, the limit is {max_bytes}")
-    stream = environ["wsgi.input"]
-    if declared:
-        data: bytes = stream.read(int(declared))
-        return data
-    chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower()
-    if not (chunked or environ.get("wsgi.input_terminated")):
-        # No length and no chunking: there is no body, and reading a raw socket would block.
-        return b""
-    parts: list[bytes] = []
-    size = 0
-    while size <= max_bytes:
-        chunk = stream.read(max_bytes + 1 - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    if size > max_bytes:
-        raise RequestTooLarge(f"more than {max_bytes} bytes")
-    return b"".join(parts)
 
 
 def contract_application(

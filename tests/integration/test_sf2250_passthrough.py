@@ -217,7 +217,11 @@ def test_missing_framework_header(
     payload = case_system.envelope(opdater(), running.sf2250_url, omit=("Framework",))
     answer = post(running.sf2250_url, payload)
     assert fault_code(answer) == "SP-201"
-    assert b"FrameworkVersionMismatch" in answer.content
+    # Liberty's prescribed fault code, as the SOAP 1.2 Subcode.
+    value = etree.fromstring(answer.content).find(".//{*}Code/{*}Subcode/{*}Value")
+    assert value is not None and value.text is not None
+    prefix, _, local = value.text.partition(":")
+    assert (value.nsmap[prefix], local) == ("urn:liberty:sb:2006-08", "FrameworkVersionMismatch")
     assert hooks.requests() == []
 
 

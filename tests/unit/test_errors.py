@@ -35,3 +35,17 @@ def test_error_text_carries_detail() -> None:
 def test_upstream_error_keeps_status() -> None:
     error = UpstreamUnavailable("503 twice", status=503)
     assert error.status == 503 and error.retryable and not error.client_fault
+
+
+def test_liberty_fault_code_in_both_soap_versions() -> None:
+    from lxml import etree
+
+    from serviceplatform.errors import FrameworkVersionMismatch, NoAgreement
+    from serviceplatform.soap.faults import fault_envelope
+
+    soap11 = etree.fromstring(fault_envelope(FrameworkVersionMismatch(), 11))
+    code = soap11.find(".//faultcode")
+    assert code is not None and code.text == "sub:FrameworkVersionMismatch"
+    assert code.nsmap["sub"] == "urn:liberty:sb:2006-08"
+    plain = etree.fromstring(fault_envelope(NoAgreement(), 12))
+    assert plain.find(".//{*}Subcode") is None
