@@ -2,17 +2,17 @@
 
 ``run_round`` drives one target with C client threads, each on its own keep-alive connection,
 each sending its share of pre-built request bodies back to back; it returns the wall time, the
-latency of every request and the errors. The client speaks HTTP/1.1 on a raw socket with a
-pre-built request frame per body, because on a 2-core machine every microsecond the load
-generator spends is taken from the server under test (``http.client`` parses each answer's
-headers with the email package; ``requests`` costs far more again).
+latency of every request and the errors. It speaks HTTP/1.1 on a raw socket with pre-built
+request frames: on a 2-core machine each microsecond the client spends is taken from the server
+under test (``http.client`` parses every answer's headers with the email package).
 
-``ProcessTreeCpu`` reads the CPU time of a server's process tree from ``/proc``, so a round can
+``tree_cpu_seconds`` reads the CPU time of a server's process tree from ``/proc``, so a round can
 report how many CPU milliseconds the server spent per request, next to the client's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -22,12 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Errors kept verbatim per round (the count is always complete).
-MAX_ERROR_SAMPLES = 5
+MAX_ERROR_SAMPLES = 5  # errors kept verbatim per round (the count is always complete)
 
 
 class ProtocolError(Exception):
     """The server's answer is not the HTTP/1.1 this client understands."""
+
+
+class ServerClosed(ProtocolError):
+    """The server closed the connection before answering (an idle keep-alive ran out)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class RoundResult:
     latencies: list[float]  # seconds, one per request, failed ones included
     client_cpu_seconds: float
     server_cpu_seconds: dict[str, float]  # probe name -> CPU seconds the server spent
+    machine_cpu_seconds: float  # every process on the machine, ours included
     error_samples: list[str] = field(default_factory=list)
 
     @property
@@ -73,8 +77,7 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     if not sorted_values:
         return 0.0
     position = (len(sorted_values) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(sorted_values) - 1)
+    low, high = int(position), min(int(position) + 1, len(sorted_values) - 1)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
@@ -103,9 +106,21 @@ class _Connection:
             self.sock = None
 
     def exchange(self, frame: bytes) -> tuple[int, bytes]:
-        """Send one request frame and read the whole answer: (status, body)."""
-        if self.sock is None or self.file is None:
+        """Send one request frame and read the whole answer: (status, body).
+
+        A reused connection the server has closed is reopened and the request sent again,
+        once, as HTTP clients do; on a fresh connection that is an error.
+        """
+        if self.sock is None:
             self.open()
+            return self._round_trip(frame)
+        try:
+            return self._round_trip(frame)
+        except (ServerClosed, ConnectionResetError, BrokenPipeError):
+            self.open()
+            return self._round_trip(frame)
+
+    def _round_trip(self, frame: bytes) -> tuple[int, bytes]:
         assert self.sock is not None and self.file is not None
         self.sock.sendall(frame)
         status, length, chunked, close = self._read_head(self.file)
@@ -118,7 +133,7 @@ class _Connection:
     def _read_head(file: io.BufferedReader) -> tuple[int, int, bool, bool]:
         line = file.readline(65537)
         if not line:
-            raise ProtocolError("connection closed before the status line")
+            raise ServerClosed("connection closed before the status line")
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
             raise ProtocolError(f"bad status line {line[:80]!r}")
@@ -177,10 +192,8 @@ def _drive(
     target: Target, share: _Share, start: threading.Barrier, ready: threading.Event, timeout: float
 ) -> None:
     connection = _Connection(target, timeout)
-    try:
-        connection.open()
-    except OSError as exc:
-        share.fail(f"connect: {exc}")
+    with contextlib.suppress(OSError):
+        connection.open()  # before the clock starts; on failure the first request tries again
     clock = time.perf_counter
     expect = target.expect
     record = share.latencies.append
@@ -197,9 +210,9 @@ def _drive(
             continue
         record(clock() - began)
         if status != 200:
-            share.fail(f"HTTP {status}: {body[:300]!r}")
+            share.fail(f"HTTP {status}: {body[:600]!r}")
         elif expect not in body:
-            share.fail(f"200 without {expect!r}: {body[:300]!r}")
+            share.fail(f"200 without {expect!r}: {body[:600]!r}")
     connection.close()
 
 
@@ -213,14 +226,14 @@ def run_round(
 ) -> RoundResult:
     """Send every body once, ``concurrency`` at a time; time only the sending.
 
-    ``server_cpu`` are named probes returning CPU seconds used so far (``ProcessTreeCpu``);
+    ``server_cpu`` are named probes returning CPU seconds used so far (``tree_cpu_seconds``);
     the result holds what each grew by during the round.
     """
     probes = dict(server_cpu or {})
     frames = [target.frame(body) for body in bodies]
     shares = [_Share(frames[index::concurrency]) for index in range(concurrency)]
     # Every thread connects, then waits at the barrier; the clock starts when all are ready.
-    start = threading.Barrier(concurrency + 1)
+    start = threading.Barrier(concurrency + 1, timeout=timeout)
     ready = threading.Event()
     threads = [
         threading.Thread(target=_drive, args=(target, share, start, ready, timeout), daemon=True)
@@ -231,58 +244,65 @@ def run_round(
     start.wait()
     server_before = {name: probe() for name, probe in probes.items()}
     client_before = time.process_time()
+    machine_before = machine_busy_seconds()
     began = time.perf_counter()
     ready.set()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - began
     client_cpu = time.process_time() - client_before
+    machine = machine_busy_seconds() - machine_before
     server_used = {name: probe() - server_before[name] for name, probe in probes.items()}
     return RoundResult(
         target=target.name,
         requests=len(frames),
-        errors=sum(share.errors for share in shares),
+        # A thread that died early (a bug, not the server) leaves requests unsent: errors too.
+        errors=sum(share.errors + len(share.frames) - len(share.latencies) for share in shares),
         wall_seconds=wall,
         latencies=[latency for share in shares for latency in share.latencies],
         client_cpu_seconds=client_cpu,
         server_cpu_seconds=server_used,
+        machine_cpu_seconds=machine,
         error_samples=[sample for share in shares for sample in share.samples][:MAX_ERROR_SAMPLES],
     )
 
 
-class ProcessTreeCpu:
-    """CPU seconds (user + system) used so far by a process and all its descendants.
+def tree_cpu_seconds(root_pid: int, *, root_only: bool = False) -> float:
+    """CPU seconds (user + system) a process and its descendants have used (0 without /proc).
 
-    Reads ``/proc``; where there is none, ``available`` is False and ``seconds()`` is 0.
     Processes that ended are not counted, which suits long-lived servers.
     """
+    stats = _read_stats()
+    wanted = {root_pid}
+    if not root_only:
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        pending = [root_pid]
+        while pending:
+            for child in children.get(pending.pop(), []):
+                wanted.add(child)
+                pending.append(child)
+    return sum(stats[pid][1] for pid in wanted if pid in stats) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, root_pid: int) -> None:
-        self.root_pid = root_pid
-        self.available = Path("/proc/self/stat").exists()
-        self._tick = os.sysconf("SC_CLK_TCK") if self.available else 100
 
-    def seconds(self, *, root_only: bool = False) -> float:
-        if not self.available:
-            return 0.0
-        stats = _read_stats()
-        wanted = {self.root_pid}
-        if not root_only:
-            children: dict[int, list[int]] = {}
-            for pid, (ppid, _) in stats.items():
-                children.setdefault(ppid, []).append(pid)
-            pending = [self.root_pid]
-            while pending:
-                for child in children.get(pending.pop(), []):
-                    wanted.add(child)
-                    pending.append(child)
-        ticks = sum(stats[pid][1] for pid in wanted if pid in stats)
-        return ticks / self._tick
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (0 without ``/proc/stat``)."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    # user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy.
+    busy = sum(fields[:3]) + sum(fields[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def _read_stats() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, utime + stime in clock ticks), for every process still there."""
     found: dict[int, tuple[int, int]] = {}
+    if not os.path.isdir("/proc"):
+        return found
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -294,3 +314,86 @@ def _read_stats() -> dict[int, tuple[int, int]]:
         fields = raw[raw.rfind(b")") + 2 :].split()
         found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
     return found
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One target's figures pooled over rounds: total requests over total measured time."""
+
+    target: str
+    requests: int
+    errors: int
+    wall_seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    client_cpu_share: float  # the load generator's CPU time / wall time (1.0 = one core)
+    other_cpu_share: float  # the rest of the machine (other users' work): noise in the figures
+    server_cpu_ms: dict[str, float]  # per probe: server CPU milliseconds per request
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @classmethod
+    def pool(cls, results: Sequence[RoundResult]) -> Figures:
+        if not results:
+            raise ValueError("no rounds to pool")
+        latencies = sorted(latency for result in results for latency in result.latencies)
+        requests = sum(result.requests for result in results)
+        wall = sum(result.wall_seconds for result in results)
+        probes = results[0].server_cpu_seconds.keys()
+        return cls(
+            target=results[0].target,
+            requests=requests,
+            errors=sum(result.errors for result in results),
+            wall_seconds=wall,
+            p50_ms=percentile(latencies, 0.50) * 1000,
+            p90_ms=percentile(latencies, 0.90) * 1000,
+            p99_ms=percentile(latencies, 0.99) * 1000,
+            client_cpu_share=sum(r.client_cpu_seconds for r in results) / wall if wall else 0.0,
+            other_cpu_share=max(0.0, sum(_others(r) for r in results) / wall) if wall else 0.0,
+            server_cpu_ms={
+                name: 1000 * sum(r.server_cpu_seconds[name] for r in results) / requests
+                for name in probes
+            },
+        )
+
+
+def _others(result: RoundResult) -> float:
+    server = result.server_cpu_seconds.get("server", 0.0)
+    return result.machine_cpu_seconds - server - result.client_cpu_seconds
+
+
+@dataclass
+class Comparison:
+    """A subject and its baseline driven in alternating rounds, and what the rounds add up to."""
+
+    baseline: str
+    subject: str
+    rounds: list[RoundResult]
+
+    def figures(self, target: str) -> Figures:
+        return Figures.pool([r for r in self.rounds if r.target == target])
+
+    @property
+    def ratio(self) -> float:
+        """subject/baseline requests per second, each pooled over all its rounds."""
+        baseline = self.figures(self.baseline).rate
+        return self.figures(self.subject).rate / baseline if baseline else 0.0
+
+    @property
+    def round_ratios(self) -> list[float]:
+        """subject/baseline per pair of rounds, in the order they ran."""
+        baseline = [r.rate for r in self.rounds if r.target == self.baseline]
+        subject = [r.rate for r in self.rounds if r.target == self.subject]
+        return [s / b if b else 0.0 for b, s in zip(baseline, subject, strict=True)]
+
+    @property
+    def noise(self) -> float:
+        """The largest share of a core that other processes used during any round."""
+        return max(Figures.pool([r]).other_cpu_share for r in self.rounds)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.rounds)
