@@ -25,6 +25,7 @@ from http.client import RemoteDisconnected
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from socket import gaierror
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -152,6 +153,29 @@ def translate_exception(exc: BaseException, peer: str) -> ServicePlatformError:
     return UpstreamBadResponse(detail)
 
 
+class _ContextAdapter(HTTPAdapter):
+    """An adapter whose connections all use one ``SSLContext``, built once per certificate.
+
+    The context holds the peer's CA and the client certificate, so nothing is read from disk
+    per request. ``cert_verify`` is reduced to demanding verification: requests' own version
+    would stat the files on every call and, with ``verify=True``, load the public CA bundle
+    into the shared context, widening whom we trust.
+    """
+
+    def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
+        self._context = context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        pool_kwargs["ssl_context"] = self._context
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = "CERT_REQUIRED"
+
+
 class OioRestTransport(TransportBase):
     """Mutual-TLS OIOREST client for one peer; thread-safe, one instance per peer."""
 
@@ -179,7 +203,7 @@ class OioRestTransport(TransportBase):
         self._clock = clock
         self._sleep = sleep
         self._parse_error = parse_error
-        self._sessions: dict[str | None, requests.Session] = {}
+        self._sessions: dict[tuple[str | None, int | None], requests.Session] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -209,8 +233,6 @@ class OioRestTransport(TransportBase):
                     data=request.body,
                     headers=dict(request.headers),
                     timeout=timeout,  # type: ignore[arg-type]  # requests accepts urllib3's Timeout
-                    verify=self._verify,
-                    cert=cert,
                     allow_redirects=False,
                 )
             except (requests.RequestException, OSError) as exc:
@@ -237,28 +259,42 @@ class OioRestTransport(TransportBase):
         return left >= MIN_ATTEMPT_SECONDS
 
     def _session(self, alias: str | None, cert: tuple[str, str] | None) -> requests.Session:
-        session = self._sessions.get(alias)
+        # A renewed certificate under the same alias gets a new context (and new connections).
+        key = (alias, self._certs.certificate(alias).serial_number if alias else None)
+        session = self._sessions.get(key)
         if session is not None:
             return session
         with self._lock:
             if self._closed:
                 raise ConfigurationError(f"the transport to {self.peer} is closed")
-            session = self._sessions.get(alias)
+            session = self._sessions.get(key)
             if session is None:
                 session = self._new_session(cert)
-                self._sessions[alias] = session
+                self._sessions[key] = session
         return session
+
+    def _tls_context(self, cert: tuple[str, str] | None) -> ssl.SSLContext:
+        try:
+            context = ssl.create_default_context(
+                cafile=self._verify if isinstance(self._verify, str) else None
+            )
+            if cert is not None:
+                context.load_cert_chain(*cert)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"TLS files for {self.peer} cannot be used: {exc}") from exc
+        return context
 
     def _new_session(self, cert: tuple[str, str] | None) -> requests.Session:
         session = requests.Session()
         # REQUESTS_CA_BUNDLE and proxy variables must not redirect or re-trust this peer.
         session.trust_env = False
-        session.verify = self._verify
-        session.cert = cert
         # Shared across threads: keep it stateless, no cookie may leak between calls.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = HTTPAdapter(
-            pool_connections=4, pool_maxsize=max(1, self.settings.pool_size), max_retries=0
+        adapter = _ContextAdapter(
+            self._tls_context(cert),
+            pool_connections=4,
+            pool_maxsize=max(1, self.settings.pool_size),
+            max_retries=0,
         )
         session.mount("https://", adapter)
         session.mount("http://", adapter)

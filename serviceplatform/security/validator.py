@@ -17,6 +17,7 @@ its own SP-2xx error:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ from serviceplatform.security.xmlsig import (
 )
 
 _CVR: Final = re.compile(r"[0-9]{8}")
+#: Distinct verified assertions remembered per process (a few per calling system).
+_VERIFIED_CACHE_SIZE: Final = 1024
 
 
 def utc_now() -> datetime:
@@ -101,6 +104,7 @@ class TokenValidator:
         self._policy = policy
         self._replay = replay
         self._clock = clock
+        self._verified: dict[bytes, None] = {}
         try:
             self._trusted = tuple(known_cert(cert) for cert in policy.trusted_sts_certs)
         except UnsupportedAlgorithm as exc:
@@ -208,6 +212,18 @@ class TokenValidator:
     # --- crypto -------------------------------------------------------------------------
 
     def _verify_assertion(self, token: AssertionFacts) -> None:
+        # A client reuses one token for hours: byte-identical assertions verified before need
+        # no second check (same bytes, same canonical form, same digest and signature).
+        # Claims, validity and audience are still checked on every call.
+        key = hashlib.sha256(etree.tostring(token.element, with_tail=False)).digest()
+        if key in self._verified:
+            return
+        self._verify_assertion_signature(token)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[key] = None
+
+    def _verify_assertion_signature(self, token: AssertionFacts) -> None:
         try:
             signature = parse_signature(token.signature, allow_enveloped=True)
         except SignatureFormatError as exc:

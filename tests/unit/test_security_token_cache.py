@@ -1,0 +1,63 @@
+"""The validator remembers assertions it verified; that must never let a changed one through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from serviceplatform.errors import TokenExpired, TokenSignatureInvalid
+from serviceplatform.security import validator as validator_module
+from tests.unit.test_security_roundtrip import (
+    AUDIENCE,
+    NOW,
+    Pki,
+    find,
+    make_validator,
+)
+from tests.unit.test_security_roundtrip import pki as pki
+
+
+def count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    original = validator_module.TokenValidator._verify_assertion_signature
+
+    def counting(self: Any, token: Any) -> None:
+        calls[0] += 1
+        original(self, token)
+
+    monkeypatch.setattr(validator_module.TokenValidator, "_verify_assertion_signature", counting)
+    return calls
+
+
+def test_reused_token_is_verified_once(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_signature_checks(monkeypatch)
+    validator = make_validator(pki)
+    token = pki.token()
+    for _ in range(3):
+        validator.validate(etree.fromstring(pki.message(token)), AUDIENCE)
+    assert calls[0] == 1
+
+
+def test_changed_copy_of_a_verified_token_is_still_refused(pki: Pki) -> None:
+    validator = make_validator(pki)
+    token = pki.token()
+    validator.validate(etree.fromstring(pki.message(token)), AUDIENCE)
+    cvr = find(token, "//saml:Attribute[@Name='dk:gov:saml:attribute:CvrNumberIdentifier']/*")
+    cvr.text = "12345674"
+    with pytest.raises(TokenSignatureInvalid):
+        validator.validate(etree.fromstring(pki.message(token)), AUDIENCE)
+
+
+def test_verified_token_still_expires(pki: Pki) -> None:
+    from datetime import timedelta
+
+    now = [NOW + timedelta(minutes=1)]
+    validator = make_validator(pki)
+    validator._clock = lambda: now[0]
+    token = pki.token()
+    validator.validate(etree.fromstring(pki.message(token)), AUDIENCE)
+    now[0] = NOW + timedelta(hours=9)
+    with pytest.raises(TokenExpired):
+        validator.validate(etree.fromstring(pki.message(token, now=now[0])), AUDIENCE)
