@@ -1,8 +1,8 @@
 """OIOREST over mutual TLS: the outbound transport towards the NemSMS register.
 
-One ``requests`` session per client certificate alias, created on first use and shared by
-every thread, keeps TLS connections alive (a fresh mutual-TLS handshake costs more than the
-call itself). Each call must end within ``PeerSettings.budget_seconds`` (the 1 s SLA of a
+One ``requests`` transport adapter per client certificate, created on first use and shared
+by every thread (its TLS context built once), keeps TLS connections alive (a fresh
+mutual-TLS handshake costs more than the call itself). Each call must end within ``PeerSettings.budget_seconds`` (the 1 s SLA of a
 simple integration), retries included, and ends either in a 2xx ``OutboundResponse`` or in
 exactly one SP-4xx platform error; ``requests``/``urllib3``/``ssl`` exceptions never leave
 this module.
@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.client import RemoteDisconnected
-from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from socket import gaierror
 from typing import Any
@@ -203,7 +202,7 @@ class OioRestTransport(TransportBase):
         self._clock = clock
         self._sleep = sleep
         self._parse_error = parse_error
-        self._sessions: dict[tuple[str | None, int | None], requests.Session] = {}
+        self._adapters: dict[tuple[str | None, int | None], _ContextAdapter] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -213,7 +212,7 @@ class OioRestTransport(TransportBase):
         deadline = started + self.settings.budget_seconds
         # Checked before any I/O: an expired certificate never reaches a handshake.
         cert = self._certs.client_pair(cert_alias) if cert_alias is not None else None
-        session = self._session(cert_alias, cert)
+        adapter = self._adapter(cert_alias, cert)
         url = self._base + request.path
         attempts = 0
         while True:
@@ -227,13 +226,16 @@ class OioRestTransport(TransportBase):
             )
             cause: BaseException | None = None
             try:
-                answer = session.request(
-                    request.method,
-                    url,
-                    data=request.body,
-                    headers=dict(request.headers),
+                # Straight to the adapter: a Session would merge cookies, environment and
+                # redirect settings on every call, none of which a peer call may use.
+                prepared = requests.Request(
+                    request.method, url, data=request.body, headers=dict(request.headers)
+                ).prepare()
+                answer = adapter.send(
+                    prepared,
                     timeout=timeout,  # type: ignore[arg-type]  # requests accepts urllib3's Timeout
-                    allow_redirects=False,
+                    verify=True,
+                    proxies={},
                 )
             except (requests.RequestException, OSError) as exc:
                 cause, error = exc, translate_exception(exc, self.peer)
@@ -258,20 +260,28 @@ class OioRestTransport(TransportBase):
         left = deadline - self._clock() - self._backoff(attempts)
         return left >= MIN_ATTEMPT_SECONDS
 
-    def _session(self, alias: str | None, cert: tuple[str, str] | None) -> requests.Session:
+    def _adapter(self, alias: str | None, cert: tuple[str, str] | None) -> _ContextAdapter:
         # A renewed certificate under the same alias gets a new context (and new connections).
         key = (alias, self._certs.certificate(alias).serial_number if alias else None)
-        session = self._sessions.get(key)
-        if session is not None:
-            return session
+        adapter = self._adapters.get(key)
+        if adapter is not None:
+            return adapter
         with self._lock:
             if self._closed:
                 raise ConfigurationError(f"the transport to {self.peer} is closed")
-            session = self._sessions.get(key)
-            if session is None:
-                session = self._new_session(cert)
-                self._sessions[key] = session
-        return session
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                adapter = self._new_adapter(cert)
+                self._adapters[key] = adapter
+        return adapter
+
+    def _new_adapter(self, cert: tuple[str, str] | None) -> _ContextAdapter:
+        return _ContextAdapter(
+            self._tls_context(cert),
+            pool_connections=4,
+            pool_maxsize=max(1, self.settings.pool_size),
+            max_retries=0,
+        )
 
     def _tls_context(self, cert: tuple[str, str] | None) -> ssl.SSLContext:
         try:
@@ -284,26 +294,10 @@ class OioRestTransport(TransportBase):
             raise ConfigurationError(f"TLS files for {self.peer} cannot be used: {exc}") from exc
         return context
 
-    def _new_session(self, cert: tuple[str, str] | None) -> requests.Session:
-        session = requests.Session()
-        # REQUESTS_CA_BUNDLE and proxy variables must not redirect or re-trust this peer.
-        session.trust_env = False
-        # Shared across threads: keep it stateless, no cookie may leak between calls.
-        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = _ContextAdapter(
-            self._tls_context(cert),
-            pool_connections=4,
-            pool_maxsize=max(1, self.settings.pool_size),
-            max_retries=0,
-        )
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            sessions = list(self._sessions.values())
-            self._sessions.clear()
-        for session in sessions:
-            session.close()
+            adapters = list(self._adapters.values())
+            self._adapters.clear()
+        for adapter in adapters:
+            adapter.close()

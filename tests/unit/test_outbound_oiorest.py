@@ -135,7 +135,7 @@ class FakeResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeSession:
+class FakeAdapter:
     """Answers from a script; each step takes ``duration`` seconds of the fake clock."""
 
     def __init__(self, clock: FakeClock, script: list[tuple[float, int | BaseException]]) -> None:
@@ -143,7 +143,7 @@ class FakeSession:
         self.script = script
         self.timeouts: list[Timeout] = []
 
-    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
+    def send(self, request: Any, **kwargs: Any) -> FakeResponse:
         timeout: Timeout = kwargs["timeout"]
         self.timeouts.append(timeout)
         duration, outcome = self.script.pop(0) if self.script else self.script_end()
@@ -162,13 +162,13 @@ class FakeSession:
 
 def make(
     tmp_path: Path, script: list[tuple[float, int | BaseException]], **settings: Any
-) -> tuple[OioRestTransport, FakeClock, FakeSession]:
+) -> tuple[OioRestTransport, FakeClock, FakeAdapter]:
     clock = FakeClock()
     peer = PeerSettings(base_url="https://register.test", **settings)
     transport = OioRestTransport(peer, CertificateStore(tmp_path), clock, sleep=clock.sleep)
-    session = FakeSession(clock, script)
-    transport._new_session = lambda cert: session  # type: ignore[assignment,method-assign,return-value]
-    return transport, clock, session
+    adapter = FakeAdapter(clock, script)
+    transport._new_adapter = lambda cert: adapter  # type: ignore[assignment,method-assign,return-value]
+    return transport, clock, adapter
 
 
 REQUEST = OutboundRequest("PUT", "/register/S/boks/0101901234", b"<a/>")
