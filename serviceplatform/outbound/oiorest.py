@@ -4,8 +4,8 @@ One ``requests`` transport adapter per client certificate, created on first use 
 by every thread (its TLS context built once), keeps TLS connections alive (a fresh
 mutual-TLS handshake costs more than the call itself). Each call must end within
 ``PeerSettings.budget_seconds`` (the 1 s SLA of a simple integration), retries included,
-and ends either in a 2xx ``OutboundResponse`` or in exactly one SP-4xx platform error; ``requests``/``urllib3``/``ssl`` exceptions never leave
-this module.
+and ends either in a 2xx ``OutboundResponse`` or in exactly one SP-4xx platform error;
+``requests``/``urllib3``/``ssl`` exceptions never leave this module.
 
 Retries are a small loop with a deadline rather than urllib3's ``Retry``: ``Retry`` repeats
 with the same per-attempt timeout, so three attempts of a 0.75 s timeout would overrun a 1 s
