@@ -19,7 +19,7 @@ from integrations.sf2250.mapping import (
 )
 from integrations.sf2250.messages import OpdaterBorgerNemSMS, Subject, TilmeldNemSMS
 from serviceplatform.call import PlatformCall, current_call
-from serviceplatform.errors import ServicePlatformError
+from serviceplatform.errors import CertificateUnavailable, ServicePlatformError
 from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.platform import Platform
 
@@ -59,6 +59,11 @@ class VedligeholdTilmeldingHandler:
         route = self.platform.route(call, required_roles=(REGISTER_ROLE,), subject=subject.number)
         sysid = route.sysids[REGISTER_ROLE]
         call.sysid = sysid
+        if route.cert_alias is None:
+            # The register only talks mutual TLS: say so instead of failing the handshake.
+            raise call.fail(
+                CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
+            )
         request = OutboundRequest(
             method="PUT",
             path=path_for(sysid),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -410,3 +411,18 @@ def test_application_log_masks_cpr(
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert f"{OTHER_CPR[:6]}****" in text
     assert OTHER_CPR not in text
+
+
+def test_agreement_without_register_certificate_is_refused_before_tls(
+    running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
+) -> None:
+    repository = RoutingRepository(running.platform.db)
+    agreement = next(a for a in repository.list_agreements() if a.authority_cvr == AUTHORITY)
+    repository.upsert_agreement(replace(agreement, register_cert_alias=None))
+    try:
+        payload = case_system.envelope(opdater(OTHER_CPR), running.sf2250_url)
+        answer = post(running.sf2250_url, payload)
+        assert fault_code(answer) == "SP-420"
+        assert hooks.requests() == []
+    finally:
+        repository.upsert_agreement(agreement)
