@@ -85,7 +85,7 @@ class AuditLog:
         values = {name: _fit(getattr(entry, name), name) for name in _COLUMNS}
         if entry.detail is not None:
             values["detail"] = mask_cpr_numbers(entry.detail)[:DETAIL_MAX]
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             connection.execute(self._insert, values)
 
     def tail(self, limit: int = 20) -> list[AuditEntry]:

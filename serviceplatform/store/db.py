@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from serviceplatform.config import Settings
 from serviceplatform.errors import StorageError
+from serviceplatform.store.writer_gate import WriterGate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -90,9 +91,12 @@ class Database:
             self._engine = create_engine(parsed, pool_pre_ping=self._dialect != "sqlite")
         except (ArgumentError, ImportError) as exc:
             raise StorageError(f"cannot open database: {exc}") from exc
+        self._gate: WriterGate | None = None
         if self._dialect == "sqlite":
             event.listen(self._engine, "connect", _on_sqlite_connect)
             event.listen(self._engine, "begin", _on_sqlite_begin)
+            if parsed.database and parsed.database != ":memory:":
+                self._gate = WriterGate(Path(parsed.database).resolve())
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     @classmethod
@@ -118,17 +122,20 @@ class Database:
     def transaction(self, *, write_first: bool = False) -> Iterator[Connection]:
         """A Core connection in one transaction: committed on success, else rolled back.
 
-        ``write_first`` takes SQLite's write lock at BEGIN; use it when the transaction reads
-        before it writes, or a concurrent writer can make the later write fail at once.
+        ``write_first`` takes SQLite's write lock at BEGIN (after queueing at the writer gate,
+        see ``writer_gate``); use it for every transaction that writes.
         """
+        gate = self._gate.hold() if write_first and self._gate is not None else nullcontext()
         try:
-            with self._engine.connect() as connection:
+            with gate, self._engine.connect() as connection:
                 if write_first:
                     connection.execution_options(**{BEGIN_IMMEDIATE: True})
                 with connection.begin():
                     yield connection
         except SQLAlchemyError as exc:
             raise StorageError(_describe(exc)) from exc
+        except OSError as exc:  # the gate's lock file
+            raise StorageError(f"the database writer lock failed: {exc}") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -162,6 +169,8 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (call before forking and at shutdown)."""
         self._engine.dispose()
+        if self._gate is not None:
+            self._gate.close()
 
 
 def alembic_config() -> Config:

@@ -56,7 +56,7 @@ class DbReplayCache:
 
         Raises :class:`~serviceplatform.errors.StorageError` when the database fails.
         """
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             accepted = (
                 connection.execute(
                     self._statement,
@@ -74,7 +74,7 @@ class DbReplayCache:
 
     def purge(self, now: datetime) -> int:
         """Delete every expired MessageID; returns how many were deleted."""
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             result = connection.execute(
                 delete(replay_cache).where(replay_cache.c.expires_at <= now)
             )

@@ -153,7 +153,7 @@ class RoutingRepository:
 
     def replace_routes(self, rows: Sequence[RouteRow]) -> RouteChange:
         """Make ``rows`` the whole routing table, in one transaction (all or nothing)."""
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             # DELETE first, so SQLite takes the write lock before anything is read.
             old = connection.execute(delete(routes).returning(*routes.c)).mappings().all()
             if rows:
@@ -225,7 +225,7 @@ class RoutingRepository:
 
     def upsert_consumer_system(self, cs: ConsumerSystem) -> None:
         """Create or update a consumer system by UUID (its certificate subject is unique)."""
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             connection.execute(self._consumer_system_upsert(cs))
 
     def consumer_system_by_subject(self, subject: str) -> ConsumerSystem | None:
@@ -240,7 +240,7 @@ class RoutingRepository:
 
     def upsert_agreement(self, a: Agreement) -> None:
         """Create or update an agreement by UUID; its consumer system must exist."""
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             connection.execute(self._agreement_upsert(a, datetime.now(UTC)))
 
     def import_agreements(
@@ -251,7 +251,7 @@ class RoutingRepository:
         Nothing is deleted: an agreement missing from the file keeps its stored state.
         """
         now = datetime.now(UTC)
-        with self._db.transaction() as connection:
+        with self._db.transaction(write_first=True) as connection:
             for cs in systems:
                 connection.execute(self._consumer_system_upsert(cs))
             for a in items:
