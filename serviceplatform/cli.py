@@ -22,6 +22,8 @@ from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ServicePlatformError
 
 DEFAULT_SANDBOX_DIR = Path(".sandbox")
+#: The service whose audience ``token`` uses by default (SANDBOX.md: the SF2250 entity id).
+DEFAULT_TOKEN_SERVICE = "sf2250"
 
 
 def _settings(config: Path | None, workdir: Path | None) -> Settings:
@@ -158,7 +160,8 @@ def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
         )
     pki = ensure_pki(pki_dir)
     if audience is None:
-        audience = _settings(None, workdir).service("sf2250").entity_id or _default_audience()
+        configured = _settings(None, workdir).service(DEFAULT_TOKEN_SERVICE).entity_id
+        audience = configured or _default_audience()
     key = load_pem_private_key(pki.sts_key.read_bytes(), password=None)
     assertion = mint_assertion(
         sts_key=key,  # type: ignore[arg-type]
@@ -175,7 +178,7 @@ def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
 def _default_audience() -> str:
     from serviceplatform.registry import soap_services
 
-    return next(s.default_entity_id for s in soap_services() if s.key == "sf2250")
+    return next(s.default_entity_id for s in soap_services() if s.key == DEFAULT_TOKEN_SERVICE)
 
 
 def _add_state_options(group: click.Group) -> None:
