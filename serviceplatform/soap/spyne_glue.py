@@ -26,32 +26,18 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import spyne.const
 from spyne import Application, ServiceBase
-from spyne.const.http import HTTP_405
-from spyne.error import (
-    RequestNotAllowed,
-    RequestTooLongError,
-    ResourceNotFoundError,
-    ValidationError,
-)
 from spyne.model.fault import Fault
-from spyne.protocol.soap import Soap11, Soap12
-from spyne.protocol.xml import SchemaValidationError
 from spyne.server.wsgi import WsgiApplication
 
 from serviceplatform.errors import (
-    MalformedXml,
-    NotSoapEnvelope,
     RequestError,
-    RequestTooLarge,
-    SchemaViolation,
     ServicePlatformError,
-    UnknownOperation,
 )
 from serviceplatform.soap.contract_docs import ContractDocuments
 from serviceplatform.soap.contract_validation import ContractValidator
@@ -59,10 +45,16 @@ from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
     SOAP_NAMESPACES,
     ParsedEnvelope,
-    parse_envelope,
     read_request_body,
 )
-from serviceplatform.soap.faults import fault_envelope_element, fault_http_status, fault_response
+from serviceplatform.soap.faults import fault_response
+from serviceplatform.soap.spyne_protocol import (
+    DEFAULT_MAX_BODY_BYTES,
+    PlatformFault,
+    PlatformSoap11,
+    PlatformSoap12,
+    platform_error,
+)
 
 # ContractDocuments and ContractValidator live in contract_docs and contract_validation;
 # they stay importable from here for callers written before the split.
@@ -87,169 +79,6 @@ logger = logging.getLogger(__name__)
 spyne.const.MIN_GC_INTERVAL = float("inf")
 
 WsgiStartResponse = Callable[..., Any]
-
-DEFAULT_MAX_BODY_BYTES: Final = 512 * 1024
-_HTTP_STATUS: Final = {400: "400 Bad Request", 500: "500 Internal Server Error"}
-
-
-class PlatformFault(Fault):  # type: ignore[misc]
-    """A spyne ``Fault`` carrying a ``ServicePlatformError``; rendered by ``fault_envelope``.
-
-    Raise it (or just the ``ServicePlatformError``) from a service method.
-    """
-
-    def __init__(self, error: ServicePlatformError) -> None:
-        super().__init__(
-            faultcode="Client" if error.client_fault else "Server",
-            faultstring=error.error_text,
-        )
-        self.error = error
-
-
-def platform_error(exc: BaseException) -> ServicePlatformError:
-    """The platform error for anything spyne may hold in ``ctx.in_error``/``ctx.out_error``."""
-    if isinstance(exc, PlatformFault):
-        return exc.error
-    if isinstance(exc, ServicePlatformError):
-        return exc
-    if isinstance(exc, SchemaValidationError | ValidationError):
-        return SchemaViolation("a value does not match its declared type")
-    if isinstance(exc, ResourceNotFoundError):
-        return UnknownOperation()
-    if isinstance(exc, RequestTooLongError):
-        return RequestTooLarge()
-    if isinstance(exc, RequestNotAllowed):
-        return RequestError("a SOAP request must be an HTTP POST")
-    if isinstance(exc, Fault):
-        code = str(exc.faultcode or "")
-        if code.startswith("Client.XMLSyntaxError"):
-            return MalformedXml()
-        if code.startswith("Client.SoapError"):
-            return NotSoapEnvelope()
-        if code == "Client" or code.startswith("Client."):
-            return RequestError()
-    logger.error("unexpected %s turned into SP-900", type(exc).__name__, exc_info=exc)
-    return ServicePlatformError()
-
-
-class _PlatformSoapMixin:
-    """What both SOAP versions change in spyne; combined with ``Soap11``/``Soap12`` below."""
-
-    soap_version: int
-    # Set by the spyne base class / the application; declared for the type checker.
-    app: Any
-    event_manager: Any
-
-    def __init__(
-        self,
-        *args: Any,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        contract: ContractValidator | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_body_bytes = max_body_bytes
-        self.contract = contract
-
-    # --- request side -----------------------------------------------------------------
-
-    def create_in_document(self, ctx: Any, charset: str | None = None) -> None:
-        transport = ctx.transport
-        if transport.get_request_method() != "POST":
-            transport.resp_code = HTTP_405
-            transport.resp_headers["Allow"] = "GET, POST"
-            raise PlatformFault(RequestError("a SOAP request must be an HTTP POST"))
-        parsed = transport.req_env.get(ENVELOPE_ENVIRON_KEY)
-        try:
-            if not isinstance(parsed, ParsedEnvelope):
-                parsed = parse_envelope(
-                    self._read_body(ctx.in_string), max_bytes=self.max_body_bytes
-                )
-            if parsed.soap_version != self.soap_version:
-                raise NotSoapEnvelope(
-                    f"this service speaks SOAP 1.{self.soap_version - 10}, "
-                    f"the envelope is SOAP 1.{parsed.soap_version - 10}"
-                )
-        except ServicePlatformError as exc:
-            raise PlatformFault(exc) from exc
-        # spyne expects (root, xml ids); ids only serve SOAP-encoding hrefs, unused here.
-        ctx.in_document = (parsed.root, {})
-
-    def _read_body(self, chunks: Iterable[bytes]) -> bytes:
-        # A chunked request has no Content-Length: stop reading one byte past the limit.
-        parts: list[bytes] = []
-        size = 0
-        try:
-            for chunk in chunks:
-                parts.append(chunk)
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise RequestTooLarge(f"more than {self.max_body_bytes} bytes")
-        except RequestTooLongError as exc:
-            raise RequestTooLarge(f"more than {self.max_body_bytes} bytes") from exc
-        return b"".join(parts)
-
-    def decompose_incoming_envelope(self, ctx: Any, message: Any) -> None:
-        super().decompose_incoming_envelope(ctx, message)  # type: ignore[misc]
-        if ctx.method_request_string is None:  # e.g. a Fault sent as a request
-            raise PlatformFault(UnknownOperation("the Body holds no request element"))
-
-    def validate_body(self, ctx: Any, message: Any) -> None:
-        tag = ctx.in_body_doc.tag
-        if tag not in self.app.interface.service_method_map:
-            raise PlatformFault(UnknownOperation(f"no operation takes {tag}"))
-        if self.contract is None:
-            super().validate_body(ctx, message)  # type: ignore[misc]
-            return
-        try:
-            self.contract.validate(ctx.in_body_doc)
-        except ServicePlatformError as exc:
-            raise PlatformFault(exc) from exc
-
-    # --- response side ----------------------------------------------------------------
-
-    def serialize(self, ctx: Any, message: Any) -> None:
-        if ctx.out_error is None:
-            super().serialize(ctx, message)  # type: ignore[misc]
-            if self.contract is None or self._response_is_valid(ctx):
-                return
-            ctx.out_error = PlatformFault(ServicePlatformError())
-            ctx.transport.resp_code = self.fault_to_http_response_code(ctx.out_error)
-        self.event_manager.fire_event("before_serialize", ctx)
-        ctx.out_document = fault_envelope_element(platform_error(ctx.out_error), self.soap_version)
-        ctx.out_body_doc = ctx.out_document[0]
-        self.event_manager.fire_event("after_serialize", ctx)
-
-    def _response_is_valid(self, ctx: Any) -> bool:
-        # spyne writes whatever a method returns (a missing mandatory value becomes
-        # xsi:nil); a response outside the contract is our bug and must not reach a caller.
-        assert self.contract is not None
-        elements = [child for child in ctx.out_body_doc if isinstance(child.tag, str)]
-        try:
-            if len(elements) != 1:
-                raise SchemaViolation(f"the Body holds {len(elements)} elements")
-            self.contract.validate(elements[0])
-        except SchemaViolation as exc:
-            name = getattr(ctx.descriptor, "name", "?")
-            logger.error("response of %s violates the contract: %s", name, exc.detail)
-            return False
-        return True
-
-    def fault_to_http_response_code(self, fault: BaseException) -> str:
-        status = fault_http_status(platform_error(fault), self.soap_version)
-        return _HTTP_STATUS[status]
-
-
-class PlatformSoap11(_PlatformSoapMixin, Soap11):  # type: ignore[misc]
-    """spyne's ``Soap11`` with the platform's parsing, contract validation and faults."""
-
-    soap_version = 11
-
-
-class PlatformSoap12(_PlatformSoapMixin, Soap12):  # type: ignore[misc]
-    """spyne's ``Soap12`` with the platform's parsing, contract validation and faults."""
-
-    soap_version = 12
 
 
 class PlatformApplication(Application):  # type: ignore[misc]
