@@ -37,7 +37,8 @@ class SecuritySettings:
 @dataclass
 class SoapSettings:
     max_body_bytes: int = 512 * 1024
-    #: The public base URL callers use; ``wsa:To`` must start with it when set.
+    #: The public base URL callers use (``https://host``). When set, ``?wsdl`` advertises it and
+    #: a request whose signed ``wsa:To`` is not this base plus the service path is refused.
     public_base_url: str = ""
 
 

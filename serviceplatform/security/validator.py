@@ -29,6 +29,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from lxml import etree
 
 from serviceplatform.errors import (
+    AddressingHeaderMissing,
     ConfigurationError,
     HolderOfKeyMismatch,
     MessageReplayed,
@@ -110,8 +111,12 @@ class TokenValidator:
         except UnsupportedAlgorithm as exc:
             raise ConfigurationError(f"a trusted STS certificate is unusable: {exc}") from exc
 
-    def validate(self, envelope: etree._Element, audience: str) -> SecurityContext:
+    def validate(
+        self, envelope: etree._Element, audience: str, *, address: str | None = None
+    ) -> SecurityContext:
         """Check ``envelope`` for the service whose entity id is ``audience``.
+
+        With ``address``, the signed ``wsa:To`` must be exactly that endpoint address.
 
         Raises the SP-2xx error of the first check that fails (see the module docstring).
         """
@@ -126,6 +131,9 @@ class TokenValidator:
         signed = self._message_signature(parts, token)
         self._verify_assertion(token)
         self._verify_message(signed, parts, holder)
+        to = (parts.to.text or "").strip()
+        if address is not None and to != address:
+            raise AddressingHeaderMissing(f"wsa:To {to} is not this endpoint")
         message_id = (parts.message_id.text or "").strip()
         self._remember(message_id, parts, now)
         return SecurityContext(
@@ -139,7 +147,7 @@ class TokenValidator:
             token_not_on_or_after=token.not_on_or_after,
             message_id=message_id,
             action=(parts.action.text or "").strip(),
-            to=(parts.to.text or "").strip(),
+            to=to,
             transaction_uuid=parts.transaction_uuid,
         )
 

@@ -53,6 +53,9 @@ class SoapEndpoint:
             platform.settings.service(service.key).entity_id or service.default_entity_id
         )
         self.max_bytes = platform.settings.soap.max_body_bytes
+        public = platform.settings.soap.public_base_url
+        #: Where callers address this endpoint; a signed ``wsa:To`` elsewhere is refused.
+        self.address = public.rstrip("/") + service.path if public else None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -74,7 +77,9 @@ class SoapEndpoint:
             call.message_id = _unverified_message_id(parsed.root)
             if parsed.soap_version not in self.service.soap_versions:
                 raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
-            call.security = self.platform.validator.validate(parsed.root, self.audience)
+            call.security = self.platform.validator.validate(
+                parsed.root, self.audience, address=self.address
+            )
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
             call.fail(error)

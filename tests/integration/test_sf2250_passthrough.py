@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from serviceplatform.routing.model import RouteRow
+from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.security.signing import mint_assertion
 from serviceplatform.store.repository import RoutingRepository
@@ -426,3 +427,19 @@ def test_agreement_without_register_certificate_is_refused_before_tls(
         assert hooks.requests() == []
     finally:
         repository.upsert_agreement(agreement)
+
+
+def test_message_addressed_to_another_endpoint_is_refused(
+    tmp_path: Path, pki: Pki, register: NemSmsRegister, case_system: CaseSystem
+) -> None:
+    settings = make_settings(tmp_path, pki, register.base_url)
+    settings.soap.public_base_url = "https://sp.example.dk"
+    platform = start_platform(settings)
+    try:
+        elsewhere = case_system.envelope(opdater(OTHER_CPR), "https://sp.example.dk/other")
+        assert fault_code(post(platform.sf2250_url, elsewhere)) == "SP-202"
+        here = "https://sp.example.dk/service/NemSMS/VedligeholdTilmelding/2"
+        answer = post(platform.sf2250_url, case_system.envelope(opdater(OTHER_CPR), here))
+        assert answer.status_code == 200, answer.text
+    finally:
+        platform.stop()

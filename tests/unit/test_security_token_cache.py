@@ -61,3 +61,16 @@ def test_verified_token_still_expires(pki: Pki) -> None:
     now[0] = NOW + timedelta(hours=9)
     with pytest.raises(TokenExpired):
         validator.validate(etree.fromstring(pki.message(token, now=now[0])), AUDIENCE)
+
+
+def test_signed_to_must_name_the_endpoint_when_an_address_is_configured(pki: Pki) -> None:
+    from serviceplatform.errors import AddressingHeaderMissing
+    from tests.unit.test_security_roundtrip import TO
+
+    message = pki.message()
+    validator = make_validator(pki)
+    with pytest.raises(AddressingHeaderMissing):
+        validator.validate(etree.fromstring(message), AUDIENCE, address=TO + "/elsewhere")
+    # Refused before the replay cache: the same message is still accepted where it belongs.
+    context = validator.validate(etree.fromstring(message), AUDIENCE, address=TO)
+    assert context.to == TO
