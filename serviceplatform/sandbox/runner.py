@@ -66,6 +66,18 @@ class SandboxPaths:
         return self.workdir / "sandbox.json"
 
 
+def ensure_port_free(port: int) -> None:
+    """Refuse a taken port with a clear message, before anything is started."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigurationError(
+                f"port {port} is in use on 127.0.0.1: stop what uses it, or pass --port 0 "
+                "(any free port) or another port"
+            ) from None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -237,6 +249,8 @@ def manifest(
 
 def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int = 2) -> int:
     paths = SandboxPaths(workdir.resolve())
+    if port:
+        ensure_port_free(port)
     paths.manifest.unlink(missing_ok=True)
     pki, first_run = prepare_workdir(paths)
     stop = threading.Event()

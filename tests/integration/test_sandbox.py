@@ -205,3 +205,24 @@ def test_restart_reuses_pki_and_data(tmp_path: Path) -> None:
     finally:
         assert stop(process) == 0
     assert os.listdir(tmp_path)
+
+
+def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "serviceplatform.cli", "sandbox", "--workdir", str(tmp_path)]
+            + ["--port", str(port)],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sandbox.json").exists()
