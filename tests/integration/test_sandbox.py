@@ -214,9 +214,9 @@ def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        workdir = ["--workdir", str(tmp_path)]
         result = subprocess.run(
-            [sys.executable, "-m", "serviceplatform.cli", "sandbox", "--workdir", str(tmp_path)]
-            + ["--port", str(port)],
+            [sys.executable, "-m", "serviceplatform.cli", "sandbox", f"--port={port}", *workdir],
             cwd=PROJECT,
             capture_output=True,
             text=True,
