@@ -178,12 +178,17 @@ class RegisterHooks:
 
     def clear(self) -> None:
         self.session.delete(f"{self.control_url}/requests", timeout=5).raise_for_status()
-        self.session.post(f"{self.control_url}/faults", json={"status": 503, "count": 0}, timeout=5)
+        self.fault(503, 0)
 
     def fault(self, status: int | str, count: int) -> None:
         self.session.post(
             f"{self.control_url}/faults", json={"status": status, "count": count}, timeout=5
         ).raise_for_status()
+
+    def connections(self) -> int:
+        """TLS connections the register has accepted so far."""
+        stats: dict[str, int] = self.session.get(f"{self.control_url}/stats", timeout=5).json()
+        return stats["connections_accepted"]
 
 
 @dataclass

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from serviceplatform.config import PeerSettings
 from serviceplatform.errors import (
@@ -38,6 +37,7 @@ from serviceplatform.sandbox.pki import (
     load_ca,
     parse_subject,
 )
+from tests.integration.conftest import RegisterHooks
 
 SYSID = "REG-1"
 ALIAS = "platform-register"
@@ -92,34 +92,9 @@ def reg(tpki: Pki) -> Iterator[NemSmsRegister]:
         yield running
 
 
-class Hooks:
-    def __init__(self, control_url: str) -> None:
-        self.url = control_url
-        self.session = requests.Session()
-        self.session.trust_env = False
-
-    def requests(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self.session.get(f"{self.url}/requests", timeout=5).json()
-        return data
-
-    def clear(self) -> None:
-        self.session.delete(f"{self.url}/requests", timeout=5).raise_for_status()
-        self.fault(503, 0)
-
-    def fault(self, status: int | str, count: int) -> None:
-        answer = self.session.post(
-            f"{self.url}/faults", json={"status": status, "count": count}, timeout=5
-        )
-        answer.raise_for_status()
-
-    def connections(self) -> int:
-        stats: dict[str, int] = self.session.get(f"{self.url}/stats", timeout=5).json()
-        return stats["connections_accepted"]
-
-
 @pytest.fixture()
-def hooks(reg: NemSmsRegister) -> Iterator[Hooks]:
-    control = Hooks(reg.control_url)
+def hooks(reg: NemSmsRegister) -> Iterator[RegisterHooks]:
+    control = RegisterHooks(reg.control_url)
     control.clear()
     yield control
     control.clear()
@@ -172,7 +147,7 @@ def test_boks_then_myndighedstilmelding(transport, hooks):
     subject = parse_subject(PLATFORM_REGISTER_SUBJECT).rfc4514_string()
     assert [e["client_subject"] for e in seen] == [subject, subject]
     assert seen[1]["body"] == TILMELD.decode()
-    hooks.session.delete(f"{hooks.url}/requests", timeout=5).raise_for_status()
+    hooks.session.delete(f"{hooks.control_url}/requests", timeout=5).raise_for_status()
     assert hooks.requests() == []
 
 
