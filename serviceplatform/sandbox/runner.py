@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.platform import project_root
@@ -85,40 +87,27 @@ def free_port() -> int:
         return port
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
+_CONFIG_HEADER = "# Written by `serviceplatform sandbox` at every start; edits are overwritten.\n\n"
 
 
-def _dump_toml(tables: dict[str, dict[str, Any]]) -> str:
-    lines = ["# Written by `serviceplatform sandbox` at every start; edits are overwritten.", ""]
-    for name, table in tables.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _overlay(base: dict[str, dict[str, Any]], extra: dict[str, Any], prefix: str = "") -> None:
-    """Lay a user's config file over the sandbox's own tables (the user's values win)."""
+def _overlay(base: dict[str, Any], extra: dict[str, Any], prefix: str = "") -> None:
+    """Lay a user's config file over the sandbox's own settings (the user's values win)."""
     for key, value in extra.items():
         if isinstance(value, dict):
-            _overlay(base, value, f"{prefix}{key}.")
+            target = base.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigurationError(f"--config: {prefix}{key} must not be a table")
+            _overlay(target, value, f"{prefix}{key}.")
         elif not prefix:
             raise ConfigurationError(f"--config: top-level setting {key!r} belongs in a table")
         else:
-            base.setdefault(prefix.rstrip("."), {})[key] = value
+            base[key] = value
 
 
 def write_platform_config(
     paths: SandboxPaths, pki: Pki, register: NemSmsRegister, user_config: Path | None
 ) -> None:
-    tables: dict[str, dict[str, Any]] = {
+    tables: dict[str, Any] = {
         "database": {"url": f"sqlite:///{paths.database}"},
         "security": {
             "trusted_sts_certs": [str(pki.sts_cert)],
@@ -127,16 +116,17 @@ def write_platform_config(
         "routing": {"directory": str(project_root() / "routing_tables")},
         "certificates": {"directory": str(paths.certs)},
         "logging": {"level": "INFO"},
-        "peers.nemsms": {"base_url": register.base_url, "ca_cert": str(pki.ca_cert)},
+        "peers": {"nemsms": {"base_url": register.base_url, "ca_cert": str(pki.ca_cert)}},
+        "services": {
+            service.key: {"entity_id": service.default_entity_id} for service in soap_services()
+        },
     }
-    for service in soap_services():
-        tables[f"services.{service.key}"] = {"entity_id": service.default_entity_id}
     if user_config is not None:
         try:
             _overlay(tables, tomllib.loads(user_config.read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"--config {user_config}: {exc}") from exc
-    paths.config.write_text(_dump_toml(tables), encoding="utf-8")
+    paths.config.write_text(_CONFIG_HEADER + tomli_w.dumps(tables), encoding="utf-8")
 
 
 def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:

@@ -1,0 +1,44 @@
+"""The sandbox's own settings file, and a user's --config laid over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from serviceplatform.config import load_settings
+from serviceplatform.errors import ConfigurationError
+from serviceplatform.sandbox.runner import SandboxPaths, write_platform_config
+
+PKI: Any = SimpleNamespace(sts_cert=Path("/pki/sts.crt"), ca_cert=Path("/pki/ca.crt"))
+REGISTER: Any = SimpleNamespace(base_url="https://127.0.0.1:4443")
+
+
+def test_written_settings_load(tmp_path: Path) -> None:
+    paths = SandboxPaths(tmp_path)
+    write_platform_config(paths, PKI, REGISTER, None)
+    settings = load_settings(paths.config)
+    assert settings.peer("nemsms").base_url == "https://127.0.0.1:4443"
+    assert settings.security.trusted_sts_certs == ["/pki/sts.crt"]
+    assert settings.service("sf2250").entity_id
+    assert paths.config.read_text().startswith("# Written by `serviceplatform sandbox`")
+
+
+def test_user_config_wins_and_keeps_the_rest(tmp_path: Path) -> None:
+    user = tmp_path / "mine.toml"
+    user.write_text('[logging]\nlevel = "DEBUG"\n[peers.nemsms]\nread_timeout_seconds = 0.9\n')
+    paths = SandboxPaths(tmp_path)
+    write_platform_config(paths, PKI, REGISTER, user)
+    settings = load_settings(paths.config)
+    assert settings.logging.level == "DEBUG"
+    assert settings.peer("nemsms").read_timeout_seconds == 0.9
+    assert settings.peer("nemsms").base_url == "https://127.0.0.1:4443"
+
+
+def test_top_level_scalar_in_user_config_is_refused(tmp_path: Path) -> None:
+    user = tmp_path / "mine.toml"
+    user.write_text('level = "DEBUG"\n')
+    with pytest.raises(ConfigurationError, match="belongs in a table"):
+        write_platform_config(SandboxPaths(tmp_path), PKI, REGISTER, user)
