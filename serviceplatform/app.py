@@ -7,6 +7,7 @@ on the first request, so a pre-forking server never shares an engine across proc
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -78,7 +79,5 @@ def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:
 def create_app(settings: Settings | None = None) -> PlatformApp:
     """The WSGI application; without settings, read ``SP_CONFIG`` and ``SP_*`` variables."""
     if settings is None:
-        import os
-
         settings = load_settings(os.environ.get("SP_CONFIG"))
     return PlatformApp(settings)
