@@ -36,9 +36,10 @@ def load_manifest(workdir: Path) -> dict[str, Any]:
     return data
 
 
-def make_client(manifest: dict[str, Any], cvr: str) -> Client:
+def make_client(manifest: dict[str, Any], cvr: str, service_key: str = "sf2250") -> Client:
+    """A zeep client of the service ``service_key`` of ``sandbox.json``, signing as ``cvr``."""
     pki = manifest["pki"]
-    service = manifest["services"]["sf2250"]
+    service = manifest["services"][service_key]
     holder_key = load_pem_private_key(Path(pki["client_key"]).read_bytes(), password=None)
     sts_key = load_pem_private_key(Path(pki["sts_key"]).read_bytes(), password=None)
     assert isinstance(holder_key, RSAPrivateKey) and isinstance(sts_key, RSAPrivateKey)

@@ -31,6 +31,8 @@ class PlatformCall:
     sysid: str | None = None
     upstream_status: int | None = None
     error: ServicePlatformError | None = None
+    #: A note for the audit record (a fault's text is used when this is None).
+    detail: str | None = None
 
     @property
     def authority_cvr(self) -> str | None:

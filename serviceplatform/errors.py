@@ -197,6 +197,13 @@ class ConsumerSystemUnknown(SecurityError):
     text = "The calling system's certificate is not registered for any consumer system"
 
 
+class AuthorityContextMismatch(SecurityError):
+    """``AuthorityContext/MunicipalityCVR`` names another authority than the token."""
+
+    code = "SP-217"
+    text = "The AuthorityContext MunicipalityCVR differs from the authority in the token"
+
+
 # --- SP-3xx: agreements and routing ---------------------------------------------------------
 
 
@@ -297,6 +304,66 @@ class CertificateUnavailable(ServicePlatformError):
 class CertificateExpired(ServicePlatformError):
     code = "SP-421"
     text = "The outward certificate for this agreement has expired or is not yet valid"
+
+
+# --- SP-5xx: business rules of an integration ----------------------------------------------
+
+
+class BusinessRuleError(ServicePlatformError):
+    code = "SP-500"
+    text = "The request breaks a business rule of the service"
+    client_fault = True
+
+
+class SmsTooLong(BusinessRuleError):
+    code = "SP-501"
+    text = "A NemSMS message is at most 160 characters"
+
+
+class SmsFileFormat(BusinessRuleError):
+    code = "SP-502"
+    text = "The file format of a NemSMS message must be TXT"
+
+
+class SmsOutsideSendingHours(BusinessRuleError):
+    """Retryable: the same call succeeds once the sending window opens."""
+
+    code = "SP-503"
+    text = "NemSMS messages are sent only between 08:00 and 22:00 Danish time"
+    retryable = True
+
+
+class SmsChannelNotServed(BusinessRuleError):
+    code = "SP-504"
+    text = "NemSMS cannot serve this channel choice (Kanalvalg); use D or S"
+
+
+class SmsPriorityNotServed(BusinessRuleError):
+    code = "SP-505"
+    text = "NemSMS cannot serve this priority (Prioritet); use D"
+
+
+class SmsContentInvalid(BusinessRuleError):
+    code = "SP-506"
+    text = "The NemSMS message text is empty or not UTF-8 text"
+
+
+class SmsRecipientMissing(BusinessRuleError):
+    code = "SP-507"
+    text = "A NemSMS message needs exactly one recipient CPR or CVR number"
+
+
+class SendingInProgress(BusinessRuleError):
+    """Another call with the same sending identifier is being sent right now."""
+
+    code = "SP-508"
+    text = "A sending with this AfsendelseIdentifikator is in progress; retry later"
+    retryable = True
+
+
+class SendingIdentifierReused(BusinessRuleError):
+    code = "SP-509"
+    text = "This AfsendelseIdentifikator was already used for a different sending"
 
 
 # --- SP-9xx: the platform -------------------------------------------------------------------

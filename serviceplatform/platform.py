@@ -33,6 +33,7 @@ from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
 from serviceplatform.store.replay import DbReplayCache
 from serviceplatform.store.repository import RoutingRepository
+from serviceplatform.store.sendings import SendingLedger
 
 
 def _utc_now() -> datetime:
@@ -59,9 +60,14 @@ class Platform:
         *,
         clock: Callable[[], datetime] = _utc_now,
         database: Database | None = None,
+        business_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
+        #: The time of security checks, certificates, audit and storage.
         self.clock = clock
+        #: The time business rules see (NemSMS sending hours). The same clock in production;
+        #: tests move it to the edges of a rule without making tokens or certificates invalid.
+        self.business_clock = business_clock or clock
         self.db = database or Database.from_settings(settings)
         self.routing = RoutingRepository(self.db)
         self.audit = AuditLog(self.db)
@@ -77,6 +83,7 @@ class Platform:
             replay_window=_seconds(security.replay_window_seconds),
         )
         self.validator = TokenValidator(policy, DbReplayCache(self.db), clock=clock)
+        self.sendings = SendingLedger(self.db)
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 
@@ -149,7 +156,7 @@ class Platform:
                 outcome="ok" if error is None else "fault",
                 error_code=error.code if error is not None else None,
                 latency_ms=call.latency_ms(),
-                detail=detail if detail is not None else (error.error_text if error else None),
+                detail=_audit_detail(call, detail),
             )
         )
 
@@ -158,6 +165,14 @@ class Platform:
             transport.close()
         self._transports.clear()
         self.db.dispose()
+
+
+def _audit_detail(call: PlatformCall, detail: str | None) -> str | None:
+    if detail is not None:
+        return detail
+    if call.detail is not None:
+        return call.detail
+    return call.error.error_text if call.error is not None else None
 
 
 def _seconds(value: int) -> timedelta:

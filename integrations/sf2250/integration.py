@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from integrations.sf2250 import print_service
 from integrations.sf2250.handler import SERVICE_KEY, VedligeholdTilmeldingHandler
+from integrations.sf2250.print_handler import SERVICE_KEY as PRINT_SERVICE_KEY
+from integrations.sf2250.print_handler import PrintHandler
 from integrations.sf2250.service import OPERATIONS, WSDL_PATH, build_wsgi_app
 from serviceplatform.integration import Integration, SoapService, WsgiApp
 from serviceplatform.platform import Platform
@@ -10,21 +13,40 @@ from serviceplatform.platform import Platform
 #: The audience of VedligeholdTilmelding tokens unless configured otherwise.
 PATH = "/service/NemSMS/VedligeholdTilmelding/2"
 DEFAULT_ENTITY_ID = "http://entityid.serviceplatformen.dk/service/nemsms/vedligeholdtilmelding/2"
+PRINT_PATH = "/service/Print/Print/2"
+#: The Print service's entity id as Serviceplatformen publishes it (``service.properties``).
+PRINT_ENTITY_ID = "http://print.serviceplatformen.dk/service/forsendelse/2"
+
+
+def _public_url(platform: Platform, path: str) -> str | None:
+    base = platform.settings.soap.public_base_url
+    return base.rstrip("/") + path if base else None
 
 
 def _build(platform: Platform) -> WsgiApp:
-    soap = platform.settings.soap
     app: WsgiApp = build_wsgi_app(
         VedligeholdTilmeldingHandler(platform),
-        max_body_bytes=soap.max_body_bytes,
-        public_url=soap.public_base_url.rstrip("/") + PATH if soap.public_base_url else None,
+        max_body_bytes=platform.settings.soap.max_body_bytes,
+        public_url=_public_url(platform, PATH),
+    )
+    return app
+
+
+def _build_print(platform: Platform) -> WsgiApp:
+    app: WsgiApp = print_service.build_wsgi_app(
+        PrintHandler(platform),
+        max_body_bytes=platform.settings.soap.max_body_bytes,
+        public_url=_public_url(platform, PRINT_PATH),
     )
     return app
 
 
 INTEGRATION = Integration(
     name="sf2250",
-    roles={SERVICE_KEY: frozenset({"register", "nemsms", "digital_post", "afsender"})},
+    roles={
+        SERVICE_KEY: frozenset({"register", "nemsms", "digital_post", "afsender"}),
+        PRINT_SERVICE_KEY: frozenset({"nemsms", "afsender", "digital_post"}),
+    },
     services=(
         SoapService(
             key=SERVICE_KEY,
@@ -33,6 +55,15 @@ INTEGRATION = Integration(
             operations=OPERATIONS,
             build_app=_build,
             default_entity_id=DEFAULT_ENTITY_ID,
+        ),
+        SoapService(
+            key=PRINT_SERVICE_KEY,
+            path=PRINT_PATH,
+            wsdl_path=print_service.WSDL_PATH,
+            operations=print_service.OPERATIONS,
+            build_app=_build_print,
+            default_entity_id=PRINT_ENTITY_ID,
+            soap_versions=frozenset({11, 12}),
         ),
     ),
 )

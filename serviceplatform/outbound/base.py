@@ -47,6 +47,8 @@ class OutboundRequest:
     path: str
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Overrides the peer's ``budget_seconds`` for this call (an operation with another SLA).
+    budget_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class OioRestTransport(TransportBase):
     def send(self, request: OutboundRequest, *, cert_alias: str | None) -> OutboundResponse:
         """Send ``request`` with the client certificate ``cert_alias`` (None: no certificate)."""
         started = self._clock()
-        deadline = started + self.settings.budget_seconds
+        deadline = started + (request.budget_seconds or self.settings.budget_seconds)
         # Checked before any I/O: an expired certificate never reaches a handshake.
         cert = self._certs.client_pair(cert_alias) if cert_alias is not None else None
         adapter = self._adapter(cert_alias, cert)

@@ -2,9 +2,11 @@
 
 The register listens on HTTPS and requires a client certificate from the sandbox CA, as the
 real one requires the platform's FOCES certificate. It keeps end users and subscription
-lists in memory and answers errors with ``dkal:Fejl`` documents. A second, plain-HTTP server
-on loopback serves the test hooks of SANDBOX.md (``/_sandbox/requests``, ``subscriptions``,
-``faults``) over the same state. Resources, codes and formats: ``docs/nemsms-register.md``.
+lists in memory, answers subscription queries (EP_NS1) and sends SMS (EP_NS4, only inside
+NemSMS's sending hours by the register's clock), and answers errors with ``dkal:Fejl``
+documents. A second, plain-HTTP server on loopback serves the test hooks of SANDBOX.md
+(``/_sandbox/requests``, ``subscriptions``, ``faults``, ``clock``, ``sms``) over the same
+state. Resources, codes and formats: ``docs/nemsms-register.md``.
 
 This module runs the two servers together; the pieces are
 :mod:`~serviceplatform.sandbox.register_state` (the shared state),
@@ -14,6 +16,8 @@ This module runs the two servers together; the pieces are
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -29,6 +33,7 @@ from serviceplatform.sandbox.register_state import (
     ListSnapshot,
     RegisterFault,
     RegisterState,
+    Sending,
     Subject,
     fejl_xml,
 )
@@ -44,6 +49,7 @@ __all__ = [
     "NemSmsRegister",
     "RegisterFault",
     "RegisterState",
+    "Sending",
     "Subject",
     "fejl_xml",
 ]
@@ -64,8 +70,10 @@ class NemSmsRegister:
         known_sysids: set[str] | None = None,
         max_recorded: int = 100_000,
         list_part_size: int = 1000,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.state = RegisterState(known_sysids, max_recorded, list_part_size)
+        """``clock`` answers the register's time (aware); default ``datetime.now(UTC)``."""
+        self.state = RegisterState(known_sysids, max_recorded, list_part_size, clock)
         context = server_tls_context(server_cert, server_key, client_ca)
         register = register_handler(self.state)
         control = hooks_handler(self.state, self.stats)

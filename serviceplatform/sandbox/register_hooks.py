@@ -3,14 +3,17 @@
 The hooks of SANDBOX.md read and change the register's :class:`RegisterState`: the recorded
 requests (``requests``), the subscription lists per SysID (``subscriptions/<sysid>``), an
 end user's last ``Myndighedstilmelding`` (``endusers/<cpr|cvr>``), injected faults
-(``faults``: the next ``count`` register requests answer an HTTP status or a TCP reset) and
-the servers' counters (``stats``). They change state, so they listen on loopback only.
+(``faults``: the next ``count`` register requests answer an HTTP status or a TCP reset), the
+register's clock (``clock``: fix an instant or return to the running clock), the SMS sent
+through EP_NS4 (``sms``) and the servers' counters (``stats``). They change state, so they
+listen on loopback only.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +23,7 @@ from serviceplatform.sandbox.register_state import (
     CVR,
     SYSID,
     RegisterState,
+    iso_utc,
     parse_end_user,
 )
 
@@ -74,7 +78,7 @@ class _ControlHandler(QuietHandler):
                 raise ValueError("malformed SysID")
             with state.lock:
                 if verb == "PUT":
-                    state.subscriptions[sysid] = _subscription_list(data)
+                    state.set_subscriptions(sysid, *_subscription_list(data))
                 cprs, cvrs = state.subscriptions.get(sysid, ([], []))
                 return 200, {"cpr": list(cprs), "cvr": list(cvrs)}
         if path.startswith("endusers/") and verb == "GET":
@@ -84,6 +88,18 @@ class _ControlHandler(QuietHandler):
                 if user is None:
                     return 404, {"error": "no such end user"}
                 return 200, {"kind": subject[0], "tilmeldt": user.tilmeldt}
+        if path == "clock" and verb in ("GET", "PUT"):
+            if verb == "PUT":
+                fixed = _clock(data)
+                with state.lock:
+                    state.fixed_now = fixed
+            return 200, {"now": iso_utc(state.now()), "fixed": state.fixed_now is not None}
+        if path == "sms" and verb in ("GET", "DELETE"):
+            with state.lock:
+                sent = [sending.as_json() for sending in state.sendings.values()]
+                if verb == "DELETE":
+                    state.sendings.clear()
+            return (200, sent) if verb == "GET" else (200, {"deleted": len(sent)})
         if path == "stats" and verb == "GET":
             return 200, self.stats()
         return 404, {"error": f"no hook {verb} /_sandbox/{path}"}
@@ -98,6 +114,20 @@ def _fault(data: Any) -> tuple[int | str, int]:
     if status == "reset" or (isinstance(status, int) and 100 <= status <= 599):
         return status, count
     raise ValueError('status must be an HTTP status (100-599) or "reset"')
+
+
+def _clock(data: Any) -> datetime | None:
+    if not isinstance(data, dict) or set(data) != {"now"}:
+        raise ValueError('expected {"now": "<ISO 8601 with offset>" | null}')
+    value = data["now"]
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("now must be an ISO 8601 string or null")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("now must carry a UTC offset (e.g. Z or +01:00)")
+    return moment
 
 
 def _subscription_list(data: Any) -> tuple[list[str], list[str]]:

@@ -2,16 +2,19 @@
 
 Both of the register's servers (the OIOREST resources and the ``/_sandbox`` test hooks) work
 on one :class:`RegisterState`; this module also holds what both need to read requests and
-answer errors: the end-user key, the SysID and CPR/CVR formats and the ``dkal:Fejl`` answer.
-Resources, codes and formats: ``docs/nemsms-register.md``.
+answer errors: the end-user key, the SysID and CPR/CVR formats, the ``dkal:Fejl`` answer, the
+register's clock (real, injected, or fixed by a hook) and the subscription rule EP_NS1 and
+EP_NS4 share. Resources, codes and formats: ``docs/nemsms-register.md``.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
@@ -27,8 +30,10 @@ __all__ = [
     "ListSnapshot",
     "RegisterFault",
     "RegisterState",
+    "Sending",
     "Subject",
     "fejl_xml",
+    "iso_utc",
     "parse_end_user",
 ]
 
@@ -77,20 +82,69 @@ class ListSnapshot:
     entries: tuple[Subject, ...]
 
 
+@dataclass(frozen=True)
+class Sending:
+    """One SMS the register accepted (EP_NS4), keyed by (``sysid``, ``id``)."""
+
+    sysid: str
+    id: str
+    recipient: Subject
+    title: str | None
+    text: str
+    sent_at: datetime
+    #: The 201 answer document, answered again (with 200) to an idempotent repeat.
+    answer: bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sysid": self.sysid,
+            "id": self.id,
+            "recipient": {"kind": self.recipient[0], "number": self.recipient[1]},
+            "title": self.title,
+            "text": self.text,
+            "sent_at": iso_utc(self.sent_at, seconds=True),
+        }
+
+
+def iso_utc(moment: datetime, *, seconds: bool = False) -> str:
+    """``moment`` in UTC as ISO 8601 with ``Z``; ``seconds`` drops the fraction."""
+    utc = moment.astimezone(UTC)
+    text = utc.isoformat(timespec="seconds") if seconds else utc.isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class RegisterState:
     """Everything both servers share; every access holds ``lock``."""
 
-    def __init__(self, known_sysids: set[str] | None, max_recorded: int, part_size: int) -> None:
+    def __init__(
+        self,
+        known_sysids: set[str] | None,
+        max_recorded: int,
+        part_size: int,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.lock = threading.Lock()
         self.known_sysids = frozenset(known_sysids) if known_sysids is not None else None
         self.part_size = part_size
+        self.max_recorded = max_recorded
         self.requests: deque[dict[str, Any]] = deque(maxlen=max_recorded)
         self.requests_received = 0
         self.users: dict[Subject, EndUser] = {}
         self.subscriptions: dict[str, tuple[list[str], list[str]]] = {}
+        #: The same lists as sets, for the subscription look-ups of EP_NS1 and EP_NS4.
+        self.subscribed: dict[str, frozenset[Subject]] = {}
         self.snapshots: dict[str, ListSnapshot] = {}
         self.fault: int | str | None = None
         self.fault_remaining = 0
+        #: The clock the register runs on unless the ``clock`` hook fixed an instant.
+        self.clock: Callable[[], datetime] = clock or _real_clock
+        self.fixed_now: datetime | None = None
+        #: Accepted sendings by (sysid, MeddelelseIdentifikator), oldest first.
+        self.sendings: OrderedDict[tuple[str, str], Sending] = OrderedDict()
 
     def record(self, entry: dict[str, Any]) -> int | str | None:
         """Remember one register request; return the fault it must answer with, if any."""
@@ -101,6 +155,42 @@ class RegisterState:
                 self.fault_remaining -= 1
                 return self.fault
             return None
+
+    def now(self) -> datetime:
+        """The register's time (aware): the fixed instant if the hook set one, else the clock.
+
+        Does not take ``lock``; reading one attribute is atomic.
+        """
+        fixed = self.fixed_now
+        moment = fixed if fixed is not None else self.clock()
+        if moment.tzinfo is None:
+            raise ValueError("the register's clock must answer aware datetimes")
+        return moment
+
+    def set_subscriptions(self, sysid: str, cprs: list[str], cvrs: list[str]) -> None:
+        """Replace the subscription list of ``sysid`` (CVR without colon); hold ``lock``."""
+        self.subscriptions[sysid] = (cprs, cvrs)
+        self.subscribed[sysid] = frozenset([("cpr", n) for n in cprs] + [("cvr", n) for n in cvrs])
+
+    def subscription(self, sysid: str, subject: Subject) -> bool | None:
+        """Whether ``subject`` is subscribed for ``sysid``; None if the register does not know it.
+
+        Subscribed: in the list the ``subscriptions`` hook set for ``sysid``, or the end user's
+        last ``Myndighedstilmelding`` was true (EP_NS3 subscribes for every authority). Hold
+        ``lock``.
+        """
+        listed = subject in self.subscribed.get(sysid, frozenset())
+        user = self.users.get(subject)
+        if user is None and not listed:
+            return None
+        return listed or (user is not None and user.tilmeldt is True)
+
+    def remember(self, sending: Sending) -> None:
+        """Keep an accepted sending; beyond ``max_recorded`` the oldest is forgotten. Hold
+        ``lock``."""
+        self.sendings[(sending.sysid, sending.id)] = sending
+        while len(self.sendings) > self.max_recorded:
+            self.sendings.popitem(last=False)
 
 
 def parse_end_user(raw: str) -> Subject:

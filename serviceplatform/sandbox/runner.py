@@ -232,9 +232,35 @@ def manifest(
         "database": settings.database.url,
         # Authorities a client can call with; every sample agreement, whatever its state,
         # is under "agreements" (for tests of refused calls).
-        "authorities": [a for a in described if a["status"] == "approved"],
+        "authorities": _authorities(described),
         "agreements": described,
     }
+
+
+def _authorities(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per authority with an approved agreement, its SysIDs over all services.
+
+    The entry keeps the fields of the authority's agreement for the first registered service
+    (as before more services existed) and lists every approved service under ``services``.
+    """
+    order = {service.key: index for index, service in enumerate(soap_services())}
+    approved = sorted(
+        (a for a in described if a["status"] == "approved"),
+        key=lambda a: (order.get(a["service"], len(order)), a["cvr"]),
+    )
+    merged: dict[str, dict[str, Any]] = {}
+    for agreement in approved:
+        entry = merged.get(agreement["cvr"])
+        if entry is None:
+            entry = merged[agreement["cvr"]] = {
+                **agreement,
+                "sysids": dict(agreement["sysids"]),
+                "services": [],
+            }
+        entry["services"].append(agreement["service"])
+        for role, sysid in agreement["sysids"].items():
+            entry["sysids"].setdefault(role, sysid)
+    return sorted(merged.values(), key=lambda entry: str(entry["cvr"]))
 
 
 def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int = 2) -> int:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
     SOAP_NAMESPACES,
     ParsedEnvelope,
+    parse_envelope,
     read_request_body,
 )
 from serviceplatform.soap.faults import fault_response
@@ -109,15 +110,17 @@ class ContractApplication:
 
     def __init__(
         self,
-        spyne_app: WsgiApplication,
+        spyne_apps: Mapping[int, WsgiApplication],
         documents: ContractDocuments,
         *,
-        soap_version: int,
         max_body_bytes: int,
     ) -> None:
-        self.spyne_app = spyne_app
+        if not spyne_apps:
+            raise ValueError("a contract application needs at least one SOAP version")
+        self.spyne_apps = dict(spyne_apps)
         self.documents = documents
-        self.soap_version = soap_version
+        #: The version faults are rendered in before the request's own version is known.
+        self.soap_version = max(self.spyne_apps)
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: WsgiStartResponse) -> list[bytes]:
@@ -134,18 +137,27 @@ class ContractApplication:
             )
             start_response("405 Method Not Allowed", [*response.headers, ("Allow", "GET, POST")])
             return [response.body]
-        if not isinstance(environ.get(ENVELOPE_ENVIRON_KEY), ParsedEnvelope):
+        parsed = environ.get(ENVELOPE_ENVIRON_KEY)
+        if not isinstance(parsed, ParsedEnvelope):
             try:
                 body = read_request_body(environ, self.max_body_bytes)
+                if len(self.spyne_apps) > 1:
+                    # The envelope's namespace picks the protocol; spyne reuses the parse.
+                    parsed = parse_envelope(body, max_bytes=self.max_body_bytes)
+                    environ[ENVELOPE_ENVIRON_KEY] = parsed
             except ServicePlatformError as exc:
                 return self._fault(exc, start_response)
             # spyne reads CONTENT_LENGTH bytes and nothing when it is empty (chunked requests).
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
-        return self._call_spyne(environ, start_response)
+        version = parsed.soap_version if isinstance(parsed, ParsedEnvelope) else None
+        if version not in self.spyne_apps:
+            # Only one version is offered: its protocol refuses the other one itself.
+            version = self.soap_version
+        return self._call_spyne(version, environ, start_response)
 
     def _call_spyne(
-        self, environ: dict[str, Any], start_response: WsgiStartResponse
+        self, version: int, environ: dict[str, Any], start_response: WsgiStartResponse
     ) -> list[bytes]:
         # The answer is collected before start_response so that a failure anywhere in spyne
         # still becomes a platform fault instead of a half-sent response or a traceback.
@@ -156,7 +168,7 @@ class ContractApplication:
             return lambda _data: None
 
         try:
-            chunks = self.spyne_app(environ, capture)
+            chunks = self.spyne_apps[version](environ, capture)
             try:
                 body = b"".join(chunks)
             finally:
@@ -165,18 +177,23 @@ class ContractApplication:
                     close()
         except Exception:
             logger.exception("spyne failed outside a service method; answering SP-900")
-            return self._fault(ServicePlatformError(), start_response)
+            return self._fault(ServicePlatformError(), start_response, version)
         if not captured:
             logger.error("spyne returned without starting a response; answering SP-900")
-            return self._fault(ServicePlatformError(), start_response)
+            return self._fault(ServicePlatformError(), start_response, version)
         status, headers = captured[-1]
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
         return [body]
 
-    def _fault(self, error: ServicePlatformError, start_response: WsgiStartResponse) -> list[bytes]:
-        response = fault_response(error, self.soap_version)
+    def _fault(
+        self,
+        error: ServicePlatformError,
+        start_response: WsgiStartResponse,
+        soap_version: int | None = None,
+    ) -> list[bytes]:
+        response = fault_response(error, soap_version or self.soap_version)
         start_response(response.status, response.headers)
         return [response.body]
 
@@ -187,32 +204,34 @@ def contract_application(
     tns: str,
     name: str,
     wsdl_path: Path,
-    soap_version: int = 12,
+    soap_version: int | Collection[int] = 12,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     public_url: str | None = None,
 ) -> ContractApplication:
     """A WSGI application serving ``services`` behind the hand-written contract ``wsdl_path``.
 
     ``tns`` and ``name`` must be the WSDL's target namespace and service name, so that spyne
-    dispatches on the same element names the contract declares. ``public_url``, when given,
-    is the endpoint address written into the served WSDL instead of the requested URL.
-    Raises ``ConfigurationError`` when the contract cannot be loaded.
+    dispatches on the same element names the contract declares. ``soap_version`` is 11, 12 or
+    both (``{11, 12}``: the envelope's namespace picks the protocol per request).
+    ``public_url``, when given, is the endpoint address written into the served WSDL instead
+    of the requested URL. Raises ``ConfigurationError`` when the contract cannot be loaded.
     """
-    if soap_version not in SOAP_NAMESPACES:
-        raise ValueError(f"soap_version must be 11 or 12, not {soap_version!r}")
+    versions = {soap_version} if isinstance(soap_version, int) else set(soap_version)
+    if not versions or not versions <= set(SOAP_NAMESPACES):
+        raise ValueError(f"soap_version must be 11, 12 or both, not {soap_version!r}")
     documents = ContractDocuments(wsdl_path, public_url=public_url)
     validator = ContractValidator(documents.build_schema)
-    protocol = PlatformSoap12 if soap_version == 12 else PlatformSoap11
-    application = PlatformApplication(
-        list(services),
-        tns=tns,
-        name=name,
-        in_protocol=protocol(max_body_bytes=max_body_bytes, contract=validator),
-        out_protocol=protocol(max_body_bytes=max_body_bytes, contract=validator),
-    )
-    # One byte over the limit, so that spyne never truncates a chunked body to the limit
-    # (which would turn "too large" into "malformed").
-    spyne_app = WsgiApplication(application, max_content_length=max_body_bytes + 1)
-    return ContractApplication(
-        spyne_app, documents, soap_version=soap_version, max_body_bytes=max_body_bytes
-    )
+    spyne_apps: dict[int, WsgiApplication] = {}
+    for version in sorted(versions):
+        protocol = PlatformSoap12 if version == 12 else PlatformSoap11
+        application = PlatformApplication(
+            list(services),
+            tns=tns,
+            name=name,
+            in_protocol=protocol(max_body_bytes=max_body_bytes, contract=validator),
+            out_protocol=protocol(max_body_bytes=max_body_bytes, contract=validator),
+        )
+        # One byte over the limit, so that spyne never truncates a chunked body to the limit
+        # (which would turn "too large" into "malformed").
+        spyne_apps[version] = WsgiApplication(application, max_content_length=max_body_bytes + 1)
+    return ContractApplication(spyne_apps, documents, max_body_bytes=max_body_bytes)

@@ -59,6 +59,8 @@ CERT_SUBJECT_LEN = 1024
 STATUS_LEN = 16
 ERROR_CODE_LEN = 16
 OPERATION_LEN = 128
+SENDING_KEY_LEN = 64
+HASH_LEN = 64
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -159,9 +161,37 @@ class ReplayRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class SendingRecord(Base):
+    """One sending a caller identified by its own key (SF1600 ``AfsendelseIdentifikator``).
+
+    The row is written before the platform calls out and says whether the sending is in
+    flight, done (with the answer given then) or failed, so a repeated call never sends twice.
+    """
+
+    __tablename__ = "sendings"
+    __table_args__ = (
+        UniqueConstraint("service", "authority_cvr", "sending_key"),
+        CheckConstraint("state IN ('sending', 'sent', 'failed')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(SERVICE_LEN))
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    sending_key: Mapped[str] = mapped_column(String(SENDING_KEY_LEN))
+    request_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    attempts: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
+    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 # The Core tables, for the statements on the hot path (no ORM unit of work there).
 consumer_systems = cast(Table, ConsumerSystemRecord.__table__)
 agreements = cast(Table, AgreementRecord.__table__)
 routes = cast(Table, RouteRecord.__table__)
 audit_records = cast(Table, AuditRecord.__table__)
 replay_cache = cast(Table, ReplayRecord.__table__)
+sendings = cast(Table, SendingRecord.__table__)

@@ -177,8 +177,44 @@ class RegisterHooks:
         return data
 
     def clear(self) -> None:
+        """Forget recorded requests and sent SMS, drop a pending fault, run the real clock."""
         self.session.delete(f"{self.control_url}/requests", timeout=5).raise_for_status()
         self.fault(503, 0)
+        self.clear_sms()
+        self.set_clock(None)
+
+    def sms(self) -> list[dict[str, Any]]:
+        """Every SMS the register accepted (EP_NS4), oldest first."""
+        answer = self.session.get(f"{self.control_url}/sms", timeout=5)
+        answer.raise_for_status()
+        data: list[dict[str, Any]] = answer.json()
+        return data
+
+    def clear_sms(self) -> None:
+        self.session.delete(f"{self.control_url}/sms", timeout=5).raise_for_status()
+
+    def set_clock(self, now: datetime | None) -> None:
+        """Fix the register's clock at ``now`` (aware), or return it to the running clock."""
+        if now is not None and now.utcoffset() is None:
+            raise ValueError("set_clock needs an aware datetime")
+        self.session.put(
+            f"{self.control_url}/clock",
+            json={"now": None if now is None else now.isoformat()},
+            timeout=5,
+        ).raise_for_status()
+
+    def subscribe(
+        self, sysid: str, cpr: list[str] | None = None, cvr: list[str] | None = None
+    ) -> dict[str, list[str]]:
+        """Set the full subscription list the register serves for ``sysid``."""
+        answer = self.session.put(
+            f"{self.control_url}/subscriptions/{sysid}",
+            json={"cpr": list(cpr or []), "cvr": list(cvr or [])},
+            timeout=5,
+        )
+        answer.raise_for_status()
+        data: dict[str, list[str]] = answer.json()
+        return data
 
     def fault(self, status: int | str, count: int) -> None:
         self.session.post(

@@ -194,6 +194,8 @@ def test_myndighedstilmelding_requires_existing_end_user(reg, client):
         ("PUT", f"/register/UNKNOWN/boks/{CPR}", STAMDATA, 403, "2001"),
         ("PUT", "/register/nothing/here", STAMDATA, 404, "3002"),
         ("DELETE", f"/register/{SYSID}/boks/{CPR}", b"", 405, "4001"),
+        ("DELETE", f"/register/{SYSID}/boks/{CPR}/myndighedstilmelding", b"", 405, "4001"),
+        ("GET", f"/register/{SYSID}/afsendelse/abc-1", b"", 405, "4001"),
         ("PUT", f"/register/{SYSID}/slutbrugerliste", b"", 405, "4001"),
     ],
 )

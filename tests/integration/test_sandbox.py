@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
-from examples import sf2250_client
+from examples import sf1600_sms_client, sf2250_client
+from integrations.sf2250.sms_rules import within_sending_hours
 from serviceplatform.security.signing import build_signed_envelope
 from tests.integration.sf2250_requests import opdater, status_code
 
@@ -102,6 +104,9 @@ def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) 
     sf2250 = data["services"]["sf2250"]
     assert sf2250["url"] == base + "/service/NemSMS/VedligeholdTilmelding/2"
     assert sf2250["entity_id"]
+    sf1600 = data["services"]["sf1600"]
+    assert sf1600["url"] == base + "/service/Print/Print/2"
+    assert sf1600["entity_id"] == "http://print.serviceplatformen.dk/service/forsendelse/2"
     for key in ("ca_cert", "sts_cert", "sts_key", "client_cert", "client_key"):
         path = Path(data["pki"][key])
         assert path.is_absolute() and path.is_file() and path.is_relative_to(workdir)
@@ -110,7 +115,9 @@ def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) 
     assert data["peers"]["nemsms"]["control_url"].endswith("/_sandbox")
     first = data["authorities"][0]
     assert first["cvr"] == "29189846"
-    assert set(first["sysids"]) >= {"register", "nemsms", "digital_post"}
+    assert set(first["sysids"]) >= {"register", "nemsms", "digital_post", "afsender"}
+    assert first["services"] == ["sf2250", "sf1600"]
+    assert [a["cvr"] for a in data["authorities"]] == ["29189846", "29189854"]
     assert first["consumer_system"]
     assert (workdir / "serviceplatform.sqlite").is_file()
 
@@ -120,6 +127,8 @@ def test_every_listener_accepts_when_manifest_exists(sandbox: tuple[Path, dict[s
     http = session()
     wsdl = http.get(data["services"]["sf2250"]["url"] + "?wsdl", timeout=5)
     assert wsdl.status_code == 200 and b"OpdaterBorgerNemSMS" in wsdl.content
+    wsdl = http.get(data["services"]["sf1600"]["url"] + "?wsdl", timeout=5)
+    assert wsdl.status_code == 200 and b"spoergTilmelding" in wsdl.content
     assert http.get(data["peers"]["nemsms"]["control_url"] + "/requests", timeout=5).ok
 
 
@@ -143,6 +152,27 @@ def test_example_client_calls_both_operations(sandbox: tuple[Path, dict[str, Any
 
     seen = session().get(control + "/requests", timeout=5).json()
     assert [r["path"].rsplit("/", 1)[-1] for r in seen] == ["0202804321", "myndighedstilmelding"]
+
+
+def test_sms_example_asks_then_sends_within_danish_sending_hours(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    control = data["peers"]["nemsms"]["control_url"]
+    assert sf2250_client.main(["--workdir", str(workdir), "--cpr", "0303805432"]) == 0
+    session().delete(control + "/requests", timeout=5)
+    before = within_sending_hours(datetime.now(UTC))
+    code = sf1600_sms_client.main(["--workdir", str(workdir), "--cpr", "0303805432"])
+    after = within_sending_hours(datetime.now(UTC))
+    seen = session().get(control + "/requests", timeout=5).json()
+    assert seen[0]["method"] == "GET" and seen[0]["path"].endswith("/myndighedstilmelding")
+    # The sandbox platform runs on the real clock: NemSMS refuses outside 08:00-22:00.
+    if before and after:
+        assert code == 0
+        assert [r["method"] for r in seen] == ["GET", "PUT"]
+    elif not before and not after:
+        assert code == 1
+        assert [r["method"] for r in seen] == ["GET"]
 
 
 def test_token_command_mints_a_usable_token(sandbox: tuple[Path, dict[str, Any]]) -> None:

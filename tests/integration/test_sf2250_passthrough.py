@@ -418,7 +418,11 @@ def test_agreement_without_register_certificate_is_refused_before_tls(
     running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
     repository = RoutingRepository(running.platform.db)
-    agreement = next(a for a in repository.list_agreements() if a.authority_cvr == AUTHORITY)
+    agreement = next(
+        a
+        for a in repository.list_agreements()
+        if a.authority_cvr == AUTHORITY and a.service == "sf2250"
+    )
     repository.upsert_agreement(replace(agreement, register_cert_alias=None))
     try:
         payload = case_system.envelope(opdater(OTHER_CPR), running.sf2250_url)

@@ -76,13 +76,17 @@ def _sandbox_certificate_subject() -> str:
 def test_the_sample_file_is_valid_and_documents_each_authority() -> None:
     systems, agreements = load_agreements(SAMPLE)
     assert [s.name for s in systems] == ["Sandbox case system"]
-    by_authority = {a.authority_cvr: a for a in agreements}
-    assert by_authority["29189846"].status is AgreementStatus.APPROVED
-    assert by_authority["29189854"].status is AgreementStatus.APPROVED
-    assert by_authority["29189870"].status is AgreementStatus.SUSPENDED
-    assert "29189862" not in by_authority, "authority C has a route but no agreement"
+    status = {(a.authority_cvr, a.service): a.status for a in agreements}
+    assert status == {
+        ("29189846", "sf2250"): AgreementStatus.APPROVED,
+        ("29189854", "sf2250"): AgreementStatus.APPROVED,
+        ("29189870", "sf2250"): AgreementStatus.SUSPENDED,
+        # Sending SMS (SF1600 Print) needs its own agreement; A and B have one.
+        ("29189846", "sf1600"): AgreementStatus.APPROVED,
+        ("29189854", "sf1600"): AgreementStatus.APPROVED,
+    }, "authority C (29189862) has routes but no agreement"
     assert all(a.register_cert_alias == "platform-register" for a in agreements)
-    assert all(a.service == "sf2250" and a.consumer_system == systems[0].uuid for a in agreements)
+    assert all(a.consumer_system == systems[0].uuid for a in agreements)
 
 
 def test_the_sample_subject_is_what_cryptography_renders_for_the_sandbox_certificate() -> None:

@@ -16,7 +16,10 @@ from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
 
 PROJECT = Path(__file__).resolve().parents[2]
-SF2250 = {"sf2250": frozenset({"register", "nemsms", "digital_post", "afsender"})}
+SF2250 = {
+    "sf2250": frozenset({"register", "nemsms", "digital_post", "afsender"}),
+    "sf1600": frozenset({"nemsms", "digital_post", "afsender"}),
+}
 HEADER = "authority_cvr,service,role,sysid,subject\n"
 
 
@@ -56,7 +59,7 @@ def test_check_the_configured_directory(no_db: CliContext, tables: Path) -> None
     result = _run(no_db, "check")
     assert result.exit_code == 0, result.output
     assert "OK: 17 routes for 4 authorities" in result.output
-    assert "OK: tables/agreements.toml: 1 consumer systems, 3 agreements" in result.output
+    assert "OK: tables/agreements.toml: 1 consumer systems, 5 agreements" in result.output
 
 
 def test_check_given_files(no_db: CliContext, tables: Path) -> None:
@@ -182,7 +185,7 @@ def test_database_is_opened_from_the_settings_and_migrated(
     result = _run(no_db, "load")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "platform.sqlite").is_file()
-    assert no_db.database().current_revision() == "0001"
+    assert no_db.database().current_revision() == "0002"
     no_db.close()
 
 

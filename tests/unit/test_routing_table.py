@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from serviceplatform.errors import RoutingTableInvalid
+from serviceplatform.registry import known_services
 from serviceplatform.routing.model import RouteRow
 from serviceplatform.routing.table import load_directory, load_paths, load_table
 
@@ -219,14 +220,23 @@ def test_paths_outside_the_working_directory_are_shown_as_given(tmp_path: Path) 
 
 
 def test_the_shipped_sample_table_is_valid() -> None:
-    rows = load_directory(PROJECT / "routing_tables", SF2250)
+    rows = load_directory(PROJECT / "routing_tables", known_services())
     authorities = {r.authority_cvr for r in rows}
     assert {"29189846", "29189854", "29189862", "29189870"} <= authorities
-    sample = {r.role: r.sysid for r in rows if r.authority_cvr == "29189846" and not r.subject}
+    sample = {
+        r.role: r.sysid
+        for r in rows
+        if r.authority_cvr == "29189846" and r.service == "sf2250" and not r.subject
+    }
     assert sample == {
         "register": "2250001",
         "nemsms": "2250002",
         "digital_post": "2250003",
         "afsender": "2250004",
     }
+    # One SysID per role covers all of an authority's systems: Print uses the same ones.
+    printing = {
+        r.role: r.sysid for r in rows if r.authority_cvr == "29189846" and r.service == "sf1600"
+    }
+    assert printing == {"nemsms": "2250002", "digital_post": "2250003", "afsender": "2250004"}
     assert any(r.subject for r in rows), "the sample shows a subject-specific row"

@@ -339,7 +339,7 @@ def test_a_crash_inside_spyne_becomes_sp900(app: ContractApplication) -> None:
     def broken(environ: Any, start_response: Any) -> Any:
         raise KeyError("internal")
 
-    app.spyne_app = broken
+    app.spyne_apps = {12: broken}
     status, _, payload = call(app, echo())
     assert (status, error_code(payload)) == ("500 Internal Server Error", "SP-900")
 

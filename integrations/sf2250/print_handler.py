@@ -1,0 +1,188 @@
+"""SF2250 EP_SP1/EP_SP4 through the SF1600 Print contract: ask for and send NemSMS.
+
+* ``spoergTilmelding`` (EP_SP1) asks the register (EP_NS1) under the authority's NemSMS SysID
+  whether the end user is subscribed; an end user the register does not know is simply not
+  subscribed.
+* ``afsendBrev`` (EP_SP4) checks the NemSMS rules (``sms_rules``) before anything else, routes
+  to the agreement's Afsendersystem SysID, records the sending in the platform's sending
+  ledger and only then calls the register (EP_NS4). A repeated call with the same
+  ``AfsendelseIdentifikator`` after a success answers the stored result and sends nothing;
+  after a failure it sends again. Transient register errors are retried within the 1.5 s SLA
+  of a medium integration.
+
+Both operations check ``AuthorityContext/MunicipalityCVR`` against the token's authority first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from integrations.sf2250.print_mapping import (
+    afsendelse_body,
+    afsendelse_path,
+    meddelelse_id,
+    parse_afsendelse,
+    parse_tilmelding,
+    tilmelding_path,
+)
+from integrations.sf2250.print_messages import AfsendBrev, SpoergTilmelding
+from integrations.sf2250.sms_rules import check_sms
+from serviceplatform.call import PlatformCall, current_call
+from serviceplatform.errors import (
+    AuthorityContextMismatch,
+    CertificateUnavailable,
+    ServicePlatformError,
+    UpstreamNotFound,
+    UpstreamRejected,
+)
+from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
+from serviceplatform.platform import Platform
+from serviceplatform.routing.model import Route
+
+#: The service key of the Print service in agreements and routing tables.
+SERVICE_KEY: Final = "sf1600"
+PEER: Final = "nemsms"
+NEMSMS_ROLE: Final = "nemsms"
+AFSENDER_ROLE: Final = "afsender"
+#: SF2250 section 1.3.1: sending an SMS is a medium integration.
+SEND_BUDGET_SECONDS: Final = 1.5
+_XML: Final = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
+
+
+class PrintHandler:
+    def __init__(self, platform: Platform, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.platform = platform
+        #: The clock of the sending-hours rule: the platform's business clock unless given.
+        self.clock = clock or platform.business_clock
+
+    # --- EP_SP1 -------------------------------------------------------------------------
+
+    def spoerg_tilmelding(self, environ: dict[str, Any], request: SpoergTilmelding) -> bool:
+        call = current_call(environ)
+        _check_authority(call, request.municipality_cvr)
+        call.subject = request.subject.number
+        route = self.platform.route(
+            call, required_roles=(NEMSMS_ROLE,), subject=request.subject.number
+        )
+        sysid = route.sysids[NEMSMS_ROLE]
+        call.sysid = sysid
+        outbound = OutboundRequest(
+            method="GET", path=tilmelding_path(sysid, request.subject), headers=_XML
+        )
+        try:
+            response = self._send(call, route, outbound)
+        except UpstreamNotFound as error:
+            # The register knows no such end user: not subscribed, and not an error.
+            call.upstream_status = 404
+            call.error = None
+            call.detail = f"not known to the register ({error.detail})"
+            return False
+        try:
+            subscribed = parse_tilmelding(response.body)
+        except ServicePlatformError as error:
+            raise call.fail(error) from None
+        call.detail = "tilmeldt" if subscribed else "ikke tilmeldt"
+        return subscribed
+
+    # --- EP_SP4 -------------------------------------------------------------------------
+
+    def afsend_brev(self, environ: dict[str, Any], request: AfsendBrev) -> bool:
+        call = current_call(environ)
+        _check_authority(call, request.municipality_cvr)
+        if request.recipient is not None:
+            call.subject = request.recipient.number
+        try:
+            text = check_sms(request, self.clock())
+        except ServicePlatformError as error:
+            raise call.fail(error) from None
+        assert request.recipient is not None  # check_sms refuses a missing recipient
+        route = self.platform.route(
+            call, required_roles=(AFSENDER_ROLE,), subject=request.recipient.number
+        )
+        sysid = route.sysids[AFSENDER_ROLE]
+        call.sysid = sysid
+        ledger = self.platform.sendings
+        key = {
+            "service": call.service,
+            "authority_cvr": call.authority_cvr or "",
+            "key": request.afsendelse_id,
+        }
+        try:
+            claim = ledger.claim(
+                **key,
+                request_hash=request.fingerprint(),
+                message_id=call.message_id,
+                now=self.platform.clock(),
+            )
+        except ServicePlatformError as error:
+            raise call.fail(error) from None
+        if not claim.send:
+            earlier = json.loads(claim.result or "{}")
+            call.upstream_status = earlier.get("upstream_status")
+            call.detail = (
+                f"AfsendelseIdentifikator {request.afsendelse_id} was sent before "
+                f"(attempt {claim.attempt}); answered the earlier result, nothing sent"
+            )
+            return bool(earlier.get("resultat", False))
+        message_id = meddelelse_id(request.afsendelse_id)
+        outbound = OutboundRequest(
+            method="PUT",
+            path=afsendelse_path(sysid, message_id),
+            body=afsendelse_body(
+                message_id=message_id,
+                recipient=request.recipient,
+                text=text,
+                titel=request.titel,
+                indholdstype=request.indholdstype,
+            ),
+            headers=_XML,
+            budget_seconds=SEND_BUDGET_SECONDS,
+        )
+        try:
+            response = self._send(call, route, outbound)
+            receipt = parse_afsendelse(response.body)
+            if not receipt.accepted:
+                raise call.fail(UpstreamRejected(f"the register's state is {receipt.state!r}"))
+        except ServicePlatformError as error:
+            ledger.failed(**key, error_code=error.code, now=self.platform.clock())
+            raise call.fail(error) from None
+        result = {
+            "resultat": True,
+            "upstream_status": response.status,
+            "meddelelse_id": receipt.message_id,
+            "tilstand": receipt.state,
+            "sent_at": receipt.sent_at,
+        }
+        ledger.succeeded(**key, result=json.dumps(result), now=self.platform.clock())
+        call.detail = f"attempt {claim.attempt}: {receipt.state} as {receipt.message_id}"
+        return True
+
+    # --- shared -------------------------------------------------------------------------
+
+    def _send(
+        self, call: PlatformCall, route: Route, outbound: OutboundRequest
+    ) -> OutboundResponse:
+        if route.cert_alias is None:
+            # The register only talks mutual TLS: say so instead of failing the handshake.
+            raise call.fail(
+                CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
+            )
+        try:
+            response = self.platform.transport(PEER).send(outbound, cert_alias=route.cert_alias)
+        except ServicePlatformError as error:
+            raise call.fail(error) from None
+        call.upstream_status = response.status
+        return response
+
+
+def _check_authority(call: PlatformCall, municipality_cvr: str | None) -> None:
+    """``AuthorityContext/MunicipalityCVR``, where given, must be the token's authority."""
+    if municipality_cvr is not None and municipality_cvr != call.authority_cvr:
+        raise call.fail(
+            AuthorityContextMismatch(
+                f"MunicipalityCVR {municipality_cvr}, token authority {call.authority_cvr}"
+            )
+        )

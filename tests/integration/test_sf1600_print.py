@@ -1,0 +1,416 @@
+"""SF2250 EP_SP1/EP_SP4 end to end: SOAP 1.1 and 1.2 in, the register over mutual TLS out.
+
+The platform's business clock (the sending-hours rule) is a manual clock, and the register's
+clock is set to the same instant through its test hook, so the 08:00-22:00 edges are tested
+at fixed instants whatever time CI runs. Tokens, timestamps and certificates keep real time.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+import zeep
+from lxml import etree
+from sqlalchemy import select
+
+from integrations.sf2250.integration import PRINT_ENTITY_ID, PRINT_PATH
+from integrations.sf2250.print_service import TNS
+from serviceplatform.app import PlatformApp
+from serviceplatform.platform import Platform
+from serviceplatform.sandbox.nemsms_register import NemSmsRegister
+from serviceplatform.sandbox.pki import Pki
+from serviceplatform.security.signing import KombitWsse
+from serviceplatform.store.models import audit_records
+from tests.integration.conftest import (
+    AUTHORITY,
+    CaseSystem,
+    RegisterHooks,
+    make_settings,
+    seed,
+    serve_wsgi,
+)
+from tests.integration.print_requests import afsend, official_schema, spoerg
+from tests.integration.sf2250_requests import fault_schema
+
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+SPF = "http://serviceplatformen.dk/xml/schemas/ServiceplatformFault/1/"
+#: Authority A's SysIDs (routing_tables/sf1600.csv).
+NEMSMS_SYSID = "2250002"
+AFSENDER_SYSID = "2250004"
+CPR = "0101901234"
+#: 12:00 in Denmark on a winter day.
+NOON = datetime(2026, 1, 15, 11, 0, tzinfo=UTC)
+
+
+class ManualClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class PrintPlatform:
+    base_url: str
+    app: PlatformApp
+    clock: ManualClock
+    case_system: CaseSystem
+    hooks: RegisterHooks
+
+    @property
+    def url(self) -> str:
+        return self.base_url + PRINT_PATH
+
+    def at(self, now: datetime) -> None:
+        """Move the platform's and the register's clocks to ``now``."""
+        self.clock.now = now
+        self.hooks.set_clock(now)
+
+    def call(
+        self, body: etree._Element, *, version: int = 12, cvr: str = AUTHORITY
+    ) -> requests.Response:
+        operation = (
+            "afsendBrev" if "AfsendBrev" in etree.QName(body).localname else "spoergTilmelding"
+        )
+        payload = self.case_system.envelope(
+            body,
+            self.url,
+            token={"cvr": cvr, "audience": PRINT_ENTITY_ID},
+            soap_version=version,
+        )
+        session = requests.Session()
+        session.trust_env = False
+        action = f"{TNS}{operation}"
+        if version == 11:
+            headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'}
+        else:
+            headers = {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
+        return session.post(self.url, data=payload, headers=headers, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def printing(
+    tmp_path_factory: pytest.TempPathFactory,
+    pki: Pki,
+    register: NemSmsRegister,
+    case_system: CaseSystem,
+) -> Iterator[PrintPlatform]:
+    settings = make_settings(tmp_path_factory.mktemp("print"), pki, register.base_url)
+    seed(settings)
+    clock = ManualClock(NOON)
+    app = PlatformApp(settings, lambda: Platform(settings, business_clock=clock))
+    server, thread, base_url = serve_wsgi(app)
+    yield PrintPlatform(base_url, app, clock, case_system, RegisterHooks(register.control_url))
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+    app.close()
+
+
+@pytest.fixture()
+def sms(printing: PrintPlatform, hooks: RegisterHooks) -> Iterator[PrintPlatform]:
+    """A clean register at noon with the test citizen subscribed under authority A."""
+    hooks.clear_sms()
+    hooks.subscribe(NEMSMS_SYSID, cpr=[CPR])
+    hooks.subscribe(AFSENDER_SYSID, cpr=[CPR])
+    printing.at(NOON)
+    yield printing
+    hooks.set_clock(None)
+
+
+def answer(response: requests.Response, version: int = 12) -> etree._Element:
+    root = etree.fromstring(response.content)
+    body = root.find(f"{{{SOAP11 if version == 11 else SOAP12}}}Body")
+    assert body is not None, response.text
+    return body[0]
+
+
+def fault_code(response: requests.Response, version: int = 12) -> str | None:
+    child = answer(response, version)
+    detail = child.find(".//{*}ServiceplatformFault")
+    assert detail is not None, response.text
+    assert fault_schema().validate(detail), fault_schema().error_log
+    return detail.findtext(f".//{{{SPF}}}ErrorCode")
+
+
+def new_id() -> str:
+    return f"sms-{uuid.uuid4().hex[:12]}"
+
+
+def outward(hooks: RegisterHooks) -> list[dict[str, Any]]:
+    return hooks.requests()
+
+
+# --- spoergTilmelding (EP_SP1 -> EP_NS1) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [11, 12])
+def test_spoerg_tilmelding_answers_true_for_a_subscribed_citizen(
+    sms: PrintPlatform, hooks: RegisterHooks, version: int
+) -> None:
+    response = sms.call(spoerg(CPR, municipality_cvr=AUTHORITY), version=version)
+    assert response.status_code == 200, response.text
+    child = answer(response, version)
+    assert official_schema().validate(child), official_schema().error_log
+    assert child.findtext(f"{{{TNS}}}tilmeldt") == "true"
+    [request] = outward(hooks)
+    assert request["method"] == "GET"
+    assert request["path"] == f"/register/{NEMSMS_SYSID}/boks/{CPR}/myndighedstilmelding"
+    assert "serviceplatform-sandbox" in request["client_subject"]
+
+
+def test_spoerg_tilmelding_for_an_unknown_citizen_is_false_not_an_error(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    response = sms.call(spoerg("0202902345"))
+    assert response.status_code == 200, response.text
+    assert answer(response).findtext(f"{{{TNS}}}tilmeldt") == "false"
+    assert len(outward(hooks)) == 1
+
+
+def test_spoerg_tilmelding_for_a_company(sms: PrintPlatform, hooks: RegisterHooks) -> None:
+    hooks.subscribe(NEMSMS_SYSID, cvr=["29189854"])
+    response = sms.call(spoerg(cpr=None, cvr="29189854"), version=11)
+    assert answer(response, 11).findtext(f"{{{TNS}}}tilmeldt") == "true"
+    assert outward(hooks)[0]["path"].endswith("/boks/29189854/myndighedstilmelding")
+
+
+# --- afsendBrev (EP_SP4 -> EP_NS4) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [11, 12])
+def test_afsend_brev_sends_one_sms_with_the_afsender_sysid(
+    sms: PrintPlatform, hooks: RegisterHooks, version: int
+) -> None:
+    sending = new_id()
+    response = sms.call(afsend("Hej fra kommunen", afsendelse_id=sending), version=version)
+    assert response.status_code == 200, response.text
+    child = answer(response, version)
+    assert official_schema().validate(child), official_schema().error_log
+    assert child.findtext(f"{{{TNS}}}resultat") == "true"
+    [request] = outward(hooks)
+    assert (request["method"], request["path"]) == (
+        "PUT",
+        f"/register/{AFSENDER_SYSID}/afsendelse/{sending}",
+    )
+    [sent] = hooks.sms()
+    assert (sent["sysid"], sent["id"], sent["text"]) == (
+        AFSENDER_SYSID,
+        sending,
+        "Hej fra kommunen",
+    )
+    assert sent["recipient"] == {"kind": "cpr", "number": CPR}
+
+
+@pytest.mark.parametrize(("length", "code"), [(159, None), (160, None), (161, "SP-501")])
+def test_at_most_160_characters(
+    sms: PrintPlatform, hooks: RegisterHooks, length: int, code: str | None
+) -> None:
+    response = sms.call(afsend("å" * length, afsendelse_id=new_id()))
+    if code is None:
+        assert response.status_code == 200, response.text
+        assert [len(s["text"]) for s in hooks.sms()] == [length]
+    else:
+        assert (response.status_code, fault_code(response)) == (400, code)
+        assert outward(hooks) == []
+
+
+# Danish wall-clock instants (with their offset) on both sides of both edges, on an ordinary
+# winter day and on the two days daylight saving time changes.
+EDGES = [
+    ("2026-01-15T07:59:59+01:00", "SP-503"),
+    ("2026-01-15T08:00:00+01:00", None),
+    ("2026-01-15T21:59:59+01:00", None),
+    ("2026-01-15T22:00:00+01:00", "SP-503"),
+    ("2026-03-29T07:59:59+02:00", "SP-503"),
+    ("2026-03-29T08:00:00+02:00", None),
+    ("2026-03-29T21:59:59+02:00", None),
+    ("2026-03-29T22:00:00+02:00", "SP-503"),
+    ("2026-10-25T07:59:59+01:00", "SP-503"),
+    ("2026-10-25T08:00:00+01:00", None),
+    ("2026-10-25T21:59:59+01:00", None),
+    ("2026-10-25T22:00:00+01:00", "SP-503"),
+]
+
+
+@pytest.mark.parametrize(("local", "code"), EDGES)
+def test_sending_hours_08_to_22_danish_time(
+    sms: PrintPlatform, hooks: RegisterHooks, local: str, code: str | None
+) -> None:
+    sms.at(datetime.fromisoformat(local).astimezone(UTC))
+    response = sms.call(afsend(afsendelse_id=new_id()), version=11)
+    if code is None:
+        assert response.status_code == 200, response.text
+        assert len(hooks.sms()) == 1
+    else:
+        # SOAP 1.1 answers every fault with HTTP 500 (SOAP 1.1 section 6.2).
+        assert (response.status_code, fault_code(response, 11)) == (500, code)
+        assert outward(hooks) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"kanalvalg": "F"}, "SP-504"),
+        ({"kanalvalg": "P"}, "SP-504"),
+        ({"prioritet": "M"}, "SP-505"),
+        ({"filformat": "PDF"}, "SP-502"),
+        ({"cpr": None}, "SP-507"),
+        ({"content": b"\xff\xfe"}, "SP-506"),
+        ({"cpr": "2902011234"}, "SP-108"),
+        ({"cpr": "3213901234"}, "SP-105"),
+    ],
+)
+def test_rules_refuse_before_any_outward_call(
+    sms: PrintPlatform, hooks: RegisterHooks, changes: dict[str, Any], code: str
+) -> None:
+    response = sms.call(afsend(afsendelse_id=new_id(), **changes))
+    assert (response.status_code, fault_code(response)) == (400, code)
+    assert outward(hooks) == []
+
+
+def test_a_repeated_sending_id_answers_the_earlier_result_without_sending_again(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    sending = new_id()
+    first = sms.call(afsend("Kun én gang", afsendelse_id=sending))
+    second = sms.call(afsend("Kun én gang", afsendelse_id=sending), version=11)
+    assert answer(first).findtext(f"{{{TNS}}}resultat") == "true"
+    assert answer(second, 11).findtext(f"{{{TNS}}}resultat") == "true"
+    assert len(outward(hooks)) == 1
+    assert len(hooks.sms()) == 1
+    other = sms.call(afsend("Noget andet", afsendelse_id=sending))
+    assert (other.status_code, fault_code(other)) == (400, "SP-509")
+    assert len(outward(hooks)) == 1
+
+
+def test_a_register_503_is_retried_within_the_sla(sms: PrintPlatform, hooks: RegisterHooks) -> None:
+    hooks.fault(503, 1)
+    response = sms.call(afsend(afsendelse_id=new_id()))
+    assert response.status_code == 200, response.text
+    assert [r["method"] for r in outward(hooks)] == ["PUT", "PUT"]
+    assert len(hooks.sms()) == 1
+
+
+def test_a_call_after_a_failed_attempt_sends_again(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    sending = new_id()
+    hooks.fault(503, 50)
+    failed = sms.call(afsend(afsendelse_id=sending))
+    assert (failed.status_code, fault_code(failed)) == (500, "SP-404")
+    assert hooks.sms() == []
+    hooks.fault(503, 0)
+    retried = sms.call(afsend(afsendelse_id=sending))
+    assert retried.status_code == 200, retried.text
+    assert [s["id"] for s in hooks.sms()] == [sending]
+    state = sms.app.platform.sendings.get(service="sf1600", authority_cvr=AUTHORITY, key=sending)
+    assert state is not None and (state.state, state.attempts) == ("sent", 2)
+
+
+@pytest.mark.parametrize("body", ["spoerg", "afsend"])
+def test_an_authority_context_for_another_authority_is_refused(
+    sms: PrintPlatform, hooks: RegisterHooks, body: str
+) -> None:
+    request = (
+        spoerg(CPR, municipality_cvr="29189854")
+        if body == "spoerg"
+        else afsend(afsendelse_id=new_id(), municipality_cvr="29189854")
+    )
+    response = sms.call(request)
+    assert (response.status_code, fault_code(response)) == (400, "SP-217")
+    assert outward(hooks) == []
+
+
+def test_an_authority_without_a_print_agreement_is_refused(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    response = sms.call(spoerg(CPR), cvr="29189862")
+    assert (response.status_code, fault_code(response)) == (400, "SP-301")
+    assert outward(hooks) == []
+
+
+def test_every_call_leaves_an_audit_record_with_its_outcome(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    sending = new_id()
+    sms.call(afsend(afsendelse_id=sending))
+    sms.call(afsend(afsendelse_id=sending))
+    sms.call(afsend("x" * 161, afsendelse_id=new_id()))
+    sms.call(spoerg(CPR))
+    with sms.app.platform.db.transaction() as connection:
+        newest = connection.execute(
+            select(audit_records).order_by(audit_records.c.id.desc()).limit(4)
+        ).all()
+    rows = list(reversed(newest))
+    assert [(r.service, r.operation, r.outcome, r.error_code) for r in rows] == [
+        ("sf1600", "afsendBrev", "ok", None),
+        ("sf1600", "afsendBrev", "ok", None),
+        ("sf1600", "afsendBrev", "fault", "SP-501"),
+        ("sf1600", "spoergTilmelding", "ok", None),
+    ]
+    assert rows[0].sysid == AFSENDER_SYSID and rows[0].upstream_status == 201
+    assert rows[0].subject == CPR
+    assert "nothing sent" in (rows[1].detail or "")
+    assert rows[3].sysid == NEMSMS_SYSID and rows[3].detail == "tilmeldt"
+
+
+# --- a zeep client from the served WSDL -------------------------------------------------------
+
+
+def test_a_zeep_client_from_the_served_wsdl_works_unchanged(
+    sms: PrintPlatform, hooks: RegisterHooks, case_system: CaseSystem
+) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    wsse = KombitWsse(
+        assertion=case_system.assertion(audience=PRINT_ENTITY_ID),
+        holder_key=case_system.holder_key,
+        to=sms.url,
+    )
+    client = zeep.Client(  # type: ignore[no-untyped-call]
+        sms.url + "?wsdl",
+        transport=zeep.Transport(session=session),  # type: ignore[no-untyped-call]
+        wsse=wsse,
+    )
+    # The contract's service address is rewritten to where the WSDL was fetched from.
+    assert client.service._binding_options["address"] == sms.url
+    tilmeldt = client.service.spoergTilmelding(
+        TilmeldingRequest={"SlutbrugerIdentitet": {"CPRnummerIdentifikator": CPR}}
+    )
+    assert tilmeldt is True
+    sending = new_id()
+    resultat = client.service.afsendBrev(
+        AuthorityContext={"MunicipalityCVR": AUTHORITY},
+        BrevSPBody={
+            "Kanalvalg": "D",
+            "Prioritet": "D",
+            "ForsendelseI": {
+                "AfsendelseIdentifikator": sending,
+                "ForsendelseModtager": {"AfsendelseModtager": {"CPRnummerIdentifikator": CPR}},
+                "FilformatNavn": "TXT",
+                "MeddelelseIndholdData": b"Sendt med zeep",
+                "DokumentParametre": {"TitelTekst": "zeep"},
+            },
+        },
+    )
+    assert resultat is True
+    assert [s["text"] for s in hooks.sms()] == ["Sendt med zeep"]
+    assert (
+        base64.b64decode(
+            etree.fromstring(hooks.requests()[-1]["body"].encode()).findtext(
+                "{urn:oio:dkal:1.0.0}MeddelelseIndholdData"
+            )
+            or ""
+        )
+        == b"Sendt med zeep"
+    )
