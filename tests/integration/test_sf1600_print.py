@@ -317,6 +317,23 @@ def test_a_call_after_a_failed_attempt_sends_again(
     assert state is not None and (state.state, state.attempts) == ("sent", 2)
 
 
+def test_the_registers_own_refusal_reaches_the_caller_and_can_be_retried(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    # Only the register knows its subscribers: it refuses an unknown recipient (FejlKode 3001).
+    sending = new_id()
+    response = sms.call(afsend(afsendelse_id=sending, cpr="0202902345"))
+    assert (response.status_code, fault_code(response)) == (400, "SP-406")
+    assert "3001" in response.text and "0202902345" not in response.text
+    assert hooks.sms() == []
+    state = sms.app.platform.sendings.get(service="sf1600", authority_cvr=AUTHORITY, key=sending)
+    assert state is not None and (state.state, state.error_code) == ("failed", "SP-406")
+    hooks.subscribe(AFSENDER_SYSID, cpr=[CPR, "0202902345"])
+    again = sms.call(afsend(afsendelse_id=sending, cpr="0202902345"))
+    assert again.status_code == 200, again.text
+    assert [s["recipient"]["number"] for s in hooks.sms()] == ["0202902345"]
+
+
 @pytest.mark.parametrize("body", ["spoerg", "afsend"])
 def test_an_authority_context_for_another_authority_is_refused(
     sms: PrintPlatform, hooks: RegisterHooks, body: str
@@ -388,6 +405,15 @@ def test_a_zeep_client_from_the_served_wsdl_works_unchanged(
         TilmeldingRequest={"SlutbrugerIdentitet": {"CPRnummerIdentifikator": CPR}}
     )
     assert tilmeldt is True
+    # The contract's second port speaks SOAP 1.2 at the same address.
+    soap12 = client.bind("Print", "Print12")
+    assert type(soap12._binding).__name__ == "Soap12Binding"
+    assert (
+        soap12.spoergTilmelding(
+            TilmeldingRequest={"SlutbrugerIdentitet": {"CPRnummerIdentifikator": "0202902345"}}
+        )
+        is False
+    )
     sending = new_id()
     resultat = client.service.afsendBrev(
         AuthorityContext={"MunicipalityCVR": AUTHORITY},
