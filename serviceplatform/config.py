@@ -77,6 +77,63 @@ class ServiceSettings:
 
 
 @dataclass
+class AmqpDistributorSettings:
+    """Beskedfordeler over AMQP: publish to an exchange, wait for a ``StandardRetur`` reply."""
+
+    #: ``amqp://user:password@host:5672/`` or ``amqps://...:5671/`` (the vhost is below).
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    virtual_host: str = "BF"
+    exchange: str = "AFSEND_BESKED_EXCHANGE"
+    routing_key: str = ""
+    #: PEM bundle trusted for the broker's certificate (``amqps``).
+    ca_cert: str = ""
+    #: Seconds to wait for the ``StandardRetur`` reply of one message.
+    reply_timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 5.0
+    #: Where the SAML token of the ``token`` header comes from: ``file`` reads
+    #: ``token_dir/<authority CVR>.xml`` (kept fresh by the operator's STS client);
+    #: ``sandbox-sts`` mints one with ``sts_key``/``sts_cert`` (sandbox and tests only).
+    token_source: str = "file"
+    token_dir: str = "tokens"
+    sts_key: str = ""
+    sts_cert: str = ""
+    sts_issuer: str = ""
+    #: Audience of the tokens the sandbox STS mints.
+    token_audience: str = "http://entityid.kombit.dk/service/beskedfordeler/1"
+
+
+@dataclass
+class DistributorSettings:
+    """Where the messages to the message distributor (Beskedfordeler) go."""
+
+    #: ``file`` (one XML file per message in ``directory``; the embedded default) or ``amqp``.
+    transport: str = "file"
+    directory: str = "distributor"
+    amqp: AmqpDistributorSettings = field(default_factory=AmqpDistributorSettings)
+    #: Messages handed over per relay round.
+    batch_size: int = 500
+
+
+@dataclass
+class SubscriptionSettings:
+    """The nightly NemSMS subscription-list diff (SF2250 section 1.2.2)."""
+
+    #: Local time of the nightly run (``HH:MM``) in ``timezone``.
+    run_at: str = "02:00"
+    timezone: str = "Europe/Copenhagen"
+    #: Whether ``serviceplatform serve`` runs the scheduler in this process.
+    scheduler_enabled: bool = True
+    #: Snapshots older than this many days are deleted (a date can be re-run while kept).
+    retention_days: int = 14
+    #: The UUID of message type "NemSMS tilmelding" in Beskedfordeler.
+    message_type_uuid: str = "5a0bb4a4-7c4b-4c59-9d3a-6f3f2b6a1c01"
+    #: The platform as registering actor (``RegistreringsAktoer``, ``BeskedAnsvarligAktoer``).
+    actor_uuid: str = "d92bb9c2-d826-4028-8fb5-d8b88b4377d4"
+    #: Seconds a run's lease lasts without renewal; a crashed run is taken over after it.
+    lease_seconds: int = 300
+
+
+@dataclass
 class LoggingSettings:
     level: str = "INFO"
 
@@ -89,6 +146,8 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     certificates: CertificateSettings = field(default_factory=CertificateSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    distributor: DistributorSettings = field(default_factory=DistributorSettings)
+    subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     #: Outward peers by name (``nemsms``, later ``oots_gateway``, ...).
     peers: dict[str, PeerSettings] = field(default_factory=dict)
     #: Per-service settings by service key (``sf2250``, ...).

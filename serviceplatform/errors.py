@@ -306,6 +306,27 @@ class CertificateExpired(ServicePlatformError):
     text = "The outward certificate for this agreement has expired or is not yet valid"
 
 
+class DistributorUnavailable(ServicePlatformError):
+    """The message distributor (Beskedfordeler) cannot be reached or did not answer in time."""
+
+    code = "SP-430"
+    text = "The message distributor cannot be reached"
+    retryable = True
+
+
+class DistributorRejected(ServicePlatformError):
+    """The distributor answered a ``StandardRetur`` other than 20 (OK)."""
+
+    code = "SP-431"
+    text = "The message distributor did not accept the message"
+    retryable = True
+
+    def __init__(self, detail: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(detail)
+        #: The ``StandardRetur/StatusKode`` answered (41: token expired, ...).
+        self.status = status
+
+
 # --- SP-5xx: business rules of an integration ----------------------------------------------
 
 
@@ -364,6 +385,27 @@ class SendingInProgress(BusinessRuleError):
 class SendingIdentifierReused(BusinessRuleError):
     code = "SP-509"
     text = "This AfsendelseIdentifikator was already used for a different sending"
+
+
+class RegisterServiceWindow(BusinessRuleError):
+    """NemSMS's weekly service window; the same request works after it."""
+
+    code = "SP-520"
+    text = "The NemSMS register is in its weekly service window (Sunday 00:00-04:00)"
+    client_fault = False
+    retryable = True
+
+
+class JobAlreadyRunning(BusinessRuleError):
+    code = "SP-521"
+    text = "Another platform process is running this job for this date"
+    client_fault = False
+    retryable = True
+
+
+class ListDateUnavailable(BusinessRuleError):
+    code = "SP-522"
+    text = "The register serves only today's list, and no list is stored for this date"
 
 
 # --- SP-9xx: the platform -------------------------------------------------------------------
