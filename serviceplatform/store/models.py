@@ -61,6 +61,10 @@ ERROR_CODE_LEN = 16
 OPERATION_LEN = 128
 SENDING_KEY_LEN = 64
 HASH_LEN = 64
+KIND_LEN = 3
+JOB_NAME_LEN = 128
+HOLDER_LEN = 255
+TOPIC_LEN = 64
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -188,6 +192,75 @@ class SendingRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SubscriptionSnapshotRecord(Base):
+    """One authority's NemSMS subscription list as fetched for one list date.
+
+    ``fetching`` while its parts come in; ``complete`` once the diff against the previous
+    complete snapshot and its outbox rows were committed with it.
+    """
+
+    __tablename__ = "subscription_snapshots"
+    __table_args__ = (
+        UniqueConstraint("authority_cvr", "list_date"),
+        CheckConstraint("state IN ('fetching', 'complete')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    list_date: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    entry_count: Mapped[int] = mapped_column(Integer)
+    subscribed_count: Mapped[int] = mapped_column(Integer)
+    unsubscribed_count: Mapped[int] = mapped_column(Integer)
+    #: The complete snapshot this one was compared with; None for a first night.
+    previous_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class SubscriptionEntryRecord(Base):
+    __tablename__ = "subscription_entries"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("subscription_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(KIND_LEN), primary_key=True)
+    number: Mapped[str] = mapped_column(String(SUBJECT_LEN), primary_key=True)
+
+
+class OutboxRecord(Base):
+    """A message that must leave the platform: written in the transaction that decided it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(None, "state", "id"),
+        CheckConstraint("state IN ('pending', 'delivered')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(UUID_LEN), unique=True)
+    topic: Mapped[str] = mapped_column(String(TOPIC_LEN))
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class JobLeaseRecord(Base):
+    """Who runs a named job (one night's run) until when; shared by every process."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(JOB_NAME_LEN), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(HOLDER_LEN))
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 # The Core tables, for the statements on the hot path (no ORM unit of work there).
 consumer_systems = cast(Table, ConsumerSystemRecord.__table__)
 agreements = cast(Table, AgreementRecord.__table__)
@@ -195,3 +268,7 @@ routes = cast(Table, RouteRecord.__table__)
 audit_records = cast(Table, AuditRecord.__table__)
 replay_cache = cast(Table, ReplayRecord.__table__)
 sendings = cast(Table, SendingRecord.__table__)
+subscription_snapshots = cast(Table, SubscriptionSnapshotRecord.__table__)
+subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
+outbox = cast(Table, OutboxRecord.__table__)
+job_leases = cast(Table, JobLeaseRecord.__table__)

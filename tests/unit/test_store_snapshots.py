@@ -1,0 +1,167 @@
+"""Snapshots, the database diff, the outbox and job leases, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from serviceplatform.errors import StorageError
+from serviceplatform.store.db import Database
+from serviceplatform.store.leases import LeaseStore
+from serviceplatform.store.outbox import Outbox
+from serviceplatform.store.snapshots import Change, SnapshotStore
+
+NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+A = "29189846"
+
+
+def message_for(kind: str, number: str, change: Change) -> tuple[str, str]:
+    return f"{A}-{kind}-{number}-{change}", f"<m kind='{kind}' number='{number}' c='{change}'/>"
+
+
+def store_list(
+    store: SnapshotStore, day: date, entries: list[tuple[str, str]], authority: str = A
+) -> int:
+    snapshot_id = store.begin(authority, day, NOW)
+    # Parts, and an entry repeated across parts (stored once).
+    store.add(snapshot_id, entries[: len(entries) // 2])
+    store.add(snapshot_id, entries[len(entries) // 2 :] + entries[:1])
+    return snapshot_id
+
+
+def diff(store: SnapshotStore, snapshot_id: int) -> tuple[int, int, int, bool]:
+    result = store.complete(snapshot_id, topic="t", message_for=message_for, completed_at=NOW)
+    s = result.snapshot
+    return s.entry_count, s.subscribed_count, s.unsubscribed_count, result.first
+
+
+def people(*numbers: int) -> list[tuple[str, str]]:
+    return [("cpr", f"01019{n:05d}") for n in numbers]
+
+
+def test_first_night_is_the_baseline_and_sends_nothing(database: Database) -> None:
+    store = SnapshotStore(database)
+    assert diff(store, store_list(store, date(2026, 11, 1), people(1, 2, 3))) == (3, 0, 0, True)
+    assert Outbox(database).pending(limit=10) == []
+
+
+def test_a_normal_night_gives_one_message_per_change(database: Database) -> None:
+    store = SnapshotStore(database)
+    diff(store, store_list(store, date(2026, 11, 1), people(1, 2, 3) + [("cvr", "29189854")]))
+    night = store_list(store, date(2026, 11, 2), people(2, 3, 4, 5))
+    assert diff(store, night) == (4, 2, 2, False)
+    pending = Outbox(database).pending(limit=10)
+    assert sorted(m.message_id for m in pending) == sorted(
+        [
+            f"{A}-cpr-0101900004-tilmeldt",
+            f"{A}-cpr-0101900005-tilmeldt",
+            f"{A}-cpr-0101900001-afmeldt",
+            f"{A}-cvr-29189854-afmeldt",
+        ]
+    )
+    assert all(m.authority_cvr == A and m.topic == "t" for m in pending)
+
+
+def test_an_empty_list_and_a_list_that_shrinks_to_zero(database: Database) -> None:
+    store = SnapshotStore(database)
+    diff(store, store_list(store, date(2026, 11, 1), people(1, 2)))
+    assert diff(store, store_list(store, date(2026, 11, 2), [])) == (0, 0, 2, False)
+    assert diff(store, store_list(store, date(2026, 11, 3), [])) == (0, 0, 0, False)
+    assert len(Outbox(database).pending(limit=10)) == 2
+
+
+def test_the_diff_is_against_the_newest_earlier_complete_snapshot(database: Database) -> None:
+    store = SnapshotStore(database)
+    diff(store, store_list(store, date(2026, 11, 1), people(1)))
+    # A failed fetch leaves nothing: it is discarded, not compared against.
+    failed = store_list(store, date(2026, 11, 2), people(9))
+    store.discard(failed)
+    assert store.get(A, date(2026, 11, 2)) is None
+    snapshot_id = store_list(store, date(2026, 11, 3), people(1, 2))
+    assert diff(store, snapshot_id)[1:3] == (1, 0)
+    assert store.get(A, date(2026, 11, 3)).previous_id is not None  # type: ignore[union-attr]
+
+
+def test_authorities_are_separate(database: Database) -> None:
+    store = SnapshotStore(database)
+    diff(store, store_list(store, date(2026, 11, 1), people(1)))
+    diff(store, store_list(store, date(2026, 11, 1), people(7), authority="29189854"))
+    assert diff(store, store_list(store, date(2026, 11, 2), people(1))) == (1, 0, 0, False)
+
+
+def test_begin_replaces_a_crashed_fetch_but_never_a_complete_list(database: Database) -> None:
+    store = SnapshotStore(database)
+    leftover = store.begin(A, date(2026, 11, 1), NOW)
+    store.add(leftover, people(1, 2))
+    store.add(leftover, people(4))
+    again = store_list(store, date(2026, 11, 1), people(3))
+    # The leftover's three entries are gone with it; only the new fetch counts.
+    assert diff(store, again)[0] == 1
+    with pytest.raises(StorageError, match="complete"):
+        store.begin(A, date(2026, 11, 1), NOW)
+
+
+def test_purge_keeps_the_newest_complete_list(database: Database) -> None:
+    store = SnapshotStore(database)
+    for day in (1, 2, 3):
+        diff(store, store_list(store, date(2026, 11, day), people(day)))
+    assert store.purge(date(2026, 11, 10)) == 2
+    assert [s.list_date for s in store.latest(5)] == [date(2026, 11, 3)]
+
+
+def test_outbox_delivery_bookkeeping(database: Database) -> None:
+    store = SnapshotStore(database)
+    diff(store, store_list(store, date(2026, 11, 1), []))
+    diff(store, store_list(store, date(2026, 11, 2), people(1, 2, 3)))
+    box = Outbox(database)
+    first, second, third = box.pending(limit=10)
+    box.mark_failed(first.id, "SP-430 down")
+    box.mark_delivered([second.id, third.id], NOW)
+    counts = box.counts()
+    assert (counts.pending, counts.delivered, counts.failing) == (1, 2, 1)
+    assert counts.pending_by_authority == {A: 1}
+    [left] = box.pending(limit=10)
+    assert (left.id, left.attempts, left.last_error) == (first.id, 1, "SP-430 down")
+
+
+def test_leases(database: Database) -> None:
+    leases = LeaseStore(database)
+    ttl = timedelta(minutes=5)
+    assert leases.acquire("night", "p1", NOW, ttl) == "acquired"
+    assert leases.acquire("night", "p2", NOW + timedelta(minutes=1), ttl) == "held"
+    assert leases.renew("night", "p1", NOW + timedelta(minutes=4), ttl)
+    assert leases.acquire("night", "p2", NOW + timedelta(minutes=8), ttl) == "held"
+    # p1 died: after its lease ran out, p2 resumes the run.
+    assert leases.acquire("night", "p2", NOW + timedelta(minutes=10), ttl) == "resumed"
+    assert not leases.renew("night", "p1", NOW + timedelta(minutes=10), ttl)
+    leases.release("night", "p2", NOW + timedelta(minutes=11))
+    assert leases.acquire("night", "p3", NOW + timedelta(minutes=11), ttl) == "resumed"
+    leases.finish("night", "p3", NOW + timedelta(minutes=12))
+    assert leases.acquire("night", "p1", NOW + timedelta(days=1), ttl) == "finished"
+
+
+def test_racing_schedulers_get_one_lease(database_url: str) -> None:
+    databases = [Database(database_url) for _ in range(4)]
+    databases[0].upgrade()
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(databases))
+
+    def race(index: int, db: Database) -> None:
+        start.wait()
+        outcome = LeaseStore(db).acquire("race", f"p{index}", NOW, timedelta(minutes=5))
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=race, args=(i, db)) for i, db in enumerate(databases)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for db in databases:
+            db.dispose()
+    assert sorted(outcomes) == ["acquired", "held", "held", "held"]
