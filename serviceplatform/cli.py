@@ -181,6 +181,13 @@ def _default_audience() -> str:
     return next(s.default_entity_id for s in soap_services() if s.key == DEFAULT_TOKEN_SERVICE)
 
 
+def _add_integration_commands(group: click.Group) -> None:
+    from serviceplatform.registry import command_objects
+
+    for command in command_objects():
+        group.add_command(command)
+
+
 def _add_state_options(group: click.Group) -> None:
     for command in group.commands.values():
         if isinstance(command, click.Group):
@@ -189,6 +196,7 @@ def _add_state_options(group: click.Group) -> None:
             command.params.extend(_state_options())
 
 
+_add_integration_commands(cli)
 _add_state_options(cli)
 
 

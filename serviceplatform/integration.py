@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from serviceplatform.config import Settings
     from serviceplatform.platform import Platform
 
 #: A WSGI application, typed loosely as the WSGI spec is.
@@ -41,8 +42,23 @@ class SoapService:
 
 
 @dataclass(frozen=True)
+class ScheduledJob:
+    """A job the platform's scheduler runs once a day."""
+
+    #: Stable id in the scheduler's persistent job store.
+    id: str
+    #: ``module:function`` called with no arguments (it reads ``scheduling.current_settings``).
+    func: str
+    #: Settings -> (``HH:MM`` local time, time zone name).
+    when: Callable[[Settings], tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class Integration:
     name: str
     #: Service key -> the SysID roles a routing table may give for it.
     roles: Mapping[str, frozenset[str]]
     services: tuple[SoapService, ...] = field(default_factory=tuple)
+    #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
+    commands: tuple[str, ...] = ()
+    jobs: tuple[ScheduledJob, ...] = ()

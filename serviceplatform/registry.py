@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
+from typing import Any
 
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.integration import Integration, SoapService
+from serviceplatform.integration import Integration, ScheduledJob, SoapService
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -42,6 +43,28 @@ def integrations() -> tuple[Integration, ...]:
 
 def soap_services() -> list[SoapService]:
     return [service for integration in integrations() for service in integration.services]
+
+
+def scheduled_jobs() -> list[ScheduledJob]:
+    return [job for integration in integrations() for job in integration.jobs]
+
+
+def command_objects() -> list[Any]:
+    """The click commands the integrations add to the command line."""
+    found: list[Any] = []
+    for integration in integrations():
+        for target in integration.commands:
+            found.append(load_attribute(target, f"command of integration {integration.name!r}"))
+    return found
+
+
+def load_attribute(target: str, what: str) -> Any:
+    """The attribute ``module:attribute``; ConfigurationError naming ``what`` if missing."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"{what} ({target}) cannot be loaded: {exc}") from exc
 
 
 def known_services() -> dict[str, frozenset[str]]:

@@ -38,6 +38,17 @@ def _warm_up(worker: Any) -> None:
     gc.freeze()
 
 
+def _start_scheduler(settings: Settings) -> Any:
+    def when_ready(_arbiter: Any) -> None:
+        # In the master process: one scheduler per server, whatever its worker count.
+        from serviceplatform import scheduling
+        from serviceplatform.registry import scheduled_jobs
+
+        scheduling.start(settings, scheduled_jobs())
+
+    return when_ready
+
+
 def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
     """Serve until SIGINT/SIGTERM; gunicorn handles both by stopping its workers cleanly."""
     PlatformServer(
@@ -55,5 +66,6 @@ def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
             # One control socket per user would be shared by every platform on the machine.
             "control_socket_disable": True,
             "post_worker_init": _warm_up,
+            "when_ready": _start_scheduler(settings),
         },
     ).run()

@@ -44,8 +44,8 @@ holds them; its defaults are:
   random UUIDs of ours, **placeholders** until KOMBIT has given the real values (the
   "Virksomhed" business object and the actions "tilmeldt"/"afmeldt" on the business objects,
   ``ObjektHandling``); configure them before production;
-* ``message_type_uuid`` and ``actor_uuid`` have no default here; :meth:`MessageVocabulary.
-  from_settings` takes them from :class:`~serviceplatform.config.SubscriptionSettings`.
+* ``message_type_uuid`` and ``actor_uuid`` have no default here;
+  :meth:`MessageVocabulary.from_settings` takes them from ``SubscriptionSettings``.
 
 Designed by us where KOMBIT publishes nothing: the ids above, the placeholder UUIDs, and the
 business data in ``Beskeddata``, a small document in the namespace :data:`DATA_NS`::
@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time
 from typing import Final, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -104,9 +104,7 @@ _NUMBER_LENGTH: Final[dict[str, int]] = {"cpr": 10, "cvr": 8}
 
 
 def _is_ascii_digits(value: object, length: int) -> bool:
-    return (
-        isinstance(value, str) and len(value) == length and value.isascii() and value.isdigit()
-    )
+    return isinstance(value, str) and len(value) == length and value.isascii() and value.isdigit()
 
 
 @dataclass(frozen=True, repr=False)
@@ -193,7 +191,8 @@ class MessageVocabulary:
     security_classification_uuid: str = SECURITY_CLASSIFICATION_UUID
 
     def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
+        for field in fields(self):
+            name = field.name
             value = getattr(self, name)
             try:
                 canonical = str(uuid.UUID(value))
@@ -237,7 +236,12 @@ def _tidspunkt(parent: etree._Element, name: str, timestamp: str) -> None:
 
 
 def _data(change: SubscriptionChange) -> etree._Element:
-    root = etree.Element(f"{{{DATA_NS}}}NemSMSTilmeldingHaendelse", nsmap={None: DATA_NS})
+    # A default namespace (None); lxml-stubs types nsmap keys as str only.
+    default_ns = {None: DATA_NS}
+    root = etree.Element(
+        f"{{{DATA_NS}}}NemSMSTilmeldingHaendelse",
+        nsmap=default_ns,  # type: ignore[arg-type]
+    )
     etree.SubElement(root, f"{{{DATA_NS}}}Myndighed").text = change.authority_cvr
     slutbruger = etree.SubElement(root, f"{{{DATA_NS}}}Slutbruger")
     etree.SubElement(slutbruger, f"{{{DATA_NS}}}{change.kind.upper()}").text = change.number
@@ -294,7 +298,9 @@ def build_message(
 
     levering = _kuvert(kuvert, "Leveranceinformation")
     _tidspunkt(levering, "Dannelsestidspunkt", created)
-    _unik_id(levering, "Sikkerhedsklassificering", uuid_value=vocabulary.security_classification_uuid)
+    _unik_id(
+        levering, "Sikkerhedsklassificering", uuid_value=vocabulary.security_classification_uuid
+    )
     _tidspunkt(kuvert, "GyldighedFra", danish_midnight(change.list_date).isoformat())
 
     _kuvert(root, "Beskeddata").append(_data(change))

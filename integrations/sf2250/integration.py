@@ -7,7 +7,8 @@ from integrations.sf2250.handler import SERVICE_KEY, VedligeholdTilmeldingHandle
 from integrations.sf2250.print_handler import SERVICE_KEY as PRINT_SERVICE_KEY
 from integrations.sf2250.print_handler import PrintHandler
 from integrations.sf2250.service import OPERATIONS, WSDL_PATH, build_wsgi_app
-from serviceplatform.integration import Integration, SoapService, WsgiApp
+from serviceplatform.config import Settings
+from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiApp
 from serviceplatform.platform import Platform
 
 #: The audience of VedligeholdTilmelding tokens unless configured otherwise.
@@ -41,6 +42,10 @@ def _build_print(platform: Platform) -> WsgiApp:
     return app
 
 
+def _nightly_time(settings: Settings) -> tuple[str, str]:
+    return settings.subscriptions.run_at, settings.subscriptions.timezone
+
+
 INTEGRATION = Integration(
     name="sf2250",
     roles={
@@ -64,6 +69,14 @@ INTEGRATION = Integration(
             build_app=_build_print,
             default_entity_id=PRINT_ENTITY_ID,
             soap_versions=frozenset({11, 12}),
+        ),
+    ),
+    commands=("integrations.sf2250.commands:subscriptions",),
+    jobs=(
+        ScheduledJob(
+            id="sf2250-subscriptions-nightly",
+            func="integrations.sf2250.jobs:nightly_subscriptions",
+            when=_nightly_time,
         ),
     ),
 )

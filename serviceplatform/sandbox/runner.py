@@ -120,6 +120,8 @@ def write_platform_config(
         "services": {
             service.key: {"entity_id": service.default_entity_id} for service in soap_services()
         },
+        # The embedded default: one XML file per message; see docs/distribution.md for AMQP.
+        "distributor": {"transport": "file", "directory": str(paths.workdir / "distributor")},
     }
     if user_config is not None:
         try:
@@ -227,7 +229,13 @@ def manifest(
             "client_cert": str(pki.client_cert),
             "client_key": str(pki.client_key),
         },
-        "peers": {"nemsms": {"base_url": register.base_url, "control_url": register.control_url}},
+        "peers": {
+            "nemsms": {"base_url": register.base_url, "control_url": register.control_url},
+            "distributor": {
+                "transport": settings.distributor.transport,
+                "dir": str(settings.path(settings.distributor.directory).resolve()),
+            },
+        },
         "config": str(paths.config),
         "database": settings.database.url,
         # Authorities a client can call with; every sample agreement, whatever its state,

@@ -255,9 +255,7 @@ def _changes(connection: Any, new_id: int, old_id: int) -> Iterator[list[tuple[s
     # Options on the statement, not the connection: they would stay on the connection and
     # turn the outbox inserts into server-side-cursor statements too.
     result = connection.execute(
-        union_all(subscribed, unsubscribed).execution_options(
-            stream_results=True, yield_per=_BATCH
-        )
+        union_all(subscribed, unsubscribed).execution_options(stream_results=True, yield_per=_BATCH)
     )
     for partition in result.partitions(_BATCH):
         yield [(row[0], row[1], row[2]) for row in partition]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from examples import sf1600_sms_client, sf2250_client
+from integrations.sf2250.nightly import danish_date, service_window_end
 from integrations.sf2250.sms_rules import within_sending_hours
 from serviceplatform.security.signing import build_signed_envelope
+from serviceplatform.store.db import Database
+from serviceplatform.store.snapshots import Change, SnapshotStore
 from tests.integration.sf2250_requests import opdater, status_code
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -173,6 +176,58 @@ def test_sms_example_asks_then_sends_within_danish_sending_hours(
     elif not before and not after:
         assert code == 1
         assert [r["method"] for r in seen] == ["GET"]
+
+
+def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    drop = Path(data["peers"]["distributor"]["dir"])
+    assert data["peers"]["distributor"]["transport"] == "file" and drop.is_relative_to(workdir)
+    control = data["peers"]["nemsms"]["control_url"]
+    register_sysid = data["authorities"][0]["sysids"]["register"]
+    cvr = data["authorities"][0]["cvr"]
+    # Yesterday's list, stored as a run would have stored it; today the register serves another.
+    now = datetime.now(UTC)
+    today = danish_date(now)
+    database = Database(data["database"])
+    try:
+        store = SnapshotStore(database)
+        yesterday = store.begin(cvr, today - timedelta(days=1), now)
+        store.add(yesterday, [("cpr", "0101901234"), ("cpr", "0202902345")])
+        store.complete(yesterday, topic="beskedfordeler", message_for=_never, completed_at=now)
+    finally:
+        database.dispose()
+    session().put(
+        f"{control}/subscriptions/{register_sysid}",
+        json={"cpr": ["0202902345", "0303803456"], "cvr": []},
+        timeout=5,
+    ).raise_for_status()
+
+    result = cli(workdir, "subscriptions", "run", "--authority", cvr)
+    if service_window_end(now) is not None:
+        assert result.returncode == 1 and "SP-520" in result.stderr
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "changes 2, messages delivered 2, pending 0" in result.stdout
+    dropped = sorted(drop.glob("*.xml"))
+    assert len(dropped) == 2
+    assert not [p for p in drop.iterdir() if p.name.startswith(".")]
+    assert "0101901234" not in result.stdout + result.stderr
+    status = cli(workdir, "subscriptions", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    runs = json.loads(status.stdout)["runs"]
+    assert {(r["authority_cvr"], r["state"], r["subscribed"], r["unsubscribed"]) for r in runs} >= {
+        (cvr, "complete", 1, 1)
+    }
+    assert json.loads(status.stdout)["outbox"]["pending"] == 0
+    again = cli(workdir, "subscriptions", "run", "--authority", cvr)
+    assert again.returncode == 0 and "completed before" in again.stdout
+    assert len(list(drop.glob("*.xml"))) == 2
+
+
+def _never(kind: str, number: str, change: Change) -> tuple[str, str]:
+    raise AssertionError("a first list has nothing to compare with")
 
 
 def test_token_command_mints_a_usable_token(sandbox: tuple[Path, dict[str, Any]]) -> None:

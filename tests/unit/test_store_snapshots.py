@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -49,7 +50,7 @@ def test_first_night_is_the_baseline_and_sends_nothing(database: Database) -> No
 
 def test_a_normal_night_gives_one_message_per_change(database: Database) -> None:
     store = SnapshotStore(database)
-    diff(store, store_list(store, date(2026, 11, 1), people(1, 2, 3) + [("cvr", "29189854")]))
+    diff(store, store_list(store, date(2026, 11, 1), [*people(1, 2, 3), ("cvr", "29189854")]))
     night = store_list(store, date(2026, 11, 2), people(2, 3, 4, 5))
     assert diff(store, night) == (4, 2, 2, False)
     pending = Outbox(database).pending(limit=10)
@@ -165,3 +166,26 @@ def test_racing_schedulers_get_one_lease(database_url: str) -> None:
         for db in databases:
             db.dispose()
     assert sorted(outcomes) == ["acquired", "held", "held", "held"]
+
+
+def test_the_diff_streams_instead_of_holding_the_lists(database: Database) -> None:
+    # 100,000 entries a night, 2,000 changes: the diff's peak memory must stay far below what
+    # the lists themselves would take as Python objects (about 15 MB for one of them).
+    store = SnapshotStore(database)
+    base = [("cpr", f"{n:010d}") for n in range(100_000)]
+    first = store.begin(A, date(2026, 11, 1), NOW)
+    for start in range(0, len(base), 10_000):
+        store.add(first, base[start : start + 10_000])
+    diff(store, first)
+    second = store.begin(A, date(2026, 11, 2), NOW)
+    changed = base[1_000:] + [("cpr", f"{n:010d}") for n in range(200_000, 201_000)]
+    for start in range(0, len(changed), 10_000):
+        store.add(second, changed[start : start + 10_000])
+    del base, changed
+    tracemalloc.start()
+    try:
+        assert diff(store, second) == (100_000, 1_000, 1_000, False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, f"the diff peaked at {peak / 1e6:.1f} MB"

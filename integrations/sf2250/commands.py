@@ -1,0 +1,184 @@
+"""``serviceplatform subscriptions``: run the nightly NemSMS list diff by hand and watch it.
+
+``run`` does what the scheduler does each night, with a progress bar and a summary;
+``deliver`` only hands pending outbox messages to the distributor; ``status`` shows the last
+runs per authority and the pending messages. Exit code 1 when something failed (an
+authority's list, or messages left undelivered because the distributor is down).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import click
+
+from serviceplatform.commands.context import CliContext, pass_cli
+
+
+class _Bar:
+    """A click progress bar over one authority's list parts at a time."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def authority(self, cvr: str, parts: int) -> None:
+        self.close()
+        self._bar = click.progressbar(length=max(parts, 1), label=f"  {cvr}", file=None)
+        self._bar.__enter__()
+        if parts == 0:
+            self._bar.update(1)
+
+    def part(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _job(obj: CliContext) -> Any:
+    from integrations.sf2250.nightly import NightlyDiff
+    from serviceplatform.distribution.base import distributor_from_settings
+    from serviceplatform.platform import Platform
+
+    platform = Platform(obj.settings, database=obj.database())
+    return NightlyDiff(platform, distributor_from_settings(obj.settings))
+
+
+@click.group()
+def subscriptions() -> None:
+    """The nightly NemSMS subscription-list diff handed to the message distributor."""
+
+
+@subscriptions.command()
+@click.option("--authority", metavar="CVR", help="Only this authority.")
+@click.option(
+    "--date",
+    "list_date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="List date (default: today, Danish time). A past date only where it is stored.",
+)
+@click.option("--wait", is_flag=True, help="In NemSMS's service window, wait until it ends.")
+@click.option("--no-deliver", is_flag=True, help="Leave the messages in the outbox.")
+@pass_cli
+def run(
+    obj: CliContext,
+    authority: str | None,
+    list_date: Any,
+    wait: bool,
+    no_deliver: bool,
+) -> None:
+    """Fetch, diff and hand over the subscription lists now."""
+    job = _job(obj)
+    bar = _Bar()
+    day: date | None = list_date.date() if list_date is not None else None
+    try:
+        summary = job.run(
+            list_date=day, authority=authority, deliver=False, wait=wait, progress=bar
+        )
+    finally:
+        bar.close()
+    if summary.waited_until is not None:
+        click.echo(f"waited for NemSMS's service window to end at {summary.waited_until:%H:%M}")
+    if summary.lease == "finished":
+        click.echo(f"the run for {summary.list_date} completed before; nothing to fetch")
+    for result in summary.authorities:
+        line = (
+            f"{result.authority_cvr}  {result.outcome:<16} entries {result.entries:>8}  "
+            f"+{result.subscribed} -{result.unsubscribed}  messages {result.messages}"
+        )
+        click.echo(line + (f"  {result.error}" if result.error else ""))
+    if not no_deliver:
+        with click.progressbar(
+            length=max(job.outbox.counts("beskedfordeler").pending, 1), label="  delivering"
+        ) as delivering:
+            relay = job.deliver(on_delivered=delivering.update)
+    else:
+        relay = None
+    pending = job.outbox.counts("beskedfordeler").pending
+    click.echo(
+        f"{summary.list_date}: lists fetched {summary.lists_fetched}, entries {summary.entries}, "
+        f"changes {summary.changes}, messages delivered {relay.delivered if relay else 0}, "
+        f"pending {pending}"
+    )
+    if relay is not None and relay.errors:
+        for error in relay.errors[:10]:
+            click.echo(f"  distributor: {error}", err=True)
+    failed = bool(summary.failed) or (relay is not None and (relay.unavailable or relay.rejected))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@subscriptions.command()
+@pass_cli
+def deliver(obj: CliContext) -> None:
+    """Hand the pending outbox messages to the distributor."""
+    job = _job(obj)
+    relay = job.deliver()
+    pending = job.outbox.counts("beskedfordeler").pending
+    click.echo(f"delivered {relay.delivered}, rejected {relay.rejected}, pending {pending}")
+    for error in relay.errors[:10]:
+        click.echo(f"  distributor: {error}", err=True)
+    if relay.unavailable or relay.rejected:
+        raise click.exceptions.Exit(1)
+
+
+@subscriptions.command()
+@click.option("-n", "runs", type=int, default=3, show_default=True, help="Runs per authority.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def status(obj: CliContext, runs: int, as_json: bool) -> None:
+    """The last runs per authority and the pending outbox messages."""
+    from serviceplatform.store.outbox import Outbox
+    from serviceplatform.store.snapshots import SnapshotStore
+
+    database = obj.database()
+    snapshots = SnapshotStore(database).latest(runs)
+    counts = Outbox(database).counts("beskedfordeler")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "runs": [
+                        {
+                            "authority_cvr": s.authority_cvr,
+                            "list_date": s.list_date.isoformat(),
+                            "state": s.state,
+                            "entries": s.entry_count,
+                            "subscribed": s.subscribed_count,
+                            "unsubscribed": s.unsubscribed_count,
+                            "first": s.previous_id is None,
+                            "completed_at": s.completed_at.isoformat() if s.completed_at else None,
+                        }
+                        for s in snapshots
+                    ],
+                    "outbox": {
+                        "pending": counts.pending,
+                        "delivered": counts.delivered,
+                        "failing": counts.failing,
+                        "pending_by_authority": counts.pending_by_authority,
+                    },
+                },
+                indent=2,
+            )
+        )
+        return
+    if not snapshots:
+        click.echo("no subscription lists stored yet")
+    for s in snapshots:
+        when = f"{s.completed_at:%Y-%m-%d %H:%M}Z" if s.completed_at else "-"
+        click.echo(
+            f"{s.authority_cvr}  {s.list_date}  {s.state:<9} entries {s.entry_count:>8}  "
+            f"+{s.subscribed_count} -{s.unsubscribed_count}  completed {when}"
+            + ("  (baseline)" if s.previous_id is None and s.state == "complete" else "")
+        )
+    click.echo(
+        f"outbox: {counts.pending} pending ({counts.failing} failed at least once), "
+        f"{counts.delivered} delivered"
+    )
+    for cvr, count in sorted(counts.pending_by_authority.items()):
+        click.echo(f"  {cvr}: {count} pending")

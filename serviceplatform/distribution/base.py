@@ -1,0 +1,155 @@
+"""The seam between the platform and the message distributor (Beskedfordeler).
+
+A ``Distributor`` hands one finished ``Haendelsesbesked`` (``OutgoingMessage``) to the
+distributor and returns only once the distributor has it: it raises ``DistributorUnavailable``
+(SP-430) when the distributor cannot be reached or did not answer, and ``DistributorRejected``
+(SP-431) when it answered with a ``StandardRetur`` other than 20. Both are retryable: the
+caller keeps the message and tries again later (at least once; the ``BeskedId`` lets the
+receivers drop a repeat).
+
+Implementations: :class:`~serviceplatform.distribution.file_drop.FileDropDistributor` (one
+file per message, for a pick-up process or the embedded default),
+:class:`~serviceplatform.distribution.amqp.AmqpDistributor` (the real Beskedfordeler) and
+:class:`MemoryDistributor` here, the fake for unit tests. :func:`distributor_from_settings`
+picks one by configuration.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Protocol, Self
+
+from serviceplatform.config import Settings
+from serviceplatform.errors import ConfigurationError, ServicePlatformError
+
+#: The envelope namespace of a ``Haendelsesbesked``.
+KUVERT_NS: Final = "urn:oio:besked:kuvert:1.0"
+#: The namespace of ``StandardRetur`` and of the identifiers inside the envelope.
+SAGDOK_NS: Final = "urn:oio:sagdok:3.0.0"
+#: ``StandardRetur/StatusKode`` of a message the distributor accepted.
+STATUS_OK: Final = 20
+
+# Canonical hyphenated UUID text; the BeskedId becomes a file name, so nothing else may pass.
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_CVR: Final = re.compile(r"[0-9]{8}")
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One ``Haendelsesbesked`` ready for the distributor.
+
+    ``besked_id`` is the message's ``BeskedId`` (a UUID in its hyphenated text form),
+    ``authority_cvr`` the authority the message is sent for (its ``ObjektAnsvarligMyndighed``,
+    and the CVR the token must carry), ``body`` the XML document as bytes.
+    """
+
+    besked_id: str
+    authority_cvr: str
+    body: bytes
+
+    def __post_init__(self) -> None:
+        if not _UUID.fullmatch(self.besked_id):
+            raise ValueError(f"BeskedId {self.besked_id!r} is not a UUID")
+        if not _CVR.fullmatch(self.authority_cvr):
+            raise ValueError(f"authority CVR {self.authority_cvr!r} is not 8 digits")
+        if not isinstance(self.body, bytes) or not self.body:
+            raise ValueError("the message body must be non-empty bytes")
+
+
+class Distributor(Protocol):
+    """Hands messages to the message distributor; see the module docstring."""
+
+    def deliver(self, message: OutgoingMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class DistributorBase:
+    """Context-manager plumbing shared by the implementations."""
+
+    def close(self) -> None:
+        """Release connections; subclasses extend it."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MemoryDistributor(DistributorBase):
+    """Records delivered messages in memory; can be told to fail. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._delivered: list[OutgoingMessage] = []
+        self._failures: deque[ServicePlatformError] = deque()
+        self.closed = False
+
+    @property
+    def delivered(self) -> list[OutgoingMessage]:
+        """The messages delivered so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._delivered)
+
+    def fail_next(self, error: ServicePlatformError, count: int = 1) -> None:
+        """Raise ``error`` from the next ``count`` deliveries instead of recording them."""
+        with self._lock:
+            self._failures.extend([error] * count)
+
+    def clear(self) -> None:
+        """Forget recorded messages and pending failures."""
+        with self._lock:
+            self._delivered.clear()
+            self._failures.clear()
+
+    def deliver(self, message: OutgoingMessage) -> None:
+        with self._lock:
+            if self._failures:
+                raise self._failures.popleft()
+            self._delivered.append(message)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def distributor_from_settings(settings: Settings) -> Distributor:
+    """The distributor ``settings.distributor`` describes; connects to nothing yet.
+
+    ``file`` writes to ``[distributor] directory``; ``amqp`` talks to the broker of
+    ``[distributor.amqp]`` with the token source named there. Paths are resolved against the
+    settings file's directory. Anything else is a ``ConfigurationError``.
+    """
+    # Imported here: the implementations import this module, and pika only when configured.
+    transport = settings.distributor.transport
+    if transport == "file":
+        from serviceplatform.distribution.file_drop import FileDropDistributor
+
+        return FileDropDistributor(settings.path(settings.distributor.directory))
+    if transport == "amqp":
+        from serviceplatform.distribution.amqp import AmqpDistributor, token_source_from_settings
+
+        return AmqpDistributor(
+            settings.distributor.amqp,
+            token_source_from_settings(settings),
+            base_dir=settings.base_dir,
+        )
+    raise ConfigurationError(f"[distributor] transport = {transport!r}: use 'file' or 'amqp'")

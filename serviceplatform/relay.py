@@ -1,0 +1,86 @@
+"""The outbox relay: hands pending outbox rows to the message distributor, oldest first.
+
+A row is marked delivered only after the distributor accepted it, so nothing is lost; a
+crash in between delivers it again (at least once, under the same deterministic message id).
+When the distributor cannot be reached the round stops at once (every later row would fail
+the same way) and the rows wait for the next round; a row the distributor rejects keeps its
+error text and stays pending, and the round goes on with the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from serviceplatform.distribution.base import Distributor, OutgoingMessage
+from serviceplatform.errors import DistributorRejected, DistributorUnavailable
+from serviceplatform.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayResult:
+    delivered: int = 0
+    rejected: int = 0
+    #: True when the round stopped because the distributor could not be reached.
+    unavailable: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        distributor: Distributor,
+        *,
+        clock: Callable[[], datetime],
+        topic: str | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        self._outbox = outbox
+        self._distributor = distributor
+        self._clock = clock
+        self._topic = topic
+        self._batch_size = batch_size
+
+    def run(self, *, on_delivered: Callable[[int], None] | None = None) -> RelayResult:
+        """Deliver until nothing is pending, the distributor is down or only rejects remain."""
+        result = RelayResult()
+        seen: set[int] = set()
+        while True:
+            batch = [
+                row
+                for row in self._outbox.pending(limit=self._batch_size, topic=self._topic)
+                if row.id not in seen
+            ]
+            if not batch:
+                return result
+            for row in batch:
+                seen.add(row.id)
+                message = OutgoingMessage(
+                    besked_id=row.message_id,
+                    authority_cvr=row.authority_cvr,
+                    body=row.body.encode("utf-8"),
+                )
+                try:
+                    self._distributor.deliver(message)
+                except DistributorUnavailable as error:
+                    self._outbox.mark_failed(row.id, error.error_text)
+                    result.unavailable = True
+                    result.errors.append(error.error_text)
+                    # Row ids, not message ids: those are derived from a CPR number.
+                    log.warning("distributor unavailable; outbox row %d waits: %s", row.id, error)
+                    return result
+                except DistributorRejected as error:
+                    self._outbox.mark_failed(row.id, error.error_text)
+                    result.rejected += 1
+                    result.errors.append(f"outbox row {row.id}: {error.error_text}")
+                    log.warning("distributor rejected outbox row %d: %s", row.id, error)
+                    continue
+                self._outbox.mark_delivered([row.id], self._clock())
+                result.delivered += 1
+                if on_delivered is not None:
+                    on_delivered(1)

@@ -1,0 +1,384 @@
+"""A simulated Beskedfordeler: consumes ``Haendelsesbesked`` messages over AMQP and answers.
+
+It runs in a thread with its own pika connection to a real broker (RabbitMQ). It declares the
+exchange (durable, ``direct`` by default) and a durable queue bound to it, and for each
+message checks, in this order, what the real distributor checks:
+
+======  =================================================================================
+status  meaning (``StandardRetur/StatusKode``)
+======  =================================================================================
+20      accepted: the message is recorded
+40      the body is not well-formed XML, not a ``{urn:oio:besked:kuvert:1.0}Haendelsesbesked``
+        or has no ``BeskedId``
+41      the ``token`` header is missing, is not a readable SAML assertion, has expired, or
+        (with ``trusted_sts_cert``) is not signed by that STS; or it names no authority CVR
+42      an ``ObjektAnsvarligMyndighed`` is missing or differs from ``urn:oio:cvr-nr:<CVR>``
+        of the token
+======  =================================================================================
+
+The reply, a ``StandardRetur`` (namespace ``urn:oio:sagdok:3.0.0``), goes to the message's
+``reply_to`` (RabbitMQ direct reply-to) with the same ``correlation_id``; the message is acked
+after the reply is published. ``fail_next(status, count)`` makes the next replies carry
+``status`` without recording anything. When the broker connection is lost the thread
+reconnects (messages wait in the durable queue meanwhile); ``stop()`` ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self
+
+import pika
+import pika.exceptions
+from cryptography import x509
+from lxml import etree
+
+from serviceplatform.distribution.amqp import protect_pika_logging
+from serviceplatform.distribution.base import KUVERT_NS, SAGDOK_NS, STATUS_OK
+from serviceplatform.errors import ConfigurationError, SecurityError
+from serviceplatform.security.certs import KnownCert, known_cert
+from serviceplatform.security.token import AssertionFacts, read_assertion
+from serviceplatform.security.xmlsig import (
+    SignatureFormatError,
+    digest_matches,
+    parse_signature,
+    signature_value_valid,
+)
+
+if TYPE_CHECKING:
+    from pika.adapters.blocking_connection import BlockingChannel
+    from pika.spec import Basic, BasicProperties
+
+log = logging.getLogger(__name__)
+
+STATUS_MALFORMED: Final = 40
+STATUS_TOKEN: Final = 41
+STATUS_AUTHORITY: Final = 42
+
+_HAENDELSESBESKED: Final = f"{{{KUVERT_NS}}}Haendelsesbesked"
+_BESKED_ID_PATH: Final = f"{{{KUVERT_NS}}}BeskedId/{{{SAGDOK_NS}}}UUIDIdentifikator"
+_AUTHORITY_PATH: Final = "/".join(
+    [
+        f"{{{KUVERT_NS}}}Beskedkuvert",
+        f"{{{KUVERT_NS}}}Filtreringsdata",
+        f"{{{KUVERT_NS}}}ObjektRegistrering",
+        f"{{{KUVERT_NS}}}ObjektAnsvarligMyndighed",
+        f"{{{SAGDOK_NS}}}URNIdentifikator",
+    ]
+)
+_CVR: Final = re.compile(r"[0-9]{8}")
+_BROKEN: Final = (pika.exceptions.AMQPError, OSError)
+#: Seconds between reconnection attempts after the broker connection was lost.
+RECONNECT_DELAY: Final = 0.5
+# How often the consumer loop looks at the stop flag.
+_POLL_SECONDS: Final = 0.1
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message the simulated distributor accepted (StatusKode 20)."""
+
+    besked_id: str
+    authority_cvr: str
+    body: bytes
+    #: The AMQP message headers as received (``token`` among them).
+    headers: Mapping[str, object] = field(default_factory=dict)
+
+
+class Refusal(Exception):
+    """Why a message is refused: the ``StatusKode`` and ``FejlbeskedTekst`` of the reply."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"{status}: {text}")
+        self.status = status
+        self.text = text
+
+
+def standard_retur(status: int, text: str | None = None) -> bytes:
+    """A ``StandardRetur`` document with ``status`` and, when given, ``FejlbeskedTekst``."""
+    # Parsed from text to get the default namespace of the real replies (lxml-stubs type
+    # nsmap keys as str, so {None: ...} would need a cast).
+    root = etree.fromstring(f'<StandardRetur xmlns="{SAGDOK_NS}"/>')
+    etree.SubElement(root, f"{{{SAGDOK_NS}}}StatusKode").text = str(status)
+    if text:
+        etree.SubElement(root, f"{{{SAGDOK_NS}}}FejlbeskedTekst").text = text
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+class SimulatedBeskedfordeler:
+    """The simulated distributor; a context manager (``start()`` on enter, ``stop()`` on exit).
+
+    ``delete_on_stop`` removes the queue and the exchange when stopping (for tests that use
+    names of their own). Thread-safe accessors: ``received``, ``clear()``, ``fail_next()``.
+    """
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        virtual_host: str = "BF",
+        exchange: str = "AFSEND_BESKED_EXCHANGE",
+        trusted_sts_cert: Path | None = None,
+        queue: str | None = None,
+        exchange_type: str = "direct",
+        routing_key: str = "",
+        delete_on_stop: bool = False,
+        connect_timeout: float = 10.0,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if exchange_type not in ("direct", "fanout"):
+            raise ConfigurationError(f"exchange type {exchange_type!r} is not direct or fanout")
+        protect_pika_logging()
+        self.exchange = exchange
+        self.queue = queue or f"{exchange}.beskedfordeler"
+        self.exchange_type = exchange_type
+        self.routing_key = routing_key
+        self.delete_on_stop = delete_on_stop
+        self.connect_timeout = connect_timeout
+        self._clock = clock
+        self._parameters = pika.URLParameters(amqp_url)
+        self._parameters.virtual_host = virtual_host
+        self._parameters.connection_attempts = 1
+        self._parameters.client_properties = {"connection_name": "simulated-beskedfordeler"}
+        self._trusted = _load_trusted(trusted_sts_cert) if trusted_sts_cert else None
+        self._lock = threading.Lock()
+        self._received: list[ReceivedMessage] = []
+        self._forced: list[int] = []
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        # Set once the first connection attempt has either consumed or failed.
+        self._first_attempt = threading.Event()
+        self._first_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._connections_opened = 0
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the consumer thread; returns once it consumes, or raises ConfigurationError."""
+        if self._thread is not None:
+            return self
+        if self._stopping.is_set():
+            raise ConfigurationError("a stopped simulated Beskedfordeler cannot start again")
+        self._thread = threading.Thread(
+            target=self._run, name="simulated-beskedfordeler", daemon=True
+        )
+        self._thread.start()
+        if not self._first_attempt.wait(self.connect_timeout) or self._first_error is not None:
+            error = self._first_error or "no answer in time"
+            self.stop()
+            raise ConfigurationError(
+                f"the simulated Beskedfordeler cannot consume from the broker: {error}"
+            )
+        return self
+
+    def stop(self) -> None:
+        """Stop consuming, close the connection (deleting queue and exchange if asked)."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(self.connect_timeout + 5)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until the thread consumes (again, after a lost connection)."""
+        return self._connected.wait(timeout)
+
+    @property
+    def connections_opened(self) -> int:
+        with self._lock:
+            return self._connections_opened
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- test hooks -----------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[ReceivedMessage]:
+        """The accepted messages, oldest first (a copy)."""
+        with self._lock:
+            return list(self._received)
+
+    def clear(self) -> None:
+        """Forget the recorded messages and pending forced replies."""
+        with self._lock:
+            self._received.clear()
+            self._forced.clear()
+
+    def fail_next(self, status: int, count: int = 1) -> None:
+        """Answer the next ``count`` messages with ``status``, without recording them."""
+        with self._lock:
+            self._forced.extend([status] * count)
+
+    # --- judging a message (no I/O) -------------------------------------------------------
+
+    def judge(self, body: bytes, headers: Mapping[str, object]) -> ReceivedMessage:
+        """The record of an acceptable message; raises :class:`Refusal` otherwise."""
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        try:
+            root = etree.fromstring(body, parser)
+        except etree.XMLSyntaxError as exc:
+            raise Refusal(STATUS_MALFORMED, f"the message is not well-formed XML: {exc}") from exc
+        if root.tag != _HAENDELSESBESKED:
+            raise Refusal(STATUS_MALFORMED, f"the message is not a {_HAENDELSESBESKED}")
+        besked_id = (root.findtext(_BESKED_ID_PATH) or "").strip()
+        if not besked_id:
+            raise Refusal(STATUS_MALFORMED, "the message has no BeskedId/UUIDIdentifikator")
+        cvr = self._token_cvr(headers.get("token"))
+        expected = f"urn:oio:cvr-nr:{cvr}"
+        named = [(e.text or "").strip() for e in root.iterfind(_AUTHORITY_PATH)]
+        if not named:
+            raise Refusal(STATUS_AUTHORITY, "the message names no ObjektAnsvarligMyndighed")
+        wrong = [urn for urn in named if urn != expected]
+        if wrong:
+            raise Refusal(
+                STATUS_AUTHORITY,
+                f"ObjektAnsvarligMyndighed {wrong[0]} is not the token's authority {expected}",
+            )
+        return ReceivedMessage(besked_id, cvr, body, dict(headers))
+
+    def _token_cvr(self, header: object) -> str:
+        if isinstance(header, bytes):
+            header = header.decode("utf-8", "replace")
+        if not isinstance(header, str) or not header.strip():
+            raise Refusal(STATUS_TOKEN, "the message has no token header")
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        try:
+            facts = read_assertion(etree.fromstring(header.strip().encode("utf-8"), parser))
+        except etree.XMLSyntaxError as exc:
+            raise Refusal(STATUS_TOKEN, "the token is not XML") from exc
+        except SecurityError as exc:
+            raise Refusal(STATUS_TOKEN, f"the token is malformed: {exc.error_text}") from exc
+        if self._clock() >= facts.not_on_or_after:
+            raise Refusal(STATUS_TOKEN, f"the token expired at {facts.not_on_or_after}")
+        if self._trusted is not None and not _signed_by(facts, self._trusted):
+            raise Refusal(STATUS_TOKEN, "the token is not signed by the trusted STS")
+        if len(facts.cvr_values) != 1 or not _CVR.fullmatch(facts.cvr_values[0]):
+            raise Refusal(STATUS_TOKEN, "the token names no authority CVR")
+        return facts.cvr_values[0]
+
+    # --- the consumer thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._serve()
+            except _BROKEN as exc:
+                if not self._first_attempt.is_set():
+                    self._first_error = exc
+                    self._first_attempt.set()
+                    return
+                if not self._stopping.is_set():
+                    log.warning("simulated Beskedfordeler lost the broker: %s; reconnecting", exc)
+                    self._stopping.wait(RECONNECT_DELAY)
+
+    def _serve(self) -> None:
+        connection = pika.BlockingConnection(self._parameters)
+        try:
+            channel = connection.channel()
+            channel.exchange_declare(self.exchange, exchange_type=self.exchange_type, durable=True)
+            channel.queue_declare(self.queue, durable=True)
+            channel.queue_bind(  # type: ignore[no-untyped-call]  # untyped in types-pika-ts
+                self.queue, self.exchange, routing_key=self.routing_key
+            )
+            channel.basic_qos(prefetch_count=16)
+            consumer_tag = channel.basic_consume(self.queue, self._on_message)
+            with self._lock:
+                self._connections_opened += 1
+            self._connected.set()
+            self._first_attempt.set()
+            while not self._stopping.is_set():
+                # pika takes seconds as a float; types-pika-ts says int.
+                connection.process_data_events(time_limit=_POLL_SECONDS)  # type: ignore[arg-type]
+            # Cancelled first: a queue deleted under its consumer makes pika warn at close.
+            channel.basic_cancel(consumer_tag)  # type: ignore[no-untyped-call]  # types-pika-ts
+            if self.delete_on_stop:
+                channel.queue_delete(self.queue)
+                channel.exchange_delete(self.exchange)
+        finally:
+            self._connected.clear()
+            try:
+                if connection.is_open:
+                    connection.close()
+            except _BROKEN as exc:
+                log.debug("closing the simulated Beskedfordeler's connection: %s", exc)
+
+    def _on_message(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> None:
+        status, text = self._answer(body, dict(properties.headers or {}))
+        if properties.reply_to:
+            channel.basic_publish(
+                exchange="",
+                routing_key=properties.reply_to,
+                body=standard_retur(status, text),
+                properties=pika.BasicProperties(
+                    correlation_id=properties.correlation_id, content_type="application/xml"
+                ),
+            )
+        else:
+            log.warning("a message without reply_to was consumed; answered nothing")
+        channel.basic_ack(delivery_tag=method.delivery_tag)
+
+    def _answer(self, body: bytes, headers: dict[str, object]) -> tuple[int, str | None]:
+        with self._lock:
+            forced = self._forced.pop(0) if self._forced else None
+        if forced is not None:
+            return forced, "simulated failure (fail_next)"
+        try:
+            record = self.judge(body, headers)
+        except Refusal as refusal:
+            return refusal.status, refusal.text
+        except Exception:
+            # A bug here must not leave the message unacked and redelivered forever.
+            log.exception("the simulated Beskedfordeler failed to judge a message")
+            return STATUS_MALFORMED, "the simulated Beskedfordeler could not read the message"
+        with self._lock:
+            self._received.append(record)
+        return STATUS_OK, None
+
+
+def _load_trusted(path: Path) -> KnownCert:
+    try:
+        return known_cert(x509.load_pem_x509_certificate(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"the trusted STS certificate {path}: {exc}") from exc
+
+
+def _signed_by(facts: AssertionFacts, trusted: KnownCert) -> bool:
+    """Whether the assertion carries an intact enveloped signature by ``trusted``'s key."""
+    try:
+        signature = parse_signature(facts.signature, allow_enveloped=True)
+        references = signature.references
+        if len(references) != 1 or references[0].target_id != facts.assertion_id:
+            return False
+        if not references[0].enveloped:
+            return False
+        if not digest_matches(references[0], facts.element, facts.signature):
+            return False
+    except SignatureFormatError:
+        return False
+    return trusted.rsa_key is not None and signature_value_valid(signature, trusted.rsa_key)

@@ -1,0 +1,87 @@
+"""The platform's scheduler: the integrations' daily jobs, at their configured local time.
+
+APScheduler runs the jobs of ``registry.scheduled_jobs()`` with a cron trigger in the
+configured time zone and keeps them in a persistent job store in the platform's database
+(table ``apscheduler_jobs``, created and owned by APScheduler), so a job missed while the
+platform was down runs when it comes back (within a grace time) instead of being lost.
+
+Several platform processes or machines may run a scheduler against one database; each fires
+the job, and the job's own lease in the database (``store/leases.py``) lets exactly one of
+them do the night's work. Jobs read the settings through :func:`current_settings`, because
+a persistent job store keeps only a reference to the function, never its arguments' objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import time
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from serviceplatform.config import Settings
+from serviceplatform.errors import ConfigurationError
+from serviceplatform.integration import ScheduledJob
+from serviceplatform.store.db import resolve_url
+
+log = logging.getLogger(__name__)
+
+#: A night's job that could not start on time still runs if the platform is back within this.
+MISFIRE_GRACE_SECONDS: Final = 6 * 3600
+
+_settings: Settings | None = None
+
+
+def current_settings() -> Settings:
+    """The settings of the process's scheduler, for the job functions."""
+    if _settings is None:
+        raise ConfigurationError("no scheduler runs in this process")
+    return _settings
+
+
+def parse_time(value: str, zone: str) -> tuple[time, ZoneInfo]:
+    try:
+        hour, minute = (int(part) for part in value.split(":"))
+        at = time(hour, minute)
+    except ValueError:
+        raise ConfigurationError(f"run time {value!r} is not HH:MM") from None
+    try:
+        return at, ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"unknown time zone {zone!r}") from None
+
+
+def build_scheduler(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler:
+    """A scheduler (not started) with ``jobs`` in the database's persistent job store."""
+    url = resolve_url(settings.database.url, settings.base_dir)
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=url)},
+        job_defaults={"coalesce": True, "max_instances": 1},
+    )
+    for job in jobs:
+        at, zone = parse_time(*job.when(settings))
+        scheduler.add_job(
+            job.func,
+            CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
+            id=job.id,
+            name=job.id,
+            replace_existing=True,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        )
+    return scheduler
+
+
+def start(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler | None:
+    """Start the scheduler of this process when enabled; None when disabled or no jobs."""
+    global _settings
+    if not settings.subscriptions.scheduler_enabled or not jobs:
+        return None
+    _settings = settings
+    scheduler = build_scheduler(settings, jobs)
+    scheduler.start()
+    for job in scheduler.get_jobs():
+        log.info("scheduled %s, next run %s", job.id, job.next_run_time)
+    return scheduler

@@ -1,0 +1,296 @@
+"""The file transport to Beskedfordeler, the message value, the in-memory fake and the factory."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from serviceplatform.config import AmqpDistributorSettings, DistributorSettings, Settings
+from serviceplatform.distribution import (
+    FileDropDistributor,
+    MemoryDistributor,
+    OutgoingMessage,
+    distributor_from_settings,
+)
+from serviceplatform.distribution.amqp import (
+    AmqpDistributor,
+    FileTokenSource,
+    connection_parameters,
+    parse_standard_retur,
+)
+from serviceplatform.errors import (
+    ConfigurationError,
+    DistributorRejected,
+    DistributorUnavailable,
+)
+
+CVR = "29189846"
+
+
+def message(body: bytes = b"<besked/>", besked_id: str | None = None) -> OutgoingMessage:
+    return OutgoingMessage(besked_id or str(uuid.uuid4()), CVR, body)
+
+
+def umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+# --- OutgoingMessage ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("besked_id", ["", "not-a-uuid", "../../etc/passwd", f"{uuid.uuid4()}/x"])
+def test_besked_id_must_be_a_uuid(besked_id):
+    with pytest.raises(ValueError, match="UUID"):
+        OutgoingMessage(besked_id, CVR, b"<x/>")
+
+
+@pytest.mark.parametrize("cvr", ["", "1234567", "123456789", "1234567a"])
+def test_authority_must_be_a_cvr(cvr):
+    with pytest.raises(ValueError, match="CVR"):
+        OutgoingMessage(str(uuid.uuid4()), cvr, b"<x/>")
+
+
+def test_body_must_be_bytes():
+    with pytest.raises(ValueError, match="bytes"):
+        OutgoingMessage(str(uuid.uuid4()), CVR, b"")
+
+
+# --- FileDropDistributor --------------------------------------------------------------------
+
+
+def test_writes_one_file_named_after_the_besked_id(tmp_path):
+    directory = tmp_path / "drop" / "beskedfordeler"
+    sent = message(b"<besked>1</besked>")
+    with FileDropDistributor(directory) as distributor:
+        distributor.deliver(sent)
+    target = directory / f"{sent.besked_id}.xml"
+    assert target.read_bytes() == b"<besked>1</besked>"
+    assert sorted(p.name for p in directory.iterdir()) == [target.name]
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o750 & ~umask()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_same_id_same_bytes_is_a_no_op(tmp_path):
+    distributor = FileDropDistributor(tmp_path)
+    sent = message(b"<besked>same</besked>")
+    distributor.deliver(sent)
+    target = distributor.path_for(sent.besked_id)
+    before = target.stat()
+    distributor.deliver(OutgoingMessage(sent.besked_id, CVR, b"<besked>same</besked>"))
+    after = target.stat()
+    # Not rewritten: the same inode (a rewrite renames a new file over the old one).
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert os.listdir(tmp_path) == [target.name]
+
+
+def test_same_id_other_bytes_replaces_the_file(tmp_path):
+    distributor = FileDropDistributor(tmp_path)
+    first = message(b"<besked>first</besked>")
+    distributor.deliver(first)
+    distributor.deliver(OutgoingMessage(first.besked_id, CVR, b"<besked>corrected</besked>"))
+    assert distributor.path_for(first.besked_id).read_bytes() == b"<besked>corrected</besked>"
+    assert os.listdir(tmp_path) == [f"{first.besked_id}.xml"]
+
+
+def test_failed_write_leaves_no_temp_file_and_keeps_the_old_version(tmp_path, monkeypatch):
+    distributor = FileDropDistributor(tmp_path)
+    first = message(b"<besked>first</besked>")
+    distributor.deliver(first)
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(DistributorUnavailable, match="No space left") as caught:
+        distributor.deliver(OutgoingMessage(first.besked_id, CVR, b"<besked>second</besked>"))
+    assert caught.value.code == "SP-430"
+    assert caught.value.retryable
+    assert os.listdir(tmp_path) == [f"{first.besked_id}.xml"]
+    assert distributor.path_for(first.besked_id).read_bytes() == b"<besked>first</besked>"
+
+
+def test_a_reader_never_sees_a_partial_file(tmp_path):
+    distributor = FileDropDistributor(tmp_path)
+    besked_id = str(uuid.uuid4())
+    versions = [b"<a>" + b"a" * 300_000 + b"</a>", b"<b>" + b"b" * 200_000 + b"</b>"]
+    target = distributor.path_for(besked_id)
+    seen: list[bytes] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            # Files are only ever replaced, never removed, so a listed file stays readable.
+            seen.extend(path.read_bytes() for path in tmp_path.glob("*.xml"))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for round_ in range(40):
+            distributor.deliver(OutgoingMessage(besked_id, CVR, versions[round_ % 2]))
+    finally:
+        done.set()
+        reader.join()
+    assert seen
+    assert all(content in versions for content in seen)
+    assert target.read_bytes() == versions[1]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_unwritable_directory_is_unavailable(tmp_path):
+    # A path under a regular file cannot become a directory, even for root.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    distributor = FileDropDistributor(blocker / "drop")
+    with pytest.raises(DistributorUnavailable) as caught:
+        distributor.deliver(message())
+    assert str(blocker / "drop") in caught.value.error_text
+    assert ".xml" not in caught.value.error_text
+
+
+# --- MemoryDistributor ----------------------------------------------------------------------
+
+
+def test_memory_distributor_records_and_fails_on_request():
+    distributor = MemoryDistributor()
+    distributor.fail_next(DistributorRejected("StatusKode 41", status=41), count=2)
+    for _ in range(2):
+        with pytest.raises(DistributorRejected) as caught:
+            distributor.deliver(message())
+        assert caught.value.status == 41
+    sent = message()
+    distributor.deliver(sent)
+    assert distributor.delivered == [sent]
+    with distributor:
+        pass
+    assert distributor.closed
+
+
+# --- the factory ----------------------------------------------------------------------------
+
+
+def settings(tmp_path: Path, **distributor: object) -> Settings:
+    return Settings(distributor=DistributorSettings(**distributor), base_dir=str(tmp_path))  # type: ignore[arg-type]
+
+
+def test_factory_file_resolves_the_directory_against_the_settings_file(tmp_path):
+    distributor = distributor_from_settings(settings(tmp_path, directory="out"))
+    assert isinstance(distributor, FileDropDistributor)
+    assert distributor.directory == tmp_path / "out"
+
+
+def test_factory_amqp_builds_without_connecting(tmp_path):
+    amqp = AmqpDistributorSettings(url="amqp://nobody:secret@127.0.0.1:1/", token_dir="tok")
+    distributor = distributor_from_settings(settings(tmp_path, transport="amqp", amqp=amqp))
+    assert isinstance(distributor, AmqpDistributor)
+    assert distributor.connections_opened == 0
+    distributor.close()
+
+
+@pytest.mark.parametrize("transport", ["", "smtp", "AMQP"])
+def test_factory_refuses_an_unknown_transport(tmp_path, transport):
+    with pytest.raises(ConfigurationError, match="transport"):
+        distributor_from_settings(settings(tmp_path, transport=transport))
+
+
+def test_factory_refuses_an_unknown_token_source(tmp_path):
+    amqp = AmqpDistributorSettings(token_source="kerberos")
+    with pytest.raises(ConfigurationError, match="token_source"):
+        distributor_from_settings(settings(tmp_path, transport="amqp", amqp=amqp))
+
+
+def test_factory_sandbox_sts_needs_its_files(tmp_path):
+    amqp = AmqpDistributorSettings(token_source="sandbox-sts", sts_key="sts.key")
+    with pytest.raises(ConfigurationError, match="sts_cert, sts_issuer"):
+        distributor_from_settings(settings(tmp_path, transport="amqp", amqp=amqp))
+
+
+@pytest.mark.parametrize(
+    ("url", "ca_cert", "match"),
+    [
+        ("http://127.0.0.1/", "", "amqp://"),
+        ("amqp://127.0.0.1:5672/BF", "", "virtual_host"),
+        ("amqps://127.0.0.1/", "", "ca_cert"),
+        ("amqps://127.0.0.1/", "missing-ca.pem", "missing-ca.pem"),
+        ("amqp://127.0.0.1:notaport/", "", "port"),
+    ],
+)
+def test_bad_amqp_settings_are_configuration_errors(tmp_path, url, ca_cert, match):
+    amqp = AmqpDistributorSettings(url=url, ca_cert=ca_cert)
+    with pytest.raises(ConfigurationError, match=match):
+        connection_parameters(amqp, tmp_path)
+
+
+def test_amqps_trusts_only_the_configured_ca(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    amqp = AmqpDistributorSettings(url="amqps://u:p%40ss@broker.example/", ca_cert="ca.pem")
+    parameters = connection_parameters(amqp, tmp_path)
+    assert parameters.port == 5671
+    assert parameters.virtual_host == "BF"
+    assert parameters.credentials.password == "p@ss"  # type: ignore[attr-defined]
+    options = parameters.ssl_options
+    assert options is not None
+    assert options.server_hostname == "broker.example"
+    context = options.context
+    assert context.check_hostname
+    # Only the configured CA: the machine's bundle is not loaded.
+    assert len(context.get_ca_certs()) == 1
+
+
+# --- token files and replies ----------------------------------------------------------------
+
+
+def test_file_token_source_reads_the_authority_file(tmp_path):
+    (tmp_path / f"{CVR}.xml").write_text("  <saml:Assertion/>\n", encoding="utf-8")
+    assert FileTokenSource(tmp_path).token_for(CVR) == "<saml:Assertion/>"
+
+
+def test_file_token_source_names_a_missing_file(tmp_path):
+    with pytest.raises(ConfigurationError, match=str(tmp_path / "12345678.xml")):
+        FileTokenSource(tmp_path).token_for("12345678")
+
+
+def test_file_token_source_refuses_a_path_as_cvr(tmp_path):
+    with pytest.raises(ConfigurationError, match="8 digits"):
+        FileTokenSource(tmp_path).token_for("../../x")
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            b'<StandardRetur xmlns="urn:oio:sagdok:3.0.0"><StatusKode>20</StatusKode>'
+            b"</StandardRetur>",
+            (20, None),
+        ),
+        (
+            b'<sd:StandardRetur xmlns:sd="urn:oio:sagdok:3.0.0"><sd:StatusKode> 41 </sd:StatusKode>'
+            b"<sd:FejlbeskedTekst>Token udloebet</sd:FejlbeskedTekst></sd:StandardRetur>",
+            (41, "Token udloebet"),
+        ),
+        (
+            b"<StandardRetur><StatusKode>42</StatusKode><FejlbeskedTekst>x</FejlbeskedTekst>"
+            b"</StandardRetur>",
+            (42, "x"),
+        ),
+    ],
+)
+def test_parse_standard_retur(reply, expected):
+    assert parse_standard_retur(reply) == expected
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"", b"not xml", b"<StandardRetur/>", b"<StandardRetur><StatusKode>ok</StatusKode></x>"],
+)
+def test_parse_standard_retur_refuses_garbage(reply):
+    with pytest.raises(ValueError):
+        parse_standard_retur(reply)

@@ -1,0 +1,91 @@
+"""The scheduler: cron time in the configured zone, a persistent job store, clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from click.testing import CliRunner
+
+from serviceplatform import scheduling
+from serviceplatform.cli import cli
+from serviceplatform.config import DatabaseSettings, Settings, SubscriptionSettings
+from serviceplatform.errors import ConfigurationError
+from serviceplatform.integration import ScheduledJob
+from serviceplatform.registry import scheduled_jobs
+
+JOB = ScheduledJob(
+    id="test-nightly",
+    func="tests.unit.test_scheduling:noop",
+    when=lambda s: (s.subscriptions.run_at, s.subscriptions.timezone),
+)
+
+
+def noop() -> None:
+    """The job the tests schedule (never run by them)."""
+
+
+def settings(tmp_path: Path, **subscriptions: object) -> Settings:
+    return Settings(
+        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'jobs.sqlite'}"),
+        subscriptions=SubscriptionSettings(**subscriptions),  # type: ignore[arg-type]
+        base_dir=str(tmp_path),
+    )
+
+
+def test_the_nightly_job_fires_at_02_danish_time_in_winter_and_summer(tmp_path: Path) -> None:
+    scheduler = scheduling.build_scheduler(settings(tmp_path), [JOB])
+    scheduler.start(paused=True)
+    try:
+        trigger = scheduler.get_job("test-nightly").trigger
+        winter = trigger.get_next_fire_time(None, datetime(2026, 1, 10, 12, 0, tzinfo=UTC))
+        summer = trigger.get_next_fire_time(None, datetime(2026, 7, 10, 12, 0, tzinfo=UTC))
+        assert winter.astimezone(UTC) == datetime(2026, 1, 11, 1, 0, tzinfo=UTC)
+        assert summer.astimezone(UTC) == datetime(2026, 7, 11, 0, 0, tzinfo=UTC)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_the_job_store_is_persistent(tmp_path: Path) -> None:
+    first = scheduling.build_scheduler(settings(tmp_path, run_at="03:30"), [JOB])
+    first.start(paused=True)
+    first.shutdown(wait=False)
+    store = SQLAlchemyJobStore(url=f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    store.start(None, "default")
+    try:
+        [job] = store.get_all_jobs()
+        assert job.id == "test-nightly"
+        assert "hour='3'" in str(job.trigger) and "minute='30'" in str(job.trigger)
+    finally:
+        store.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("run_at", "zone", "problem"),
+    [
+        ("25:00", "Europe/Copenhagen", "HH:MM"),
+        ("2", "Europe/Copenhagen", "HH:MM"),
+        ("02:00", "Mars/Olympus", "time zone"),
+    ],
+)
+def test_bad_schedule_settings_are_clear_errors(
+    tmp_path: Path, run_at: str, zone: str, problem: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        scheduling.build_scheduler(settings(tmp_path, run_at=run_at, timezone=zone), [JOB])
+
+
+def test_disabled_scheduler_starts_nothing(tmp_path: Path) -> None:
+    assert scheduling.start(settings(tmp_path, scheduler_enabled=False), [JOB]) is None
+
+
+def test_the_integrations_declare_the_nightly_job_and_its_command() -> None:
+    assert [job.id for job in scheduled_jobs()] == ["sf2250-subscriptions-nightly"]
+    result = CliRunner().invoke(cli, ["subscriptions", "--help"])
+    assert result.exit_code == 0
+    assert "run" in result.output and "status" in result.output and "deliver" in result.output
+    run_help = CliRunner().invoke(cli, ["subscriptions", "run", "--help"])
+    assert "--authority" in run_help.output and "--date" in run_help.output
+    assert "--workdir" in run_help.output
