@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from integrations.sf2250 import jobs, nightly
 from integrations.sf2250.nightly import NightlyDiff, RunSummary
+from serviceplatform import scheduling
 from serviceplatform.config import AmqpDistributorSettings
 from serviceplatform.distribution.amqp import AmqpDistributor, SandboxStsTokenSource
 from serviceplatform.distribution.file_drop import FileDropDistributor
@@ -27,8 +29,10 @@ from serviceplatform.platform import Platform
 from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki
+from serviceplatform.store.db import Database
+from serviceplatform.store.leases import LeaseStore
 from serviceplatform.store.outbox import Outbox
-from serviceplatform.store.snapshots import SnapshotStore
+from serviceplatform.store.snapshots import Change, SnapshotStore
 from tests.conftest import rabbitmqctl
 from tests.integration.conftest import RegisterHooks, make_settings, seed
 
@@ -315,3 +319,44 @@ def test_rabbitmq_stopped_during_delivery_delays_but_loses_nothing(
         assert len(ids) == 4 and len(set(ids)) == 4
         assert all(m.authority_cvr == A for m in beskedfordeler.received)
     assert job.outbox.counts("beskedfordeler").pending == 0
+
+
+def test_the_scheduled_entry_point_runs_tonight_and_drops_the_messages(
+    tmp_path: Path,
+    pki: Pki,
+    register: NemSmsRegister,
+    hooks: RegisterHooks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(tmp_path, pki, register.base_url)
+    settings.distributor.directory = str(tmp_path / "drop")
+    seed(settings)
+    # Real time here; never wait for a Sunday-night service window inside the suite.
+    monkeypatch.setattr(nightly, "service_window_end", lambda now: None)
+    today = nightly.danish_date(datetime.now(UTC))
+    database = Database(settings.database.url)
+    try:
+        store = SnapshotStore(database)
+        yesterday = store.begin(A, today - timedelta(days=1), datetime.now(UTC))
+        store.add(yesterday, [("cpr", "0101901234")])
+        store.complete(
+            yesterday, topic="beskedfordeler", message_for=_unused, completed_at=datetime.now(UTC)
+        )
+    finally:
+        database.dispose()
+    hooks.subscribe(REGISTER_A, cpr=["0202902345"])
+    monkeypatch.setattr(scheduling, "_settings", settings)
+    jobs.nightly_subscriptions()
+    assert len(list((tmp_path / "drop").glob("*.xml"))) == 2
+    platform = Platform(settings)
+    try:
+        snapshot = SnapshotStore(platform.db).get(A, today)
+        assert snapshot is not None and snapshot.state == "complete"
+        lease = LeaseStore(platform.db).get(f"sf2250-subscriptions:{today.isoformat()}")
+        assert lease is not None and lease.finished_at is not None
+    finally:
+        platform.close()
+
+
+def _unused(kind: str, number: str, change: Change) -> tuple[str, str]:
+    raise AssertionError("a first list has nothing to compare with")

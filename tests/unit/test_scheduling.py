@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,3 +90,25 @@ def test_the_integrations_declare_the_nightly_job_and_its_command() -> None:
     run_help = CliRunner().invoke(cli, ["subscriptions", "run", "--help"])
     assert "--authority" in run_help.output and "--date" in run_help.output
     assert "--workdir" in run_help.output
+
+
+FIRED: list[str] = []
+
+
+def record() -> None:
+    FIRED.append(scheduling.current_settings().subscriptions.run_at)
+
+
+def test_a_started_scheduler_fires_the_job_with_the_settings(tmp_path: Path) -> None:
+    FIRED.clear()
+    job = ScheduledJob(id="test-fire", func="tests.unit.test_scheduling:record", when=JOB.when)
+    scheduler = scheduling.start(settings(tmp_path, run_at="04:15"), [job])
+    assert scheduler is not None
+    try:
+        scheduler.get_job("test-fire").modify(next_run_time=datetime.now(UTC))
+        deadline = time.monotonic() + 10
+        while not FIRED and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert FIRED == ["04:15"]
