@@ -3,6 +3,10 @@
 ``create_app(settings)`` is the factory every server uses (gunicorn in production and in the
 sandbox, a threaded test server in tests). The ``Platform`` and its database engine are built
 on the first request, so a pre-forking server never shares an engine across processes.
+
+Besides the SOAP paths, applications of the platform itself are mounted by path prefix
+(:data:`MOUNTS`): each is built once from the platform and gets every request under its
+prefix, with ``SCRIPT_NAME``/``PATH_INFO`` split as WSGI prescribes.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from typing import Any
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.integration import WsgiApp
 from serviceplatform.platform import Platform
-from serviceplatform.registry import soap_services
+from serviceplatform.registry import load_attribute, soap_services
 from serviceplatform.soap.front import SoapEndpoint
 
 StartResponse = Callable[..., Any]
+
+#: Path prefix -> ``module:function`` building a WSGI application from the ``Platform``.
+#: Imported on first use, so a platform without them starts as fast as before.
+MOUNTS: dict[str, str] = {}
 
 
 class PlatformApp:
@@ -28,6 +36,7 @@ class PlatformApp:
         self.settings = settings
         self._factory = platform_factory or (lambda: Platform(settings))
         self._routes: dict[str, WsgiApp] | None = None
+        self._mounts: list[tuple[str, WsgiApp]] = []
         self._platform: Platform | None = None
         self._lock = threading.Lock()
 
@@ -46,6 +55,10 @@ class PlatformApp:
                     for service in soap_services():
                         inner = service.build_app(platform)
                         routes[service.path.rstrip("/")] = SoapEndpoint(platform, service, inner)
+                    self._mounts = [
+                        (prefix.rstrip("/"), load_attribute(target, f"mount {prefix}")(platform))
+                        for prefix, target in sorted(MOUNTS.items(), key=lambda m: -len(m[0]))
+                    ]
                     self._platform = platform
                     self._routes = routes
         return self._routes
@@ -59,9 +72,15 @@ class PlatformApp:
         if path == "/healthz":
             return _text(start_response, "200 OK", "ok\n")
         endpoint = self._ensure().get(path)
-        if endpoint is None:
-            return _text(start_response, "404 Not Found", "no service at this path\n")
-        return endpoint(environ, start_response)
+        if endpoint is not None:
+            return endpoint(environ, start_response)
+        raw = environ.get("PATH_INFO") or "/"
+        for prefix, app in self._mounts:
+            if raw == prefix or raw.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = raw[len(prefix) :]
+                return app(environ, start_response)
+        return _text(start_response, "404 Not Found", "no service at this path\n")
 
     def close(self) -> None:
         if self._platform is not None:
