@@ -134,6 +134,31 @@ class SubscriptionSettings:
 
 
 @dataclass
+class AdminPrincipal:
+    """One caller of the admin API (docs/admin-api.md)."""
+
+    #: ``operator``, ``authority_admin`` or ``supplier``.
+    role: str = ""
+    #: SHA-256 (hex) of the caller's bearer token; the token itself is never configured.
+    token_sha256: str = ""
+    #: The RFC 4514 subject of the caller's client certificate (via a trusted proxy).
+    cert_subject: str = ""
+    #: The authority an ``authority_admin`` administers.
+    authority_cvr: str = ""
+    #: The supplier a ``supplier`` requests agreements as.
+    supplier: str = ""
+
+
+@dataclass
+class AdminSettings:
+    #: The header in which a TLS-terminating proxy passes the verified client subject.
+    client_cert_subject_header: str = ""
+    #: Addresses (REMOTE_ADDR) whose client subject header is believed.
+    trusted_proxies: list[str] = field(default_factory=list)
+    principals: dict[str, AdminPrincipal] = field(default_factory=dict)
+
+
+@dataclass
 class LoggingSettings:
     level: str = "INFO"
 
@@ -148,6 +173,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     distributor: DistributorSettings = field(default_factory=DistributorSettings)
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     #: Outward peers by name (``nemsms``, later ``oots_gateway``, ...).
     peers: dict[str, PeerSettings] = field(default_factory=dict)
     #: Per-service settings by service key (``sf2250``, ...).

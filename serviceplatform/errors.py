@@ -408,6 +408,47 @@ class ListDateUnavailable(BusinessRuleError):
     text = "The register serves only today's list, and no list is stored for this date"
 
 
+# --- SP-6xx: administration ----------------------------------------------------------------
+
+
+class AdminError(ServicePlatformError):
+    code = "SP-600"
+    text = "The administration request failed"
+    client_fault = True
+    #: The HTTP status of the admin API's answer.
+    http_status: ClassVar[int] = 400
+
+
+class NotAuthenticated(AdminError):
+    code = "SP-601"
+    text = "The caller is not authenticated"
+    http_status = 401
+
+
+class NotAuthorized(AdminError):
+    code = "SP-602"
+    text = "The caller's role does not allow this"
+    http_status = 403
+
+
+class AgreementNotFound(AdminError):
+    code = "SP-603"
+    text = "No such agreement"
+    http_status = 404
+
+
+class InvalidTransition(AdminError):
+    code = "SP-604"
+    text = "The agreement cannot make this transition"
+    http_status = 409
+
+
+class InvalidAdminRequest(AdminError):
+    code = "SP-605"
+    text = "The administration request is malformed"
+    http_status = 400
+
+
 # --- SP-9xx: the platform -------------------------------------------------------------------
 
 

@@ -59,6 +59,8 @@ class Integration:
     #: Service key -> the SysID roles a routing table may give for it.
     roles: Mapping[str, frozenset[str]]
     services: tuple[SoapService, ...] = field(default_factory=tuple)
+    #: Service key -> the roles an agreement needs SysIDs for before it is "configured".
+    required_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
     commands: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()

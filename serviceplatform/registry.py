@@ -67,6 +67,15 @@ def load_attribute(target: str, what: str) -> Any:
         raise ConfigurationError(f"{what} ({target}) cannot be loaded: {exc}") from exc
 
 
+def service_roles() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Service key -> (roles it may have SysIDs for, roles an agreement must configure)."""
+    found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for integration in integrations():
+        for key, roles in integration.roles.items():
+            found[key] = (roles, integration.required_roles.get(key, frozenset()))
+    return found
+
+
 def known_services() -> dict[str, frozenset[str]]:
     """Service key -> SysID roles, over all integrations (used to validate routing tables)."""
     merged: dict[str, frozenset[str]] = {}

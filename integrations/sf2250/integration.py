@@ -52,6 +52,12 @@ INTEGRATION = Integration(
         SERVICE_KEY: frozenset({"register", "nemsms", "digital_post", "afsender"}),
         PRINT_SERVICE_KEY: frozenset({"nemsms", "afsender", "digital_post"}),
     },
+    # What each operation routes by: the Register for EP_SP2/3; NemSMS and Afsendersystem
+    # SysIDs for EP_SP1/4.
+    required_roles={
+        SERVICE_KEY: frozenset({"register"}),
+        PRINT_SERVICE_KEY: frozenset({"nemsms", "afsender"}),
+    },
     services=(
         SoapService(
             key=SERVICE_KEY,

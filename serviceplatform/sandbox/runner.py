@@ -32,6 +32,7 @@ from serviceplatform.errors import ConfigurationError
 from serviceplatform.platform import project_root
 from serviceplatform.registry import known_services, soap_services
 from serviceplatform.routing.agreements_file import load_agreements
+from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
@@ -66,6 +67,10 @@ class SandboxPaths:
     @property
     def manifest(self) -> Path:
         return self.workdir / "sandbox.json"
+
+    @property
+    def admin_tokens(self) -> Path:
+        return self.workdir / "admin-tokens.json"
 
 
 def ensure_port_free(port: int) -> None:
@@ -122,6 +127,7 @@ def write_platform_config(
         },
         # The embedded default: one XML file per message; see docs/distribution.md for AMQP.
         "distributor": {"transport": "file", "directory": str(paths.workdir / "distributor")},
+        "admin": admin_settings(ensure_tokens(paths.admin_tokens)),
     }
     if user_config is not None:
         try:
@@ -192,6 +198,7 @@ def manifest(
     repository = RoutingRepository(database)
     routes = repository.list_routes()
     agreements = repository.list_agreements()
+    admin_tokens = ensure_tokens(paths.admin_tokens)
     described: list[dict[str, Any]] = []
     for agreement in agreements:
         sysids = {
@@ -235,6 +242,12 @@ def manifest(
                 "transport": settings.distributor.transport,
                 "dir": str(settings.path(settings.distributor.directory).resolve()),
             },
+        },
+        "admin": {
+            "base_url": base_url + "/admin/",
+            "api_url": base_url + "/admin/api",
+            "token": admin_tokens["operator"],
+            "tokens": admin_tokens,
         },
         "config": str(paths.config),
         "database": settings.database.url,

@@ -261,6 +261,24 @@ class JobLeaseRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class AgreementEventRecord(Base):
+    """One change of an agreement: who did what, when and why (the agreement's history)."""
+
+    __tablename__ = "agreement_events"
+    __table_args__ = (Index(None, "agreement_uuid", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agreement_uuid: Mapped[str] = mapped_column(String(UUID_LEN))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(NAME_LEN))
+    action: Mapped[str] = mapped_column(String(OPERATION_LEN))
+    from_status: Mapped[str | None] = mapped_column(String(STATUS_LEN))
+    to_status: Mapped[str] = mapped_column(String(STATUS_LEN))
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: JSON of what else changed (the post-configuration).
+    details: Mapped[str | None] = mapped_column(Text)
+
+
 # The Core tables, for the statements on the hot path (no ORM unit of work there).
 consumer_systems = cast(Table, ConsumerSystemRecord.__table__)
 agreements = cast(Table, AgreementRecord.__table__)
@@ -272,3 +290,4 @@ subscription_snapshots = cast(Table, SubscriptionSnapshotRecord.__table__)
 subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
 outbox = cast(Table, OutboxRecord.__table__)
 job_leases = cast(Table, JobLeaseRecord.__table__)
+agreement_events = cast(Table, AgreementEventRecord.__table__)

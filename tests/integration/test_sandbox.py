@@ -123,6 +123,13 @@ def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) 
     assert [a["cvr"] for a in data["authorities"]] == ["29189846", "29189854"]
     assert first["consumer_system"]
     assert (workdir / "serviceplatform.sqlite").is_file()
+    admin = data["admin"]
+    assert admin["base_url"] == base + "/admin/" and admin["api_url"] == base + "/admin/api"
+    assert set(admin["tokens"]) >= {"operator", "supplier", "authority:29189846"}
+    assert admin["token"] == admin["tokens"]["operator"]
+    assert oct((workdir / "admin-tokens.json").stat().st_mode & 0o777) == "0o600"
+    # The configuration holds only digests of the tokens.
+    assert admin["token"] not in (workdir / "platform.toml").read_text(encoding="utf-8")
 
 
 def test_every_listener_accepts_when_manifest_exists(sandbox: tuple[Path, dict[str, Any]]) -> None:
@@ -133,6 +140,30 @@ def test_every_listener_accepts_when_manifest_exists(sandbox: tuple[Path, dict[s
     wsdl = http.get(data["services"]["sf1600"]["url"] + "?wsdl", timeout=5)
     assert wsdl.status_code == 200 and b"spoergTilmelding" in wsdl.content
     assert http.get(data["peers"]["nemsms"]["control_url"] + "/requests", timeout=5).ok
+
+
+def test_the_admin_api_answers_with_the_sandbox_tokens(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    _, data = sandbox
+    admin = data["admin"]
+    http = session()
+    me = http.get(
+        admin["api_url"] + "/me",
+        headers={"Authorization": f"Bearer {admin['tokens']['authority:29189846']}"},
+        timeout=5,
+    )
+    assert me.status_code == 200 and me.json()["authority_cvr"] == "29189846"
+    listing = http.get(
+        admin["api_url"] + "/agreements",
+        headers={"Authorization": f"Bearer {admin['token']}"},
+        timeout=5,
+    ).json()["agreements"]
+    assert {(a["authority_cvr"], a["service"], a["status"]) for a in listing} >= {
+        ("29189846", "sf2250", "approved"),
+        ("29189870", "sf2250", "suspended"),
+    }
+    assert http.get(admin["api_url"] + "/me", timeout=5).status_code == 401
 
 
 def test_register_requires_a_client_certificate(sandbox: tuple[Path, dict[str, Any]]) -> None:

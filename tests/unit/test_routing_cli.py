@@ -185,7 +185,7 @@ def test_database_is_opened_from_the_settings_and_migrated(
     result = _run(no_db, "load")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "platform.sqlite").is_file()
-    assert no_db.database().current_revision() == "0003"
+    assert no_db.database().current_revision() == "0004"
     no_db.close()
 
 

@@ -42,7 +42,7 @@ def test_comparison_would_notice_a_difference(database: Database) -> None:
 
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head == "0003"
+    assert head == "0004"
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -57,7 +57,7 @@ def test_upgrade_works_from_any_working_directory(
     try:
         assert db.current_revision() is None
         db.upgrade()
-        assert db.current_revision() == "0003"
+        assert db.current_revision() == "0004"
     finally:
         db.dispose()
 
@@ -135,7 +135,12 @@ def test_migration_files_live_in_the_package() -> None:
     versions = Path(store.__file__).parent / "migrations" / "versions"
     assert (versions.parent / "env.py").is_file()
     names = sorted(p.name for p in versions.glob("v*.py"))
-    assert names == ["v0001_initial.py", "v0002_sendings.py", "v0003_subscriptions.py"]
+    assert names == [
+        "v0001_initial.py",
+        "v0002_sendings.py",
+        "v0003_subscriptions.py",
+        "v0004_agreement_events.py",
+    ]
 
 
 def test_concurrent_upgrades_of_one_database_all_succeed(database_url: str) -> None:
@@ -158,7 +163,7 @@ def test_concurrent_upgrades_of_one_database_all_succeed(database_url: str) -> N
         for t in threads:
             t.join(timeout=60)
         assert errors == []
-        assert {db.current_revision() for db in databases} == {"0003"}
+        assert {db.current_revision() for db in databases} == {"0004"}
     finally:
         for db in databases:
             db.dispose()

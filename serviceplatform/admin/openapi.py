@@ -1,0 +1,334 @@
+"""The admin API's OpenAPI 3.1 document (served at ``/admin/api/openapi.json``).
+
+Written as data next to the routes it describes; ``tests/unit/test_admin_api.py`` checks that
+every route of ``admin/app.py`` is in it and that it is a valid OpenAPI 3.1 document.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+_REF = "#/components/schemas/"
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": _REF + schema}}}}
+
+
+def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, **_json(schema)}
+
+
+_ERRORS = {
+    "400": {"description": "Malformed request (SP-605)", **_json("Error")},
+    "401": {"description": "Not authenticated (SP-601)", **_json("Error")},
+    "403": {"description": "The role does not allow it (SP-602)", **_json("Error")},
+}
+_AGREEMENT_ID = {
+    "name": "agreement_uuid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _transition(action: str, summary: str, reason_required: bool) -> dict[str, Any]:
+    body_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 1000}},
+    }
+    if reason_required:
+        body_schema["required"] = ["reason"]
+    return {
+        "post": {
+            "operationId": f"{action}Agreement",
+            "summary": summary,
+            "tags": ["agreements"],
+            "parameters": [_AGREEMENT_ID],
+            "requestBody": {
+                "required": reason_required,
+                "content": {"application/json": {"schema": body_schema}},
+            },
+            "responses": {
+                "200": _ok("Agreement"),
+                **_ERRORS,
+                "404": {"description": "No such agreement (SP-603)", **_json("Error")},
+                "409": {"description": "Not allowed from this status (SP-604)", **_json("Error")},
+            },
+        }
+    }
+
+
+def _get(operation_id: str, summary: str, schema: str, tag: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": [tag],
+            "responses": {"200": _ok(schema), **_ERRORS},
+            **extra,
+        }
+    }
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    nullable_string = {"type": ["string", "null"]}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Serviceplatform administration API",
+            "version": "1.0.0",
+            "description": "Service agreements, their post-configuration, certificates, "
+            "nightly runs and the audit trail. See docs/admin-api.md.",
+        },
+        "servers": [{"url": "/admin"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/me": _get("me", "Who am I", "Principal", "session"),
+            "/api/agreements": {
+                **_get(
+                    "listAgreements",
+                    "Agreements the caller may see",
+                    "AgreementList",
+                    "agreements",
+                    parameters=[
+                        _query("status", "requested, approved, rejected, suspended, revoked"),
+                        _query("service", "service key, e.g. sf2250"),
+                        _query("authority_cvr", "8-digit CVR number"),
+                    ],
+                ),
+                "post": {
+                    "operationId": "requestAgreement",
+                    "summary": "Request a service agreement (supplier, operator)",
+                    "tags": ["agreements"],
+                    "requestBody": {"required": True, **_json("AgreementRequest")},
+                    "responses": {"201": _ok("Agreement", "Requested"), **_ERRORS},
+                },
+            },
+            "/api/agreements/{agreement_uuid}": {
+                "get": {
+                    "operationId": "getAgreement",
+                    "summary": "One agreement with its history",
+                    "tags": ["agreements"],
+                    "parameters": [_AGREEMENT_ID],
+                    "responses": {
+                        "200": _ok("AgreementWithHistory"),
+                        **_ERRORS,
+                        "404": {"description": "No such agreement (SP-603)", **_json("Error")},
+                    },
+                }
+            },
+            "/api/agreements/{agreement_uuid}/approve": _transition(
+                "approve", "Approve a requested agreement", False
+            ),
+            "/api/agreements/{agreement_uuid}/reject": _transition(
+                "reject", "Reject a requested agreement", True
+            ),
+            "/api/agreements/{agreement_uuid}/suspend": _transition(
+                "suspend", "Suspend an approved agreement", True
+            ),
+            "/api/agreements/{agreement_uuid}/resume": _transition(
+                "resume", "Resume a suspended agreement", False
+            ),
+            "/api/agreements/{agreement_uuid}/revoke": _transition(
+                "revoke", "Revoke an agreement for good", True
+            ),
+            "/api/agreements/{agreement_uuid}/configuration": {
+                "put": {
+                    "operationId": "configureAgreement",
+                    "summary": "Post-configuration: SysIDs, certificate, end date (operator)",
+                    "tags": ["agreements"],
+                    "parameters": [_AGREEMENT_ID],
+                    "requestBody": {"required": True, **_json("Configuration")},
+                    "responses": {
+                        "200": _ok("Agreement"),
+                        **_ERRORS,
+                        "404": {"description": "No such agreement (SP-603)", **_json("Error")},
+                    },
+                }
+            },
+            "/api/consumer-systems": _get(
+                "listConsumerSystems", "Known consumer systems", "ConsumerSystemList", "agreements"
+            ),
+            "/api/certificates": _get(
+                "listCertificates",
+                "Outward certificates (operator)",
+                "CertificateList",
+                "operations",
+            ),
+            "/api/subscriptions/runs": _get(
+                "listNightlyRuns",
+                "The last nightly subscription-list runs",
+                "NightlyRuns",
+                "operations",
+                parameters=[_query("limit", "runs per authority (1-1000)")],
+            ),
+            "/api/audit": _get(
+                "listAudit",
+                "Recent audit records, newest first (CPR numbers masked)",
+                "AuditRecords",
+                "operations",
+                parameters=[
+                    _query("limit", "1-1000, default 50"),
+                    _query("authority_cvr", "only this authority (operator)"),
+                ],
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "text"],
+                            "properties": {"code": {"type": "string"}, "text": {"type": "string"}},
+                        }
+                    },
+                },
+                "Principal": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "role": {"enum": ["operator", "authority_admin", "supplier"]},
+                        "authority_cvr": nullable_string,
+                        "supplier": nullable_string,
+                    },
+                },
+                "Agreement": {
+                    "type": "object",
+                    "properties": {
+                        "uuid": {"type": "string", "format": "uuid"},
+                        "authority_cvr": {"type": "string", "pattern": "^[0-9]{8}$"},
+                        "service": {"type": "string"},
+                        "consumer_system": {"type": "string", "format": "uuid"},
+                        "consumer_system_name": {"type": "string"},
+                        "supplier": {"type": "string"},
+                        "status": {
+                            "enum": ["requested", "approved", "rejected", "suspended", "revoked"]
+                        },
+                        "register_cert_alias": nullable_string,
+                        "valid_from": {"type": ["string", "null"], "format": "date"},
+                        "valid_to": {"type": ["string", "null"], "format": "date"},
+                        "sysids": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "configured": {"type": "boolean"},
+                        "routable": {"type": "boolean"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "AgreementWithHistory": {
+                    "allOf": [
+                        {"$ref": _REF + "Agreement"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "history": {"type": "array", "items": {"$ref": _REF + "Event"}}
+                            },
+                        },
+                    ]
+                },
+                "Event": {
+                    "type": "object",
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "actor": {"type": "string"},
+                        "action": {"type": "string"},
+                        "from_status": nullable_string,
+                        "to_status": {"type": "string"},
+                        "reason": nullable_string,
+                        "details": {"type": ["object", "null"]},
+                    },
+                },
+                "AgreementList": {
+                    "type": "object",
+                    "properties": {
+                        "agreements": {"type": "array", "items": {"$ref": _REF + "Agreement"}}
+                    },
+                },
+                "AgreementRequest": {
+                    "type": "object",
+                    "required": ["authority_cvr", "service", "consumer_system"],
+                    "properties": {
+                        "authority_cvr": {"type": "string", "pattern": "^[0-9]{8}$"},
+                        "service": {"type": "string"},
+                        "consumer_system": {"type": "string", "format": "uuid"},
+                        "supplier": {"type": "string", "description": "operator only"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "Configuration": {
+                    "type": "object",
+                    "properties": {
+                        "sysids": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "register_cert_alias": {"type": "string"},
+                        "valid_to": {"type": ["string", "null"], "format": "date"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "ConsumerSystemList": {
+                    "type": "object",
+                    "properties": {
+                        "consumer_systems": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "uuid": {"type": "string"},
+                                    "name": {"type": "string"},
+                                    "cert_subject": {"type": "string"},
+                                },
+                            },
+                        }
+                    },
+                },
+                "CertificateList": {
+                    "type": "object",
+                    "properties": {
+                        "certificates": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "alias": {"type": "string"},
+                                    "subject": {"type": "string"},
+                                    "issuer": {"type": "string"},
+                                    "not_after": {"type": ["string", "null"]},
+                                    "days_to_expiry": {"type": ["integer", "null"]},
+                                    "status": {
+                                        "enum": ["ok", "expiring", "expired", "problem", "unknown"]
+                                    },
+                                    "problem": nullable_string,
+                                },
+                            },
+                        }
+                    },
+                },
+                "NightlyRuns": {
+                    "type": "object",
+                    "properties": {
+                        "runs": {"type": "array", "items": {"type": "object"}},
+                        "outbox": {"type": "object"},
+                    },
+                },
+                "AuditRecords": {
+                    "type": "object",
+                    "properties": {"records": {"type": "array", "items": {"type": "object"}}},
+                },
+            },
+        },
+    }

@@ -1,0 +1,275 @@
+"""The admin API's operations: what each endpoint does, for whom (docs/admin-api.md).
+
+Each view takes the authenticated principal, the path parameters and the JSON body, checks
+the role, does its work through the stores and returns the JSON answer. Errors are platform
+errors (``AdminError`` and the rest); ``admin/app.py`` turns them into HTTP answers.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, Principal
+from serviceplatform.errors import AgreementNotFound, InvalidAdminRequest
+from serviceplatform.outbound.certstore import CertInfo
+from serviceplatform.platform import Platform
+from serviceplatform.registry import service_roles
+from serviceplatform.routing.identifiers import mask_cpr
+from serviceplatform.store.agreements import AgreementStore, AgreementView
+from serviceplatform.store.outbox import Outbox
+from serviceplatform.store.snapshots import SnapshotStore
+
+Json = dict[str, Any]
+
+
+def agreement_json(view: AgreementView) -> Json:
+    a = view.agreement
+    return {
+        "uuid": a.uuid,
+        "authority_cvr": a.authority_cvr,
+        "service": a.service,
+        "consumer_system": a.consumer_system,
+        "consumer_system_name": view.consumer_system_name,
+        "supplier": a.supplier,
+        "status": a.status.value,
+        "register_cert_alias": a.register_cert_alias,
+        "valid_from": a.valid_from.isoformat() if a.valid_from else None,
+        "valid_to": a.valid_to.isoformat() if a.valid_to else None,
+        "sysids": view.sysids,
+        "configured": view.configured,
+        "routable": view.routable,
+        "created_at": view.created_at.isoformat(),
+        "updated_at": view.updated_at.isoformat(),
+    }
+
+
+def _text(body: Json, key: str, *, required: bool = False, limit: int = 1000) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidAdminRequest(f"{key} is required")
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidAdminRequest(f"{key} must be a string of at most {limit} characters")
+    return value.strip()
+
+
+def _limit(query: dict[str, str], default: int = 50) -> int:
+    raw = query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise InvalidAdminRequest("limit must be 1-1000")
+    return int(raw)
+
+
+class AdminViews:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.agreements = AgreementStore(platform.db, service_roles(), clock=platform.clock)
+
+    # --- agreements ---------------------------------------------------------------------
+
+    def _visible(self, principal: Principal, view: AgreementView) -> bool:
+        a = view.agreement
+        if principal.role == OPERATOR:
+            return True
+        if principal.role == AUTHORITY_ADMIN:
+            return a.authority_cvr == principal.authority_cvr
+        return a.supplier == principal.supplier
+
+    def _get_visible(self, principal: Principal, agreement_uuid: str) -> AgreementView:
+        view = self.agreements.get(agreement_uuid)
+        if not self._visible(principal, view):
+            # The same answer as for an unknown id: no probing for other authorities' data.
+            raise AgreementNotFound(agreement_uuid)
+        return view
+
+    def me(self, principal: Principal, **_: Any) -> Json:
+        return {
+            "name": principal.name,
+            "role": principal.role,
+            "authority_cvr": principal.authority_cvr or None,
+            "supplier": principal.supplier or None,
+        }
+
+    def list_agreements(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
+        views = self.agreements.find(
+            status=query.get("status") or None,
+            service=query.get("service") or None,
+            authority_cvr=query.get("authority_cvr") or None,
+        )
+        return {"agreements": [agreement_json(v) for v in views if self._visible(principal, v)]}
+
+    def get_agreement(self, principal: Principal, agreement_uuid: str, **_: Any) -> Json:
+        view = self._get_visible(principal, agreement_uuid)
+        answer = agreement_json(view)
+        answer["history"] = [
+            {
+                "at": event.at.isoformat(),
+                "actor": event.actor,
+                "action": event.action,
+                "from_status": event.from_status,
+                "to_status": event.to_status,
+                "reason": event.reason,
+                "details": event.details,
+            }
+            for event in self.agreements.history(agreement_uuid)
+        ]
+        return answer
+
+    def request_agreement(self, principal: Principal, body: Json, **_: Any) -> Json:
+        principal.require(SUPPLIER, OPERATOR)
+        supplier = (
+            principal.supplier
+            if principal.role == SUPPLIER
+            else _text(body, "supplier", required=True, limit=255)
+        )
+        view = self.agreements.request(
+            authority_cvr=_text(body, "authority_cvr", required=True, limit=8) or "",
+            service=_text(body, "service", required=True, limit=64) or "",
+            consumer_system=_text(body, "consumer_system", required=True, limit=36) or "",
+            supplier=supplier or "",
+            actor=principal.label,
+            reason=_text(body, "reason"),
+        )
+        return agreement_json(view)
+
+    def transition(
+        self, principal: Principal, agreement_uuid: str, action: str, body: Json, **_: Any
+    ) -> Json:
+        principal.require(AUTHORITY_ADMIN, OPERATOR)
+        view = self._get_visible(principal, agreement_uuid)
+        if not principal.may_administer(view.agreement.authority_cvr):
+            raise AgreementNotFound(agreement_uuid)
+        changed = self.agreements.transition(
+            agreement_uuid, action, actor=principal.label, reason=_text(body, "reason")
+        )
+        return agreement_json(changed)
+
+    def configure(self, principal: Principal, agreement_uuid: str, body: Json, **_: Any) -> Json:
+        principal.require(OPERATOR)
+        sysids = body.get("sysids", {})
+        if not isinstance(sysids, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in sysids.items()
+        ):
+            raise InvalidAdminRequest("sysids must be an object of role: SysID strings")
+        valid_to_text = _text(body, "valid_to", limit=10)
+        try:
+            valid_to = date.fromisoformat(valid_to_text) if valid_to_text else None
+        except ValueError:
+            raise InvalidAdminRequest("valid_to must be YYYY-MM-DD") from None
+        changed = self.agreements.configure(
+            agreement_uuid,
+            actor=principal.label,
+            sysids=sysids,
+            register_cert_alias=_text(body, "register_cert_alias", limit=128),
+            valid_to=valid_to,
+            clear_valid_to="valid_to" in body and body["valid_to"] is None,
+            reason=_text(body, "reason"),
+        )
+        return agreement_json(changed)
+
+    def consumer_systems(self, principal: Principal, **_: Any) -> Json:
+        systems = self.platform.routing.list_consumer_systems()
+        return {
+            "consumer_systems": [
+                {"uuid": s.uuid, "name": s.name, "cert_subject": s.cert_subject} for s in systems
+            ]
+        }
+
+    # --- operations views ---------------------------------------------------------------
+
+    def certificates(self, principal: Principal, **_: Any) -> Json:
+        principal.require(OPERATOR)
+        return {
+            "certificates": [
+                {
+                    "alias": info.alias,
+                    "subject": info.subject,
+                    "issuer": info.issuer,
+                    "not_after": _iso(info.not_after),
+                    "days_to_expiry": info.days_to_expiry,
+                    "status": _cert_status(info),
+                    "problem": info.problem,
+                }
+                for info in self.platform.certificates.list()
+            ]
+        }
+
+    def runs(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
+        principal.require(OPERATOR, AUTHORITY_ADMIN)
+        snapshots = SnapshotStore(self.platform.db).latest(_limit(query, 3))
+        counts = Outbox(self.platform.db).counts()
+        return {
+            "runs": [
+                {
+                    "authority_cvr": s.authority_cvr,
+                    "list_date": s.list_date.isoformat(),
+                    "state": s.state,
+                    "entries": s.entry_count,
+                    "subscribed": s.subscribed_count,
+                    "unsubscribed": s.unsubscribed_count,
+                    "completed_at": _iso(s.completed_at),
+                }
+                for s in snapshots
+                if principal.may_administer(s.authority_cvr)
+            ],
+            "outbox": {
+                "pending": counts.pending,
+                "delivered": counts.delivered,
+                "failing": counts.failing,
+            },
+        }
+
+    def audit(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
+        principal.require(OPERATOR, AUTHORITY_ADMIN)
+        authority = query.get("authority_cvr") or None
+        if principal.role == AUTHORITY_ADMIN:
+            authority = principal.authority_cvr
+        limit = _limit(query)
+        # Read more than asked when filtering, so a busy other authority does not hide ours.
+        entries = self.platform.audit.tail(limit if authority is None else limit * 20)
+        if authority is not None:
+            entries = [e for e in entries if e.authority_cvr == authority][:limit]
+        return {
+            "records": [
+                {
+                    "at": e.at.isoformat(),
+                    "message_id": e.message_id,
+                    "authority_cvr": e.authority_cvr,
+                    "service": e.service,
+                    "operation": e.operation,
+                    "subject": _mask_subject(e.subject),
+                    "sysid": e.sysid,
+                    "outcome": e.outcome,
+                    "error_code": e.error_code,
+                    "upstream_status": e.upstream_status,
+                    "latency_ms": round(e.latency_ms, 1),
+                    "detail": e.detail,
+                }
+                for e in entries
+            ]
+        }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _mask_subject(subject: str | None) -> str | None:
+    if subject is None:
+        return None
+    return subject if len(subject) == 8 else mask_cpr(subject)
+
+
+def _cert_status(info: CertInfo) -> str:
+    days = info.days_to_expiry
+    if days is not None and days < 0:
+        return "expired"
+    if info.problem:
+        return "problem"
+    if days is None:
+        return "unknown"
+    if days <= 30:
+        return "expiring"
+    return "ok"
