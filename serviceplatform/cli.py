@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
+from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.audit import audit
 from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
@@ -92,6 +93,7 @@ def cli(ctx: click.Context) -> None:
 cli.params.extend(_state_options())
 cli.add_command(routing)
 cli.add_command(audit)
+cli.add_command(agreements)
 
 
 @cli.command()

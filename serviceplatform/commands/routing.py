@@ -20,7 +20,12 @@ from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.model import RouteRow
-from serviceplatform.routing.table import describe_subject, display_path, load_paths
+from serviceplatform.routing.table import (
+    describe_subject,
+    display_path,
+    format_table,
+    load_paths,
+)
 from serviceplatform.store.repository import RouteChange, RoutingRepository
 
 AGREEMENTS_FILE = "agreements.toml"
@@ -97,23 +102,77 @@ def check(obj: CliContext, paths: tuple[Path, ...]) -> None:
         raise RoutingTableInvalid(detail="\n".join(problems))
 
 
-@routing.command()
+def _rows(obj: CliContext, path: Path | None) -> list[RouteRow]:
+    targets = _paths(obj, [path] if path is not None else [])
+    return load_paths([p for p in targets if p.suffix != ".toml"], obj.known_services())
+
+
+@routing.command("import")
 @click.argument("path", required=False, type=click.Path(path_type=Path, exists=True))
 @pass_cli
-def load(obj: CliContext, path: Path | None) -> None:
+def import_table(obj: CliContext, path: Path | None) -> None:
     """Validate a routing table (file or directory) and make it the platform's table.
 
-    The stored table is replaced in one transaction; on any error it stays as it was.
-    Agreements are not touched.
+    The stored table is replaced in one transaction; on any error (reported with file and
+    line) it stays as it was. Agreements are not touched.
     """
-    targets = _paths(obj, [path] if path is not None else [])
-    rows = load_paths([p for p in targets if p.suffix != ".toml"], obj.known_services())
+    rows = _rows(obj, path)
     change = RoutingRepository(obj.database()).replace_routes(rows)
     click.echo(
         f"loaded {len(rows)} routes: {change.added} added, {change.changed} changed, "
         f"{change.removed} removed, {change.unchanged} unchanged"
     )
     _print_change(change)
+
+
+# ``load`` was the first name of ``import``; scripts written against it keep working.
+routing.add_command(import_table, "load")
+
+
+@routing.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path, exists=True))
+@click.option("--exit-code", is_flag=True, help="Exit 1 when importing would change anything.")
+@pass_cli
+def diff(obj: CliContext, path: Path | None, exit_code: bool) -> None:
+    """Show what importing a routing table would change, without changing anything."""
+    rows = _rows(obj, path)
+    change = RoutingRepository(obj.database()).preview_routes(rows)
+    if not change.any:
+        click.echo(f"no changes ({change.unchanged} routes unchanged)")
+        return
+    click.echo(
+        f"{change.added} to add, {change.changed} to change, {change.removed} to remove, "
+        f"{change.unchanged} unchanged"
+    )
+    _print_change(change)
+    if exit_code:
+        raise click.exceptions.Exit(1)
+
+
+@routing.command()
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to FILE instead of standard output.",
+)
+@click.option("--service", help="Only this service's routes.")
+@pass_cli
+def export(obj: CliContext, output: Path | None, service: str | None) -> None:
+    """Write the platform's routing table in the routing_tables/*.csv format."""
+    rows = [
+        r
+        for r in RoutingRepository(obj.database()).list_routes()
+        if service is None or r.service == service
+    ]
+    text = format_table(rows)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    temporary = output.with_name(f".{output.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(output)
+    click.echo(f"wrote {len(rows)} routes to {output}", err=True)
 
 
 @routing.command("list")

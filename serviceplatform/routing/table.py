@@ -218,3 +218,26 @@ def load_paths(
 def load_directory(directory: Path, known_services: Mapping[str, frozenset[str]]) -> list[RouteRow]:
     """The rows of every ``*.csv`` file in ``directory``, checked together."""
     return load_paths([directory], known_services)
+
+
+def format_table(rows: Iterable[RouteRow]) -> str:
+    """``rows`` as a routing table file that ``load_table`` reads back to the same rows.
+
+    Authority by authority, service, role, then the subject-limited rows after the
+    authority-wide one. The ``subject`` column is written in full: the file is the reviewed
+    source, and a CPR number in it is as sensitive as in the file it came from.
+    """
+    lines = [
+        "# Routing table exported by `serviceplatform routing export`.",
+        "authority_cvr,service,role,sysid,subject",
+    ]
+    ordered = sorted(rows, key=lambda r: (r.authority_cvr, r.service, r.role, r.subject or ""))
+    previous = None
+    for row in ordered:
+        if previous is not None and previous != row.authority_cvr:
+            lines.append("")
+        previous = row.authority_cvr
+        lines.append(
+            f"{row.authority_cvr},{row.service},{row.role},{row.sysid},{row.subject or ''}"
+        )
+    return "\n".join(lines) + "\n"

@@ -173,6 +173,10 @@ class RoutingRepository:
                 )
         return _diff((_route_row(r) for r in old), rows)
 
+    def preview_routes(self, rows: Sequence[RouteRow]) -> RouteChange:
+        """What ``replace_routes(rows)`` would change; changes nothing."""
+        return _diff(self.list_routes(), rows)
+
     def list_routes(self, authority_cvr: str | None = None) -> list[RouteRow]:
         statement = select(routes).order_by(*_ROUTE_ORDER)
         if authority_cvr is not None:

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
 from serviceplatform.config import DatabaseSettings, RoutingSettings, Settings
+from serviceplatform.routing.table import load_table
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
 
@@ -209,3 +210,52 @@ def test_lazy_settings_are_read_once_on_first_use(tmp_path: Path, tables: Path) 
     assert calls == []
     assert obj.settings is obj.settings
     assert calls == [1]
+
+
+def test_diff_shows_what_an_import_would_change_and_changes_nothing(
+    with_db: CliContext, tables: Path
+) -> None:
+    assert _run(with_db, "import").exit_code == 0
+    unchanged = _run(with_db, "diff", "--exit-code")
+    assert unchanged.exit_code == 0 and "no changes (17 routes unchanged)" in unchanged.output
+    edited = tables / "sf2250.csv"
+    edited.write_text(
+        edited.read_text().replace(
+            "29189846,sf2250,nemsms,2250002,", "29189846,sf2250,nemsms,2250077,"
+        )
+    )
+    result = _run(with_db, "diff", "--exit-code")
+    assert result.exit_code == 1
+    assert "1 to change" in result.output and "2250002 now 2250077" in result.output
+    assert "2250077" not in _run(with_db, "list").output
+
+
+def test_import_with_an_error_leaves_the_stored_table_intact(
+    with_db: CliContext, tables: Path
+) -> None:
+    assert _run(with_db, "import").exit_code == 0
+    before = _run(with_db, "list", "--json").output
+    (tables / "broken.csv").write_text(
+        HEADER + "29189846,sf2250,register,9,\n29189847,sf2250,x,1,\n"
+    )
+    result = _run(with_db, "import")
+    assert result.exit_code == 1
+    assert "broken.csv:3" in result.output
+    assert _run(with_db, "list", "--json").output == before
+
+
+def test_export_writes_the_same_format_and_round_trips(
+    with_db: CliContext, tables: Path, tmp_path: Path
+) -> None:
+    assert _run(with_db, "import").exit_code == 0
+    out = tmp_path / "exported.csv"
+    result = _run(with_db, "export", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines()[1] == HEADER.strip()
+    stored = RoutingRepository(with_db.database()).list_routes()
+    reread = load_table(out, SF2250)
+    assert [(r.key, r.sysid) for r in reread] == [(r.key, r.sysid) for r in stored]
+    # Importing the export changes nothing.
+    assert "no changes" in _run(with_db, "diff", str(out)).output
+    only = _run(with_db, "export", "--service", "sf2250").output
+    assert only.count("\n") == 2 + len(stored) + 3  # comment, header, rows, blank lines

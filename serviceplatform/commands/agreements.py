@@ -1,0 +1,219 @@
+"""``serviceplatform agreements``: the service agreement lifecycle from the command line.
+
+The same operations as the admin API (docs/admin-api.md) with operator rights: whoever can
+run this command on the platform's configuration is an operator. Each change is recorded in
+the agreement's history with the acting user (``cli:<login>``) and the ``--reason``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import date
+from typing import Any
+
+import click
+
+from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.routing.lifecycle import TRANSITIONS
+from serviceplatform.store.agreements import AgreementStore, AgreementView
+
+
+def _store(obj: CliContext) -> AgreementStore:
+    from serviceplatform.registry import service_roles
+
+    return AgreementStore(obj.database(), service_roles())
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _as_dict(view: AgreementView) -> dict[str, Any]:
+    from serviceplatform.admin.views import agreement_json
+
+    return agreement_json(view)
+
+
+def _print(view: AgreementView, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(_as_dict(view), indent=2))
+        return
+    a = view.agreement
+    sysids = ", ".join(f"{role}={sysid}" for role, sysid in view.sysids.items()) or "-"
+    click.echo(
+        f"{a.uuid}  {a.authority_cvr}  {a.service}  {a.status.value}"
+        f"  configured={'yes' if view.configured else 'no'}"
+        f"  routable={'yes' if view.routable else 'no'}\n"
+        f"  consumer system {view.consumer_system_name or a.consumer_system}, "
+        f"supplier {a.supplier}\n"
+        f"  certificate {a.register_cert_alias or '-'}, SysIDs {sysids}, "
+        f"valid {a.valid_from or '-'} .. {a.valid_to or '-'}"
+    )
+
+
+@click.group()
+def agreements() -> None:
+    """Service agreements: request, approve, reject, suspend, resume, revoke, configure."""
+
+
+@agreements.command("list")
+@click.option(
+    "--status", type=click.Choice(["requested", "approved", "rejected", "suspended", "revoked"])
+)
+@click.option("--service")
+@click.option("--authority", metavar="CVR")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@pass_cli
+def list_agreements(
+    obj: CliContext, status: str | None, service: str | None, authority: str | None, as_json: bool
+) -> None:
+    """List agreements, with filters."""
+    views = _store(obj).find(status=status, service=service, authority_cvr=authority)
+    if as_json:
+        click.echo(json.dumps([_as_dict(v) for v in views], indent=2))
+        return
+    if not views:
+        click.echo("no agreements")
+        return
+    header = ("UUID", "AUTHORITY", "SERVICE", "STATUS", "CONFIGURED", "ROUTABLE", "SUPPLIER")
+    table = [
+        (
+            v.agreement.uuid,
+            v.agreement.authority_cvr,
+            v.agreement.service,
+            v.agreement.status.value,
+            "yes" if v.configured else "no",
+            "yes" if v.routable else "no",
+            v.agreement.supplier,
+        )
+        for v in views
+    ]
+    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+@agreements.command()
+@click.argument("agreement_uuid")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def show(obj: CliContext, agreement_uuid: str, as_json: bool) -> None:
+    """One agreement with its history."""
+    store = _store(obj)
+    view = store.get(agreement_uuid)
+    events = store.history(agreement_uuid)
+    if as_json:
+        data = _as_dict(view)
+        data["history"] = [
+            {
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "reason": e.reason,
+                "details": e.details,
+            }
+            for e in events
+        ]
+        click.echo(json.dumps(data, indent=2))
+        return
+    _print(view, False)
+    for e in events:
+        change = f"{e.from_status or '-'} -> {e.to_status}"
+        click.echo(
+            f"  {e.at:%Y-%m-%d %H:%M:%S}Z  {e.action:<9} {change:<22} {e.actor}"
+            + (f"  {e.reason}" if e.reason else "")
+        )
+
+
+@agreements.command()
+@click.option("--authority", "authority_cvr", required=True, metavar="CVR")
+@click.option("--service", required=True)
+@click.option("--consumer-system", required=True, metavar="UUID")
+@click.option("--supplier", required=True)
+@click.option("--reason")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def request(
+    obj: CliContext,
+    authority_cvr: str,
+    service: str,
+    consumer_system: str,
+    supplier: str,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Request a new agreement (status requested)."""
+    view = _store(obj).request(
+        authority_cvr=authority_cvr,
+        service=service,
+        consumer_system=consumer_system,
+        supplier=supplier,
+        actor=_actor(),
+        reason=reason,
+    )
+    _print(view, as_json)
+
+
+def _transition_command(action: str) -> click.Command:
+    @click.argument("agreement_uuid")
+    @click.option("--reason", help="Why (required for reject, suspend and revoke).")
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_cli
+    def command(obj: CliContext, agreement_uuid: str, reason: str | None, as_json: bool) -> None:
+        view = _store(obj).transition(agreement_uuid, action, actor=_actor(), reason=reason)
+        _print(view, as_json)
+
+    sources, target = TRANSITIONS[action]
+    command.__doc__ = (
+        f"{action.capitalize()} an agreement ({' or '.join(sorted(s.value for s in sources))}"
+        f" -> {target.value})."
+    )
+    return click.command(action)(command)
+
+
+for _action in TRANSITIONS:
+    agreements.add_command(_transition_command(_action))
+
+
+@agreements.command()
+@click.argument("agreement_uuid")
+@click.option(
+    "--sysid", "sysids", multiple=True, metavar="ROLE=SYSID", help="A SysID per role (repeat)."
+)
+@click.option("--cert-alias", help="The outward certificate's alias in the certificate store.")
+@click.option("--valid-to", type=click.DateTime(formats=["%Y-%m-%d"]), help="Last valid day.")
+@click.option("--reason")
+@click.option("--json", "as_json", is_flag=True)
+@pass_cli
+def configure(
+    obj: CliContext,
+    agreement_uuid: str,
+    sysids: tuple[str, ...],
+    cert_alias: str | None,
+    valid_to: Any,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """The post-configuration (TSP07): SysIDs, certificate and end date."""
+    parsed: dict[str, str] = {}
+    for item in sysids:
+        role, separator, sysid = item.partition("=")
+        if not separator or not role or not sysid:
+            raise click.BadParameter(f"{item!r} is not ROLE=SYSID", param_hint="--sysid")
+        parsed[role] = sysid
+    end: date | None = valid_to.date() if valid_to is not None else None
+    view = _store(obj).configure(
+        agreement_uuid,
+        actor=_actor(),
+        sysids=parsed,
+        register_cert_alias=cert_alias,
+        valid_to=end,
+        reason=reason,
+    )
+    _print(view, as_json)

@@ -1,0 +1,87 @@
+"""``serviceplatform agreements``: the lifecycle from the command line, with history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from serviceplatform.commands.agreements import agreements
+from serviceplatform.commands.context import CliContext
+from serviceplatform.config import DatabaseSettings, Settings
+from serviceplatform.routing.model import ConsumerSystem
+from serviceplatform.store.db import Database
+from serviceplatform.store.repository import RoutingRepository
+
+CONSUMER = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
+C = "29189862"
+
+
+@pytest.fixture
+def obj(tmp_path: Path, database: Database) -> CliContext:
+    RoutingRepository(database).upsert_consumer_system(
+        ConsumerSystem(CONSUMER, "Case system", "CN=case")
+    )
+    settings = Settings(database=DatabaseSettings(url="sqlite://"), base_dir=str(tmp_path))
+    return CliContext(settings, database=database)
+
+
+def run(obj: CliContext, *args: str) -> Result:
+    return CliRunner().invoke(agreements, list(args), obj=obj)
+
+
+def request(obj: CliContext) -> str:
+    result = run(
+        obj,
+        "request",
+        "--authority", C,
+        "--service", "sf2250",
+        "--consumer-system", CONSUMER,
+        "--supplier", "Supplier A/S",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    uuid: str = json.loads(result.output)["uuid"]
+    return uuid
+
+
+def test_request_configure_approve_then_revoke_with_history(obj: CliContext) -> None:
+    uuid = request(obj)
+    configured = run(
+        obj, "configure", uuid, "--sysid", "register=2252001", "--cert-alias", "reg", "--json"
+    )
+    assert configured.exit_code == 0, configured.output
+    assert json.loads(configured.output)["configured"] is True
+    approved = json.loads(run(obj, "approve", uuid, "--json").output)
+    assert (approved["status"], approved["routable"]) == ("approved", True)
+    assert run(obj, "revoke", uuid).exit_code == 1  # a reason is required
+    revoked = run(obj, "revoke", uuid, "--reason", "contract ended")
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    shown = run(obj, "show", uuid)
+    assert [line.split()[2] for line in shown.output.splitlines()[3:]] == [
+        "request",
+        "configure",
+        "approve",
+        "revoke",
+    ]
+    assert "contract ended" in shown.output and "cli:" in shown.output
+
+
+def test_refused_transitions_exit_1_with_the_code(obj: CliContext) -> None:
+    uuid = request(obj)
+    result = run(obj, "resume", uuid)
+    assert result.exit_code == 1
+    assert "SP-604" in result.output
+    assert "requested" in run(obj, "list").output
+
+
+def test_list_filters_and_bad_input(obj: CliContext) -> None:
+    request(obj)
+    assert C in run(obj, "list", "--status", "requested").output
+    assert run(obj, "list", "--status", "approved").output.strip() == "no agreements"
+    unknown = run(obj, "show", "00000000-0000-0000-0000-000000000000")
+    assert unknown.exit_code == 1 and "SP-603" in unknown.output
+    bad = run(obj, "configure", request(obj), "--sysid", "nonsense")
+    assert bad.exit_code == 2 and "ROLE=SYSID" in bad.output
