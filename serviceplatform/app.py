@@ -26,7 +26,11 @@ StartResponse = Callable[..., Any]
 
 #: Path prefix -> ``module:function`` building a WSGI application from the ``Platform``.
 #: Imported on first use, so a platform without them starts as fast as before.
-MOUNTS: dict[str, str] = {"/admin": "serviceplatform.admin.app:admin_app"}
+MOUNTS: dict[str, str] = {
+    "/admin": "serviceplatform.admin.app:admin_app",
+    "/metrics": "serviceplatform.observability.metrics:metrics_app",
+    "/readyz": "serviceplatform.observability.health:readyz_app",
+}
 
 
 class PlatformApp:

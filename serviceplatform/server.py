@@ -3,17 +3,33 @@
 gthread workers keep connections alive and overlap the wait for an upstream peer with other
 requests; several workers use the cores. Each worker builds its own ``Platform`` on its first
 request (see ``serviceplatform.app``), so no database engine crosses a fork.
+
+Every worker counts its own calls for ``/metrics``; ``serve`` gives the server's processes one
+fresh directory for prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), so a
+scrape answered by any worker adds up all of them (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from serviceplatform.app import PlatformApp, create_app
 from serviceplatform.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: prometheus_client's multiprocess switch (see ``serviceplatform.observability.metrics``).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_METRICS_DIR_PREFIX = "serviceplatform-metrics-"
 
 
 class PlatformServer(BaseApplication):  # type: ignore[misc]
@@ -49,8 +65,80 @@ def _start_scheduler(settings: Settings) -> Any:
     return when_ready
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _sweep_stale_metrics_dirs(base: Path) -> None:
+    """Remove metrics directories our servers left behind (killed, or an earlier run's pid)."""
+    for path in base.glob(f"{_METRICS_DIR_PREFIX}*"):
+        pid = path.name[len(_METRICS_DIR_PREFIX) :]
+        try:
+            if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if int(pid) == os.getpid() or not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def prepare_metrics_dir() -> tuple[Path, bool]:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory for this server's processes.
+
+    Must run before any of them imports prometheus_client. An operator's directory is used
+    as given and emptied of stale value files; otherwise a directory of this server, named by
+    its pid, is made under the system temp directory. Returns it and whether it is ours to
+    remove at exit.
+    """
+    if "prometheus_client" in sys.modules:
+        log.warning(
+            "prometheus_client was imported before %s was set: /metrics will miss calls",
+            MULTIPROC_ENV,
+        )
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return path, False
+    base = Path(tempfile.gettempdir())
+    _sweep_stale_metrics_dirs(base)
+    path = base / f"{_METRICS_DIR_PREFIX}{os.getpid()}"
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:  # not ours to wipe (another user's)
+        path = Path(tempfile.mkdtemp(prefix=f"{_METRICS_DIR_PREFIX}{os.getpid()}-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path, True
+
+
+def _metrics_child_exit(_arbiter: Any, worker: Any) -> None:
+    # In the master, after a worker ended: its live gauges no longer count.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
     """Serve until SIGINT/SIGTERM; gunicorn handles both by stopping its workers cleanly."""
+    metrics_dir, owned = prepare_metrics_dir()
+    master = os.getpid()
+    try:
+        _run(settings, bind=bind, workers=workers, threads=threads)
+    finally:
+        # Workers leave gunicorn's loop by SystemExit through here too: only the master cleans.
+        if owned and os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
     PlatformServer(
         settings,
         {
@@ -67,5 +155,6 @@ def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
             "control_socket_disable": True,
             "post_worker_init": _warm_up,
             "when_ready": _start_scheduler(settings),
+            "child_exit": _metrics_child_exit,
         },
     ).run()

@@ -118,6 +118,11 @@ class SoapEndpoint:
             outcome,
             call.latency_ms(),
         )
+        # Imported here, not with the module: prometheus_client must be imported only after
+        # ``serve`` has set PROMETHEUS_MULTIPROC_DIR (it picks its mode on import).
+        from serviceplatform.observability.metrics import observe_call
+
+        observe_call(call)  # never raises
         try:
             self.platform.record(call)
         except StorageError:

@@ -109,7 +109,10 @@ def make_settings(tmp: Path, pki: Pki, register_url: str, **peer: Any) -> Settin
         (pki.platform_register_cert, ".crt"),
         (pki.platform_register_key, ".key"),
     ):
-        (certs / f"{REGISTER_CERT_ALIAS}{suffix}").write_bytes(source.read_bytes())
+        target = certs / f"{REGISTER_CERT_ALIAS}{suffix}"
+        target.write_bytes(source.read_bytes())
+        # The certificate store refuses a private key others may read.
+        target.chmod(0o600 if suffix == ".key" else 0o644)
     return Settings(
         database=DatabaseSettings(url=f"sqlite:///{tmp / 'platform.sqlite'}"),
         security=SecuritySettings(

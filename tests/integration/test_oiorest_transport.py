@@ -62,6 +62,7 @@ def certs(tpki: Pki, tmp_path_factory: pytest.TempPathFactory) -> CertificateSto
     directory = tmp_path_factory.mktemp("certs")
     (directory / f"{ALIAS}.crt").write_bytes(tpki.platform_register_cert.read_bytes())
     (directory / f"{ALIAS}.key").write_bytes(tpki.platform_register_key.read_bytes())
+    (directory / f"{ALIAS}.key").chmod(0o600)
     ca = load_ca(tpki.ca_cert, tpki.ca_key)
     now = datetime.now(UTC)
     for alias, start, end in (
@@ -78,6 +79,7 @@ def certs(tpki: Pki, tmp_path_factory: pytest.TempPathFactory) -> CertificateSto
     foreign = ensure_pki(tmp_path_factory.mktemp("foreign"))
     (directory / "foreign.crt").write_bytes(foreign.platform_register_cert.read_bytes())
     (directory / "foreign.key").write_bytes(foreign.platform_register_key.read_bytes())
+    (directory / "foreign.key").chmod(0o600)
     return CertificateStore(directory)
 
 

@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
+from prometheus_client.parser import text_string_to_metric_families
 
 from examples import sf1600_sms_client, sf2250_client
 from integrations.sf2250.nightly import danish_date, service_window_end
@@ -301,6 +302,35 @@ def test_audit_tail_and_routing_list_act_on_the_sandbox(
     assert "0202804321" not in tail.stdout and "020280****" in tail.stdout
     routes = cli(workdir, "routing", "list")
     assert routes.returncode == 0 and "29189846" in routes.stdout
+
+
+def test_metrics_and_readyz_answer_for_every_worker(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    workdir, data = sandbox
+    base = data["platform"]["base_url"]
+    assert session().get(base + "/healthz", timeout=5).status_code == 200
+    ready = session().get(base + "/readyz", timeout=5)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready" and ready.json()["checks"]["peer:nemsms"]["ok"]
+
+    def ok_calls() -> float:
+        # A new connection each time, so a scrape may land on either gunicorn worker.
+        answer = session().get(base + "/metrics", headers={"Connection": "close"}, timeout=5)
+        assert answer.status_code == 200
+        samples = [s for f in text_string_to_metric_families(answer.text) for s in f.samples]
+        # Multiprocess mode: the scrape adds up the workers' files, without the process collector.
+        assert not [s for s in samples if s.name.startswith("process_")]
+        return sum(
+            s.value
+            for s in samples
+            if s.name == "serviceplatform_calls_total"
+            and s.labels["service"] == "sf2250"
+            and s.labels["outcome"] == "ok"
+        )
+
+    before = ok_calls()
+    for _ in range(2):  # two calls each
+        assert sf2250_client.main(["--workdir", str(workdir), "--cpr", "0202804321"]) == 0
+    assert {ok_calls() for _ in range(8)} == {before + 4}
 
 
 def test_restart_reuses_pki_and_data(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ SPF = "http://serviceplatformen.dk/xml/schemas/ServiceplatformFault/1/"
 NEMSMS_SYSID = "2250002"
 AFSENDER_SYSID = "2250004"
 CPR = "0101901234"
+#: A citizen no other test of the session creates in the register.
+STRANGER = "1507904321"
 #: 12:00 in Denmark on a winter day.
 NOON = datetime(2026, 1, 15, 11, 0, tzinfo=UTC)
 
@@ -171,7 +173,7 @@ def test_spoerg_tilmelding_answers_true_for_a_subscribed_citizen(
 def test_spoerg_tilmelding_for_an_unknown_citizen_is_false_not_an_error(
     sms: PrintPlatform, hooks: RegisterHooks
 ) -> None:
-    response = sms.call(spoerg("0202902345"))
+    response = sms.call(spoerg("1608904323"))
     assert response.status_code == 200, response.text
     assert answer(response).findtext(f"{{{TNS}}}tilmeldt") == "false"
     assert len(outward(hooks)) == 1
@@ -322,16 +324,16 @@ def test_the_registers_own_refusal_reaches_the_caller_and_can_be_retried(
 ) -> None:
     # Only the register knows its subscribers: it refuses an unknown recipient (FejlKode 3001).
     sending = new_id()
-    response = sms.call(afsend(afsendelse_id=sending, cpr="0202902345"))
+    response = sms.call(afsend(afsendelse_id=sending, cpr=STRANGER))
     assert (response.status_code, fault_code(response)) == (400, "SP-406")
-    assert "3001" in response.text and "0202902345" not in response.text
+    assert "3001" in response.text and STRANGER not in response.text
     assert hooks.sms() == []
     state = sms.app.platform.sendings.get(service="sf1600", authority_cvr=AUTHORITY, key=sending)
     assert state is not None and (state.state, state.error_code) == ("failed", "SP-406")
-    hooks.subscribe(AFSENDER_SYSID, cpr=[CPR, "0202902345"])
-    again = sms.call(afsend(afsendelse_id=sending, cpr="0202902345"))
+    hooks.subscribe(AFSENDER_SYSID, cpr=[CPR, STRANGER])
+    again = sms.call(afsend(afsendelse_id=sending, cpr=STRANGER))
     assert again.status_code == 200, again.text
-    assert [s["recipient"]["number"] for s in hooks.sms()] == ["0202902345"]
+    assert [s["recipient"]["number"] for s in hooks.sms()] == [STRANGER]
 
 
 @pytest.mark.parametrize("body", ["spoerg", "afsend"])
@@ -410,7 +412,7 @@ def test_a_zeep_client_from_the_served_wsdl_works_unchanged(
     assert type(soap12._binding).__name__ == "Soap12Binding"
     assert (
         soap12.spoergTilmelding(
-            TilmeldingRequest={"SlutbrugerIdentitet": {"CPRnummerIdentifikator": "0202902345"}}
+            TilmeldingRequest={"SlutbrugerIdentitet": {"CPRnummerIdentifikator": "1709904324"}}
         )
         is False
     )

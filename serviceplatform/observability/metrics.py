@@ -1,0 +1,315 @@
+"""Prometheus metrics, served at ``/metrics`` (docs/operations.md lists every metric).
+
+Two kinds of metric:
+
+- recorded per SOAP call by :func:`observe_call`, which ``SoapEndpoint._finish`` calls once
+  per call: calls by service, operation and outcome, a latency histogram, upstream errors by
+  kind;
+- read at scrape time by :class:`PlatformCollector` from the database and the certificate
+  store: outbox depth, the last nightly run per authority, days to certificate expiry. A source
+  that fails (database down) leaves its metrics out of that scrape and is counted in
+  ``serviceplatform_metrics_source_errors_total``; the scrape itself still answers.
+
+gunicorn runs several worker processes, each counting its own calls. ``serve`` sets
+``PROMETHEUS_MULTIPROC_DIR`` before a worker imports ``prometheus_client``, which then keeps
+each process's values in memory-mapped files in that directory; a scrape, answered by whichever
+worker gets it, adds up the files of every process (``MultiProcessCollector``). Without the
+variable (tests, a single process) the default registry is scraped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, values
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest, gzip_accepted
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, case, func, select
+
+from serviceplatform.call import PlatformCall
+from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.platform import Platform
+from serviceplatform.store.db import Database
+from serviceplatform.store.models import outbox, subscription_snapshots
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+
+#: The environment variable that switches ``prometheus_client`` to multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The ``operation`` label of a call refused before its operation was known.
+UNKNOWN_OPERATION = "unknown"
+#: Seconds; finer around the 1 s SLA of a call (retries included), up to twice over it.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)
+_SECONDS_PER_DAY = 86400.0
+_UPSTREAM_CODE = re.compile(r"SP-4\d\d")
+
+CALLS = Counter(
+    "serviceplatform_calls_total",
+    "SOAP calls answered, by service, operation and outcome (ok or the fault code).",
+    ["service", "operation", "outcome"],
+)
+CALL_DURATION = Histogram(
+    "serviceplatform_call_duration_seconds",
+    "Time from receiving a SOAP call to its decided answer (as in the audit record).",
+    ["service", "operation"],
+    buckets=DURATION_BUCKETS,
+)
+UPSTREAM_ERRORS = Counter(
+    "serviceplatform_upstream_errors_total",
+    "SOAP calls that ended in an SP-4xx fault (peer, certificate, distributor), by error class.",
+    ["service", "kind"],
+)
+SOURCE_ERRORS = Counter(
+    "serviceplatform_metrics_source_errors_total",
+    "Scrapes that could not read a source of metrics (outbox, nightly, certificates).",
+    ["source"],
+)
+
+_observe_failed = False
+
+
+def observe_call(call: PlatformCall) -> None:
+    """Count ``call`` and its latency; never raises (a metric must not break a call)."""
+    global _observe_failed
+    try:
+        operation = call.operation or UNKNOWN_OPERATION
+        error = call.error
+        CALLS.labels(call.service, operation, "ok" if error is None else error.code).inc()
+        CALL_DURATION.labels(call.service, operation).observe(max(call.latency_ms(), 0.0) / 1e3)
+        if error is not None and _UPSTREAM_CODE.fullmatch(error.code):
+            UPSTREAM_ERRORS.labels(call.service, type(error).__name__).inc()
+    except Exception:
+        if not _observe_failed:
+            _observe_failed = True
+            log.exception("metrics of a call could not be recorded (logged once per process)")
+
+
+class PlatformCollector:
+    """The platform's state as gauges, read from the database and files at every scrape."""
+
+    def __init__(
+        self, db: Database, certificates: CertificateStore, clock: Callable[[], datetime]
+    ) -> None:
+        self._db = db
+        self._certificates = certificates
+        self._clock = clock
+        self._failing: set[str] = set()
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        sources: tuple[tuple[str, Callable[[], list[Metric]]], ...] = (
+            ("outbox", self._outbox),
+            ("nightly", self._nightly),
+            ("certificates", self._certificate_expiry),
+        )
+        for source, read in sources:
+            try:
+                families = read()
+            except Exception as exc:
+                SOURCE_ERRORS.labels(source).inc()
+                self._note(source, exc)
+                continue
+            self._note(source, None)
+            yield from families
+
+    def _note(self, source: str, error: Exception | None) -> None:
+        """Log a source's change between working and failing, not every failed scrape."""
+        with self._lock:
+            was_failing = source in self._failing
+            if error is not None and not was_failing:
+                self._failing.add(source)
+                log.warning(
+                    "metrics source %s cannot be read, its metrics are left out: %s: %s",
+                    source,
+                    type(error).__name__,
+                    error,
+                )
+            elif error is None and was_failing:
+                self._failing.discard(source)
+                log.info("metrics source %s can be read again", source)
+
+    def _outbox(self) -> list[Metric]:
+        # One grouped query over the (state, id) index: pending and failing rows per topic.
+        query = (
+            select(
+                outbox.c.topic,
+                func.count(),
+                func.sum(case((outbox.c.attempts > 0, 1), else_=0)),
+            )
+            .where(outbox.c.state == "pending")
+            .group_by(outbox.c.topic)
+            .order_by(outbox.c.topic)
+        )
+        with self._db.transaction() as connection:
+            rows = connection.execute(query).all()
+        pending = GaugeMetricFamily(
+            "serviceplatform_outbox_pending",
+            "Outbox messages not yet handed to the distributor, by topic "
+            "(a topic without pending messages has no series).",
+            labels=["topic"],
+        )
+        failing = 0
+        for topic, count, failed in rows:
+            pending.add_metric([topic], float(count))
+            failing += int(failed or 0)
+        return [
+            pending,
+            GaugeMetricFamily(
+                "serviceplatform_outbox_failing",
+                "Pending outbox messages whose delivery failed at least once.",
+                value=float(failing),
+            ),
+        ]
+
+    def _nightly(self) -> list[Metric]:
+        snapshots = subscription_snapshots
+        newest = (
+            select(
+                snapshots.c.authority_cvr,
+                func.max(snapshots.c.list_date).label("list_date"),
+            )
+            .where(snapshots.c.state == "complete")
+            .group_by(snapshots.c.authority_cvr)
+            .subquery()
+        )
+        query = (
+            select(
+                snapshots.c.authority_cvr,
+                snapshots.c.completed_at,
+                snapshots.c.subscribed_count,
+                snapshots.c.unsubscribed_count,
+            )
+            .join(
+                newest,
+                and_(
+                    newest.c.authority_cvr == snapshots.c.authority_cvr,
+                    newest.c.list_date == snapshots.c.list_date,
+                ),
+            )
+            .order_by(snapshots.c.authority_cvr)
+        )
+        with self._db.transaction() as connection:
+            rows = connection.execute(query).all()
+        last_run = GaugeMetricFamily(
+            "serviceplatform_nightly_last_run_timestamp_seconds",
+            "When the newest complete nightly subscription list of an authority was completed.",
+            labels=["authority"],
+        )
+        changes = GaugeMetricFamily(
+            "serviceplatform_nightly_last_run_changes",
+            "Subscriptions and unsubscriptions found by that run (0 for a first list).",
+            labels=["authority"],
+        )
+        for authority, completed_at, subscribed, unsubscribed in rows:
+            if completed_at is not None:
+                last_run.add_metric([authority], completed_at.timestamp())
+            changes.add_metric([authority], float(subscribed + unsubscribed))
+        return [last_run, changes]
+
+    def _certificate_expiry(self) -> list[Metric]:
+        now = self._clock()
+        expiry = GaugeMetricFamily(
+            "serviceplatform_certificate_expiry_days",
+            "Days until an outward certificate of the store expires (negative once expired).",
+            labels=["alias"],
+        )
+        earliest: float | None = None
+        for info in self._certificates.list():
+            if info.not_after is None:  # unreadable: /readyz names it
+                continue
+            days = round((info.not_after - now).total_seconds() / _SECONDS_PER_DAY, 3)
+            expiry.add_metric([info.alias], days)
+            earliest = days if earliest is None else min(earliest, days)
+        families: list[Metric] = [expiry]
+        if earliest is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "serviceplatform_certificate_earliest_expiry_days",
+                    "Days until the first outward certificate of the store expires.",
+                    value=earliest,
+                )
+            )
+        return families
+
+
+class _Registry:
+    """Another registry's metrics, as one collector of the scrape's registry."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return self._source.collect()
+
+
+class MetricsApp:
+    """WSGI: ``GET`` answers the Prometheus text format of every metric."""
+
+    def __init__(self, collector: Collector, multiprocess_dir: str | None = None) -> None:
+        self.collector = collector
+        self.multiprocess_dir = multiprocess_dir
+
+    def registry(self) -> CollectorRegistry:
+        """A registry for one scrape: the platform's state and the calls of every process."""
+        registry = CollectorRegistry()
+        # Collected in registration order: reading the platform's state first counts a failed
+        # source before the counters below are read, so the scrape that failed shows it.
+        registry.register(self.collector)
+        if self.multiprocess_dir is not None:
+            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Registry(REGISTRY))
+        return registry
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            start_response(
+                "405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")]
+            )
+            return [b""]
+        if environ.get("PATH_INFO", "") not in ("", "/"):
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        body = generate_latest(self.registry())
+        headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Cache-Control", "no-store")]
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            body = gzip.compress(body)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response("200 OK", headers)
+        return [b""] if method == "HEAD" else [body]
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory this process writes to, or None in single-process mode."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path:
+        return None
+    if not os.path.isdir(path):
+        log.error("%s=%s is not a directory: /metrics shows this process only", MULTIPROC_ENV, path)
+        return None
+    if values.ValueClass is values.MutexValue:
+        log.error(
+            "prometheus_client was imported before %s was set: this process's own calls are "
+            "missing from /metrics",
+            MULTIPROC_ENV,
+        )
+    return path
+
+
+def metrics_app(platform: Platform) -> MetricsApp:
+    """The ``/metrics`` application of ``platform`` (mounted by ``serviceplatform.app``)."""
+    collector = PlatformCollector(platform.db, platform.certificates, platform.clock)
+    return MetricsApp(collector, multiprocess_dir())
