@@ -7,7 +7,9 @@ manual clock; tokens and leases keep real time.
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -360,3 +362,68 @@ def test_the_scheduled_entry_point_runs_tonight_and_drops_the_messages(
 
 def _unused(kind: str, number: str, change: Change) -> tuple[str, str]:
     raise AssertionError("a first list has nothing to compare with")
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from integrations.sf2250 import nightly
+from integrations.sf2250.nightly import NightlyDiff
+from serviceplatform.config import load_settings
+from serviceplatform.distribution.file_drop import FileDropDistributor
+from serviceplatform.platform import Platform
+
+nightly.service_window_end = lambda now: None  # never wait inside the test suite
+settings = load_settings(sys.argv[1])
+platform = Platform(settings)
+summary = NightlyDiff(platform, FileDropDistributor(sys.argv[2]), holder="doomed").run(
+    deliver=False
+)
+print(summary.pending, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no delivery: the process just dies
+"""
+
+
+def test_a_run_killed_after_its_commit_is_delivered_once_after_restart(
+    tmp_path: Path, pki: Pki, register: NemSmsRegister, hooks: RegisterHooks
+) -> None:
+    settings = make_settings(tmp_path, pki, register.base_url)
+    seed(settings)
+    now = datetime.now(UTC)
+    today = nightly.danish_date(now)
+    database = Database(settings.database.url)
+    try:
+        store = SnapshotStore(database)
+        yesterday = store.begin(A, today - timedelta(days=1), now)
+        store.add(yesterday, [("cpr", "0101901234")])
+        store.complete(yesterday, topic="beskedfordeler", message_for=_unused, completed_at=now)
+    finally:
+        database.dispose()
+    hooks.subscribe(REGISTER_A, cpr=["0202902345", "0303803456"])
+    config = tmp_path / "platform.toml"
+    config.write_text(
+        f'[database]\nurl = "{settings.database.url}"\n'
+        f'[certificates]\ndirectory = "{settings.certificates.directory}"\n'
+        f'[routing]\ndirectory = "{settings.routing.directory}"\n'
+        f'[peers.nemsms]\nbase_url = "{register.base_url}"\nca_cert = "{pki.ca_cert}"\n',
+        encoding="utf-8",
+    )
+    drop = tmp_path / "drop"
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, str(config), str(drop)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert child.stdout.strip() == "3"  # two subscribed, one unsubscribed, all pending
+    assert not drop.exists() or not list(drop.glob("*.xml"))
+    restarted = Platform(settings)
+    try:
+        job = NightlyDiff(restarted, FileDropDistributor(drop), holder="restarted")
+        assert job.deliver().delivered == 3
+        assert job.deliver().delivered == 0
+        assert job.outbox.counts("beskedfordeler").pending == 0
+    finally:
+        restarted.close()
+    assert len(list(drop.glob("*.xml"))) == 3
