@@ -1,0 +1,1071 @@
+// The Serviceplatform administration page: plain JavaScript over the JSON admin API
+// (docs/admin-api.md). Every URL is relative ("api/..."), so the page works under any prefix.
+// No data is ever put into the page as HTML: everything goes in through textContent.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "serviceplatform.admin.token";
+
+  const TRANSITIONS = {
+    requested: ["approve", "reject"],
+    approved: ["suspend", "revoke"],
+    suspended: ["resume", "revoke"],
+    rejected: [],
+    revoked: [],
+  };
+
+  const ACTIONS = {
+    approve: { label: "Approve", done: "Approved", to: "approved", reason: false, danger: false },
+    reject: { label: "Reject", done: "Rejected", to: "rejected", reason: true, danger: true },
+    suspend: { label: "Suspend", done: "Suspended", to: "suspended", reason: true, danger: true },
+    resume: { label: "Resume", done: "Resumed", to: "approved", reason: false, danger: false },
+    revoke: { label: "Revoke", done: "Revoked", to: "revoked", reason: true, danger: true },
+  };
+
+  const ACTION_NOTES = {
+    approve: "Calls are routed once the agreement is also configured and valid.",
+    reject: "The request is closed; the supplier must request again.",
+    suspend: "Calls under this agreement are refused until it is resumed.",
+    resume: "Calls are routed again (if the agreement is configured and valid).",
+    revoke: "Calls are refused from now on. This cannot be undone.",
+  };
+
+  const ROLE_TEXT = {
+    operator: () => "platform operator",
+    authority_admin: (me) => `administrator for authority ${me.authority_cvr}`,
+    supplier: (me) => `supplier ${me.supplier}`,
+  };
+
+  const state = {
+    me: null,
+    tab: null,
+    consumerSystems: null,
+    services: new Set(),
+    // Agreements this user changed since the filters last changed: they stay in the table
+    // (marked) even when they no longer match the filters, so the result can be seen.
+    changed: new Map(),
+    detailUuid: null,
+    pending: null,
+    opener: null,
+    seq: { agreements: 0, detail: 0, certificates: 0, runs: 0, audit: 0 },
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // --- small helpers --------------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  const pad = (n) => String(n).padStart(2, "0");
+
+  function timeEl(iso) {
+    if (!iso) return "—";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    const text =
+      `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    return el("time", { datetime: iso, title: iso, text });
+  }
+
+  const dash = (value) => (value === null || value === undefined || value === "" ? "—" : value);
+
+  function badge(value, kind, testid) {
+    return el("span", {
+      class: `badge ${kind}-${String(value).replace(/[^a-z0-9_-]/gi, "")}`,
+      "data-testid": testid,
+      text: value,
+    });
+  }
+
+  function describe(agreement) {
+    const system = agreement.consumer_system_name || agreement.consumer_system;
+    return (
+      `${agreement.service} for authority ${agreement.authority_cvr} ` +
+      `(consumer system ${system}, supplier ${agreement.supplier})`
+    );
+  }
+
+  function sysidsText(sysids) {
+    const entries = Object.entries(sysids || {});
+    return entries.length ? entries.map(([role, id]) => `${role}: ${id}`).join(", ") : "—";
+  }
+
+  function sysidsList(sysids) {
+    const entries = Object.entries(sysids || {});
+    if (!entries.length) return "—";
+    return entries.map(([role, id]) => el("span", { class: "sysid", text: `${role}: ${id}` }));
+  }
+
+  function setTableState(table, value) {
+    table.dataset.state = value;
+    table.setAttribute("aria-busy", value === "loading" ? "true" : "false");
+  }
+
+  // --- the API ------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, text) {
+      super(`${code}: ${text}`);
+      this.status = status;
+      this.code = code;
+      this.text = text;
+    }
+  }
+
+  function errorText(error) {
+    if (error instanceof ApiError) {
+      return error.status
+        ? `${error.code}: ${error.text} (HTTP ${error.status})`
+        : `${error.code}: ${error.text}`;
+    }
+    return String(error && error.message ? error.message : error);
+  }
+
+  async function api(path, { method = "GET", body, query } = {}) {
+    let url = `api/${path}`;
+    if (query) {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(query)) {
+        if (value !== undefined && value !== null && value !== "") params.set(key, value);
+      }
+      const text = params.toString();
+      if (text) url += `?${text}`;
+    }
+    const headers = { Accept: "application/json" };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const init = { method, headers, cache: "no-store", credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (error) {
+      throw new ApiError(0, "network", `the platform could not be reached (${error.message})`);
+    }
+    const raw = await response.text();
+    let data = null;
+    if (raw) {
+      try {
+        data = JSON.parse(raw);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const problem = data && data.error ? data.error : {};
+      const error = new ApiError(
+        response.status,
+        problem.code || `HTTP ${response.status}`,
+        problem.text || response.statusText || "unexpected answer",
+      );
+      if (response.status === 401 && state.me && path !== "me") {
+        signOut(`You were signed out: ${errorText(error)}`, true);
+      }
+      throw error;
+    }
+    if (data === null || typeof data !== "object") {
+      throw new ApiError(response.status, "bad-answer", "the answer was not JSON");
+    }
+    return data;
+  }
+
+  // --- messages -----------------------------------------------------------------------------
+
+  function notice(text) {
+    const box = $("notice");
+    box.replaceChildren(
+      el("span", { text }),
+      el("button", {
+        type: "button",
+        class: "link",
+        text: "Dismiss",
+        "aria-label": "Dismiss the notice",
+        onclick: () => {
+          box.hidden = true;
+        },
+      }),
+    );
+    box.hidden = false;
+  }
+
+  function showError(context, error) {
+    const box = $("error");
+    const parts = [el("strong", { text: `${context}: ` })];
+    if (error instanceof ApiError) {
+      parts.push(
+        el("code", { "data-testid": "error-code", text: error.code }),
+        " ",
+        el("span", { "data-testid": "error-text", text: error.text }),
+        error.status ? ` (HTTP ${error.status})` : "",
+      );
+    } else {
+      parts.push(el("span", { "data-testid": "error-text", text: errorText(error) }));
+    }
+    parts.push(
+      " ",
+      el("button", {
+        type: "button",
+        class: "link",
+        text: "Dismiss",
+        "aria-label": "Dismiss the error",
+        onclick: clearError,
+      }),
+    );
+    box.replaceChildren(...parts);
+    box.hidden = false;
+  }
+
+  function clearError() {
+    $("error").hidden = true;
+    $("error").replaceChildren();
+  }
+
+  function fieldError(id, text) {
+    const box = $(id);
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  // --- signing in and out -----------------------------------------------------------------
+
+  function can(what, agreement) {
+    const me = state.me;
+    if (!me) return false;
+    switch (what) {
+      case "transition":
+        return (
+          me.role === "operator" ||
+          (me.role === "authority_admin" && agreement.authority_cvr === me.authority_cvr)
+        );
+      case "request":
+        return me.role === "operator" || me.role === "supplier";
+      case "configure":
+      case "certificates":
+        return me.role === "operator";
+      case "runs":
+      case "audit":
+        return me.role === "operator" || me.role === "authority_admin";
+      case "agreements":
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  function showSignin() {
+    $("app").hidden = true;
+    $("who").hidden = true;
+    $("signin").hidden = false;
+    $("token-input").focus();
+  }
+
+  async function startSession() {
+    const me = await api("me");
+    state.me = me;
+    $("greeting").textContent = `Signed in as ${me.name}, ${ROLE_TEXT[me.role]?.(me) ?? me.role}`;
+    document.body.dataset.role = me.role;
+    $("who").hidden = false;
+    $("signin").hidden = true;
+    fieldError("signin-error", "");
+    fieldError("signin-info", "");
+    $("app").hidden = false;
+    applyRole();
+    const wanted = location.hash.replace(/^#/, "");
+    selectTab(can(wanted) ? wanted : "agreements", false);
+  }
+
+  function applyRole() {
+    for (const tab of document.querySelectorAll('[role="tab"]')) {
+      tab.hidden = !can(tab.dataset.panel);
+    }
+    const authorityAdmin = state.me.role === "authority_admin";
+    $("filter-authority-field").hidden = authorityAdmin;
+    $("audit-authority-field").hidden = authorityAdmin;
+    $("request-section").hidden = !can("request");
+    $("goto-request").hidden = !can("request");
+    $("request-supplier-field").hidden = state.me.role !== "operator";
+    $("request-supplier").required = state.me.role === "operator";
+  }
+
+  function resetPage() {
+    state.me = null;
+    state.tab = null;
+    state.consumerSystems = null;
+    state.services.clear();
+    state.changed.clear();
+    state.detailUuid = null;
+    for (const key of Object.keys(state.seq)) state.seq[key] += 1;
+    for (const id of ["agreements-body", "certificates-body", "runs-body", "audit-body"]) {
+      $(id).replaceChildren();
+    }
+    $("agreement-detail").hidden = true;
+    $("agreement-filters").reset();
+    $("audit-filters").reset();
+    $("request-form").reset();
+    $("notice").hidden = true;
+    clearError();
+    if ($("confirm-dialog").open) $("confirm-dialog").close();
+    delete document.body.dataset.role;
+  }
+
+  function signOut(message, isError = false) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    resetPage();
+    fieldError("signin-error", isError ? message : "");
+    fieldError("signin-info", isError ? "" : message);
+    history.replaceState(null, "", location.pathname + location.search);
+    showSignin();
+  }
+
+  async function onSignin(event) {
+    event.preventDefault();
+    const input = $("token-input");
+    const token = input.value.trim();
+    fieldError("signin-info", "");
+    if (!token) {
+      fieldError("signin-error", "Enter your access token.");
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    const button = event.submitter || $("signin-form").querySelector("button");
+    button.disabled = true;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    try {
+      await startSession();
+      input.value = "";
+      input.removeAttribute("aria-invalid");
+    } catch (error) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      state.me = null;
+      const prefix =
+        error instanceof ApiError && error.status === 401
+          ? "The token was not accepted"
+          : "Signing in failed";
+      fieldError("signin-error", `${prefix}: ${errorText(error)}`);
+      input.setAttribute("aria-invalid", "true");
+      input.select();
+      input.focus();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- tabs -----------------------------------------------------------------------------------
+
+  function visibleTabs() {
+    return [...document.querySelectorAll('[role="tab"]')].filter((tab) => !tab.hidden);
+  }
+
+  function selectTab(name, focus) {
+    if (!can(name)) return;
+    state.tab = name;
+    for (const tab of document.querySelectorAll('[role="tab"]')) {
+      const selected = tab.dataset.panel === name;
+      tab.setAttribute("aria-selected", selected ? "true" : "false");
+      tab.tabIndex = selected ? 0 : -1;
+      $(`panel-${tab.dataset.panel}`).hidden = !selected;
+      if (selected && focus) tab.focus();
+    }
+    history.replaceState(null, "", `#${name}`);
+    clearError();
+    LOADERS[name]();
+  }
+
+  function onTabKey(event) {
+    const tabs = visibleTabs();
+    const index = tabs.indexOf(document.activeElement);
+    if (index < 0) return;
+    let next = null;
+    if (event.key === "ArrowRight") next = tabs[(index + 1) % tabs.length];
+    else if (event.key === "ArrowLeft") next = tabs[(index - 1 + tabs.length) % tabs.length];
+    else if (event.key === "Home") next = tabs[0];
+    else if (event.key === "End") next = tabs[tabs.length - 1];
+    if (next) {
+      event.preventDefault();
+      selectTab(next.dataset.panel, true);
+    }
+  }
+
+  // --- agreements ---------------------------------------------------------------------------
+
+  function agreementFilters() {
+    const filters = {
+      status: $("filter-status").value,
+      service: $("filter-service").value.trim(),
+      authority_cvr: $("filter-authority").value.trim(),
+    };
+    if (state.me && state.me.role === "authority_admin") filters.authority_cvr = "";
+    return filters;
+  }
+
+  function filtersChanged() {
+    state.changed.clear();
+    loadAgreements();
+  }
+
+  async function loadAgreements() {
+    const table = $("agreements-table");
+    const filters = agreementFilters();
+    if (filters.authority_cvr && !/^[0-9]{8}$/.test(filters.authority_cvr)) {
+      $("filter-authority").setAttribute("aria-invalid", "true");
+      showError("Filter", new Error("the authority CVR is 8 digits"));
+      return;
+    }
+    $("filter-authority").removeAttribute("aria-invalid");
+    const seq = ++state.seq.agreements;
+    setTableState(table, "loading");
+    try {
+      const data = await api("agreements", { query: filters });
+      if (seq !== state.seq.agreements) return;
+      renderAgreements(data.agreements || [], filters);
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.agreements) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the agreements failed", error);
+    }
+    if (can("request") && state.consumerSystems === null) loadConsumerSystems();
+  }
+
+  function sortAgreements(list) {
+    return list.sort(
+      (a, b) =>
+        a.authority_cvr.localeCompare(b.authority_cvr) ||
+        a.service.localeCompare(b.service) ||
+        String(a.created_at).localeCompare(String(b.created_at)),
+    );
+  }
+
+  function renderAgreements(agreements, filters) {
+    const listed = new Set(agreements.map((a) => a.uuid));
+    const extra = [...state.changed.values()].filter((a) => !listed.has(a.uuid));
+    for (const a of agreements) {
+      if (state.changed.has(a.uuid)) state.changed.set(a.uuid, a);
+    }
+    const rows = sortAgreements([...agreements]).map((a) => agreementRow(a, false));
+    rows.push(...sortAgreements(extra).map((a) => agreementRow(a, true)));
+    $("agreements-body").replaceChildren(...rows);
+    $("agreements-empty").hidden = rows.length > 0;
+    for (const a of agreements) state.services.add(a.service);
+    $("service-list").replaceChildren(
+      ...[...state.services].sort().map((service) => el("option", { value: service })),
+    );
+    const active = Object.entries(filters)
+      .filter(([, value]) => value)
+      .map(([key, value]) => `${key.replace("_", " ")} ${value}`);
+    const count = agreements.length === 1 ? "1 agreement" : `${agreements.length} agreements`;
+    let caption = active.length ? `${count} matching ${active.join(", ")}` : count;
+    if (extra.length) caption += `; below them ${extra.length} changed just now`;
+    $("agreements-caption").textContent = caption;
+  }
+
+  function actionButtons(agreement, where) {
+    if (!can("transition", agreement)) return [];
+    return (TRANSITIONS[agreement.status] || []).map((action) => {
+      const spec = ACTIONS[action];
+      return el("button", {
+        type: "button",
+        class: spec.danger ? "small danger" : "small",
+        "data-testid": `action-${action}`,
+        "data-action": action,
+        "aria-label": `${spec.label} agreement ${describe(agreement)}`,
+        text: spec.label,
+        onclick: (event) => openConfirm(agreement, action, event.currentTarget, where),
+      });
+    });
+  }
+
+  function agreementRow(a, outside) {
+    const system = a.consumer_system_name || a.consumer_system;
+    const flags = el(
+      "span",
+      { class: "flags" },
+      el("span", {
+        class: a.configured ? "flag yes" : "flag no",
+        "data-testid": "configured",
+        text: a.configured ? "configured" : "not configured",
+      }),
+      el("span", {
+        class: a.routable ? "flag yes" : "flag no",
+        "data-testid": "routable",
+        text: a.routable ? "routable" : "not routable",
+      }),
+    );
+    const statusCell = el("td", {}, badge(a.status, "status", "status-badge"));
+    if (outside) {
+      statusCell.append(
+        el("span", { class: "hint", text: "changed just now; outside the filters" }),
+      );
+    }
+    return el(
+      "tr",
+      {
+        "data-testid": "agreement-row",
+        "data-uuid": a.uuid,
+        "data-status": a.status,
+        "data-authority": a.authority_cvr,
+        class: outside || state.changed.has(a.uuid) ? "changed" : null,
+      },
+      el("td", { "data-testid": "cell-authority", text: a.authority_cvr }),
+      el("td", { "data-testid": "cell-service", text: a.service }),
+      el("td", { "data-testid": "cell-consumer", title: a.consumer_system, text: system }),
+      el("td", { "data-testid": "cell-supplier", text: a.supplier }),
+      statusCell,
+      el("td", {}, flags),
+      el("td", { "data-testid": "cell-sysids" }, sysidsList(a.sysids)),
+      el("td", { class: "nowrap", "data-testid": "cell-valid-to" }, a.valid_to || "open-ended"),
+      el(
+        "td",
+        { class: "actions" },
+        el("button", {
+          type: "button",
+          class: "small secondary",
+          "data-testid": "action-details",
+          "aria-label": `Details and history of agreement ${describe(a)}`,
+          text: "Details",
+          onclick: () => openDetail(a.uuid),
+        }),
+        actionButtons(a, "row"),
+      ),
+    );
+  }
+
+  // --- confirmation of a transition -------------------------------------------------------
+
+  function openConfirm(agreement, action, opener, where) {
+    const spec = ACTIONS[action];
+    state.pending = { agreement, action, where };
+    state.opener = opener;
+    $("confirm-title").textContent = `${spec.label} this agreement?`;
+    $("confirm-text").textContent =
+      `${spec.label} the agreement for ${describe(agreement)}: ` +
+      `${agreement.status} → ${spec.to}. ${ACTION_NOTES[action]}`;
+    $("confirm-reason-label").textContent = spec.reason
+      ? "Reason (required)"
+      : "Reason (optional)";
+    const reason = $("confirm-reason");
+    reason.value = "";
+    reason.required = spec.reason;
+    reason.removeAttribute("aria-invalid");
+    fieldError("confirm-error", "");
+    const ok = $("confirm-ok");
+    ok.textContent = spec.label;
+    ok.className = spec.danger ? "danger" : "";
+    ok.disabled = false;
+    $("confirm-cancel").disabled = false;
+    $("confirm-dialog").showModal();
+    reason.focus();
+  }
+
+  async function onConfirm(event) {
+    event.preventDefault();
+    const pending = state.pending;
+    if (!pending) return;
+    const spec = ACTIONS[pending.action];
+    const reasonInput = $("confirm-reason");
+    const reason = reasonInput.value.trim();
+    if (spec.reason && !reason) {
+      reasonInput.setAttribute("aria-invalid", "true");
+      fieldError("confirm-error", `A reason is required to ${pending.action} an agreement.`);
+      reasonInput.focus();
+      return;
+    }
+    reasonInput.removeAttribute("aria-invalid");
+    fieldError("confirm-error", "");
+    $("confirm-ok").disabled = true;
+    $("confirm-cancel").disabled = true;
+    const uuid = pending.agreement.uuid;
+    try {
+      const changed = await api(`agreements/${uuid}/${pending.action}`, {
+        method: "POST",
+        body: reason ? { reason } : {},
+      });
+      state.changed.set(uuid, changed);
+      state.pending = null;
+      $("confirm-dialog").close();
+      clearError();
+      notice(`${spec.done}: the agreement for ${describe(changed)} is now ${changed.status}.`);
+      await loadAgreements();
+      if (state.detailUuid === uuid) await loadDetail(uuid);
+      const row = document.querySelector(`tr[data-uuid="${uuid}"]`);
+      const target =
+        pending.where === "detail" && state.detailUuid === uuid
+          ? $("detail-title")
+          : row && row.querySelector("button");
+      if (target) target.focus();
+    } catch (error) {
+      if (!$("confirm-dialog").open) return;
+      fieldError("confirm-error", `${spec.label} failed: ${errorText(error)}`);
+      $("confirm-ok").disabled = false;
+      $("confirm-cancel").disabled = false;
+      if (error instanceof ApiError && (error.status === 404 || error.status === 409)) {
+        loadAgreements();
+      }
+    }
+  }
+
+  function onDialogClose() {
+    const opener = state.opener;
+    state.pending = null;
+    state.opener = null;
+    if (opener && opener.isConnected && document.activeElement === document.body) {
+      opener.focus();
+    }
+  }
+
+  // --- one agreement: details, history, configuration --------------------------------------
+
+  function openDetail(uuid) {
+    state.detailUuid = uuid;
+    loadDetail(uuid).then(() => {
+      if (state.detailUuid === uuid && !$("agreement-detail").hidden) $("detail-title").focus();
+    });
+  }
+
+  async function loadDetail(uuid) {
+    const seq = ++state.seq.detail;
+    try {
+      const agreement = await api(`agreements/${uuid}`);
+      if (seq !== state.seq.detail) return;
+      renderDetail(agreement);
+    } catch (error) {
+      if (seq !== state.seq.detail) return;
+      if (state.me) showError("Loading the agreement failed", error);
+    }
+  }
+
+  function renderDetail(a) {
+    const section = $("agreement-detail");
+    section.dataset.uuid = a.uuid;
+    $("detail-title").textContent = `Agreement: ${a.service} for authority ${a.authority_cvr}`;
+    const fields = [
+      ["UUID", a.uuid],
+      ["Authority CVR", a.authority_cvr],
+      ["Service", a.service],
+      ["Consumer system", `${a.consumer_system_name || "?"} (${a.consumer_system})`],
+      ["Supplier", a.supplier],
+      ["Status", badge(a.status, "status", "detail-status")],
+      ["Configured", a.configured ? "yes" : "no: SysIDs or the certificate alias are missing"],
+      ["Routable", a.routable ? "yes: calls pass" : "no: calls are refused"],
+      ["Register certificate alias", dash(a.register_cert_alias)],
+      ["SysIDs", sysidsText(a.sysids)],
+      ["Valid from", dash(a.valid_from)],
+      ["Valid to", a.valid_to || "open-ended"],
+      ["Created", timeEl(a.created_at)],
+      ["Updated", timeEl(a.updated_at)],
+    ];
+    $("detail-fields").replaceChildren(
+      ...fields.map(([name, value]) =>
+        el("div", {}, el("dt", { text: name }), el("dd", {}, value)),
+      ),
+    );
+    $("detail-actions").replaceChildren(...actionButtons(a, "detail"));
+    const history = [...(a.history || [])];
+    $("history-body").replaceChildren(
+      ...history.map((event) => {
+        const details =
+          event.details && Object.keys(event.details).length
+            ? el("span", { class: "hint", text: JSON.stringify(event.details) })
+            : null;
+        return el(
+          "tr",
+          { "data-testid": "history-row" },
+          el("td", {}, timeEl(event.at)),
+          el("td", { text: event.actor }),
+          el("td", {}, event.action, details),
+          el("td", {
+            text:
+              event.from_status && event.from_status !== event.to_status
+                ? `${event.from_status} → ${event.to_status}`
+                : dash(event.to_status),
+          }),
+          el("td", { text: dash(event.reason) }),
+        );
+      }),
+    );
+    const form = $("configure-form");
+    form.hidden = !can("configure");
+    if (!form.hidden) {
+      const lines = Object.entries(a.sysids || {}).map(([role, id]) => `${role} = ${id}`);
+      $("configure-sysids").value = lines.join("\n");
+      $("configure-sysids").rows = Math.max(3, lines.length + 1);
+      $("configure-alias").value = a.register_cert_alias || "";
+      $("configure-valid-to").value = a.valid_to || "";
+      $("configure-reason").value = "";
+      fieldError("configure-error", "");
+    }
+    section.hidden = false;
+  }
+
+  function closeDetail() {
+    const uuid = state.detailUuid;
+    state.detailUuid = null;
+    state.seq.detail += 1;
+    $("agreement-detail").hidden = true;
+    const row = uuid && document.querySelector(`tr[data-uuid="${uuid}"]`);
+    const details = row && row.querySelector('[data-testid="action-details"]');
+    if (details) details.focus();
+  }
+
+  function parseSysids(text) {
+    const sysids = {};
+    for (const [index, line] of text.split("\n").entries()) {
+      if (!line.trim()) continue;
+      const match = /^\s*([^=:\s]+)\s*[=:]\s*(\S+)\s*$/.exec(line);
+      if (!match) throw new Error(`line ${index + 1} is not "role = SysID"`);
+      sysids[match[1]] = match[2];
+    }
+    return sysids;
+  }
+
+  async function onConfigure(event) {
+    event.preventDefault();
+    const uuid = state.detailUuid;
+    if (!uuid) return;
+    let sysids;
+    try {
+      sysids = parseSysids($("configure-sysids").value);
+    } catch (error) {
+      fieldError("configure-error", `SysIDs: ${error.message}`);
+      $("configure-sysids").focus();
+      return;
+    }
+    const body = { sysids, valid_to: $("configure-valid-to").value || null };
+    const alias = $("configure-alias").value.trim();
+    if (alias) body.register_cert_alias = alias;
+    const reason = $("configure-reason").value.trim();
+    if (reason) body.reason = reason;
+    const button = event.submitter || $("configure-form").querySelector("button");
+    button.disabled = true;
+    fieldError("configure-error", "");
+    try {
+      const changed = await api(`agreements/${uuid}/configuration`, { method: "PUT", body });
+      state.changed.set(uuid, changed);
+      notice(
+        `Configured: the agreement for ${describe(changed)} is ` +
+          `${changed.configured ? "configured" : "not yet fully configured"} and ` +
+          `${changed.routable ? "routable" : "not routable"}.`,
+      );
+      await loadAgreements();
+      await loadDetail(uuid);
+    } catch (error) {
+      fieldError("configure-error", `Saving failed: ${errorText(error)}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- requesting an agreement ----------------------------------------------------------------
+
+  async function loadConsumerSystems() {
+    state.consumerSystems = [];
+    const select = $("request-consumer");
+    try {
+      const data = await api("consumer-systems");
+      state.consumerSystems = data.consumer_systems || [];
+    } catch (error) {
+      state.consumerSystems = null;
+      if (state.me) showError("Loading the consumer systems failed", error);
+      return;
+    }
+    const options = state.consumerSystems.map((system) =>
+      el("option", { value: system.uuid, title: system.cert_subject, text: system.name }),
+    );
+    if (options.length !== 1) {
+      options.unshift(el("option", { value: "", text: "Choose a consumer system" }));
+    }
+    select.replaceChildren(...options);
+  }
+
+  async function onRequest(event) {
+    event.preventDefault();
+    const form = $("request-form");
+    for (const input of form.querySelectorAll("input, select")) {
+      input.removeAttribute("aria-invalid");
+    }
+    const values = {
+      authority_cvr: $("request-authority").value.trim(),
+      service: $("request-service").value.trim(),
+      consumer_system: $("request-consumer").value,
+    };
+    const problems = [];
+    const invalid = (id, text) => {
+      $(id).setAttribute("aria-invalid", "true");
+      problems.push([id, text]);
+    };
+    if (!/^[0-9]{8}$/.test(values.authority_cvr)) {
+      invalid("request-authority", "the authority CVR is 8 digits");
+    }
+    if (!values.service) invalid("request-service", "choose a service (e.g. sf2250)");
+    if (!values.consumer_system) invalid("request-consumer", "choose a consumer system");
+    if (state.me.role === "operator") {
+      values.supplier = $("request-supplier").value.trim();
+      if (!values.supplier) invalid("request-supplier", "name the supplier");
+    }
+    if (problems.length) {
+      fieldError("request-error", `Please correct: ${problems.map((p) => p[1]).join("; ")}.`);
+      $(problems[0][0]).focus();
+      return;
+    }
+    const reason = $("request-reason").value.trim();
+    if (reason) values.reason = reason;
+    fieldError("request-error", "");
+    const button = event.submitter || form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const created = await api("agreements", { method: "POST", body: values });
+      state.changed.set(created.uuid, created);
+      form.reset();
+      if (state.consumerSystems && state.consumerSystems.length === 1) {
+        $("request-consumer").value = state.consumerSystems[0].uuid;
+      }
+      notice(
+        `Requested: the agreement for ${describe(created)} is ${created.status} ` +
+          "and waits for the authority's approval.",
+      );
+      await loadAgreements();
+    } catch (error) {
+      fieldError("request-error", `The request failed: ${errorText(error)}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- certificates ---------------------------------------------------------------------------
+
+  async function loadCertificates() {
+    const table = $("certificates-table");
+    const seq = ++state.seq.certificates;
+    setTableState(table, "loading");
+    try {
+      const data = await api("certificates");
+      if (seq !== state.seq.certificates) return;
+      const certificates = [...(data.certificates || [])].sort(
+        (a, b) => (a.days_to_expiry ?? Infinity) - (b.days_to_expiry ?? Infinity),
+      );
+      $("certificates-body").replaceChildren(...certificates.map(certificateRow));
+      $("certificates-empty").hidden = certificates.length > 0;
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.certificates) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the certificates failed", error);
+    }
+  }
+
+  function certificateRow(c) {
+    const days = c.days_to_expiry;
+    const expired = c.status === "expired" || (days !== null && days !== undefined && days < 0);
+    const expiring = !expired && (c.status === "expiring" || (days !== null && days <= 30));
+    let daysText = "—";
+    if (days !== null && days !== undefined) {
+      daysText = days < 0 ? `${days} (expired ${-days} days ago)` : String(days);
+    }
+    return el(
+      "tr",
+      {
+        "data-testid": "certificate-row",
+        "data-alias": c.alias,
+        "data-status": c.status,
+        class: expired ? "row-expired" : expiring ? "row-expiring" : null,
+      },
+      el("th", { scope: "row", "data-testid": "cert-alias", text: c.alias }),
+      el(
+        "td",
+        { class: "subject", title: c.issuer ? `Issuer: ${c.issuer}` : null },
+        dash(c.subject),
+      ),
+      el("td", { "data-testid": "cert-not-after" }, timeEl(c.not_after)),
+      el("td", { class: "number", "data-testid": "cert-days", text: daysText }),
+      el(
+        "td",
+        {},
+        badge(c.status, "cert", "cert-status"),
+        c.problem ? el("span", { class: "hint", text: c.problem }) : null,
+      ),
+    );
+  }
+
+  // --- nightly runs ----------------------------------------------------------------------------
+
+  async function loadRuns() {
+    const table = $("runs-table");
+    const seq = ++state.seq.runs;
+    setTableState(table, "loading");
+    try {
+      const data = await api("subscriptions/runs", { query: { limit: $("runs-limit").value } });
+      if (seq !== state.seq.runs) return;
+      const outbox = data.outbox || {};
+      for (const key of ["pending", "delivered", "failing"]) {
+        const cell = $(`outbox-${key}`);
+        cell.textContent = dash(outbox[key]);
+        cell.classList.toggle("alert", key === "failing" && outbox[key] > 0);
+      }
+      const runs = data.runs || [];
+      $("runs-body").replaceChildren(
+        ...runs.map((run) =>
+          el(
+            "tr",
+            { "data-testid": "run-row", "data-authority": run.authority_cvr },
+            el("th", { scope: "row", text: run.authority_cvr }),
+            el("td", { text: run.list_date }),
+            el("td", {}, badge(run.state, "run", "run-state")),
+            el("td", { class: "number", text: dash(run.entries) }),
+            el("td", { class: "number", text: dash(run.subscribed) }),
+            el("td", { class: "number", text: dash(run.unsubscribed) }),
+            el("td", {}, timeEl(run.completed_at)),
+          ),
+        ),
+      );
+      $("runs-empty").hidden = runs.length > 0;
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.runs) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the nightly runs failed", error);
+    }
+  }
+
+  // --- audit ------------------------------------------------------------------------------------
+
+  async function loadAudit() {
+    const table = $("audit-table");
+    const authority = state.me.role === "operator" ? $("audit-authority").value.trim() : "";
+    if (authority && !/^[0-9]{8}$/.test(authority)) {
+      $("audit-authority").setAttribute("aria-invalid", "true");
+      showError("Filter", new Error("the authority CVR is 8 digits"));
+      return;
+    }
+    $("audit-authority").removeAttribute("aria-invalid");
+    const seq = ++state.seq.audit;
+    setTableState(table, "loading");
+    try {
+      const data = await api("audit", {
+        query: { limit: $("audit-limit").value, authority_cvr: authority },
+      });
+      if (seq !== state.seq.audit) return;
+      const records = [...(data.records || [])].sort(
+        (a, b) => new Date(b.at).getTime() - new Date(a.at).getTime(),
+      );
+      $("audit-body").replaceChildren(...records.map(auditRow));
+      $("audit-empty").hidden = records.length > 0;
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.audit) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the audit records failed", error);
+    }
+  }
+
+  function auditRow(r) {
+    const outcome = el("td", {}, badge(r.outcome, "outcome", "audit-outcome"));
+    if (r.error_code) outcome.append(" ", el("code", { text: r.error_code }));
+    if (r.upstream_status) {
+      outcome.append(el("span", { class: "hint", text: `upstream ${r.upstream_status}` }));
+    }
+    const latency =
+      r.latency_ms === null || r.latency_ms === undefined ? "—" : `${r.latency_ms} ms`;
+    return el(
+      "tr",
+      { "data-testid": "audit-row", "data-authority": r.authority_cvr || "" },
+      el("td", {}, timeEl(r.at)),
+      el("td", { text: dash(r.authority_cvr) }),
+      el("td", { text: dash(r.service) }),
+      el("td", { text: dash(r.operation) }),
+      outcome,
+      el("td", { text: dash(r.subject) }),
+      el("td", { text: dash(r.sysid) }),
+      el("td", { class: "number", text: latency }),
+      el(
+        "td",
+        { class: "detail" },
+        dash(r.detail),
+        r.message_id ? el("span", { class: "hint", text: r.message_id }) : null,
+      ),
+    );
+  }
+
+  const LOADERS = {
+    agreements: loadAgreements,
+    certificates: loadCertificates,
+    runs: loadRuns,
+    audit: loadAudit,
+  };
+
+  // --- wiring ---------------------------------------------------------------------------------
+
+  function init() {
+    $("signin-form").addEventListener("submit", onSignin);
+    $("token-input").addEventListener("input", (event) => {
+      event.target.removeAttribute("aria-invalid");
+    });
+    $("sign-out").addEventListener("click", () => signOut("You are signed out."));
+    $("tabs").addEventListener("keydown", onTabKey);
+    for (const tab of document.querySelectorAll('[role="tab"]')) {
+      tab.addEventListener("click", () => selectTab(tab.dataset.panel, true));
+    }
+    for (const button of document.querySelectorAll("[data-reload]")) {
+      button.addEventListener("click", () => LOADERS[button.dataset.reload]());
+    }
+    $("agreement-filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      filtersChanged();
+    });
+    $("filter-status").addEventListener("change", filtersChanged);
+    $("filter-clear").addEventListener("click", () => {
+      $("agreement-filters").reset();
+      filtersChanged();
+    });
+    $("detail-close").addEventListener("click", closeDetail);
+    $("goto-request").addEventListener("click", () => {
+      $("request-section").scrollIntoView({ block: "start" });
+      $("request-authority").focus();
+    });
+    $("configure-form").addEventListener("submit", onConfigure);
+    $("request-form").addEventListener("submit", onRequest);
+    $("confirm-form").addEventListener("submit", onConfirm);
+    $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
+    $("confirm-dialog").addEventListener("cancel", (event) => {
+      if ($("confirm-ok").disabled) event.preventDefault();
+    });
+    $("confirm-dialog").addEventListener("close", onDialogClose);
+    $("runs-limit").addEventListener("change", loadRuns);
+    $("audit-limit").addEventListener("change", loadAudit);
+    $("audit-filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadAudit();
+    });
+
+    if (sessionStorage.getItem(TOKEN_KEY)) {
+      startSession().catch((error) => {
+        const ended = error instanceof ApiError && error.status === 401;
+        const prefix = ended ? "Please sign in again" : "Signing in failed";
+        signOut(`${prefix}: ${errorText(error)}`, true);
+      });
+    } else {
+      showSignin();
+    }
+  }
+
+  init();
+})();
