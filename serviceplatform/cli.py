@@ -17,6 +17,7 @@ from lxml import etree
 
 from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.audit import audit
+from serviceplatform.commands.certs import certs
 from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
 from serviceplatform.config import Settings, load_settings
@@ -93,6 +94,7 @@ def cli(ctx: click.Context) -> None:
 cli.params.extend(_state_options())
 cli.add_command(routing)
 cli.add_command(audit)
+cli.add_command(certs)
 cli.add_command(agreements)
 
 
@@ -190,10 +192,15 @@ def _add_integration_commands(group: click.Group) -> None:
         group.add_command(command)
 
 
-def _add_state_options(group: click.Group) -> None:
+def _add_state_options(group: click.Group, done: set[int] | None = None) -> None:
+    # A command registered under two names (``routing load``/``import``) gets them once.
+    done = set() if done is None else done
     for command in group.commands.values():
+        if id(command) in done:
+            continue
+        done.add(id(command))
         if isinstance(command, click.Group):
-            _add_state_options(command)
+            _add_state_options(command, done)
         else:
             command.params.extend(_state_options())
 

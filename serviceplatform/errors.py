@@ -306,6 +306,13 @@ class CertificateExpired(ServicePlatformError):
     text = "The outward certificate for this agreement has expired or is not yet valid"
 
 
+class CertificateAliasTaken(ServicePlatformError):
+    """An import would overwrite a stored certificate without being told to replace it."""
+
+    code = "SP-422"
+    text = "A certificate with this alias is already in the certificate store"
+
+
 class DistributorUnavailable(ServicePlatformError):
     """The message distributor (Beskedfordeler) cannot be reached or did not answer in time."""
 
