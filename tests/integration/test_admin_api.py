@@ -310,3 +310,35 @@ def test_the_page_is_served(admin: Admin) -> None:
         admin.session.get(admin.platform.base_url + "/admin/../app.py", timeout=10).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [(["127.0.0.1"], 200), (["10.9.9.9"], 401)])
+def test_client_certificate_subject_from_a_trusted_proxy_only(
+    tmp_path: Path, pki: Pki, register: NemSmsRegister, trusted: list[str], expected: int
+) -> None:
+    settings = make_settings(tmp_path, pki, register.base_url)
+    settings.admin.client_cert_subject_header = "X-Client-Subject"
+    settings.admin.trusted_proxies = trusted
+    settings.admin.principals = {
+        "ops-cert": AdminPrincipal(role="operator", cert_subject="CN=ops,O=Kommune,C=DK")
+    }
+    running = start_platform(settings)
+    try:
+        session = requests.Session()
+        session.trust_env = False
+        answer = session.get(
+            running.base_url + "/admin/api/me",
+            headers={"X-Client-Subject": "CN=ops,O=Kommune,C=DK"},
+            timeout=10,
+        )
+        assert answer.status_code == expected, answer.text
+        if expected == 200:
+            assert answer.json()["name"] == "ops-cert"
+            unknown = session.get(
+                running.base_url + "/admin/api/me",
+                headers={"X-Client-Subject": "CN=someone else"},
+                timeout=10,
+            )
+            assert unknown.status_code == 401
+    finally:
+        running.stop()
