@@ -291,3 +291,39 @@ subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
 outbox = cast(Table, OutboxRecord.__table__)
 job_leases = cast(Table, JobLeaseRecord.__table__)
 agreement_events = cast(Table, AgreementEventRecord.__table__)
+
+
+class OotsMessageRecord(Base):
+    """An OOTS AS4 user message: an answer received through Domibus, or a request submitted.
+
+    Written by ``integrations/oots/domibus/inbox.py``. A received message is stored before
+    Domibus is told it was downloaded, once per (direction, MessageId): a loopback gateway
+    hands back the platform's own request under the MessageId it was submitted with.
+    """
+
+    __tablename__ = "oots_messages"
+    __table_args__ = (
+        UniqueConstraint("direction", "message_id"),
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint("state IN ('received', 'consumed', 'submitted')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN))
+    conversation_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN), index=True)
+    ref_to_message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN), index=True)
+    direction: Mapped[str] = mapped_column(String(KIND_LEN))
+    action: Mapped[str] = mapped_column(String(NAME_LEN))
+    from_party: Mapped[str] = mapped_column(String(NAME_LEN))
+    to_party: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    #: The RegRep document (``application/x-ebrs+xml``); None when the message had none.
+    payload: Mapped[bytes | None] = mapped_column()
+    #: JSON: the other payloads, ``{"cid:...": {"mime_type": ..., "content": base64}}``.
+    attachments: Mapped[str] = mapped_column(Text)
+    #: JSON: the rest of the ebMS header (timestamp, service, roles, party types, properties).
+    header: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+oots_messages = cast(Table, OotsMessageRecord.__table__)
