@@ -33,6 +33,7 @@ from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
 from serviceplatform.store.replay import DbReplayCache
 from serviceplatform.store.repository import RoutingRepository
+from serviceplatform.store.routing_cache import RoutingCache
 from serviceplatform.store.sendings import SendingLedger
 
 
@@ -70,6 +71,8 @@ class Platform:
         self.business_clock = business_clock or clock
         self.db = database or Database.from_settings(settings)
         self.routing = RoutingRepository(self.db)
+        #: What calls are routed by: the routing tables in memory, checked per call.
+        self.routing_cache = RoutingCache(self.db, self.routing)
         self.audit = AuditLog(self.db)
         self.certificates = CertificateStore(
             settings.path(settings.certificates.directory), clock=clock
@@ -96,7 +99,7 @@ class Platform:
         security = call.security
         if security is None:
             raise ConfigurationError("a call is routed before its security was validated")
-        facts = self.routing.call_facts(
+        facts = self.routing_cache.call_facts(
             holder_subject=security.holder_subject,
             authority_cvr=security.authority_cvr,
             service=call.service,

@@ -26,17 +26,16 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from serviceplatform.config import PeerSettings
 from serviceplatform.errors import ServicePlatformError
 from serviceplatform.platform import Platform
-from serviceplatform.store.db import alembic_config
+from serviceplatform.store.db import migration_head
 
 StartResponse = Callable[..., Any]
 
@@ -76,12 +75,6 @@ class Readiness:
                 for check in self.checks
             },
         }
-
-
-@cache
-def migration_head() -> str | None:
-    """The newest revision of the packaged migrations."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def check_database(platform: Platform) -> Check:

@@ -5,9 +5,10 @@ subject (CPR or CVR number) in full; every surface that *shows* records (CLI, ad
 logs) masks it. ``detail`` is free text and is masked on the way in, because it is written
 from error messages that nobody has checked for personal data.
 
-``write`` is on the hot path of every call: one Core INSERT in its own short transaction.
-Values longer than their column are cut, so an oversized MessageID from a caller can never
-make the audit write itself fail on PostgreSQL.
+``write`` is on the hot path of every call: one INSERT, its own transaction, committed before
+the caller gets its answer, run as a prepared statement on the DBAPI connection
+(``Database.run``). Values longer than their column are cut, so an oversized MessageID from a
+caller can never make the audit write itself fail on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from serviceplatform.logmask import mask_cpr_numbers
 from serviceplatform.store.db import Database
@@ -77,16 +78,19 @@ class AuditLog:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = insert(audit_records)
         self._columns = [audit_records.c[name] for name in _COLUMNS]
+        self._insert = db.prepare(
+            insert(audit_records).values(
+                {column: bindparam(column.name, type_=column.type) for column in self._columns}
+            )
+        )
 
     def write(self, entry: AuditEntry) -> None:
         """Store ``entry``; raises :class:`~serviceplatform.errors.StorageError` on failure."""
         values = {name: _fit(getattr(entry, name), name) for name in _COLUMNS}
         if entry.detail is not None:
             values["detail"] = mask_cpr_numbers(entry.detail)[:DETAIL_MAX]
-        with self._db.transaction(write_first=True) as connection:
-            connection.execute(self._insert, values)
+        self._db.run(self._insert, values, write=True)
 
     def tail(self, limit: int = 20) -> list[AuditEntry]:
         """The latest ``limit`` records, newest first."""

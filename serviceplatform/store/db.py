@@ -10,27 +10,35 @@ writer), ``synchronous=NORMAL`` (durable at checkpoints, fast commits), a 5 s bu
 foreign keys on. The driver's own implicit transaction handling is switched off and
 SQLAlchemy emits ``BEGIN`` itself, so a transaction really spans every statement in it
 (the pysqlite default starts one only at the first INSERT/UPDATE/DELETE).
+
+The few statements every SOAP call runs go through :meth:`Database.run` instead: one
+statement, its own transaction, on a pooled DBAPI connection without SQLAlchemy's
+per-statement machinery (see :mod:`serviceplatform.store.prepared`).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ClauseElement
 
 from serviceplatform.config import Settings
 from serviceplatform.errors import StorageError
+from serviceplatform.store.prepared import PreparedStatement
 from serviceplatform.store.writer_gate import WriterGate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -98,6 +106,7 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 self._gate = WriterGate(Path(parsed.database).resolve())
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -136,6 +145,58 @@ class Database:
             raise StorageError(_describe(exc)) from exc
         except OSError as exc:  # the gate's lock file
             raise StorageError(f"the database writer lock failed: {exc}") from exc
+
+    def prepare(self, statement: ClauseElement) -> PreparedStatement:
+        """``statement`` compiled for this database, to be run with :meth:`run`."""
+        return PreparedStatement(statement, self._engine.dialect)
+
+    def run(
+        self, statement: PreparedStatement, values: Mapping[str, Any], *, write: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Run one prepared statement as a transaction of its own; returns its rows, if any.
+
+        ``write`` queues at the writer gate first (SQLite), as ``transaction(write_first=True)``
+        does. A single statement needs no ``BEGIN IMMEDIATE``: SQLite takes the write lock
+        when the statement starts, so it cannot fail to upgrade a read lock. Raises
+        :class:`~serviceplatform.errors.StorageError` on any failure; the statement then
+        changed nothing.
+        """
+        try:
+            parameters = statement.parameters(values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+        gate = self._gate.hold() if write and self._gate is not None else nullcontext()
+        try:
+            with gate:
+                return self._run(statement.sql, parameters)
+        except SQLAlchemyError as exc:  # the pool: connecting, pre-ping
+            raise StorageError(_describe(exc)) from exc
+        except OSError as exc:  # the gate's lock file
+            raise StorageError(f"the database writer lock failed: {exc}") from exc
+
+    def _run(self, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, parameters)
+                # Fetching every row ends the statement, which on SQLite (autocommit at the
+                # driver level) commits it before the writer gate is released.
+                rows = cursor.fetchall() if cursor.description is not None else []
+                if self._dialect != "sqlite":
+                    connection.commit()
+            except self._dbapi_error as exc:
+                dbapi_connection = connection.dbapi_connection
+                if self._engine.dialect.is_disconnect(exc, dbapi_connection, cursor):  # type: ignore[arg-type]
+                    connection.invalidate(exc)
+                else:
+                    connection.rollback()
+                raise StorageError(_describe_dbapi(exc)) from exc
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool
+        return [tuple(row) for row in rows]
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -180,8 +241,20 @@ def alembic_config() -> Config:
     return config
 
 
+@cache
+def migration_head() -> str | None:
+    """The newest revision of the packaged migrations."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def _describe(exc: SQLAlchemyError) -> str:
     # The DBAPI message without SQLAlchemy's statement and parameters: those may hold CPRs.
     original = getattr(exc, "orig", None)
     message = str(original) if original is not None else str(exc)
     return f"{type(exc).__name__}: {message.strip().splitlines()[0] if message.strip() else ''}"
+
+
+def _describe_dbapi(exc: Exception) -> str:
+    # As _describe: the driver's first line only; it never quotes parameters.
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}"

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
@@ -279,6 +280,19 @@ class AgreementEventRecord(Base):
     details: Mapped[str | None] = mapped_column(Text)
 
 
+class RoutingVersionRecord(Base):
+    """One row: a number that changes with every committed change of the routing data.
+
+    Triggers (migration 0006) bump it on every write to ``consumer_systems``, ``agreements``
+    and ``routes``; processes compare it per call with the version of their in-memory copy.
+    """
+
+    __tablename__ = "routing_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 # The Core tables, for the statements on the hot path (no ORM unit of work there).
 consumer_systems = cast(Table, ConsumerSystemRecord.__table__)
 agreements = cast(Table, AgreementRecord.__table__)
@@ -291,6 +305,7 @@ subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
 outbox = cast(Table, OutboxRecord.__table__)
 job_leases = cast(Table, JobLeaseRecord.__table__)
 agreement_events = cast(Table, AgreementEventRecord.__table__)
+routing_version = cast(Table, RoutingVersionRecord.__table__)
 
 
 class OotsMessageRecord(Base):

@@ -7,6 +7,9 @@ makes the statement return no row and the message is refused. Two processes raci
 same MessageID therefore never both succeed (PostgreSQL re-checks the WHERE clause against the
 winner's committed row; SQLite runs writers one at a time).
 
+The statement is its own transaction, run as a prepared statement on the DBAPI connection
+(``Database.run``): it is on the path of every call.
+
 Expired rows are deleted now and then (every ``purge_every`` calls per process) so the table
 stays small; correctness never depends on that purge.
 """
@@ -45,29 +48,21 @@ class DbReplayCache:
             message_id=bindparam("p_message_id"),
             expires_at=bindparam("p_expires_at", type_=timestamp),
         )
-        self._statement = statement.on_conflict_do_update(
-            index_elements=[replay_cache.c.message_id],
-            set_={"expires_at": statement.excluded.expires_at},
-            where=replay_cache.c.expires_at <= bindparam("p_now", type_=timestamp),
-        ).returning(replay_cache.c.message_id)
+        self._statement = db.prepare(
+            statement.on_conflict_do_update(
+                index_elements=[replay_cache.c.message_id],
+                set_={"expires_at": statement.excluded.expires_at},
+                where=replay_cache.c.expires_at <= bindparam("p_now", type_=timestamp),
+            ).returning(replay_cache.c.message_id)
+        )
 
     def remember(self, message_id: str, expires_at: datetime, now: datetime) -> bool:
         """Record ``message_id`` until ``expires_at``; False if it is recorded and not expired.
 
         Raises :class:`~serviceplatform.errors.StorageError` when the database fails.
         """
-        with self._db.transaction(write_first=True) as connection:
-            accepted = (
-                connection.execute(
-                    self._statement,
-                    {
-                        "p_message_id": storage_key(message_id),
-                        "p_expires_at": expires_at,
-                        "p_now": now,
-                    },
-                ).first()
-                is not None
-            )
+        values = {"p_message_id": storage_key(message_id), "p_expires_at": expires_at, "p_now": now}
+        accepted = bool(self._db.run(self._statement, values, write=True))
         if self._due_for_purge():
             self.purge(now)
         return accepted

@@ -1,9 +1,10 @@
 """Routes, consumer systems and agreements in the database.
 
-The lookups (``sysids``, ``consumer_system_by_subject``, ``agreements_for``) run for every SOAP
-call: each is one small Core SELECT served by an index, and nothing is cached, so a change
-made by ``serviceplatform routing load`` (or an agreement approval) takes effect on the next
-call in every process.
+SOAP calls are routed from an in-memory copy of these tables (``store/routing_cache.py``),
+which every call checks against the database's routing version, so a change made by
+``serviceplatform routing load`` (or an agreement approval) still takes effect on the next
+call in every process. ``routing_data`` reads that copy; ``call_facts`` is the same lookup
+straight from the database (one transaction, three indexed SELECTs).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Executable, RowMapping, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from serviceplatform.errors import StorageError
 from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import agreements, consumer_systems, routes
+from serviceplatform.store.models import agreements, consumer_systems, routes, routing_version
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,23 @@ _AGREEMENTS_FOR = select(agreements).where(
 )
 
 
+#: The routing version row (migration 0006); its triggers bump it on every routing change.
+VERSION_QUERY = select(routing_version.c.version).where(routing_version.c.id == bindparam("p_id"))
+VERSION_ROW = {"p_id": 1}
+#: Reads of the whole routing data that may overlap a change before one sees a stable version.
+_SNAPSHOT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class RoutingData:
+    """The whole routing data as of one routing version."""
+
+    version: int
+    consumer_systems: list[ConsumerSystem]
+    agreements: list[Agreement]
+    routes: list[RouteRow]
+
+
 @dataclass(frozen=True)
 class CallFacts:
     """The stored facts one call is routed by (see ``RoutingRepository.call_facts``)."""
@@ -128,6 +147,13 @@ def _sysids(
     for role, sysid, _subject in sorted(found, key=lambda r: r[2] != ""):
         result[role] = sysid
     return result
+
+
+def _version(connection: Connection) -> int:
+    version = connection.execute(VERSION_QUERY, VERSION_ROW).scalar()
+    if version is None:
+        raise StorageError("the routing version row is missing: migrate the database")
+    return int(version)
 
 
 def _system_by_subject(connection: Connection, subject: str) -> ConsumerSystem | None:
@@ -202,6 +228,29 @@ class RoutingRepository:
                 _agreements_for(connection, authority_cvr, service, system.uuid),
                 _sysids(connection, authority_cvr, service, subject),
             )
+
+    def routing_data(self) -> RoutingData:
+        """Every consumer system, agreement and route, and the routing version they are at.
+
+        Read in one transaction, between two reads of the version: SQLite's transaction is a
+        snapshot anyway; on PostgreSQL (read committed) each statement sees the latest commit,
+        and equal versions before and after prove that no routing change committed between.
+        """
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            with self._db.transaction() as connection:
+                before = _version(connection)
+                systems = connection.execute(select(consumer_systems)).mappings().all()
+                found = connection.execute(select(agreements)).mappings().all()
+                rows = connection.execute(select(routes)).mappings().all()
+                after = _version(connection)
+            if before == after:
+                return RoutingData(
+                    before,
+                    [_consumer_system(r) for r in systems],
+                    [_agreement(r) for r in found],
+                    [_route_row(r) for r in rows],
+                )
+        raise StorageError("the routing data kept changing while it was read")
 
     # --- consumer systems and agreements ---------------------------------------------------
 

@@ -13,7 +13,7 @@ from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
 from serviceplatform.config import DatabaseSettings, RoutingSettings, Settings
 from serviceplatform.routing.table import load_table
-from serviceplatform.store.db import Database
+from serviceplatform.store.db import Database, migration_head
 from serviceplatform.store.repository import RoutingRepository
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -186,7 +186,7 @@ def test_database_is_opened_from_the_settings_and_migrated(
     result = _run(no_db, "load")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "platform.sqlite").is_file()
-    assert no_db.database().current_revision() == "0004"
+    assert no_db.database().current_revision() == migration_head()
     no_db.close()
 
 
