@@ -5,8 +5,10 @@ sandbox, a threaded test server in tests). The ``Platform`` and its database eng
 on the first request, so a pre-forking server never shares an engine across processes.
 
 Besides the SOAP paths, applications of the platform itself are mounted by path prefix
-(:data:`MOUNTS`): each is built once from the platform and gets every request under its
-prefix, with ``SCRIPT_NAME``/``PATH_INFO`` split as WSGI prescribes.
+(:data:`MOUNTS`, and the integrations' ``WsgiMount``s at the prefix their settings give): each
+is built once from the platform and gets every request under its prefix, with
+``SCRIPT_NAME``/``PATH_INFO`` split as WSGI prescribes. Built applications that have a
+``close()`` are closed with the platform.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.integration import WsgiApp
 from serviceplatform.platform import Platform
-from serviceplatform.registry import load_attribute, soap_services
+from serviceplatform.registry import load_attribute, soap_services, wsgi_mounts
 from serviceplatform.soap.front import SoapEndpoint
 
 StartResponse = Callable[..., Any]
@@ -41,6 +43,8 @@ class PlatformApp:
         self._factory = platform_factory or (lambda: Platform(settings))
         self._routes: dict[str, WsgiApp] | None = None
         self._mounts: list[tuple[str, WsgiApp]] = []
+        #: Applications built from the platform; those with a ``close()`` are closed with it.
+        self._built: list[WsgiApp] = []
         self._platform: Platform | None = None
         self._lock = threading.Lock()
 
@@ -58,11 +62,18 @@ class PlatformApp:
                     routes: dict[str, WsgiApp] = {}
                     for service in soap_services():
                         inner = service.build_app(platform)
+                        self._built.append(inner)
                         routes[service.path.rstrip("/")] = SoapEndpoint(platform, service, inner)
-                    self._mounts = [
+                    mounts = [
                         (prefix.rstrip("/"), load_attribute(target, f"mount {prefix}")(platform))
-                        for prefix, target in sorted(MOUNTS.items(), key=lambda m: -len(m[0]))
+                        for prefix, target in MOUNTS.items()
                     ]
+                    for mount in wsgi_mounts():
+                        prefix = mount.prefix(self.settings).rstrip("/")
+                        if prefix:
+                            mounts.append((prefix, mount.build(platform)))
+                            self._built.append(mounts[-1][1])
+                    self._mounts = sorted(mounts, key=lambda m: -len(m[0]))
                     self._platform = platform
                     self._routes = routes
         return self._routes
@@ -87,6 +98,10 @@ class PlatformApp:
         return _text(start_response, "404 Not Found", "no service at this path\n")
 
     def close(self) -> None:
+        for app in self._built:
+            close = getattr(app, "close", None)
+            if callable(close):
+                close()
         if self._platform is not None:
             self._platform.close()
 

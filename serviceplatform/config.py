@@ -159,6 +159,57 @@ class AdminSettings:
 
 
 @dataclass
+class OotsRequesterSettings:
+    """One authority as an OOTS Evidence Requester (``[oots.requesters.<CVR>]``)."""
+
+    #: Its name in the EDM request (``sdg:EvidenceRequester/sdg:Name``).
+    name: str = ""
+
+
+@dataclass
+class OotsSettings:
+    """OOTS evidence requests (``integrations/oots``; ``docs/oots-service.md``)."""
+
+    #: The Domibus WS plugin of the platform's access point (``.../services/wsplugin``).
+    #: Empty: the OOTS service refuses evidence requests with SP-901 (finding still works).
+    domibus_url: str = ""
+    domibus_username: str = ""
+    #: The plugin user's password: here (best from ``SP_OOTS__DOMIBUS_PASSWORD``) or a file.
+    domibus_password: str = ""
+    domibus_password_file: str = ""
+    #: PEM bundle trusted for Domibus' certificate (an ``https`` URL); empty: public roots.
+    domibus_ca_cert: str = ""
+    domibus_timeout_seconds: float = 30.0
+    #: The platform's own access point party id (the ebMS ``From`` party).
+    party_id: str = ""
+    #: The common services (Evidence Broker and Data Service Directory) ``.../rest/search``.
+    common_services_url: str = ""
+    common_services_timeout_seconds: float = 10.0
+    #: How long an Evidence Broker or DSD answer is reused.
+    cache_ttl_seconds: int = 3600
+    #: Seconds between two collections of answers from Domibus in each server process
+    #: (0: only when a call waits for or asks about an answer).
+    poll_interval_seconds: float = 5.0
+    #: How long AnmodBevis waits for the provider's answer before answering ``Afventer``.
+    answer_wait_seconds: float = 2.0
+    #: A request still unanswered after this long fails with SP-721.
+    answer_timeout_seconds: int = 86400
+    #: Evidence documents (and the requests' personal data) are deleted this long after the
+    #: request is finished.
+    evidence_retention_hours: int = 24
+    #: The scheme of the requester identifiers in the routing table (role ``oots_requester``).
+    requester_scheme: str = "urn:cef.eu:names:identifier:EAS:0184"
+    requester_country: str = "DK"
+    #: Where the procedures are implemented (the Evidence Broker's jurisdiction).
+    procedure_country: str = "DK"
+    #: Path the Domibus push endpoint (``BackendService``) is mounted at; empty: not mounted.
+    push_path: str = ""
+    push_username: str = ""
+    push_password: str = ""
+    requesters: dict[str, OotsRequesterSettings] = field(default_factory=dict)
+
+
+@dataclass
 class LoggingSettings:
     level: str = "INFO"
 
@@ -174,6 +225,7 @@ class Settings:
     distributor: DistributorSettings = field(default_factory=DistributorSettings)
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    oots: OotsSettings = field(default_factory=OotsSettings)
     #: Outward peers by name (``nemsms``, later ``oots_gateway``, ...).
     peers: dict[str, PeerSettings] = field(default_factory=dict)
     #: Per-service settings by service key (``sf2250``, ...).

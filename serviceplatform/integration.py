@@ -54,6 +54,16 @@ class ScheduledJob:
 
 
 @dataclass(frozen=True)
+class WsgiMount:
+    """A WSGI application an integration serves beside its SOAP services (not SOAP itself)."""
+
+    #: Settings -> the path prefix to mount it at; "" leaves it unmounted.
+    prefix: Callable[[Settings], str]
+    #: Builds it from the platform, once per process.
+    build: Callable[[Platform], WsgiApp]
+
+
+@dataclass(frozen=True)
 class Integration:
     name: str
     #: Service key -> the SysID roles a routing table may give for it.
@@ -64,3 +74,4 @@ class Integration:
     #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
     commands: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()
+    mounts: tuple[WsgiMount, ...] = ()

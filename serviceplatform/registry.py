@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.integration import Integration, ScheduledJob, SoapService
+from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiMount
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -43,6 +43,10 @@ def integrations() -> tuple[Integration, ...]:
 
 def soap_services() -> list[SoapService]:
     return [service for integration in integrations() for service in integration.services]
+
+
+def wsgi_mounts() -> list[WsgiMount]:
+    return [mount for integration in integrations() for mount in integration.mounts]
 
 
 def scheduled_jobs() -> list[ScheduledJob]:

@@ -1,5 +1,66 @@
-"""OOTS evidence requests over eDelivery AS4 (not yet built: declares no services)."""
+"""OOTS evidence requests over eDelivery AS4: the service ``/service/OOTS/Dokumentation/1``.
 
-from serviceplatform.integration import Integration
+What the core sees (``INTEGRATION``): the SOAP service ``oots`` with its hand-written
+contract, the SysID role ``oots_requester`` (the authority's OOTS identifier, required before
+an agreement is configured), and, when ``[oots] push_path`` is set, the endpoint Domibus
+pushes answers to. The parts: ``edm`` (EDM messages), ``domibus`` (the WS plugin transport),
+``common_services`` (Evidence Broker and DSD), ``exchange`` and ``request_store`` (requests
+and their answers), ``handler`` and ``service`` (the SOAP operations); ``app`` builds them.
+``docs/oots-service.md`` is the overview.
+"""
 
-INTEGRATION = Integration(name="oots", roles={}, services=())
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from serviceplatform.integration import Integration, SoapService, WsgiApp, WsgiMount
+
+if TYPE_CHECKING:
+    from serviceplatform.config import Settings
+    from serviceplatform.platform import Platform
+
+SERVICE_KEY: Final = "oots"
+PATH: Final = "/service/OOTS/Dokumentation/1"
+DEFAULT_ENTITY_ID: Final = "http://entityid.serviceplatformen.dk/service/oots/dokumentation/1"
+REQUESTER_ROLE: Final = "oots_requester"
+
+
+def _build(platform: Platform) -> WsgiApp:
+    from integrations.oots.app import build_service_app
+
+    return build_service_app(platform, PATH)
+
+
+def _push_prefix(settings: Settings) -> str:
+    return settings.oots.push_path
+
+
+def _build_push(platform: Platform) -> WsgiApp:
+    from integrations.oots.app import build_push_app
+
+    return build_push_app(platform)
+
+
+def _integration() -> Integration:
+    # service.py is imported here (not at the top) only to keep its names out of this module.
+    from integrations.oots.service import OPERATIONS, WSDL_PATH
+
+    return Integration(
+        name="oots",
+        roles={SERVICE_KEY: frozenset({REQUESTER_ROLE})},
+        required_roles={SERVICE_KEY: frozenset({REQUESTER_ROLE})},
+        services=(
+            SoapService(
+                key=SERVICE_KEY,
+                path=PATH,
+                wsdl_path=WSDL_PATH,
+                operations=OPERATIONS,
+                build_app=_build,
+                default_entity_id=DEFAULT_ENTITY_ID,
+            ),
+        ),
+        mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
+    )
+
+
+INTEGRATION: Final = _integration()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Protocol, Self
 
+from serviceplatform.closing import Closing
 from serviceplatform.config import Settings
 from serviceplatform.errors import ConfigurationError, ServicePlatformError
 
@@ -77,22 +78,8 @@ class Distributor(Protocol):
     ) -> None: ...
 
 
-class DistributorBase:
-    """Context-manager plumbing shared by the implementations."""
-
-    def close(self) -> None:
-        """Release connections; subclasses extend it."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+class DistributorBase(Closing):
+    """The implementations' common base: ``with`` closes them."""
 
 
 class MemoryDistributor(DistributorBase):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self
 
+from serviceplatform.closing import Closing
 from serviceplatform.errors import (
     ConfigurationError,
     ServicePlatformError,
@@ -79,22 +80,8 @@ class Transport(Protocol):
     ) -> None: ...
 
 
-class TransportBase:
-    """Context-manager plumbing shared by the implementations."""
-
-    def close(self) -> None:
-        """Release connections; subclasses extend it."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+class TransportBase(Closing):
+    """The implementations' common base: ``with`` closes them."""
 
 
 def mask_digits(text: str) -> str:

@@ -4,8 +4,9 @@ The contract with scripts and tests is ``../shared/docs/SANDBOX.md``: what the f
 creates in the work directory, the ``sandbox.json`` written once every listener accepts
 connections, the register's test hooks, and a clean exit 0 on SIGINT/SIGTERM.
 
-The simulated register runs in this process (threads); the platform runs as a child process
-under gunicorn, exactly as it would in production.
+The simulated register and the simulated OOTS gateway (WS plugin, providers, preview pages,
+common services) run in this process (threads); the platform runs as a child process under
+gunicorn, exactly as it would in production.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ from serviceplatform.registry import known_services, soap_services
 from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
+from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
+from serviceplatform.sandbox.oots_network import REQUESTER_ACCESS_POINT
+from serviceplatform.sandbox.oots_seed import (
+    OOTS_AGREEMENT,
+    OOTS_AUTHORITY,
+    OOTS_AUTHORITY_NAME,
+    seed_oots_agreement,
+)
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.store.db import Database
@@ -42,6 +51,9 @@ from serviceplatform.store.repository import RoutingRepository
 #: Alias of the platform's outward certificate towards the register in the sample agreements.
 REGISTER_CERT_ALIAS = "platform-register"
 STARTUP_TIMEOUT_SECONDS = 60.0
+#: The platform's user of the simulated WS plugin (a Domibus plugin user).
+OOTS_USERNAME = "sandbox-platform"
+OOTS_PASSWORD = "sandbox-oots-123456"
 
 
 @dataclass(frozen=True)
@@ -109,8 +121,26 @@ def _overlay(base: dict[str, Any], extra: dict[str, Any], prefix: str = "") -> N
             base[key] = value
 
 
+def oots_settings(gateway: SimulatedOotsGateway) -> dict[str, Any]:
+    """The ``[oots]`` table pointing the platform at the simulated gateway."""
+    return {
+        "domibus_url": gateway.base_url,
+        "domibus_username": OOTS_USERNAME,
+        "domibus_password": OOTS_PASSWORD,
+        "party_id": REQUESTER_ACCESS_POINT,
+        "common_services_url": gateway.common_services_url,
+        "poll_interval_seconds": 1.0,
+        "answer_wait_seconds": 3.0,
+        "requesters": {OOTS_AUTHORITY: {"name": OOTS_AUTHORITY_NAME}},
+    }
+
+
 def write_platform_config(
-    paths: SandboxPaths, pki: Pki, register: NemSmsRegister, user_config: Path | None
+    paths: SandboxPaths,
+    pki: Pki,
+    register: NemSmsRegister,
+    user_config: Path | None,
+    gateway: SimulatedOotsGateway | None = None,
 ) -> None:
     tables: dict[str, Any] = {
         "database": {"url": f"sqlite:///{paths.database}"},
@@ -129,6 +159,8 @@ def write_platform_config(
         "distributor": {"transport": "file", "directory": str(paths.workdir / "distributor")},
         "admin": admin_settings(ensure_tokens(paths.admin_tokens)),
     }
+    if gateway is not None:
+        tables["oots"] = oots_settings(gateway)
     if user_config is not None:
         try:
             _overlay(tables, tomllib.loads(user_config.read_text(encoding="utf-8")))
@@ -162,8 +194,12 @@ def seed_database(settings: Settings, first_run: bool) -> tuple[Database, Routin
     database = Database.from_settings(settings)
     database.upgrade()
     tables = settings.path(settings.routing.directory)
+    repository = RoutingRepository(database)
     if first_run:
-        RoutingRepository(database).import_agreements(*load_agreements(tables / "agreements.toml"))
+        repository.import_agreements(*load_agreements(tables / "agreements.toml"))
+    # Also into a sandbox made before OOTS existed; never over a state changed since.
+    if all(a.uuid != OOTS_AGREEMENT.uuid for a in repository.list_agreements()):
+        seed_oots_agreement(database)
     watcher = RoutingWatcher(
         tables, database, known_services(), interval=settings.routing.reload_interval_seconds
     )
@@ -194,6 +230,7 @@ def manifest(
     base_url: str,
     settings: Settings,
     database: Database,
+    gateway: SimulatedOotsGateway | None = None,
 ) -> dict[str, Any]:
     repository = RoutingRepository(database)
     routes = repository.list_routes()
@@ -218,6 +255,26 @@ def manifest(
                 "sysids": sysids,
             }
         )
+    peers: dict[str, Any] = {
+        "nemsms": {"base_url": register.base_url, "control_url": register.control_url},
+        "distributor": {
+            "transport": settings.distributor.transport,
+            "dir": str(settings.path(settings.distributor.directory).resolve()),
+        },
+    }
+    if gateway is not None:
+        peers["oots_gateway"] = {
+            "ws_plugin_url": gateway.base_url,
+            "username": OOTS_USERNAME,
+            "password": OOTS_PASSWORD,
+            "party_id": REQUESTER_ACCESS_POINT,
+            "common_services_url": gateway.common_services_url,
+            "evidence_broker_url": gateway.evidence_broker_url,
+            "data_service_directory_url": gateway.data_service_directory_url,
+            "preview_base_url": gateway.preview_base_url,
+            "preview_ca_cert": str(gateway.preview_ca_cert),
+            "control_url": gateway.control_url,
+        }
     return {
         "platform": {"base_url": base_url, "pid": os.getpid()},
         "services": {
@@ -236,13 +293,7 @@ def manifest(
             "client_cert": str(pki.client_cert),
             "client_key": str(pki.client_key),
         },
-        "peers": {
-            "nemsms": {"base_url": register.base_url, "control_url": register.control_url},
-            "distributor": {
-                "transport": settings.distributor.transport,
-                "dir": str(settings.path(settings.distributor.directory).resolve()),
-            },
-        },
+        "peers": peers,
         "admin": {
             "base_url": base_url + "/admin/",
             "api_url": base_url + "/admin/api",
@@ -294,10 +345,17 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    with NemSmsRegister(
-        server_cert=pki.nemsms_server_cert, server_key=pki.nemsms_server_key, client_ca=pki.ca_cert
-    ) as register:
-        write_platform_config(paths, pki, register, user_config)
+    with (
+        NemSmsRegister(
+            server_cert=pki.nemsms_server_cert,
+            server_key=pki.nemsms_server_key,
+            client_ca=pki.ca_cert,
+        ) as register,
+        SimulatedOotsGateway(
+            username=OOTS_USERNAME, password=OOTS_PASSWORD, tls_dir=paths.pki
+        ) as gateway,
+    ):
+        write_platform_config(paths, pki, register, user_config, gateway)
         settings = load_settings(paths.config)
         database, watcher = seed_database(settings, first_run)
         watcher.start()
@@ -319,7 +377,7 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
         )
         try:
             _wait_until_serving(base_url + "/healthz", child)
-            data = manifest(paths, pki, register, base_url, settings, database)
+            data = manifest(paths, pki, register, base_url, settings, database, gateway)
             tmp = paths.manifest.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
             tmp.replace(paths.manifest)
@@ -354,6 +412,15 @@ def _announce(data: dict[str, Any], paths: SandboxPaths, first_run: bool) -> Non
     lines += [
         f"  NemSMS register {data['peers']['nemsms']['base_url']} (mutual TLS)",
         f"  register hooks  {data['peers']['nemsms']['control_url']}",
+    ]
+    oots = data["peers"].get("oots_gateway")
+    if oots is not None:
+        lines += [
+            f"  OOTS WS plugin  {oots['ws_plugin_url']}",
+            f"  OOTS previews   {oots['preview_base_url']}",
+            f"  OOTS hooks      {oots['control_url']}",
+        ]
+    lines += [
         f"  manifest        {paths.manifest}",
         f"  token           serviceplatform token --workdir {paths.workdir} --cvr 29189846",
     ]

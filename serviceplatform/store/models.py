@@ -342,3 +342,45 @@ class OotsMessageRecord(Base):
 
 
 oots_messages = cast(Table, OotsMessageRecord.__table__)
+
+
+class OotsRequestRecord(Base):
+    """One OOTS evidence request of an authority and where it stands (``integrations/oots``).
+
+    The request and answer documents stay in ``oots_messages`` (``answer_message_id`` names
+    the answer); this row holds no evidence and no personal data beyond the authority.
+    """
+
+    __tablename__ = "oots_requests"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('submitted', 'preview_required', 'answered', 'failed')", name="state"
+        ),
+    )
+
+    request_id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN), index=True)
+    consumer_system: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    conversation_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN))
+    #: The AS4 MessageId of the first request, and of the one awaiting its answer.
+    first_message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN))
+    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN), unique=True)
+    provider_id: Mapped[str] = mapped_column(String(NAME_LEN))
+    provider_scheme: Mapped[str] = mapped_column(String(NAME_LEN))
+    to_party: Mapped[str] = mapped_column(String(NAME_LEN))
+    edm_version: Mapped[str] = mapped_column(String(STATUS_LEN))
+    state: Mapped[str] = mapped_column(String(STATUS_LEN), index=True)
+    preview_location: Mapped[str | None] = mapped_column(Text)
+    preview_method: Mapped[str | None] = mapped_column(String(STATUS_LEN))
+    #: JSON ``[[lang, text], ...]``.
+    preview_description: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
+    edm_error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
+    error_text: Mapped[str | None] = mapped_column(Text)
+    #: ``oots_messages.message_id`` (direction ``in``) of the answer that finished it.
+    answer_message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+oots_requests = cast(Table, OotsRequestRecord.__table__)

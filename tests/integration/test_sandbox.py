@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 
-from examples import sf1600_sms_client, sf2250_client
+from examples import oots_client, sf1600_sms_client, sf2250_client
 from integrations.sf2250.nightly import danish_date, service_window_end
 from integrations.sf2250.sms_rules import within_sending_hours
 from serviceplatform.security.signing import build_signed_envelope
@@ -120,7 +120,9 @@ def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) 
     first = data["authorities"][0]
     assert first["cvr"] == "29189846"
     assert set(first["sysids"]) >= {"register", "nemsms", "digital_post", "afsender"}
-    assert first["services"] == ["sf2250", "sf1600"]
+    # Authority A also has the sandbox's approved, configured OOTS agreement.
+    assert first["services"] == ["sf2250", "sf1600", "oots"]
+    assert first["sysids"]["oots_requester"] == "29189846"
     assert [a["cvr"] for a in data["authorities"]] == ["29189846", "29189854"]
     assert first["consumer_system"]
     assert (workdir / "serviceplatform.sqlite").is_file()
@@ -187,6 +189,62 @@ def test_example_client_calls_both_operations(sandbox: tuple[Path, dict[str, Any
 
     seen = session().get(control + "/requests", timeout=5).json()
     assert [r["path"].rsplit("/", 1)[-1] for r in seen] == ["0202804321", "myndighedstilmelding"]
+
+
+def test_oots_entries_of_the_manifest(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    _, data = sandbox
+    base = data["platform"]["base_url"]
+    service = data["services"]["oots"]
+    assert service["url"] == base + "/service/OOTS/Dokumentation/1"
+    assert service["wsdl"] == service["url"] + "?wsdl"
+    assert service["entity_id"] == (
+        "http://entityid.serviceplatformen.dk/service/oots/dokumentation/1"
+    )
+    gateway = data["peers"]["oots_gateway"]
+    assert gateway["ws_plugin_url"].startswith("http://127.0.0.1:")
+    assert gateway["preview_base_url"].startswith("https://")
+    assert Path(gateway["preview_ca_cert"]).is_file()
+    http = session()
+    wsdl = http.get(service["wsdl"], timeout=5)
+    assert wsdl.status_code == 200 and b"AnmodBevisEfterForhaandsvisning" in wsdl.content
+    search = http.get(
+        gateway["common_services_url"],
+        params={
+            "queryId": "urn:fdc:oots:eb:ebxml-regrep:queries:requirements-by-procedure-"
+            "and-jurisdiction",
+            "procedure-id": "T3",
+            "country-code": "DK",
+        },
+        timeout=5,
+    )
+    assert search.status_code == 200
+    network = http.get(gateway["control_url"] + "/network", timeout=5)
+    assert network.status_code == 200
+
+
+@pytest.mark.parametrize(("decision", "expected"), [("approve", 0), ("decline", 1)])
+def test_oots_example_runs_the_whole_preview_journey(
+    sandbox: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    decision: str,
+    expected: int,
+) -> None:
+    workdir, data = sandbox
+    out = tmp_path / "evidence.pdf"
+    code = oots_client.main(["--workdir", str(workdir), "--decision", decision, "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == expected, printed
+    assert "ForhaandsvisningKraevet" in printed.out
+    if decision == "approve":
+        assert out.read_bytes().startswith(b"%PDF")
+        assert "HentStatus: BevisModtaget" in printed.out
+    else:
+        assert not out.exists()
+        assert "SP-702" in printed.err or "EDM:ERR:0002" in printed.err
+    hooks = session().get(data["peers"]["oots_gateway"]["control_url"] + "/previews", timeout=5)
+    states = [p["state"] for p in hooks.json()]
+    assert ("approved" if decision == "approve" else "declined") in states
 
 
 def test_sms_example_asks_then_sends_within_danish_sending_hours(

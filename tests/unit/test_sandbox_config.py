@@ -42,3 +42,18 @@ def test_top_level_scalar_in_user_config_is_refused(tmp_path: Path) -> None:
     user.write_text('level = "DEBUG"\n')
     with pytest.raises(ConfigurationError, match="belongs in a table"):
         write_platform_config(SandboxPaths(tmp_path), PKI, REGISTER, user)
+
+
+def test_the_oots_table_points_at_the_simulated_gateway(tmp_path: Path) -> None:
+    gateway: Any = SimpleNamespace(
+        base_url="http://127.0.0.1:5001/domibus/services/wsplugin",
+        common_services_url="http://127.0.0.1:5001/rest/search",
+    )
+    paths = SandboxPaths(tmp_path)
+    write_platform_config(paths, PKI, REGISTER, None, gateway)
+    oots = load_settings(paths.config).oots
+    assert oots.domibus_url == gateway.base_url
+    assert oots.common_services_url == gateway.common_services_url
+    assert oots.party_id == "AP_DK_01" and oots.domibus_username and oots.domibus_password
+    assert oots.requesters["29189846"].name
+    assert load_settings(paths.config).service("oots").entity_id

@@ -48,8 +48,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -70,6 +69,7 @@ from integrations.oots.domibus.envelopes import (
     parse_retrieve_response,
     parse_submit_response,
 )
+from serviceplatform.closing import Closing
 from serviceplatform.errors import (
     ConfigurationError,
     ServicePlatformError,
@@ -110,7 +110,7 @@ def _never_sent(exc: BaseException) -> bool:
     return False
 
 
-class DomibusWsClient:
+class DomibusWsClient(Closing):
     """The WS plugin of one Domibus access point (``base_url``: its ``.../services/wsplugin``)."""
 
     def __init__(
@@ -264,17 +264,6 @@ class DomibusWsClient:
 
     def close(self) -> None:
         self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _TooLarge(Exception):

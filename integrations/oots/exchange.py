@@ -1,0 +1,487 @@
+"""The OOTS evidence exchange: submit requests through Domibus, collect and apply the answers.
+
+``OotsExchange`` is the integration's one stateful object per server process:
+
+- ``submit_first`` writes the ``oots_requests`` row, then hands the EDM request to
+  ``DomibusInbox.submit`` (which records the AS4 message in ``oots_messages`` before
+  ``submitMessage``): whatever answer arrives can be correlated;
+- ``submit_second`` re-reads the first request from ``oots_messages``, adds the preview
+  location (and at v2.0 the return location) under a new request id, and submits it in the
+  same conversation;
+- ``collect`` downloads pending answers (retrieve -> store -> acknowledge, ``DomibusInbox``);
+  ``refresh`` applies the answer to a request (``answer_for(ref_to_message_id=...)``:
+  RefToMessageId, else the first answer of the conversation after the request), one
+  conditional update, and the process that moved the row writes the audit record of the
+  answer (never the document: the evidence stays in ``oots_messages``);
+- ``poll_once`` is what the background poller runs: collect, refresh every submitted request,
+  fail the overdue ones, purge finished requests past their retention.
+
+Several processes may do all of this at once: storage is idempotent per MessageId, a
+transition happens once (``RequestStore.move``), an acknowledgement twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from integrations.oots.domibus import (
+    ACTION_REQUEST,
+    DomibusInbox,
+    DomibusWsClient,
+    OutgoingAs4,
+    ReceivedAs4,
+    TypedId,
+)
+from integrations.oots.edm import (
+    EdmError,
+    EdmParseError,
+    EdmVersion,
+    Evidence,
+    EvidenceRequest,
+    LocalizedText,
+    PreviewRequired,
+    build_query_request,
+    parse_query_request,
+    parse_query_response,
+)
+from integrations.oots.request_store import (
+    ANSWERED,
+    FAILED,
+    PREVIEW_REQUIRED,
+    SUBMITTED,
+    RequestRecord,
+    RequestStore,
+)
+from serviceplatform.config import OotsSettings, Settings
+from serviceplatform.errors import (
+    ConfigurationError,
+    OotsAnswerOverdue,
+    OotsAnswerUnreadable,
+    OotsEdmError,
+    OotsError,
+    OotsEvidenceExpired,
+    OotsNoPreviewPending,
+    ServicePlatformError,
+)
+from serviceplatform.store.audit import AuditEntry, AuditLog
+from serviceplatform.store.db import Database
+
+log = logging.getLogger(__name__)
+
+#: The service key of OOTS Dokumentation in agreements, routing tables and audit.
+SERVICE_KEY: Final = "oots"
+#: The audit operation of an answer that arrived from a provider.
+ANSWER_OPERATION: Final = "Bevissvar"
+#: The media types of the OOTS code list (``OOTSMediaTypes``) the platform hands out.
+MEDIA_TYPES: Final = frozenset(
+    {
+        "application/pdf",
+        "application/xml",
+        "application/json",
+        "image/png",
+        "image/jpeg",
+        "image/svg+xml",
+    }
+)
+#: Collections from a waiting call are at most this often (others read the database).
+_COLLECT_EVERY: Final = 0.1
+
+
+def edm_fault(error: EdmError) -> OotsEdmError:
+    """The platform error of a provider's ``EDM:ERR:000x`` answer (SP-701..708, else 709)."""
+    detail = error.detail or error.message
+    for cls in OotsEdmError.__subclasses__():
+        if cls.edm_code is not None and cls.edm_code == error.code:
+            return cls(detail)
+    return OotsEdmError(f"{error.code or 'no code'}: {detail}" if detail else error.code)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a request goes: the provider's access point (the ebMS ``To`` party)."""
+
+    to_party: str
+    provider_id: str
+    provider_scheme: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A request's state with what the caller may see of its answer."""
+
+    record: RequestRecord
+    preview: PreviewRequired | None = None
+    evidence: Evidence | None = None
+    error: ServicePlatformError | None = None
+
+
+class OotsExchange:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        settings: OotsSettings,
+        *,
+        clock: Callable[[], datetime],
+        base_dir: Path | None = None,
+        client_factory: Callable[[], DomibusWsClient] | None = None,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self.settings = settings
+        self._clock = clock
+        self._base_dir = base_dir or Path(".")
+        self.inbox = DomibusInbox(db, clock=clock)
+        self.store = RequestStore(db)
+        self._client_factory = client_factory or self._new_client
+        self._collector: DomibusWsClient | None = None
+        self._collect_lock = threading.Lock()
+        self._last_collect = 0.0
+
+    @classmethod
+    def from_settings(
+        cls, db: Database, audit: AuditLog, settings: Settings, clock: Callable[[], datetime]
+    ) -> OotsExchange:
+        return cls(db, audit, settings.oots, clock=clock, base_dir=Path(settings.base_dir))
+
+    # --- Domibus ---------------------------------------------------------------------------
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.domibus_url and self.settings.party_id)
+
+    def _new_client(self) -> DomibusWsClient:
+        oots = self.settings
+        if not self.configured:
+            raise ConfigurationError("[oots] domibus_url and party_id are not configured")
+        password = oots.domibus_password or None
+        if oots.domibus_password_file:
+            path = self._path(oots.domibus_password_file)
+            try:
+                password = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigurationError(f"[oots] domibus_password_file {path}: {exc}") from exc
+        return DomibusWsClient(
+            oots.domibus_url,
+            username=oots.domibus_username or None,
+            password=password if oots.domibus_username else None,
+            ca_cert=str(self._path(oots.domibus_ca_cert)) if oots.domibus_ca_cert else None,
+            timeout=oots.domibus_timeout_seconds,
+            peer="oots_gateway",
+        )
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self._base_dir / path
+
+    def new_client(self) -> DomibusWsClient:
+        """A WS plugin client of its own (a client holds one ``requests.Session``)."""
+        return self._client_factory()
+
+    def close(self) -> None:
+        with self._collect_lock:
+            if self._collector is not None:
+                _close(self._collector)
+                self._collector = None
+
+    # --- submitting --------------------------------------------------------------------------
+
+    def submit_first(
+        self,
+        request: EvidenceRequest,
+        destination: Destination,
+        *,
+        authority_cvr: str,
+        consumer_system: str | None,
+    ) -> RequestRecord:
+        """Record and submit a first request; its ``request_id`` is the platform's id."""
+        message = self._message(request, destination, uuid.uuid4())
+        now = self._clock()
+        record = RequestRecord(
+            request_id=str(request.request_id),
+            authority_cvr=authority_cvr,
+            consumer_system=consumer_system,
+            conversation_id=str(message.conversation_id),
+            first_message_id=message.message_id,
+            message_id=message.message_id,
+            provider_id=destination.provider_id,
+            provider_scheme=destination.provider_scheme,
+            to_party=destination.to_party,
+            edm_version=request.version.value,
+            state=SUBMITTED,
+            created_at=now,
+            updated_at=now,
+        )
+        # A client per submission (made before anything is written: a configuration error
+        # leaves no record): a submit goes on a fresh connection anyway.
+        client = self.new_client()
+        try:
+            self.store.add(record)
+            self._submit(client, record, message)
+        finally:
+            _close(client)
+        return record
+
+    def submit_second(self, record: RequestRecord, *, return_location: str | None) -> RequestRecord:
+        """The request after the user's preview, in the same conversation."""
+        if record.state != PREVIEW_REQUIRED or not record.preview_location:
+            raise OotsNoPreviewPending(f"request {record.request_id} is {record.state}")
+        first = self.store.outgoing_payload(record.first_message_id)
+        if first is None:
+            raise OotsEvidenceExpired(f"the first request of {record.request_id} is gone")
+        try:
+            request = parse_query_request(first)
+        except EdmParseError as exc:
+            raise OotsEvidenceExpired(f"the first request cannot be read: {exc}") from exc
+        second = replace(
+            request,
+            request_id=uuid.uuid4(),
+            issue_datetime=self._clock(),
+            preview_location=record.preview_location,
+            return_location=return_location if request.version is EdmVersion.V2_0 else None,
+        )
+        destination = Destination(record.to_party, record.provider_id, record.provider_scheme)
+        message = self._message(second, destination, uuid.UUID(record.conversation_id))
+        client = self.new_client()
+        try:
+            return self._resubmit(client, record, message)
+        finally:
+            _close(client)
+
+    def _resubmit(
+        self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4
+    ) -> RequestRecord:
+        if not self.store.move(
+            record,
+            from_state=PREVIEW_REQUIRED,
+            now=self._clock(),
+            state=SUBMITTED,
+            message_id=message.message_id,
+        ):
+            raise OotsNoPreviewPending(f"request {record.request_id} was sent again meanwhile")
+        moved = replace(record, state=SUBMITTED, message_id=message.message_id)
+        self._submit(client, moved, message)
+        return moved
+
+    def _message(
+        self, request: EvidenceRequest, destination: Destination, conversation: uuid.UUID
+    ) -> OutgoingAs4:
+        try:
+            payload = build_query_request(request)
+        except ValueError as exc:
+            raise OotsError(f"the EDM request cannot be built: {exc}") from exc
+        return OutgoingAs4(
+            conversation_id=conversation,
+            from_party=self.settings.party_id,
+            to_party=destination.to_party,
+            original_sender=TypedId(request.requester.identifier, request.requester.scheme),
+            final_recipient=TypedId(destination.provider_id, destination.provider_scheme),
+            action=ACTION_REQUEST,
+            payload=payload,
+        )
+
+    def _submit(self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4) -> None:
+        try:
+            self.inbox.submit(client, message)
+        except ServicePlatformError as error:
+            # The request may or may not have left (a read timeout); it is failed either way,
+            # so a late answer is stored but never handed out as this request's.
+            self.store.move(
+                record,
+                from_state=SUBMITTED,
+                now=self._clock(),
+                state=FAILED,
+                error_code=error.code,
+                error_text=error.error_text,
+            )
+            raise
+
+    # --- answers -----------------------------------------------------------------------------
+
+    def collect(self, *, force: bool = False) -> None:
+        """Download pending answers from Domibus; one collection at a time per process."""
+        if not self.configured:
+            return
+        if not self._collect_lock.acquire(blocking=force):
+            return
+        try:
+            if not force and time.monotonic() - self._last_collect < _COLLECT_EVERY:
+                return
+            if self._collector is None:
+                self._collector = self.new_client()
+            report = self.inbox.collect(self._collector)
+            self._last_collect = time.monotonic()
+            if report.stored:
+                log.info("oots: collected %d answer(s)", len(report.stored))
+        finally:
+            self._collect_lock.release()
+
+    def refresh(self, record: RequestRecord) -> RequestRecord:
+        """Apply the request's answer if it arrived; fail it when overdue."""
+        if record.state != SUBMITTED:
+            return record
+        answer = self.inbox.answer_for(ref_to_message_id=record.message_id)
+        if answer is None:
+            overdue = record.updated_at + timedelta(seconds=self.settings.answer_timeout_seconds)
+            if self._clock() >= overdue:
+                error = OotsAnswerOverdue(f"no answer since {record.updated_at.isoformat()}")
+                self._finish(record, None, FAILED, error=error)
+            return self.store.get(record.request_id) or record
+        self._apply(record, answer)
+        return self.store.get(record.request_id) or record
+
+    def _apply(self, record: RequestRecord, answer: ReceivedAs4) -> None:
+        try:
+            if answer.body is None:
+                raise EdmParseError("the answer has no RegRep document")
+            outcome = parse_query_response(answer.body, answer.attachments)
+        except EdmParseError as exc:
+            self._finish(record, answer, FAILED, error=OotsAnswerUnreadable(str(exc)))
+            return
+        if isinstance(outcome, PreviewRequired):
+            self._finish(
+                record,
+                answer,
+                PREVIEW_REQUIRED,
+                preview_location=outcome.location,
+                preview_method=outcome.method,
+                preview_description=[(t.lang, t.value) for t in outcome.description],
+            )
+        elif isinstance(outcome, EdmError):
+            self._finish(record, answer, FAILED, error=edm_fault(outcome), edm=outcome.code)
+        elif outcome.mime_type not in MEDIA_TYPES:
+            error = OotsAnswerUnreadable(f"evidence of media type {outcome.mime_type!r}")
+            self._finish(record, answer, FAILED, error=error)
+        else:
+            size = len(outcome.content)
+            self._finish(record, answer, ANSWERED, note=f"{outcome.mime_type}, {size} bytes")
+
+    def _finish(
+        self,
+        record: RequestRecord,
+        answer: ReceivedAs4 | None,
+        state: str,
+        *,
+        error: ServicePlatformError | None = None,
+        edm: str | None = None,
+        note: str | None = None,
+        **values: object,
+    ) -> None:
+        now = self._clock()
+        if error is not None:
+            values |= {
+                "error_code": error.code,
+                "edm_error_code": edm,
+                "error_text": error.error_text,
+            }
+        if answer is not None:
+            values["answer_message_id"] = answer.message_id
+        if not self.store.move(record, from_state=SUBMITTED, now=now, state=state, **values):
+            return  # another process applied it (and audited it)
+        if answer is not None:
+            self.inbox.mark_consumed(answer.message_id)
+        what = {ANSWERED: "evidence", PREVIEW_REQUIRED: "preview required", FAILED: "failed"}
+        detail = f"request {record.request_id} from {record.provider_id}: {what[state]}"
+        if note:
+            detail += f" ({note})"
+        self._audit.write(
+            AuditEntry(
+                at=now,
+                service=SERVICE_KEY,
+                operation=ANSWER_OPERATION,
+                message_id=answer.message_id if answer is not None else record.message_id,
+                authority_cvr=record.authority_cvr,
+                consumer_system=record.consumer_system,
+                sysid=record.provider_id,
+                outcome="fault" if error is not None else "ok",
+                error_code=error.code if error is not None else None,
+                latency_ms=max(0.0, (now - record.updated_at).total_seconds() * 1000.0),
+                detail=detail if error is None else f"{detail}: {error.error_text}",
+            )
+        )
+
+    def wait(self, record: RequestRecord, seconds: float) -> RequestRecord:
+        """Collect and refresh until the request leaves ``submitted`` or ``seconds`` pass."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.collect()
+            except ServicePlatformError as error:
+                # The request is submitted; a failed collection only delays its answer.
+                log.warning("oots: collecting answers failed: %s %s", error.code, error)
+            record = self.refresh(record)
+            if record.state != SUBMITTED or time.monotonic() >= deadline:
+                return record
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def outcome(self, record: RequestRecord) -> Outcome:
+        """What the caller sees of ``record``: its preview, evidence or error."""
+        if record.state == PREVIEW_REQUIRED and record.preview_location:
+            preview = PreviewRequired(
+                location=record.preview_location,
+                method=record.preview_method or "GET",
+                description=tuple(LocalizedText(t, lang) for lang, t in record.preview_description),
+            )
+            return Outcome(record, preview=preview)
+        if record.state == FAILED:
+            return Outcome(record, error=_stored_error(record))
+        if record.state == ANSWERED and record.answer_message_id:
+            answer = self.inbox.received(record.answer_message_id)
+            body = answer.body if answer is not None else None
+            if answer is None or body is None:
+                return Outcome(record, error=OotsEvidenceExpired(f"request {record.request_id}"))
+            try:
+                evidence = parse_query_response(body, answer.attachments)
+            except EdmParseError as exc:
+                return Outcome(record, error=OotsEvidenceExpired(str(exc)))
+            if not isinstance(evidence, Evidence):
+                return Outcome(record, error=OotsEvidenceExpired("the answer holds no evidence"))
+            return Outcome(record, evidence=evidence)
+        return Outcome(record)
+
+    # --- the background work -------------------------------------------------------------------
+
+    def poll_once(self) -> None:
+        """Collect, apply answers to every submitted request, purge what is past retention."""
+        self.collect(force=True)
+        for record in self.store.in_state(SUBMITTED):
+            self.refresh(record)
+        retention = timedelta(hours=self.settings.evidence_retention_hours)
+        purged = self.store.purge(self._clock() - retention)
+        if purged:
+            log.info("oots: purged the documents of %d finished request(s)", purged)
+
+
+def _close(client: object) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+def _stored_error(record: RequestRecord) -> ServicePlatformError:
+    """The error a failed request ended with, rebuilt from its code (for the caller)."""
+    found: type[ServicePlatformError] = ServicePlatformError
+    stack: list[type[ServicePlatformError]] = [ServicePlatformError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == record.error_code:
+            found = cls
+            break
+        stack.extend(cls.__subclasses__())
+    return found(_strip(record.error_text, found.text))
+
+
+def _strip(text: str | None, prefix: str) -> str | None:
+    if not text:
+        return None
+    if text.startswith(prefix + ": "):
+        return text[len(prefix) + 2 :]
+    return None if text == prefix else text

@@ -1,0 +1,299 @@
+"""The OOTS exchange's pieces without a network: EDM error mapping, the request table's
+transitions, answers applied once and audited without the document, retention purge.
+
+Real SQL (SQLite, and PostgreSQL where configured); the answers are real EDM responses built
+by ``integrations.oots.edm.responses`` and stored through ``DomibusInbox`` as Domibus would
+deliver them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from integrations.oots.domibus import (
+    ACTION_EXCEPTION,
+    ACTION_REQUEST,
+    ACTION_RESPONSE,
+    OutgoingAs4,
+    ReceivedAs4,
+    TypedId,
+)
+from integrations.oots.domibus.envelopes import (
+    EBRS_MIME,
+    ReceivedPayload,
+    parse_retrieve_response,
+)
+from integrations.oots.edm import (
+    EDM_ERROR_CODES,
+    EdmError,
+    EdmVersion,
+    Evidence,
+    EvidenceMetadata,
+    EvidenceProvider,
+    EvidenceRequest,
+    LocalizedText,
+    NaturalPerson,
+    RequestedEvidenceType,
+    Requester,
+    Requirement,
+)
+from integrations.oots.edm.responses import build_error_response, build_evidence_response
+from integrations.oots.exchange import Destination, OotsExchange, edm_fault
+from integrations.oots.request_store import RequestRecord
+from serviceplatform.config import OotsSettings
+from serviceplatform.errors import (
+    OotsAnswerOverdue,
+    OotsEdmError,
+    OotsEvidenceExpired,
+    OotsEvidenceNotFound,
+    OotsNoPreviewPending,
+)
+from serviceplatform.store.audit import AuditLog
+from serviceplatform.store.db import Database
+from serviceplatform.store.models import audit_records, oots_messages
+from tests.unit.test_oots_domibus_envelopes import REEL
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+PDF = b"%PDF-1.4 the degree of Aino Virtanen %%EOF"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_every_edm_code_has_its_own_fault() -> None:
+    codes = {}
+    for code in EDM_ERROR_CODES:
+        error = edm_fault(EdmError(code, None, "message", "detail"))
+        assert type(error) is not OotsEdmError and error.detail == "detail"
+        codes[code] = error.code
+    assert len(set(codes.values())) == len(codes) == 8
+    assert codes["EDM:ERR:0004"] == "SP-704"
+    unknown = edm_fault(EdmError(None, None, "message", None))
+    assert type(unknown) is OotsEdmError and unknown.code == "SP-709"
+
+
+def request() -> EvidenceRequest:
+    return EvidenceRequest(
+        request_id=uuid.uuid4(),
+        issue_datetime=NOW,
+        procedure="T3",
+        requirements=(Requirement("https://sr.example/req/1", (LocalizedText("Proof"),)),),
+        evidence_type=RequestedEvidenceType(
+            "et-1", "https://sr.example/et/1", (LocalizedText("Degree"),), "application/pdf"
+        ),
+        provider=EvidenceProvider("FI-UNIV", "urn:cef.eu:names:identifier:EAS:0212", "Univ"),
+        requester=Requester("Kommune A", "29189846", "urn:cef.eu:names:identifier:EAS:0184"),
+        subject=NaturalPerson("Virtanen", "Aino", date(1990, 5, 17), level_of_assurance="High"),
+        explicit_request_given=True,
+        possibility_for_preview=True,
+        version=EdmVersion.V2_0,
+    )
+
+
+class Submitted:
+    """A WS plugin client that accepts every submission (``submit`` only is used here)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def submit(self, message: object) -> str:
+        message_id: str = getattr(message, "message_id")  # noqa: B009
+        self.messages.append(message_id)
+        return message_id
+
+
+@pytest.fixture()
+def exchange(database: Database) -> tuple[OotsExchange, Clock, Submitted]:
+    clock = Clock()
+    submitted = Submitted()
+    settings = OotsSettings(domibus_url="http://127.0.0.1:1/ws", party_id="AP_DK_01")
+    exchange = OotsExchange(
+        database,
+        AuditLog(database),
+        settings,
+        clock=clock,
+        client_factory=lambda: submitted,  # type: ignore[arg-type,return-value]
+    )
+    return exchange, clock, submitted
+
+
+def evidence_answer(edm: EvidenceRequest) -> tuple[bytes, ReceivedPayload]:
+    evidence = Evidence(
+        content=PDF,
+        mime_type="application/pdf",
+        content_id="degree-1@fi.oots.eu",
+        filename="degree.pdf",
+        metadata=EvidenceMetadata(format="application/pdf"),
+    )
+    body, attachments = build_evidence_response(edm, evidence)
+    [(content_id, content)] = attachments.items()
+    return body, ReceivedPayload(f"cid:{content_id}", "application/pdf", content)
+
+
+def deliver(
+    exchange: OotsExchange,
+    record: RequestRecord,
+    body: bytes,
+    *extra: ReceivedPayload,
+    action: str = ACTION_RESPONSE,
+) -> str:
+    message_id = f"{uuid.uuid4()}@fi.oots.eu"
+    exchange.inbox.store(
+        ReceivedAs4(
+            message_id=message_id,
+            conversation_id=record.conversation_id,
+            service="QueryManager",
+            action=action,
+            from_party=TypedId("AP_FI_01", None),
+            to_party=TypedId("AP_DK_01", None),
+            payloads=(ReceivedPayload("cid:body@oots.eu", EBRS_MIME, body), *extra),
+            ref_to_message_id=record.message_id,
+        )
+    )
+    return message_id
+
+
+def submit(exchange: OotsExchange) -> tuple[RequestRecord, EvidenceRequest]:
+    edm = request()
+    record = exchange.submit_first(
+        edm,
+        Destination("AP_FI_01", "FI-UNIV", "urn:cef.eu:names:identifier:EAS:0212"),
+        authority_cvr="29189846",
+        consumer_system="cs-1",
+    )
+    return record, edm
+
+
+def test_evidence_is_applied_once_and_audited_without_the_document(
+    exchange: tuple[OotsExchange, Clock, Submitted], database: Database
+) -> None:
+    oots, clock, submitted = exchange
+    record, edm = submit(oots)
+    assert submitted.messages == [record.message_id] and record.state == "submitted"
+    deliver(oots, record, *evidence_answer(edm))
+    clock.now += timedelta(seconds=2)
+    first = oots.refresh(record)
+    again = oots.refresh(record)  # as another process would, with the row it read before
+    assert first.state == again.state == "answered"
+    outcome = oots.outcome(first)
+    assert outcome.evidence is not None and outcome.evidence.content == PDF
+    with database.transaction() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(select(audit_records))]
+    assert [r["operation"] for r in rows] == ["Bevissvar"]
+    assert rows[0]["latency_ms"] == 2000.0 and rows[0]["outcome"] == "ok"
+    assert all(b"Virtanen" not in str(v).encode() for row in rows for v in row.values())
+
+
+def test_an_edm_error_fails_the_request_with_its_code(
+    exchange: tuple[OotsExchange, Clock, Submitted],
+) -> None:
+    oots, _, _ = exchange
+    record, edm = submit(oots)
+    answer = build_error_response(edm, "EDM:ERR:0004", "nothing")
+    deliver(oots, record, answer, action=ACTION_EXCEPTION)
+    done = oots.refresh(record)
+    assert (done.state, done.error_code, done.edm_error_code) == (
+        "failed",
+        "SP-704",
+        "EDM:ERR:0004",
+    )
+    error = oots.outcome(done).error
+    assert isinstance(error, OotsEvidenceNotFound)
+    with pytest.raises(OotsNoPreviewPending):
+        oots.submit_second(done, return_location=None)
+
+
+def test_an_unanswered_request_fails_when_overdue(
+    exchange: tuple[OotsExchange, Clock, Submitted],
+) -> None:
+    oots, clock, _ = exchange
+    record, _ = submit(oots)
+    assert oots.refresh(record).state == "submitted"
+    clock.now += timedelta(seconds=oots.settings.answer_timeout_seconds)
+    done = oots.refresh(record)
+    assert done.state == "failed" and done.error_code == OotsAnswerOverdue.code
+
+
+def test_documents_are_purged_after_the_retention(
+    exchange: tuple[OotsExchange, Clock, Submitted], database: Database
+) -> None:
+    oots, clock, _ = exchange
+    record, edm = submit(oots)
+    deliver(oots, record, *evidence_answer(edm))
+    done = oots.refresh(record)
+    clock.now += timedelta(hours=oots.settings.evidence_retention_hours - 1)
+    assert (
+        oots.store.purge(clock.now - timedelta(hours=oots.settings.evidence_retention_hours)) == 0
+    )
+    clock.now += timedelta(hours=2)
+    assert (
+        oots.store.purge(clock.now - timedelta(hours=oots.settings.evidence_retention_hours)) == 1
+    )
+    with database.transaction() as connection:
+        left = list(
+            connection.execute(select(oots_messages.c.payload, oots_messages.c.attachments))
+        )
+    assert left and all(row.payload is None and row.attachments == "{}" for row in left)
+    assert isinstance(oots.outcome(done).error, OotsEvidenceExpired)
+    # The row itself stays: the request's history is kept, without the documents.
+    assert oots.store.get(record.request_id) == replace(done)
+
+
+@pytest.mark.parametrize(
+    ("capture", "state", "code"),
+    [
+        ("reponseAvecPieceJointe.xml", "answered", None),
+        ("erreurObjetIntrouvable.xml", "failed", "SP-704"),
+    ],
+)
+def test_the_real_captured_answers_are_applied(
+    exchange: tuple[OotsExchange, Clock, Submitted], capture: str, state: str, code: str | None
+) -> None:
+    """The real Domibus answers carry no RefToMessageId: correlated by their conversation."""
+    oots, _, _ = exchange
+    answer = parse_retrieve_response((REEL / capture).read_bytes())
+    request_message = OutgoingAs4(
+        conversation_id=uuid.UUID(answer.conversation_id),
+        from_party="AP_DK_01",
+        to_party="blue_gw",
+        original_sender=TypedId("29189846", "urn:cef.eu:names:identifier:EAS:0184"),
+        final_recipient=TypedId("blue_gw", "urn:oasis:names:tc:ebcore:partyid-type:unregistered"),
+        action=ACTION_REQUEST,
+        payload=b"<QueryRequest/>",
+    )
+    record = RequestRecord(
+        request_id=str(uuid.uuid4()),
+        authority_cvr="29189846",
+        consumer_system=None,
+        conversation_id=answer.conversation_id,
+        first_message_id=request_message.message_id,
+        message_id=request_message.message_id,
+        provider_id="blue_gw",
+        provider_scheme="urn:oasis:names:tc:ebcore:partyid-type:unregistered",
+        to_party="blue_gw",
+        edm_version="oots-edm:v2.0",
+        state="submitted",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    oots.store.add(record)
+    oots.inbox.record_outgoing(request_message)
+    oots.inbox.store(answer)
+    done = oots.refresh(record)
+    assert (done.state, done.error_code) == (state, code)
+    outcome = oots.outcome(done)
+    if state == "answered":
+        assert outcome.evidence is not None
+        assert outcome.evidence.content.startswith(b"%PDF")
+    else:
+        assert isinstance(outcome.error, OotsEvidenceNotFound)
