@@ -31,6 +31,7 @@ from integrations.oots.common_services import (
     ProviderInfo,
     ProvidersAnswer,
 )
+from integrations.oots.common_services.queries import attribute_parameter
 from integrations.oots.edm import (
     EvidenceRequest,
     LegalPerson,
@@ -334,7 +335,7 @@ class OotsHandler:
         attributes = None
         if attribute is not None:
             attributes = {
-                _attribute_parameter(attribute): attribute.value,
+                attribute_parameter(attribute.level): attribute.value,
                 "jurisdiction-context-id": attribute.context_id,
             }
         client = self._client(call)
@@ -368,11 +369,6 @@ class OotsHandler:
             error.detail = f"request {record.request_id}: {error.detail or ''}".rstrip(": ")
             raise call.fail(error)
         return _view(outcome)
-
-
-def _attribute_parameter(attribute: Attribute) -> str:
-    # The DSD's parameter per jurisdiction level: NUTS regions are admin level 2, LAU 3.
-    return "jurisdiction-admin-l3" if attribute.value.isdigit() else "jurisdiction-admin-l2"
 
 
 def _country(call: PlatformCall, value: str) -> str:

@@ -52,6 +52,8 @@ class Attribute:
     """An additional attribute the user gave (a region for the DSD's jurisdiction question)."""
 
     context_id: str
+    #: The jurisdiction level ``AttributKraevet`` named (``NUTS2``, ``LAU``).
+    level: str
     value: str
 
 

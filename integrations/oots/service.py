@@ -121,6 +121,7 @@ class FindBevistyperResponseType(_Model):
 class YderligereAttributType(_Model):
     _type_info = [
         ("KontekstIdentifikator", Unicode(**_REQUIRED)),
+        ("Niveau", Unicode(**_REQUIRED)),
         ("Vaerdi", Unicode(**_REQUIRED)),
     ]
 
@@ -260,7 +261,7 @@ class AnmodningSvarType(_Model):
 def _attribute(value: Any) -> Attribute | None:
     if value is None:
         return None
-    return Attribute(context_id=value.KontekstIdentifikator, value=value.Vaerdi)
+    return Attribute(context_id=value.KontekstIdentifikator, level=value.Niveau, value=value.Vaerdi)
 
 
 def to_find_bevistyper(request: Any) -> FindBevistyper:

@@ -44,14 +44,16 @@ def find_bevistyper(
     )
 
 
-def _attribute(attribute: tuple[str, str] | None) -> object:
+def _attribute(attribute: tuple[str, str, str] | None) -> object:
+    """``(context id, level, value)`` as a ``YderligereAttribut``."""
     if attribute is None:
         return None
-    return [("KontekstIdentifikator", attribute[0]), ("Vaerdi", attribute[1])]
+    context, level, value = attribute
+    return [("KontekstIdentifikator", context), ("Niveau", level), ("Vaerdi", value)]
 
 
 def find_udbydere(
-    classification: str, country: str, attribute: tuple[str, str] | None = None
+    classification: str, country: str, attribute: tuple[str, str, str] | None = None
 ) -> etree._Element:
     return _element(
         "FindUdbydereRequest",
@@ -78,7 +80,7 @@ def anmod_bevis(
     country: str,
     requirement: str,
     procedure: str,
-    attribute: tuple[str, str] | None = None,
+    attribute: tuple[str, str, str] | None = None,
     media_type: str | None = None,
     preview: bool = True,
     company: str | None = None,

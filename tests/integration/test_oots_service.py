@@ -377,11 +377,11 @@ def test_additional_attribute_needed_then_given(fresh: Oots) -> None:
         "procedure": "R1",
     }
     assert fault_code(fresh.call(anmod_bevis(**birth))) == "SP-718"
-    given = answer(fresh.call(find_udbydere(ET_FI_BIRTH, "FI", (context, "FI1B"))))
+    given = answer(fresh.call(find_udbydere(ET_FI_BIRTH, "FI", (context, "NUTS2", "FI1B"))))
     assert [p.findtext(f"{{{TNS}}}Identifikator") for p in given.iter(f"{{{TNS}}}Udbyder")] == [
         "FI-DVV-HELSINKI"
     ]
-    evidence = state(fresh.call(anmod_bevis(**birth, attribute=(context, "FI1B"))))
+    evidence = state(fresh.call(anmod_bevis(**birth, attribute=(context, "NUTS2", "FI1B"))))
     assert evidence.status == "BevisModtaget", evidence
     assert evidence.media_type == "application/xml"
     assert evidence.document is not None and b"Virtanen" in evidence.document

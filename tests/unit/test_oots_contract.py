@@ -120,7 +120,7 @@ VALID = {
     "find-providers-attribute": f'<o:FindUdbydereRequest xmlns:o="{TNS}">'
     "<o:BevistypeKlassifikation>x</o:BevistypeKlassifikation><o:LandeKode>FI</o:LandeKode>"
     "<o:YderligereAttribut><o:KontekstIdentifikator>c</o:KontekstIdentifikator>"
-    "<o:Vaerdi>FI1B</o:Vaerdi></o:YderligereAttribut></o:FindUdbydereRequest>",
+    "<o:Niveau>NUTS2</o:Niveau><o:Vaerdi>FI1B</o:Vaerdi></o:YderligereAttribut></o:FindUdbydereRequest>",
     "anmod-person": anmod(),
     "anmod-company": anmod("<o:Virksomhed><o:Navn>Oy Ab</o:Navn></o:Virksomhed>"),
     "anmod-format": anmod(extra="<o:Format>application/pdf</o:Format>"),
@@ -388,7 +388,7 @@ def test_zeep_finds_types_and_providers(served: Served, handler: RecordingHandle
     given = client.service.FindUdbydere(
         BevistypeKlassifikation="x",
         LandeKode="FI",
-        YderligereAttribut={"KontekstIdentifikator": "ctx-1", "Vaerdi": "FI1B"},
+        YderligereAttribut={"KontekstIdentifikator": "ctx-1", "Niveau": "NUTS2", "Vaerdi": "FI1B"},
     )
     last_answer_is_valid(history)
     assert [(p.Identifikator, p.EDMVersion) for p in given.Udbyder] == [
