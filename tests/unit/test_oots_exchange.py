@@ -127,17 +127,19 @@ def exchange(database: Database) -> tuple[OotsExchange, Clock, Submitted]:
     return exchange, clock, submitted
 
 
-def evidence_answer(edm: EvidenceRequest) -> tuple[bytes, ReceivedPayload]:
+def evidence_answer(
+    edm: EvidenceRequest, content: bytes = PDF, mime_type: str = "application/pdf"
+) -> tuple[bytes, ReceivedPayload]:
     evidence = Evidence(
-        content=PDF,
-        mime_type="application/pdf",
+        content=content,
+        mime_type=mime_type,
         content_id="degree-1@fi.oots.eu",
-        filename="degree.pdf",
-        metadata=EvidenceMetadata(format="application/pdf"),
+        filename="degree",
+        metadata=EvidenceMetadata(format=mime_type),
     )
     body, attachments = build_evidence_response(edm, evidence)
-    [(content_id, content)] = attachments.items()
-    return body, ReceivedPayload(f"cid:{content_id}", "application/pdf", content)
+    [(content_id, data)] = attachments.items()
+    return body, ReceivedPayload(f"cid:{content_id}", mime_type, data)
 
 
 def deliver(
@@ -192,6 +194,31 @@ def test_evidence_is_applied_once_and_audited_without_the_document(
     assert [r["operation"] for r in rows] == ["Bevissvar"]
     assert rows[0]["latency_ms"] == 2000.0 and rows[0]["outcome"] == "ok"
     assert all(b"Virtanen" not in str(v).encode() for row in rows for v in row.values())
+
+
+#: One document per evidence format the service offers (the contract's ``MedieTypeType``).
+DOCUMENTS = {
+    "application/pdf": PDF,
+    "application/xml": b"<degree><holder>Aino Virtanen</holder></degree>",
+    "application/json": b'{"holder": "Aino Virtanen"}',
+    "image/png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR Aino Virtanen",
+    "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF Aino Virtanen \xff\xd9",
+    "image/svg+xml": b'<svg xmlns="http://www.w3.org/2000/svg"><text>Aino Virtanen</text></svg>',
+}
+
+
+@pytest.mark.parametrize("mime_type", sorted(DOCUMENTS))
+def test_every_evidence_format_arrives_byte_for_byte_with_its_metadata(
+    exchange: tuple[OotsExchange, Clock, Submitted], mime_type: str
+) -> None:
+    oots, _, _ = exchange
+    record, edm = submit(oots)
+    deliver(oots, record, *evidence_answer(edm, DOCUMENTS[mime_type], mime_type))
+    outcome = oots.outcome(oots.refresh(record))
+    assert outcome.evidence is not None
+    assert outcome.evidence.content == DOCUMENTS[mime_type]
+    assert outcome.evidence.mime_type == mime_type
+    assert outcome.evidence.metadata.format == mime_type
 
 
 def test_an_edm_error_fails_the_request_with_its_code(
