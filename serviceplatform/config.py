@@ -192,8 +192,13 @@ class OotsSettings:
     poll_interval_seconds: float = 5.0
     #: How long AnmodBevis waits for the provider's answer before answering ``Afventer``.
     answer_wait_seconds: float = 2.0
-    #: A request still unanswered after this long fails with SP-721.
+    #: A request still unanswered after this long fails with SP-721; one the gateway never
+    #: took (it stayed queued) fails with SP-723.
     answer_timeout_seconds: int = 86400
+    #: A request queued because the gateway was down is sent again by the poller once it has
+    #: waited this long: longer than one submission may take, so a first attempt still under
+    #: way is never raced by its resend.
+    resend_after_seconds: float = 60.0
     #: Evidence documents (and the requests' personal data) are deleted this long after the
     #: request is finished.
     evidence_retention_hours: int = 24

@@ -611,6 +611,12 @@ class OotsEvidenceExpired(OotsError):
     client_fault = True
 
 
+class OotsNotDelivered(OotsError):
+    code = "SP-723"
+    text = "The request could not be handed to the OOTS gateway in time (it stayed queued)"
+    retryable = True
+
+
 # --- SP-74x..75x: OOTS common services (integrations/oots/common_services) -----------------
 
 

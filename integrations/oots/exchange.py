@@ -2,9 +2,14 @@
 
 ``OotsExchange`` is the integration's one stateful object per server process:
 
-- ``submit_first`` writes the ``oots_requests`` row, then hands the EDM request to
-  ``DomibusInbox.submit`` (which records the AS4 message in ``oots_messages`` before
-  ``submitMessage``): whatever answer arrives can be correlated;
+- ``submit_first`` records the AS4 message (``oots_messages``) and the ``oots_requests`` row
+  (``queued``), then hands the message to Domibus (``submitMessage``): whatever answer arrives
+  can be correlated. Accepted, the row is ``submitted``. A gateway that is down (unreachable,
+  timeout, 5xx) leaves it ``queued``: the caller gets ``Afventer`` and the poller sends the
+  very same message (same MessageId) once the gateway answers again. A timeout may hide an
+  accepted submission, so a resend first asks Domibus (``getStatus``) whether it has the
+  message: Domibus refuses a MessageId twice, and nothing is sent twice. A refusal
+  (``UpstreamRejected``...) fails the request at once;
 - ``submit_second`` re-reads the first request from ``oots_messages``, adds the preview
   location (and at v2.0 the return location) under a new request id, and submits it in the
   same conversation;
@@ -13,8 +18,9 @@
   RefToMessageId, else the first answer of the conversation after the request), one
   conditional update, and the process that moved the row writes the audit record of the
   answer (never the document: the evidence stays in ``oots_messages``);
-- ``poll_once`` is what the background poller runs: collect, refresh every submitted request,
-  fail the overdue ones, purge finished requests past their retention.
+- ``poll_once`` is what the background poller runs: resend queued requests, collect, refresh
+  every submitted request, fail the overdue ones, purge finished requests past their
+  retention.
 
 Several processes may do all of this at once: storage is idempotent per MessageId, a
 transition happens once (``RequestStore.move``), an acknowledgement twice is harmless.
@@ -56,6 +62,7 @@ from integrations.oots.request_store import (
     ANSWERED,
     FAILED,
     PREVIEW_REQUIRED,
+    QUEUED,
     SUBMITTED,
     RequestRecord,
     RequestStore,
@@ -69,7 +76,11 @@ from serviceplatform.errors import (
     OotsError,
     OotsEvidenceExpired,
     OotsNoPreviewPending,
+    OotsNotDelivered,
     ServicePlatformError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
@@ -93,6 +104,12 @@ MEDIA_TYPES: Final = frozenset(
 )
 #: Collections from a waiting call are at most this often (others read the database).
 _COLLECT_EVERY: Final = 0.1
+#: The audit operation of a queued request handed to the gateway later, or given up.
+DELIVERY_OPERATION: Final = "Bevisanmodning"
+#: Failures that mean "the gateway is down" (or may have taken it): keep the request queued.
+_GATEWAY_DOWN: Final = (UpstreamUnreachable, UpstreamTimeout, UpstreamUnavailable)
+#: ``getStatus`` of a MessageId the access point does not have.
+NOT_FOUND: Final = "NOT_FOUND"
 
 
 def edm_fault(error: EdmError) -> OotsEdmError:
@@ -216,7 +233,7 @@ class OotsExchange:
             provider_scheme=destination.provider_scheme,
             to_party=destination.to_party,
             edm_version=request.version.value,
-            state=SUBMITTED,
+            state=QUEUED,
             created_at=now,
             updated_at=now,
         )
@@ -224,11 +241,11 @@ class OotsExchange:
         # leaves no record): a submit goes on a fresh connection anyway.
         client = self.new_client()
         try:
+            self.inbox.record_outgoing(message)  # first: a queued row can always be resent
             self.store.add(record)
-            self._submit(client, record, message)
+            return self._send(client, record, message)
         finally:
             _close(client)
-        return record
 
     def submit_second(self, record: RequestRecord, *, return_location: str | None) -> RequestRecord:
         """The request after the user's preview, in the same conversation."""
@@ -259,17 +276,18 @@ class OotsExchange:
     def _resubmit(
         self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4
     ) -> RequestRecord:
+        now = self._clock()
+        self.inbox.record_outgoing(message)
         if not self.store.move(
             record,
             from_state=PREVIEW_REQUIRED,
-            now=self._clock(),
-            state=SUBMITTED,
+            now=now,
+            state=QUEUED,
             message_id=message.message_id,
         ):
             raise OotsNoPreviewPending(f"request {record.request_id} was sent again meanwhile")
-        moved = replace(record, state=SUBMITTED, message_id=message.message_id)
-        self._submit(client, moved, message)
-        return moved
+        moved = replace(record, state=QUEUED, message_id=message.message_id, updated_at=now)
+        return self._send(client, moved, message)
 
     def _message(
         self, request: EvidenceRequest, destination: Destination, conversation: uuid.UUID
@@ -288,21 +306,103 @@ class OotsExchange:
             payload=payload,
         )
 
-    def _submit(self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4) -> None:
+    def _send(
+        self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4
+    ) -> RequestRecord:
+        """Submit a queued request: ``submitted``, or still ``queued`` while the gateway is
+        down; a refusal fails the request and is raised."""
         try:
             self.inbox.submit(client, message)
         except ServicePlatformError as error:
-            # The request may or may not have left (a read timeout); it is failed either way,
-            # so a late answer is stored but never handed out as this request's.
+            if isinstance(error, _GATEWAY_DOWN):
+                log.warning(
+                    "oots: request %s stays queued, the gateway failed: %s %s",
+                    record.request_id,
+                    error.code,
+                    error,
+                )
+                return record
             self.store.move(
                 record,
-                from_state=SUBMITTED,
+                from_state=QUEUED,
                 now=self._clock(),
                 state=FAILED,
                 error_code=error.code,
                 error_text=error.error_text,
             )
             raise
+        return self._submitted(record)
+
+    def _submitted(self, record: RequestRecord) -> RequestRecord:
+        now = self._clock()
+        if self.store.move(record, from_state=QUEUED, now=now, state=SUBMITTED):
+            return replace(record, state=SUBMITTED, updated_at=now)
+        return self.store.get(record.request_id) or record  # another process moved it
+
+    def send_queued(self) -> None:
+        """Hand the requests queued while the gateway was down to Domibus, oldest first.
+
+        Stops at the first sign that the gateway is still down; a request queued for longer
+        than ``answer_timeout_seconds`` fails with SP-723 and is audited.
+        """
+        now = self._clock()
+        settle = timedelta(seconds=self.settings.resend_after_seconds)
+        give_up = timedelta(seconds=self.settings.answer_timeout_seconds)
+        due = [r for r in self.store.in_state(QUEUED) if now - r.updated_at >= settle]
+        if not due:
+            return
+        client = self.new_client()
+        try:
+            for record in due:
+                if now - record.updated_at >= give_up:
+                    error = OotsNotDelivered(f"queued since {record.updated_at.isoformat()}")
+                    self._finish(record, None, FAILED, error=error, from_state=QUEUED)
+                elif not self._resend(client, record):
+                    break
+        finally:
+            _close(client)
+
+    def _resend(self, client: DomibusWsClient, record: RequestRecord) -> bool:
+        """One queued request again; False when the gateway is still down."""
+        message = self.inbox.outgoing(record.message_id)
+        if message is None:
+            error = OotsNotDelivered("the recorded request is gone")
+            self._finish(record, None, FAILED, error=error, from_state=QUEUED)
+            return True
+        try:
+            known = client.status(record.message_id) != NOT_FOUND
+        except ServicePlatformError as error:
+            log.warning(
+                "oots: the gateway cannot tell about %s: %s %s",
+                record.message_id,
+                error.code,
+                error,
+            )
+            return False
+        try:
+            sent = self._submitted(record) if known else self._send(client, record, message)
+        except ServicePlatformError:
+            return True  # refused: _send failed the request; go on with the next one
+        if sent.state == QUEUED:
+            return False
+        self._audit_delivery(sent, "taken" if known else "sent")
+        return True
+
+    def _audit_delivery(self, record: RequestRecord, how: str) -> None:
+        self._audit.write(
+            AuditEntry(
+                at=self._clock(),
+                service=SERVICE_KEY,
+                operation=DELIVERY_OPERATION,
+                message_id=record.message_id,
+                authority_cvr=record.authority_cvr,
+                consumer_system=record.consumer_system,
+                sysid=record.provider_id,
+                outcome="ok",
+                latency_ms=max(0.0, (self._clock() - record.created_at).total_seconds() * 1000.0),
+                detail=f"request {record.request_id}: queued, now {how} by the gateway",
+            )
+        )
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -373,6 +473,7 @@ class OotsExchange:
         error: ServicePlatformError | None = None,
         edm: str | None = None,
         note: str | None = None,
+        from_state: str = SUBMITTED,
         **values: object,
     ) -> None:
         now = self._clock()
@@ -384,7 +485,7 @@ class OotsExchange:
             }
         if answer is not None:
             values["answer_message_id"] = answer.message_id
-        if not self.store.move(record, from_state=SUBMITTED, now=now, state=state, **values):
+        if not self.store.move(record, from_state=from_state, now=now, state=state, **values):
             return  # another process applied it (and audited it)
         if answer is not None:
             self.inbox.mark_consumed(answer.message_id)
@@ -396,7 +497,7 @@ class OotsExchange:
             AuditEntry(
                 at=now,
                 service=SERVICE_KEY,
-                operation=ANSWER_OPERATION,
+                operation=ANSWER_OPERATION if from_state == SUBMITTED else DELIVERY_OPERATION,
                 message_id=answer.message_id if answer is not None else record.message_id,
                 authority_cvr=record.authority_cvr,
                 consumer_system=record.consumer_system,
@@ -450,7 +551,12 @@ class OotsExchange:
     # --- the background work -------------------------------------------------------------------
 
     def poll_once(self) -> None:
-        """Collect, apply answers to every submitted request, purge what is past retention."""
+        """Resend queued requests, collect, apply answers to every submitted request, purge
+        what is past retention."""
+        try:
+            self.send_queued()
+        except ServicePlatformError as error:
+            log.warning("oots: sending queued requests failed: %s %s", error.code, error)
         self.collect(force=True)
         for record in self.store.in_state(SUBMITTED):
             self.refresh(record)

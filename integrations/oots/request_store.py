@@ -2,10 +2,12 @@
 
 States (``state``)::
 
+    queued --(Domibus accepted it)--> submitted        (gateway down: stays queued, resent by
+       '--(refused, or queued too long)--> failed       the poller; see ``OotsExchange``)
     submitted --(ExecuteQueryResponse)--------------------------> answered
         |  \\--(ExceptionResponse with a preview location)--> preview_required
         |   \\-(ExceptionResponse, unreadable answer, timeout)--> failed
-        '-- preview_required --(second request submitted)--> submitted (new message_id)
+        '-- preview_required --(second request recorded)--> queued (new message_id)
 
 Every transition is one conditional ``UPDATE`` (``WHERE state = <from> AND message_id =
 <expected>``): when two processes see the same answer, exactly one of them moves the row, and
@@ -29,6 +31,7 @@ from sqlalchemy import insert, or_, select, update
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import oots_messages, oots_requests
 
+QUEUED: Final = "queued"
 SUBMITTED: Final = "submitted"
 PREVIEW_REQUIRED: Final = "preview_required"
 ANSWERED: Final = "answered"

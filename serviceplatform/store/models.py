@@ -354,7 +354,8 @@ class OotsRequestRecord(Base):
     __tablename__ = "oots_requests"
     __table_args__ = (
         CheckConstraint(
-            "state IN ('submitted', 'preview_required', 'answered', 'failed')", name="state"
+            "state IN ('queued', 'submitted', 'preview_required', 'answered', 'failed')",
+            name="state",
         ),
     )
 

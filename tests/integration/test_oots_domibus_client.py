@@ -146,6 +146,12 @@ class FakeDomibus:
                     return soap(500, fault_envelope("WS_PLUGIN:0009", "No message found"))
                 self.downloaded[message_id] = self.pending.pop(message_id)
                 return soap(200, mark_response(message_id))
+            if operation == "statusRequest":
+                known = any(
+                    parse_submit_request(b).message_id == message_id for b in self.submitted
+                )
+                status = "SEND_ENQUEUED" if known else "NOT_FOUND"
+                return soap(200, _ws("getStatusResponse", status))
             if operation == "submitRequest":
                 self.submitted.append(body)
                 message = parse_submit_request(body)
@@ -293,6 +299,15 @@ def test_the_captured_empty_list_and_submit_answers(domibus: FakeDomibus) -> Non
     with client_for(domibus) as client:
         assert client.pending() == []
         assert client.submit(outgoing()) == "45fa5345-5a18-4691-945f-531f9568729f@oots.eu"
+
+
+def test_status_tells_a_taken_message_from_an_unknown_one(domibus: FakeDomibus) -> None:
+    message = outgoing()
+    with client_for(domibus) as client:
+        assert client.status(message.message_id) == "NOT_FOUND"
+        client.submit(message)
+        assert client.status(message.message_id) == "SEND_ENQUEUED"
+    assert domibus.operations().count("statusRequest") == 2
 
 
 # --- failures ------------------------------------------------------------------------------

@@ -92,6 +92,11 @@ RETURN_URL: Final = "https://portal.example.dk/oots/retur"
 class Recorded:
     bodies: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Submits whose answer the proxy swallows after forwarding them (the gateway took them,
+    #: the platform sees a 503): the ambiguous failure a read timeout also causes.
+    lose_submit_answers: int = 0
+    #: Submits the proxy answers with HTTP 400 itself, not forwarding them (a refusal).
+    refuse_submits: int = 0
 
     def submits(self) -> list[bytes]:
         with self.lock:
@@ -119,7 +124,23 @@ def recording_proxy(target: str, recorded: Recorded) -> tuple[ThreadingHTTPServe
                 for k, v in self.headers.items()
                 if k.lower() in ("content-type", "authorization", "accept")
             }
+            with recorded.lock:
+                refuse = b"submitRequest" in body and recorded.refuse_submits > 0
+                recorded.refuse_submits -= 1 if refuse else 0
+            if refuse:
+                self.send_response(400)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             reply = session.post(target, data=body, headers=headers, timeout=30)
+            with recorded.lock:
+                lose = b"submitRequest" in body and recorded.lose_submit_answers > 0
+                recorded.lose_submit_answers -= 1 if lose else 0
+            if lose:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(reply.status_code)
             for name in ("Content-Type", "WWW-Authenticate"):
                 if name in reply.headers:
@@ -223,6 +244,7 @@ def oots(
             common_services_url=gateway.common_services_url,
             poll_interval_seconds=0.2,
             answer_wait_seconds=3.0,
+            resend_after_seconds=0.5,
             requesters={AUTHORITY: OotsRequesterSettings(name="Sandbox Kommune A")},
         )
         seed(settings)
@@ -518,23 +540,61 @@ def test_status_of_a_pending_request_and_the_background_poller(fresh: Oots) -> N
     assert done.status == "BevisModtaget" and done.document is not None
 
 
-def test_domibus_unavailable_fails_the_request_with_the_upstream_fault(fresh: Oots) -> None:
+def _message_ids(bodies: list[bytes]) -> list[str]:
+    return [parse_submit_request(body).message_id for body in bodies]
+
+
+def test_a_gateway_that_is_down_keeps_the_request_and_sends_it_when_it_returns(
+    fresh: Oots,
+) -> None:
     # Every WS plugin call answers 503 for a while (the poller's calls too).
     fresh.hook("POST", "faults", json={"status": 503, "count": 500, "endpoint": "wsplugin"})
     try:
-        refused = fresh.call(degree_se("SE-UHR-DIRECT"))
+        queued = state(fresh.call(degree_se("SE-UHR-DIRECT")))
+        assert queued.status == "Afventer", queued
+        time.sleep(1.0)  # past resend_after: the poller tries again, and fails again
+        assert state(fresh.call(hent_status(queued.request_id))).status == "Afventer"
+        assert fresh.hook("GET", "submitted") == []
     finally:
         fresh.hook("POST", "faults", json={"status": 503, "count": 0, "endpoint": "wsplugin"})
-    assert refused.status_code == 500
-    assert fault_code(refused) == "SP-404"
-    # The request is recorded as failed with that code: its status says so.
+    done = fresh.wait_for(queued.request_id, "BevisModtaget")
+    assert done.status == "BevisModtaget" and done.document is not None
+    # The same message both times (one MessageId); the gateway took it once.
+    sent = fresh.recorded.submits()
+    assert len(sent) == 2 and len(set(_message_ids(sent))) == 1
+    assert len(fresh.hook("GET", "submitted")) == 1
+    check_submitted(fresh, 2)
+    delivered = [r for r in fresh.audit() if r["operation"] == "Bevisanmodning"]
+    assert delivered[-1]["outcome"] == "ok" and queued.request_id in delivered[-1]["detail"]
+
+
+def test_a_submission_taken_but_not_confirmed_is_not_sent_twice(fresh: Oots) -> None:
+    with fresh.recorded.lock:
+        fresh.recorded.lose_submit_answers = 1
+    queued = state(fresh.call(degree_se("SE-UHR-DIRECT")))
+    assert queued.status == "Afventer", queued
+    done = fresh.wait_for(queued.request_id, "BevisModtaget")
+    assert done.status == "BevisModtaget"
+    # The poller asked the gateway (getStatus), which had it: no second submit.
+    assert len(fresh.recorded.submits()) == 1
+    assert len(fresh.hook("GET", "submitted")) == 1
+    assert any(b"statusRequest" in body for body in fresh.recorded.bodies)
+
+
+def test_a_submission_the_gateway_refuses_fails_at_once(fresh: Oots) -> None:
+    with fresh.recorded.lock:
+        fresh.recorded.refuse_submits = 1
+    refused = fresh.call(degree_se("SE-UHR-DIRECT"))
+    code = fault_code(refused)
+    assert code == "SP-405", refused.text  # UpstreamRejected: no retry can change it
     with fresh.database.transaction() as connection:
         row = connection.execute(
             select(oots_requests).order_by(oots_requests.c.created_at.desc()).limit(1)
         ).one()
-    assert (row.state, row.error_code) == ("failed", "SP-404")
+    assert (row.state, row.error_code) == ("failed", code)
     status = state(fresh.call(hent_status(row.request_id)))
-    assert (status.status, status.error_code) == ("Fejl", "SP-404")
+    assert (status.status, status.error_code) == ("Fejl", code)
+    assert fresh.hook("GET", "submitted") == []
 
 
 # --- refused -------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from integrations.oots.domibus.envelopes import (
     build_push_fault,
     build_push_success,
     build_retrieve_request,
+    build_status_request,
     build_submit_request,
     fault_error,
     find_fault,
@@ -442,6 +443,7 @@ def test_every_filter_and_the_mark_request_validate(wsplugin: etree.XMLSchema) -
     )
     _assert_valid(wsplugin, build_mark_as_downloaded_request("m@x"))
     _assert_valid(wsplugin, build_retrieve_request("m@x", mark_as_downloaded=True))
+    _assert_valid(wsplugin, build_status_request("m@x"))
 
 
 def test_submit_request_reads_back_to_the_same_message() -> None:

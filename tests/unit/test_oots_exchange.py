@@ -52,6 +52,10 @@ from serviceplatform.errors import (
     OotsEvidenceExpired,
     OotsEvidenceNotFound,
     OotsNoPreviewPending,
+    OotsNotDelivered,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from serviceplatform.store.audit import AuditLog
 from serviceplatform.store.db import Database
@@ -324,3 +328,104 @@ def test_the_real_captured_answers_are_applied(
         assert outcome.evidence.content.startswith(b"%PDF")
     else:
         assert isinstance(outcome.error, OotsEvidenceNotFound)
+
+
+# --- a gateway that is down: queued, resent, or given up ---------------------------------------
+
+
+class FlakyGateway:
+    """A WS plugin client whose gateway is down until ``up`` is set; it remembers what it took."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.taken: list[str] = []
+        self.status_asked: list[str] = []
+
+    def submit(self, message: OutgoingAs4) -> str:
+        if not self.up:
+            raise UpstreamUnavailable("HTTP 503")
+        if message.message_id in self.taken:
+            raise UpstreamRejected("Message identifiers must be unique")
+        self.taken.append(message.message_id)
+        return message.message_id
+
+    def status(self, message_id: str) -> str:
+        if not self.up:
+            raise UpstreamUnreachable("connection refused")
+        self.status_asked.append(message_id)
+        return "SEND_ENQUEUED" if message_id in self.taken else "NOT_FOUND"
+
+
+@pytest.fixture()
+def flaky(database: Database) -> tuple[OotsExchange, Clock, FlakyGateway]:
+    clock = Clock()
+    gateway = FlakyGateway()
+    settings = OotsSettings(
+        domibus_url="http://127.0.0.1:1/ws", party_id="AP_DK_01", resend_after_seconds=60
+    )
+    exchange = OotsExchange(
+        database,
+        AuditLog(database),
+        settings,
+        clock=clock,
+        client_factory=lambda: gateway,  # type: ignore[arg-type,return-value]
+    )
+    return exchange, clock, gateway
+
+
+def _audited(database: Database, operation: str) -> list[dict[str, object]]:
+    with database.transaction() as connection:
+        rows = connection.execute(
+            select(audit_records).where(audit_records.c.operation == operation)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def test_a_request_queued_while_the_gateway_is_down_is_sent_once_it_is_up(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway], database: Database
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    assert record.state == "queued" and gateway.taken == []
+    oots.send_queued()  # too soon: a first attempt may still be under way
+    assert gateway.status_asked == [] and oots.store.get(record.request_id).state == "queued"  # type: ignore[union-attr]
+    clock.now += timedelta(seconds=61)
+    oots.send_queued()  # still down: nothing changes, nothing is lost
+    assert oots.store.get(record.request_id).state == "queued"  # type: ignore[union-attr]
+    gateway.up = True
+    oots.send_queued()
+    assert gateway.taken == [record.message_id]  # the very message first recorded
+    assert oots.store.get(record.request_id).state == "submitted"  # type: ignore[union-attr]
+    [delivered] = _audited(database, "Bevisanmodning")
+    assert delivered["outcome"] == "ok" and record.request_id in str(delivered["detail"])
+    oots.send_queued()  # nothing queued any more: nothing sent again
+    assert gateway.taken == [record.message_id]
+
+
+def test_a_submission_the_gateway_took_unseen_is_not_sent_again(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway],
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    gateway.taken.append(record.message_id)  # it arrived; the answer to the submit did not
+    gateway.up = True
+    clock.now += timedelta(seconds=61)
+    oots.send_queued()
+    assert gateway.status_asked == [record.message_id]
+    assert gateway.taken == [record.message_id]
+    assert oots.store.get(record.request_id).state == "submitted"  # type: ignore[union-attr]
+
+
+def test_a_request_queued_too_long_fails_with_its_own_code(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway], database: Database
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    clock.now += timedelta(seconds=oots.settings.answer_timeout_seconds + 1)
+    oots.send_queued()
+    failed = oots.store.get(record.request_id)
+    assert failed is not None and (failed.state, failed.error_code) == ("failed", "SP-723")
+    assert isinstance(oots.outcome(failed).error, OotsNotDelivered)
+    [audited] = _audited(database, "Bevisanmodning")
+    assert (audited["outcome"], audited["error_code"]) == ("fault", "SP-723")
+    assert gateway.taken == []

@@ -1,6 +1,6 @@
 """``DomibusWsClient``: the platform's calls to the authority's Domibus WS plugin.
 
-Four operations of ``WebServicePlugin.wsdl`` (SOAP 1.2, document/literal, one endpoint):
+Five operations of ``WebServicePlugin.wsdl`` (SOAP 1.2, document/literal, one endpoint):
 
 - ``submit(message)`` -> ``submitMessage``: the OOTS request with its ebMS header; returns the
   MessageId Domibus answers (the one the platform set: Domibus keeps a submitted MessageId);
@@ -9,6 +9,8 @@ Four operations of ``WebServicePlugin.wsdl`` (SOAP 1.2, document/literal, one en
   plugin runs with authentication: each plugin user sees its own messages);
 - ``retrieve(message_id)`` -> ``retrieveMessage`` with ``markAsDownloaded="false"``: the message
   stays pending until the platform has stored it;
+- ``status(message_id)`` -> ``getStatus``: whether the access point has a message at all
+  (``NOT_FOUND``), which settles a submission whose outcome was not seen;
 - ``acknowledge(message_id)`` -> ``markMessageAsDownloaded``: takes it off the pending list
   (Domibus sets it ``DOWNLOADED``). On a message that is not pending (any more) Domibus faults
   ``WS_PLUGIN:0009``, raised as ``UpstreamNotFound``: callers treat that as "already done".
@@ -28,7 +30,7 @@ answers as ``UpstreamBadResponse``.
 Retries (``retries`` more attempts, exponential backoff from ``backoff_seconds``) only where a
 repetition cannot do harm:
 
-- ``pending``, ``retrieve`` (markAsDownloaded false: reading changes nothing) and
+- ``pending``, ``retrieve`` (markAsDownloaded false: reading changes nothing), ``status`` and
   ``acknowledge`` (a repeated mark answers ``UpstreamNotFound``, which means done): every
   retryable error (unreachable, timeout, dropped connection, 5xx, ``WS_PLUGIN:0001``);
 - ``submit``: only failures that prove the request never left: connection refused, name not
@@ -61,12 +63,14 @@ from integrations.oots.domibus.envelopes import (
     build_list_pending_request,
     build_mark_as_downloaded_request,
     build_retrieve_request,
+    build_status_request,
     build_submit_request,
     fault_error,
     find_fault,
     parse_list_pending_response,
     parse_mark_as_downloaded_response,
     parse_retrieve_response,
+    parse_status_response,
     parse_submit_response,
 )
 from serviceplatform.closing import Closing
@@ -178,6 +182,11 @@ class DomibusWsClient(Closing):
         """``retrieveMessage`` without marking it downloaded (see ``acknowledge``)."""
         envelope = build_retrieve_request(message_id, mark_as_downloaded=False)
         return self._call("retrieveMessage", envelope, parse_retrieve_response)
+
+    def status(self, message_id: str) -> str:
+        """``getStatus``: the access point's status of a message; ``NOT_FOUND`` if unknown."""
+        envelope = build_status_request(message_id)
+        return self._call("getStatus", envelope, parse_status_response)
 
     def acknowledge(self, message_id: str) -> None:
         """``markMessageAsDownloaded``; ``UpstreamNotFound`` when it is not pending (any more)."""

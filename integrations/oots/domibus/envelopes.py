@@ -449,6 +449,12 @@ def build_mark_as_downloaded_request(message_id: str) -> bytes:
     return _serialize(root)
 
 
+def build_status_request(message_id: str) -> bytes:
+    """``getStatus``: what the access point knows of a message (``NOT_FOUND`` if nothing)."""
+    root, _request = _message_id_request("statusRequest", message_id)
+    return _serialize(root)
+
+
 def build_push_success() -> bytes:
     """The answer to a push operation: every ``BackendService`` output message is empty."""
     root = etree.Element(q(SOAP12_NS, "Envelope"), nsmap={"soap": SOAP12_NS})
@@ -815,6 +821,15 @@ def parse_mark_as_downloaded_response(body: bytes) -> str | None:
     )
     ids = _message_ids(response)
     return ids[0] if ids else None
+
+
+def parse_status_response(body: bytes) -> str:
+    """The ``messageStatus`` of ``getStatusResponse`` (e.g. ``SEND_ENQUEUED``, ``NOT_FOUND``)."""
+    _root, response = _open_response(body, "getStatus", "getStatusResponse")
+    status = _text(response)
+    if not status:
+        raise _bad("getStatus", "getStatusResponse holds no status")
+    return status
 
 
 def parse_retrieve_response(body: bytes) -> ReceivedAs4:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,8 +60,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from integrations.oots.domibus.envelopes import (
     ANSWER_ACTIONS,
     EBRS_MIME,
+    FINAL_RECIPIENT,
     OOTS_SERVICE,
     OOTS_SERVICE_TYPE,
+    ORIGINAL_SENDER,
+    Attachment,
     OutgoingAs4,
     Property,
     ReceivedAs4,
@@ -73,6 +77,9 @@ from serviceplatform.store.db import Database
 from serviceplatform.store.models import oots_messages
 
 log = logging.getLogger(__name__)
+
+#: Message properties that ``OutgoingAs4`` writes itself from its own fields.
+_ROUTING_PROPERTIES = frozenset({ORIGINAL_SENDER, FINAL_RECIPIENT})
 
 IN = "in"
 OUT = "out"
@@ -259,6 +266,42 @@ class DomibusInbox:
         with self._db.transaction() as connection:
             row = connection.execute(query).first()
         return _to_received(row) if row is not None else None
+
+    def outgoing(self, message_id: str) -> OutgoingAs4 | None:
+        """The submitted (or to-be-submitted) message ``message_id`` as recorded, to submit it
+        again unchanged; None when unknown or its document was purged. The timestamp is new."""
+        query = select(oots_messages).where(
+            oots_messages.c.direction == OUT, oots_messages.c.message_id == message_id
+        )
+        with self._db.transaction() as connection:
+            row = connection.execute(query).first()
+        if row is None or row.payload is None:
+            return None
+        header = json.loads(row.header)
+        properties = [Property(p["name"], p["value"], p.get("type")) for p in header["properties"]]
+        by_name = {p.name: p for p in properties}
+        sender, recipient = by_name.get(ORIGINAL_SENDER), by_name.get(FINAL_RECIPIENT)
+        if sender is None or recipient is None:
+            return None
+        attachments = json.loads(row.attachments or "{}")
+        return OutgoingAs4(
+            conversation_id=uuid.UUID(row.conversation_id),
+            from_party=row.from_party,
+            to_party=row.to_party,
+            original_sender=TypedId(sender.value, sender.type),
+            final_recipient=TypedId(recipient.value, recipient.type),
+            action=row.action,
+            payload=bytes(row.payload),
+            attachments=tuple(
+                Attachment(cid, part["mime_type"], base64.b64decode(part["content"]))
+                for cid, part in attachments.items()
+            ),
+            message_id=row.message_id,
+            payload_id=header["payload_id"],
+            ref_to_message_id=row.ref_to_message_id,
+            properties=tuple(p for p in properties if p.name not in _ROUTING_PROPERTIES),
+            party_type=header["from_type"],
+        )
 
     def state(self, message_id: str, *, direction: str = IN) -> str | None:
         """``received``/``consumed``/``submitted``, or None when unknown."""

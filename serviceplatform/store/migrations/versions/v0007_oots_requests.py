@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("request_id", name="pk_oots_requests"),
         sa.UniqueConstraint("message_id", name="uq_oots_requests_message_id"),
         sa.CheckConstraint(
-            "state IN ('submitted', 'preview_required', 'answered', 'failed')",
+            "state IN ('queued', 'submitted', 'preview_required', 'answered', 'failed')",
             name="ck_oots_requests_state",
         ),
     )
