@@ -164,6 +164,14 @@ class OotsRequesterSettings:
 
     #: Its name in the EDM request (``sdg:EvidenceRequester/sdg:Name``).
     name: str = ""
+    #: The authority's own Domibus access point, when it runs one ("direct integration"):
+    #: its WS plugin, plugin user and party id. Empty: the platform's ``[oots]`` values.
+    domibus_url: str = ""
+    domibus_username: str = ""
+    domibus_password: str = ""
+    domibus_password_file: str = ""
+    domibus_ca_cert: str = ""
+    party_id: str = ""
 
 
 @dataclass

@@ -38,6 +38,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from integrations.oots.access_points import (
+    AccessPoint,
+    access_point_for,
+    access_points,
+    platform_access_point,
+)
 from integrations.oots.domibus import (
     ACTION_REQUEST,
     DomibusInbox,
@@ -78,6 +84,7 @@ from serviceplatform.errors import (
     OotsNoPreviewPending,
     OotsNotDelivered,
     ServicePlatformError,
+    StorageError,
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
@@ -149,7 +156,7 @@ class OotsExchange:
         *,
         clock: Callable[[], datetime],
         base_dir: Path | None = None,
-        client_factory: Callable[[], DomibusWsClient] | None = None,
+        client_factory: Callable[[AccessPoint], DomibusWsClient] | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -159,7 +166,8 @@ class OotsExchange:
         self.inbox = DomibusInbox(db, clock=clock)
         self.store = RequestStore(db)
         self._client_factory = client_factory or self._new_client
-        self._collector: DomibusWsClient | None = None
+        #: One long-lived client per access point answers are collected from.
+        self._collectors: dict[AccessPoint, DomibusWsClient] = {}
         self._collect_lock = threading.Lock()
         self._last_collect = 0.0
 
@@ -173,25 +181,28 @@ class OotsExchange:
 
     @property
     def configured(self) -> bool:
-        return bool(self.settings.domibus_url and self.settings.party_id)
+        """Whether any access point is configured (the poller has somewhere to collect)."""
+        return bool(access_points(self.settings))
 
-    def _new_client(self) -> DomibusWsClient:
-        oots = self.settings
-        if not self.configured:
+    def configured_for(self, authority_cvr: str) -> bool:
+        return access_point_for(self.settings, authority_cvr).configured
+
+    def _new_client(self, point: AccessPoint) -> DomibusWsClient:
+        if not point.configured:
             raise ConfigurationError("[oots] domibus_url and party_id are not configured")
-        password = oots.domibus_password or None
-        if oots.domibus_password_file:
-            path = self._path(oots.domibus_password_file)
+        password = point.password or None
+        if point.password_file:
+            path = self._path(point.password_file)
             try:
                 password = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigurationError(f"[oots] domibus_password_file {path}: {exc}") from exc
         return DomibusWsClient(
-            oots.domibus_url,
-            username=oots.domibus_username or None,
-            password=password if oots.domibus_username else None,
-            ca_cert=str(self._path(oots.domibus_ca_cert)) if oots.domibus_ca_cert else None,
-            timeout=oots.domibus_timeout_seconds,
+            point.url,
+            username=point.username or None,
+            password=password if point.username else None,
+            ca_cert=str(self._path(point.ca_cert)) if point.ca_cert else None,
+            timeout=self.settings.domibus_timeout_seconds,
             peer="oots_gateway",
         )
 
@@ -199,15 +210,18 @@ class OotsExchange:
         path = Path(value)
         return path if path.is_absolute() else self._base_dir / path
 
-    def new_client(self) -> DomibusWsClient:
-        """A WS plugin client of its own (a client holds one ``requests.Session``)."""
-        return self._client_factory()
+    def new_client(self, authority_cvr: str | None = None) -> DomibusWsClient:
+        """A WS plugin client of its own (a client holds one ``requests.Session``) for the
+        access point of ``authority_cvr`` (None: the platform's)."""
+        if authority_cvr is None:
+            return self._client_factory(platform_access_point(self.settings))
+        return self._client_factory(access_point_for(self.settings, authority_cvr))
 
     def close(self) -> None:
         with self._collect_lock:
-            if self._collector is not None:
-                _close(self._collector)
-                self._collector = None
+            for client in self._collectors.values():
+                _close(client)
+            self._collectors.clear()
 
     # --- submitting --------------------------------------------------------------------------
 
@@ -220,7 +234,7 @@ class OotsExchange:
         consumer_system: str | None,
     ) -> RequestRecord:
         """Record and submit a first request; its ``request_id`` is the platform's id."""
-        message = self._message(request, destination, uuid.uuid4())
+        message = self._message(request, destination, uuid.uuid4(), authority_cvr)
         now = self._clock()
         record = RequestRecord(
             request_id=str(request.request_id),
@@ -239,7 +253,7 @@ class OotsExchange:
         )
         # A client per submission (made before anything is written: a configuration error
         # leaves no record): a submit goes on a fresh connection anyway.
-        client = self.new_client()
+        client = self.new_client(authority_cvr)
         try:
             self.inbox.record_outgoing(message)  # first: a queued row can always be resent
             self.store.add(record)
@@ -266,8 +280,10 @@ class OotsExchange:
             return_location=return_location if request.version is EdmVersion.V2_0 else None,
         )
         destination = Destination(record.to_party, record.provider_id, record.provider_scheme)
-        message = self._message(second, destination, uuid.UUID(record.conversation_id))
-        client = self.new_client()
+        message = self._message(
+            second, destination, uuid.UUID(record.conversation_id), record.authority_cvr
+        )
+        client = self.new_client(record.authority_cvr)
         try:
             return self._resubmit(client, record, message)
         finally:
@@ -290,7 +306,11 @@ class OotsExchange:
         return self._send(client, moved, message)
 
     def _message(
-        self, request: EvidenceRequest, destination: Destination, conversation: uuid.UUID
+        self,
+        request: EvidenceRequest,
+        destination: Destination,
+        conversation: uuid.UUID,
+        authority_cvr: str,
     ) -> OutgoingAs4:
         try:
             payload = build_query_request(request)
@@ -298,7 +318,7 @@ class OotsExchange:
             raise OotsError(f"the EDM request cannot be built: {exc}") from exc
         return OutgoingAs4(
             conversation_id=conversation,
-            from_party=self.settings.party_id,
+            from_party=access_point_for(self.settings, authority_cvr).party_id,
             to_party=destination.to_party,
             original_sender=TypedId(request.requester.identifier, request.requester.scheme),
             final_recipient=TypedId(destination.provider_id, destination.provider_scheme),
@@ -342,25 +362,30 @@ class OotsExchange:
     def send_queued(self) -> None:
         """Hand the requests queued while the gateway was down to Domibus, oldest first.
 
-        Stops at the first sign that the gateway is still down; a request queued for longer
-        than ``answer_timeout_seconds`` fails with SP-723 and is audited.
+        An access point that shows it is still down is skipped for the rest of the round; a
+        request queued for longer than ``answer_timeout_seconds`` fails with SP-723 and is
+        audited.
         """
         now = self._clock()
         settle = timedelta(seconds=self.settings.resend_after_seconds)
         give_up = timedelta(seconds=self.settings.answer_timeout_seconds)
         due = [r for r in self.store.in_state(QUEUED) if now - r.updated_at >= settle]
-        if not due:
-            return
-        client = self.new_client()
+        clients: dict[AccessPoint, DomibusWsClient] = {}
+        down: set[AccessPoint] = set()
         try:
             for record in due:
+                point = access_point_for(self.settings, record.authority_cvr)
                 if now - record.updated_at >= give_up:
                     error = OotsNotDelivered(f"queued since {record.updated_at.isoformat()}")
                     self._finish(record, None, FAILED, error=error, from_state=QUEUED)
-                elif not self._resend(client, record):
-                    break
+                elif point not in down:
+                    if point not in clients:
+                        clients[point] = self._client_factory(point)
+                    if not self._resend(clients[point], record):
+                        down.add(point)
         finally:
-            _close(client)
+            for client in clients.values():
+                _close(client)
 
     def _resend(self, client: DomibusWsClient, record: RequestRecord) -> bool:
         """One queued request again; False when the gateway is still down."""
@@ -407,7 +432,9 @@ class OotsExchange:
     # --- answers -----------------------------------------------------------------------------
 
     def collect(self, *, force: bool = False) -> None:
-        """Download pending answers from Domibus; one collection at a time per process."""
+        """Download pending answers from every access point in use; one collection at a time
+        per process. An access point that fails does not keep the others from being
+        collected; its error is raised after them (a ``StorageError`` at once)."""
         if not self.configured:
             return
         if not self._collect_lock.acquire(blocking=force):
@@ -415,12 +442,22 @@ class OotsExchange:
         try:
             if not force and time.monotonic() - self._last_collect < _COLLECT_EVERY:
                 return
-            if self._collector is None:
-                self._collector = self.new_client()
-            report = self.inbox.collect(self._collector)
+            first_error: ServicePlatformError | None = None
+            for point in access_points(self.settings):
+                if point not in self._collectors:
+                    self._collectors[point] = self._client_factory(point)
+                try:
+                    report = self.inbox.collect(self._collectors[point])
+                except StorageError:
+                    raise
+                except ServicePlatformError as error:
+                    first_error = first_error or error
+                    continue
+                if report.stored:
+                    log.info("oots: collected %d answer(s) from %s", len(report.stored), point.url)
             self._last_collect = time.monotonic()
-            if report.stored:
-                log.info("oots: collected %d answer(s)", len(report.stored))
+            if first_error is not None:
+                raise first_error
         finally:
             self._collect_lock.release()
 

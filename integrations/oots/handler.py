@@ -297,7 +297,7 @@ class OotsHandler:
         )
 
     def _require_exchange(self, call: PlatformCall) -> None:
-        if not self.exchange.configured:
+        if not self.exchange.configured_for(call.authority_cvr or ""):
             raise call.fail(ConfigurationError("[oots] domibus_url and party_id are not set"))
 
     def _own(self, call: PlatformCall, request_id: str) -> RequestRecord:

@@ -712,3 +712,60 @@ def test_push_endpoint_is_mounted_where_configured_and_stores_before_answering(
         thread.join(5)
         app.close()
     assert not any(a.poller.running for a in service_apps)  # type: ignore[attr-defined]
+
+
+# --- an authority with its own access point ----------------------------------------------------
+
+
+def test_an_authority_with_its_own_access_point_sends_and_collects_through_it(
+    tmp_path_factory: pytest.TempPathFactory,
+    pki: Pki,
+    register: NemSmsRegister,
+    case_system: CaseSystem,
+) -> None:
+    with (
+        SimulatedOotsGateway(username=USER, password=PASSWORD) as platforms,
+        SimulatedOotsGateway(
+            username="kommune-a", password="a-s3cret", party_id="AP_DK_KOMMUNE_A"
+        ) as authoritys,
+    ):
+        settings = make_settings(tmp_path_factory.mktemp("oots-own-ap"), pki, register.base_url)
+        settings.services["oots"] = ServiceSettings(entity_id=DEFAULT_ENTITY_ID)
+        settings.oots = OotsSettings(
+            domibus_url=platforms.base_url,
+            domibus_username=USER,
+            domibus_password=PASSWORD,
+            party_id="AP_DK_01",
+            common_services_url=platforms.common_services_url,
+            poll_interval_seconds=0,
+            answer_wait_seconds=3.0,
+            requesters={
+                AUTHORITY: OotsRequesterSettings(
+                    name="Sandbox Kommune A",
+                    domibus_url=authoritys.base_url,
+                    domibus_username="kommune-a",
+                    domibus_password="a-s3cret",
+                    party_id="AP_DK_KOMMUNE_A",
+                )
+            },
+        )
+        seed(settings)
+        database = Database(settings.database.url)
+        RoutingRepository(database).import_agreements([], [OOTS_AGREEMENT])
+        app = PlatformApp(settings)
+        server, thread, base_url = serve_wsgi(app)
+        try:
+            oots = Oots(base_url, app, authoritys, case_system, Recorded(), "", database)
+            result = state(oots.call(degree_se("SE-UHR-DIRECT")))
+            assert result.status == "BevisModtaget", result
+            assert result.document is not None
+            taken = oots.hook("GET", "submitted")
+            assert len(taken) == 1
+            oots.gateway = platforms
+            assert oots.hook("GET", "submitted") == []
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+            app.close()
+            database.dispose()

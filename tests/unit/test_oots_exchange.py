@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from integrations.oots.access_points import AccessPoint
 from integrations.oots.domibus import (
     ACTION_EXCEPTION,
     ACTION_REQUEST,
@@ -45,7 +46,7 @@ from integrations.oots.edm import (
 from integrations.oots.edm.responses import build_error_response, build_evidence_response
 from integrations.oots.exchange import Destination, OotsExchange, edm_fault
 from integrations.oots.request_store import RequestRecord
-from serviceplatform.config import OotsSettings
+from serviceplatform.config import OotsRequesterSettings, OotsSettings
 from serviceplatform.errors import (
     OotsAnswerOverdue,
     OotsEdmError,
@@ -126,7 +127,7 @@ def exchange(database: Database) -> tuple[OotsExchange, Clock, Submitted]:
         AuditLog(database),
         settings,
         clock=clock,
-        client_factory=lambda: submitted,  # type: ignore[arg-type,return-value]
+        client_factory=lambda _point: submitted,  # type: ignore[arg-type,return-value]
     )
     return exchange, clock, submitted
 
@@ -340,6 +341,7 @@ class FlakyGateway:
         self.up = False
         self.taken: list[str] = []
         self.status_asked: list[str] = []
+        self.pending_asked = 0
 
     def submit(self, message: OutgoingAs4) -> str:
         if not self.up:
@@ -348,6 +350,10 @@ class FlakyGateway:
             raise UpstreamRejected("Message identifiers must be unique")
         self.taken.append(message.message_id)
         return message.message_id
+
+    def pending(self, final_recipient: str | None = None) -> list[str]:
+        self.pending_asked += 1
+        return []
 
     def status(self, message_id: str) -> str:
         if not self.up:
@@ -368,7 +374,7 @@ def flaky(database: Database) -> tuple[OotsExchange, Clock, FlakyGateway]:
         AuditLog(database),
         settings,
         clock=clock,
-        client_factory=lambda: gateway,  # type: ignore[arg-type,return-value]
+        client_factory=lambda _point: gateway,  # type: ignore[arg-type,return-value]
     )
     return exchange, clock, gateway
 
@@ -429,3 +435,37 @@ def test_a_request_queued_too_long_fails_with_its_own_code(
     [audited] = _audited(database, "Bevisanmodning")
     assert (audited["outcome"], audited["error_code"]) == ("fault", "SP-723")
     assert gateway.taken == []
+
+
+def test_each_authority_goes_through_its_own_access_point(database: Database) -> None:
+    clock = Clock()
+    gateways: dict[str, FlakyGateway] = {}
+
+    def factory(point: AccessPoint) -> FlakyGateway:
+        gateway = gateways.setdefault(point.url, FlakyGateway())
+        gateway.up = True
+        return gateway
+
+    own = OotsRequesterSettings(domibus_url="http://127.0.0.1:2/ws", party_id="AP_KOMMUNE_B")
+    settings = OotsSettings(
+        domibus_url="http://127.0.0.1:1/ws", party_id="AP_DK_01", requesters={"29189854": own}
+    )
+    oots = OotsExchange(
+        database,
+        AuditLog(database),
+        settings,
+        clock=clock,
+        client_factory=factory,  # type: ignore[arg-type]
+    )
+    destination = Destination("AP_FI_01", "FI-UNIV", "urn:cef.eu:names:identifier:EAS:0212")
+    mine = oots.submit_first(request(), destination, authority_cvr="29189846", consumer_system=None)
+    theirs = oots.submit_first(
+        request(), destination, authority_cvr="29189854", consumer_system=None
+    )
+    assert gateways["http://127.0.0.1:1/ws"].taken == [mine.message_id]
+    assert gateways["http://127.0.0.1:2/ws"].taken == [theirs.message_id]
+    sent = oots.inbox.outgoing(theirs.message_id)
+    assert sent is not None and sent.from_party == "AP_KOMMUNE_B"
+    assert oots.configured_for("29189854") and oots.configured_for("29189846")
+    oots.collect(force=True)  # answers are collected from both
+    assert [g.pending_asked for g in gateways.values()] == [1, 1]

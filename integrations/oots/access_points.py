@@ -1,0 +1,72 @@
+"""Which Domibus access point an authority's evidence requests go through.
+
+By default every authority uses the platform's access point (``[oots] domibus_url``,
+``party_id``, plugin user). An authority that runs its own ("direct integration" in the Danish
+OOTS guide) names it under ``[oots.requesters.<CVR>]``; each field it leaves empty falls back
+to the platform's. Answers are collected from every access point in use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serviceplatform.config import OotsRequesterSettings, OotsSettings
+
+
+@dataclass(frozen=True)
+class AccessPoint:
+    """One Domibus WS plugin and the ebMS party id the platform sends from through it."""
+
+    url: str
+    party_id: str
+    username: str = ""
+    password: str = ""
+    password_file: str = ""
+    ca_cert: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url and self.party_id)
+
+
+def platform_access_point(settings: OotsSettings) -> AccessPoint:
+    return AccessPoint(
+        url=settings.domibus_url,
+        party_id=settings.party_id,
+        username=settings.domibus_username,
+        password=settings.domibus_password,
+        password_file=settings.domibus_password_file,
+        ca_cert=settings.domibus_ca_cert,
+    )
+
+
+def _own(base: AccessPoint, own: OotsRequesterSettings) -> AccessPoint:
+    # Credentials and trust come as a whole: from the authority when it names its own access
+    # point or plugin user, else from the platform; never mixed.
+    own_url = bool(own.domibus_url)
+    own_user = own_url or bool(own.domibus_username)
+    return AccessPoint(
+        url=own.domibus_url or base.url,
+        party_id=own.party_id or base.party_id,
+        username=own.domibus_username if own_user else base.username,
+        password=own.domibus_password if own_user else base.password,
+        password_file=own.domibus_password_file if own_user else base.password_file,
+        ca_cert=own.domibus_ca_cert if own_url else base.ca_cert,
+    )
+
+
+def access_point_for(settings: OotsSettings, authority_cvr: str) -> AccessPoint:
+    """The access point ``authority_cvr``'s requests are submitted through."""
+    base = platform_access_point(settings)
+    own = settings.requesters.get(authority_cvr)
+    return base if own is None else _own(base, own)
+
+
+def access_points(settings: OotsSettings) -> list[AccessPoint]:
+    """Every configured access point in use, the platform's first, each once."""
+    found = [platform_access_point(settings)]
+    for cvr in sorted(settings.requesters):
+        point = access_point_for(settings, cvr)
+        if point not in found:
+            found.append(point)
+    return [point for point in found if point.configured]
