@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from integrations.oots.common_services import (
     AttributeNeeded,
+    ClassificationConcept,
     CommonServicesClient,
     ProviderInfo,
     ProvidersAnswer,
@@ -37,6 +38,7 @@ from integrations.oots.edm import (
     LegalPerson,
     LocalizedText,
     NaturalPerson,
+    ProviderClassification,
     Requester,
     Requirement,
     UnsupportedEdmVersion,
@@ -46,7 +48,8 @@ from integrations.oots.exchange import MEDIA_TYPES, Destination, OotsExchange, O
 from integrations.oots.messages import (
     AnmodBevis,
     AnmodBevisEfterForhaandsvisning,
-    Attribute,
+    ClassificationAnswer,
+    ClassificationQuestion,
     CompanySubject,
     EvidenceTypeFound,
     Failure,
@@ -179,14 +182,17 @@ class OotsHandler:
         call = current_call(environ)
         self._route(call)
         country = _country(call, request.country)
-        answer = self._providers(call, request.classification, country, request.attribute)
+        answer = self._providers(call, request.classification, country, request)
         if isinstance(answer, AttributeNeeded):
-            call.detail = f"{country}: attribute {answer.jurisdiction_level or answer.level} needed"
+            asked = [answer.jurisdiction_level or answer.level] if answer.context_id else []
+            asked += [q.identifier for q in answer.classifications]
+            call.detail = f"{country}: attribute(s) needed: {', '.join(asked)}"
             return ProvidersView(
                 attribute_needed=AttributeAnswer(
                     context_id=answer.context_id,
                     level=answer.jurisdiction_level or answer.level,
                     descriptions=_texts(answer.description),
+                    questions=tuple(_question(q) for q in answer.classifications),
                 )
             )
         providers = tuple(_provider_found(p) for p in answer.providers)
@@ -203,10 +209,13 @@ class OotsHandler:
         if request.format is not None and request.format not in MEDIA_TYPES:
             raise call.fail(OotsUnknownMediaType(request.format[:64]))
         self._require_exchange(call)
-        answer = self._providers(call, request.classification, country, request.attribute)
+        answer = self._providers(call, request.classification, country, request)
         if isinstance(answer, AttributeNeeded):
-            level = answer.jurisdiction_level or answer.level
-            raise call.fail(OotsAttributeRequired(f"{level} ({answer.context_id})"))
+            asked = [f"{answer.jurisdiction_level or answer.level} ({answer.context_id})"]
+            asked = (asked if answer.context_id else []) + [
+                q.identifier for q in answer.classifications
+            ]
+            raise call.fail(OotsAttributeRequired(", ".join(asked)))
         provider = next((p for p in answer.providers if p.provider_id == request.provider_id), None)
         if provider is None:
             known = ", ".join(p.provider_id for p in answer.providers) or "none"
@@ -232,6 +241,7 @@ class OotsHandler:
             explicit_request_given=request.explicit_request,
             possibility_for_preview=request.preview_possible,
             version=version,
+            provider_classifications=_classifications(provider, request.classifications),
         )
         destination = Destination(
             provider.access_service_id, provider.provider_id, provider.provider_scheme
@@ -330,17 +340,23 @@ class OotsHandler:
         )
 
     def _providers(
-        self, call: PlatformCall, classification: str, country: str, attribute: Attribute | None
+        self,
+        call: PlatformCall,
+        classification: str,
+        country: str,
+        given: FindUdbydere | AnmodBevis,
     ) -> ProvidersAnswer:
-        attributes = None
+        # The DSD takes each classification answer as a parameter named by its concept.
+        attributes = {answer.identifier: answer.value for answer in given.classifications}
+        attribute = given.attribute
         if attribute is not None:
-            attributes = {
+            attributes |= {
                 attribute_parameter(attribute.level): attribute.value,
                 "jurisdiction-context-id": attribute.context_id,
             }
         client = self._client(call)
         try:
-            return client.providers(classification, country, attributes=attributes)
+            return client.providers(classification, country, attributes=attributes or None)
         except ServicePlatformError as error:
             raise call.fail(error) from None
 
@@ -380,6 +396,41 @@ def _country(call: PlatformCall, value: str) -> str:
 
 def _texts(texts: tuple[LocalizedText, ...]) -> tuple[Text, ...]:
     return tuple(Text(lang=t.lang.upper(), value=t.value) for t in texts)
+
+
+def _question(concept: ClassificationConcept) -> ClassificationQuestion:
+    return ClassificationQuestion(
+        identifier=concept.identifier,
+        type=concept.type,
+        value_expression=concept.value_expression,
+        descriptions=_texts(concept.descriptions),
+        supported_values=concept.supported_values,
+    )
+
+
+def _classifications(
+    provider: ProviderInfo, answers: tuple[ClassificationAnswer, ...]
+) -> tuple[ProviderClassification, ...]:
+    """The user's answers as the EDM request's ``EvidenceProviderClassification``\\ s.
+
+    Only answers to concepts the chosen provider publishes (with their type) go into the
+    request; the others served the DSD query alone.
+    """
+    published = {concept.identifier: concept for concept in provider.classifications}
+    found = []
+    for answer in answers:
+        concept = published.get(answer.identifier)
+        if concept is not None and concept.type:
+            found.append(
+                ProviderClassification(
+                    identifier=answer.identifier,
+                    type=concept.type,
+                    value=answer.value,
+                    value_expression=concept.value_expression,
+                    descriptions=concept.descriptions,
+                )
+            )
+    return tuple(found)
 
 
 def _provider_found(provider: ProviderInfo) -> ProviderFound:

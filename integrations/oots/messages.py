@@ -58,10 +58,30 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class ClassificationAnswer:
+    """The user's answer to one of the DSD's classification questions."""
+
+    identifier: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ClassificationQuestion:
+    """A classification question of the DSD (``UserRequestedClassificationConcepts``)."""
+
+    identifier: str
+    type: str | None = None
+    value_expression: str | None = None
+    descriptions: tuple[Text, ...] = ()
+    supported_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FindUdbydere:
     classification: str
     country: str
     attribute: Attribute | None = None
+    classifications: tuple[ClassificationAnswer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,9 +97,11 @@ class ProviderFound:
 
 @dataclass(frozen=True)
 class AttributeNeeded:
+    #: The jurisdiction question; both empty when the DSD asks classifications only.
     context_id: str
     level: str
     descriptions: tuple[Text, ...] = ()
+    questions: tuple[ClassificationQuestion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,7 @@ class AnmodBevis:
     explicit_request: bool
     preview_possible: bool
     attribute: Attribute | None = None
+    classifications: tuple[ClassificationAnswer, ...] = ()
     format: str | None = None
 
 

@@ -21,6 +21,7 @@ from integrations.oots.messages import (
     AnmodBevis,
     AnmodBevisEfterForhaandsvisning,
     Attribute,
+    ClassificationAnswer,
     CompanySubject,
     FindBevistyper,
     FindUdbydere,
@@ -126,11 +127,19 @@ class YderligereAttributType(_Model):
     ]
 
 
+class KlassifikationSvarType(_Model):
+    _type_info = [
+        ("Identifikator", Unicode(**_REQUIRED)),
+        ("Vaerdi", Unicode(**_REQUIRED)),
+    ]
+
+
 class FindUdbydereRequestType(_Model):
     _type_info = [
         ("BevistypeKlassifikation", Unicode(**_REQUIRED)),
         ("LandeKode", Unicode(**_REQUIRED)),
         ("YderligereAttribut", YderligereAttributType.customize(**_OPTIONAL)),
+        ("KlassifikationSvar", KlassifikationSvarType.customize(**_MANY)),
     ]
 
 
@@ -145,11 +154,22 @@ class UdbyderType(_Model):
     ]
 
 
+class KlassifikationSpoergsmaalType(_Model):
+    _type_info = [
+        ("Identifikator", Unicode(**_REQUIRED)),
+        ("Type", Unicode(**_OPTIONAL)),
+        ("Udtryk", Unicode(**_OPTIONAL)),
+        ("Beskrivelse", TekstType.customize(**_MANY)),
+        ("MuligVaerdi", Unicode(**_MANY)),
+    ]
+
+
 class AttributKraevetType(_Model):
     _type_info = [
-        ("KontekstIdentifikator", Unicode(**_REQUIRED)),
-        ("Niveau", Unicode(**_REQUIRED)),
+        ("KontekstIdentifikator", Unicode(**_OPTIONAL)),
+        ("Niveau", Unicode(**_OPTIONAL)),
         ("Beskrivelse", TekstType.customize(**_MANY)),
+        ("Klassifikation", KlassifikationSpoergsmaalType.customize(**_MANY)),
     ]
 
 
@@ -189,6 +209,7 @@ class AnmodBevisRequestType(_Model):
         ("LandeKode", Unicode(**_REQUIRED)),
         ("UdbyderIdentifikator", Unicode(**_REQUIRED)),
         ("YderligereAttribut", YderligereAttributType.customize(**_OPTIONAL)),
+        ("KlassifikationSvar", KlassifikationSvarType.customize(**_MANY)),
         ("Format", Unicode(**_OPTIONAL)),
         ("EksplicitAnmodning", Boolean(**_REQUIRED)),
         ("ForhaandsvisningMulig", Boolean(**_REQUIRED)),
@@ -264,6 +285,10 @@ def _attribute(value: Any) -> Attribute | None:
     return Attribute(context_id=value.KontekstIdentifikator, level=value.Niveau, value=value.Vaerdi)
 
 
+def _answers(values: Any) -> tuple[ClassificationAnswer, ...]:
+    return tuple(ClassificationAnswer(v.Identifikator, v.Vaerdi) for v in values or ())
+
+
 def to_find_bevistyper(request: Any) -> FindBevistyper:
     return FindBevistyper(
         procedure=request.ProcedureKode,
@@ -277,6 +302,7 @@ def to_find_udbydere(request: Any) -> FindUdbydere:
         classification=request.BevistypeKlassifikation,
         country=request.LandeKode,
         attribute=_attribute(request.YderligereAttribut),
+        classifications=_answers(request.KlassifikationSvar),
     )
 
 
@@ -308,6 +334,7 @@ def to_anmod_bevis(request: Any) -> AnmodBevis:
         explicit_request=bool(request.EksplicitAnmodning),
         preview_possible=bool(request.ForhaandsvisningMulig),
         attribute=_attribute(request.YderligereAttribut),
+        classifications=_answers(request.KlassifikationSvar),
         format=request.Format,
     )
 
@@ -357,9 +384,19 @@ def providers_answer(answer: ProvidersAnswer) -> FindUdbydereResponseType:
         AttributKraevet=None
         if needed is None
         else AttributKraevetType(
-            KontekstIdentifikator=needed.context_id,
-            Niveau=needed.level,
+            KontekstIdentifikator=needed.context_id or None,
+            Niveau=needed.level or None,
             Beskrivelse=_texts(needed.descriptions),
+            Klassifikation=[
+                KlassifikationSpoergsmaalType(
+                    Identifikator=q.identifier,
+                    Type=q.type,
+                    Udtryk=q.value_expression,
+                    Beskrivelse=_texts(q.descriptions),
+                    MuligVaerdi=list(q.supported_values),
+                )
+                for q in needed.questions
+            ],
         ),
     )
 

@@ -616,7 +616,7 @@ def test_authority_without_oots_configuration_is_refused_without_outward_call(
 ) -> None:
     refused = fresh.call(degree_se("SE-UHR-DIRECT"), cvr=cvr)
     assert fault_code(refused) == code
-    assert fresh.recorded.bodies == []
+    assert fresh.recorded.submits() == []  # the poller's own listing may run meanwhile
     assert fresh.hook("GET", "submitted") == []
     calls = [r for r in fresh.audit() if r["operation"] == "AnmodBevis"]
     assert (calls[-1]["authority_cvr"], calls[-1]["error_code"]) == (cvr, code)
@@ -643,7 +643,7 @@ def test_token_failures_give_the_platform_faults(fresh: Oots, case: str) -> None
     )
     assert refused.status_code == 400
     assert fault_code(refused) == code
-    assert fresh.recorded.bodies == []
+    assert fresh.recorded.submits() == []  # the poller's own listing may run meanwhile
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,8 @@ from integrations.oots.messages import (
     AnmodBevis,
     AnmodBevisEfterForhaandsvisning,
     AttributeNeeded,
+    ClassificationAnswer,
+    ClassificationQuestion,
     CompanySubject,
     EvidenceTypeFound,
     Failure,
@@ -283,7 +285,16 @@ class RecordingHandler:
 
     def find_udbydere(self, environ: dict[str, Any], request: FindUdbydere) -> ProvidersAnswer:
         self._record(request)
-        if request.attribute is None:
+        if request.classification == "by-level" and not request.classifications:
+            question = ClassificationQuestion(
+                "https://sr.example/concept/level",
+                "Code",
+                "Level of the degree",
+                (Text("EN", "Which level is the degree?"),),
+                ("BACHELOR", "MASTER"),
+            )
+            return ProvidersAnswer(attribute_needed=AttributeNeeded("", "", (), (question,)))
+        if request.attribute is None and not request.classifications:
             return ProvidersAnswer(
                 attribute_needed=AttributeNeeded("ctx-1", "NUTS2", (Text("EN", "Place of birth"),))
             )
@@ -401,6 +412,32 @@ def test_zeep_finds_types_and_providers(served: Served, handler: RecordingHandle
         FindUdbydere("x", "FI", handler.calls[2].attribute),
     ]
     assert handler.calls[2].attribute.value == "FI1B"
+
+
+@pytest.mark.integration
+def test_zeep_answers_the_dsds_classification_questions(
+    served: Served, handler: RecordingHandler
+) -> None:
+    client, history = zeep_client(served)
+    asked = client.service.FindUdbydere(BevistypeKlassifikation="by-level", LandeKode="SE")
+    last_answer_is_valid(history)
+    question = asked.AttributKraevet.Klassifikation[0]
+    assert asked.AttributKraevet.KontekstIdentifikator is None  # no jurisdiction question
+    assert (question.Identifikator, question.MuligVaerdi) == (
+        "https://sr.example/concept/level",
+        ["BACHELOR", "MASTER"],
+    )
+    assert question.Beskrivelse[0].Tekst == "Which level is the degree?"
+    answered = client.service.FindUdbydere(
+        BevistypeKlassifikation="by-level",
+        LandeKode="SE",
+        KlassifikationSvar=[{"Identifikator": question.Identifikator, "Vaerdi": "MASTER"}],
+    )
+    last_answer_is_valid(history)
+    assert [p.Identifikator for p in answered.Udbyder] == ["P1", "P2"]
+    assert handler.calls[-1].classifications == (
+        ClassificationAnswer("https://sr.example/concept/level", "MASTER"),
+    )
 
 
 @pytest.mark.integration
