@@ -333,6 +333,8 @@ class OotsExchange:
         down; a refusal fails the request and is raised."""
         try:
             self.inbox.submit(client, message)
+        except StorageError:
+            raise  # our database, not the gateway: the request stays as it was
         except ServicePlatformError as error:
             if isinstance(error, _GATEWAY_DOWN):
                 log.warning(
@@ -406,14 +408,21 @@ class OotsExchange:
             return False
         try:
             sent = self._submitted(record) if known else self._send(client, record, message)
-        except ServicePlatformError:
-            return True  # refused: _send failed the request; go on with the next one
+        except StorageError:
+            raise
+        except ServicePlatformError as error:
+            # Refused: _send failed the request; say so, and go on with the next one.
+            self._audit_delivery(record, "refused by the gateway", error)
+            return True
         if sent.state == QUEUED:
             return False
-        self._audit_delivery(sent, "taken" if known else "sent")
+        self._audit_delivery(sent, f"{'taken' if known else 'sent'} by the gateway")
         return True
 
-    def _audit_delivery(self, record: RequestRecord, how: str) -> None:
+    def _audit_delivery(
+        self, record: RequestRecord, what: str, error: ServicePlatformError | None = None
+    ) -> None:
+        detail = f"request {record.request_id}: queued, now {what}"
         self._audit.write(
             AuditEntry(
                 at=self._clock(),
@@ -423,9 +432,10 @@ class OotsExchange:
                 authority_cvr=record.authority_cvr,
                 consumer_system=record.consumer_system,
                 sysid=record.provider_id,
-                outcome="ok",
+                outcome="ok" if error is None else "fault",
+                error_code=error.code if error is not None else None,
                 latency_ms=max(0.0, (self._clock() - record.created_at).total_seconds() * 1000.0),
-                detail=f"request {record.request_id}: queued, now {how} by the gateway",
+                detail=detail if error is None else f"{detail}: {error.error_text}",
             )
         )
 

@@ -342,10 +342,13 @@ class FlakyGateway:
         self.taken: list[str] = []
         self.status_asked: list[str] = []
         self.pending_asked = 0
+        self.refuse = False
 
     def submit(self, message: OutgoingAs4) -> str:
         if not self.up:
             raise UpstreamUnavailable("HTTP 503")
+        if self.refuse:
+            raise UpstreamRejected("WS_PLUGIN:0004: no such party")
         if message.message_id in self.taken:
             raise UpstreamRejected("Message identifiers must be unique")
         self.taken.append(message.message_id)
@@ -469,3 +472,18 @@ def test_each_authority_goes_through_its_own_access_point(database: Database) ->
     assert oots.configured_for("29189854") and oots.configured_for("29189846")
     oots.collect(force=True)  # answers are collected from both
     assert [g.pending_asked for g in gateways.values()] == [1, 1]
+
+
+def test_a_queued_request_the_gateway_then_refuses_fails_and_is_audited(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway], database: Database
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    gateway.up, gateway.refuse = True, True
+    clock.now += timedelta(seconds=61)
+    oots.send_queued()
+    failed = oots.store.get(record.request_id)
+    assert failed is not None and (failed.state, failed.error_code) == ("failed", "SP-405")
+    [audited] = _audited(database, "Bevisanmodning")
+    assert (audited["outcome"], audited["error_code"]) == ("fault", "SP-405")
+    assert gateway.taken == []
