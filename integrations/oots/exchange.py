@@ -327,7 +327,12 @@ class OotsExchange:
         )
 
     def _send(
-        self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4
+        self,
+        client: DomibusWsClient,
+        record: RequestRecord,
+        message: OutgoingAs4,
+        *,
+        resend: bool = False,
     ) -> RequestRecord:
         """Submit a queued request: ``submitted``, or still ``queued`` while the gateway is
         down; a refusal fails the request and is raised."""
@@ -344,6 +349,10 @@ class OotsExchange:
                     error,
                 )
                 return record
+            if resend and self._taken(client, record):
+                # Another process resent it a moment earlier: Domibus refuses the MessageId
+                # a second time, which is not a refusal of the request.
+                return self._submitted(record)
             self.store.move(
                 record,
                 from_state=QUEUED,
@@ -407,7 +416,10 @@ class OotsExchange:
             )
             return False
         try:
-            sent = self._submitted(record) if known else self._send(client, record, message)
+            if known:
+                sent = self._submitted(record)
+            else:
+                sent = self._send(client, record, message, resend=True)
         except StorageError:
             raise
         except ServicePlatformError as error:
@@ -418,6 +430,13 @@ class OotsExchange:
             return False
         self._audit_delivery(sent, f"{'taken' if known else 'sent'} by the gateway")
         return True
+
+    def _taken(self, client: DomibusWsClient, record: RequestRecord) -> bool:
+        """Whether the access point has the request's message (False when it cannot say)."""
+        try:
+            return client.status(record.message_id) != NOT_FOUND
+        except ServicePlatformError:
+            return False
 
     def _audit_delivery(
         self, record: RequestRecord, what: str, error: ServicePlatformError | None = None

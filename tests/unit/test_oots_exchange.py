@@ -343,6 +343,7 @@ class FlakyGateway:
         self.status_asked: list[str] = []
         self.pending_asked = 0
         self.refuse = False
+        self.stale_status = 0
 
     def submit(self, message: OutgoingAs4) -> str:
         if not self.up:
@@ -362,6 +363,9 @@ class FlakyGateway:
         if not self.up:
             raise UpstreamUnreachable("connection refused")
         self.status_asked.append(message_id)
+        if self.stale_status > 0:  # as before another process's submit arrived
+            self.stale_status -= 1
+            return "NOT_FOUND"
         return "SEND_ENQUEUED" if message_id in self.taken else "NOT_FOUND"
 
 
@@ -487,3 +491,19 @@ def test_a_queued_request_the_gateway_then_refuses_fails_and_is_audited(
     [audited] = _audited(database, "Bevisanmodning")
     assert (audited["outcome"], audited["error_code"]) == ("fault", "SP-405")
     assert gateway.taken == []
+
+
+def test_a_resend_racing_another_process_is_not_taken_for_a_refusal(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway], database: Database
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    gateway.up = True
+    gateway.taken.append(record.message_id)  # another process's resend got there first...
+    gateway.stale_status = 1  # ...after this one asked
+    clock.now += timedelta(seconds=61)
+    oots.send_queued()
+    assert oots.store.get(record.request_id).state == "submitted"  # type: ignore[union-attr]
+    assert gateway.taken == [record.message_id]
+    [audited] = _audited(database, "Bevisanmodning")
+    assert audited["outcome"] == "ok"
