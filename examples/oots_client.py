@@ -2,7 +2,7 @@
 
 Run ``make sandbox`` in one terminal, then in another::
 
-    .venv/bin/python examples/oots_client.py [--workdir .sandbox] [--decision approve]
+    .venv/bin/python -m examples.oots_client [--workdir .sandbox] [--decision approve]
 
 The whole journey, as a municipality's case system and its citizen portal would make it:
 

@@ -3,7 +3,7 @@
 Run ``make sandbox`` in one terminal, subscribe the citizen with
 ``examples/sf2250_client.py``, then::
 
-    .venv/bin/python examples/sf1600_sms_client.py [--workdir .sandbox] [--cpr CPR] [--text ...]
+    .venv/bin/python -m examples.sf1600_sms_client [--workdir .sandbox] [--cpr CPR] [--text ...]
 
 It builds a zeep client from the Print service's ``?wsdl`` (SOAP 1.1, as the contract
 declares), asks whether the citizen is subscribed to NemSMS and, if so, sends the text as an

@@ -2,7 +2,7 @@
 
 Run ``make sandbox`` in one terminal, then in another::
 
-    .venv/bin/python examples/sf2250_client.py [--workdir .sandbox] [--cpr 0101901234]
+    .venv/bin/python -m examples.sf2250_client [--workdir .sandbox] [--cpr 0101901234]
 
 It reads ``sandbox.json``, mints a token with the sandbox STS (as a real STS would issue it),
 builds a zeep client from the service's ``?wsdl``, signs each request with WS-Security as the
