@@ -79,6 +79,7 @@ from serviceplatform.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from serviceplatform.outbound.bounded import AnswerOverdue, AnswerTooLarge, read_bounded
 from serviceplatform.outbound.oiorest import translate_exception
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ CS_SPECIFICATION: Final = "oots-cs:v2.0"
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 #: Retrying makes no sense when less than this is left of the budget.
 MIN_ATTEMPT_SECONDS: Final = 0.05
-_CHUNK: Final = 64 * 1024
 
 
 class CommonServicesClient(Closing):
@@ -222,10 +222,10 @@ class CommonServicesClient(Closing):
             error: ServicePlatformError
             try:
                 status, headers, body = self._attempt(url, query, deadline)
-            except _Overdue as exc:
+            except AnswerOverdue as exc:
                 cause = exc
                 error = CommonServicesUnavailable(f"{self.peer}: {exc}")
-            except _TooLarge as exc:
+            except AnswerTooLarge as exc:
                 cause, error = exc, CommonServicesBadAnswer(f"{self.peer}: {exc}")
             except (requests.RequestException, OSError) as exc:
                 cause, error = exc, self._translate(exc)
@@ -265,19 +265,8 @@ class CommonServicesClient(Closing):
             stream=True,
         )
         try:
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self._max_bytes:
-                raise _TooLarge(int(declared))
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise _TooLarge(size)
-                if time.monotonic() > deadline:
-                    raise _Overdue("the answer did not arrive within the budget")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
+            body = read_bounded(response, self._max_bytes, deadline=deadline)
+            return response.status_code, response.headers, body
         finally:
             # A fully read answer gives its connection back to the pool; a cut one drops it.
             response.close()
@@ -332,12 +321,3 @@ def check_digest(header: str | None, body: bytes, peer: str) -> None:
             raise CommonServicesBadAnswer(f"{peer}: the digest header is not base64") from exc
         if not hmac.compare_digest(expected, hashlib.sha256(body).digest()):
             raise CommonServicesBadAnswer(f"{peer}: the body does not match its digest header")
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"answer larger than the limit ({size} bytes or more)")
-
-
-class _Overdue(Exception):
-    """The body was still arriving when the budget ran out."""

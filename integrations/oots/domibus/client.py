@@ -83,6 +83,7 @@ from serviceplatform.errors import (
     UpstreamUnreachable,
 )
 from serviceplatform.outbound.base import error_for_status
+from serviceplatform.outbound.bounded import AnswerTooLarge, read_bounded
 from serviceplatform.outbound.oiorest import translate_exception
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,6 @@ T = TypeVar("T")
 #: Evidence attachments travel base64 inside the answer: room for a few tens of MB of PDF.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 _RETRIED: Final = (UpstreamUnreachable, UpstreamTimeout, UpstreamUnavailable)
-_CHUNK: Final = 64 * 1024
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -215,7 +215,7 @@ class DomibusWsClient(Closing):
             never_sent = False
             try:
                 status, content_type, body = self._post(envelope, headers)
-            except _TooLarge as exc:
+            except AnswerTooLarge as exc:
                 cause, error = exc, UpstreamBadResponse(f"{operation}: {exc}")
             except (requests.RequestException, OSError) as exc:
                 cause, error = exc, translate_exception(exc, self.peer)
@@ -253,18 +253,9 @@ class DomibusWsClient(Closing):
             stream=True,
         )
         try:
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
-                raise _TooLarge(int(declared))
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise _TooLarge(size)
-                chunks.append(chunk)
+            body = read_bounded(response, self._max_bytes)
             content_type = response.headers.get("Content-Type", "").lower()
-            return response.status_code, content_type, b"".join(chunks)
+            return response.status_code, content_type, body
         finally:
             response.close()
 
@@ -273,10 +264,3 @@ class DomibusWsClient(Closing):
 
     def close(self) -> None:
         self._session.close()
-
-
-class _TooLarge(Exception):
-    """The answer exceeds ``max_response_bytes`` (translated to ``UpstreamBadResponse``)."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"answer larger than the limit ({size} bytes or more)")
