@@ -155,14 +155,15 @@ class OotsExchange:
         settings: OotsSettings,
         *,
         clock: Callable[[], datetime],
-        base_dir: Path | None = None,
+        path: Callable[[str], Path] = Path,
         client_factory: Callable[[AccessPoint], DomibusWsClient] | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
         self.settings = settings
         self._clock = clock
-        self._base_dir = base_dir or Path(".")
+        #: Resolves a configured file name (``Settings.path``: against the settings' directory).
+        self._path = path
         self.inbox = DomibusInbox(db, clock=clock)
         self.store = RequestStore(db)
         self._client_factory = client_factory or self._new_client
@@ -175,7 +176,7 @@ class OotsExchange:
     def from_settings(
         cls, db: Database, audit: AuditLog, settings: Settings, clock: Callable[[], datetime]
     ) -> OotsExchange:
-        return cls(db, audit, settings.oots, clock=clock, base_dir=Path(settings.base_dir))
+        return cls(db, audit, settings.oots, clock=clock, path=settings.path)
 
     # --- Domibus ---------------------------------------------------------------------------
 
@@ -205,10 +206,6 @@ class OotsExchange:
             timeout=self.settings.domibus_timeout_seconds,
             peer="oots_gateway",
         )
-
-    def _path(self, value: str) -> Path:
-        path = Path(value)
-        return path if path.is_absolute() else self._base_dir / path
 
     def new_client(self, authority_cvr: str | None = None) -> DomibusWsClient:
         """A WS plugin client of its own (a client holds one ``requests.Session``) for the
@@ -442,18 +439,39 @@ class OotsExchange:
         self, record: RequestRecord, what: str, error: ServicePlatformError | None = None
     ) -> None:
         detail = f"request {record.request_id}: queued, now {what}"
+        self._audit_event(
+            record,
+            DELIVERY_OPERATION,
+            detail,
+            now=self._clock(),
+            since=record.created_at,
+            error=error,
+        )
+
+    def _audit_event(
+        self,
+        record: RequestRecord,
+        operation: str,
+        detail: str,
+        *,
+        now: datetime,
+        since: datetime,
+        message_id: str | None = None,
+        error: ServicePlatformError | None = None,
+    ) -> None:
+        """One audit record of something that happened to a request outside a SOAP call."""
         self._audit.write(
             AuditEntry(
-                at=self._clock(),
+                at=now,
                 service=SERVICE_KEY,
-                operation=DELIVERY_OPERATION,
-                message_id=record.message_id,
+                operation=operation,
+                message_id=message_id or record.message_id,
                 authority_cvr=record.authority_cvr,
                 consumer_system=record.consumer_system,
                 sysid=record.provider_id,
-                outcome="ok" if error is None else "fault",
+                outcome="fault" if error is not None else "ok",
                 error_code=error.code if error is not None else None,
-                latency_ms=max(0.0, (self._clock() - record.created_at).total_seconds() * 1000.0),
+                latency_ms=max(0.0, (now - since).total_seconds() * 1000.0),
                 detail=detail if error is None else f"{detail}: {error.error_text}",
             )
         )
@@ -559,20 +577,14 @@ class OotsExchange:
         detail = f"request {record.request_id} from {record.provider_id}: {what[state]}"
         if note:
             detail += f" ({note})"
-        self._audit.write(
-            AuditEntry(
-                at=now,
-                service=SERVICE_KEY,
-                operation=ANSWER_OPERATION if from_state == SUBMITTED else DELIVERY_OPERATION,
-                message_id=answer.message_id if answer is not None else record.message_id,
-                authority_cvr=record.authority_cvr,
-                consumer_system=record.consumer_system,
-                sysid=record.provider_id,
-                outcome="fault" if error is not None else "ok",
-                error_code=error.code if error is not None else None,
-                latency_ms=max(0.0, (now - record.updated_at).total_seconds() * 1000.0),
-                detail=detail if error is None else f"{detail}: {error.error_text}",
-            )
+        self._audit_event(
+            record,
+            ANSWER_OPERATION if from_state == SUBMITTED else DELIVERY_OPERATION,
+            detail,
+            now=now,
+            since=record.updated_at,
+            message_id=answer.message_id if answer is not None else None,
+            error=error,
         )
 
     def wait(self, record: RequestRecord, seconds: float) -> RequestRecord:
