@@ -184,9 +184,7 @@ class OotsHandler:
         country = _country(call, request.country)
         answer = self._providers(call, request.classification, country, request)
         if isinstance(answer, AttributeNeeded):
-            asked = [answer.jurisdiction_level or answer.level] if answer.context_id else []
-            asked += [q.identifier for q in answer.classifications]
-            call.detail = f"{country}: attribute(s) needed: {', '.join(asked)}"
+            call.detail = f"{country}: attribute(s) needed: {_asked(answer)}"
             return ProvidersView(
                 attribute_needed=AttributeAnswer(
                     context_id=answer.context_id,
@@ -211,11 +209,7 @@ class OotsHandler:
         self._require_exchange(call)
         answer = self._providers(call, request.classification, country, request)
         if isinstance(answer, AttributeNeeded):
-            asked = [f"{answer.jurisdiction_level or answer.level} ({answer.context_id})"]
-            asked = (asked if answer.context_id else []) + [
-                q.identifier for q in answer.classifications
-            ]
-            raise call.fail(OotsAttributeRequired(", ".join(asked)))
+            raise call.fail(OotsAttributeRequired(_asked(answer)))
         provider = next((p for p in answer.providers if p.provider_id == request.provider_id), None)
         if provider is None:
             known = ", ".join(p.provider_id for p in answer.providers) or "none"
@@ -396,6 +390,13 @@ def _country(call: PlatformCall, value: str) -> str:
 
 def _texts(texts: tuple[LocalizedText, ...]) -> tuple[Text, ...]:
     return tuple(Text(lang=t.lang.upper(), value=t.value) for t in texts)
+
+
+def _asked(answer: AttributeNeeded) -> str:
+    """What the DSD asks for: the jurisdiction level (with its context) and the concepts."""
+    asked = [f"{answer.jurisdiction_level or answer.level} ({answer.context_id})"]
+    asked = asked if answer.context_id else []
+    return ", ".join(asked + [q.identifier for q in answer.classifications])
 
 
 def _question(concept: ClassificationConcept) -> ClassificationQuestion:
