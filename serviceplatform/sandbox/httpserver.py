@@ -22,7 +22,9 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from serviceplatform.closing import Closing
 
 #: Largest request body a simulated peer reads; larger requests are refused unread.
 MAX_BODY_BYTES = 1024 * 1024
@@ -204,3 +206,29 @@ class ServerThread:
             self._thread.join(5)
         self.server.close_connections()
         self.server.server_close()
+
+
+class ServerGroup(Closing):
+    """The servers of one simulated peer (service, hooks, ...): started and stopped together;
+    ``with`` starts them and stops them on the way out."""
+
+    def __init__(self, *threads: ServerThread) -> None:
+        self._threads = threads
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            for thread in self._threads:
+                thread.start()
+            self._started = True
+
+    def stop(self) -> None:
+        for thread in self._threads:
+            thread.stop()
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self

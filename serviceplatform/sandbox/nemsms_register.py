@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from serviceplatform.sandbox.httpserver import ServerThread, ThreadedServer, server_tls_context
+from serviceplatform.sandbox.httpserver import (
+    ServerGroup,
+    ServerThread,
+    ThreadedServer,
+    server_tls_context,
+)
 from serviceplatform.sandbox.register_hooks import hooks_handler
 from serviceplatform.sandbox.register_resources import register_handler
 from serviceplatform.sandbox.register_state import (
@@ -55,7 +58,7 @@ __all__ = [
 ]
 
 
-class NemSmsRegister:
+class NemSmsRegister(ServerGroup):
     """The register (HTTPS, client certificate required) and its hooks (HTTP, loopback)."""
 
     def __init__(
@@ -85,7 +88,7 @@ class NemSmsRegister:
         self._control = ServerThread(
             ThreadedServer(("127.0.0.1", control_port), control), "nemsms-register-hooks"
         )
-        self._started = False
+        super().__init__(self._register, self._control)
 
     @property
     def base_url(self) -> str:
@@ -109,25 +112,3 @@ class NemSmsRegister:
                 "requests_received": state.requests_received,
                 "end_users": len(state.users),
             }
-
-    def start(self) -> None:
-        if not self._started:
-            self._register.start()
-            self._control.start()
-            self._started = True
-
-    def stop(self) -> None:
-        self._register.stop()
-        self._control.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -33,8 +33,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -45,6 +44,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from integrations.oots.edm import EdmVersion
 from serviceplatform.sandbox.httpserver import (
     QuietHandler,
+    ServerGroup,
     ServerThread,
     ThreadedServer,
     server_tls_context,
@@ -110,7 +110,7 @@ PENDING_FILTERS = (
 )
 
 
-class SimulatedOotsGateway:
+class SimulatedOotsGateway(ServerGroup):
     """The simulated gateway, its providers, preview space, common services and hooks."""
 
     def __init__(
@@ -175,8 +175,8 @@ class SimulatedOotsGateway:
         self._gateway = ServerThread(servers[0], "oots-gateway")
         self._preview = ServerThread(servers[1], "oots-preview")
         self._control = ServerThread(servers[2], "oots-gateway-hooks")
+        super().__init__(self._gateway, self._preview, self._control)
         self.previews.base_url = self.preview_base_url
-        self._started = False
 
     # --- addresses -----------------------------------------------------------------------------
 
@@ -208,35 +208,14 @@ class SimulatedOotsGateway:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if not self._started:
-            self._gateway.start()
-            self._preview.start()
-            self._control.start()
-            self._started = True
-
     def stop(self) -> None:
-        self._gateway.stop()
-        self._preview.stop()
-        self._control.stop()
+        super().stop()
         self._remove_tmp()
 
     def _remove_tmp(self) -> None:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _preview_tls(self, tls_dir: Path | None) -> tuple[Path, Path, Path]:
         """(certificate, key, CA certificate) of the preview server."""
