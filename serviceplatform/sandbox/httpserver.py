@@ -23,6 +23,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from serviceplatform.closing import Closing
 
@@ -89,6 +90,32 @@ class QuietHandler(BaseHTTPRequestHandler):
         """End the connection with a TCP reset and no answer."""
         self.reset_connection = True
         self.close_connection = True
+
+
+class HooksHandler(QuietHandler):
+    """Test hooks under ``/_sandbox/``: JSON in, ``_route(path, data)`` -> (status, JSON) out.
+
+    Subclasses name the verbs they serve (``do_GET = _serve``...) and route by
+    ``self.command`` and the path below ``/_sandbox/``; bad JSON or values are HTTP 400.
+    """
+
+    def _route(self, path: str, data: Any) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        body = self.read_body()
+        if body is None:
+            return
+        path = urlsplit(self.path).path
+        if not path.startswith("/_sandbox/"):
+            self.send_json(404, {"error": "the test hooks live under /_sandbox/"})
+            return
+        try:
+            data = json.loads(body) if body else None
+            status, answer = self._route(path.removeprefix("/_sandbox/"), data)
+        except (ValueError, TypeError, KeyError) as exc:
+            status, answer = 400, {"error": str(exc)}
+        self.send_json(status, answer)
 
 
 class ThreadedServer(ThreadingHTTPServer):

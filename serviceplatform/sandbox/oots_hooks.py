@@ -22,11 +22,10 @@ Loopback only (they change the gateway's state):
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from serviceplatform.sandbox.httpserver import QuietHandler
+from serviceplatform.sandbox.httpserver import HooksHandler, QuietHandler
 from serviceplatform.sandbox.oots_preview import PreviewStore
 from serviceplatform.sandbox.oots_state import FAULT_ENDPOINTS, GatewayState
 
@@ -37,29 +36,14 @@ def hooks_handler(state: GatewayState, previews: PreviewStore) -> type[QuietHand
     return type("OotsHooksHandler", (_Hooks,), {"state": state, "previews": previews})
 
 
-class _Hooks(QuietHandler):
+class _Hooks(HooksHandler):
     state: ClassVar[GatewayState]
     previews: ClassVar[PreviewStore]
 
-    def _serve(self) -> None:
-        body = self.read_body()
-        if body is None:
-            return
-        path = urlsplit(self.path).path
-        if not path.startswith("/_sandbox/"):
-            self.send_json(404, {"error": "the test hooks live under /_sandbox/"})
-            return
-        try:
-            data = json.loads(body) if body else None
-            status, answer = self._route(path.removeprefix("/_sandbox/").rstrip("/"), data)
-        except (ValueError, TypeError, KeyError) as exc:
-            status, answer = 400, {"error": str(exc)}
-        self.send_json(status, answer)
-
-    do_GET = do_POST = do_DELETE = _serve  # noqa: N815 - dispatch names
+    do_GET = do_POST = do_DELETE = HooksHandler._serve  # noqa: N815 - dispatch names
 
     def _route(self, path: str, data: Any) -> tuple[int, Any]:
-        state, verb = self.state, self.command
+        state, verb, path = self.state, self.command, path.rstrip("/")
         if path == "submitted" and verb == "GET":
             return 200, state.submitted_json()
         if path == "submitted" and verb == "DELETE":

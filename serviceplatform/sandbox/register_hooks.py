@@ -11,13 +11,12 @@ listen on loopback only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from serviceplatform.sandbox.httpserver import QuietHandler
+from serviceplatform.sandbox.httpserver import HooksHandler, QuietHandler
 from serviceplatform.sandbox.register_state import (
     CPR,
     CVR,
@@ -35,26 +34,11 @@ def hooks_handler(state: RegisterState, stats: Callable[[], Any]) -> type[QuietH
     return type("ControlHandler", (_ControlHandler,), {"state": state, "stats": stats})
 
 
-class _ControlHandler(QuietHandler):
+class _ControlHandler(HooksHandler):
     state: ClassVar[RegisterState]
     stats: ClassVar[Any]
 
-    def _serve(self) -> None:
-        body = self.read_body()
-        if body is None:
-            return
-        path = urlsplit(self.path).path
-        if not path.startswith("/_sandbox/"):
-            self.send_json(404, {"error": "the test hooks live under /_sandbox/"})
-            return
-        try:
-            data = json.loads(body) if body else None
-            status, answer = self._route(path.removeprefix("/_sandbox/"), data)
-        except (ValueError, TypeError, KeyError) as exc:
-            status, answer = 400, {"error": str(exc)}
-        self.send_json(status, answer)
-
-    do_GET = do_PUT = do_POST = do_DELETE = _serve  # noqa: N815 - dispatch names
+    do_GET = do_PUT = do_POST = do_DELETE = HooksHandler._serve  # noqa: N815 - dispatch names
 
     def _route(self, path: str, data: Any) -> tuple[int, Any]:
         state, verb = self.state, self.command
