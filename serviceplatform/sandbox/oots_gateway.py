@@ -36,9 +36,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from integrations.oots.edm import EdmVersion
@@ -83,11 +80,10 @@ from serviceplatform.sandbox.oots_wsplugin import (
     validate_submission,
 )
 from serviceplatform.sandbox.pki import (
-    CertificateAuthority,
     ensure_pki,
     issue_certificate,
     load_ca,
-    parse_subject,
+    new_ca,
 )
 
 WSPLUGIN_PATH = "/domibus/services/wsplugin"
@@ -97,6 +93,8 @@ SEARCH_PATHS: dict[str, Service] = {
     "/dsd/rest/search": "dsd",
 }
 PREVIEW_SUBJECT = "CN=localhost,O=Sandbox OOTS Preview Space,C=DK"
+#: The CA of a preview server without ``tls_dir``.
+PREVIEW_CA_SUBJECT = "CN=Sandbox OOTS Preview CA,O=Serviceplatform Sandbox,C=DK"
 #: listPendingMessagesRequest filters (webservicePlugin-body.xsd), in schema order.
 PENDING_FILTERS = (
     "messageId",
@@ -226,7 +224,7 @@ class SimulatedOotsGateway(ServerGroup):
             ca_path = pki.ca_cert
         else:
             self._tmp = Path(tempfile.mkdtemp(prefix="oots-preview-"))
-            ca = _throwaway_ca()
+            ca = new_ca(PREVIEW_CA_SUBJECT)  # lives as long as this gateway
             prefix = self._tmp / "oots-preview"
             ca_path = self._tmp / "ca.crt"
             ca_path.write_bytes(ca.cert.public_bytes(Encoding.PEM))
@@ -242,40 +240,6 @@ class SimulatedOotsGateway(ServerGroup):
                 path_prefix=prefix,
             )
         return cert, key, ca_path
-
-
-def _throwaway_ca() -> CertificateAuthority:
-    """A CA that lives as long as one gateway (for a preview server without ``tls_dir``)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = parse_subject("CN=Sandbox OOTS Preview CA,O=Serviceplatform Sandbox,C=DK")
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return CertificateAuthority(cert, key)
 
 
 class _GatewayHandler(QuietHandler):

@@ -125,8 +125,15 @@ def _write_pair(prefix: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) ->
 
 
 def _create_ca(prefix: Path) -> CertificateAuthority:
+    ca = new_ca(CA_SUBJECT)
+    _write_pair(prefix, ca.cert, ca.key)
+    return ca
+
+
+def new_ca(subject: str) -> CertificateAuthority:
+    """A self-signed test CA (RSA 2048, ten years, backdated an hour), kept in memory."""
     key = _new_key()
-    name = parse_subject(CA_SUBJECT)
+    name = parse_subject(subject)
     now = _utc_now()
     public = key.public_key()
     cert = (
@@ -155,7 +162,6 @@ def _create_ca(prefix: Path) -> CertificateAuthority:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_pair(prefix, cert, key)
     return CertificateAuthority(cert, key)
 
 
