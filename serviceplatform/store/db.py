@@ -191,7 +191,7 @@ class Database:
                     connection.invalidate(exc)
                 else:
                     connection.rollback()
-                raise StorageError(_describe_dbapi(exc)) from exc
+                raise StorageError(_describe(exc)) from exc
             finally:
                 cursor.close()
         finally:
@@ -247,14 +247,9 @@ def migration_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _describe(exc: SQLAlchemyError) -> str:
+def _describe(exc: Exception) -> str:
     # The DBAPI message without SQLAlchemy's statement and parameters: those may hold CPRs.
+    # A driver's own exception (``Database.run``) is its message, first line only.
     original = getattr(exc, "orig", None)
     message = str(original) if original is not None else str(exc)
     return f"{type(exc).__name__}: {message.strip().splitlines()[0] if message.strip() else ''}"
-
-
-def _describe_dbapi(exc: Exception) -> str:
-    # As _describe: the driver's first line only; it never quotes parameters.
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}"
