@@ -218,7 +218,10 @@ class RoutingRepository:
     def call_facts(
         self, *, holder_subject: str, authority_cvr: str, service: str, subject: str | None
     ) -> CallFacts:
-        """Everything routing one call needs, read in one short transaction (the hot path)."""
+        """Everything routing one call needs, read in one short transaction.
+
+        Calls route through ``RoutingCache``, which must answer exactly this (tested).
+        """
         with self._db.transaction() as connection:
             system = _system_by_subject(connection, holder_subject)
             if system is None:
