@@ -152,6 +152,22 @@ def translate_exception(exc: BaseException, peer: str) -> ServicePlatformError:
     return UpstreamBadResponse(detail)
 
 
+def _prepare(request: OutboundRequest, url: str) -> requests.PreparedRequest:
+    """The request exactly as ``Request.prepare`` would make it, without the cookie jar.
+
+    ``Request.prepare`` builds an empty cookie jar and asks it for a ``Cookie`` header on
+    every call, most of its cost; a peer call never carries cookies. Credentials in the
+    base URL still become Basic authentication, as before.
+    """
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method(request.method)
+    prepared.prepare_url(url, None)
+    prepared.prepare_headers(request.headers)
+    prepared.prepare_body(request.body, None)
+    prepared.prepare_auth(None, url)
+    return prepared
+
+
 class _ContextAdapter(HTTPAdapter):
     """An adapter whose connections all use one ``SSLContext``, built once per certificate.
 
@@ -228,11 +244,8 @@ class OioRestTransport(TransportBase):
             try:
                 # Straight to the adapter: a Session would merge cookies, environment and
                 # redirect settings on every call, none of which a peer call may use.
-                prepared = requests.Request(
-                    request.method, url, data=request.body, headers=dict(request.headers)
-                ).prepare()
                 answer = adapter.send(
-                    prepared,
+                    _prepare(request, url),
                     timeout=timeout,  # type: ignore[arg-type]  # requests accepts urllib3's Timeout
                     verify=True,
                     proxies={},

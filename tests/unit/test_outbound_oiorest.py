@@ -142,10 +142,12 @@ class FakeAdapter:
         self.clock = clock
         self.script = script
         self.timeouts: list[Timeout] = []
+        self.requests: list[requests.PreparedRequest] = []
 
     def send(self, request: Any, **kwargs: Any) -> FakeResponse:
         timeout: Timeout = kwargs["timeout"]
         self.timeouts.append(timeout)
+        self.requests.append(request)
         duration, outcome = self.script.pop(0) if self.script else self.script_end()
         assert isinstance(timeout.total, float)
         self.clock.now += min(duration, timeout.total)
@@ -161,10 +163,13 @@ class FakeAdapter:
 
 
 def make(
-    tmp_path: Path, script: list[tuple[float, int | BaseException]], **settings: Any
+    tmp_path: Path,
+    script: list[tuple[float, int | BaseException]],
+    base_url: str = "https://register.test",
+    **settings: Any,
 ) -> tuple[OioRestTransport, FakeClock, FakeAdapter]:
     clock = FakeClock()
-    peer = PeerSettings(base_url="https://register.test", **settings)
+    peer = PeerSettings(base_url=base_url, **settings)
     transport = OioRestTransport(peer, CertificateStore(tmp_path), clock, sleep=clock.sleep)
     adapter = FakeAdapter(clock, script)
     transport._new_adapter = lambda cert: adapter  # type: ignore[assignment,method-assign,return-value]
@@ -229,3 +234,32 @@ def test_tls_errors_are_not_retried(tmp_path):
 def test_bad_base_url_is_configuration_error(tmp_path):
     with pytest.raises(ConfigurationError):
         OioRestTransport(PeerSettings(base_url="register.test"), CertificateStore(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        OutboundRequest(
+            "PUT",
+            "/register/S/boks/0101901234?x=1 2",
+            "<a>æ</a>".encode(),
+            {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"},
+        ),
+        OutboundRequest("GET", "/register/S/liste"),
+        OutboundRequest("DELETE", "/register/S/liste/ref-1", b""),
+    ],
+)
+@pytest.mark.parametrize("base_url", ["https://register.test", "https://u:p%40ss@register.test"])
+def test_the_wire_request_is_what_requests_would_prepare(tmp_path, request_, base_url):
+    """Preparing without the cookie jar changes nothing that reaches the peer."""
+    transport, _, adapter = make(tmp_path, [(0.01, 200)], base_url)
+    transport.send(request_, cert_alias=None)
+    sent = adapter.requests[0]
+    expected = requests.Request(
+        request_.method,
+        base_url + request_.path,
+        data=request_.body,
+        headers=dict(request_.headers),
+    ).prepare()
+    assert (sent.method, sent.url, sent.body) == (expected.method, expected.url, expected.body)
+    assert dict(sent.headers) == dict(expected.headers)
