@@ -377,10 +377,19 @@ class Comparison:
         return Figures.pool([r for r in self.rounds if r.target == target])
 
     @property
+    def targets(self) -> list[str]:
+        """Every target, in the order of the first round."""
+        return list(dict.fromkeys(r.target for r in self.rounds))
+
+    @property
     def ratio(self) -> float:
         """subject/baseline requests per second, each pooled over all its rounds."""
+        return self.ratio_of(self.subject)
+
+    def ratio_of(self, target: str) -> float:
+        """``target``/baseline requests per second, each pooled over all its rounds."""
         baseline = self.figures(self.baseline).rate
-        return self.figures(self.subject).rate / baseline if baseline else 0.0
+        return self.figures(target).rate / baseline if baseline else 0.0
 
     @property
     def round_ratios(self) -> list[float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -104,33 +105,67 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start(name: str, argv: list[str], log: Path, port: int = 0) -> Child:
+def start(
+    name: str, argv: list[str], log: Path, port: int = 0, env: dict[str, str] | None = None
+) -> Child:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
     return Child(name, process, log, port)
 
 
+def gunicorn_argv(port: int, workers: int, threads: int, app: str) -> list[str]:
+    """A baseline server under the platform's gunicorn settings (serviceplatform/server.py)."""
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    argv += ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
+    argv += ["--keep-alive", str(KEEPALIVE), "--graceful-timeout", "10"]
+    return [*argv, "--no-control-socket", "--log-level", "warning", app]
+
+
 @contextmanager
-def servers(scratch: Path, workers: int) -> Iterator[tuple[Child, Child]]:
+def servers(scratch: Path, workers: int, threads: int = THREADS) -> Iterator[tuple[Child, Child]]:
     """The sandbox and the echo baseline; both stopped with SIGTERM whatever happens."""
     started: list[Child] = []
     try:
-        python = (sys.executable, "-m")
-        sandbox_argv = [*python, "serviceplatform.cli", "sandbox", "--workdir"]
+        sandbox_argv = [sys.executable, "-m", "serviceplatform.cli", "sandbox", "--workdir"]
         sandbox_argv += [str(scratch / "sandbox"), "--port", "0", "--workers", str(workers)]
+        sandbox_argv += ["--threads", str(threads)]
         started.append(start("the sandbox", sandbox_argv, scratch / "sandbox.log"))
         port = free_port()
-        echo_argv = [*python, "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-        echo_argv += ["--threads", str(THREADS), "--worker-class", "gthread"]
-        echo_argv += ["--keep-alive", str(KEEPALIVE), "--graceful-timeout", "10"]
-        echo_argv += ["--no-control-socket", "--log-level", "warning", "bench.echo_app:app"]
+        echo_argv = gunicorn_argv(port, workers, threads, "bench.echo_app:app")
         started.append(start("the echo baseline", echo_argv, scratch / "echo.log", port))
         yield started[0], started[1]
     finally:
         for child in reversed(started):
             child.stop()
+
+
+@contextmanager
+def floor_server(
+    scratch: Path, manifest: dict[str, Any], workers: int, threads: int
+) -> Iterator[Child]:
+    """``bench.floor_app`` pointed at the sandbox's register; stopped whatever happens."""
+    authority, pki = manifest["authorities"][0], manifest["pki"]
+    env = {
+        "BENCH_FLOOR_URL": manifest["peers"]["nemsms"]["base_url"],
+        "BENCH_FLOOR_SYSID": authority["sysids"]["register"],
+        "BENCH_FLOOR_CERT": pki["client_cert"],
+        "BENCH_FLOOR_KEY": pki["client_key"],
+        "BENCH_FLOOR_CA": pki["ca_cert"],
+    }
+    port = free_port()
+    argv = gunicorn_argv(port, workers, threads, "bench.floor_app:app")
+    child = start("the floor", argv, scratch / "floor.log", port, env)
+    try:
+        yield child
+    finally:
+        child.stop()
 
 
 def wait_until(child: Child, ready: Callable[[], bool]) -> None:
@@ -221,7 +256,8 @@ def goals(summary: load.Comparison) -> dict[str, bool]:
 
 
 def run(args: argparse.Namespace, scratch: Path) -> load.Comparison:
-    with servers(scratch, args.workers) as (sandbox, echo):
+    with ExitStack() as stack:
+        sandbox, echo = stack.enter_context(servers(scratch, args.workers, args.threads))
         path = scratch / "sandbox" / "sandbox.json"
         wait_until(sandbox, path.exists)
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -234,42 +270,58 @@ def run(args: argparse.Namespace, scratch: Path) -> load.Comparison:
         wait_until(echo, answers(baseline, echo_request("ping")))
         signer = Signer(manifest)
         cpu = load.tree_cpu_seconds
+        # The sandbox process itself runs the simulated register (HTTPS threads); its
+        # descendants are the platform's gunicorn master and workers.
+        register = partial(cpu, sandbox.process.pid, root_only=True)
         probes: dict[str, dict[str, Callable[[], float]]] = {
             "echo": {"server": partial(cpu, echo.process.pid)},
-            # The sandbox process itself runs the simulated register (HTTPS threads); its
-            # descendants are the platform's gunicorn master and workers.
-            "platform": {
-                "server": partial(cpu, sandbox.process.pid),
-                "register": partial(cpu, sandbox.process.pid, root_only=True),
-            },
+            "platform": {"server": partial(cpu, sandbox.process.pid), "register": register},
         }
+        targets = [baseline]
+        children = [sandbox, echo]
+        if args.floor:
+            floor = stack.enter_context(floor_server(scratch, manifest, args.workers, args.threads))
+            children.append(floor)
+            floor_target = load.Target(
+                "floor", "127.0.0.1", floor.port, "/", SOAP12, b"echoResponse"
+            )
+            wait_until(floor, answers(floor_target, echo_request(cpr_number(0))))
+            targets.append(floor_target)
+            # Like the platform's, the floor's server CPU includes the register it calls.
+            probes["floor"] = {
+                "server": lambda: cpu(floor.process.pid) + register(),
+                "register": register,
+            }
+        targets.append(platform)
         progress(
             f"platform {manifest['platform']['base_url']}, echo http://127.0.0.1:{echo.port}: "
-            f"{args.workers} workers x {THREADS} threads each; concurrency {args.concurrency}"
+            f"{args.workers} workers x {args.threads} threads each; concurrency {args.concurrency}"
         )
 
         def drive(target: load.Target, count: int, label: str) -> load.RoundResult:
             if target is baseline:
                 bodies = [echo_request(f"hello {i}") for i in range(count)]
-            else:
+            elif target is platform:
                 bodies = signer.bodies(count)  # just before the round: timestamps live 5 min
+            else:
+                bodies = [echo_request(cpr_number(i)) for i in range(count)]
             result = load.run_round(
                 target, bodies, concurrency=args.concurrency, server_cpu=probes[target.name]
             )
             progress(f"{label} {target.name:<8} {result.rate:7,.0f} req/s  {result.errors} errors")
             for sample in dict.fromkeys(result.error_samples):  # the same fault, once
                 progress(f"  e.g. {sample}")
-            sandbox.check_alive()
-            echo.check_alive()
+            for child in children:
+                child.check_alive()
             return result
 
-        for target in (baseline, platform):
+        for target in targets:
             if drive(target, args.warmup, "warm-up").errors:
                 raise BenchError(f"{target.name} failed during the warm-up (see above)")
         rounds = [
             drive(target, args.requests, f"round {number}")
             for number in range(1, args.rounds + 1)
-            for target in (baseline, platform)
+            for target in targets
         ]
     return load.Comparison("echo", "platform", rounds)
 
@@ -284,9 +336,10 @@ def render_table(summary: load.Comparison, args: argparse.Namespace) -> str:
         f"{'server CPU ms/req':>22}"
     )
     lines = [header, "-" * len(header)]
-    numbered = [(index // 2 + 1, r) for index, r in enumerate(summary.rounds)]
+    targets = summary.targets
+    numbered = [(index // len(targets) + 1, r) for index, r in enumerate(summary.rounds)]
     rows = [(str(n), load.Figures.pool([r])) for n, r in numbered]
-    rows += [("all", summary.figures(name)) for name in ("echo", "platform")]
+    rows += [("all", summary.figures(name)) for name in targets]
     for label, f in rows:
         cpu = f"{f.server_cpu_ms['server']:.2f}"
         if "register" in f.server_cpu_ms:
@@ -302,7 +355,8 @@ def render_table(summary: load.Comparison, args: argparse.Namespace) -> str:
     lines += [
         "",
         f"Server CPU: the server's process tree; the platform's includes {register:.2f} ms/req"
-        " (reg) in the sandbox process, i.e. the simulated register.",
+        " (reg) in the sandbox process, i.e. the simulated register"
+        + (", and so does the floor's." if "floor" in targets else "."),
         "client: the load generator's CPU time / wall time (100% = one core); others: the"
         " CPU time of every other process on the machine (noise: keep it near 0%).",
         "ratio per round: "
@@ -311,6 +365,11 @@ def render_table(summary: load.Comparison, args: argparse.Namespace) -> str:
         f"ratio platform/echo (total requests / total measured time over {args.rounds}"
         f" rounds): {summary.ratio:.3f}",
     ]
+    if "floor" in targets:
+        lines.append(
+            f"ratio floor/echo: {summary.ratio_of('floor'):.3f} (spyne and one requests PUT"
+            " over mutual TLS, nothing else: the most any such pass-through reaches here)"
+        )
     if summary.noise > NOISE_WARNING:
         lines.append(
             f"WARNING: other processes used up to {summary.noise:.0%} of a core during a round;"
@@ -329,10 +388,13 @@ def to_json(summary: load.Comparison, args: argparse.Namespace) -> str:
 
     return json.dumps(
         {
-            "settings": {**vars(args), "threads": THREADS},
+            "settings": vars(args),
             "rounds": [figures(load.Figures.pool([r])) for r in summary.rounds],
-            "totals": {name: figures(summary.figures(name)) for name in ("echo", "platform")},
+            "totals": {name: figures(summary.figures(name)) for name in summary.targets},
             "ratio": round(summary.ratio, 4),
+            "floor_ratio": (
+                round(summary.ratio_of("floor"), 4) if "floor" in summary.targets else None
+            ),
             "ratio_basis": "total requests / total measured time over all rounds, per target",
             "round_ratios": [round(ratio, 4) for ratio in summary.round_ratios],
             "max_other_cpu_share": round(summary.noise, 3),
@@ -358,12 +420,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=3000, help="per target per round")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers")
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help="threads per gunicorn worker, both servers"
+    )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the floor target (bench/floor_app.py: spyne plus one PUT, nothing else)",
+    )
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests per target")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox directory and logs")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    for name in ("requests", "concurrency", "workers", "rounds", "warmup"):
+    for name in ("requests", "concurrency", "workers", "threads", "rounds", "warmup"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     return args

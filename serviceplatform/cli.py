@@ -101,8 +101,9 @@ cli.add_command(agreements)
 @cli.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
 @click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=4, show_default=True)
 @click.pass_context
-def sandbox(ctx: click.Context, port: int, workers: int) -> None:
+def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
     """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C.
 
     --config FILE is laid over the sandbox's own settings.
@@ -111,7 +112,7 @@ def sandbox(ctx: click.Context, port: int, workers: int) -> None:
 
     meta = ctx.find_root().meta
     workdir = meta.get("workdir") or DEFAULT_SANDBOX_DIR
-    ctx.exit(run_sandbox(workdir, port, meta.get("config"), workers=workers))
+    ctx.exit(run_sandbox(workdir, port, meta.get("config"), workers=workers, threads=threads))
 
 
 @cli.command()

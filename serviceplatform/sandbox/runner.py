@@ -335,7 +335,9 @@ def _authorities(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(merged.values(), key=lambda entry: str(entry["cvr"]))
 
 
-def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int = 2) -> int:
+def run_sandbox(
+    workdir: Path, port: int, user_config: Path | None, workers: int = 2, threads: int = 4
+) -> int:
     paths = SandboxPaths(workdir.resolve())
     if port:
         ensure_port_free(port)
@@ -373,6 +375,8 @@ def run_sandbox(workdir: Path, port: int, user_config: Path | None, workers: int
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
+                "--threads",
+                str(threads),
             ]
         )
         try:

@@ -1,0 +1,106 @@
+"""The floor: the echo service plus one mutual-TLS PUT to the simulated register per request.
+
+This is the least any SF2250 pass-through built from spyne and ``requests`` must do: spyne
+parses and answers the SOAP call exactly as in ``bench.echo_app``, and in between
+``requests`` PUTs an end user's master data to the sandbox's NemSMS register over
+mutual TLS on a kept-alive connection. There is no token validation, replay cache, routing,
+audit or logging. Measured in the same run as the echo baseline and the platform, it shows how
+much of the echo's throughput is left for the platform's own work on this machine.
+
+``bench/passthrough.py`` serves it under gunicorn with the platform's worker settings and
+configures it through the environment (all required):
+
+- ``BENCH_FLOOR_URL``: the register's base URL;
+- ``BENCH_FLOOR_SYSID``: a SysID the register knows;
+- ``BENCH_FLOOR_CERT``, ``BENCH_FLOOR_KEY``: a client certificate and key the register accepts;
+- ``BENCH_FLOOR_CA``: the CA that issued the register's server certificate.
+
+The SOAP request is the echo's, with a CPR number as its text (the end user to PUT).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from spyne import Application, Fault, ServiceBase, Unicode, rpc
+from spyne.protocol.soap import Soap12
+from spyne.server.wsgi import WsgiApplication
+
+from bench.echo_app import NAMESPACE
+
+STAMDATA = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<dkal:SlutbrugerStamdata xmlns:dkal="urn:oio:dkal:1.0.0">'
+    b"<dkal:Navn>Anne Hansen</dkal:Navn><dkal:MobiltelefonNummer>12345678"
+    b"</dkal:MobiltelefonNummer></dkal:SlutbrugerStamdata>"
+)
+HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Accept": "application/xml"}
+#: Connect and read timeouts: the 1 s SLA of a simple integration, as for the platform.
+TIMEOUT = (1.0, 1.0)
+
+
+class _ContextAdapter(HTTPAdapter):
+    """Connections with one ``SSLContext`` built at start, as the platform's adapter has."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__(pool_maxsize=16, max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
+        pool_kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **pool_kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = "CERT_REQUIRED"
+
+
+class _Register:
+    """Kept-alive mutual-TLS connections to the register, used the lean way.
+
+    Like the platform's outbound transport (``serviceplatform/outbound/oiorest.py``): one TLS
+    context loaded once, and the prepared request straight to the transport adapter, skipping
+    a ``Session``'s per-call merging, so the floor does no more than the platform does.
+    """
+
+    def __init__(self) -> None:
+        context = ssl.create_default_context(cafile=os.environ["BENCH_FLOOR_CA"])
+        context.load_cert_chain(os.environ["BENCH_FLOOR_CERT"], os.environ["BENCH_FLOOR_KEY"])
+        self.adapter = _ContextAdapter(context)
+        base = os.environ["BENCH_FLOOR_URL"].rstrip("/")
+        self.boks_url = f"{base}/register/{os.environ['BENCH_FLOOR_SYSID']}/boks/"
+
+    def put_boks(self, cpr: str) -> int:
+        request = requests.PreparedRequest()
+        request.prepare_method("PUT")
+        request.prepare_url(self.boks_url + cpr, None)
+        request.prepare_headers(HEADERS)
+        request.prepare_body(STAMDATA, None)
+        answer = self.adapter.send(request, timeout=TIMEOUT, verify=True, proxies={})
+        answer.content  # noqa: B018 - read the whole answer, as a real client must
+        return answer.status_code
+
+
+REGISTER = _Register()
+
+
+class FloorService(ServiceBase):  # type: ignore[misc]
+    @rpc(Unicode, _returns=Unicode)
+    def echo(ctx, text):  # type: ignore[no-untyped-def]  # noqa: N805 - spyne's signature
+        status = REGISTER.put_boks(text)
+        if status not in (200, 201):
+            raise Fault("soap:Receiver", f"the register answered HTTP {status}")
+        return text
+
+
+app = WsgiApplication(
+    Application(
+        [FloorService],
+        tns=NAMESPACE,
+        in_protocol=Soap12(validator="lxml"),
+        out_protocol=Soap12(),
+    )
+)
