@@ -19,14 +19,19 @@ class EchoService(ServiceBase):  # type: ignore[misc]
         return text
 
 
-app = WsgiApplication(
-    Application(
-        [EchoService],
-        tns=NAMESPACE,
-        in_protocol=Soap12(validator="lxml"),
-        out_protocol=Soap12(),
+def soap12_app(service: type[ServiceBase]) -> WsgiApplication:
+    """``service`` as the baseline serves it: SOAP 1.2 in and out, lxml schema validation."""
+    return WsgiApplication(
+        Application(
+            [service],
+            tns=NAMESPACE,
+            in_protocol=Soap12(validator="lxml"),
+            out_protocol=Soap12(),
+        )
     )
-)
+
+
+app = soap12_app(EchoService)
 
 
 def echo_request(text: str) -> bytes:
