@@ -4,15 +4,12 @@ the platform's WSGI application on a local socket, and a KOMBIT-style client tha
 
 from __future__ import annotations
 
-import socketserver
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
@@ -41,6 +38,7 @@ from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS
 from serviceplatform.security.signing import build_signed_envelope, mint_assertion
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
+from tests.wsgi_serving import LocalWsgiServer
 
 SF2250_PATH = "/service/NemSMS/VedligeholdTilmelding/2"
 ENTITY_ID = "http://entityid.test.serviceplatform/service/sf2250/2"
@@ -48,21 +46,11 @@ ENTITY_ID = "http://entityid.test.serviceplatform/service/sf2250/2"
 AUTHORITY = "29189846"
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
 @dataclass
 class RunningPlatform:
     base_url: str
     app: PlatformApp
-    server: WSGIServer
-    thread: threading.Thread
+    server: LocalWsgiServer
     settings: Settings
 
     @property
@@ -74,19 +62,8 @@ class RunningPlatform:
         return self.app.platform
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.server.stop()
         self.app.close()
-
-
-def serve_wsgi(app: Any) -> tuple[WSGIServer, threading.Thread, str]:
-    server = make_server(
-        "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread, f"http://127.0.0.1:{server.server_port}"
 
 
 @pytest.fixture(scope="session")
@@ -141,8 +118,8 @@ def seed(settings: Settings) -> None:
 def start_platform(settings: Settings) -> RunningPlatform:
     seed(settings)
     app = PlatformApp(settings)
-    server, thread, base_url = serve_wsgi(app)
-    return RunningPlatform(base_url, app, server, thread, settings)
+    server = LocalWsgiServer(app)
+    return RunningPlatform(server.base_url, app, server, settings)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
@@ -51,6 +49,7 @@ from tests.unit.test_oots_domibus_envelopes import (
     push_notification,
     push_submit_envelope,
 )
+from tests.wsgi_serving import LocalWsgiServer
 
 pytestmark = pytest.mark.integration
 
@@ -500,22 +499,10 @@ def test_only_post_and_bounded_bodies(inbox: DomibusInbox) -> None:
     assert (answer.code, answer.fault_code()) == (413, "SP-103")
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def push_server(inbox: DomibusInbox) -> Iterator[str]:
-    server: WSGIServer = make_server("127.0.0.1", 0, backend_push_app(inbox), handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/oots/domibus-backend"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with LocalWsgiServer(backend_push_app(inbox)) as server:
+        yield server.base_url + "/oots/domibus-backend"
 
 
 def test_a_push_over_a_socket(push_server: str, inbox: DomibusInbox) -> None:

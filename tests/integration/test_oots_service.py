@@ -47,7 +47,6 @@ from tests.integration.conftest import (
     CaseSystem,
     make_settings,
     seed,
-    serve_wsgi,
     utc_now,
 )
 from tests.integration.oots_requests import (
@@ -73,6 +72,7 @@ from tests.unit.test_oots_edm_validation import (
     failed_asserts,
     schema_errors,
 )
+from tests.wsgi_serving import LocalWsgiServer
 
 pytestmark = pytest.mark.integration
 
@@ -264,7 +264,8 @@ def oots(
             ],
         )
         app = PlatformApp(settings)
-        server, thread, base_url = serve_wsgi(app)
+        server = LocalWsgiServer(app)
+        base_url = server.base_url
         try:
             yield Oots(
                 base_url,
@@ -276,9 +277,7 @@ def oots(
                 database,
             )
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
+            server.stop()
             app.close()
             database.dispose()
             proxy.shutdown()
@@ -684,7 +683,8 @@ def test_push_endpoint_is_mounted_where_configured_and_stores_before_answering(
     )
     seed(settings)
     app = PlatformApp(settings)
-    server, thread, base_url = serve_wsgi(app)
+    server = LocalWsgiServer(app)
+    base_url = server.base_url
     http = requests.Session()
     http.trust_env = False
     pushed = push_submit_envelope(REEL_ANSWER.read_bytes())
@@ -707,9 +707,7 @@ def test_push_endpoint_is_mounted_where_configured_and_stores_before_answering(
         service_apps = [a for a in app._built if getattr(a, "poller", None) is not None]
         assert service_apps and all(a.poller.running for a in service_apps)  # type: ignore[attr-defined]
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        server.stop()
         app.close()
     assert not any(a.poller.running for a in service_apps)  # type: ignore[attr-defined]
 
@@ -753,7 +751,8 @@ def test_an_authority_with_its_own_access_point_sends_and_collects_through_it(
         database = Database(settings.database.url)
         RoutingRepository(database).import_agreements([], [OOTS_AGREEMENT])
         app = PlatformApp(settings)
-        server, thread, base_url = serve_wsgi(app)
+        server = LocalWsgiServer(app)
+        base_url = server.base_url
         try:
             oots = Oots(base_url, app, authoritys, case_system, Recorded(), "", database)
             result = state(oots.call(degree_se("SE-UHR-DIRECT")))
@@ -764,8 +763,6 @@ def test_an_authority_with_its_own_access_point_sends_and_collects_through_it(
             oots.gateway = platforms
             assert oots.hook("GET", "submitted") == []
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
+            server.stop()
             app.close()
             database.dispose()

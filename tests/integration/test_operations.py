@@ -29,10 +29,10 @@ from tests.integration.conftest import (
     RunningPlatform,
     make_settings,
     post,
-    serve_wsgi,
     start_platform,
 )
 from tests.integration.sf2250_requests import fault_code, opdater, status_code
+from tests.wsgi_serving import LocalWsgiServer
 
 OTHER_CPR = "0202804321"
 NO_AGREEMENT = "29189862"
@@ -233,7 +233,8 @@ def test_unmigrated_database_is_not_ready(
 ) -> None:
     settings = make_settings(tmp_path, pki, register.base_url)
     app = PlatformApp(settings)  # no seed: the database was never migrated
-    server, thread, base_url = serve_wsgi(app)
+    server = LocalWsgiServer(app)
+    base_url = server.base_url
     try:
         status, data = readyz(base_url)
         assert status == 503
@@ -242,9 +243,7 @@ def test_unmigrated_database_is_not_ready(
         assert data["checks"]["peer:nemsms"]["ok"] is True
         assert http().get(base_url + "/healthz", timeout=5).status_code == 200
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        server.stop()
         app.close()
 
 

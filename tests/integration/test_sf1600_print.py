@@ -34,10 +34,10 @@ from tests.integration.conftest import (
     RegisterHooks,
     make_settings,
     seed,
-    serve_wsgi,
 )
 from tests.integration.print_requests import afsend, official_schema, spoerg
 from tests.integration.sf2250_requests import fault_schema
+from tests.wsgi_serving import LocalWsgiServer
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -110,11 +110,10 @@ def printing(
     seed(settings)
     clock = ManualClock(NOON)
     app = PlatformApp(settings, lambda: Platform(settings, business_clock=clock))
-    server, thread, base_url = serve_wsgi(app)
+    server = LocalWsgiServer(app)
+    base_url = server.base_url
     yield PrintPlatform(base_url, app, clock, case_system, RegisterHooks(register.control_url))
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    server.stop()
     app.close()
 
 

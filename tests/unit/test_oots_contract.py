@@ -8,14 +8,12 @@ loopback socket and calls every operation with zeep built from the served ``?wsd
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
@@ -57,6 +55,7 @@ from serviceplatform.errors import OotsEvidenceNotFound
 from serviceplatform.soap.contract_docs import ContractDocuments
 from serviceplatform.soap.envelope import SOAP12_ENV_NS
 from serviceplatform.soap.faults import SPF_NS
+from tests.wsgi_serving import LocalWsgiServer
 
 CONTRACT = Path(__file__).resolve().parents[2] / "wsdl" / "oots"
 OFFICIAL_FAULT_XSD = (
@@ -322,11 +321,6 @@ class RecordingHandler:
         return self.view
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @dataclass
 class Served:
     url: str
@@ -336,16 +330,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     handler = RecordingHandler()
-    app = service.build_wsgi_app(handler)
-    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{server.server_port}{PATH}", handler)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with LocalWsgiServer(service.build_wsgi_app(handler)) as server:
+        yield Served(server.base_url + PATH, handler)
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ built from the served ``?wsdl``, as a case system would.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
@@ -29,6 +27,7 @@ from serviceplatform.errors import NoAgreement
 from serviceplatform.soap.contract_docs import ContractDocuments
 from serviceplatform.soap.envelope import SOAP12_ENV_NS
 from serviceplatform.soap.faults import SPF_NS
+from tests.wsgi_serving import LocalWsgiServer
 
 PROJECT = Path(__file__).resolve().parents[2]
 CONTRACT = PROJECT / "wsdl" / "sf2250"
@@ -298,11 +297,6 @@ class RecordingHandler:
             raise self.fail_with
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @dataclass
 class Served:
     url: str
@@ -312,16 +306,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     handler = RecordingHandler()
-    app = service.build_wsgi_app(handler, max_body_bytes=16 * 1024)
-    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{server.server_port}{PATH}", handler)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with LocalWsgiServer(service.build_wsgi_app(handler, max_body_bytes=16 * 1024)) as server:
+        yield Served(server.base_url + PATH, handler)
 
 
 @pytest.fixture
