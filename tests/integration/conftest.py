@@ -62,7 +62,7 @@ class RunningPlatform:
         return self.app.platform
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.close()
         self.app.close()
 
 

@@ -277,7 +277,7 @@ def oots(
                 database,
             )
         finally:
-            server.stop()
+            server.close()
             app.close()
             database.dispose()
             proxy.shutdown()
@@ -707,7 +707,7 @@ def test_push_endpoint_is_mounted_where_configured_and_stores_before_answering(
         service_apps = [a for a in app._built if getattr(a, "poller", None) is not None]
         assert service_apps and all(a.poller.running for a in service_apps)  # type: ignore[attr-defined]
     finally:
-        server.stop()
+        server.close()
         app.close()
     assert not any(a.poller.running for a in service_apps)  # type: ignore[attr-defined]
 
@@ -763,6 +763,6 @@ def test_an_authority_with_its_own_access_point_sends_and_collects_through_it(
             oots.gateway = platforms
             assert oots.hook("GET", "submitted") == []
         finally:
-            server.stop()
+            server.close()
             app.close()
             database.dispose()

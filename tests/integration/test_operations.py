@@ -243,7 +243,7 @@ def test_unmigrated_database_is_not_ready(
         assert data["checks"]["peer:nemsms"]["ok"] is True
         assert http().get(base_url + "/healthz", timeout=5).status_code == 200
     finally:
-        server.stop()
+        server.close()
         app.close()
 
 

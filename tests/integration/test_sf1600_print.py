@@ -113,7 +113,7 @@ def printing(
     server = LocalWsgiServer(app)
     base_url = server.base_url
     yield PrintPlatform(base_url, app, clock, case_system, RegisterHooks(register.control_url))
-    server.stop()
+    server.close()
     app.close()
 
 
