@@ -91,6 +91,19 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.reset_connection = True
         self.close_connection = True
 
+    def answer_injected(self, fault: int | str | None) -> bool:
+        """Answer with a fault a test hook injected; False (nothing sent) when there is none.
+
+        ``"reset"`` drops the connection; a number is answered as that HTTP status.
+        """
+        if fault is None:
+            return False
+        if fault == "reset":
+            self.drop()
+        else:
+            self.send_body(int(fault), b"injected fault\n", "text/plain")
+        return True
+
 
 class HooksHandler(QuietHandler):
     """Test hooks under ``/_sandbox/``: JSON in, ``_route(path, data)`` -> (status, JSON) out.

@@ -323,14 +323,7 @@ class _GatewayHandler(QuietHandler):
         )
 
     def _faulted(self, endpoint: str) -> bool:
-        fault = self.state.take_fault(endpoint)
-        if fault is None:
-            return False
-        if fault == "reset":
-            self.drop()
-        else:
-            self.send_body(int(fault), b"injected fault\n", "text/plain")
-        return True
+        return self.answer_injected(self.state.take_fault(endpoint))
 
     def _fault(self, fault: WsPluginFault, headers: dict[str, str] | None = None) -> None:
         self.send_body(fault.status, fault_envelope(fault), SOAP_CONTENT_TYPE, headers)

@@ -246,14 +246,7 @@ class _PreviewHandler(QuietHandler):
         return None, False
 
     def _faulted(self) -> bool:
-        fault = self.fault()
-        if fault is None:
-            return False
-        if fault == "reset":
-            self.drop()
-        else:
-            self.send_body(int(fault), b"injected fault\n", "text/plain")
-        return True
+        return self.answer_injected(self.fault())
 
     def _page(self, status: int, title: str, content: str) -> None:
         page = (
