@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
 from spyne import Fault, ServiceBase, Unicode, rpc
 
 from bench.echo_app import soap12_app
+from serviceplatform.outbound.base import OutboundRequest
+from serviceplatform.outbound.oiorest import ContextAdapter, prepare_request
 
 STAMDATA = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -41,43 +40,26 @@ HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Accept": "applicat
 TIMEOUT = (1.0, 1.0)
 
 
-class _ContextAdapter(HTTPAdapter):
-    """Connections with one ``SSLContext`` built at start, as the platform's adapter has."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__(pool_maxsize=16, max_retries=0)
-
-    def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
-        pool_kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **pool_kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        conn.cert_reqs = "CERT_REQUIRED"
-
-
 class _Register:
     """Kept-alive mutual-TLS connections to the register, used the lean way.
 
-    Like the platform's outbound transport (``serviceplatform/outbound/oiorest.py``): one TLS
-    context loaded once, and the prepared request straight to the transport adapter, skipping
-    a ``Session``'s per-call merging, so the floor does no more than the platform does.
+    With the platform's own request preparation and transport adapter
+    (``serviceplatform/outbound/oiorest.py``): one TLS context loaded once, and the prepared
+    request straight to the adapter, skipping a ``Session``'s per-call merging, so the floor
+    does no more than the platform does.
     """
 
     def __init__(self) -> None:
         context = ssl.create_default_context(cafile=os.environ["BENCH_FLOOR_CA"])
         context.load_cert_chain(os.environ["BENCH_FLOOR_CERT"], os.environ["BENCH_FLOOR_KEY"])
-        self.adapter = _ContextAdapter(context)
-        base = os.environ["BENCH_FLOOR_URL"].rstrip("/")
-        self.boks_url = f"{base}/register/{os.environ['BENCH_FLOOR_SYSID']}/boks/"
+        self.adapter = ContextAdapter(context, pool_maxsize=16, max_retries=0)
+        self.base = os.environ["BENCH_FLOOR_URL"].rstrip("/")
+        self.boks_path = f"/register/{os.environ['BENCH_FLOOR_SYSID']}/boks/"
 
     def put_boks(self, cpr: str) -> int:
-        request = requests.PreparedRequest()
-        request.prepare_method("PUT")
-        request.prepare_url(self.boks_url + cpr, None)
-        request.prepare_headers(HEADERS)
-        request.prepare_body(STAMDATA, None)
-        answer = self.adapter.send(request, timeout=TIMEOUT, verify=True, proxies={})
+        request = OutboundRequest("PUT", self.boks_path + cpr, STAMDATA, HEADERS)
+        prepared = prepare_request(request, self.base + request.path)
+        answer = self.adapter.send(prepared, timeout=TIMEOUT, verify=True, proxies={})
         answer.content  # noqa: B018 - read the whole answer, as a real client must
         return answer.status_code
 

@@ -152,7 +152,7 @@ def translate_exception(exc: BaseException, peer: str) -> ServicePlatformError:
     return UpstreamBadResponse(detail)
 
 
-def _prepare(request: OutboundRequest, url: str) -> requests.PreparedRequest:
+def prepare_request(request: OutboundRequest, url: str) -> requests.PreparedRequest:
     """The request exactly as ``Request.prepare`` would make it, without the cookie jar.
 
     ``Request.prepare`` builds an empty cookie jar and asks it for a ``Cookie`` header on
@@ -168,7 +168,7 @@ def _prepare(request: OutboundRequest, url: str) -> requests.PreparedRequest:
     return prepared
 
 
-class _ContextAdapter(HTTPAdapter):
+class ContextAdapter(HTTPAdapter):
     """An adapter whose connections all use one ``SSLContext``, built once per certificate.
 
     The context holds the peer's CA and the client certificate, so nothing is read from disk
@@ -218,7 +218,7 @@ class OioRestTransport(TransportBase):
         self._clock = clock
         self._sleep = sleep
         self._parse_error = parse_error
-        self._adapters: dict[tuple[str | None, int | None], _ContextAdapter] = {}
+        self._adapters: dict[tuple[str | None, int | None], ContextAdapter] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -245,7 +245,7 @@ class OioRestTransport(TransportBase):
                 # Straight to the adapter: a Session would merge cookies, environment and
                 # redirect settings on every call, none of which a peer call may use.
                 answer = adapter.send(
-                    _prepare(request, url),
+                    prepare_request(request, url),
                     timeout=timeout,  # type: ignore[arg-type]  # requests accepts urllib3's Timeout
                     verify=True,
                     proxies={},
@@ -273,7 +273,7 @@ class OioRestTransport(TransportBase):
         left = deadline - self._clock() - self._backoff(attempts)
         return left >= MIN_ATTEMPT_SECONDS
 
-    def _adapter(self, alias: str | None, cert: tuple[str, str] | None) -> _ContextAdapter:
+    def _adapter(self, alias: str | None, cert: tuple[str, str] | None) -> ContextAdapter:
         # A renewed certificate under the same alias gets a new context (and new connections).
         key = (alias, self._certs.certificate(alias).serial_number if alias else None)
         adapter = self._adapters.get(key)
@@ -288,8 +288,8 @@ class OioRestTransport(TransportBase):
                 self._adapters[key] = adapter
         return adapter
 
-    def _new_adapter(self, cert: tuple[str, str] | None) -> _ContextAdapter:
-        return _ContextAdapter(
+    def _new_adapter(self, cert: tuple[str, str] | None) -> ContextAdapter:
+        return ContextAdapter(
             self._tls_context(cert),
             pool_connections=4,
             pool_maxsize=max(1, self.settings.pool_size),
