@@ -1,7 +1,10 @@
 """A lean closed-loop HTTP/1.1 load generator and the figures it reports.
 
 ``run_round`` drives one target with C client threads, each on its own keep-alive connection,
-each sending its share of pre-built request bodies back to back; it returns the wall time, the
+each taking the next pre-built request from one shared queue as soon as its previous answer is
+in, so that C requests are in flight until the queue runs dry (with a fixed share per thread, a
+thread on a slower connection would still be sending after the others had finished, and the
+round's end would run at a lower concurrency than reported); it returns the wall time, the
 latency of every request and the errors. It speaks HTTP/1.1 on a raw socket with pre-built
 request frames: on a 2-core machine each microsecond the client spends is taken from the server
 under test (``http.client`` parses every answer's headers with the email package).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import socket
 import threading
 import time
@@ -174,10 +178,9 @@ def _read_exact(file: io.BufferedReader, size: int) -> bytes:
 
 
 @dataclass
-class _Share:
-    """What one client thread sends and what it saw."""
+class _Seen:
+    """What one client thread saw."""
 
-    frames: list[bytes]
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     samples: list[str] = field(default_factory=list)
@@ -189,30 +192,40 @@ class _Share:
 
 
 def _drive(
-    target: Target, share: _Share, start: threading.Barrier, ready: threading.Event, timeout: float
+    target: Target,
+    frames: queue.SimpleQueue[bytes],
+    seen: _Seen,
+    start: threading.Barrier,
+    ready: threading.Event,
+    timeout: float,
 ) -> None:
     connection = _Connection(target, timeout)
     with contextlib.suppress(OSError):
         connection.open()  # before the clock starts; on failure the first request tries again
     clock = time.perf_counter
     expect = target.expect
-    record = share.latencies.append
+    record = seen.latencies.append
     start.wait()
     ready.wait()
-    for frame in share.frames:
+    take = frames.get_nowait
+    while True:
+        try:
+            frame = take()
+        except queue.Empty:
+            break
         began = clock()
         try:
             status, body = connection.exchange(frame)
         except (OSError, ProtocolError, ValueError) as exc:
             record(clock() - began)
-            share.fail(f"{type(exc).__name__}: {exc}")
+            seen.fail(f"{type(exc).__name__}: {exc}")
             connection.close()
             continue
         record(clock() - began)
         if status != 200:
-            share.fail(f"HTTP {status}: {body[:600]!r}")
+            seen.fail(f"HTTP {status}: {body[:600]!r}")
         elif expect not in body:
-            share.fail(f"200 without {expect!r}: {body[:600]!r}")
+            seen.fail(f"200 without {expect!r}: {body[:600]!r}")
     connection.close()
 
 
@@ -230,14 +243,18 @@ def run_round(
     the result holds what each grew by during the round.
     """
     probes = dict(server_cpu or {})
-    frames = [target.frame(body) for body in bodies]
-    shares = [_Share(frames[index::concurrency]) for index in range(concurrency)]
+    frames: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    for body in bodies:
+        frames.put(target.frame(body))
+    seen_by_thread = [_Seen() for _ in range(concurrency)]
     # Every thread connects, then waits at the barrier; the clock starts when all are ready.
     start = threading.Barrier(concurrency + 1, timeout=timeout)
     ready = threading.Event()
     threads = [
-        threading.Thread(target=_drive, args=(target, share, start, ready, timeout), daemon=True)
-        for share in shares
+        threading.Thread(
+            target=_drive, args=(target, frames, seen, start, ready, timeout), daemon=True
+        )
+        for seen in seen_by_thread
     ]
     for thread in threads:
         thread.start()
@@ -255,15 +272,19 @@ def run_round(
     server_used = {name: probe() - server_before[name] for name, probe in probes.items()}
     return RoundResult(
         target=target.name,
-        requests=len(frames),
-        # A thread that died early (a bug, not the server) leaves requests unsent: errors too.
-        errors=sum(share.errors + len(share.frames) - len(share.latencies) for share in shares),
+        requests=len(bodies),
+        # Requests no thread sent (every thread died early: a bug, not the server) are errors.
+        errors=sum(seen.errors for seen in seen_by_thread)
+        + len(bodies)
+        - sum(len(seen.latencies) for seen in seen_by_thread),
         wall_seconds=wall,
-        latencies=[latency for share in shares for latency in share.latencies],
+        latencies=[latency for seen in seen_by_thread for latency in seen.latencies],
         client_cpu_seconds=client_cpu,
         server_cpu_seconds=server_used,
         machine_cpu_seconds=machine,
-        error_samples=[sample for share in shares for sample in share.samples][:MAX_ERROR_SAMPLES],
+        error_samples=[sample for seen in seen_by_thread for sample in seen.samples][
+            :MAX_ERROR_SAMPLES
+        ],
     )
 
 
