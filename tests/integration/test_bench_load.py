@@ -60,13 +60,15 @@ def server() -> Iterator[tuple[ThreadedServer, type[_CountingHandler]]]:
         yield http, handler
 
 
+def _target(http: ThreadedServer, expect: bytes) -> load.Target:
+    return load.Target("test", "127.0.0.1", int(http.server_address[1]), "/", "text/plain", expect)
+
+
 def test_a_slow_connection_does_not_hold_a_fixed_share(
     server: tuple[ThreadedServer, type[_CountingHandler]],
 ) -> None:
     http, handler = server
-    target = load.Target(
-        "test", "127.0.0.1", int(http.server_address[1]), "/", "text/plain", expect=b"ok"
-    )
+    target = _target(http, expect=b"ok")
     bodies = [b"x"] * 40
 
     result = load.run_round(target, bodies, concurrency=2)
@@ -86,9 +88,7 @@ def test_every_request_is_sent_once_at_higher_concurrency(
     server: tuple[ThreadedServer, type[_CountingHandler]],
 ) -> None:
     http, handler = server
-    target = load.Target(
-        "test", "127.0.0.1", int(http.server_address[1]), "/", "text/plain", expect=b"ok"
-    )
+    target = _target(http, expect=b"ok")
 
     result = load.run_round(target, [b"x"] * 30, concurrency=8)
 
@@ -100,9 +100,7 @@ def test_wrong_answers_count_as_errors(
     server: tuple[ThreadedServer, type[_CountingHandler]],
 ) -> None:
     http, _handler = server
-    target = load.Target(
-        "test", "127.0.0.1", int(http.server_address[1]), "/", "text/plain", expect=b"absent"
-    )
+    target = _target(http, expect=b"absent")
 
     result = load.run_round(target, [b"x"] * 6, concurrency=3)
 
