@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from integrations.oots import SERVICE_KEY
 from integrations.oots.access_points import (
     AccessPoint,
     access_point_for,
@@ -94,8 +95,6 @@ from serviceplatform.store.db import Database
 
 log = logging.getLogger(__name__)
 
-#: The service key of OOTS Dokumentation in agreements, routing tables and audit.
-SERVICE_KEY: Final = "oots"
 #: The audit operation of an answer that arrived from a provider.
 ANSWER_OPERATION: Final = "Bevissvar"
 #: The media types of the OOTS code list (``OOTSMediaTypes``) the platform hands out.

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
+from integrations.oots import REQUESTER_ROLE
 from integrations.oots.common_services import (
     AttributeNeeded,
     ClassificationConcept,
@@ -85,8 +86,6 @@ from serviceplatform.errors import (
 from serviceplatform.platform import Platform
 from serviceplatform.routing.model import Route
 
-#: The SysID role holding the authority's OOTS (eDelivery) identifier.
-REQUESTER_ROLE: Final = "oots_requester"
 #: ISO 3166-1 alpha-2 codes of the EU and EEA states taking part in OOTS (Greece also as EL).
 OOTS_COUNTRIES: Final = frozenset(
     [
