@@ -12,8 +12,6 @@ from datetime import date
 from typing import Final
 
 from serviceplatform.routing.model import Agreement, AgreementStatus
-from serviceplatform.store.db import Database
-from serviceplatform.store.repository import RoutingRepository
 
 #: The consumer system of ``routing_tables/agreements.toml`` (the sandbox case system).
 SANDBOX_CONSUMER_SYSTEM: Final = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
@@ -30,8 +28,3 @@ OOTS_AGREEMENT: Final = Agreement(
 )
 #: The name authority A has as an OOTS Evidence Requester (``[oots.requesters.<CVR>]``).
 OOTS_AUTHORITY_NAME: Final = "Sandbox Kommune A"
-
-
-def seed_oots_agreement(database: Database) -> None:
-    """Add (or update) the sample OOTS agreement; the consumer system must exist."""
-    RoutingRepository(database).import_agreements([], [OOTS_AGREEMENT])

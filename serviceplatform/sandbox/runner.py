@@ -41,7 +41,6 @@ from serviceplatform.sandbox.oots_seed import (
     OOTS_AGREEMENT,
     OOTS_AUTHORITY,
     OOTS_AUTHORITY_NAME,
-    seed_oots_agreement,
 )
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
@@ -199,7 +198,7 @@ def seed_database(settings: Settings, first_run: bool) -> tuple[Database, Routin
         repository.import_agreements(*load_agreements(tables / "agreements.toml"))
     # Also into a sandbox made before OOTS existed; never over a state changed since.
     if all(a.uuid != OOTS_AGREEMENT.uuid for a in repository.list_agreements()):
-        seed_oots_agreement(database)
+        repository.upsert_agreement(OOTS_AGREEMENT)
     watcher = RoutingWatcher(
         tables, database, known_services(), interval=settings.routing.reload_interval_seconds
     )

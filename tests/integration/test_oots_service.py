@@ -749,7 +749,7 @@ def test_an_authority_with_its_own_access_point_sends_and_collects_through_it(
         )
         seed(settings)
         database = Database(settings.database.url)
-        RoutingRepository(database).import_agreements([], [OOTS_AGREEMENT])
+        RoutingRepository(database).upsert_agreement(OOTS_AGREEMENT)
         app = PlatformApp(settings)
         server = LocalWsgiServer(app)
         base_url = server.base_url
