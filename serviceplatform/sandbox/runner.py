@@ -229,7 +229,7 @@ def manifest(
     base_url: str,
     settings: Settings,
     database: Database,
-    gateway: SimulatedOotsGateway | None = None,
+    gateway: SimulatedOotsGateway,
 ) -> dict[str, Any]:
     repository = RoutingRepository(database)
     routes = repository.list_routes()
@@ -260,9 +260,7 @@ def manifest(
             "transport": settings.distributor.transport,
             "dir": str(settings.path(settings.distributor.directory).resolve()),
         },
-    }
-    if gateway is not None:
-        peers["oots_gateway"] = {
+        "oots_gateway": {
             "ws_plugin_url": gateway.base_url,
             "username": OOTS_USERNAME,
             "password": OOTS_PASSWORD,
@@ -273,7 +271,8 @@ def manifest(
             "preview_base_url": gateway.preview_base_url,
             "preview_ca_cert": str(gateway.preview_ca_cert),
             "control_url": gateway.control_url,
-        }
+        },
+    }
     return {
         "platform": {"base_url": base_url, "pid": os.getpid()},
         "services": {
@@ -416,14 +415,11 @@ def _announce(data: dict[str, Any], paths: SandboxPaths, first_run: bool) -> Non
         f"  NemSMS register {data['peers']['nemsms']['base_url']} (mutual TLS)",
         f"  register hooks  {data['peers']['nemsms']['control_url']}",
     ]
-    oots = data["peers"].get("oots_gateway")
-    if oots is not None:
-        lines += [
-            f"  OOTS WS plugin  {oots['ws_plugin_url']}",
-            f"  OOTS previews   {oots['preview_base_url']}",
-            f"  OOTS hooks      {oots['control_url']}",
-        ]
+    oots = data["peers"]["oots_gateway"]
     lines += [
+        f"  OOTS WS plugin  {oots['ws_plugin_url']}",
+        f"  OOTS previews   {oots['preview_base_url']}",
+        f"  OOTS hooks      {oots['control_url']}",
         f"  manifest        {paths.manifest}",
         f"  token           serviceplatform token --workdir {paths.workdir} --cvr 29189846",
     ]
