@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 
 import requests
 from lxml import etree
 
-from integrations.oots.service import TNS, WSDL_PATH
-from serviceplatform.soap.contract_docs import ContractDocuments
+from integrations.oots.service import TNS
 from tests.integration.sf2250_requests import body_child
+from tests.unit.test_oots_contract import contract_schema
 
 
 def _element(name: str, children: list[tuple[str, object]]) -> etree._Element:
@@ -114,11 +113,6 @@ def efter_forhaandsvisning(request_id: str, return_url: str | None = None) -> et
 
 def hent_status(request_id: str) -> etree._Element:
     return _element("HentStatusRequest", [("AnmodningId", request_id)])
-
-
-@cache
-def contract_schema() -> etree.XMLSchema:
-    return ContractDocuments(WSDL_PATH).build_schema()
 
 
 def answer(response: requests.Response) -> etree._Element:
