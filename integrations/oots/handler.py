@@ -268,10 +268,7 @@ class OotsHandler:
         call = current_call(environ)
         self._route(call)
         record = self._own(call, request.request_id)
-        if self.exchange.configured:
-            record = self.exchange.wait(record, 0)
-        else:
-            record = self.exchange.refresh(record)
+        record = self.exchange.wait(record, 0)
         outcome = self.exchange.outcome(record)
         call.detail = _describe(record)
         return _view(outcome)
