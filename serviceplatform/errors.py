@@ -701,3 +701,18 @@ def all_error_classes() -> list[type[ServicePlatformError]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+def rebuild_error(code: str | None, error_text: str | None) -> ServicePlatformError:
+    """The error that ``code`` and ``error_text`` describe, for one stored or sent as text.
+
+    The inverse of :attr:`ServicePlatformError.error_text`: the class is the one with ``code``
+    (the root class for an unknown code) and the detail is what follows its class text.
+    """
+    error_class = next(
+        (cls for cls in all_error_classes() if cls.code == code), ServicePlatformError
+    )
+    if not error_text or error_text == error_class.text:
+        return error_class(None)
+    prefix = error_class.text + ": "
+    return error_class(error_text.removeprefix(prefix))

@@ -89,6 +89,7 @@ from serviceplatform.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     UpstreamUnreachable,
+    rebuild_error,
 )
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
@@ -651,20 +652,4 @@ def _close(client: object) -> None:
 
 def _stored_error(record: RequestRecord) -> ServicePlatformError:
     """The error a failed request ended with, rebuilt from its code (for the caller)."""
-    found: type[ServicePlatformError] = ServicePlatformError
-    stack: list[type[ServicePlatformError]] = [ServicePlatformError]
-    while stack:
-        cls = stack.pop()
-        if cls.code == record.error_code:
-            found = cls
-            break
-        stack.extend(cls.__subclasses__())
-    return found(_strip(record.error_text, found.text))
-
-
-def _strip(text: str | None, prefix: str) -> str | None:
-    if not text:
-        return None
-    if text.startswith(prefix + ": "):
-        return text[len(prefix) + 2 :]
-    return None if text == prefix else text
+    return rebuild_error(record.error_code, record.error_text)

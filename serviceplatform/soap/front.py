@@ -21,7 +21,7 @@ from serviceplatform.errors import (
     NotSoapEnvelope,
     ServicePlatformError,
     StorageError,
-    all_error_classes,
+    rebuild_error,
 )
 from serviceplatform.integration import SoapService, WsgiApp
 from serviceplatform.platform import Platform
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 _WSA = "http://www.w3.org/2005/08/addressing"
 _SPF = "http://serviceplatformen.dk/xml/schemas/ServiceplatformFault/1/"
-_BY_CODE = {cls.code: cls for cls in all_error_classes()}
 
 StartResponse = Callable[..., Any]
 
@@ -146,8 +145,4 @@ def _error_from_fault(payload: bytes) -> ServicePlatformError:
         text = root.findtext(f".//{{{_SPF}}}ErrorText")
     except etree.XMLSyntaxError:
         pass
-    error_class = _BY_CODE.get(code or "", ServicePlatformError)
-    detail = text
-    if text and text.startswith(error_class.text):
-        detail = text[len(error_class.text) :].lstrip(": ") or None
-    return error_class(detail)
+    return rebuild_error(code, text)

@@ -9,6 +9,7 @@ from serviceplatform.errors import (
     TokenExpired,
     UpstreamUnavailable,
     all_error_classes,
+    rebuild_error,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
@@ -49,3 +50,22 @@ def test_liberty_fault_code_in_both_soap_versions() -> None:
     assert code.nsmap["sub"] == "urn:liberty:sb:2006-08"
     plain = etree.fromstring(fault_envelope(NoAgreement(), 12))
     assert plain.find(".//{*}Subcode") is None
+
+
+def test_rebuild_error_is_the_inverse_of_error_text() -> None:
+    for error_class in all_error_classes():
+        for detail in (None, "the peer said: no", "x"):
+            original = error_class(detail)
+            rebuilt = rebuild_error(original.code, original.error_text)
+            assert type(rebuilt) is error_class
+            assert rebuilt.detail == detail
+            assert rebuilt.error_text == original.error_text
+
+
+def test_rebuild_error_of_an_unknown_code_or_foreign_text() -> None:
+    unknown = rebuild_error("SP-999", "something odd")
+    assert type(unknown) is ServicePlatformError and unknown.detail == "something odd"
+    assert rebuild_error(None, None).detail is None
+    # A text that does not start with the class text is kept whole as the detail.
+    foreign = rebuild_error(TokenExpired.code, "expired yesterday")
+    assert type(foreign) is TokenExpired and foreign.detail == "expired yesterday"
