@@ -53,11 +53,10 @@ from serviceplatform.outbound.base import (
     raw_error_text,
 )
 from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.retry import attempt_seconds, backoff_pause, time_for_another
 
 log = logging.getLogger(__name__)
 
-#: Retrying makes no sense when less than this is left of the budget.
-MIN_ATTEMPT_SECONDS = 0.05
 _RETRIED = (UpstreamUnreachable, UpstreamTimeout, UpstreamUnavailable)
 # An abrupt close of a TLS connection surfaces as one of these: a dropped connection, not a
 # failed handshake, so it is retried like any other connection loss.
@@ -233,7 +232,7 @@ class OioRestTransport(TransportBase):
         attempts = 0
         while True:
             attempts += 1
-            remaining = max(deadline - self._clock(), MIN_ATTEMPT_SECONDS)
+            remaining = attempt_seconds(deadline, self._clock())
             # ``total`` bounds connect plus read; urllib3's read timeout alone is per recv().
             timeout = Timeout(
                 connect=min(self.settings.connect_timeout_seconds, remaining),
@@ -262,16 +261,12 @@ class OioRestTransport(TransportBase):
             if not self._retry(error, attempts, deadline):
                 raise error from cause
             log.info("%s: attempt %d failed with %s; retrying", self.peer, attempts, error.code)
-            self._sleep(self._backoff(attempts))
-
-    def _backoff(self, attempts: int) -> float:
-        return float(self.settings.backoff_seconds * 2 ** (attempts - 1))
+            self._sleep(backoff_pause(self.settings.backoff_seconds, attempts))
 
     def _retry(self, error: ServicePlatformError, attempts: int, deadline: float) -> bool:
         if not isinstance(error, _RETRIED) or attempts > self.settings.max_retries:
             return False
-        left = deadline - self._clock() - self._backoff(attempts)
-        return left >= MIN_ATTEMPT_SECONDS
+        return time_for_another(self.settings.backoff_seconds, attempts, deadline, self._clock())
 
     def _adapter(self, alias: str | None, cert: tuple[str, str] | None) -> ContextAdapter:
         # A renewed certificate under the same alias gets a new context (and new connections).

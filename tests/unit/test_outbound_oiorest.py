@@ -27,11 +27,11 @@ from serviceplatform.errors import (
 from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.outbound.certstore import CertificateStore
 from serviceplatform.outbound.oiorest import (
-    MIN_ATTEMPT_SECONDS,
     OioRestTransport,
     parse_fejl,
     translate_exception,
 )
+from serviceplatform.outbound.retry import MIN_ATTEMPT_SECONDS
 
 URL = "https://register.test/register/S/boks/0101901234"
 

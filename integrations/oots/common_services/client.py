@@ -81,6 +81,7 @@ from serviceplatform.errors import (
 )
 from serviceplatform.outbound.bounded import AnswerOverdue, AnswerTooLarge, read_bounded
 from serviceplatform.outbound.oiorest import translate_exception
+from serviceplatform.outbound.retry import attempt_seconds, backoff_pause, time_for_another
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,6 @@ EBRS_MEDIA_TYPE: Final = "application/x-ebrs+xml"
 CS_SPECIFICATION: Final = "oots-cs:v2.0"
 #: The whole EB catalogue (53 requirements, 687 procedure declarations) is about 620 kB.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
-#: Retrying makes no sense when less than this is left of the budget.
-MIN_ATTEMPT_SECONDS: Final = 0.05
 
 
 class CommonServicesClient(Closing):
@@ -248,12 +247,12 @@ class CommonServicesClient(Closing):
                 attempt,
                 error.code,
             )
-            self._sleep(self._pause(attempt))
+            self._sleep(backoff_pause(self._backoff, attempt))
 
     def _attempt(
         self, url: str, query: Query, deadline: float
     ) -> tuple[int, Mapping[str, str], bytes]:
-        remaining = max(deadline - time.monotonic(), MIN_ATTEMPT_SECONDS)
+        remaining = attempt_seconds(deadline, time.monotonic())
         response = self._session.get(
             url,
             params=query.url_params(),
@@ -280,14 +279,10 @@ class CommonServicesClient(Closing):
         # TLS failures (UpstreamTlsError) and configuration errors stay what they are.
         return error
 
-    def _pause(self, attempt: int) -> float:
-        return float(self._backoff * 2 ** (attempt - 1))
-
     def _retry(self, error: ServicePlatformError, attempt: int, deadline: float) -> bool:
         if not isinstance(error, CommonServicesUnavailable) or attempt > self._retries:
             return False
-        left = deadline - time.monotonic() - self._pause(attempt)
-        return left >= MIN_ATTEMPT_SECONDS
+        return time_for_another(self._backoff, attempt, deadline, time.monotonic())
 
 
 def _search_url(url: str, peer: str) -> str:

@@ -85,6 +85,7 @@ from serviceplatform.errors import (
 from serviceplatform.outbound.base import error_for_status
 from serviceplatform.outbound.bounded import AnswerTooLarge, read_bounded
 from serviceplatform.outbound.oiorest import translate_exception
+from serviceplatform.outbound.retry import backoff_pause
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ class DomibusWsClient(Closing):
             log.info(
                 "%s %s: attempt %d failed (%s); retrying", self.peer, operation, attempt, error
             )
-            self._sleep(self._backoff * 2 ** (attempt - 1))
+            self._sleep(backoff_pause(self._backoff, attempt))
 
     def _post(self, envelope: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
         response = self._session.post(
