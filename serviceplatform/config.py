@@ -41,6 +41,11 @@ class SoapSettings:
     #: a request whose signed ``wsa:To`` is not this base plus the service path is refused.
     public_base_url: str = ""
 
+    def public_url(self, path: str) -> str | None:
+        """Where callers address the service at ``path``; None without a public base URL."""
+        base = self.public_base_url
+        return base.rstrip("/") + path if base else None
+
 
 @dataclass
 class RoutingSettings:

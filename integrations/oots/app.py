@@ -42,11 +42,10 @@ def build_service_app(platform: Platform, path: str) -> OotsServiceApp:
     settings = platform.settings
     exchange = OotsExchange.from_settings(platform.db, platform.audit, settings, platform.clock)
     handler = OotsHandler(platform, exchange)
-    base = settings.soap.public_base_url
     inner = build_wsgi_app(
         handler,
         max_body_bytes=settings.soap.max_body_bytes,
-        public_url=base.rstrip("/") + path if base else None,
+        public_url=settings.soap.public_url(path),
     )
     poller = None
     if exchange.configured and settings.oots.poll_interval_seconds > 0:

@@ -19,16 +19,11 @@ PRINT_PATH = "/service/Print/Print/2"
 PRINT_ENTITY_ID = "http://print.serviceplatformen.dk/service/forsendelse/2"
 
 
-def _public_url(platform: Platform, path: str) -> str | None:
-    base = platform.settings.soap.public_base_url
-    return base.rstrip("/") + path if base else None
-
-
 def _build(platform: Platform) -> WsgiApp:
     app: WsgiApp = build_wsgi_app(
         VedligeholdTilmeldingHandler(platform),
         max_body_bytes=platform.settings.soap.max_body_bytes,
-        public_url=_public_url(platform, PATH),
+        public_url=platform.settings.soap.public_url(PATH),
     )
     return app
 
@@ -37,7 +32,7 @@ def _build_print(platform: Platform) -> WsgiApp:
     app: WsgiApp = print_service.build_wsgi_app(
         PrintHandler(platform),
         max_body_bytes=platform.settings.soap.max_body_bytes,
-        public_url=_public_url(platform, PRINT_PATH),
+        public_url=platform.settings.soap.public_url(PRINT_PATH),
     )
     return app
 

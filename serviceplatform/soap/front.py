@@ -52,9 +52,8 @@ class SoapEndpoint:
             platform.settings.service(service.key).entity_id or service.default_entity_id
         )
         self.max_bytes = platform.settings.soap.max_body_bytes
-        public = platform.settings.soap.public_base_url
         #: Where callers address this endpoint; a signed ``wsa:To`` elsewhere is refused.
-        self.address = public.rstrip("/") + service.path if public else None
+        self.address = platform.settings.soap.public_url(service.path)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
