@@ -262,11 +262,11 @@ class OotsExchange:
         """The request after the user's preview, in the same conversation."""
         if record.state != PREVIEW_REQUIRED or not record.preview_location:
             raise OotsNoPreviewPending(f"request {record.request_id} is {record.state}")
-        first = self.store.outgoing_payload(record.first_message_id)
+        first = self.inbox.outgoing(record.first_message_id)
         if first is None:
             raise OotsEvidenceExpired(f"the first request of {record.request_id} is gone")
         try:
-            request = parse_query_request(first)
+            request = parse_query_request(first.payload)
         except EdmParseError as exc:
             raise OotsEvidenceExpired(f"the first request cannot be read: {exc}") from exc
         second = replace(

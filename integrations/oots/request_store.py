@@ -119,15 +119,6 @@ class RequestStore:
         with self._db.transaction(write_first=True) as connection:
             return bool(connection.execute(statement).rowcount)
 
-    def outgoing_payload(self, message_id: str) -> bytes | None:
-        """The RegRep document of the request submitted as ``message_id`` (None: purged)."""
-        query = select(oots_messages.c.payload).where(
-            oots_messages.c.direction == "out", oots_messages.c.message_id == message_id
-        )
-        with self._db.transaction() as connection:
-            payload = connection.execute(query).scalar()
-        return bytes(payload) if payload is not None else None
-
     def purge(self, before: datetime) -> int:
         """Empty the documents of requests finished before ``before``; the rows stay.
 
