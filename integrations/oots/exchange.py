@@ -334,7 +334,7 @@ class OotsExchange:
         """Submit a queued request: ``submitted``, or still ``queued`` while the gateway is
         down; a refusal fails the request and is raised."""
         try:
-            self.inbox.submit(client, message)
+            self.inbox.send_recorded(client, message)  # every caller recorded it first
         except StorageError:
             raise  # our database, not the gateway: the request stays as it was
         except ServicePlatformError as error:

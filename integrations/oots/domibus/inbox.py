@@ -190,6 +190,10 @@ class DomibusInbox:
         another, the record follows it).
         """
         self.record_outgoing(message)
+        return self.send_recorded(client, message)
+
+    def send_recorded(self, client: Submitter, message: OutgoingAs4) -> str:
+        """``client.submit`` of a message ``record_outgoing`` has recorded; as ``submit``."""
         message_id = client.submit(message)
         if message_id != message.message_id:
             with self._db.transaction(write_first=True) as connection:
