@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import exists, insert, or_, select, update
 
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import oots_messages, oots_requests
@@ -125,27 +125,31 @@ class RequestStore:
         The answer (evidence) and every request document of the conversation lose their
         payload and attachments. Returns how many requests were purged now.
         """
-        finished = select(
-            oots_requests.c.request_id,
-            oots_requests.c.conversation_id,
-            oots_requests.c.answer_message_id,
-        ).where(oots_requests.c.state.in_(FINISHED), oots_requests.c.updated_at < before)
+        # Only conversations that still hold a document: the finished requests of earlier
+        # rounds are not touched again, however long the history grows.
+        holds_documents = or_(
+            oots_messages.c.payload.is_not(None), oots_messages.c.attachments != "{}"
+        )
+        due = (
+            select(oots_requests.c.conversation_id)
+            .where(
+                oots_requests.c.state.in_(FINISHED),
+                oots_requests.c.updated_at < before,
+                exists().where(
+                    oots_messages.c.conversation_id == oots_requests.c.conversation_id,
+                    holds_documents,
+                ),
+            )
+            .distinct()
+        )
         with self._db.transaction(write_first=True) as connection:
-            rows = list(connection.execute(finished))
-            purged = 0
-            for row in rows:
-                result = connection.execute(
+            purged = len(connection.execute(due).all())
+            if purged:
+                connection.execute(
                     update(oots_messages)
-                    .where(
-                        oots_messages.c.conversation_id == row.conversation_id,
-                        or_(
-                            oots_messages.c.payload.is_not(None),
-                            oots_messages.c.attachments != "{}",
-                        ),
-                    )
+                    .where(oots_messages.c.conversation_id.in_(due), holds_documents)
                     .values(payload=None, attachments="{}")
                 )
-                purged += 1 if result.rowcount else 0
         return purged
 
 
