@@ -217,7 +217,7 @@ class OotsExchange:
     def close(self) -> None:
         with self._collect_lock:
             for client in self._collectors.values():
-                _close(client)
+                client.close()
             self._collectors.clear()
 
     # --- submitting --------------------------------------------------------------------------
@@ -250,13 +250,10 @@ class OotsExchange:
         )
         # A client per submission (made before anything is written: a configuration error
         # leaves no record): a submit goes on a fresh connection anyway.
-        client = self.new_client(authority_cvr)
-        try:
+        with self.new_client(authority_cvr) as client:
             self.inbox.record_outgoing(message)  # first: a queued row can always be resent
             self.store.add(record)
             return self._send(client, record, message)
-        finally:
-            _close(client)
 
     def submit_second(self, record: RequestRecord, *, return_location: str | None) -> RequestRecord:
         """The request after the user's preview, in the same conversation."""
@@ -280,11 +277,8 @@ class OotsExchange:
         message = self._message(
             second, destination, uuid.UUID(record.conversation_id), record.authority_cvr
         )
-        client = self.new_client(record.authority_cvr)
-        try:
+        with self.new_client(record.authority_cvr) as client:
             return self._resubmit(client, record, message)
-        finally:
-            _close(client)
 
     def _resubmit(
         self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4
@@ -393,7 +387,7 @@ class OotsExchange:
                         down.add(point)
         finally:
             for client in clients.values():
-                _close(client)
+                client.close()
 
     def _resend(self, client: DomibusWsClient, record: RequestRecord) -> bool:
         """One queued request again; False when the gateway is still down."""
@@ -642,12 +636,6 @@ class OotsExchange:
         purged = self.store.purge(self._clock() - retention)
         if purged:
             log.info("oots: purged the documents of %d finished request(s)", purged)
-
-
-def _close(client: object) -> None:
-    close = getattr(client, "close", None)
-    if callable(close):
-        close()
 
 
 def _stored_error(record: RequestRecord) -> ServicePlatformError:

@@ -46,6 +46,7 @@ from integrations.oots.edm import (
 from integrations.oots.edm.responses import build_error_response, build_evidence_response
 from integrations.oots.exchange import Destination, OotsExchange, edm_fault
 from integrations.oots.request_store import RequestRecord
+from serviceplatform.closing import Closing
 from serviceplatform.config import OotsRequesterSettings, OotsSettings
 from serviceplatform.errors import (
     OotsAnswerOverdue,
@@ -105,7 +106,7 @@ def request() -> EvidenceRequest:
     )
 
 
-class Submitted:
+class Submitted(Closing):
     """A WS plugin client that accepts every submission (``submit`` only is used here)."""
 
     def __init__(self) -> None:
@@ -338,7 +339,7 @@ def test_the_real_captured_answers_are_applied(
 # --- a gateway that is down: queued, resent, or given up ---------------------------------------
 
 
-class FlakyGateway:
+class FlakyGateway(Closing):
     """A WS plugin client whose gateway is down until ``up`` is set; it remembers what it took."""
 
     def __init__(self) -> None:
