@@ -39,7 +39,6 @@ from integrations.oots.edm import (
     LegalPerson,
     LocalizedText,
     NaturalPerson,
-    ProviderClassification,
     Requester,
     Requirement,
     UnsupportedEdmVersion,
@@ -49,7 +48,6 @@ from integrations.oots.exchange import MEDIA_TYPES, Destination, OotsExchange, O
 from integrations.oots.messages import (
     AnmodBevis,
     AnmodBevisEfterForhaandsvisning,
-    ClassificationAnswer,
     ClassificationQuestion,
     CompanySubject,
     EvidenceTypeFound,
@@ -234,7 +232,9 @@ class OotsHandler:
             explicit_request_given=request.explicit_request,
             possibility_for_preview=request.preview_possible,
             version=version,
-            provider_classifications=_classifications(provider, request.classifications),
+            provider_classifications=provider.provider_classifications(
+                (answer.identifier, answer.value) for answer in request.classifications
+            ),
         )
         destination = Destination(
             provider.access_service_id, provider.provider_id, provider.provider_scheme
@@ -403,31 +403,6 @@ def _question(concept: ClassificationConcept) -> ClassificationQuestion:
         descriptions=_texts(concept.descriptions),
         supported_values=concept.supported_values,
     )
-
-
-def _classifications(
-    provider: ProviderInfo, answers: tuple[ClassificationAnswer, ...]
-) -> tuple[ProviderClassification, ...]:
-    """The user's answers as the EDM request's ``EvidenceProviderClassification``\\ s.
-
-    Only answers to concepts the chosen provider publishes (with their type) go into the
-    request; the others served the DSD query alone.
-    """
-    published = {concept.identifier: concept for concept in provider.classifications}
-    found = []
-    for answer in answers:
-        concept = published.get(answer.identifier)
-        if concept is not None and concept.type:
-            found.append(
-                ProviderClassification(
-                    identifier=answer.identifier,
-                    type=concept.type,
-                    value=answer.value,
-                    value_expression=concept.value_expression,
-                    descriptions=concept.descriptions,
-                )
-            )
-    return tuple(found)
 
 
 def _provider_found(provider: ProviderInfo) -> ProviderFound:

@@ -6,7 +6,7 @@ from typing import Any
 
 from integrations.oots.common_services import ClassificationConcept, ProviderInfo, ProvidersFound
 from integrations.oots.edm import LocalizedText
-from integrations.oots.handler import OotsHandler, _classifications
+from integrations.oots.handler import OotsHandler
 from integrations.oots.messages import Attribute, ClassificationAnswer, FindUdbydere
 
 LEVEL = "https://sr.example/concept/level"
@@ -33,13 +33,12 @@ def test_answers_to_concepts_the_provider_publishes_go_into_the_request() -> Non
         LEVEL, "Code", "Level", (LocalizedText("Level of the degree"),), ("BACHELOR", "MASTER")
     )
     untyped = ClassificationConcept(FIELD, None, None)
-    found = _classifications(
-        provider(level, untyped),
-        (
-            ClassificationAnswer(LEVEL, "MASTER"),
-            ClassificationAnswer(FIELD, "LAW"),  # published without a type: DSD query only
-            ClassificationAnswer("https://sr.example/concept/other", "X"),  # not published
-        ),
+    found = provider(level, untyped).provider_classifications(
+        [
+            (LEVEL, "MASTER"),
+            (FIELD, "LAW"),  # published without a type: DSD query only
+            ("https://sr.example/concept/other", "X"),  # not published
+        ]
     )
     assert [(c.identifier, c.type, c.value, c.value_expression) for c in found] == [
         (LEVEL, "Code", "MASTER", "Level")

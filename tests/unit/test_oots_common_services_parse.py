@@ -286,7 +286,7 @@ def test_tdd_two_birth_registries_with_their_classifications() -> None:
         xml.conforms_to == "https://sr.oots.tech.europa.eu/distributions/certificate-of-birth-1.0.0"
     )
     (chosen,) = berlin.provider_classifications(
-        {"b07146b6-1468-41a7-a10f-ee2a61429dbc": "ApplicantHasBeenResidentInGermany"}
+        [("b07146b6-1468-41a7-a10f-ee2a61429dbc", "ApplicantHasBeenResidentInGermany")]
     )
     assert chosen.value == "ApplicantHasBeenResidentInGermany"
     assert berlin.provider_classifications() == ()

@@ -19,7 +19,7 @@ request carries exactly what the DSD and the EB published.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from integrations.oots.edm import (
@@ -197,22 +197,29 @@ class ProviderInfo:
         )
 
     def provider_classifications(
-        self, answers: Mapping[str, str] | None = None
+        self, answers: Iterable[tuple[str, str]] = ()
     ) -> tuple[ProviderClassification, ...]:
-        """The publisher's concepts as EDM ``ProviderClassification``\\ s, with the user's
-        ``answers`` (concept identifier -> value); concepts without an answer are left out."""
-        chosen = answers or {}
-        return tuple(
-            ProviderClassification(
-                identifier=concept.identifier,
-                type=concept.type or "",
-                value=chosen[concept.identifier],
-                value_expression=concept.value_expression,
-                descriptions=concept.descriptions,
-            )
-            for concept in self.classifications
-            if concept.identifier in chosen
-        )
+        """The user's ``answers`` (concept identifier, value), in their order, as the EDM
+        request's ``EvidenceProviderClassification``\\ s.
+
+        Only answers to concepts this provider publishes with a type go into the request; the
+        others served the DSD query alone.
+        """
+        published = {concept.identifier: concept for concept in self.classifications}
+        found = []
+        for identifier, value in answers:
+            concept = published.get(identifier)
+            if concept is not None and concept.type:
+                found.append(
+                    ProviderClassification(
+                        identifier=identifier,
+                        type=concept.type,
+                        value=value,
+                        value_expression=concept.value_expression,
+                        descriptions=concept.descriptions,
+                    )
+                )
+        return tuple(found)
 
 
 @dataclass(frozen=True)
