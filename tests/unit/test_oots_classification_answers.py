@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.oots.common_services import ClassificationConcept, ProviderInfo, ProvidersFound
+from integrations.oots.common_services import (
+    ClassificationConcept,
+    Distribution,
+    ProviderInfo,
+    ProvidersFound,
+)
 from integrations.oots.edm import LocalizedText
 from integrations.oots.handler import OotsHandler
 from integrations.oots.messages import Attribute, ClassificationAnswer, FindUdbydere
@@ -23,7 +28,7 @@ def provider(*concepts: ClassificationConcept) -> ProviderInfo:
         access_service_scheme="urn:oasis:names:tc:ebcore:partyid-type:unregistered:oots",
         conforms_to=("oots-edm:v2.0",),
         evidence_type_classification="https://sr.example/et/degree",
-        distributions=("application/pdf",),
+        distributed_as=(Distribution("application/pdf"),),
         classifications=concepts,
     )
 

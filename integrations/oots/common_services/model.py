@@ -148,8 +148,6 @@ class ProviderInfo:
     #: ``integrations.oots.edm.choose_version``.
     conforms_to: tuple[str, ...]
     evidence_type_classification: str
-    #: The formats offered (``sdg:DistributedAs/sdg:Format``), each once, in the DSD's order.
-    distributions: tuple[str, ...]
     #: ``sdg:DataServiceEvidenceType/sdg:Identifier``: the evidence type id of the request.
     evidence_type_id: str = ""
     evidence_type_titles: tuple[LocalizedText, ...] = ()
@@ -166,6 +164,12 @@ class ProviderInfo:
     jurisdiction_admin_l3: str | None = None
     #: ``sdg:Publisher/sdg:ClassificationConcept``: what the publisher supports.
     classifications: tuple[ClassificationConcept, ...] = ()
+
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        """The formats offered (``sdg:DistributedAs/sdg:Format``), each once, in the DSD's
+        order."""
+        return tuple(dict.fromkeys(d.format for d in self.distributed_as))
 
     def evidence_provider(self) -> EvidenceProvider:
         """The ``EvidenceProvider`` of an EDM evidence request to this provider."""

@@ -244,7 +244,6 @@ def _providers(element: etree._Element, query_country: str) -> list[ProviderInfo
         sdg_child(element, "EvidenceTypeClassification"), "sdg:EvidenceTypeClassification"
     )
     distributed = tuple(_distribution(d) for d in children(element, SDG_NS, "DistributedAs"))
-    formats = tuple(dict.fromkeys(d.format for d in distributed))
     titles = read_localized(element, "Title")
     descriptions = read_localized(element, "Description")
     assurance = sdg_text(element, "AuthenticationLevelOfAssurance")
@@ -277,7 +276,6 @@ def _providers(element: etree._Element, query_country: str) -> list[ProviderInfo
                     if (value := text(item)) is not None
                 ),
                 evidence_type_classification=classification,
-                distributions=formats,
                 evidence_type_id=identifier,
                 evidence_type_titles=titles,
                 evidence_type_descriptions=descriptions,
