@@ -185,7 +185,7 @@ class OotsHandler:
             return ProvidersView(
                 attribute_needed=AttributeAnswer(
                     context_id=answer.context_id,
-                    level=answer.jurisdiction_level or answer.level,
+                    level=answer.jurisdiction_level,
                     descriptions=_texts(answer.description),
                     questions=tuple(_question(q) for q in answer.classifications),
                 )
@@ -390,7 +390,7 @@ def _texts(texts: tuple[LocalizedText, ...]) -> tuple[Text, ...]:
 
 def _asked(answer: AttributeNeeded) -> str:
     """What the DSD asks for: the jurisdiction level (with its context) and the concepts."""
-    asked = [f"{answer.jurisdiction_level or answer.level} ({answer.context_id})"]
+    asked = [f"{answer.jurisdiction_level} ({answer.context_id})"]
     asked = asked if answer.context_id else []
     return ", ".join(asked + [q.identifier for q in answer.classifications])
 

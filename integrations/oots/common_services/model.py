@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from integrations.oots.common_services.queries import attribute_parameter
 from integrations.oots.edm import (
     EvidenceProvider,
     LocalizedText,
@@ -117,8 +118,6 @@ class AttributeNeeded:
     country: str
     #: ``sdg:JurisdictionContextId``: send back as ``jurisdiction-context-id``.
     context_id: str
-    #: The query parameter that carries the user's answer, e.g. ``jurisdiction-admin-l2``.
-    level: str
     #: What to ask (``sdg:JurisdictionContext``, e.g. "Place of birth").
     description: tuple[LocalizedText, ...]
     #: ``sdg:JurisdictionLevel`` as the DSD gives it (``NUTS2``, ``LAU``, ...).
@@ -128,6 +127,12 @@ class AttributeNeeded:
     evidence_type_titles: tuple[LocalizedText, ...] = ()
     #: ``UserRequestedClassificationConcepts``: more questions for the user.
     classifications: tuple[ClassificationConcept, ...] = ()
+
+    @property
+    def level(self) -> str:
+        """The query parameter that carries the user's answer, e.g. ``jurisdiction-admin-l2``;
+        empty without a jurisdiction determination."""
+        return attribute_parameter(self.jurisdiction_level) if self.jurisdiction_level else ""
 
 
 @dataclass(frozen=True)

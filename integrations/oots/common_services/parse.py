@@ -42,7 +42,6 @@ from integrations.oots.common_services.model import (
     ReferenceFramework,
     RequirementInfo,
 )
-from integrations.oots.common_services.queries import attribute_parameter
 from integrations.oots.edm import EdmParseError, LocalizedText
 from integrations.oots.edm.sdg import read_localized, sdg_child, sdg_text
 from integrations.oots.edm.wire import (
@@ -325,7 +324,7 @@ def _attribute_needed(
     )
     if determination is None and not concepts:
         raise EdmParseError(f"{DSD_ADDITIONAL_INPUT} names no attribute to ask the user for")
-    context_id = level = jurisdiction_level = ""
+    context_id = jurisdiction_level = ""
     description: tuple[LocalizedText, ...] = ()
     if determination is not None:
         context_id = required_text(
@@ -334,7 +333,6 @@ def _attribute_needed(
         jurisdiction_level = required_text(
             sdg_child(determination, "JurisdictionLevel"), "sdg:JurisdictionLevel"
         )
-        level = attribute_parameter(jurisdiction_level)
         description = read_localized(determination, "JurisdictionContext")
     return AttributeNeeded(
         evidence_type_classification=(
@@ -342,7 +340,6 @@ def _attribute_needed(
         ),
         country=country,
         context_id=context_id,
-        level=level,
         description=description,
         jurisdiction_level=jurisdiction_level,
         evidence_type_id=sdg_text(evidence_type, "Identifier"),
