@@ -20,6 +20,7 @@ from serviceplatform.commands.audit import audit
 from serviceplatform.commands.certs import certs
 from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
+from serviceplatform.commands.systems import systems
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ServicePlatformError
 
@@ -96,6 +97,7 @@ cli.add_command(routing)
 cli.add_command(audit)
 cli.add_command(certs)
 cli.add_command(agreements)
+cli.add_command(systems)
 
 
 @cli.command()

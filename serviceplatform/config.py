@@ -152,6 +152,9 @@ class AdminPrincipal:
     authority_cvr: str = ""
     #: The supplier a ``supplier`` requests agreements as.
     supplier: str = ""
+    #: That supplier's CVR number: it may register, and request agreements for, only the
+    #: consumer systems that carry it.
+    supplier_cvr: str = ""
 
 
 @dataclass

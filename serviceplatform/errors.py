@@ -199,6 +199,18 @@ class ConsumerSystemUnknown(SecurityError):
     text = "The calling system's certificate is not registered for any consumer system"
 
 
+class ConsumerSystemDeactivated(SecurityError):
+    code = "SP-218"
+    text = "The calling consumer system is deactivated"
+
+
+class ConsumerSystemCertificateNotAccepted(SecurityError):
+    """The certificate is registered, but outside the window calls with it are accepted."""
+
+    code = "SP-219"
+    text = "The calling system's certificate is retired or not yet accepted"
+
+
 class AuthorityContextMismatch(SecurityError):
     """``AuthorityContext/MunicipalityCVR`` names another authority than the token."""
 
@@ -455,6 +467,24 @@ class InvalidTransition(AdminError):
 class InvalidAdminRequest(AdminError):
     code = "SP-605"
     text = "The administration request is malformed"
+    http_status = 400
+
+
+class ConsumerSystemNotFound(AdminError):
+    code = "SP-606"
+    text = "No such consumer system"
+    http_status = 404
+
+
+class CertificateAlreadyRegistered(AdminError):
+    code = "SP-607"
+    text = "The certificate is already registered for a consumer system"
+    http_status = 409
+
+
+class CertificateInvalid(AdminError):
+    code = "SP-608"
+    text = "The certificate cannot be registered"
     http_status = 400
 
 

@@ -20,6 +20,8 @@ from serviceplatform.call import PlatformCall
 from serviceplatform.config import Settings
 from serviceplatform.errors import (
     ConfigurationError,
+    ConsumerSystemCertificateNotAccepted,
+    ConsumerSystemDeactivated,
     ConsumerSystemUnknown,
     ServicePlatformError,
 )
@@ -100,14 +102,33 @@ class Platform:
         if security is None:
             raise ConfigurationError("a call is routed before its security was validated")
         facts = self.routing_cache.call_facts(
-            holder_subject=security.holder_subject,
+            holder_fingerprint=security.holder_fingerprint,
             authority_cvr=security.authority_cvr,
             service=call.service,
             subject=subject,
         )
-        if facts.consumer_system is None:
-            raise call.fail(ConsumerSystemUnknown(security.holder_subject))
+        if facts.consumer_system is None or facts.certificate is None:
+            raise call.fail(
+                ConsumerSystemUnknown(
+                    f"{security.holder_subject} (SHA-256 {security.holder_fingerprint})"
+                )
+            )
         call.consumer_system = facts.consumer_system.uuid
+        if not facts.consumer_system.active:
+            raise call.fail(ConsumerSystemDeactivated(facts.consumer_system.uuid))
+        now = self.clock()
+        if not facts.certificate.accepted_at(now):
+            raise call.fail(
+                ConsumerSystemCertificateNotAccepted(
+                    f"SHA-256 {security.holder_fingerprint}, accepted "
+                    f"{facts.certificate.accepted_from:%Y-%m-%d %H:%M}Z .. "
+                    + (
+                        f"{facts.certificate.accepted_until:%Y-%m-%d %H:%M}Z"
+                        if facts.certificate.accepted_until
+                        else "-"
+                    )
+                )
+            )
         try:
             route = resolve(
                 authority_cvr=security.authority_cvr,
@@ -117,7 +138,7 @@ class Platform:
                 agreements=facts.agreements,
                 sysids=facts.sysids,
                 required_roles=required_roles,
-                today=self.clock().date(),
+                today=now.date(),
             )
         except ServicePlatformError as exc:
             raise call.fail(exc) from None

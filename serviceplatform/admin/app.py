@@ -37,6 +37,7 @@ StartResponse = Callable[..., Any]
 STATIC: Final = Path(__file__).resolve().parent / "static"
 MAX_BODY: Final = 64 * 1024
 _UUID: Final = r"(?P<agreement_uuid>[0-9a-f-]{36})"
+_SYSTEM: Final = r"(?P<system_uuid>[0-9a-f-]{36})"
 _STATIC_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -70,10 +71,28 @@ ROUTES: Final = (
     ),
     _route("PUT", f"/api/agreements/{_UUID}/configuration", "configure", "configure"),
     _route("GET", "/api/consumer-systems", "consumer_systems"),
+    _route("POST", "/api/consumer-systems", "register_consumer_system", "register"),
+    _route("GET", f"/api/consumer-systems/{_SYSTEM}", "get_consumer_system"),
+    _route(
+        "POST",
+        f"/api/consumer-systems/{_SYSTEM}/certificates",
+        "add_system_certificate",
+        "add-certificate",
+    ),
+    _route(
+        "POST",
+        f"/api/consumer-systems/{_SYSTEM}/(?P<state>activate|deactivate)",
+        "set_system_state",
+        "state",
+    ),
     _route("GET", "/api/certificates", "certificates"),
     _route("GET", "/api/subscriptions/runs", "runs"),
     _route("GET", "/api/audit", "audit"),
 )
+
+
+#: Views whose success creates something (HTTP 201).
+_CREATING: Final = frozenset({"request_agreement", "register_consumer_system"})
 
 
 class AdminApp:
@@ -124,7 +143,7 @@ class AdminApp:
                 log.warning("admin %s failed: %s", route.view, error)
             return _json(start_response, status, _error_body(error))
         self._audit(route, params, principal, started, None, answer)
-        status = 201 if route.view == "request_agreement" else 200
+        status = 201 if route.view in _CREATING else 200
         return _json(start_response, status, answer)
 
     def _audit(
@@ -139,10 +158,13 @@ class AdminApp:
         # Reads are not audited when they succeed; refusals always are.
         if route.action is None and error is None:
             return
-        operation = params.get("action") or route.action or route.view
-        agreement = params.get("agreement_uuid") or (answer or {}).get("uuid")
+        operation = params.get("action") or params.get("state") or route.action or route.view
+        kind = "consumer system" if "consumer-systems" in route.pattern.pattern else "agreement"
+        target = (
+            params.get("agreement_uuid") or params.get("system_uuid") or (answer or {}).get("uuid")
+        )
         who = principal.label if principal is not None else "anonymous"
-        detail = f"{who}: {operation} agreement {agreement or '-'}"
+        detail = f"{who}: {operation} {kind} {target or '-'}"
         if error is not None:
             detail += f" refused: {error.error_text}"
         try:

@@ -27,6 +27,8 @@ class Principal:
     role: str
     authority_cvr: str = ""
     supplier: str = ""
+    #: The CVR number of a supplier: the consumer systems it runs carry it.
+    supplier_cvr: str = ""
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:
@@ -56,10 +58,18 @@ class Authenticator:
                 raise ConfigurationError(f"[admin.principals.{name}] role {configured.role!r}")
             if configured.role == AUTHORITY_ADMIN and not configured.authority_cvr:
                 raise ConfigurationError(f"[admin.principals.{name}] needs authority_cvr")
-            if configured.role == SUPPLIER and not configured.supplier:
-                raise ConfigurationError(f"[admin.principals.{name}] needs supplier")
+            if configured.role == SUPPLIER and not (
+                configured.supplier and configured.supplier_cvr
+            ):
+                raise ConfigurationError(
+                    f"[admin.principals.{name}] needs supplier and supplier_cvr"
+                )
             principal = Principal(
-                name, configured.role, configured.authority_cvr, configured.supplier
+                name,
+                configured.role,
+                configured.authority_cvr,
+                configured.supplier,
+                configured.supplier_cvr,
             )
             if configured.token_sha256:
                 self._by_token.append((configured.token_sha256.lower().encode(), principal))

@@ -25,6 +25,16 @@ _ERRORS = {
     "401": {"description": "Not authenticated (SP-601)", **_json("Error")},
     "403": {"description": "The role does not allow it (SP-602)", **_json("Error")},
 }
+_SYSTEM_ID = {
+    "name": "system_uuid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+_SYSTEM_ERRORS = {
+    **_ERRORS,
+    "404": {"description": "No such consumer system (SP-606)", **_json("Error")},
+}
 _AGREEMENT_ID = {
     "name": "agreement_uuid",
     "in": "path",
@@ -60,6 +70,28 @@ def _transition(action: str, summary: str, reason_required: bool) -> dict[str, A
     }
 
 
+def _system_state(action: str, summary: str, reason_required: bool) -> dict[str, Any]:
+    body_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 1000}},
+    }
+    if reason_required:
+        body_schema["required"] = ["reason"]
+    return {
+        "post": {
+            "operationId": f"{action}ConsumerSystem",
+            "summary": summary + " (operator; supplier for its own)",
+            "tags": ["consumer systems"],
+            "parameters": [_SYSTEM_ID],
+            "requestBody": {
+                "required": reason_required,
+                "content": {"application/json": {"schema": body_schema}},
+            },
+            "responses": {"200": _ok("ConsumerSystem"), **_SYSTEM_ERRORS},
+        }
+    }
+
+
 def _get(operation_id: str, summary: str, schema: str, tag: str, **extra: Any) -> dict[str, Any]:
     return {
         "get": {
@@ -90,7 +122,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Serviceplatform administration API",
             "version": "1.0.0",
-            "description": "Service agreements, their post-configuration, certificates, "
+            "description": "Consumer systems, service agreements, their post-configuration, "
+            "certificates, "
             "nightly runs and the audit trail. See docs/admin-api.md.",
         },
         "servers": [{"url": "/admin"}],
@@ -159,8 +192,61 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            "/api/consumer-systems": _get(
-                "listConsumerSystems", "Known consumer systems", "ConsumerSystemList", "agreements"
+            "/api/consumer-systems": {
+                **_get(
+                    "listConsumerSystems",
+                    "Consumer systems (a supplier sees its own)",
+                    "ConsumerSystemList",
+                    "consumer systems",
+                ),
+                "post": {
+                    "operationId": "registerConsumerSystem",
+                    "summary": "Register a consumer system with its certificate "
+                    "(operator; supplier for itself)",
+                    "tags": ["consumer systems"],
+                    "requestBody": {"required": True, **_json("ConsumerSystemRegistration")},
+                    "responses": {
+                        "201": _ok("ConsumerSystem", "Registered"),
+                        **_ERRORS,
+                        "409": {
+                            "description": "The certificate is registered already (SP-607)",
+                            **_json("Error"),
+                        },
+                    },
+                },
+            },
+            "/api/consumer-systems/{system_uuid}": {
+                "get": {
+                    "operationId": "getConsumerSystem",
+                    "summary": "One consumer system with its certificates and history",
+                    "tags": ["consumer systems"],
+                    "parameters": [_SYSTEM_ID],
+                    "responses": {"200": _ok("ConsumerSystemWithHistory"), **_SYSTEM_ERRORS},
+                }
+            },
+            "/api/consumer-systems/{system_uuid}/certificates": {
+                "post": {
+                    "operationId": "addConsumerSystemCertificate",
+                    "summary": "Rotate: add a certificate; the current ones are retired after "
+                    "overlap_days (or kept, with keep_current)",
+                    "tags": ["consumer systems"],
+                    "parameters": [_SYSTEM_ID],
+                    "requestBody": {"required": True, **_json("CertificateRotation")},
+                    "responses": {
+                        "200": _ok("ConsumerSystem"),
+                        **_SYSTEM_ERRORS,
+                        "409": {
+                            "description": "The certificate is registered already (SP-607)",
+                            **_json("Error"),
+                        },
+                    },
+                }
+            },
+            "/api/consumer-systems/{system_uuid}/deactivate": _system_state(
+                "deactivate", "Refuse every call of the system (SP-218)", True
+            ),
+            "/api/consumer-systems/{system_uuid}/activate": _system_state(
+                "activate", "Let a deactivated system call again", False
             ),
             "/api/certificates": _get(
                 "listCertificates",
@@ -207,6 +293,7 @@ def openapi_document() -> dict[str, Any]:
                         "role": {"enum": ["operator", "authority_admin", "supplier"]},
                         "authority_cvr": nullable_string,
                         "supplier": nullable_string,
+                        "supplier_cvr": nullable_string,
                     },
                 },
                 "Agreement": {
@@ -280,20 +367,91 @@ def openapi_document() -> dict[str, Any]:
                         "reason": {"type": "string"},
                     },
                 },
+                "ConsumerSystem": {
+                    "type": "object",
+                    "properties": {
+                        "uuid": {"type": "string", "format": "uuid"},
+                        "name": {"type": "string"},
+                        "supplier_cvr": {"type": "string", "pattern": "^[0-9]{8}$"},
+                        "active": {"type": "boolean"},
+                        "deactivated_at": {"type": ["string", "null"], "format": "date-time"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "callable": {"type": "boolean"},
+                        "certificates": {
+                            "type": "array",
+                            "items": {"$ref": _REF + "SystemCertificate"},
+                        },
+                    },
+                },
+                "SystemCertificate": {
+                    "type": "object",
+                    "properties": {
+                        "fingerprint_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "subject": {"type": "string"},
+                        "issuer": {"type": "string"},
+                        "not_before": {"type": "string", "format": "date-time"},
+                        "not_after": {"type": "string", "format": "date-time"},
+                        "accepted_from": {"type": "string", "format": "date-time"},
+                        "accepted_until": {"type": ["string", "null"], "format": "date-time"},
+                        "accepted_now": {"type": "boolean"},
+                    },
+                },
+                "ConsumerSystemWithHistory": {
+                    "allOf": [
+                        {"$ref": _REF + "ConsumerSystem"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "history": {
+                                    "type": "array",
+                                    "items": {"$ref": _REF + "SystemEvent"},
+                                }
+                            },
+                        },
+                    ]
+                },
+                "SystemEvent": {
+                    "type": "object",
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "actor": {"type": "string"},
+                        "action": {"type": "string"},
+                        "reason": nullable_string,
+                        "details": {"type": ["object", "null"]},
+                    },
+                },
                 "ConsumerSystemList": {
                     "type": "object",
                     "properties": {
                         "consumer_systems": {
                             "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "uuid": {"type": "string"},
-                                    "name": {"type": "string"},
-                                    "cert_subject": {"type": "string"},
-                                },
-                            },
+                            "items": {"$ref": _REF + "ConsumerSystem"},
                         }
+                    },
+                },
+                "ConsumerSystemRegistration": {
+                    "type": "object",
+                    "required": ["name", "certificate_pem"],
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 255},
+                        "supplier_cvr": {
+                            "type": "string",
+                            "pattern": "^[0-9]{8}$",
+                            "description": "operator only; a supplier registers for itself",
+                        },
+                        "certificate_pem": {"type": "string", "description": "one PEM certificate"},
+                        "uuid": {"type": "string", "format": "uuid"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "CertificateRotation": {
+                    "type": "object",
+                    "required": ["certificate_pem"],
+                    "properties": {
+                        "certificate_pem": {"type": "string"},
+                        "overlap_days": {"type": "number", "minimum": 0, "maximum": 3650},
+                        "keep_current": {"type": "boolean", "default": False},
+                        "reason": {"type": "string"},
                     },
                 },
                 "CertificateList": {

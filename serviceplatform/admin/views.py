@@ -7,11 +7,11 @@ errors (``AdminError`` and the rest); ``admin/app.py`` turns them into HTTP answ
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, Principal
-from serviceplatform.errors import AgreementNotFound, InvalidAdminRequest
+from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, InvalidAdminRequest
 from serviceplatform.outbound.certstore import CertInfo
 from serviceplatform.platform import Platform
 from serviceplatform.registry import service_roles
@@ -19,6 +19,7 @@ from serviceplatform.routing.identifiers import mask_cpr
 from serviceplatform.store.agreements import AgreementStore, AgreementView
 from serviceplatform.store.outbox import Outbox
 from serviceplatform.store.snapshots import SnapshotStore
+from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemEvent, SystemStore, SystemView
 
 Json = dict[str, Any]
 
@@ -44,6 +45,47 @@ def agreement_json(view: AgreementView) -> Json:
     }
 
 
+def system_json(view: SystemView, now: datetime) -> Json:
+    """A consumer system for the API, the CLI's --json and the page."""
+    system = view.system
+    return {
+        "uuid": system.uuid,
+        "name": system.name,
+        "supplier_cvr": system.supplier_cvr,
+        "active": system.active,
+        "deactivated_at": _iso(system.deactivated_at),
+        "created_at": view.created_at.isoformat(),
+        # Whether a call with some certificate of the system would be accepted now.
+        "callable": system.active and bool(view.accepted_now(now)),
+        "certificates": [
+            {
+                "fingerprint_sha256": c.fingerprint,
+                "subject": c.subject,
+                "issuer": c.issuer,
+                "not_before": c.not_before.isoformat(),
+                "not_after": c.not_after.isoformat(),
+                "accepted_from": c.accepted_from.isoformat(),
+                "accepted_until": _iso(c.accepted_until),
+                "accepted_now": c.accepted_at(now),
+            }
+            for c in view.certificates
+        ],
+    }
+
+
+def system_history_json(events: list[SystemEvent]) -> list[Json]:
+    return [
+        {
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "reason": e.reason,
+            "details": e.details,
+        }
+        for e in events
+    ]
+
+
 def _text(body: Json, key: str, *, required: bool = False, limit: int = 1000) -> str | None:
     value = body.get(key)
     if value is None or value == "":
@@ -66,6 +108,7 @@ class AdminViews:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.agreements = AgreementStore(platform.db, service_roles(), clock=platform.clock)
+        self.systems = SystemStore(platform.db, clock=platform.clock)
 
     # --- agreements ---------------------------------------------------------------------
 
@@ -90,6 +133,7 @@ class AdminViews:
             "role": principal.role,
             "authority_cvr": principal.authority_cvr or None,
             "supplier": principal.supplier or None,
+            "supplier_cvr": principal.supplier_cvr or None,
         }
 
     def list_agreements(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
@@ -124,10 +168,14 @@ class AdminViews:
             if principal.role == SUPPLIER
             else _text(body, "supplier", required=True, limit=255)
         )
+        consumer_system = _text(body, "consumer_system", required=True, limit=36) or ""
+        if principal.role == SUPPLIER:
+            # A supplier requests agreements only for the systems it runs.
+            self._own_system(principal, consumer_system)
         view = self.agreements.request(
             authority_cvr=_text(body, "authority_cvr", required=True, limit=8) or "",
             service=_text(body, "service", required=True, limit=64) or "",
-            consumer_system=_text(body, "consumer_system", required=True, limit=36) or "",
+            consumer_system=consumer_system,
             supplier=supplier or "",
             actor=principal.label,
             reason=_text(body, "reason"),
@@ -169,13 +217,77 @@ class AdminViews:
         )
         return agreement_json(changed)
 
+    # --- consumer systems ---------------------------------------------------------------
+
+    def _own_system(self, principal: Principal, system_uuid: str) -> SystemView:
+        """The system, if the principal may see it; a supplier sees only its own."""
+        view = self.systems.get(system_uuid)
+        if principal.role == SUPPLIER and view.system.supplier_cvr != principal.supplier_cvr:
+            # The same answer as for an unknown id: no probing for other suppliers' systems.
+            raise ConsumerSystemNotFound(system_uuid)
+        return view
+
     def consumer_systems(self, principal: Principal, **_: Any) -> Json:
-        systems = self.platform.routing.list_consumer_systems()
+        supplier_cvr = principal.supplier_cvr if principal.role == SUPPLIER else None
+        now = self.platform.clock()
         return {
             "consumer_systems": [
-                {"uuid": s.uuid, "name": s.name, "cert_subject": s.cert_subject} for s in systems
+                system_json(v, now) for v in self.systems.find(supplier_cvr=supplier_cvr)
             ]
         }
+
+    def get_consumer_system(self, principal: Principal, system_uuid: str, **_: Any) -> Json:
+        view = self._own_system(principal, system_uuid)
+        answer = system_json(view, self.platform.clock())
+        answer["history"] = system_history_json(self.systems.history(system_uuid))
+        return answer
+
+    def register_consumer_system(self, principal: Principal, body: Json, **_: Any) -> Json:
+        principal.require(OPERATOR, SUPPLIER)
+        supplier_cvr = (
+            principal.supplier_cvr
+            if principal.role == SUPPLIER
+            else _text(body, "supplier_cvr", required=True, limit=8)
+        )
+        view = self.systems.register(
+            name=_text(body, "name", required=True, limit=255) or "",
+            supplier_cvr=supplier_cvr or "",
+            certificate_pem=_text(body, "certificate_pem", required=True, limit=64 * 1024) or "",
+            actor=principal.label,
+            reason=_text(body, "reason"),
+            system_uuid=_text(body, "uuid", limit=36),
+        )
+        return system_json(view, self.platform.clock())
+
+    def add_system_certificate(
+        self, principal: Principal, system_uuid: str, body: Json, **_: Any
+    ) -> Json:
+        principal.require(OPERATOR, SUPPLIER)
+        self._own_system(principal, system_uuid)
+        keep = body.get("keep_current", False)
+        if not isinstance(keep, bool):
+            raise InvalidAdminRequest("keep_current must be true or false")
+        days = body.get("overlap_days", DEFAULT_OVERLAP.days)
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days <= 3650:
+            raise InvalidAdminRequest("overlap_days must be a number of days, 0-3650")
+        view = self.systems.add_certificate(
+            system_uuid,
+            _text(body, "certificate_pem", required=True, limit=64 * 1024) or "",
+            actor=principal.label,
+            overlap=None if keep else timedelta(days=days),
+            reason=_text(body, "reason"),
+        )
+        return system_json(view, self.platform.clock())
+
+    def set_system_state(
+        self, principal: Principal, system_uuid: str, state: str, body: Json, **_: Any
+    ) -> Json:
+        principal.require(OPERATOR, SUPPLIER)
+        self._own_system(principal, system_uuid)
+        view = self.systems.set_active(
+            system_uuid, state == "activate", actor=principal.label, reason=_text(body, "reason")
+        )
+        return system_json(view, self.platform.clock())
 
     # --- operations views ---------------------------------------------------------------
 

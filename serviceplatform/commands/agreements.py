@@ -7,29 +7,30 @@ the agreement's history with the acting user (``cli:<login>``) and the ``--reaso
 
 from __future__ import annotations
 
-import getpass
 import json
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
 from serviceplatform.routing.lifecycle import TRANSITIONS
+from serviceplatform.routing.model import Agreement
 from serviceplatform.store.agreements import AgreementStore, AgreementView
+from serviceplatform.store.agreements_import import (
+    ImportReport,
+    SystemImport,
+    apply_import,
+    plan_import,
+    read_import,
+)
 
 
 def _store(obj: CliContext) -> AgreementStore:
     from serviceplatform.registry import service_roles
 
     return AgreementStore(obj.database(), service_roles())
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _as_dict(view: AgreementView) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def _print(view: AgreementView, as_json: bool) -> None:
 
 @click.group()
 def agreements() -> None:
-    """Service agreements: request, approve, reject, suspend, resume, revoke, configure."""
+    """Service agreements: request, approve, reject, suspend, resume, revoke, configure, import."""
 
 
 @agreements.command("list")
@@ -149,14 +150,17 @@ def request(
     as_json: bool,
 ) -> None:
     """Request a new agreement (status requested)."""
-    view = _store(obj).request(
-        authority_cvr=authority_cvr,
-        service=service,
-        consumer_system=consumer_system,
-        supplier=supplier,
-        actor=_actor(),
-        reason=reason,
-    )
+    with audited_change(
+        obj, "request", f"agreement for {consumer_system}", authority_cvr=authority_cvr
+    ):
+        view = _store(obj).request(
+            authority_cvr=authority_cvr,
+            service=service,
+            consumer_system=consumer_system,
+            supplier=supplier,
+            actor=cli_actor(),
+            reason=reason,
+        )
     _print(view, as_json)
 
 
@@ -166,7 +170,8 @@ def _transition_command(action: str) -> click.Command:
     @click.option("--json", "as_json", is_flag=True)
     @pass_cli
     def command(obj: CliContext, agreement_uuid: str, reason: str | None, as_json: bool) -> None:
-        view = _store(obj).transition(agreement_uuid, action, actor=_actor(), reason=reason)
+        with audited_change(obj, action, f"agreement {agreement_uuid}"):
+            view = _store(obj).transition(agreement_uuid, action, actor=cli_actor(), reason=reason)
         _print(view, as_json)
 
     sources, target = TRANSITIONS[action]
@@ -208,12 +213,57 @@ def configure(
             raise click.BadParameter(f"{item!r} is not ROLE=SYSID", param_hint="--sysid")
         parsed[role] = sysid
     end: date | None = valid_to.date() if valid_to is not None else None
-    view = _store(obj).configure(
-        agreement_uuid,
-        actor=_actor(),
-        sysids=parsed,
-        register_cert_alias=cert_alias,
-        valid_to=end,
-        reason=reason,
-    )
+    with audited_change(obj, "configure", f"agreement {agreement_uuid}"):
+        view = _store(obj).configure(
+            agreement_uuid,
+            actor=cli_actor(),
+            sysids=parsed,
+            register_cert_alias=cert_alias,
+            valid_to=end,
+            reason=reason,
+        )
     _print(view, as_json)
+
+
+def _read_file(obj: CliContext, path: Path) -> tuple[list[SystemImport], list[Agreement]]:
+    return read_import(path, obj.known_services(), now=datetime.now(UTC))
+
+
+def _print_report(report: ImportReport) -> None:
+    for line in report.lines:
+        click.echo(f"  {line}")
+
+
+@agreements.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--exit-code", is_flag=True, help="Exit 1 when importing would change anything.")
+@pass_cli
+def diff(obj: CliContext, path: Path, exit_code: bool) -> None:
+    """Show what importing an agreements file would change, without changing anything."""
+    systems, items = _read_file(obj, path)
+    report = plan_import(obj.database(), systems, items, now=datetime.now(UTC))
+    if not report.any:
+        click.echo(f"no changes ({report.unchanged} systems and agreements unchanged)")
+        return
+    click.echo(f"{len(report.lines)} changes, {report.unchanged} unchanged")
+    _print_report(report)
+    if exit_code:
+        raise click.exceptions.Exit(1)
+
+
+@agreements.command("import")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@pass_cli
+def import_file(obj: CliContext, path: Path) -> None:
+    """Load an agreements file (agreements.toml): consumer systems, certificates, agreements.
+
+    Everything is validated first and written in one transaction; nothing is deleted. Each
+    change is recorded in the history of what it changed. Run `diff` first to review.
+    """
+    systems, items = _read_file(obj, path)
+    with audited_change(obj, "import", f"agreements file {path}"):
+        report = apply_import(
+            obj.database(), systems, items, now=datetime.now(UTC), actor=cli_actor()
+        )
+    click.echo(f"imported {path}: {len(report.lines)} changes, {report.unchanged} unchanged")
+    _print_report(report)

@@ -11,8 +11,11 @@ Platform errors inside a command become one line on stderr and exit code 1
 from __future__ import annotations
 
 import functools
+import getpass
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import click
@@ -80,9 +83,59 @@ class CliContext:
             self._database = database
         return self._database
 
+    def opened_database(self) -> Database | None:
+        """The database if a command has opened it, without opening it."""
+        return self._database
+
     def close(self) -> None:
         if self._database is not None:
             self._database.dispose()
+
+
+def cli_actor() -> str:
+    """Who changes something from the command line: ``cli:<operating-system user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@contextmanager
+def audited_change(
+    obj: CliContext, operation: str, what: str, *, authority_cvr: str | None = None
+) -> Iterator[None]:
+    """Leave an ``admin`` audit record of a change made from the command line, as the API does.
+
+    A refused change is recorded too, with its error code, and the error goes on to the user.
+    """
+    from serviceplatform.store.audit import AuditEntry, AuditLog
+
+    started = time.perf_counter()
+    error: ServicePlatformError | None = None
+    try:
+        yield
+    except ServicePlatformError as exc:
+        error = exc
+        raise
+    finally:
+        detail = f"{cli_actor()}: {operation} {what}"
+        if error is not None:
+            detail += f" refused: {error.error_text}"
+        # Without an open database the change failed before it could reach one.
+        database = obj.opened_database()
+        if database is not None:
+            AuditLog(database).write(
+                AuditEntry(
+                    at=datetime.now(UTC),
+                    service="admin",
+                    operation=operation,
+                    outcome="fault" if error is not None else "ok",
+                    error_code=error.code if error is not None else None,
+                    authority_cvr=authority_cvr,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    detail=detail,
+                )
+            )
 
 
 def _find(ctx: click.Context) -> CliContext:

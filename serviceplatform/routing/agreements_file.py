@@ -1,12 +1,13 @@
 """Read and validate the agreements file (``routing_tables/agreements.toml``).
 
-The file declares the consumer systems (a case system and the certificate it calls with) and
-the service agreements between them and authorities::
+The file declares the consumer systems (a case system, its supplier and the certificates it
+calls with) and the service agreements between them and authorities::
 
     [[consumer_system]]
     uuid = "6f1c2a9e-..."
     name = "Sandbox case system"
-    cert_subject = "CN=...,O=...,C=DK"     # RFC 4514, as cryptography renders it
+    supplier_cvr = "12345674"
+    certificates = ["certs/case-system.pem"]   # optional; PEM files, relative to this file
 
     [[agreement]]
     uuid = "..."
@@ -19,6 +20,10 @@ the service agreements between them and authorities::
     valid_from = 2024-01-01                 # optional, TOML date or "YYYY-MM-DD"
     valid_to = 2030-12-31                   # optional
 
+A system is matched by the SHA-256 fingerprints of its certificates, never by a subject, so
+the file names the certificate files themselves; ``serviceplatform agreements import`` reads
+them. The older ``cert_subject`` key is refused with a note saying what replaced it.
+
 Every problem is collected and reported at once in one
 :class:`~serviceplatform.errors.RoutingTableInvalid`, one per line, naming the file and the
 entry (``agreements.toml: agreement #2: ...``, counting from 1).
@@ -29,6 +34,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +45,8 @@ from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSy
 from serviceplatform.routing.table import display_path
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_SYSTEM_KEYS = {"uuid", "name", "cert_subject"}
+_SYSTEM_REQUIRED = {"uuid", "name", "supplier_cvr"}
+_SYSTEM_OPTIONAL = {"certificates"}
 _AGREEMENT_REQUIRED = {"uuid", "authority_cvr", "service", "consumer_system", "supplier", "status"}
 _AGREEMENT_OPTIONAL = {"register_cert_alias", "valid_from", "valid_to"}
 _STATUSES = ", ".join(s.value for s in AgreementStatus)
@@ -105,23 +112,45 @@ class _Entry:
         return None
 
 
-def _systems(raw: Any) -> tuple[list[ConsumerSystem], list[str]]:
-    systems: list[ConsumerSystem] = []
+@dataclass(frozen=True)
+class SystemEntry:
+    """A consumer system of the file and the certificate files it names (absolute paths)."""
+
+    system: ConsumerSystem
+    certificate_files: tuple[Path, ...] = ()
+
+
+def _certificate_files(entry: _Entry, base: Path) -> tuple[Path, ...]:
+    value = entry.data.get("certificates", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        entry.problems.append("certificates must be a list of PEM file paths")
+        return ()
+    return tuple(p if p.is_absolute() else base / p for p in (Path(v.strip()) for v in value))
+
+
+def _systems(raw: Any, base: Path) -> tuple[list[SystemEntry], list[str]]:
+    systems: list[SystemEntry] = []
     errors: list[str] = []
     seen_uuid: dict[str, str] = {}
-    seen_subject: dict[str, str] = {}
     for index, data in enumerate(raw, start=1):
-        entry = _Entry(f"consumer_system #{index}", data, _SYSTEM_KEYS, set())
-        uuid, name, subject = entry.uuid("uuid"), entry.text("name"), entry.text("cert_subject")
+        if isinstance(data, dict) and "cert_subject" in data:
+            errors.append(
+                f"consumer_system #{index}: cert_subject is no longer used: systems are known "
+                "by certificate fingerprint; list their PEM files under certificates"
+            )
+            continue
+        entry = _Entry(f"consumer_system #{index}", data, _SYSTEM_REQUIRED, _SYSTEM_OPTIONAL)
+        uuid, name, supplier = entry.uuid("uuid"), entry.text("name"), entry.cvr("supplier_cvr")
+        files = _certificate_files(entry, base)
         if uuid is not None and uuid in seen_uuid:
             entry.problems.append(f"uuid {uuid} is also used by {seen_uuid[uuid]}")
-        if subject is not None and subject in seen_subject:
-            entry.problems.append(f"cert_subject is also used by {seen_subject[subject]}")
+        elif uuid is not None:
+            # Also when the entry has other problems: a later duplicate is a problem of its own.
+            seen_uuid[uuid] = entry.label
         errors.extend(f"{entry.label}: {p}" for p in entry.problems)
-        if uuid is None or name is None or subject is None or entry.problems:
+        if uuid is None or name is None or supplier is None or entry.problems:
             continue
-        seen_uuid[uuid], seen_subject[subject] = entry.label, entry.label
-        systems.append(ConsumerSystem(uuid=uuid, name=name, cert_subject=subject))
+        systems.append(SystemEntry(ConsumerSystem(uuid, name, supplier), files))
     return systems, errors
 
 
@@ -150,6 +179,8 @@ def _agreements(
                 entry.problems.append(f"status {status_text!r} is not one of {_STATUSES}")
         if uuid is not None and uuid in seen:
             entry.problems.append(f"uuid {uuid} is also used by {seen[uuid]}")
+        elif uuid is not None:
+            seen[uuid] = entry.label
         if system is not None and system not in system_ids:
             entry.problems.append(f"consumer_system {system} is not declared in this file")
         if service is not None and known_services is not None and service not in known_services:
@@ -167,7 +198,6 @@ def _agreements(
             or status is None
         ):
             continue
-        seen[uuid] = entry.label
         items.append(
             Agreement(
                 uuid=uuid,
@@ -186,7 +216,7 @@ def _agreements(
 
 def load_agreements(
     path: Path, known_services: Mapping[str, frozenset[str]] | None = None
-) -> tuple[list[ConsumerSystem], list[Agreement]]:
+) -> tuple[list[SystemEntry], list[Agreement]]:
     """The consumer systems and agreements of a file; RoutingTableInvalid lists every problem.
 
     With ``known_services``, an agreement for a service not in it is a problem too.
@@ -207,9 +237,9 @@ def load_agreements(
         raise RoutingTableInvalid(
             detail=f"{name}: consumer_system and agreement must be arrays of tables ([[...]])"
         )
-    systems, system_errors = _systems(raw_systems)
+    systems, system_errors = _systems(raw_systems, Path(path).resolve().parent)
     # Declared-but-invalid systems still count as declared, to avoid follow-on noise.
-    declared = {s.uuid for s in systems} | {
+    declared = {s.system.uuid for s in systems} | {
         str(d.get("uuid", "")).lower() for d in raw_systems if isinstance(d, dict)
     }
     items, agreement_errors = _agreements(raw_agreements, declared, known_services)

@@ -7,13 +7,18 @@ citizens of an authority are sent to a register's test SysID.
 
 An *agreement* (serviceaftale) lets one consumer system call one service on behalf of one
 authority; only an approved agreement inside its validity routes calls.
+
+A *consumer system* (anvendersystem) is known by the SHA-256 fingerprints of its certificates,
+never by a subject string: a certificate with the same subject from another CA is another
+certificate. During a rotation two certificates are accepted, the old one until its
+``accepted_until``.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 
 class AgreementStatus(enum.StrEnum):
@@ -44,8 +49,36 @@ class RouteRow:
 class ConsumerSystem:
     uuid: str
     name: str
-    #: RFC 4514 subject of the system's certificate (the token's holder-of-key certificate).
-    cert_subject: str
+    #: The CVR number of the supplier (leverandør) that runs the system.
+    supplier_cvr: str
+    #: When the system was deactivated; None while it is active.
+    deactivated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
+
+
+@dataclass(frozen=True)
+class SystemCertificate:
+    """One certificate a consumer system calls with (the token's holder-of-key certificate)."""
+
+    consumer_system: str
+    #: SHA-256 of the DER certificate, lower-case hex: what a call is matched by.
+    fingerprint: str
+    #: RFC 4514 subject and issuer, for people; never used to match a call.
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    #: The window in which calls with this certificate are accepted (a rotation's overlap).
+    accepted_from: datetime
+    accepted_until: datetime | None = None
+
+    def accepted_at(self, moment: datetime) -> bool:
+        if moment < self.accepted_from:
+            return False
+        return self.accepted_until is None or moment < self.accepted_until
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, toke
 
 #: The sample supplier of ``routing_tables/agreements.toml``.
 SAMPLE_SUPPLIER = "Sandbox Supplier"
+#: Its CVR number (the sample consumer system's ``supplier_cvr``).
+SAMPLE_SUPPLIER_CVR = "12345674"
 #: The sample authorities (``routing_tables/``) an authority administrator is made for.
 SAMPLE_AUTHORITIES = ("29189846", "29189854", "29189862", "29189870")
 
@@ -24,7 +26,11 @@ SAMPLE_AUTHORITIES = ("29189846", "29189854", "29189862", "29189870")
 def _principals() -> dict[str, dict[str, str]]:
     found = {
         "operator": {"role": OPERATOR},
-        "supplier": {"role": SUPPLIER, "supplier": SAMPLE_SUPPLIER},
+        "supplier": {
+            "role": SUPPLIER,
+            "supplier": SAMPLE_SUPPLIER,
+            "supplier_cvr": SAMPLE_SUPPLIER_CVR,
+        },
     }
     for cvr in SAMPLE_AUTHORITIES:
         found[f"authority:{cvr}"] = {"role": AUTHORITY_ADMIN, "authority_cvr": cvr}

@@ -23,6 +23,7 @@ import time
 import tomllib
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.platform import project_root
 from serviceplatform.registry import known_services, soap_services
-from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
@@ -41,15 +41,20 @@ from serviceplatform.sandbox.oots_seed import (
     OOTS_AGREEMENT,
     OOTS_AUTHORITY,
     OOTS_AUTHORITY_NAME,
+    SANDBOX_CONSUMER_SYSTEM,
 )
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
+from serviceplatform.store.agreements_import import apply_import, read_import
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
+from serviceplatform.store.systems import SystemStore, parse_certificate
 
 #: Alias of the platform's outward certificate towards the register in the sample agreements.
 REGISTER_CERT_ALIAS = "platform-register"
 STARTUP_TIMEOUT_SECONDS = 60.0
+#: Who the sandbox's own changes are recorded as.
+SANDBOX_ACTOR = "sandbox"
 #: The platform's user of the simulated WS plugin (a Domibus plugin user).
 OOTS_USERNAME = "sandbox-platform"
 OOTS_PASSWORD = "sandbox-oots-123456"
@@ -184,7 +189,26 @@ def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:
     return pki, not paths.database.exists()
 
 
-def seed_database(settings: Settings, first_run: bool) -> tuple[Database, RoutingWatcher]:
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def ensure_sample_certificate(database: Database, pki: Pki) -> None:
+    """Register the sandbox client's certificate for the sample consumer system.
+
+    The sample file cannot name it (the PKI is made per work directory), and a sandbox made
+    before systems were known by fingerprint has none; a later run finds it registered.
+    """
+    store = SystemStore(database)
+    pem = pki.client_cert.read_bytes()
+    if store.by_fingerprint(parse_certificate(pem, now=_now()).fingerprint) is not None:
+        return
+    store.add_certificate(
+        SANDBOX_CONSUMER_SYSTEM, pem, actor=SANDBOX_ACTOR, reason="the sandbox client"
+    )
+
+
+def seed_database(settings: Settings, first_run: bool, pki: Pki) -> tuple[Database, RoutingWatcher]:
     """Migrate the database, seed sample agreements on the first run, and load the routes.
 
     Returns the open database and a (not yet started) watcher that keeps the routes in step
@@ -195,7 +219,9 @@ def seed_database(settings: Settings, first_run: bool) -> tuple[Database, Routin
     tables = settings.path(settings.routing.directory)
     repository = RoutingRepository(database)
     if first_run:
-        repository.import_agreements(*load_agreements(tables / "agreements.toml"))
+        systems, items = read_import(tables / "agreements.toml", known_services(), now=_now())
+        apply_import(database, systems, items, now=_now(), actor=SANDBOX_ACTOR)
+    ensure_sample_certificate(database, pki)
     # Also into a sandbox made before OOTS existed; never over a state changed since.
     if all(a.uuid != OOTS_AGREEMENT.uuid for a in repository.list_agreements()):
         repository.upsert_agreement(OOTS_AGREEMENT)
@@ -357,7 +383,7 @@ def run_sandbox(
     ):
         write_platform_config(paths, pki, register, user_config, gateway)
         settings = load_settings(paths.config)
-        database, watcher = seed_database(settings, first_run)
+        database, watcher = seed_database(settings, first_run, pki)
         watcher.start()
         port = port or free_port()
         base_url = f"http://127.0.0.1:{port}"

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from serviceplatform.errors import AgreementNotFound, InvalidAdminRequest
+from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, InvalidAdminRequest
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.lifecycle import next_status
 from serviceplatform.routing.model import Agreement, AgreementStatus
@@ -155,10 +155,14 @@ class AgreementStore:
         new_uuid = str(uuid.uuid4())
         with self._db.transaction(write_first=True) as connection:
             known = connection.execute(
-                select(consumer_systems.c.uuid).where(consumer_systems.c.uuid == consumer_system)
+                select(consumer_systems.c.deactivated_at).where(
+                    consumer_systems.c.uuid == consumer_system
+                )
             ).first()
             if known is None:
-                raise InvalidAdminRequest(f"unknown consumer system {consumer_system!r}")
+                raise ConsumerSystemNotFound(consumer_system)
+            if known.deactivated_at is not None:
+                raise InvalidAdminRequest(f"consumer system {consumer_system} is deactivated")
             connection.execute(
                 insert(agreements).values(
                     uuid=new_uuid,
@@ -174,7 +178,9 @@ class AgreementStore:
                     updated_at=now,
                 )
             )
-            _event(connection, new_uuid, now, actor, "request", None, "requested", reason, None)
+            append_agreement_event(
+                connection, new_uuid, now, actor, "request", None, "requested", reason, None
+            )
             return self._view(connection, self._row(connection, new_uuid))
 
     def transition(
@@ -191,7 +197,7 @@ class AgreementStore:
                 .where(agreements.c.uuid == agreement_uuid)
                 .values(status=target.value, updated_at=now)
             )
-            _event(
+            append_agreement_event(
                 connection,
                 agreement_uuid,
                 now,
@@ -259,7 +265,7 @@ class AgreementStore:
                     )
                 )
                 changes.setdefault("sysids", {})[role] = sysid
-            _event(
+            append_agreement_event(
                 connection,
                 agreement_uuid,
                 now,
@@ -320,7 +326,7 @@ class AgreementStore:
         )
 
 
-def _event(
+def append_agreement_event(
     connection: Connection,
     agreement_uuid: str,
     at: datetime,

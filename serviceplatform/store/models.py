@@ -94,11 +94,55 @@ class Base(DeclarativeBase):
 
 
 class ConsumerSystemRecord(Base):
+    """A case system (anvendersystem) that calls the platform; known by its certificates."""
+
     __tablename__ = "consumer_systems"
 
     uuid: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LEN))
-    cert_subject: Mapped[str] = mapped_column(String(CERT_SUBJECT_LEN), unique=True)
+    supplier_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ConsumerSystemCertificateRecord(Base):
+    """A certificate a consumer system calls with, matched by its SHA-256 fingerprint.
+
+    ``accepted_from``/``accepted_until`` bound when calls with it are accepted: a rotation
+    adds the new certificate and ends the old one's window after an overlap.
+    """
+
+    __tablename__ = "system_certificates"
+
+    fingerprint: Mapped[str] = mapped_column(String(HASH_LEN), primary_key=True)
+    consumer_system: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("consumer_systems.uuid"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(CERT_SUBJECT_LEN))
+    issuer: Mapped[str] = mapped_column(String(CERT_SUBJECT_LEN))
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    accepted_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    accepted_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The certificate itself, so an operator can always see what was registered.
+    pem: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsumerSystemEventRecord(Base):
+    """One change of a consumer system: who did what, when and why (its history)."""
+
+    __tablename__ = "system_events"
+    __table_args__ = (Index(None, "consumer_system", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consumer_system: Mapped[str] = mapped_column(String(UUID_LEN))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(NAME_LEN))
+    action: Mapped[str] = mapped_column(String(OPERATION_LEN))
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: JSON of what changed (names, fingerprints, windows).
+    details: Mapped[str | None] = mapped_column(Text)
 
 
 class AgreementRecord(Base):
@@ -283,8 +327,9 @@ class AgreementEventRecord(Base):
 class RoutingVersionRecord(Base):
     """One row: a number that changes with every committed change of the routing data.
 
-    Triggers (migration 0006) bump it on every write to ``consumer_systems``, ``agreements``
-    and ``routes``; processes compare it per call with the version of their in-memory copy.
+    Triggers (migrations 0006 and 0008) bump it on every write to ``consumer_systems``,
+    ``system_certificates``, ``agreements`` and ``routes``; processes compare it per
+    call with the version of their in-memory copy.
     """
 
     __tablename__ = "routing_version"
@@ -295,6 +340,8 @@ class RoutingVersionRecord(Base):
 
 # The Core tables, for the statements on the hot path (no ORM unit of work there).
 consumer_systems = cast(Table, ConsumerSystemRecord.__table__)
+system_certificates = cast(Table, ConsumerSystemCertificateRecord.__table__)
+system_events = cast(Table, ConsumerSystemEventRecord.__table__)
 agreements = cast(Table, AgreementRecord.__table__)
 routes = cast(Table, RouteRecord.__table__)
 audit_records = cast(Table, AuditRecord.__table__)

@@ -17,9 +17,21 @@ from sqlalchemy import Connection, Executable, RowMapping, bindparam, delete, in
 from sqlalchemy.dialects import postgresql, sqlite
 
 from serviceplatform.errors import StorageError
-from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
+from serviceplatform.routing.model import (
+    Agreement,
+    AgreementStatus,
+    ConsumerSystem,
+    RouteRow,
+    SystemCertificate,
+)
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import agreements, consumer_systems, routes, routing_version
+from serviceplatform.store.models import (
+    agreements,
+    consumer_systems,
+    routes,
+    routing_version,
+    system_certificates,
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,26 @@ def _route_row(row: RowMapping) -> RouteRow:
     )
 
 
-def _consumer_system(row: RowMapping) -> ConsumerSystem:
-    return ConsumerSystem(uuid=row["uuid"], name=row["name"], cert_subject=row["cert_subject"])
+def consumer_system_from_row(row: RowMapping) -> ConsumerSystem:
+    return ConsumerSystem(
+        uuid=row["uuid"],
+        name=row["name"],
+        supplier_cvr=row["supplier_cvr"],
+        deactivated_at=row["deactivated_at"],
+    )
+
+
+def certificate_from_row(row: RowMapping) -> SystemCertificate:
+    return SystemCertificate(
+        consumer_system=row["consumer_system"],
+        fingerprint=row["fingerprint"],
+        subject=row["subject"],
+        issuer=row["issuer"],
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        accepted_from=row["accepted_from"],
+        accepted_until=row["accepted_until"],
+    )
 
 
 def _agreement(row: RowMapping) -> Agreement:
@@ -101,9 +131,10 @@ _SYSIDS = select(routes.c.role, routes.c.sysid, routes.c.subject).where(
     routes.c.service == bindparam("p_service"),
     or_(routes.c.subject == "", routes.c.subject == bindparam("p_subject")),
 )
-_SYSTEM_BY_SUBJECT = select(consumer_systems).where(
-    consumer_systems.c.cert_subject == bindparam("p_subject")
+_CERTIFICATE = select(system_certificates).where(
+    system_certificates.c.fingerprint == bindparam("p_fingerprint")
 )
+_SYSTEM = select(consumer_systems).where(consumer_systems.c.uuid == bindparam("p_system"))
 _AGREEMENTS_FOR = select(agreements).where(
     agreements.c.authority_cvr == bindparam("p_authority"),
     agreements.c.service == bindparam("p_service"),
@@ -124,15 +155,22 @@ class RoutingData:
 
     version: int
     consumer_systems: list[ConsumerSystem]
+    certificates: list[SystemCertificate]
     agreements: list[Agreement]
     routes: list[RouteRow]
 
 
 @dataclass(frozen=True)
 class CallFacts:
-    """The stored facts one call is routed by (see ``RoutingRepository.call_facts``)."""
+    """The stored facts one call is routed by (see ``RoutingRepository.call_facts``).
+
+    ``certificate`` is the registered certificate with the caller's fingerprint and
+    ``consumer_system`` its system; both None when the fingerprint is not registered.
+    Agreements and SysIDs are read only for a known system.
+    """
 
     consumer_system: ConsumerSystem | None
+    certificate: SystemCertificate | None
     agreements: list[Agreement]
     sysids: dict[str, str]
 
@@ -156,9 +194,15 @@ def _version(connection: Connection) -> int:
     return int(version)
 
 
-def _system_by_subject(connection: Connection, subject: str) -> ConsumerSystem | None:
-    row = connection.execute(_SYSTEM_BY_SUBJECT, {"p_subject": subject}).mappings().first()
-    return None if row is None else _consumer_system(row)
+def _certificate(
+    connection: Connection, fingerprint: str
+) -> tuple[SystemCertificate, ConsumerSystem] | None:
+    row = connection.execute(_CERTIFICATE, {"p_fingerprint": fingerprint}).mappings().first()
+    if row is None:
+        return None
+    certificate = certificate_from_row(row)
+    system = connection.execute(_SYSTEM, {"p_system": certificate.consumer_system}).mappings()
+    return certificate, consumer_system_from_row(system.one())
 
 
 def _agreements_for(
@@ -216,18 +260,20 @@ class RoutingRepository:
             return _sysids(connection, authority_cvr, service, subject)
 
     def call_facts(
-        self, *, holder_subject: str, authority_cvr: str, service: str, subject: str | None
+        self, *, holder_fingerprint: str, authority_cvr: str, service: str, subject: str | None
     ) -> CallFacts:
         """Everything routing one call needs, read in one short transaction.
 
         Calls route through ``RoutingCache``, which must answer exactly this (tested).
         """
         with self._db.transaction() as connection:
-            system = _system_by_subject(connection, holder_subject)
-            if system is None:
-                return CallFacts(None, [], {})
+            found = _certificate(connection, holder_fingerprint)
+            if found is None:
+                return CallFacts(None, None, [], {})
+            certificate, system = found
             return CallFacts(
                 system,
+                certificate,
                 _agreements_for(connection, authority_cvr, service, system.uuid),
                 _sysids(connection, authority_cvr, service, subject),
             )
@@ -243,26 +289,21 @@ class RoutingRepository:
             with self._db.transaction() as connection:
                 before = _version(connection)
                 systems = connection.execute(select(consumer_systems)).mappings().all()
+                certificates = connection.execute(select(system_certificates)).mappings().all()
                 found = connection.execute(select(agreements)).mappings().all()
                 rows = connection.execute(select(routes)).mappings().all()
                 after = _version(connection)
             if before == after:
                 return RoutingData(
                     before,
-                    [_consumer_system(r) for r in systems],
+                    [consumer_system_from_row(r) for r in systems],
+                    [certificate_from_row(r) for r in certificates],
                     [_agreement(r) for r in found],
                     [_route_row(r) for r in rows],
                 )
         raise StorageError("the routing data kept changing while it was read")
 
-    # --- consumer systems and agreements ---------------------------------------------------
-
-    def _consumer_system_upsert(self, cs: ConsumerSystem) -> Executable:
-        values = {"name": cs.name, "cert_subject": cs.cert_subject}
-        statement = self._insert(consumer_systems).values(uuid=cs.uuid, **values)
-        return statement.on_conflict_do_update(
-            index_elements=[consumer_systems.c.uuid], set_=values
-        )
+    # --- agreements ------------------------------------------------------------------------
 
     def _agreement_upsert(self, a: Agreement, now: datetime) -> Executable:
         values = {
@@ -279,39 +320,15 @@ class RoutingRepository:
         statement = self._insert(agreements).values(uuid=a.uuid, created_at=now, **values)
         return statement.on_conflict_do_update(index_elements=[agreements.c.uuid], set_=values)
 
-    def upsert_consumer_system(self, cs: ConsumerSystem) -> None:
-        """Create or update a consumer system by UUID (its certificate subject is unique)."""
-        with self._db.transaction(write_first=True) as connection:
-            connection.execute(self._consumer_system_upsert(cs))
-
-    def consumer_system_by_subject(self, subject: str) -> ConsumerSystem | None:
-        """The consumer system whose certificate has this RFC 4514 subject."""
-        with self._db.transaction() as connection:
-            return _system_by_subject(connection, subject)
-
-    def list_consumer_systems(self) -> list[ConsumerSystem]:
-        statement = select(consumer_systems).order_by(consumer_systems.c.name)
-        with self._db.transaction() as connection:
-            return [_consumer_system(r) for r in connection.execute(statement).mappings()]
-
     def upsert_agreement(self, a: Agreement) -> None:
         """Create or update an agreement by UUID; its consumer system must exist."""
         with self._db.transaction(write_first=True) as connection:
             connection.execute(self._agreement_upsert(a, datetime.now(UTC)))
 
-    def import_agreements(
-        self, systems: Sequence[ConsumerSystem], items: Sequence[Agreement]
-    ) -> None:
-        """Upsert consumer systems, then agreements, in one transaction (an agreements file).
-
-        Nothing is deleted: an agreement missing from the file keeps its stored state.
-        """
-        now = datetime.now(UTC)
-        with self._db.transaction(write_first=True) as connection:
-            for cs in systems:
-                connection.execute(self._consumer_system_upsert(cs))
-            for a in items:
-                connection.execute(self._agreement_upsert(a, now))
+    def list_consumer_systems(self) -> list[ConsumerSystem]:
+        statement = select(consumer_systems).order_by(consumer_systems.c.name)
+        with self._db.transaction() as connection:
+            return [consumer_system_from_row(r) for r in connection.execute(statement).mappings()]
 
     def agreements_for(
         self, authority_cvr: str, service: str, consumer_system: str

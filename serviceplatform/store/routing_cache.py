@@ -5,7 +5,8 @@ Routing one call used to read its consumer system, agreements and SysIDs from th
 change a few times a day, so each process now keeps all of them in memory, indexed for the
 lookups a call makes (:class:`RoutingSnapshot`), and per call reads only the routing version:
 one row that triggers bump in the transaction of every write to ``consumer_systems``,
-``agreements`` or ``routes`` (migration 0006). A version other than the copy's means reload.
+``system_certificates``, ``agreements`` or ``routes`` (migrations 0006 and 0008).
+A version other than the copy's means reload.
 
 Why this keeps "a change takes effect on the next call in every process": the version and the
 change commit together, and every call reads the version before it routes, so a call that
@@ -38,26 +39,31 @@ class RoutingSnapshot:
 
     def __init__(self, data: RoutingData) -> None:
         self.version = data.version
-        self._systems = {system.cert_subject: system for system in data.consumer_systems}
+        systems = {system.uuid: system for system in data.consumer_systems}
+        self._certificates = {
+            certificate.fingerprint: (certificate, systems[certificate.consumer_system])
+            for certificate in data.certificates
+        }
         self._agreements = _group_agreements(data.agreements)
         self._sysids = _group_routes(data.routes)
 
     def facts(
-        self, *, holder_subject: str, authority_cvr: str, service: str, subject: str | None
+        self, *, holder_fingerprint: str, authority_cvr: str, service: str, subject: str | None
     ) -> CallFacts:
         """What ``RoutingRepository.call_facts`` would read from the database at this version.
 
         Fresh lists and dicts every time: callers may change what they get.
         """
-        system = self._systems.get(holder_subject)
-        if system is None:
-            return CallFacts(None, [], {})
+        found = self._certificates.get(holder_fingerprint)
+        if found is None:
+            return CallFacts(None, None, [], {})
+        certificate, system = found
         agreements = list(self._agreements.get((authority_cvr, service, system.uuid), ()))
         # Authority-wide SysIDs first, then the subject's own rows override them.
         sysids = dict(self._sysids.get((authority_cvr, service, ""), {}))
         if subject:
             sysids.update(self._sysids.get((authority_cvr, service, subject), {}))
-        return CallFacts(system, agreements, sysids)
+        return CallFacts(system, certificate, agreements, sysids)
 
 
 def _group_agreements(items: Iterable[Agreement]) -> dict[_AgreementKey, tuple[Agreement, ...]]:
@@ -95,7 +101,7 @@ class RoutingCache:
         return int(rows[0][0])
 
     def call_facts(
-        self, *, holder_subject: str, authority_cvr: str, service: str, subject: str | None
+        self, *, holder_fingerprint: str, authority_cvr: str, service: str, subject: str | None
     ) -> CallFacts:
         """The facts one call is routed by, as the database holds them now."""
         seen = self.version()
@@ -103,7 +109,7 @@ class RoutingCache:
         if snapshot is None or snapshot.version != seen:
             snapshot = self._reload(seen)
         return snapshot.facts(
-            holder_subject=holder_subject,
+            holder_fingerprint=holder_fingerprint,
             authority_cvr=authority_cvr,
             service=service,
             subject=subject,

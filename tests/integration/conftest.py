@@ -30,12 +30,12 @@ from serviceplatform.config import (
 )
 from serviceplatform.platform import Platform, project_root
 from serviceplatform.registry import known_services
-from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.table import load_directory
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
-from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS
+from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS, ensure_sample_certificate
 from serviceplatform.security.signing import build_signed_envelope, mint_assertion
+from serviceplatform.store.agreements_import import apply_import, read_import
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
 from tests.wsgi_serving import LocalWsgiServer
@@ -104,12 +104,23 @@ def make_settings(tmp: Path, pki: Pki, register_url: str, **peer: Any) -> Settin
 
 
 def seed(settings: Settings) -> None:
+    """The sample agreements and routes, and the test client's certificate for the sample system."""
     database = Database(settings.database.url)
     try:
         database.upgrade()
         repository = RoutingRepository(database)
         tables = project_root() / "routing_tables"
-        repository.import_agreements(*load_agreements(tables / "agreements.toml"))
+        now = datetime.now(UTC)
+        apply_import(
+            database,
+            *read_import(tables / "agreements.toml", known_services(), now=now),
+            now=now,
+            actor="test",
+        )
+        # The PKI whose STS the settings trust is the one the test client's certificate is from.
+        ensure_sample_certificate(
+            database, ensure_pki(Path(settings.security.trusted_sts_certs[0]).parent)
+        )
         repository.replace_routes(load_directory(tables, known_services()))
     finally:
         database.dispose()

@@ -4,7 +4,8 @@ and that an administrator's change routes (or stops) the next SOAP call."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from serviceplatform.admin.auth import token_digest
 from serviceplatform.config import AdminPrincipal
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
+from tests.certificates import make_cert
 from tests.integration.conftest import (
     CaseSystem,
     RegisterHooks,
@@ -29,12 +31,14 @@ from tests.integration.sf2250_requests import fault_code, opdater
 
 CONSUMER = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
 A, B, C = "29189846", "29189854", "29189862"
+SUPPLIER_CVR, OTHER_SUPPLIER_CVR = "12345674", "31313139"
 TOKENS = {
-    "ops": ("operator", "", ""),
-    "adm-a": ("authority_admin", A, ""),
-    "adm-b": ("authority_admin", B, ""),
-    "adm-c": ("authority_admin", C, ""),
-    "supp": ("supplier", "", "Sandbox Supplier"),
+    "ops": ("operator", "", "", ""),
+    "adm-a": ("authority_admin", A, "", ""),
+    "adm-b": ("authority_admin", B, "", ""),
+    "adm-c": ("authority_admin", C, "", ""),
+    "supp": ("supplier", "", "Sandbox Supplier", SUPPLIER_CVR),
+    "supp-x": ("supplier", "", "Other Supplier", OTHER_SUPPLIER_CVR),
 }
 
 
@@ -71,9 +75,13 @@ def admin(tmp_path: Path, pki: Pki, register: NemSmsRegister) -> Iterator[Admin]
     settings = make_settings(tmp_path, pki, register.base_url)
     settings.admin.principals = {
         name: AdminPrincipal(
-            role=role, token_sha256=token_digest(name), authority_cvr=cvr, supplier=supplier
+            role=role,
+            token_sha256=token_digest(name),
+            authority_cvr=cvr,
+            supplier=supplier,
+            supplier_cvr=supplier_cvr,
         )
-        for name, (role, cvr, supplier) in TOKENS.items()
+        for name, (role, cvr, supplier, supplier_cvr) in TOKENS.items()
     }
     running = start_platform(settings)
     session = requests.Session()
@@ -199,6 +207,11 @@ ENDPOINTS = [
     ("POST", "/agreements/{uuid}/revoke", {"ops", "adm-c"}),
     ("PUT", "/agreements/{uuid}/configuration", {"ops"}),
     ("GET", "/consumer-systems", EVERYONE),
+    ("POST", "/consumer-systems", {"ops", "supp"}),
+    ("GET", "/consumer-systems/{system}", {"ops", "supp"} | AUTHORITY_ADMINS),
+    ("POST", "/consumer-systems/{system}/certificates", {"ops", "supp"}),
+    ("POST", "/consumer-systems/{system}/deactivate", {"ops", "supp"}),
+    ("POST", "/consumer-systems/{system}/activate", {"ops", "supp"}),
     ("GET", "/certificates", {"ops"}),
     ("GET", "/subscriptions/runs", {"ops"} | AUTHORITY_ADMINS),
     ("GET", "/audit", {"ops"} | AUTHORITY_ADMINS),
@@ -209,7 +222,10 @@ PREPARE = {"suspend": ["approve"], "revoke": ["approve"], "resume": ["approve", 
 
 def test_every_route_is_in_the_role_table() -> None:
     sample = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
-    concrete = [(m, "/api" + p.replace("{uuid}", sample)) for m, p, _ in ENDPOINTS]
+    concrete = [
+        (m, "/api" + p.replace("{uuid}", sample).replace("{system}", sample))
+        for m, p, _ in ENDPOINTS
+    ]
     for route in ROUTES:
         assert any(m == route.method and route.pattern.match(p) for m, p in concrete), route
     for method, path in concrete:
@@ -219,6 +235,12 @@ def test_every_route_is_in_the_role_table() -> None:
 @pytest.mark.parametrize(("method", "path", "allowed"), ENDPOINTS)
 def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: set[str]) -> None:
     def target() -> str:
+        if "{system}" in path:
+            # A system of the supplier "supp", made by the operator, in the state the action needs.
+            system = admin.ok("POST", "/consumer-systems", json=_registration())["uuid"]
+            if path.endswith("/activate"):
+                admin.ok("POST", f"/consumer-systems/{system}/deactivate", json={"reason": "x"})
+            return path.replace("{system}", system)
         if "{uuid}" not in path:
             return path
         uuid = admin.request_c("ops")["uuid"]
@@ -240,7 +262,20 @@ def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: 
             assert answer.json()["error"]["code"] in ("SP-602", "SP-603")
 
 
+def _registration(**extra: str) -> dict[str, Any]:
+    return {
+        "name": "Case system",
+        "supplier_cvr": SUPPLIER_CVR,
+        "certificate_pem": make_cert().pem.decode(),
+        **extra,
+    }
+
+
 def _body(path: str) -> dict[str, Any]:
+    if path == "/consumer-systems":
+        return _registration()
+    if path.endswith("/certificates"):
+        return {"certificate_pem": make_cert().pem.decode()}
     if path == "/agreements":
         return {
             "authority_cvr": C,
@@ -267,13 +302,14 @@ def test_admin_actions_and_refusals_are_audited(admin: Admin) -> None:
 
 def test_bad_input_gets_a_clear_error_and_changes_nothing(admin: Admin) -> None:
     before = len(admin.ok("GET", "/agreements")["agreements"])
-    for body in (
-        {"authority_cvr": "12345678", "service": "sf2250", "consumer_system": CONSUMER},
-        {"authority_cvr": C, "service": "nope", "consumer_system": CONSUMER},
-        {"authority_cvr": C, "service": "sf2250", "consumer_system": "unknown"},
+    for body, expected in (
+        ({"authority_cvr": "12345678", "service": "sf2250", "consumer_system": CONSUMER}, 400),
+        ({"authority_cvr": C, "service": "nope", "consumer_system": CONSUMER}, 400),
+        ({"authority_cvr": C, "service": "sf2250", "consumer_system": "unknown"}, 404),
     ):
         answer = admin.call("POST", "/agreements", "supp", json=body)
-        assert (answer.status_code, answer.json()["error"]["code"]) == (400, "SP-605")
+        code = answer.json()["error"]["code"]
+        assert (answer.status_code, code) == (expected, "SP-605" if expected == 400 else "SP-606")
     garbage = admin.call("POST", "/agreements", "supp", data=b"{not json")
     assert garbage.status_code == 400 and "JSON" in garbage.json()["error"]["text"]
     uuid = admin.request_c()["uuid"]
@@ -291,9 +327,13 @@ def test_the_openapi_document_is_valid_and_lists_every_route(admin: Admin) -> No
     for route in ROUTES:
         template = route.pattern.pattern.rstrip("$")
         template = template.replace("(?P<agreement_uuid>[0-9a-f-]{36})", "{agreement_uuid}")
+        template = template.replace("(?P<system_uuid>[0-9a-f-]{36})", "{system_uuid}")
         if "(?P<action>" in template:
             for action in ("approve", "reject", "suspend", "resume", "revoke"):
                 assert template.split("(?P<action>")[0] + action in paths
+        elif "(?P<state>" in template:
+            for state in ("activate", "deactivate"):
+                assert template.split("(?P<state>")[0] + state in paths
         else:
             assert template in paths, template
             assert route.method.lower() in document["paths"][template]
@@ -342,3 +382,97 @@ def test_client_certificate_subject_from_a_trusted_proxy_only(
             assert unknown.status_code == 401
     finally:
         running.stop()
+
+
+def test_onboarding_a_system_through_the_api_routes_its_calls(
+    admin: Admin, case_system: CaseSystem, hooks: RegisterHooks
+) -> None:
+    # A new case system with its own certificate: unknown until registered.
+    new = make_cert("CN=new case system,O=Sandbox Supplier,C=DK")
+    caller = replace(case_system, holder_cert=new.cert, holder_key=new.key)
+    assert soap_status(admin, caller, A) == "SP-216"
+    system = admin.ok(
+        "POST",
+        "/consumer-systems",
+        "supp",
+        json=_registration(name="New", supplier_cvr="", certificate_pem=new.pem.decode()),
+    )
+    # A supplier registers for itself, whatever supplier_cvr it sends.
+    assert (system["supplier_cvr"], system["active"], system["callable"]) == (
+        SUPPLIER_CVR,
+        True,
+        True,
+    )
+    assert system["certificates"][0]["fingerprint_sha256"] == new.fingerprint
+    # Known now, but without an agreement of its own: not routed.
+    assert soap_status(admin, caller, A) == "SP-301"
+    created = admin.ok(
+        "POST",
+        "/agreements",
+        "supp",
+        json={"authority_cvr": A, "service": "sf2250", "consumer_system": system["uuid"]},
+    )
+    admin.ok("POST", f"/agreements/{created['uuid']}/approve", "adm-a")
+    admin.ok(
+        "PUT",
+        f"/agreements/{created['uuid']}/configuration",
+        json={"register_cert_alias": "platform-register"},
+    )
+    hooks.clear()
+    assert soap_status(admin, caller, A) is None
+    history = admin.ok("GET", f"/consumer-systems/{system['uuid']}", "supp")["history"]
+    assert [e["action"] for e in history] == ["register"]
+    records = admin.ok("GET", "/audit?limit=20")["records"]
+    assert any(
+        r["operation"] == "register" and r["outcome"] == "ok" and "consumer system" in r["detail"]
+        for r in records
+    )
+
+
+def test_a_supplier_requests_agreements_only_for_its_own_systems(admin: Admin) -> None:
+    other = admin.ok(
+        "POST", "/consumer-systems", json=_registration(supplier_cvr=OTHER_SUPPLIER_CVR)
+    )
+    before = len(admin.ok("GET", "/agreements")["agreements"])
+    body = {"authority_cvr": C, "service": "sf2250", "consumer_system": other["uuid"]}
+    refused = admin.call("POST", "/agreements", "supp", json=body)
+    # The same answer as for an unknown system: no probing for other suppliers' systems.
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "SP-606")
+    assert len(admin.ok("GET", "/agreements")["agreements"]) == before
+    assert admin.call("POST", "/agreements", "supp-x", json=body).status_code == 201
+    # Each supplier sees only its own systems.
+    seen = {s["uuid"] for s in admin.ok("GET", "/consumer-systems", "supp")["consumer_systems"]}
+    assert other["uuid"] not in seen and CONSUMER in seen
+    for path in (
+        f"/consumer-systems/{other['uuid']}",
+        f"/consumer-systems/{other['uuid']}/deactivate",
+    ):
+        method = "GET" if path.count("/") == 2 else "POST"
+        answer = admin.call(method, path, "supp", json={"reason": "x"})
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "SP-606")
+    assert admin.ok("GET", f"/consumer-systems/{other['uuid']}")["active"] is True
+
+
+def test_a_certificate_cannot_belong_to_two_systems_and_bad_ones_are_refused(admin: Admin) -> None:
+    cert = make_cert()
+    admin.ok(
+        "POST", "/consumer-systems", json=_registration() | {"certificate_pem": cert.pem.decode()}
+    )
+    before = len(admin.ok("GET", "/consumer-systems")["consumer_systems"])
+    again = admin.call(
+        "POST", "/consumer-systems", json=_registration() | {"certificate_pem": cert.pem.decode()}
+    )
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "SP-607")
+    expired = make_cert(not_before=datetime.now(UTC) - timedelta(days=30), days=10)
+    for pem, code in (
+        ("not a certificate", "SP-608"),
+        (expired.pem.decode(), "SP-608"),
+        (make_cert().pem.decode() * 2, "SP-608"),
+    ):
+        answer = admin.call(
+            "POST", "/consumer-systems", json=_registration() | {"certificate_pem": pem}
+        )
+        assert (answer.status_code, answer.json()["error"]["code"]) == (400, code), answer.text
+    bad_cvr = admin.call("POST", "/consumer-systems", json=_registration(supplier_cvr="12345675"))
+    assert (bad_cvr.status_code, bad_cvr.json()["error"]["code"]) == (400, "SP-605")
+    assert len(admin.ok("GET", "/consumer-systems")["consumer_systems"]) == before

@@ -249,20 +249,19 @@ def oots(
         )
         seed(settings)
         database = Database(settings.database.url)
-        RoutingRepository(database).import_agreements(
-            [],
-            [
-                OOTS_AGREEMENT,
-                Agreement(
-                    uuid="8f0e6d2c-4b1a-4c3e-9d7f-2a6b5c8e1f03",
-                    authority_cvr=UNCONFIGURED,
-                    service="oots",
-                    consumer_system=SANDBOX_CONSUMER_SYSTEM,
-                    supplier="Sandbox Supplier",
-                    status=AgreementStatus.APPROVED,
-                ),
-            ],
-        )
+        repository = RoutingRepository(database)
+        for agreement in (
+            OOTS_AGREEMENT,
+            Agreement(
+                uuid="8f0e6d2c-4b1a-4c3e-9d7f-2a6b5c8e1f03",
+                authority_cvr=UNCONFIGURED,
+                service="oots",
+                consumer_system=SANDBOX_CONSUMER_SYSTEM,
+                supplier="Sandbox Supplier",
+                status=AgreementStatus.APPROVED,
+            ),
+        ):
+            repository.upsert_agreement(agreement)
         app = PlatformApp(settings)
         server = LocalWsgiServer(app)
         base_url = server.base_url

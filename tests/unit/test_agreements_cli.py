@@ -11,9 +11,9 @@ from click.testing import CliRunner, Result
 from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.context import CliContext
 from serviceplatform.config import DatabaseSettings, Settings
-from serviceplatform.routing.model import ConsumerSystem
 from serviceplatform.store.db import Database
-from serviceplatform.store.repository import RoutingRepository
+from serviceplatform.store.systems import SystemStore
+from tests.certificates import make_cert
 
 CONSUMER = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
 C = "29189862"
@@ -21,8 +21,12 @@ C = "29189862"
 
 @pytest.fixture
 def obj(tmp_path: Path, database: Database) -> CliContext:
-    RoutingRepository(database).upsert_consumer_system(
-        ConsumerSystem(CONSUMER, "Case system", "CN=case")
+    SystemStore(database).register(
+        name="Case system",
+        supplier_cvr="12345674",
+        certificate_pem=make_cert().pem,
+        actor="test",
+        system_uuid=CONSUMER,
     )
     settings = Settings(database=DatabaseSettings(url="sqlite://"), base_dir=str(tmp_path))
     return CliContext(settings, database=database)

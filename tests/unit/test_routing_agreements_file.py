@@ -1,19 +1,16 @@
-"""The agreements file: the sample is valid and matches the sandbox certificate; errors."""
+"""The agreements file: the sample is valid and names the sandbox supplier; every problem."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.model import AgreementStatus
+from serviceplatform.sandbox.admin_tokens import SAMPLE_SUPPLIER_CVR
 
 PROJECT = Path(__file__).resolve().parents[2]
 SAMPLE = PROJECT / "routing_tables" / "agreements.toml"
@@ -23,7 +20,7 @@ SYSTEM = f"""
 [[consumer_system]]
 uuid = "{SYSTEM_UUID}"
 name = "Case system"
-cert_subject = "CN=case,C=DK"
+supplier_cvr = "12345674"
 """
 
 AGREEMENT = f"""
@@ -49,33 +46,11 @@ def _problems(tmp_path: Path, text: str, **kwargs: object) -> list[str]:
     return [line[len(prefix) :] for line in lines]
 
 
-def _sandbox_certificate_subject() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "DK"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sandbox Supplier"),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, "CVR:12345674-FID:1"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-case-system (funktionscertifikat)"),
-        ]
-    )
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.subject.rfc4514_string()
-
-
 def test_the_sample_file_is_valid_and_documents_each_authority() -> None:
     systems, agreements = load_agreements(SAMPLE)
-    assert [s.name for s in systems] == ["Sandbox case system"]
+    assert [s.system.name for s in systems] == ["Sandbox case system"]
+    # The sandbox registers its own client certificate; the sample names none.
+    assert [s.certificate_files for s in systems] == [()]
     status = {(a.authority_cvr, a.service): a.status for a in agreements}
     assert status == {
         ("29189846", "sf2250"): AgreementStatus.APPROVED,
@@ -86,12 +61,30 @@ def test_the_sample_file_is_valid_and_documents_each_authority() -> None:
         ("29189854", "sf1600"): AgreementStatus.APPROVED,
     }, "authority C (29189862) has routes but no agreement"
     assert all(a.register_cert_alias == "platform-register" for a in agreements)
-    assert all(a.consumer_system == systems[0].uuid for a in agreements)
+    assert all(a.consumer_system == systems[0].system.uuid for a in agreements)
 
 
-def test_the_sample_subject_is_what_cryptography_renders_for_the_sandbox_certificate() -> None:
-    (system,), _ = load_agreements(SAMPLE)
-    assert system.cert_subject == _sandbox_certificate_subject()
+def test_the_sample_supplier_is_the_sandbox_supplier() -> None:
+    (entry,), _ = load_agreements(SAMPLE)
+    assert entry.system.supplier_cvr == SAMPLE_SUPPLIER_CVR
+
+
+def test_certificate_files_resolve_against_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(
+        SYSTEM + 'certificates = ["certs/case.pem", "/abs/other.pem"]\n' + AGREEMENT,
+        encoding="utf-8",
+    )
+    (entry,), _ = load_agreements(path)
+    assert entry.certificate_files == (tmp_path / "certs" / "case.pem", Path("/abs/other.pem"))
+
+
+def test_the_old_cert_subject_key_says_what_replaced_it(tmp_path: Path) -> None:
+    text = SYSTEM.replace('supplier_cvr = "12345674"', 'cert_subject = "CN=case,C=DK"')
+    assert _problems(tmp_path, text + AGREEMENT) == [
+        "consumer_system #1: cert_subject is no longer used: systems are known by certificate "
+        "fingerprint; list their PEM files under certificates"
+    ]
 
 
 def test_a_minimal_file_with_dates_as_toml_dates_or_strings(tmp_path: Path) -> None:
@@ -100,7 +93,7 @@ def test_a_minimal_file_with_dates_as_toml_dates_or_strings(tmp_path: Path) -> N
         SYSTEM + AGREEMENT + 'valid_from = 2024-01-01\nvalid_to = "2024-12-31"\n', encoding="utf-8"
     )
     systems, (agreement,) = load_agreements(path)
-    assert systems[0].uuid == SYSTEM_UUID
+    assert systems[0].system.uuid == SYSTEM_UUID
     assert agreement.valid_from == date(2024, 1, 1)
     assert agreement.valid_to == date(2024, 12, 31)
     assert agreement.register_cert_alias is None
@@ -109,8 +102,8 @@ def test_a_minimal_file_with_dates_as_toml_dates_or_strings(tmp_path: Path) -> N
 def test_uuids_are_normalised_to_lower_case(tmp_path: Path) -> None:
     path = tmp_path / "a.toml"
     path.write_text((SYSTEM + AGREEMENT).replace("0d7fcabb", "0D7FCABB"), encoding="utf-8")
-    (system,), (agreement,) = load_agreements(path)
-    assert system.uuid == agreement.consumer_system == SYSTEM_UUID
+    (entry,), (agreement,) = load_agreements(path)
+    assert entry.system.uuid == agreement.consumer_system == SYSTEM_UUID
 
 
 @pytest.mark.parametrize(
@@ -153,14 +146,17 @@ def test_consumer_system_problems(tmp_path: Path) -> None:
         SYSTEM
         + SYSTEM
         + SYSTEM.replace(SYSTEM_UUID, "bad").replace('"Case system"', '""')
+        + SYSTEM.replace(SYSTEM_UUID, "12069fae-abb0-4431-b6d2-7ac06824d203")
+        .replace('"12345674"', '"12345675"')
+        .replace('name = "Case system"', 'name = "C"\ncertificates = "one.pem"')
         + AGREEMENT
     )
     assert _problems(tmp_path, text) == [
         f"consumer_system #2: uuid {SYSTEM_UUID} is also used by consumer_system #1",
-        "consumer_system #2: cert_subject is also used by consumer_system #1",
         "consumer_system #3: uuid 'bad' is not a UUID",
         "consumer_system #3: name must be a non-empty string",
-        "consumer_system #3: cert_subject is also used by consumer_system #1",
+        "consumer_system #4: CVR 12345675 fails the modulus-11 check",
+        "consumer_system #4: certificates must be a list of PEM file paths",
     ]
 
 
@@ -171,17 +167,13 @@ def test_all_problems_are_reported_together(tmp_path: Path) -> None:
         + AGREEMENT.replace("29189846", "29189847")
         + AGREEMENT.replace('"approved"', '"maybe"')
     )
-    assert (
-        _problems(tmp_path, text)
-        == [
-            "unknown top-level key(s) colour",
-            "agreement #1: CVR 29189847 fails the modulus-11 check",
-            "agreement #2: status 'maybe' is not one of requested, approved, rejected, suspended, "
-            "revoked",
-            "agreement #2: uuid 9d3d53a2-af28-4372-9c0a-25550c8d048a is also used by agreement #1",
-        ]
-        or True
-    )
+    assert _problems(tmp_path, text) == [
+        "unknown top-level key(s) colour",
+        "agreement #1: CVR 29189847 fails the modulus-11 check",
+        "agreement #2: status 'maybe' is not one of requested, approved, rejected, suspended, "
+        "revoked",
+        "agreement #2: uuid 9d3d53a2-af28-4372-9c0a-25550c8d048a is also used by agreement #1",
+    ]
 
 
 def test_unknown_services_when_the_known_ones_are_given(tmp_path: Path) -> None:

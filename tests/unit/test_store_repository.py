@@ -11,11 +11,13 @@ from serviceplatform.errors import StorageError
 from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
+from serviceplatform.store.systems import SystemStore
+from tests.certificates import make_cert
 
 A, B = "29189846", "29189854"
 CPR = "0101901234"
 SYSTEM = ConsumerSystem(
-    uuid="0d7fcabb-3505-4065-a006-d48b1cf50cc2", name="Case system", cert_subject="CN=case,C=DK"
+    uuid="0d7fcabb-3505-4065-a006-d48b1cf50cc2", name="Case system", supplier_cvr="12345674"
 )
 AGREEMENT = Agreement(
     uuid="9d3d53a2-af28-4372-9c0a-25550c8d048a",
@@ -100,28 +102,15 @@ def test_subject_is_stored_as_empty_text_and_read_back_as_none(database: Databas
     assert row.source == "t.csv:1"
 
 
-def test_consumer_systems_upsert_and_lookup_by_subject(database: Database) -> None:
-    repo = RoutingRepository(database)
-    assert repo.consumer_system_by_subject(SYSTEM.cert_subject) is None
-    repo.upsert_consumer_system(SYSTEM)
-    assert repo.consumer_system_by_subject(SYSTEM.cert_subject) == SYSTEM
-    renamed = replace(SYSTEM, name="Renamed", cert_subject="CN=new,C=DK")
-    repo.upsert_consumer_system(renamed)
-    assert repo.consumer_system_by_subject(SYSTEM.cert_subject) is None
-    assert repo.consumer_system_by_subject("CN=new,C=DK") == renamed
-    assert repo.list_consumer_systems() == [renamed]
-
-
-def test_two_systems_cannot_share_a_certificate_subject(database: Database) -> None:
-    repo = RoutingRepository(database)
-    repo.upsert_consumer_system(SYSTEM)
-    with pytest.raises(StorageError):
-        repo.upsert_consumer_system(replace(SYSTEM, uuid="12069fae-abb0-4431-b6d2-7ac06824d203"))
-
-
 def test_agreements_upsert_update_and_query(database: Database) -> None:
     repo = RoutingRepository(database)
-    repo.upsert_consumer_system(SYSTEM)
+    SystemStore(database).register(
+        name=SYSTEM.name,
+        supplier_cvr=SYSTEM.supplier_cvr,
+        certificate_pem=make_cert().pem,
+        actor="test",
+        system_uuid=SYSTEM.uuid,
+    )
     other = replace(AGREEMENT, uuid="5c7cdb9a-1b4f-43c1-a006-6ceeda4af3f5", authority_cvr=B)
     repo.upsert_agreement(AGREEMENT)
     repo.upsert_agreement(other)
@@ -137,15 +126,3 @@ def test_agreements_upsert_update_and_query(database: Database) -> None:
 def test_an_agreement_needs_an_existing_consumer_system(database: Database) -> None:
     with pytest.raises(StorageError):
         RoutingRepository(database).upsert_agreement(AGREEMENT)
-
-
-def test_import_agreements_is_all_or_nothing(database: Database) -> None:
-    repo = RoutingRepository(database)
-    orphan = replace(AGREEMENT, uuid="34b50286-7ef2-487a-85e9-4b28bcb1daa8", consumer_system="x")
-    with pytest.raises(StorageError):
-        repo.import_agreements([SYSTEM], [AGREEMENT, orphan])
-    assert repo.list_consumer_systems() == []
-    assert repo.list_agreements() == []
-    repo.import_agreements([SYSTEM], [AGREEMENT])
-    repo.import_agreements([SYSTEM], [AGREEMENT])
-    assert repo.list_agreements() == [AGREEMENT]

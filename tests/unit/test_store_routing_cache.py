@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text, update
@@ -11,18 +11,24 @@ from sqlalchemy import text, update
 from serviceplatform.errors import StorageError
 from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import agreements, routing_version
+from serviceplatform.store.models import agreements, routing_version, system_certificates
 from serviceplatform.store.repository import RoutingData, RoutingRepository
 from serviceplatform.store.routing_cache import RoutingCache
+from serviceplatform.store.systems import SystemStore
+from tests.certificates import MadeCert, make_cert
 
 A, B = "29189846", "29189854"
 CPR = "0101901234"
 SYSTEM = ConsumerSystem(
-    uuid="0d7fcabb-3505-4065-a006-d48b1cf50cc2", name="Case system", cert_subject="CN=case,C=DK"
+    uuid="0d7fcabb-3505-4065-a006-d48b1cf50cc2", name="Case system", supplier_cvr="12345674"
 )
 OTHER_SYSTEM = ConsumerSystem(
-    uuid="a077fd5c-964b-4d3d-a712-9d670d91680a", name="Other", cert_subject="CN=other,C=DK"
+    uuid="a077fd5c-964b-4d3d-a712-9d670d91680a", name="Other", supplier_cvr="12345674"
 )
+SYSTEM_CERT = make_cert("CN=case,C=DK")
+OTHER_CERT = make_cert("CN=other,C=DK")
+#: The same subject as SYSTEM's certificate, from another CA: another certificate.
+LOOKALIKE_CERT = make_cert("CN=case,C=DK")
 AGREEMENT = Agreement(
     uuid="9d3d53a2-af28-4372-9c0a-25550c8d048a",
     authority_cvr=A,
@@ -53,9 +59,19 @@ class CountingRepository(RoutingRepository):
         return super().routing_data()
 
 
-def _seed(repo: RoutingRepository) -> None:
-    repo.upsert_consumer_system(SYSTEM)
-    repo.upsert_consumer_system(OTHER_SYSTEM)
+def _register(database: Database, system: ConsumerSystem, cert: MadeCert) -> None:
+    SystemStore(database).register(
+        name=system.name,
+        supplier_cvr=system.supplier_cvr,
+        certificate_pem=cert.pem,
+        actor="test",
+        system_uuid=system.uuid,
+    )
+
+
+def _seed(repo: RoutingRepository, database: Database) -> None:
+    _register(database, SYSTEM, SYSTEM_CERT)
+    _register(database, OTHER_SYSTEM, OTHER_CERT)
     repo.upsert_agreement(AGREEMENT)
     repo.replace_routes(ROWS)
 
@@ -68,9 +84,19 @@ def _version(db: Database) -> int:
 def test_every_kind_of_routing_write_bumps_the_version(database: Database) -> None:
     repo = RoutingRepository(database)
     before = _version(database)
-    repo.upsert_consumer_system(SYSTEM)
+    _register(database, SYSTEM, SYSTEM_CERT)
     after_system = _version(database)
     assert after_system > before
+    # Certificates have their own table: a rotation alone must bump the version too.
+    SystemStore(database).add_certificate(
+        SYSTEM.uuid, OTHER_CERT.pem, actor="test", overlap=timedelta(days=1)
+    )
+    after_certificate = _version(database)
+    assert after_certificate > after_system
+    with database.transaction() as connection:
+        connection.execute(update(system_certificates).values(accepted_until=None))
+    assert _version(database) > after_certificate
+    after_system = _version(database)
     repo.upsert_agreement(AGREEMENT)
     after_agreement = _version(database)
     assert after_agreement > after_system
@@ -88,7 +114,7 @@ def test_every_kind_of_routing_write_bumps_the_version(database: Database) -> No
 
 def test_reads_and_failed_writes_leave_the_version(database: Database) -> None:
     repo = RoutingRepository(database)
-    _seed(repo)
+    _seed(repo, database)
     seen = _version(database)
     repo.list_routes()
     repo.list_agreements()
@@ -103,43 +129,45 @@ def test_reads_and_failed_writes_leave_the_version(database: Database) -> None:
 @pytest.mark.parametrize(
     ("holder", "authority", "service", "subject"),
     [
-        (SYSTEM.cert_subject, A, "sf2250", None),
-        (SYSTEM.cert_subject, A, "sf2250", CPR),  # the subject's own row overrides
-        (SYSTEM.cert_subject, A, "sf2250", "0202901234"),
-        (SYSTEM.cert_subject, B, "sf2250", None),  # SysIDs, but no agreement
-        (SYSTEM.cert_subject, A, "sf1600", None),  # no agreement, no SysIDs
-        (OTHER_SYSTEM.cert_subject, A, "sf2250", None),  # another system's agreements
-        ("CN=unknown,C=DK", A, "sf2250", None),
+        (SYSTEM_CERT.fingerprint, A, "sf2250", None),
+        (SYSTEM_CERT.fingerprint, A, "sf2250", CPR),  # the subject's own row overrides
+        (SYSTEM_CERT.fingerprint, A, "sf2250", "0202901234"),
+        (SYSTEM_CERT.fingerprint, B, "sf2250", None),  # SysIDs, but no agreement
+        (SYSTEM_CERT.fingerprint, A, "sf1600", None),  # no agreement, no SysIDs
+        (OTHER_CERT.fingerprint, A, "sf2250", None),  # another system's agreements
+        (LOOKALIKE_CERT.fingerprint, A, "sf2250", None),  # same subject, another CA
     ],
 )
 def test_cached_facts_equal_the_database_facts(
     database: Database, holder: str, authority: str, service: str, subject: str | None
 ) -> None:
     repo = RoutingRepository(database)
-    _seed(repo)
+    _seed(repo, database)
     cache = RoutingCache(database, repo)
     from_cache = cache.call_facts(
-        holder_subject=holder, authority_cvr=authority, service=service, subject=subject
+        holder_fingerprint=holder, authority_cvr=authority, service=service, subject=subject
     )
     from_db = repo.call_facts(
-        holder_subject=holder, authority_cvr=authority, service=service, subject=subject
+        holder_fingerprint=holder, authority_cvr=authority, service=service, subject=subject
     )
     assert from_cache == from_db
+    # The parameters above must tell a known certificate from an unknown one.
+    assert (from_db.consumer_system is None) == (holder == LOOKALIKE_CERT.fingerprint)
 
 
 def test_unchanged_data_is_not_reloaded_and_a_change_is_seen_on_the_next_call(
     database: Database, database_url: str
 ) -> None:
     repo = CountingRepository(database)
-    _seed(repo)
+    _seed(repo, database)
     cache = RoutingCache(database, repo)
     first = cache.call_facts(
-        holder_subject=SYSTEM.cert_subject, authority_cvr=A, service="sf2250", subject=None
+        holder_fingerprint=SYSTEM_CERT.fingerprint, authority_cvr=A, service="sf2250", subject=None
     )
     assert first.sysids == {"register": "1", "nemsms": "2"}
     assert [a.status for a in first.agreements] == [AgreementStatus.APPROVED]
     cache.call_facts(
-        holder_subject=SYSTEM.cert_subject, authority_cvr=A, service="sf2250", subject=None
+        holder_fingerprint=SYSTEM_CERT.fingerprint, authority_cvr=A, service="sf2250", subject=None
     )
     assert repo.loads == 1
 
@@ -153,7 +181,7 @@ def test_unchanged_data_is_not_reloaded_and_a_change_is_seen_on_the_next_call(
         other.dispose()
 
     after = cache.call_facts(
-        holder_subject=SYSTEM.cert_subject, authority_cvr=A, service="sf2250", subject=None
+        holder_fingerprint=SYSTEM_CERT.fingerprint, authority_cvr=A, service="sf2250", subject=None
     )
     assert after.sysids["register"] == "11"
     assert [a.status for a in after.agreements] == [AgreementStatus.REVOKED]
@@ -162,15 +190,15 @@ def test_unchanged_data_is_not_reloaded_and_a_change_is_seen_on_the_next_call(
 
 def test_facts_handed_out_cannot_change_the_cache(database: Database) -> None:
     repo = RoutingRepository(database)
-    _seed(repo)
+    _seed(repo, database)
     cache = RoutingCache(database, repo)
     facts = cache.call_facts(
-        holder_subject=SYSTEM.cert_subject, authority_cvr=A, service="sf2250", subject=None
+        holder_fingerprint=SYSTEM_CERT.fingerprint, authority_cvr=A, service="sf2250", subject=None
     )
     facts.sysids["register"] = "tampered"
     facts.agreements.clear()
     again = cache.call_facts(
-        holder_subject=SYSTEM.cert_subject, authority_cvr=A, service="sf2250", subject=None
+        holder_fingerprint=SYSTEM_CERT.fingerprint, authority_cvr=A, service="sf2250", subject=None
     )
     assert again.sysids["register"] == "1"
     assert len(again.agreements) == 1
@@ -182,5 +210,8 @@ def test_a_missing_version_row_is_a_storage_error(database: Database) -> None:
         connection.execute(routing_version.delete())
     with pytest.raises(StorageError, match="routing version"):
         cache.call_facts(
-            holder_subject=SYSTEM.cert_subject, authority_cvr=A, service="sf2250", subject=None
+            holder_fingerprint=SYSTEM_CERT.fingerprint,
+            authority_cvr=A,
+            service="sf2250",
+            subject=None,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_comparison_would_notice_a_difference(database: Database) -> None:
 
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = migration_head()
-    assert head == "0007"  # a new migration updates this line on purpose
+    assert head == "0008"  # a new migration updates this line on purpose
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -92,11 +93,45 @@ def test_transaction_rolls_back_on_error_and_raises_storage_error(database: Data
         assert connection.execute(text("SELECT count(*) FROM replay_cache")).scalar() == 1
 
 
+def _system(uuid: str, name: str) -> ConsumerSystemRecord:
+    return ConsumerSystemRecord(
+        uuid=uuid, name=name, supplier_cvr="12345674", created_at=datetime.now(UTC)
+    )
+
+
+def test_migration_0008_keeps_systems_and_their_routing_triggers(database_url: str) -> None:
+    # A system made before 0008 (matched by subject) survives it without a certificate, and
+    # on SQLite the triggers of the table that batch mode rebuilt still bump the version.
+    db = Database(database_url)
+    try:
+        db.upgrade("0007")
+        with db.transaction(write_first=True) as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO consumer_systems (uuid, name, cert_subject) "
+                    "VALUES ('0d7fcabb-3505-4065-a006-d48b1cf50cc2', 'Old', 'CN=old')"
+                )
+            )
+        db.upgrade()
+        with db.transaction(write_first=True) as connection:
+            row = connection.execute(
+                text("SELECT name, supplier_cvr, deactivated_at FROM consumer_systems")
+            ).one()
+            assert tuple(row) == ("Old", "", None)
+            before = connection.execute(text("SELECT version FROM routing_version")).scalar_one()
+            connection.execute(text("UPDATE consumer_systems SET name = 'Renamed'"))
+            after = connection.execute(text("SELECT version FROM routing_version")).scalar_one()
+        assert after > before
+        assert _diff(db, Base.metadata) == []
+    finally:
+        db.dispose()
+
+
 def test_session_commits_and_translates_errors(database: Database) -> None:
     with database.session() as session:
-        session.add(ConsumerSystemRecord(uuid="u1", name="one", cert_subject="CN=a"))
+        session.add(_system("u1", "one"))
     with pytest.raises(StorageError), database.session() as session:
-        session.add(ConsumerSystemRecord(uuid="u2", name="two", cert_subject="CN=a"))
+        session.add(_system("u1", "two"))  # the same primary key
     with database.session() as session:
         assert [r.uuid for r in session.query(ConsumerSystemRecord).all()] == ["u1"]
 
@@ -142,6 +177,7 @@ def test_migration_files_live_in_the_package() -> None:
         "v0005_oots_messages.py",
         "v0006_routing_version.py",
         "v0007_oots_requests.py",
+        "v0008_consumer_system_certificates.py",
     ]
 
 
