@@ -112,6 +112,17 @@ def test_migration_0008_keeps_systems_and_their_routing_triggers(database_url: s
                     "VALUES ('0d7fcabb-3505-4065-a006-d48b1cf50cc2', 'Old', 'CN=old')"
                 )
             )
+            # An agreement that refers to it: the rebuilt table must keep that reference.
+            connection.execute(
+                text(
+                    "INSERT INTO agreements (uuid, authority_cvr, service, consumer_system, "
+                    "supplier, status, created_at, updated_at) VALUES "
+                    "('9d3d53a2-af28-4372-9c0a-25550c8d048a', '29189846', 'sf2250', "
+                    "'0d7fcabb-3505-4065-a006-d48b1cf50cc2', 'S', 'approved', "
+                    ":now, :now)"
+                ),
+                {"now": datetime.now(UTC)},
+            )
         db.upgrade()
         with db.transaction(write_first=True) as connection:
             row = connection.execute(
@@ -123,6 +134,9 @@ def test_migration_0008_keeps_systems_and_their_routing_triggers(database_url: s
             after = connection.execute(text("SELECT version FROM routing_version")).scalar_one()
         assert after > before
         assert _diff(db, Base.metadata) == []
+        with db.transaction() as connection:
+            kept = connection.execute(text("SELECT consumer_system FROM agreements")).scalar()
+        assert kept == "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
     finally:
         db.dispose()
 

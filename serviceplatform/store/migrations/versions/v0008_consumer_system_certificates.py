@@ -21,6 +21,9 @@ exactly the schema of ``serviceplatform.store.models``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -49,17 +52,35 @@ def _drop_sqlite_triggers(table: str) -> None:
         op.execute(f"DROP TRIGGER IF EXISTS tr_{table}_{event.lower()}_routing_version")
 
 
+@contextmanager
+def _agreements_set_aside(postgres: bool) -> Iterator[None]:
+    """On SQLite, keep the agreements aside while batch mode rebuilds ``consumer_systems``.
+
+    Batch mode drops the old table, and with foreign keys on (``store/db.py``) SQLite refuses
+    to drop a parent that agreements refer to; the pragma cannot be switched off inside the
+    migration's transaction. The rows go back unchanged once the new table is in place.
+    """
+    if postgres:
+        yield
+        return
+    op.execute("CREATE TEMP TABLE sp_agreements_aside AS SELECT * FROM agreements")
+    op.execute("DELETE FROM agreements")
+    yield
+    op.execute("INSERT INTO agreements SELECT * FROM sp_agreements_aside")
+    op.execute("DROP TABLE sp_agreements_aside")
+
+
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     now = sa.text("now()") if postgres else sa.text("CURRENT_TIMESTAMP")
-    with op.batch_alter_table("consumer_systems") as batch:
+    with _agreements_set_aside(postgres), op.batch_alter_table("consumer_systems") as batch:
         batch.add_column(sa.Column("supplier_cvr", sa.String(8), nullable=False, server_default=""))
         batch.add_column(sa.Column("created_at", UtcDateTime(), nullable=False, server_default=now))
         batch.add_column(sa.Column("deactivated_at", UtcDateTime(), nullable=True))
         batch.drop_constraint("uq_consumer_systems_cert_subject", type_="unique")
         batch.drop_column("cert_subject")
     # The defaults only filled the rows that existed; new rows always give both values.
-    with op.batch_alter_table("consumer_systems") as batch:
+    with _agreements_set_aside(postgres), op.batch_alter_table("consumer_systems") as batch:
         batch.alter_column("supplier_cvr", server_default=None)
         batch.alter_column("created_at", server_default=None)
     op.create_table(
@@ -134,12 +155,12 @@ def downgrade() -> None:
     )
     op.drop_table("system_certificates")
     # The subject of each system is gone; the uuid stands in so the unique constraint holds.
-    with op.batch_alter_table("consumer_systems") as batch:
+    with _agreements_set_aside(postgres), op.batch_alter_table("consumer_systems") as batch:
         batch.add_column(
             sa.Column("cert_subject", sa.String(1024), nullable=False, server_default="")
         )
     op.execute("UPDATE consumer_systems SET cert_subject = uuid")
-    with op.batch_alter_table("consumer_systems") as batch:
+    with _agreements_set_aside(postgres), op.batch_alter_table("consumer_systems") as batch:
         batch.alter_column("cert_subject", server_default=None)
         batch.create_unique_constraint("uq_consumer_systems_cert_subject", ["cert_subject"])
         batch.drop_column("deactivated_at")
