@@ -128,8 +128,9 @@ start_rabbitmq() {
       say "RabbitMQ did not start within 60 s (see /var/log/rabbitmq/); its tests will fail"
       return 0
     fi
+    # The node answers before its applications (the AMQP listener among them) are up.
+    rabbitmqctl -q await_startup
   fi
-  rabbitmqctl -q await_startup
   if rabbitmq_vhost_ready; then return 0; fi
   say "creating the RabbitMQ virtual host BF for guest"
   rabbitmqctl -q list_vhosts name | grep -qx BF || rabbitmqctl -q add_vhost BF
