@@ -22,8 +22,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# tests/servers.sh brings up PostgreSQL, RabbitMQ and Chromium (as root on Debian: installs and
+# starts what is missing; otherwise one line per missing server), then runs pytest.
 test: lint typecheck
-	$(BIN)/pytest -q
+	bash tests/servers.sh $(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/passthrough.py

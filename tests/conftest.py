@@ -1,18 +1,20 @@
-"""Shared fixtures: the ``database`` fixture, on SQLite and (when available) PostgreSQL.
+"""Shared fixtures: the ``database`` fixture, on SQLite and PostgreSQL, and ``rabbitmq_url``.
 
 Tests that use ``database`` (directly or through another fixture) run once per backend:
 
 - ``sqlite``: a fresh file in the test's temporary directory;
-- ``postgres``: ``SP_TEST_POSTGRES_URL`` (``postgresql+psycopg://user:password@host/db``), each
-  test in its own freshly created schema, dropped afterwards.
-
-Without ``SP_TEST_POSTGRES_URL`` the postgres variant is not generated at all, except when
-``CI=true``: then it is generated and fails, so CI cannot pass silently without PostgreSQL.
+- ``postgres``: ``SP_TEST_POSTGRES_URL`` (``postgresql+psycopg://user:password@host/db``), else
+  the local default that ``tests/servers.sh`` sets up
+  (``postgresql+psycopg://sp_test:sp_test@127.0.0.1:5432/sp_test``), each test in its own freshly
+  created schema, dropped afterwards.
 
 The ``rabbitmq_url`` fixture gives the AMQP tests a real RabbitMQ: ``SP_TEST_AMQP_URL``, else
 the local default (``amqp://guest:guest@127.0.0.1:5672/``). It makes sure the virtual host
-``BF`` exists (with ``rabbitmqctl`` when that is at hand). A missing server fails those tests,
-in CI and locally alike: they are never skipped.
+``BF`` exists (with ``rabbitmqctl`` when that is at hand).
+
+A missing server fails the tests that need it, in CI and locally alike, with one line saying how
+to start one: they are never skipped. ``make test`` runs ``tests/servers.sh``, which installs and
+starts both servers when run as root on Debian.
 """
 
 from __future__ import annotations
@@ -29,31 +31,62 @@ import pika.exceptions
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from serviceplatform.store.db import Database
 
 POSTGRES_ENV = "SP_TEST_POSTGRES_URL"
 AMQP_ENV = "SP_TEST_AMQP_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://sp_test:sp_test@127.0.0.1:5432/sp_test"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 #: The Beskedfordeler virtual host every AMQP test uses.
 AMQP_VHOST = "BF"
-RABBITMQ_HOWTO = (
-    "apt-get install -y rabbitmq-server && service rabbitmq-server start && "
-    f"rabbitmqctl add_vhost {AMQP_VHOST} && "
-    f"rabbitmqctl set_permissions -p {AMQP_VHOST} guest '.*' '.*' '.*'"
-)
+#: What sets the local servers up (run as root on Debian); ``make test`` runs it too.
+SERVERS_HOWTO = "bash tests/servers.sh (installs it with apt-get if missing, starts, prepares it)"
 
 
 def _backends() -> list[object]:
-    params: list[object] = [pytest.param("sqlite", id="sqlite")]
-    if os.environ.get(POSTGRES_ENV) or os.environ.get("CI") == "true":
-        params.append(pytest.param("postgres", id="postgres", marks=pytest.mark.postgres))
-    return params
+    # Always both: without a PostgreSQL server the postgres variants fail, they do not vanish.
+    return [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         metafunc.parametrize("database_url", _backends(), indirect=True)
+
+
+def _postgres_problem(url: str) -> str | None:
+    """Why the database at ``url`` cannot be logged into, or None when it can."""
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            return None
+    except SQLAlchemyError as exc:
+        # psycopg's messages run over several lines; the how-to must stay one line.
+        return " ".join(str(getattr(exc, "orig", None) or exc).split())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The URL of a PostgreSQL database the tests may create schemas in.
+
+    Never skips: without a server the test fails and says how to start one.
+    """
+    url = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
+    problem = _postgres_problem(url)
+    if problem is None:
+        return url
+    where = make_url(url).render_as_string(hide_password=True)
+    pytest.fail(
+        f"the PostgreSQL tests need the database {where}, which is not usable ({problem}). "
+        f"Start one as root: {SERVERS_HOWTO}; or point {POSTGRES_ENV} at another server.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -64,9 +97,8 @@ def database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'platform.sqlite'}"
         return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.fail(f"CI=true but {POSTGRES_ENV} is not set: the PostgreSQL tests cannot run")
+    # Asked for here, not as a parameter, so that the SQLite variants never need PostgreSQL.
+    base: str = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = create_engine(base)
     try:
@@ -144,9 +176,8 @@ def rabbitmq_url() -> str:
         return url
     parts = urlsplit(url)
     where = f"{parts.hostname}:{parts.port or 5672} (vhost {AMQP_VHOST})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but RabbitMQ at {where} is not usable ({problem}); .ci/run starts it")
     pytest.fail(
         f"the AMQP tests need RabbitMQ at {where}, which is not usable ({problem}). "
-        f"Start one as root: {RABBITMQ_HOWTO}; or point {AMQP_ENV} at another server."
+        f"Start one as root: {SERVERS_HOWTO}; or point {AMQP_ENV} at another server.",
+        pytrace=False,
     )

@@ -13,7 +13,6 @@ offline, so Selenium Manager never downloads a browser or a driver.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -144,14 +143,9 @@ def _require_chromium() -> None:
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
     if not missing:
         return
-    where = (
-        "in CI: .ci/run must install them"
-        if os.environ.get("CI") == "true"
-        else "install them (as root)"
-    )
     pytest.fail(
         f"the admin page test needs Debian's headless Chromium; missing {', '.join(missing)}; "
-        f"{where}: {INSTALL}",
+        f"install them as root: {INSTALL} (make test as root does)",
         pytrace=False,
     )
 

@@ -487,7 +487,7 @@ def test_broker_gone_then_back(beskedfordeler, rabbitmq_url, exchange, tokens, t
 
 def test_connection_closed_by_the_broker_is_replaced(beskedfordeler, distributor):
     ctl = rabbitmqctl()
-    # .ci/run and local set-ups run the broker beside the tests; its CLI must be there.
+    # make test (tests/servers.sh) runs the broker beside the tests; its CLI must be there.
     assert ctl is not None, "rabbitmqctl is not on PATH: install rabbitmq-server beside the tests"
     distributor.deliver(message())
     # Only this process's distributor connection: other runs on the same broker go on.
