@@ -139,15 +139,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
-        op.execute(
-            "DROP TRIGGER tr_system_certificates_routing_version "
-            "ON system_certificates"
-        )
+        op.execute("DROP TRIGGER tr_system_certificates_routing_version ON system_certificates")
     else:
         _drop_sqlite_triggers("system_certificates")
-    op.drop_index(
-        "ix_system_events_consumer_system_id", table_name="system_events"
-    )
+    op.drop_index("ix_system_events_consumer_system_id", table_name="system_events")
     op.drop_table("system_events")
     op.drop_index(
         "ix_system_certificates_consumer_system",
