@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pika
@@ -98,15 +99,27 @@ def database_url(
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'platform.sqlite'}"
         return
     # Asked for here, not as a parameter, so that the SQLite variants never need PostgreSQL.
-    base: str = request.getfixturevalue("postgres_url")
+    yield request.getfixturevalue("postgres_schema_url")
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A URL of an empty PostgreSQL schema of its own (not migrated), dropped after the test."""
+    with postgres_schema(postgres_url) as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A URL of a new, empty schema in the database at ``postgres_url``, dropped at the end."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
+    admin = create_engine(postgres_url)
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         # libpq's options parameter: every connection of the test sees only its schema.
         yield (
-            make_url(base)
+            make_url(postgres_url)
             .update_query_dict({"options": f"-csearch_path={schema}"})
             .render_as_string(hide_password=False)
         )
