@@ -60,14 +60,17 @@ INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
 
 CONSUMER = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
 SUPPLIER = "Sandbox Supplier"
+#: The sample consumer system's supplier CVR (the supplier's), and another supplier's.
+SUPPLIER_CVR, OTHER_SUPPLIER_CVR = "12345674", "31313139"
 #: Sample authorities: B has an approved sf2250 agreement, C routes but has no agreement.
 B, C = "29189854", "29189862"
-#: Principal name -> (role, authority CVR, supplier); each gets a random token per run.
+#: Principal name -> (role, authority CVR, supplier, supplier CVR); each gets a random token
+#: per run.
 PRINCIPALS = {
-    "ops": ("operator", "", ""),
-    "adm-b": ("authority_admin", B, ""),
-    "adm-c": ("authority_admin", C, ""),
-    "supp": ("supplier", "", SUPPLIER),
+    "ops": ("operator", "", "", ""),
+    "adm-b": ("authority_admin", B, "", ""),
+    "adm-c": ("authority_admin", C, "", ""),
+    "supp": ("supplier", "", SUPPLIER, SUPPLIER_CVR),
 }
 TOKENS = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
 WAIT = 15.0
@@ -114,8 +117,9 @@ def platform(tmp_path: Path, pki: Pki, register: NemSmsRegister) -> Iterator[Run
             token_sha256=token_digest(TOKENS[name]),
             authority_cvr=cvr,
             supplier=supplier,
+            supplier_cvr=supplier_cvr,
         )
-        for name, (role, cvr, supplier) in PRINCIPALS.items()
+        for name, (role, cvr, supplier, supplier_cvr) in PRINCIPALS.items()
     }
     running = start_platform(settings)
     yield running

@@ -777,24 +777,34 @@
 
   // --- requesting an agreement ----------------------------------------------------------------
 
+  // The systems an agreement can be requested for: the active ones the caller sees (a
+  // supplier sees only its own). A deactivated system's calls are refused, so it is not offered.
   async function loadConsumerSystems() {
     state.consumerSystems = [];
     const select = $("request-consumer");
+    const previous = select.value;
     try {
       const data = await api("consumer-systems");
-      state.consumerSystems = data.consumer_systems || [];
+      state.consumerSystems = (data.consumer_systems || []).filter((system) => system.active);
     } catch (error) {
       state.consumerSystems = null;
       if (state.me) showError("Loading the consumer systems failed", error);
       return;
     }
     const options = state.consumerSystems.map((system) =>
-      el("option", { value: system.uuid, title: system.cert_subject, text: system.name }),
+      el("option", {
+        value: system.uuid,
+        title: `${system.uuid}, supplier CVR ${system.supplier_cvr}`,
+        text: system.callable ? system.name : `${system.name} (no certificate accepted now)`,
+      }),
     );
-    if (options.length !== 1) {
+    if (options.length === 0) {
+      options.push(el("option", { value: "", text: "No active consumer system" }));
+    } else if (options.length !== 1) {
       options.unshift(el("option", { value: "", text: "Choose a consumer system" }));
     }
     select.replaceChildren(...options);
+    if (state.consumerSystems.some((system) => system.uuid === previous)) select.value = previous;
   }
 
   async function onRequest(event) {
