@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +42,8 @@ from serviceplatform.admin.auth import token_digest
 from serviceplatform.config import AdminPrincipal
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
+from serviceplatform.store.systems import SystemStore
+from tests.certificates import make_cert
 from tests.integration.conftest import (
     CaseSystem,
     RegisterHooks,
@@ -59,14 +62,17 @@ INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"
 
 CONSUMER = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
 SUPPLIER = "Sandbox Supplier"
+#: The sample consumer system's supplier CVR (the supplier's), and another supplier's.
+SUPPLIER_CVR, OTHER_SUPPLIER_CVR = "12345674", "31313139"
 #: Sample authorities: B has an approved sf2250 agreement, C routes but has no agreement.
 B, C = "29189854", "29189862"
-#: Principal name -> (role, authority CVR, supplier); each gets a random token per run.
+#: Principal name -> (role, authority CVR, supplier, supplier CVR); each gets a random token
+#: per run.
 PRINCIPALS = {
-    "ops": ("operator", "", ""),
-    "adm-b": ("authority_admin", B, ""),
-    "adm-c": ("authority_admin", C, ""),
-    "supp": ("supplier", "", SUPPLIER),
+    "ops": ("operator", "", "", ""),
+    "adm-b": ("authority_admin", B, "", ""),
+    "adm-c": ("authority_admin", C, "", ""),
+    "supp": ("supplier", "", SUPPLIER, SUPPLIER_CVR),
 }
 TOKENS = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
 WAIT = 15.0
@@ -113,8 +119,9 @@ def platform(tmp_path: Path, pki: Pki, register: NemSmsRegister) -> Iterator[Run
             token_sha256=token_digest(TOKENS[name]),
             authority_cvr=cvr,
             supplier=supplier,
+            supplier_cvr=supplier_cvr,
         )
-        for name, (role, cvr, supplier) in PRINCIPALS.items()
+        for name, (role, cvr, supplier, supplier_cvr) in PRINCIPALS.items()
     }
     running = start_platform(settings)
     yield running
@@ -211,6 +218,68 @@ class Page:
 
     def rows(self) -> list[WebElement]:
         return self.find_all("agreement-row")
+
+    def system_row(self, uuid: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, f'tr[data-system="{uuid}"]')
+
+    def system_uuids(self) -> list[str]:
+        return [str(r.get_attribute("data-system")) for r in self.find_all("system-row")]
+
+    def systems_ready(self) -> None:
+        self.wait(
+            lambda _: self.find("systems-table").get_attribute("data-state") == "ready",
+            "the consumer systems to load",
+        )
+
+    def system_detail(self, uuid: str) -> WebElement:
+        def shown(_: WebDriver) -> WebElement | Literal[False]:
+            detail = self.find("system-detail")
+            showing = detail.is_displayed() and detail.get_attribute("data-system") == uuid
+            return detail if showing else False
+
+        return self.wait(shown, f"the details of consumer system {uuid}")
+
+    def offered_systems(self) -> list[str]:
+        """The consumer systems the agreement request form offers (without the placeholder)."""
+        options = Select(self.find("request-consumer")).options
+        return [value for o in options if (value := str(o.get_attribute("value")))]
+
+    def notice_says(self, text: str) -> str:
+        return self.wait(
+            lambda _: (
+                (notice := self.find("notice")).is_displayed()
+                and text in notice.text
+                and notice.text
+            ),
+            f"a notice saying {text!r}",
+        )
+
+    def clipped_buttons(self, testid: str) -> list[str]:
+        """The shown buttons inside ``testid`` that are cut off by the window or by a scrolling
+        or clipping box around them (a table too wide for its wrapper)."""
+        found: list[str] = self.driver.execute_script(
+            """
+            const width = document.documentElement.clientWidth;
+            const clipped = [];
+            for (const button of arguments[0].querySelectorAll("button")) {
+              const r = button.getBoundingClientRect();
+              if (r.width === 0 || r.height === 0) continue;
+              const name = `${button.dataset.testid || button.textContent.trim()}`;
+              if (r.left < -0.5 || r.right > width + 0.5) clipped.push(`${name} (window)`);
+              for (let box = button.parentElement; box; box = box.parentElement) {
+                if (getComputedStyle(box).overflowX === "visible") continue;
+                const b = box.getBoundingClientRect();
+                if (r.left < b.left - 0.5 || r.right > b.right + 0.5) {
+                  clipped.push(`${name} (in ${box.className || box.tagName})`);
+                }
+              }
+            }
+            if (document.documentElement.scrollWidth > width) clipped.push("the page scrolls");
+            return clipped;
+            """,
+            self.find(testid),
+        )
+        return found
 
     def visible(self, testid: str) -> WebElement:
         def shown(_: WebDriver) -> WebElement | Literal[False]:
@@ -374,6 +443,18 @@ def test_another_authoritys_admin_neither_sees_nor_approves_it(
         assert page.rows() == []
         assert page.find("agreements-empty").is_displayed()
 
+        # It sees the consumer systems, but may change none of them.
+        page.find("tab-systems").click()
+        page.systems_ready()
+        assert page.system_uuids() == [CONSUMER]
+        assert not page.find("register-form").is_displayed()
+        assert not page.find("goto-register").is_displayed()
+        assert page.find_all("system-deactivate") == []
+        page.find("system-details", page.system_row(CONSUMER)).click()
+        detail = page.system_detail(CONSUMER)
+        assert page.find_all("system-cert-row", detail), "the sample system's certificate"
+        assert not page.find("rotate-form", detail).is_displayed()
+
 
 def test_a_wrong_token_shows_the_401_message_and_sign_out_forgets_the_token(
     page: Page,
@@ -446,15 +527,21 @@ def test_the_operator_sees_the_certificates_with_days_left(page: Page, admin_api
     assert "platform-register" in expected
     with page.on_failure_screenshot("certificates"):
         page.sign_in("ops")
+
         # The tabs work from the keyboard: the arrow key moves to (and opens) the next one.
+        def selected_from_the_keyboard(tab: str) -> None:
+            page.wait(
+                lambda d: (
+                    d.switch_to.active_element.get_attribute("data-testid") == tab
+                    and page.find(tab).get_attribute("aria-selected") == "true"
+                ),
+                f"{tab} to be selected from the keyboard",
+            )
+
         page.find("tab-agreements").send_keys(Keys.ARROW_RIGHT)
-        page.wait(
-            lambda d: (
-                d.switch_to.active_element.get_attribute("data-testid") == "tab-certificates"
-                and page.find("tab-certificates").get_attribute("aria-selected") == "true"
-            ),
-            "the Certificates tab to be selected from the keyboard",
-        )
+        selected_from_the_keyboard("tab-systems")
+        page.find("tab-systems").send_keys(Keys.ARROW_RIGHT)
+        selected_from_the_keyboard("tab-certificates")
         row = page.wait(
             lambda d: d.find_element(
                 By.CSS_SELECTOR, 'tr[data-testid="certificate-row"][data-alias="platform-register"]'
@@ -476,3 +563,251 @@ def test_the_operator_sees_the_certificates_with_days_left(page: Page, admin_api
             lambda _: page.find("audit-table").get_attribute("data-state") == "ready",
             "the audit records",
         )
+
+
+def _system_uuids(store: SystemStore) -> set[str]:
+    return {view.system.uuid for view in store.find()}
+
+
+def test_the_operator_registers_rotates_deactivates_and_activates_a_system(
+    page: Page, admin_api: AdminApi, platform: RunningPlatform, tmp_path: Path
+) -> None:
+    store = SystemStore(platform.platform.db)
+    before = _system_uuids(store)
+    first = make_cert("CN=borger-system,O=Other Supplier,C=DK")
+    second = make_cert("CN=borger-system 2027,O=Other Supplier,C=DK")
+    expired = make_cert(
+        "CN=borger-system 2020,O=Other Supplier,C=DK",
+        not_before=datetime.now(UTC) - timedelta(days=30),
+        days=10,
+    )
+    second_file = tmp_path / "borger-system-2027.crt"
+    second_file.write_bytes(second.pem)
+    # The width of a common laptop screen: the panel's buttons must all be reachable.
+    page.driver.set_window_size(1280, 900)
+
+    with page.on_failure_screenshot("systems-operator"):
+        page.sign_in("ops")
+        assert page.driver.execute_script("return window.innerWidth") <= 1280
+        page.find("tab-systems").click()
+        page.systems_ready()
+        assert page.system_uuids() == [CONSUMER]
+        assert page.find("system-supplier", page.system_row(CONSUMER)).text == SUPPLIER_CVR
+
+        # The operator names the supplier. An expired certificate is refused by the platform,
+        # and the page shows its code and text.
+        assert page.find("register-supplier").is_displayed()
+        page.find("register-name").send_keys("Borger case system")
+        page.find("register-supplier").send_keys(OTHER_SUPPLIER_CVR)
+        page.find("register-pem").send_keys(expired.pem.decode())
+        page.find("register-submit").click()
+        page.visible("register-error")
+        assert page.find("register-error-code").text == "SP-608"
+        assert "expired" in page.find("register-error").text
+        assert _system_uuids(store) == before
+
+        page.find("register-pem").clear()
+        page.find("register-pem").send_keys(first.pem.decode())
+        page.find("register-reason").send_keys("Onboarding Borger")
+        page.find("register-submit").click()
+        assert "Registered" in page.notice_says("Borger case system")
+        (uuid,) = _system_uuids(store) - before
+        registered = store.get(uuid)
+        assert (registered.system.name, registered.system.supplier_cvr) == (
+            "Borger case system",
+            OTHER_SUPPLIER_CVR,
+        )
+        assert [c.fingerprint for c in registered.certificates] == [first.fingerprint]
+        assert store.history(uuid)[-1].reason == "Onboarding Borger"
+
+        page.wait(lambda _: uuid in page.system_uuids(), "the new system to be listed")
+        row = page.system_row(uuid)
+        assert page.find("system-name", row).text == "Borger case system"
+        assert page.find("system-supplier", row).text == OTHER_SUPPLIER_CVR
+        assert page.find("system-state", row).text == "active"
+        assert page.find("system-certs", row).text == "1 / 1"
+        assert page.find("system-callable", row).text == "callable"
+        # The new system is shown in detail at once, with its certificate.
+        detail = page.system_detail(uuid)
+        (certificate,) = page.find_all("system-cert-row", detail)
+        assert certificate.get_attribute("data-fingerprint") == first.fingerprint
+        assert page.find("cert-fingerprint", certificate).text == first.fingerprint
+        assert (
+            page.find("cert-subject", certificate).text == "CN=borger-system,O=Other Supplier,C=DK"
+        )
+        assert "CN=Test CA" in page.find("cert-issuer", certificate).text
+        assert page.find("cert-accepted-now", certificate).text == "accepted"
+
+        # The agreement request form offers the new (active) system.
+        page.find("tab-agreements").click()
+        page.wait(lambda _: uuid in page.offered_systems(), "the new system to be offered")
+        page.find("tab-systems").click()
+        page.systems_ready()
+        detail = page.system_detail(uuid)
+
+        # A certificate that is registered already is refused (SP-607).
+        page.find("rotate-pem", detail).send_keys(first.pem.decode())
+        page.find("rotate-submit", detail).click()
+        page.visible("rotate-error")
+        assert page.find("rotate-error-code").text == "SP-607"
+
+        # Rotation: the new certificate from a file, the old one accepted 7 more days.
+        page.find("rotate-pem").clear()
+        page.find("rotate-file").send_keys(str(second_file))
+        page.wait(
+            lambda _: page.find("rotate-pem").get_attribute("value") == second.pem.decode().strip(),
+            "the chosen file to be read into the form",
+        )
+        assert page.find("rotate-overlap").get_attribute("value") == "14"
+        page.find("rotate-overlap").clear()
+        page.find("rotate-overlap").send_keys("7")
+        page.find("rotate-reason").send_keys("Yearly renewal")
+        page.find("rotate-submit").click()
+        assert "accepted until" in page.notice_says("Certificate added")
+        page.wait(
+            lambda _: len(page.find_all("system-cert-row", page.find("system-detail"))) == 2,
+            "both certificates in the details",
+        )
+        rotated = store.get(uuid)
+        by_fingerprint = {c.fingerprint: c for c in rotated.certificates}
+        old, new = by_fingerprint[first.fingerprint], by_fingerprint[second.fingerprint]
+        assert new.accepted_until is None
+        assert old.accepted_until is not None
+        assert old.accepted_until - new.accepted_from == timedelta(days=7)
+        rows = page.find_all("system-cert-row", page.find("system-detail"))
+        assert [r.get_attribute("data-fingerprint") for r in rows] == [
+            second.fingerprint,
+            first.fingerprint,
+        ]
+        assert page.find("cert-accepted-until", rows[0]).text == "no end"
+        until = page.find("cert-accepted-until", rows[1]).find_element(By.TAG_NAME, "time")
+        api_view = admin_api.call("GET", f"/consumer-systems/{uuid}", "ops")
+        api_old = next(
+            c for c in api_view["certificates"] if c["fingerprint_sha256"] == first.fingerprint
+        )
+        assert until.get_attribute("datetime") == api_old["accepted_until"]
+        assert [r.text for r in page.find_all("cert-accepted-now", page.find("system-detail"))] == [
+            "accepted",
+            "accepted",
+        ]
+        assert page.find("system-certs", page.system_row(uuid)).text == "2 / 2"
+        clipped = page.clipped_buttons("panel-systems")
+        assert clipped == [], f"cut off at 1280 px: {clipped}"
+
+        # Deactivation needs a reason.
+        page.find("system-deactivate", page.find("system-actions")).click()
+        dialog = page.visible("confirm-dialog")
+        assert "Borger case system" in page.find("confirm-text", dialog).text
+        page.find("confirm-ok", dialog).click()
+        assert "reason is required" in page.visible("confirm-error").text
+        assert store.get(uuid).system.active
+        page.find("confirm-reason", dialog).send_keys("Supplier contract ended")
+        page.find("confirm-ok", dialog).click()
+        page.wait(
+            lambda _: page.find("system-detail-state").text == "deactivated",
+            "the details to show deactivated",
+        )
+        assert "Deactivated" in page.notice_says("not callable")
+        row = page.system_row(uuid)
+        assert page.find("system-state", row).text == "deactivated"
+        assert page.find("system-callable", row).text == "not callable"
+        assert page.find_all("system-deactivate", row) == []
+        assert page.find("system-activate", row).is_displayed()
+        history = page.find_all("system-history-row", page.find("system-detail"))
+        assert [h.get_attribute("data-action") for h in history] == [
+            "register",
+            "rotate",
+            "deactivate",
+        ]
+        assert page.find("system-history-reason", history[-1]).text == "Supplier contract ended"
+        deactivated = store.get(uuid).system
+        assert not deactivated.active and deactivated.deactivated_at is not None
+        assert page.clipped_buttons("panel-systems") == []
+
+        # A deactivated system is not offered for agreements any more.
+        page.find("tab-agreements").click()
+        page.wait(
+            lambda _: CONSUMER in page.offered_systems() and uuid not in page.offered_systems(),
+            "the deactivated system to be gone from the request form",
+        )
+        page.find("tab-systems").click()
+        page.systems_ready()
+
+        # Activation: the reason is optional.
+        page.find("system-activate", page.system_row(uuid)).click()
+        dialog = page.visible("confirm-dialog")
+        assert page.find("confirm-ok", dialog).text == "Activate"
+        page.find("confirm-ok", dialog).click()
+        page.wait(
+            lambda _: page.find("system-state", page.system_row(uuid)).text == "active",
+            "the row to show active",
+        )
+        assert "Activated" in page.notice_says("callable")
+        assert page.find("system-callable", page.system_row(uuid)).text == "callable"
+        assert page.find("system-detail-state").text == "active"
+
+    assert store.get(uuid).system.active
+    events = store.history(uuid)
+    assert [(e.action, e.reason) for e in events] == [
+        ("register", "Onboarding Borger"),
+        ("rotate", "Yearly renewal"),
+        ("deactivate", "Supplier contract ended"),
+        ("activate", None),
+    ]
+    assert all("ops" in e.actor for e in events)
+    # Every change made in the page left an admin audit record.
+    records = admin_api.call("GET", "/audit?limit=200", "ops")["records"]
+    done = {r["operation"] for r in records if uuid in (r["detail"] or "") and r["outcome"] == "ok"}
+    assert {"register", "add-certificate", "deactivate", "activate"} <= done
+
+
+def test_a_supplier_sees_only_its_own_systems_and_registers_for_itself(
+    page: Page, admin_api: AdminApi, platform: RunningPlatform
+) -> None:
+    def register(name: str, supplier_cvr: str) -> str:
+        body = {
+            "name": name,
+            "supplier_cvr": supplier_cvr,
+            "certificate_pem": make_cert(f"CN={name},C=DK").pem.decode(),
+        }
+        return str(admin_api.call("POST", "/consumer-systems", "ops", json=body)["uuid"])
+
+    others = register("Other supplier's system", OTHER_SUPPLIER_CVR)
+    retired = register("Retired own system", SUPPLIER_CVR)
+    admin_api.call(
+        "POST", f"/consumer-systems/{retired}/deactivate", "ops", json={"reason": "retired"}
+    )
+    store = SystemStore(platform.platform.db)
+    before = _system_uuids(store)
+    new_cert = make_cert("CN=supplier case system,O=Sandbox Supplier,C=DK")
+
+    with page.on_failure_screenshot("systems-supplier"):
+        page.sign_in("supp")
+        page.find("tab-systems").click()
+        page.systems_ready()
+        assert sorted(page.system_uuids()) == sorted([CONSUMER, retired])
+        assert others not in page.system_uuids()
+        assert {r.text for r in page.find_all("system-supplier")} == {SUPPLIER_CVR}
+        # It may deactivate and activate its own systems.
+        assert page.find("system-activate", page.system_row(retired)).is_displayed()
+        assert page.find("system-deactivate", page.system_row(CONSUMER)).is_displayed()
+
+        # It registers for itself: no supplier CVR field.
+        assert page.find("register-form").is_displayed()
+        assert not page.find("register-supplier-field").is_displayed()
+        assert SUPPLIER_CVR in page.find("register-for").text
+        page.find("register-name").send_keys("Supplier case system")
+        page.find("register-pem").send_keys(new_cert.pem.decode())
+        page.find("register-submit").click()
+        page.notice_says("Registered")
+        (uuid,) = _system_uuids(store) - before
+        assert store.get(uuid).system.supplier_cvr == SUPPLIER_CVR
+        page.wait(lambda _: uuid in page.system_uuids(), "its new system to be listed")
+        assert others not in page.system_uuids()
+        assert page.find("system-supplier", page.system_row(uuid)).text == SUPPLIER_CVR
+        assert page.find("rotate-form", page.system_detail(uuid)).is_displayed()
+
+        # The request form offers its active systems only: not the retired one, not others'.
+        page.find("tab-agreements").click()
+        page.wait(lambda _: uuid in page.offered_systems(), "its new system to be offered")
+        assert sorted(page.offered_systems()) == sorted([CONSUMER, uuid])

@@ -30,6 +30,28 @@
     revoke: "Calls are refused from now on. This cannot be undone.",
   };
 
+  const SYSTEM_ACTIONS = {
+    deactivate: {
+      label: "Deactivate",
+      done: "Deactivated",
+      reason: true,
+      danger: true,
+      note:
+        "Its calls are refused (SP-218) until it is activated again; " +
+        "its agreements and certificates are kept.",
+    },
+    activate: {
+      label: "Activate",
+      done: "Activated",
+      reason: false,
+      danger: false,
+      note: "Its calls are accepted again with the certificates accepted now.",
+    },
+  };
+
+  // The most a certificate file may be (the API takes 64 KiB of PEM text).
+  const MAX_PEM_BYTES = 64 * 1024;
+
   const ROLE_TEXT = {
     operator: () => "platform operator",
     authority_admin: (me) => `administrator for authority ${me.authority_cvr}`,
@@ -45,9 +67,21 @@
     // (marked) even when they no longer match the filters, so the result can be seen.
     changed: new Map(),
     detailUuid: null,
+    // Consumer systems: the list, those this user changed (marked), the one shown in detail.
+    systems: null,
+    systemsChanged: new Set(),
+    systemUuid: null,
     pending: null,
     opener: null,
-    seq: { agreements: 0, detail: 0, certificates: 0, runs: 0, audit: 0 },
+    seq: {
+      agreements: 0,
+      detail: 0,
+      systems: 0,
+      system: 0,
+      certificates: 0,
+      runs: 0,
+      audit: 0,
+    },
   };
 
   const $ = (id) => document.getElementById(id);
@@ -73,14 +107,21 @@
 
   const pad = (n) => String(n).padStart(2, "0");
 
-  function timeEl(iso) {
+  // A point in time as the browser's local "YYYY-MM-DD hh:mm:ss".
+  function timeText(iso) {
     if (!iso) return "—";
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
-    const text =
+    return (
       `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-    return el("time", { datetime: iso, title: iso, text });
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+    );
+  }
+
+  function timeEl(iso) {
+    if (!iso) return "—";
+    const text = timeText(iso);
+    return text === String(iso) ? text : el("time", { datetime: iso, title: iso, text });
   }
 
   const dash = (value) => (value === null || value === undefined || value === "" ? "—" : value);
@@ -247,20 +288,33 @@
 
   // --- signing in and out -----------------------------------------------------------------
 
-  function can(what, agreement) {
+  // Whether the signed-in user may do `what` (with `target`, an agreement or a system).
+  function can(what, target) {
     const me = state.me;
     if (!me) return false;
     switch (what) {
       case "transition":
         return (
           me.role === "operator" ||
-          (me.role === "authority_admin" && agreement.authority_cvr === me.authority_cvr)
+          (me.role === "authority_admin" && target.authority_cvr === me.authority_cvr)
         );
       case "request":
         return me.role === "operator" || me.role === "supplier";
       case "configure":
       case "certificates":
         return me.role === "operator";
+      case "systems":
+        return true;
+      case "register-system":
+        return me.role === "operator" || me.role === "supplier";
+      case "change-system":
+        // Rotate, deactivate, activate: the operator, and a supplier for its own systems.
+        return (
+          me.role === "operator" ||
+          (me.role === "supplier" &&
+            Boolean(me.supplier_cvr) &&
+            target.supplier_cvr === me.supplier_cvr)
+        );
       case "runs":
       case "audit":
         return me.role === "operator" || me.role === "authority_admin";
@@ -290,7 +344,7 @@
     $("app").hidden = false;
     applyRole();
     const wanted = location.hash.replace(/^#/, "");
-    selectTab(can(wanted) ? wanted : "agreements", false);
+    selectTab(Object.hasOwn(LOADERS, wanted) && can(wanted) ? wanted : "agreements", false);
   }
 
   function applyRole() {
@@ -304,6 +358,18 @@
     $("goto-request").hidden = !can("request");
     $("request-supplier-field").hidden = state.me.role !== "operator";
     $("request-supplier").required = state.me.role === "operator";
+    // A supplier registers systems for itself: no supplier CVR field, a sentence instead.
+    const registers = can("register-system");
+    const operator = state.me.role === "operator";
+    $("register-section").hidden = !registers;
+    $("goto-register").hidden = !registers;
+    $("register-supplier-field").hidden = !operator;
+    $("register-supplier").required = operator;
+    $("register-for").hidden = operator || !registers;
+    $("register-for").textContent =
+      state.me.role === "supplier"
+        ? `The system is registered for your supplier CVR, ${state.me.supplier_cvr}.`
+        : "";
   }
 
   function resetPage() {
@@ -313,14 +379,30 @@
     state.services.clear();
     state.changed.clear();
     state.detailUuid = null;
+    state.systems = null;
+    state.systemsChanged.clear();
+    state.systemUuid = null;
     for (const key of Object.keys(state.seq)) state.seq[key] += 1;
-    for (const id of ["agreements-body", "certificates-body", "runs-body", "audit-body"]) {
+    for (const id of [
+      "agreements-body",
+      "systems-body",
+      "system-certs-body",
+      "system-history-body",
+      "certificates-body",
+      "runs-body",
+      "audit-body",
+    ]) {
       $(id).replaceChildren();
     }
     $("agreement-detail").hidden = true;
+    $("system-detail").hidden = true;
+    delete $("system-detail").dataset.system;
     $("agreement-filters").reset();
     $("audit-filters").reset();
     $("request-form").reset();
+    $("register-form").reset();
+    $("rotate-form").reset();
+    for (const id of ["register-error", "rotate-error"]) fieldError(id, "");
     $("notice").hidden = true;
     clearError();
     if ($("confirm-dialog").open) $("confirm-dialog").close();
@@ -550,22 +632,22 @@
     );
   }
 
-  // --- confirmation of a transition -------------------------------------------------------
+  // --- the confirmation dialog ------------------------------------------------------------
 
-  function openConfirm(agreement, action, opener, where) {
-    const spec = ACTIONS[action];
-    state.pending = { agreement, action, where };
-    state.opener = opener;
-    $("confirm-title").textContent = `${spec.label} this agreement?`;
-    $("confirm-text").textContent =
-      `${spec.label} the agreement for ${describe(agreement)}: ` +
-      `${agreement.status} → ${spec.to}. ${ACTION_NOTES[action]}`;
-    $("confirm-reason-label").textContent = spec.reason
+  // Asks before one change. `run(reason)` makes it (the API call); after it succeeded the
+  // dialog closes and `done(answer)` shows the result; when it failed the error is shown in
+  // the dialog and `stale(error)` may reload what the change was about.
+  function openDialog(spec) {
+    state.pending = spec;
+    state.opener = spec.opener;
+    $("confirm-title").textContent = spec.title;
+    $("confirm-text").textContent = spec.text;
+    $("confirm-reason-label").textContent = spec.reasonRequired
       ? "Reason (required)"
       : "Reason (optional)";
     const reason = $("confirm-reason");
     reason.value = "";
-    reason.required = spec.reason;
+    reason.required = spec.reasonRequired;
     reason.removeAttribute("aria-invalid");
     fieldError("confirm-error", "");
     const ok = $("confirm-ok");
@@ -577,16 +659,51 @@
     reason.focus();
   }
 
+  function openConfirm(agreement, action, opener, where) {
+    const spec = ACTIONS[action];
+    const uuid = agreement.uuid;
+    openDialog({
+      title: `${spec.label} this agreement?`,
+      text:
+        `${spec.label} the agreement for ${describe(agreement)}: ` +
+        `${agreement.status} → ${spec.to}. ${ACTION_NOTES[action]}`,
+      label: spec.label,
+      danger: spec.danger,
+      reasonRequired: spec.reason,
+      missingReason: `A reason is required to ${action} an agreement.`,
+      opener,
+      run: (reason) =>
+        api(`agreements/${uuid}/${action}`, {
+          method: "POST",
+          body: reason ? { reason } : {},
+        }),
+      done: async (changed) => {
+        state.changed.set(uuid, changed);
+        notice(`${spec.done}: the agreement for ${describe(changed)} is now ${changed.status}.`);
+        await loadAgreements();
+        if (state.detailUuid === uuid) await loadDetail(uuid);
+        const row = document.querySelector(`tr[data-uuid="${uuid}"]`);
+        const target =
+          where === "detail" && state.detailUuid === uuid
+            ? $("detail-title")
+            : row && row.querySelector("button");
+        if (target) target.focus();
+      },
+      stale: (error) => {
+        if (error.status === 404 || error.status === 409) loadAgreements();
+      },
+    });
+  }
+
   async function onConfirm(event) {
     event.preventDefault();
     const pending = state.pending;
     if (!pending) return;
-    const spec = ACTIONS[pending.action];
     const reasonInput = $("confirm-reason");
     const reason = reasonInput.value.trim();
-    if (spec.reason && !reason) {
+    if (pending.reasonRequired && !reason) {
       reasonInput.setAttribute("aria-invalid", "true");
-      fieldError("confirm-error", `A reason is required to ${pending.action} an agreement.`);
+      fieldError("confirm-error", pending.missingReason);
       reasonInput.focus();
       return;
     }
@@ -594,34 +711,22 @@
     fieldError("confirm-error", "");
     $("confirm-ok").disabled = true;
     $("confirm-cancel").disabled = true;
-    const uuid = pending.agreement.uuid;
+    let answer;
     try {
-      const changed = await api(`agreements/${uuid}/${pending.action}`, {
-        method: "POST",
-        body: reason ? { reason } : {},
-      });
-      state.changed.set(uuid, changed);
-      state.pending = null;
-      $("confirm-dialog").close();
-      clearError();
-      notice(`${spec.done}: the agreement for ${describe(changed)} is now ${changed.status}.`);
-      await loadAgreements();
-      if (state.detailUuid === uuid) await loadDetail(uuid);
-      const row = document.querySelector(`tr[data-uuid="${uuid}"]`);
-      const target =
-        pending.where === "detail" && state.detailUuid === uuid
-          ? $("detail-title")
-          : row && row.querySelector("button");
-      if (target) target.focus();
+      answer = await pending.run(reason);
     } catch (error) {
-      if (!$("confirm-dialog").open) return;
-      fieldError("confirm-error", `${spec.label} failed: ${errorText(error)}`);
+      if (!$("confirm-dialog").open || state.pending !== pending) return;
+      fieldError("confirm-error", `${pending.label} failed: ${errorText(error)}`);
       $("confirm-ok").disabled = false;
       $("confirm-cancel").disabled = false;
-      if (error instanceof ApiError && (error.status === 404 || error.status === 409)) {
-        loadAgreements();
-      }
+      if (error instanceof ApiError && pending.stale) pending.stale(error);
+      return;
     }
+    if (state.pending !== pending) return;
+    state.pending = null;
+    $("confirm-dialog").close();
+    clearError();
+    await pending.done(answer);
   }
 
   function onDialogClose() {
@@ -777,24 +882,34 @@
 
   // --- requesting an agreement ----------------------------------------------------------------
 
+  // The systems an agreement can be requested for: the active ones the caller sees (a
+  // supplier sees only its own). A deactivated system's calls are refused, so it is not offered.
   async function loadConsumerSystems() {
     state.consumerSystems = [];
     const select = $("request-consumer");
+    const previous = select.value;
     try {
       const data = await api("consumer-systems");
-      state.consumerSystems = data.consumer_systems || [];
+      state.consumerSystems = (data.consumer_systems || []).filter((system) => system.active);
     } catch (error) {
       state.consumerSystems = null;
       if (state.me) showError("Loading the consumer systems failed", error);
       return;
     }
     const options = state.consumerSystems.map((system) =>
-      el("option", { value: system.uuid, title: system.cert_subject, text: system.name }),
+      el("option", {
+        value: system.uuid,
+        title: `${system.uuid}, supplier CVR ${system.supplier_cvr}`,
+        text: system.callable ? system.name : `${system.name} (no certificate accepted now)`,
+      }),
     );
-    if (options.length !== 1) {
+    if (options.length === 0) {
+      options.push(el("option", { value: "", text: "No active consumer system" }));
+    } else if (options.length !== 1) {
       options.unshift(el("option", { value: "", text: "Choose a consumer system" }));
     }
     select.replaceChildren(...options);
+    if (state.consumerSystems.some((system) => system.uuid === previous)) select.value = previous;
   }
 
   async function onRequest(event) {
@@ -846,6 +961,542 @@
       await loadAgreements();
     } catch (error) {
       fieldError("request-error", `The request failed: ${errorText(error)}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- consumer systems -------------------------------------------------------------------
+
+  function systemText(system) {
+    return `${system.name} (supplier CVR ${system.supplier_cvr})`;
+  }
+
+  const shortFingerprint = (fingerprint) => `${String(fingerprint).slice(0, 16)}…`;
+
+  // A change to a system: its row is marked, and the request form's picker is read again.
+  function systemChanged(uuid) {
+    state.systemsChanged.add(uuid);
+    state.consumerSystems = null;
+  }
+
+  // The list, and the open system's details with it.
+  async function refreshSystems() {
+    const uuid = state.systemUuid;
+    await Promise.all([loadSystems(), uuid ? loadSystem(uuid) : null]);
+  }
+
+  async function loadSystems() {
+    const table = $("systems-table");
+    const seq = ++state.seq.systems;
+    setTableState(table, "loading");
+    try {
+      const data = await api("consumer-systems");
+      if (seq !== state.seq.systems) return;
+      state.systems = data.consumer_systems || [];
+      renderSystems(state.systems);
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.systems) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the consumer systems failed", error);
+    }
+  }
+
+  function renderSystems(systems) {
+    $("systems-body").replaceChildren(...systems.map(systemRow));
+    $("systems-empty").hidden = systems.length > 0;
+    const active = systems.filter((system) => system.active).length;
+    const count = systems.length === 1 ? "1 consumer system" : `${systems.length} consumer systems`;
+    $("systems-caption").textContent = systems.length
+      ? `${count}, ${active} active`
+      : "No consumer systems";
+  }
+
+  function systemState(system, testid) {
+    return badge(system.active ? "active" : "deactivated", "system", testid);
+  }
+
+  function callableFlag(system, testid) {
+    return el("span", {
+      class: system.callable ? "flag yes" : "flag no",
+      "data-testid": testid,
+      text: system.callable ? "callable" : "not callable",
+    });
+  }
+
+  function systemButtons(system, where) {
+    if (!can("change-system", system)) return [];
+    const action = system.active ? "deactivate" : "activate";
+    const spec = SYSTEM_ACTIONS[action];
+    return [
+      el("button", {
+        type: "button",
+        class: spec.danger ? "small danger" : "small",
+        "data-testid": `system-${action}`,
+        "data-action": action,
+        "aria-label": `${spec.label} consumer system ${systemText(system)}`,
+        text: spec.label,
+        onclick: (event) => openSystemConfirm(system, action, event.currentTarget, where),
+      }),
+    ];
+  }
+
+  function systemRow(system) {
+    const certificates = system.certificates || [];
+    const accepted = certificates.filter((c) => c.accepted_now);
+    // When an accepted certificate stops being accepted (a rotation's overlap), say when.
+    const ends = accepted
+      .map((c) => c.accepted_until)
+      .filter(Boolean)
+      .sort((a, b) => new Date(a).getTime() - new Date(b).getTime());
+    const stateCell = el("td", {}, systemState(system, "system-state"));
+    if (!system.active && system.deactivated_at) {
+      stateCell.append(el("span", { class: "hint" }, "since ", timeEl(system.deactivated_at)));
+    }
+    return el(
+      "tr",
+      {
+        "data-testid": "system-row",
+        "data-system": system.uuid,
+        "data-active": String(system.active),
+        class: state.systemsChanged.has(system.uuid) ? "changed" : null,
+      },
+      el(
+        "th",
+        { scope: "row" },
+        el("span", { "data-testid": "system-name", text: system.name }),
+        el("span", { class: "hint", text: system.uuid }),
+      ),
+      el("td", { "data-testid": "system-supplier", text: system.supplier_cvr }),
+      stateCell,
+      el(
+        "td",
+        {},
+        el("span", {
+          "data-testid": "system-certs",
+          text: `${accepted.length} / ${certificates.length}`,
+        }),
+        ends.length
+          ? el("span", { class: "hint" }, `${ends.length} accepted until `, timeEl(ends[0]))
+          : null,
+      ),
+      el("td", {}, callableFlag(system, "system-callable")),
+      el(
+        "td",
+        { class: "actions" },
+        el("button", {
+          type: "button",
+          class: "small secondary",
+          "data-testid": "system-details",
+          "aria-label": `Details and history of consumer system ${systemText(system)}`,
+          text: "Details",
+          onclick: () => openSystem(system.uuid),
+        }),
+        systemButtons(system, "row"),
+      ),
+    );
+  }
+
+  function openSystemConfirm(system, action, opener, where) {
+    const spec = SYSTEM_ACTIONS[action];
+    const uuid = system.uuid;
+    openDialog({
+      title: `${spec.label} this consumer system?`,
+      text: `${spec.label} consumer system ${systemText(system)}. ${spec.note}`,
+      label: spec.label,
+      danger: spec.danger,
+      reasonRequired: spec.reason,
+      missingReason: `A reason is required to ${action} a consumer system.`,
+      opener,
+      run: (reason) =>
+        api(`consumer-systems/${uuid}/${action}`, {
+          method: "POST",
+          body: reason ? { reason } : {},
+        }),
+      done: async (changed) => {
+        systemChanged(uuid);
+        notice(
+          `${spec.done}: consumer system ${systemText(changed)} is now ` +
+            `${changed.active ? "active" : "deactivated"} and ` +
+            `${changed.callable ? "callable" : "not callable"}.`,
+        );
+        await refreshSystems();
+        const row = document.querySelector(`tr[data-system="${uuid}"]`);
+        const target =
+          where === "detail" && state.systemUuid === uuid
+            ? $("system-title")
+            : row && row.querySelector("button");
+        if (target) target.focus();
+      },
+      // Changed meanwhile (by someone else, or in another tab): show how it is now.
+      stale: (error) => {
+        if ([400, 404, 409].includes(error.status)) refreshSystems();
+      },
+    });
+  }
+
+  // --- one consumer system: certificates, history, rotation ------------------------------
+
+  function openSystem(uuid) {
+    state.systemUuid = uuid;
+    return loadSystem(uuid).then(() => {
+      if (state.systemUuid === uuid && !$("system-detail").hidden) $("system-title").focus();
+    });
+  }
+
+  async function loadSystem(uuid) {
+    const seq = ++state.seq.system;
+    try {
+      const system = await api(`consumer-systems/${uuid}`);
+      if (seq !== state.seq.system) return;
+      renderSystem(system);
+    } catch (error) {
+      if (seq !== state.seq.system) return;
+      if (state.me) showError("Loading the consumer system failed", error);
+    }
+  }
+
+  function renderSystem(system) {
+    const section = $("system-detail");
+    const another = section.dataset.system !== system.uuid;
+    section.dataset.system = system.uuid;
+    section.dataset.active = String(system.active);
+    $("system-title").textContent = `Consumer system: ${system.name}`;
+    const certificates = system.certificates || [];
+    const accepted = certificates.filter((c) => c.accepted_now).length;
+    let callable = "yes: calls with an accepted certificate pass (given an agreement)";
+    if (!system.active) callable = "no: the system is deactivated";
+    else if (!system.callable) callable = "no: none of its certificates is accepted now";
+    const fields = [
+      ["UUID", system.uuid],
+      ["Name", system.name],
+      ["Supplier CVR", system.supplier_cvr],
+      ["State", systemState(system, "system-detail-state")],
+      ["Callable", el("span", { "data-testid": "system-detail-callable", text: callable })],
+      ["Certificates accepted now", `${accepted} of ${certificates.length}`],
+      ["Registered", timeEl(system.created_at)],
+      ["Deactivated", system.active ? "—" : timeEl(system.deactivated_at)],
+    ];
+    $("system-fields").replaceChildren(
+      ...fields.map(([name, value]) =>
+        el("div", {}, el("dt", { text: name }), el("dd", {}, value)),
+      ),
+    );
+    $("system-actions").replaceChildren(...systemButtons(system, "detail"));
+    $("system-certs-body").replaceChildren(...certificates.map(systemCertificateRow));
+    $("system-history-body").replaceChildren(...(system.history || []).map(systemEventRow));
+    const form = $("rotate-form");
+    form.hidden = !can("change-system", system);
+    if (another) {
+      form.reset();
+      syncRotateOverlap();
+      fieldError("rotate-error", "");
+    }
+    section.hidden = false;
+  }
+
+  function systemCertificateRow(c) {
+    return el(
+      "tr",
+      {
+        "data-testid": "system-cert-row",
+        "data-fingerprint": c.fingerprint_sha256,
+        "data-accepted": String(c.accepted_now),
+        class: c.accepted_now ? null : "row-retired",
+      },
+      el(
+        "td",
+        {},
+        el("code", {
+          class: "fingerprint",
+          "data-testid": "cert-fingerprint",
+          text: c.fingerprint_sha256,
+        }),
+      ),
+      el(
+        "td",
+        { class: "subject" },
+        el("span", { "data-testid": "cert-subject", text: c.subject }),
+        el("span", { class: "hint", "data-testid": "cert-issuer", text: `issuer ${c.issuer}` }),
+      ),
+      el(
+        "td",
+        { class: "nowrap", "data-testid": "cert-validity" },
+        "from ",
+        timeEl(c.not_before),
+        el("br"),
+        "to ",
+        timeEl(c.not_after),
+      ),
+      el(
+        "td",
+        { class: "nowrap" },
+        "from ",
+        el("span", { "data-testid": "cert-accepted-from" }, timeEl(c.accepted_from)),
+        el("br"),
+        "until ",
+        el(
+          "span",
+          { "data-testid": "cert-accepted-until" },
+          c.accepted_until ? timeEl(c.accepted_until) : "no end",
+        ),
+      ),
+      el(
+        "td",
+        {},
+        el("span", {
+          class: c.accepted_now ? "flag yes" : "flag no",
+          "data-testid": "cert-accepted-now",
+          text: c.accepted_now ? "accepted" : "not accepted",
+        }),
+      ),
+    );
+  }
+
+  // An event's details (the certificate, the retired fingerprints, ...) as readable lines.
+  function detailText(value) {
+    if (value === null || value === undefined || value === "") return "—";
+    if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(value)) {
+      return timeText(value);
+    }
+    if (Array.isArray(value)) return value.length ? value.map(detailText).join(", ") : "none";
+    if (typeof value === "object") {
+      return Object.entries(value)
+        .map(([key, inner]) => `${key.replace(/_/g, " ")} ${detailText(inner)}`)
+        .join("; ");
+    }
+    return String(value);
+  }
+
+  function systemEventRow(event) {
+    const details = Object.entries(event.details || {}).map(([key, value]) =>
+      el("span", {
+        class: "event-detail",
+        text: `${key.replace(/_/g, " ")}: ${detailText(value)}`,
+      }),
+    );
+    return el(
+      "tr",
+      { "data-testid": "system-history-row", "data-action": event.action },
+      el("td", {}, timeEl(event.at)),
+      el("td", { text: event.actor }),
+      el("td", { "data-testid": "system-history-action", text: event.action }),
+      el("td", { "data-testid": "system-history-reason", text: dash(event.reason) }),
+      el("td", { class: "detail" }, details.length ? details : "—"),
+    );
+  }
+
+  function closeSystem() {
+    const uuid = state.systemUuid;
+    state.systemUuid = null;
+    state.seq.system += 1;
+    $("system-detail").hidden = true;
+    const row = uuid && document.querySelector(`tr[data-system="${uuid}"]`);
+    const details = row && row.querySelector('[data-testid="system-details"]');
+    if (details) details.focus();
+  }
+
+  // --- registering a system and adding certificates ---------------------------------------
+
+  // What is wrong with pasted certificate text, before it is sent; null when it looks right.
+  // The platform checks the rest (SP-608: exactly one certificate, not expired).
+  function pemProblem(text) {
+    if (!text) return "paste the certificate (PEM) or choose its file";
+    if (/PRIVATE KEY-----/.test(text)) {
+      return "the text holds a private key: give the certificate only, never its key";
+    }
+    if (!/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(text)) {
+      return "the certificate must be PEM text (-----BEGIN CERTIFICATE----- ...)";
+    }
+    return null;
+  }
+
+  // An API error in a form: the code apart, so it can be looked up (docs/faults.md).
+  function formError(id, prefix, error) {
+    const box = $(id);
+    if (error instanceof ApiError) {
+      box.replaceChildren(
+        `${prefix}: `,
+        el("code", { "data-testid": `${id}-code`, text: error.code }),
+        ` ${error.text}`,
+        error.status ? ` (HTTP ${error.status})` : "",
+      );
+    } else {
+      box.textContent = `${prefix}: ${errorText(error)}`;
+    }
+    box.hidden = false;
+  }
+
+  // Reads a chosen .pem/.crt file into the form's certificate field (nothing is uploaded yet).
+  function readPemFile(input, textareaId, errorId) {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    const refuse = (text) => {
+      fieldError(errorId, `${file.name}: ${text}`);
+      input.value = "";
+      input.focus();
+    };
+    if (file.size > MAX_PEM_BYTES) {
+      refuse("the file is over 64 KiB, so it is not one certificate");
+      return;
+    }
+    const reader = new FileReader();
+    reader.addEventListener("load", () => {
+      const text = String(reader.result || "").trim();
+      const problem = pemProblem(text);
+      if (problem) {
+        refuse(
+          problem.startsWith("the certificate must be PEM")
+            ? "not a PEM certificate (a binary DER file? " +
+                "convert it: openssl x509 -inform der -in FILE -out FILE.pem)"
+            : problem,
+        );
+        return;
+      }
+      const area = $(textareaId);
+      area.value = text;
+      area.removeAttribute("aria-invalid");
+      fieldError(errorId, "");
+    });
+    reader.addEventListener("error", () => {
+      refuse(`the file could not be read (${reader.error ? reader.error.message : "unknown"})`);
+    });
+    reader.readAsText(file);
+  }
+
+  function markInvalid(form, problems) {
+    for (const input of form.querySelectorAll("input, select, textarea")) {
+      input.removeAttribute("aria-invalid");
+    }
+    for (const [id] of problems) $(id).setAttribute("aria-invalid", "true");
+  }
+
+  async function onRegister(event) {
+    event.preventDefault();
+    const form = $("register-form");
+    const body = {
+      name: $("register-name").value.trim(),
+      certificate_pem: $("register-pem").value.trim(),
+    };
+    const problems = [];
+    if (!body.name) problems.push(["register-name", "name the system"]);
+    if (state.me.role === "operator") {
+      body.supplier_cvr = $("register-supplier").value.trim();
+      if (!/^[0-9]{8}$/.test(body.supplier_cvr)) {
+        problems.push(["register-supplier", "the supplier CVR is 8 digits"]);
+      }
+    }
+    const pem = pemProblem(body.certificate_pem);
+    if (pem) problems.push(["register-pem", pem]);
+    markInvalid(form, problems);
+    if (problems.length) {
+      fieldError("register-error", `Please correct: ${problems.map((p) => p[1]).join("; ")}.`);
+      $(problems[0][0]).focus();
+      return;
+    }
+    const reason = $("register-reason").value.trim();
+    if (reason) body.reason = reason;
+    fieldError("register-error", "");
+    const button = event.submitter || form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const created = await api("consumer-systems", { method: "POST", body });
+      systemChanged(created.uuid);
+      form.reset();
+      const certificate = (created.certificates || [])[0];
+      const which = certificate
+        ? ` with certificate ${shortFingerprint(certificate.fingerprint_sha256)}`
+        : "";
+      notice(
+        `Registered: consumer system ${systemText(created)}${which}; it is ` +
+          `${created.callable ? "callable" : "not callable"}. ` +
+          "Its calls pass once it has an approved agreement.",
+      );
+      await loadSystems();
+      await openSystem(created.uuid);
+    } catch (error) {
+      formError("register-error", "Registering failed", error);
+      if (error instanceof ApiError && error.status === 409) {
+        $("register-pem").setAttribute("aria-invalid", "true");
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // "Keep the current certificates" is no rotation, so there is no overlap to give.
+  function syncRotateOverlap() {
+    const keep = $("rotate-keep").checked;
+    $("rotate-overlap").disabled = keep;
+    if (keep) $("rotate-overlap").removeAttribute("aria-invalid");
+  }
+
+  function rotationNotice(system, keep, days) {
+    const certificates = system.certificates || [];
+    const newest = certificates[0];
+    let text = `Certificate added to consumer system ${systemText(system)}`;
+    if (newest) text += `: ${shortFingerprint(newest.fingerprint_sha256)} is accepted from now`;
+    const others = certificates.slice(1).filter((c) => c.accepted_now);
+    if (keep) {
+      const n = others.length;
+      if (n) text += `; ${n === 1 ? "the other one stays" : `the ${n} others stay`} accepted`;
+    } else if (days === 0) {
+      text += "; the previous certificates are no longer accepted";
+    } else {
+      const ends = others
+        .map((c) => c.accepted_until)
+        .filter(Boolean)
+        .sort((a, b) => new Date(b).getTime() - new Date(a).getTime());
+      if (ends.length) text += `; the previous ones are accepted until ${timeText(ends[0])}`;
+    }
+    return `${text}.`;
+  }
+
+  async function onRotate(event) {
+    event.preventDefault();
+    const uuid = state.systemUuid;
+    if (!uuid) return;
+    const form = $("rotate-form");
+    const keep = $("rotate-keep").checked;
+    const body = { certificate_pem: $("rotate-pem").value.trim(), keep_current: keep };
+    const problems = [];
+    const pem = pemProblem(body.certificate_pem);
+    if (pem) problems.push(["rotate-pem", pem]);
+    let days = null;
+    if (!keep) {
+      const text = $("rotate-overlap").value.trim();
+      days = Number(text);
+      if (!text || !Number.isInteger(days) || days < 0 || days > 3650) {
+        problems.push(["rotate-overlap", "the overlap is 0 to 3650 whole days"]);
+      } else {
+        body.overlap_days = days;
+      }
+    }
+    markInvalid(form, problems);
+    if (problems.length) {
+      fieldError("rotate-error", `Please correct: ${problems.map((p) => p[1]).join("; ")}.`);
+      $(problems[0][0]).focus();
+      return;
+    }
+    const reason = $("rotate-reason").value.trim();
+    if (reason) body.reason = reason;
+    fieldError("rotate-error", "");
+    const button = event.submitter || form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      const changed = await api(`consumer-systems/${uuid}/certificates`, {
+        method: "POST",
+        body,
+      });
+      systemChanged(uuid);
+      form.reset();
+      syncRotateOverlap();
+      notice(rotationNotice(changed, keep, days));
+      await refreshSystems();
+    } catch (error) {
+      formError("rotate-error", "Adding the certificate failed", error);
+      if (error instanceof ApiError && error.status === 404) refreshSystems();
     } finally {
       button.disabled = false;
     }
@@ -1007,6 +1658,7 @@
 
   const LOADERS = {
     agreements: loadAgreements,
+    systems: refreshSystems,
     certificates: loadCertificates,
     runs: loadRuns,
     audit: loadAudit,
@@ -1042,6 +1694,20 @@
       $("request-authority").focus();
     });
     $("configure-form").addEventListener("submit", onConfigure);
+    $("system-close").addEventListener("click", closeSystem);
+    $("goto-register").addEventListener("click", () => {
+      $("register-section").scrollIntoView({ block: "start" });
+      $("register-name").focus();
+    });
+    $("register-form").addEventListener("submit", onRegister);
+    $("register-file").addEventListener("change", (event) =>
+      readPemFile(event.target, "register-pem", "register-error"),
+    );
+    $("rotate-form").addEventListener("submit", onRotate);
+    $("rotate-file").addEventListener("change", (event) =>
+      readPemFile(event.target, "rotate-pem", "rotate-error"),
+    );
+    $("rotate-keep").addEventListener("change", syncRotateOverlap);
     $("request-form").addEventListener("submit", onRequest);
     $("confirm-form").addEventListener("submit", onConfirm);
     $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
