@@ -139,9 +139,16 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_obj
 def db_upgrade(obj: CliContext) -> None:
-    """Apply every pending migration."""
-    obj.database()
-    click.echo("database is at the newest schema")
+    """Apply every pending migration and say what was done."""
+    database = obj.database()
+    # A database handed in by the caller was not migrated by opening it.
+    migration = obj.migration or database.upgrade()
+    if not migration.changed:
+        click.echo(f"{database.url} is already at the newest schema ({migration.after})")
+    elif migration.before is None:
+        click.echo(f"migrated the empty database {database.url} to {migration.after}")
+    else:
+        click.echo(f"migrated {database.url} from {migration.before} to {migration.after}")
 
 
 @cli.command()
