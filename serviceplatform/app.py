@@ -13,12 +13,12 @@ is built once from the platform and gets every request under its prefix, with
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from serviceplatform.config import Settings, load_settings
+from serviceplatform.config import Settings
+from serviceplatform.config_check import settings_for_serving
 from serviceplatform.integration import WsgiApp
 from serviceplatform.platform import Platform
 from serviceplatform.registry import load_attribute, soap_services, wsgi_mounts
@@ -115,7 +115,11 @@ def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:
 
 
 def create_app(settings: Settings | None = None) -> PlatformApp:
-    """The WSGI application; without settings, read ``SP_CONFIG`` and ``SP_*`` variables."""
+    """The WSGI application; without settings, the file ``SP_CONFIG`` names, ``SP_*`` on top.
+
+    Then the settings are checked as ``serviceplatform serve`` checks them, so a WSGI server
+    pointed at ``serviceplatform.app:create_app()`` refuses what ``serve`` refuses.
+    """
     if settings is None:
-        settings = load_settings(os.environ.get("SP_CONFIG"))
+        settings = settings_for_serving()
     return PlatformApp(settings)

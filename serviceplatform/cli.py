@@ -1,8 +1,10 @@
 """``serviceplatform``: the command line of the platform.
 
-Global options choose the settings: ``--config FILE`` for a real installation, or
-``--workdir DIR`` to act on the sandbox in DIR (its ``platform.toml``), whether the sandbox
-runs or not. Every error is one line on stderr and a non-zero exit code, never a traceback.
+Global options choose the settings: ``--config FILE`` (or ``SP_CONFIG=FILE``) for a real
+installation, or ``--workdir DIR`` to act on the sandbox in DIR (its ``platform.toml``),
+whether the sandbox runs or not; a command that needs settings and is given none stops
+(``serviceplatform.commands.settings_source``). Every error is one line on stderr and a
+non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from lxml import etree
 from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.audit import audit
 from serviceplatform.commands.certs import certs
+from serviceplatform.commands.config import config_group
 from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
+from serviceplatform.commands.settings_source import (
+    EXIT_CODES_HELP,
+    BadSettings,
+    load_cli_settings,
+    settings_file,
+)
 from serviceplatform.commands.systems import systems
-from serviceplatform.config import Settings, load_settings
+from serviceplatform.config import Settings, summarize
 from serviceplatform.errors import ServicePlatformError
 
 DEFAULT_SANDBOX_DIR = Path(".sandbox")
@@ -30,17 +39,7 @@ DEFAULT_TOKEN_SERVICE = "sf2250"
 
 
 def _settings(config: Path | None, workdir: Path | None) -> Settings:
-    if config is not None and workdir is not None:
-        raise click.UsageError("give either --config or --workdir, not both")
-    if workdir is not None:
-        path = workdir / "platform.toml"
-        if not path.exists():
-            raise click.ClickException(
-                f"{workdir} holds no sandbox (no platform.toml): start `serviceplatform sandbox "
-                f"--workdir {workdir}` once"
-            )
-        return load_settings(path)
-    return load_settings(config)
+    return load_cli_settings(config, workdir)
 
 
 class _Group(click.Group):
@@ -79,14 +78,15 @@ def _state_options() -> list[click.Option]:
     ]
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="serviceplatform")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Serviceplatform: SOAP with STS tokens in, OIOREST and AS4 out.
 
     Commands that read or change platform state take --config FILE, or --workdir DIR for a
-    sandbox; both may stand before or after the command name.
+    sandbox; both may stand before or after the command name. Without either, SP_CONFIG
+    names the settings file; with none of the three such a command stops (exit 4).
     """
     meta = ctx.meta
     ctx.obj = CliContext.lazy(lambda: _settings(meta.get("config"), meta.get("workdir")))
@@ -98,6 +98,7 @@ cli.add_command(audit)
 cli.add_command(certs)
 cli.add_command(agreements)
 cli.add_command(systems)
+cli.add_command(config_group)
 
 
 @cli.command()
@@ -121,12 +122,25 @@ def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
 @click.option("--bind", default="127.0.0.1:8080", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--threads", type=int, default=4, show_default=True)
-@click.pass_obj
-def serve(obj: CliContext, bind: str, workers: int, threads: int) -> None:
-    """Serve the platform's SOAP endpoints (gunicorn, threaded workers)."""
+@click.pass_context
+def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
+    """Serve the platform's SOAP endpoints (gunicorn, threaded workers).
+
+    Refuses to start (exit 5) without trusted STS certificates and issuers, without
+    soap.public_base_url, with a private key readable by others, or with any invalid
+    setting; `serviceplatform config check` lists every such problem.
+    """
     from serviceplatform import logsetup
+    from serviceplatform.config_check import serving_problems
     from serviceplatform.server import serve as run
 
+    obj: CliContext = ctx.obj
+    # Before gunicorn: a refusal is one line here, not a traceback from every worker.
+    problems = serving_problems(obj.settings)
+    if problems:
+        meta = ctx.find_root().meta
+        source = settings_file(meta.get("config"), meta.get("workdir"))
+        raise BadSettings(f"cannot serve with {source}: {summarize(problems)}")
     logsetup.configure(obj.settings.logging.level)
     run(obj.settings, bind=bind, workers=workers, threads=threads)
 
@@ -139,9 +153,16 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_obj
 def db_upgrade(obj: CliContext) -> None:
-    """Apply every pending migration."""
-    obj.database()
-    click.echo("database is at the newest schema")
+    """Apply every pending migration and say what was done."""
+    database = obj.database()
+    # A database handed in by the caller was not migrated by opening it.
+    migration = obj.migration or database.upgrade()
+    if not migration.changed:
+        click.echo(f"{database.url} is already at the newest schema ({migration.after})")
+    elif migration.before is None:
+        click.echo(f"migrated the empty database {database.url} to {migration.after}")
+    else:
+        click.echo(f"migrated {database.url} from {migration.before} to {migration.after}")
 
 
 @cli.command()

@@ -1,8 +1,15 @@
 """The platform's one typed settings object.
 
 Settings come from a TOML file, then ``SP_*`` environment variables on top (``SP_DATABASE__URL``
-sets ``[database] url``; a double underscore descends one table). Keys and certificates are
+sets ``[database] url``; a double underscore descends one table). ``SP_CONFIG`` names the file
+and ``SP_TEST_*`` belong to the test suite; neither is a setting. Keys and certificates are
 given by path, never inline. The sandbox writes its own file (``DIR/platform.toml``).
+
+Nothing is guessed: an unknown key, a value of the wrong type (``max_retries = true``,
+``scheduler_enabled = "yes"`` in a file) or a variable that matches no setting is a problem
+that names the key and the file or variable it came from, so a typo cannot silently leave a
+default in force. :func:`read_settings` lists every problem (``config check``);
+:func:`load_settings` refuses the first.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ class DatabaseSettings:
 
 @dataclass
 class SecuritySettings:
-    #: PEM files of the STS certificates whose signatures on tokens are trusted.
+    #: PEM files of the STS certificates whose signatures on tokens are trusted (``serve``
+    #: refuses to start without).
     trusted_sts_certs: list[str] = field(default_factory=list)
-    #: Accepted ``saml:Issuer`` values; empty accepts any issuer whose signature verifies.
+    #: Accepted ``saml:Issuer`` values (``serve`` refuses to start without; empty accepts any
+    #: issuer whose signature verifies, which only tests rely on).
     trusted_issuers: list[str] = field(default_factory=list)
     clock_skew_seconds: int = 60
     #: Longest accepted lifetime of a ``wsu:Timestamp`` (Created to Expires).
@@ -39,6 +48,7 @@ class SoapSettings:
     max_body_bytes: int = 512 * 1024
     #: The public base URL callers use (``https://host``). When set, ``?wsdl`` advertises it and
     #: a request whose signed ``wsa:To`` is not this base plus the service path is refused.
+    #: ``serve`` refuses to start without it, so production always checks ``wsa:To``.
     public_base_url: str = ""
 
     def public_url(self, path: str) -> str | None:
@@ -269,84 +279,232 @@ class Settings:
         return self.services.get(key, ServiceSettings())
 
 
-def _build(cls: type[Any], data: dict[str, Any], where: str) -> Any:
+# --- reading ---------------------------------------------------------------------------------
+
+#: The variable that names the configuration file; it is not itself a setting.
+CONFIG_ENV = "SP_CONFIG"
+#: Variables of the test suite (``SP_TEST_POSTGRES_URL``, ...); never settings.
+_TEST_ENV_PREFIX = "SP_TEST_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
+_PLURALS = {str: "strings", int: "integers", float: "numbers"}
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings read leniently: a value with a problem keeps its default and is listed."""
+
+    settings: Settings
+    #: One line per problem, naming the key and the file or variable that set it.
+    problems: list[str]
+    #: The file read, or None for the defaults and variables alone.
+    file: Path | None
+
+
+class _Origins:
+    """Where each value came from, so a problem names the file or the variable to fix."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+        self.variables: dict[Key, str] = {}
+
+    def from_variable(self, key: Key) -> str | None:
+        """The variable that set ``key`` or something below it, if any did."""
+        for path, variable in self.variables.items():
+            if path[: len(key)] == key:
+                return variable
+        return None
+
+    def at(self, key: Key) -> str:
+        variable = self.from_variable(key)
+        if variable is not None:
+            return f"from {variable}"
+        return f"in {self.file}" if self.file is not None else "(no configuration file)"
+
+
+def _dotted(key: Key) -> str:
+    return ".".join(key)
+
+
+def _type_name(target: Any) -> str:
+    return _TYPE_NAMES.get(target, getattr(target, "__name__", str(target)))
+
+
+def _build(cls: type[Any], data: Any, key: Key, origins: _Origins, problems: list[str]) -> Any:
+    """``cls`` from ``data``; a value with a problem is left out (its default stays)."""
+    if not isinstance(data, dict):
+        problems.append(f"setting {_dotted(key)} {origins.at(key)} must be a table")
+        return cls()
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigurationError(f"unknown setting(s) {sorted(unknown)} in [{where}]")
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
+        here = (*key, name)
+        if name not in known:
+            problems.append(f"unknown setting {_dotted(here)} {origins.at(here)}")
+            continue
         hint = hints[name]
-        origin = getattr(hint, "__origin__", None)
         if is_dataclass(hint):
+            kwargs[name] = _build(hint, value, here, origins, problems)  # type: ignore[arg-type]
+        elif getattr(hint, "__origin__", None) is dict:
             if not isinstance(value, dict):
-                raise ConfigurationError(f"[{where}.{name}] must be a table")
-            kwargs[name] = _build(hint, value, f"{where}.{name}" if where else name)  # type: ignore[arg-type]
-        elif origin is dict:
+                problems.append(f"setting {_dotted(here)} {origins.at(here)} must be a table")
+                continue
             item_cls = hint.__args__[1]
             kwargs[name] = {
-                k: _build(item_cls, v, f"{name}.{k}") for k, v in _as_table(value, name).items()
+                str(k): _build(item_cls, v, (*here, str(k)), origins, problems)
+                for k, v in value.items()
             }
         else:
-            kwargs[name] = _coerce(value, hint, f"{where}.{name}" if where else name)
+            try:
+                kwargs[name] = _coerce(value, hint, here, origins)
+            except ValueError as exc:
+                problems.append(str(exc))
     return cls(**kwargs)
 
 
-def _as_table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigurationError(f"[{where}] must be a table")
-    return value
+def _coerce(value: Any, hint: Any, key: Key, origins: _Origins) -> Any:
+    """A variable's text turned into the declared type; a file's value checked against it.
 
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Turn environment strings into the declared type; check file values."""
+    Raises ValueError with the line to report.
+    """
     target = getattr(hint, "__origin__", hint)
-    if isinstance(value, str) and target is not str:
-        try:
-            if target is bool:
-                return value.strip().lower() in {"1", "true", "yes", "on"}
-            if target is list:
-                return [v.strip() for v in value.split(",") if v.strip()]
-            return target(value)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"setting {where} = {value!r} is not a {target.__name__}"
-            ) from exc
-    if target is float and isinstance(value, int):
-        return float(value)
-    if not isinstance(value, target):
-        raise ConfigurationError(f"setting {where} must be a {target.__name__}")
+    variable = origins.from_variable(key)
+    if variable is not None and isinstance(value, str):
+        return _parse_variable(value, target, key, variable)
+    # bool is an int to Python, but ``max_retries = true`` is a mistake, not 1.
+    if target in (int, float) and isinstance(value, bool):
+        ok = False
+    elif target is float:
+        ok = isinstance(value, int | float)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, target)
+    found = _type_name(type(value))
+    if ok and target is list:
+        item = hint.__args__[0]
+        wrong = [v for v in value if not isinstance(v, item) or isinstance(v, bool)]
+        ok = not wrong
+        found = f"holding {_type_name(type(wrong[0]))}" if wrong else found
+    else:
+        found = f"not {found}"
+    if not ok:
+        raise ValueError(
+            f"setting {_dotted(key)} {origins.at(key)} must be {_describe(hint)}, {found}"
+        )
     return value
 
 
-def _merge_env(data: dict[str, Any], environ: dict[str, str]) -> None:
-    for key, value in environ.items():
-        if not key.startswith("SP_") or key.startswith("SP_TEST_"):
+def _describe(hint: Any) -> str:
+    if getattr(hint, "__origin__", None) is list:
+        return f"a list of {_PLURALS.get(hint.__args__[0], 'values')}"
+    return _type_name(hint)
+
+
+def _parse_variable(value: str, target: Any, key: Key, variable: str) -> Any:
+    text = value.strip()
+    try:
+        if target is str:
+            return value
+        if target is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(text)
+        if target is list:
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return target(text)
+    except ValueError:
+        raise ValueError(
+            f"setting {_dotted(key)} from {variable}: {value!r} is not {_type_name(target)}"
+        ) from None
+
+
+def _merge_env(
+    data: dict[str, Any], environ: dict[str, str], origins: _Origins, problems: list[str]
+) -> None:
+    """Lay the ``SP_*`` variables over the file's values (``__`` descends one table)."""
+    for variable, value in sorted(environ.items()):
+        if (
+            not variable.startswith("SP_")
+            or variable == CONFIG_ENV
+            or variable.startswith(_TEST_ENV_PREFIX)
+        ):
             continue
-        parts = key[3:].lower().split("__")
+        parts = tuple(variable[3:].lower().split("__"))
+        if not all(parts):
+            problems.append(f"{variable} names no setting (SP_<TABLE>__<KEY>)")
+            continue
         node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        for depth in range(1, len(parts)):
+            child = node.setdefault(parts[depth - 1], {})
+            if not isinstance(child, dict):
+                problems.append(
+                    f"{variable}: setting {_dotted(parts[:depth])} is not a table "
+                    f"{origins.at(parts[:depth])}"
+                )
+                break
+            node = child
+        else:
+            node[parts[-1]] = value
+            origins.variables[parts] = variable
+
+
+def read_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> LoadedSettings:
+    """Read ``path`` (TOML) and the ``SP_*`` variables of ``environ``, listing every problem.
+
+    Raises ConfigurationError only when the file cannot be read or parsed at all.
+    """
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    file = None if path is None else Path(path)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"configuration file {file} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"configuration file {file} cannot be read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"configuration file {file}: {exc}") from exc
+        base_dir = file.resolve().parent
+    origins = _Origins(file)
+    problems: list[str] = []
+    _merge_env(data, dict(os.environ if environ is None else environ), origins, problems)
+    data.setdefault("base_dir", str(base_dir))
+    settings: Settings = _build(Settings, data, (), origins, problems)
+    return LoadedSettings(settings, problems, file)
 
 
 def load_settings(
     path: str | Path | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
-    """Read settings from ``path`` (TOML) and the ``SP_*`` variables of ``environ``."""
-    data: dict[str, Any] = {}
-    base_dir = Path.cwd()
-    if path is not None:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigurationError(f"configuration file {p} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"configuration file {p}: {exc}") from exc
-        base_dir = p.resolve().parent
-    _merge_env(data, dict(os.environ if environ is None else environ))
-    data.setdefault("base_dir", str(base_dir))
-    settings: Settings = _build(Settings, data, "")
-    return settings
+    """Read settings from ``path`` (TOML) and the ``SP_*`` variables of ``environ``.
+
+    Raises ConfigurationError naming the first problem (key, and file or variable).
+    """
+    loaded = read_settings(path, environ)
+    if loaded.problems:
+        raise ConfigurationError(summarize(loaded.problems))
+    return loaded.settings
+
+
+def summarize(problems: list[str]) -> str:
+    """The first problem, and how many more there are: one line for an error message."""
+    more = len(problems) - 1
+    if more == 0:
+        return problems[0]
+    return f"{problems[0]} (and {more} more: `serviceplatform config check` lists them)"

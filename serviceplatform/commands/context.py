@@ -22,7 +22,7 @@ import click
 
 from serviceplatform.config import Settings
 from serviceplatform.errors import ServicePlatformError
-from serviceplatform.store.db import Database
+from serviceplatform.store.db import Database, Migration
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,6 +54,8 @@ class CliContext:
         self._known_services = known_services
         #: A database opened by the caller (tests); otherwise opened from the settings.
         self._database = database
+        #: What opening the database migrated; None until this context opened it.
+        self.migration: Migration | None = None
 
     @classmethod
     def lazy(cls, factory: Callable[[], Settings]) -> CliContext:
@@ -76,7 +78,7 @@ class CliContext:
         if self._database is None:
             database = Database.from_settings(self.settings)
             try:
-                database.upgrade()
+                self.migration = database.upgrade()
             except ServicePlatformError:
                 database.dispose()
                 raise

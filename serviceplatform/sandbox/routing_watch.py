@@ -3,7 +3,7 @@
 In the sandbox the files in ``routing_tables/`` are the source of truth: edit one and the
 running platform routes by it a moment later, without a restart. A file that fails validation
 changes nothing; the errors (file and line) are logged and the previous table stays in force.
-In production the same step is the explicit, reviewed ``serviceplatform routing load``.
+In production the same step is the explicit, reviewed ``serviceplatform routing import``.
 """
 
 from __future__ import annotations

@@ -145,13 +145,21 @@ def write_platform_config(
     register: NemSmsRegister,
     user_config: Path | None,
     gateway: SimulatedOotsGateway | None = None,
+    *,
+    base_url: str,
 ) -> None:
+    """Write ``DIR/platform.toml``; ``base_url`` is where the platform will listen.
+
+    It is the public base URL too, so the sandbox checks the signed ``wsa:To`` of each call
+    as production must (``serve`` refuses to start without one).
+    """
     tables: dict[str, Any] = {
         "database": {"url": f"sqlite:///{paths.database}"},
         "security": {
             "trusted_sts_certs": [str(pki.sts_cert)],
             "trusted_issuers": [STS_ISSUER],
         },
+        "soap": {"public_base_url": base_url},
         "routing": {"directory": str(project_root() / "routing_tables")},
         "certificates": {"directory": str(paths.certs)},
         "logging": {"level": "INFO"},
@@ -381,12 +389,13 @@ def run_sandbox(
             username=OOTS_USERNAME, password=OOTS_PASSWORD, tls_dir=paths.pki
         ) as gateway,
     ):
-        write_platform_config(paths, pki, register, user_config, gateway)
+        # The port first: the settings name the base URL callers sign their wsa:To for.
+        port = port or free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        write_platform_config(paths, pki, register, user_config, gateway, base_url=base_url)
         settings = load_settings(paths.config)
         database, watcher = seed_database(settings, first_run, pki)
         watcher.start()
-        port = port or free_port()
-        base_url = f"http://127.0.0.1:{port}"
         child = subprocess.Popen(
             [
                 sys.executable,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,19 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_sqlite_begin(connection: Connection) -> None:
     immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What one :meth:`Database.upgrade` did: the schema revision before and after it."""
+
+    #: None: the database had never been migrated (empty).
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
 
 
 class Database:
@@ -207,8 +221,12 @@ class Database:
         except SQLAlchemyError as exc:
             raise StorageError(_describe(exc)) from exc
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Migrate the schema to ``revision`` (Alembic), safe to run from several processes."""
+    def upgrade(self, revision: str = "head") -> Migration:
+        """Migrate the schema to ``revision`` (Alembic), safe to run from several processes.
+
+        Returns the revisions before and after, read under the same lock, so the caller can
+        say whether this call migrated anything.
+        """
         config = alembic_config()
         with self.transaction(write_first=True) as connection:
             if self._dialect == "postgresql":
@@ -217,10 +235,13 @@ class Database:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID}
                 )
             config.attributes["connection"] = connection
+            before = MigrationContext.configure(connection).get_current_revision()
             try:
                 command.upgrade(config, revision)
             except CommandError as exc:
                 raise StorageError(f"cannot migrate the database: {exc}") from exc
+            after = MigrationContext.configure(connection).get_current_revision()
+        return Migration(before, after)
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at, or None when it was never migrated."""

@@ -2,7 +2,7 @@
 
 SOAP calls are routed from an in-memory copy of these tables (``store/routing_cache.py``),
 which every call checks against the database's routing version, so a change made by
-``serviceplatform routing load`` (or an agreement approval) still takes effect on the next
+``serviceplatform routing import`` (or an agreement approval) still takes effect on the next
 call in every process. ``routing_data`` reads that copy; ``call_facts`` is the same lookup
 straight from the database (one transaction, three indexed SELECTs).
 """

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from integrations.sf2250.sms_rules import within_sending_hours
 from serviceplatform.security.signing import build_signed_envelope
 from serviceplatform.store.db import Database
 from serviceplatform.store.snapshots import Change, SnapshotStore
-from tests.integration.sf2250_requests import opdater, status_code
+from tests.integration.sf2250_requests import fault_code, opdater, status_code
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -339,6 +340,39 @@ def test_token_command_mints_a_usable_token(sandbox: tuple[Path, dict[str, Any]]
     assert status_code(answer) == 20
     cert = x509.load_pem_x509_certificate(Path(data["pki"]["client_cert"]).read_bytes())
     assert cert.subject.rfc4514_string()  # the holder the token names
+
+
+def test_the_sandbox_settings_pass_the_checks_of_serve(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    result = cli(workdir, "config", "check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("# no problems\n")
+    shown = tomllib.loads(result.stdout)
+    assert shown["soap"]["public_base_url"] == data["platform"]["base_url"]
+
+
+def test_a_call_signed_for_another_address_is_refused(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    token = cli(workdir, "token", "--cvr", "29189846", "--ttl", "600")
+    assert token.returncode == 0, token.stderr
+    key = load_pem_private_key(Path(data["pki"]["client_key"]).read_bytes(), password=None)
+    assert isinstance(key, RSAPrivateKey)
+    url = data["services"]["sf2250"]["url"]
+    payload = build_signed_envelope(
+        opdater("0202804321"),
+        assertion=etree.fromstring(token.stdout.encode()),
+        holder_key=key,
+        to=url.replace("127.0.0.1", "localhost"),
+        action="urn:x",
+    )
+    answer = session().post(
+        url, data=payload, headers={"Content-Type": "application/soap+xml"}, timeout=10
+    )
+    assert fault_code(answer) == "SP-202"
 
 
 def test_token_command_refuses_bad_cvr(sandbox: tuple[Path, dict[str, Any]]) -> None:

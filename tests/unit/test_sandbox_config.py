@@ -14,14 +14,17 @@ from serviceplatform.sandbox.runner import SandboxPaths, write_platform_config
 
 PKI: Any = SimpleNamespace(sts_cert=Path("/pki/sts.crt"), ca_cert=Path("/pki/ca.crt"))
 REGISTER: Any = SimpleNamespace(base_url="https://127.0.0.1:4443")
+BASE_URL = "http://127.0.0.1:8123"
 
 
 def test_written_settings_load(tmp_path: Path) -> None:
     paths = SandboxPaths(tmp_path)
-    write_platform_config(paths, PKI, REGISTER, None)
+    write_platform_config(paths, PKI, REGISTER, None, base_url=BASE_URL)
     settings = load_settings(paths.config)
     assert settings.peer("nemsms").base_url == "https://127.0.0.1:4443"
     assert settings.security.trusted_sts_certs == ["/pki/sts.crt"]
+    # The sandbox checks wsa:To against its own address, as production does.
+    assert settings.soap.public_base_url == BASE_URL
     assert settings.service("sf2250").entity_id
     assert paths.config.read_text().startswith("# Written by `serviceplatform sandbox`")
 
@@ -30,7 +33,7 @@ def test_user_config_wins_and_keeps_the_rest(tmp_path: Path) -> None:
     user = tmp_path / "mine.toml"
     user.write_text('[logging]\nlevel = "DEBUG"\n[peers.nemsms]\nread_timeout_seconds = 0.9\n')
     paths = SandboxPaths(tmp_path)
-    write_platform_config(paths, PKI, REGISTER, user)
+    write_platform_config(paths, PKI, REGISTER, user, base_url=BASE_URL)
     settings = load_settings(paths.config)
     assert settings.logging.level == "DEBUG"
     assert settings.peer("nemsms").read_timeout_seconds == 0.9
@@ -41,7 +44,7 @@ def test_top_level_scalar_in_user_config_is_refused(tmp_path: Path) -> None:
     user = tmp_path / "mine.toml"
     user.write_text('level = "DEBUG"\n')
     with pytest.raises(ConfigurationError, match="belongs in a table"):
-        write_platform_config(SandboxPaths(tmp_path), PKI, REGISTER, user)
+        write_platform_config(SandboxPaths(tmp_path), PKI, REGISTER, user, base_url=BASE_URL)
 
 
 def test_the_oots_table_points_at_the_simulated_gateway(tmp_path: Path) -> None:
@@ -50,7 +53,7 @@ def test_the_oots_table_points_at_the_simulated_gateway(tmp_path: Path) -> None:
         common_services_url="http://127.0.0.1:5001/rest/search",
     )
     paths = SandboxPaths(tmp_path)
-    write_platform_config(paths, PKI, REGISTER, None, gateway)
+    write_platform_config(paths, PKI, REGISTER, None, gateway, base_url=BASE_URL)
     oots = load_settings(paths.config).oots
     assert oots.domibus_url == gateway.base_url
     assert oots.common_services_url == gateway.common_services_url

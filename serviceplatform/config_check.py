@@ -1,0 +1,129 @@
+"""What keeps valid settings from being served in production: the checks ``serve`` runs.
+
+``serve`` refuses to start while any of these holds, and ``config check`` lists them all:
+
+- no trusted STS certificate (``security.trusted_sts_certs``), or one that cannot be read:
+  no token could be verified;
+- no trusted issuer (``security.trusted_issuers``): any issuer whose signature verifies would
+  do, which only tests want;
+- no ``soap.public_base_url``: the signed ``wsa:To`` of a request is only checked against it,
+  so without it a request signed for another endpoint would be accepted;
+- a private key or password file readable (or writable) by group or others: the outward
+  certificates' keys (``certificates.directory``, ``<alias>.key``), the AMQP token key
+  (``distributor.amqp.sts_key``) and the Domibus password files. Any local account could copy
+  them and act as the platform.
+
+Each problem is one line that starts with the setting to change. The checks only read files;
+they open no database and no connection.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
+from serviceplatform.errors import ConfigurationError
+
+
+def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings ``SP_CONFIG`` names, for a WSGI server started without the CLI.
+
+    Raises ConfigurationError (one line) when no file is named, a setting is invalid, or the
+    settings are unfit to serve: the same refusals as ``serviceplatform serve``.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = env.get(CONFIG_ENV, "")
+    if not path:
+        raise ConfigurationError(f"{CONFIG_ENV} names no configuration file")
+    settings = load_settings(path, env)
+    problems = serving_problems(settings)
+    if problems:
+        raise ConfigurationError(f"cannot serve with {path}: {summarize(problems)}")
+    return settings
+
+
+def serving_problems(settings: Settings) -> list[str]:
+    """Every reason ``settings`` must not be served, one line each; empty when fit."""
+    return [
+        *_sts_problems(settings),
+        *_public_url_problems(settings),
+        *_secret_file_problems(settings),
+    ]
+
+
+def _sts_problems(settings: Settings) -> list[str]:
+    security = settings.security
+    problems: list[str] = []
+    if not security.trusted_sts_certs:
+        problems.append(
+            "security.trusted_sts_certs is empty: name the PEM files of the STS certificates "
+            "whose tokens are trusted"
+        )
+    for raw in security.trusted_sts_certs:
+        path = settings.path(raw)
+        try:
+            x509.load_pem_x509_certificates(path.read_bytes())
+        except OSError as exc:
+            problems.append(f"security.trusted_sts_certs: {path} cannot be read ({exc.strerror})")
+        except ValueError:
+            problems.append(f"security.trusted_sts_certs: {path} holds no PEM certificate")
+    if not security.trusted_issuers:
+        problems.append("security.trusted_issuers is empty: name the Issuer of the STS's tokens")
+    return problems
+
+
+def _public_url_problems(settings: Settings) -> list[str]:
+    base = settings.soap.public_base_url
+    if not base:
+        return [
+            "soap.public_base_url is empty: give the base URL callers use (https://host), "
+            "so the signed wsa:To of each request is checked"
+        ]
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return [f"soap.public_base_url {base!r} is not an http(s) URL with a host"]
+    return []
+
+
+def _secret_files(settings: Settings) -> list[tuple[str, Path]]:
+    """(setting, path) of every private key and password file the settings name."""
+    found: list[tuple[str, Path]] = []
+    directory = settings.path(settings.certificates.directory)
+    if directory.is_dir():
+        found += [("certificates.directory", key) for key in sorted(directory.glob("*.key"))]
+    if settings.distributor.amqp.sts_key:
+        found.append(("distributor.amqp.sts_key", settings.path(settings.distributor.amqp.sts_key)))
+    if settings.oots.domibus_password_file:
+        found.append(
+            ("oots.domibus_password_file", settings.path(settings.oots.domibus_password_file))
+        )
+    for cvr, requester in settings.oots.requesters.items():
+        if requester.domibus_password_file:
+            found.append(
+                (
+                    f"oots.requesters.{cvr}.domibus_password_file",
+                    settings.path(requester.domibus_password_file),
+                )
+            )
+    return found
+
+
+def _secret_file_problems(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    for setting, path in _secret_files(settings):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue  # a missing file fails where it is used, with its own error
+        if mode & 0o077:
+            what = "readable" if mode & 0o044 else "writable"
+            problems.append(
+                f"{setting}: {path} is {what} by group or others (mode {mode:04o}): chmod 600 it"
+            )
+    return problems

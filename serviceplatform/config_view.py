@@ -1,0 +1,55 @@
+"""The effective settings as TOML, with secrets shown as ``***`` (for ``config check``).
+
+Masked: every value of a key ending in ``password`` (``oots.domibus_password``,
+``oots.push_password``, ...), the admin principals' ``token_sha256`` (a hash, but of a bearer
+token that may be short enough to guess) and the password inside any URL
+(``database.url``, ``distributor.amqp.url``: ``scheme://user:***@host``). Paths are shown,
+including those of keys and password files: they say where a secret is, not what it is, and
+an operator checking a configuration needs them. An empty value stays empty, so a missing
+secret is visible.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Any
+
+import tomli_w
+
+from serviceplatform.config import Settings
+
+MASK = "***"
+_SECRET_KEYS = ("token_sha256",)
+# scheme://user:password@ : the password is everything between the user's colon and the @.
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/:@]*:)[^/@]*@")
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as plain TOML data, secrets masked.
+
+    ``base_dir`` is left out: it is where the file is, not something the file should set.
+    """
+    data = asdict(settings)
+    data.pop("base_dir")
+    masked: dict[str, Any] = _mask(data)
+    return masked
+
+
+def masked_toml(settings: Settings) -> str:
+    """The settings as a TOML document, secrets masked."""
+    return tomli_w.dumps(masked_settings(settings))
+
+
+def _is_secret(key: str) -> bool:
+    return key.endswith("password") or key in _SECRET_KEYS
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if isinstance(value, str) and value:
+        return MASK if _is_secret(key) else _URL_PASSWORD.sub(rf"\g<1>{MASK}@", value)
+    return value

@@ -1,0 +1,358 @@
+"""Configuration refusals of the command line: each one exit code and one line naming the fix.
+
+``serve``'s checks run before gunicorn starts, so click's test runner sees them; a fit
+configuration reaches the server function, which is replaced by a recorder here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.script import ScriptDirectory
+from click.testing import CliRunner, Result
+
+from serviceplatform import logsetup, server
+from serviceplatform.cli import cli
+from serviceplatform.commands.settings_source import EXIT_BAD_SETTINGS, EXIT_NO_SETTINGS
+from serviceplatform.sandbox.pki import Pki, ensure_pki
+from serviceplatform.store.db import Database, alembic_config, migration_head
+
+NO_SETTINGS = (
+    "error: no settings: give --config FILE, --workdir DIR (a sandbox) or SP_CONFIG=FILE\n"
+)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return ensure_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SP_* settings from the shell running the tests (SP_TEST_* stay: they are ignored)."""
+    for name in [n for n in os.environ if n.startswith("SP_") and not n.startswith("SP_TEST_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What reached the server: a fit configuration gets there, a refused one never."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(server, "serve", lambda settings, **options: calls.append(options))
+    monkeypatch.setattr(logsetup, "configure", lambda level: None)
+    return calls
+
+
+def fit_config(tmp_path: Path, pki: Pki, extra: str = "", **tables: str) -> Path:
+    """A configuration serve accepts; ``tables`` replace a table's body (``soap="..."``)."""
+    body = {
+        "database": f'url = "sqlite:///{tmp_path / "platform.sqlite"}"',
+        "security": f'trusted_sts_certs = ["{pki.sts_cert}"]\ntrusted_issuers = ["https://sts"]',
+        "soap": 'public_base_url = "https://sp.example.dk"',
+        "certificates": f'directory = "{tmp_path / "certs"}"',
+    }
+    body.update(tables)
+    path = tmp_path / "platform.toml"
+    text = "".join(f"[{name}]\n{lines}\n" for name, lines in body.items())
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def one_line(result: Result, code: int) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# --- no settings --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["certs", "expiring", "--days", "400"],
+        ["db", "upgrade"],
+        ["routing", "list"],
+        ["audit", "tail"],
+        ["agreements", "list"],
+        ["subscriptions", "status"],
+        ["config", "check"],
+        ["serve"],
+    ],
+    ids=" ".join,
+)
+def test_a_state_command_without_settings_stops_and_creates_nothing(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: list[Any]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(*argv)
+    assert result.exit_code == EXIT_NO_SETTINGS, result.output
+    assert result.stderr == NO_SETTINGS
+    assert list(tmp_path.iterdir()) == []
+    assert served == []
+
+
+def test_sp_config_names_the_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "elsewhere" / "sp.sqlite"
+    database.parent.mkdir()
+    config = tmp_path / "elsewhere" / "platform.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
+    first = run("db", "upgrade", env={"SP_CONFIG": str(config)})
+    assert first.exit_code == 0, first.output
+    head = migration_head()
+    assert first.stdout == f"migrated the empty database sqlite:///{database} to {head}\n"
+    again = run("db", "upgrade", env={"SP_CONFIG": str(config)})
+    assert again.stdout == f"sqlite:///{database} is already at the newest schema ({head})\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]  # nothing in the cwd
+
+
+def test_db_upgrade_names_the_revisions_it_migrated_between(tmp_path: Path) -> None:
+    head = migration_head()
+    assert head is not None
+    earlier = ScriptDirectory.from_config(alembic_config()).get_revision(head).down_revision
+    assert isinstance(earlier, str)
+    url = f"sqlite:///{tmp_path / 'sp.sqlite'}"
+    database = Database(url)
+    database.upgrade(earlier)
+    database.dispose()
+    config = tmp_path / "platform.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    result = run("db", "upgrade", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"migrated {url} from {earlier} to {head}\n"
+
+
+def test_config_beats_sp_config(tmp_path: Path) -> None:
+    config = tmp_path / "platform.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "a.sqlite"}"\n')
+    result = run("db", "upgrade", "--config", str(config), env={"SP_CONFIG": "/nowhere.toml"})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.sqlite").exists()
+
+
+def test_sp_config_naming_a_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    line = one_line(run("audit", "tail", env={"SP_CONFIG": str(missing)}), EXIT_BAD_SETTINGS)
+    assert line == f"error: invalid settings: configuration file {missing} does not exist"
+
+
+def test_an_unknown_sp_variable_is_refused_by_name(tmp_path: Path, pki: Pki) -> None:
+    config = fit_config(tmp_path, pki)
+    result = run("db", "upgrade", "--config", str(config), env={"SP_FOO__BAR": "1"})
+    line = one_line(result, EXIT_BAD_SETTINGS)
+    assert line == "error: invalid settings: unknown setting foo from SP_FOO__BAR"
+    assert not (tmp_path / "platform.sqlite").exists()
+
+
+def test_test_suite_variables_are_ignored(tmp_path: Path, pki: Pki) -> None:
+    config = fit_config(tmp_path, pki)
+    result = run("db", "upgrade", "--config", str(config), env={"SP_TEST_ANYTHING": "1"})
+    assert result.exit_code == 0, result.output
+
+
+# --- serve ------------------------------------------------------------------------------
+
+
+def test_serve_starts_with_a_fit_configuration(
+    tmp_path: Path, pki: Pki, served: list[dict[str, Any]]
+) -> None:
+    key = tmp_path / "certs" / "reg.key"
+    key.parent.mkdir()
+    key.write_text("a key")
+    key.chmod(0o600)
+    result = run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", "127.0.0.1:1")
+    assert result.exit_code == 0, result.output
+    assert served == [{"bind": "127.0.0.1:1", "workers": 2, "threads": 4}]
+
+
+def refused(config: Path) -> str:
+    return one_line(run("serve", "--config", str(config)), EXIT_BAD_SETTINGS)
+
+
+def test_serve_refuses_no_trusted_sts_certificates(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    config = fit_config(tmp_path, pki, security='trusted_issuers = ["https://sts"]')
+    assert refused(config) == (
+        f"error: cannot serve with {config}: security.trusted_sts_certs is empty: name the PEM "
+        "files of the STS certificates whose tokens are trusted"
+    )
+    assert served == []
+
+
+def test_serve_refuses_an_unreadable_sts_certificate(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    missing = tmp_path / "sts.crt"
+    security = f'trusted_sts_certs = ["{missing}"]\ntrusted_issuers = ["https://sts"]'
+    config = fit_config(tmp_path, pki, security=security)
+    assert refused(config) == (
+        f"error: cannot serve with {config}: security.trusted_sts_certs: {missing} cannot be "
+        "read (No such file or directory)"
+    )
+    assert served == []
+
+
+def test_serve_refuses_no_trusted_issuers(tmp_path: Path, pki: Pki, served: list[Any]) -> None:
+    config = fit_config(tmp_path, pki, security=f'trusted_sts_certs = ["{pki.sts_cert}"]')
+    assert refused(config) == (
+        f"error: cannot serve with {config}: security.trusted_issuers is empty: name the Issuer "
+        "of the STS's tokens"
+    )
+    assert served == []
+
+
+def test_serve_refuses_no_public_base_url(tmp_path: Path, pki: Pki, served: list[Any]) -> None:
+    config = fit_config(tmp_path, pki, soap="max_body_bytes = 1000")
+    assert refused(config) == (
+        f"error: cannot serve with {config}: soap.public_base_url is empty: give the base URL "
+        "callers use (https://host), so the signed wsa:To of each request is checked"
+    )
+    assert served == []
+
+
+def test_serve_refuses_a_public_base_url_without_host(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    config = fit_config(tmp_path, pki, soap='public_base_url = "sp.example.dk"')
+    assert refused(config) == (
+        f"error: cannot serve with {config}: soap.public_base_url 'sp.example.dk' is not an "
+        "http(s) URL with a host"
+    )
+    assert served == []
+
+
+def test_serve_refuses_an_outward_key_readable_by_others(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    key = tmp_path / "certs" / "reg.key"
+    key.parent.mkdir()
+    key.write_text("a key")
+    key.chmod(0o644)
+    config = fit_config(tmp_path, pki)
+    assert refused(config) == (
+        f"error: cannot serve with {config}: certificates.directory: {key} is readable by group "
+        "or others (mode 0644): chmod 600 it"
+    )
+    assert served == []
+
+
+def test_serve_refuses_a_token_key_open_to_the_group(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    key = tmp_path / "sts.key"
+    key.write_text("a key")
+    key.chmod(0o620)
+    config = fit_config(tmp_path, pki, extra=f'[distributor.amqp]\nsts_key = "{key}"\n')
+    assert refused(config) == (
+        f"error: cannot serve with {config}: distributor.amqp.sts_key: {key} is writable by "
+        "group or others (mode 0620): chmod 600 it"
+    )
+    assert served == []
+
+
+def test_serve_refuses_a_password_file_readable_by_others(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    secret = tmp_path / "domibus.pw"
+    secret.write_text("pw")
+    secret.chmod(0o604)
+    config = fit_config(tmp_path, pki, extra=f'[oots]\ndomibus_password_file = "{secret}"\n')
+    assert refused(config) == (
+        f"error: cannot serve with {config}: oots.domibus_password_file: {secret} is readable "
+        "by group or others (mode 0604): chmod 600 it"
+    )
+    assert served == []
+
+
+def test_serve_refuses_a_wrong_type(tmp_path: Path, pki: Pki, served: list[Any]) -> None:
+    soap = 'public_base_url = "https://sp.example.dk"\nmax_body_bytes = "1MB"'
+    config = fit_config(tmp_path, pki, soap=soap)
+    assert refused(config) == (
+        f"error: invalid settings: setting soap.max_body_bytes in {config} must be an integer, "
+        "not a string"
+    )
+    assert served == []
+
+
+def test_serve_refuses_an_unknown_key(tmp_path: Path, pki: Pki, served: list[Any]) -> None:
+    config = fit_config(tmp_path, pki, extra='[peers.nemsms]\nbase_ulr = "https://x"\n')
+    assert refused(config) == (
+        f"error: invalid settings: unknown setting peers.nemsms.base_ulr in {config}"
+    )
+    assert served == []
+
+
+def test_serve_counts_the_problems_it_does_not_show(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    config = fit_config(tmp_path, pki, security="", soap="")
+    assert refused(config) == (
+        f"error: cannot serve with {config}: security.trusted_sts_certs is empty: name the PEM "
+        "files of the STS certificates whose tokens are trusted (and 2 more: `serviceplatform "
+        "config check` lists them)"
+    )
+    assert served == []
+
+
+# --- config check -------------------------------------------------------------------------
+
+SECRETS = {
+    "SP_DATABASE__URL": "postgresql+psycopg://sp:hunter2@db.example.dk/sp",
+    "SP_OOTS__DOMIBUS_PASSWORD": "domibus-secret",
+    "SP_ADMIN__PRINCIPALS__OPS__TOKEN_SHA256": "ab" * 32,
+}
+
+
+def test_config_check_prints_the_settings_with_secrets_masked(tmp_path: Path, pki: Pki) -> None:
+    config = fit_config(tmp_path, pki)
+    result = run("config", "check", "--config", str(config), env=SECRETS)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    shown = tomllib.loads(result.stdout)
+    assert shown["database"]["url"] == "postgresql+psycopg://sp:***@db.example.dk/sp"
+    assert shown["oots"]["domibus_password"] == "***"
+    assert shown["admin"]["principals"]["ops"]["token_sha256"] == "***"
+    assert shown["security"]["trusted_sts_certs"] == [str(pki.sts_cert)]  # paths are shown
+    assert shown["soap"]["public_base_url"] == "https://sp.example.dk"
+    for secret in SECRETS.values():
+        assert secret.rsplit("@", 1)[0].rsplit(":", 1)[-1] not in result.output
+    assert result.stdout.endswith("# no problems\n")
+
+
+def test_config_check_lists_every_problem(tmp_path: Path, pki: Pki) -> None:
+    config = fit_config(tmp_path, pki, soap="max_body_bytes = true", extra="[logging]\nlevle = 1\n")
+    result = run("config", "check", "--config", str(config), env={"SP_FOO": "1"})
+    assert result.exit_code == EXIT_BAD_SETTINGS
+    assert result.stderr.splitlines() == [
+        f"problem: setting soap.max_body_bytes in {config} must be an integer, not true or false",
+        f"problem: unknown setting logging.levle in {config}",
+        "problem: unknown setting foo from SP_FOO",
+        "problem: soap.public_base_url is empty: give the base URL callers use (https://host), "
+        "so the signed wsa:To of each request is checked",
+    ]
+    assert tomllib.loads(result.stdout)["soap"]["max_body_bytes"] == 512 * 1024  # the default
+    assert result.stdout.endswith("# 4 problems (on stderr)\n")
+
+
+def test_config_check_of_a_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    line = one_line(run("config", "check", "--config", str(missing)), EXIT_BAD_SETTINGS)
+    assert line == f"error: configuration file {missing} does not exist"
+
+
+def test_the_exit_codes_are_in_the_help() -> None:
+    result = run("--help")
+    assert f"{EXIT_NO_SETTINGS}  no settings: give --config FILE" in result.stdout
+    assert f"{EXIT_BAD_SETTINGS}  the settings are wrong or unfit to serve" in result.stdout

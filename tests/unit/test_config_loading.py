@@ -1,0 +1,133 @@
+"""Reading settings: every problem names its key and the file or variable that set it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serviceplatform.config import load_settings, read_settings
+from serviceplatform.errors import ConfigurationError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "platform.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(path: Path | None, environ: dict[str, str]) -> str:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(path, environ)
+    return caught.value.detail or ""
+
+
+def test_sp_config_names_the_file_and_is_no_setting(tmp_path: Path) -> None:
+    path = write(tmp_path, "[logging]\nlevel = 'DEBUG'\n")
+    settings = load_settings(path, {"SP_CONFIG": str(path)})
+    assert settings.logging.level == "DEBUG"
+
+
+def test_test_suite_variables_are_no_settings() -> None:
+    environ = {"SP_TEST_POSTGRES_URL": "postgresql+psycopg://x", "SP_TEST_AMQP_URL": "amqp://"}
+    assert load_settings(None, environ).database.url == "sqlite:///serviceplatform.sqlite"
+
+
+def test_a_variable_sets_a_nested_setting() -> None:
+    environ = {"SP_PEERS__NEMSMS__READ_TIMEOUT_SECONDS": "0.7", "SP_SOAP__MAX_BODY_BYTES": "12"}
+    settings = load_settings(None, environ)
+    assert settings.peer("nemsms").read_timeout_seconds == 0.7
+    assert settings.soap.max_body_bytes == 12
+
+
+def test_an_unknown_variable_is_refused_by_name() -> None:
+    assert refusal(None, {"SP_FOO__BAR": "1"}) == "unknown setting foo from SP_FOO__BAR"
+
+
+def test_an_unknown_variable_inside_a_known_table_is_refused_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "[soap]\nmax_body_bytes = 10\n")
+    detail = refusal(path, {"SP_SOAP__MAXBYTES": "1"})
+    assert detail == "unknown setting soap.maxbytes from SP_SOAP__MAXBYTES"
+
+
+def test_an_unknown_key_in_the_file_names_key_and_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[oots.requesters.29189846]\nname = 'x'\nnmae = 'y'\n")
+    assert refusal(path, {}) == f"unknown setting oots.requesters.29189846.nmae in {path}"
+
+
+def test_a_wrong_type_in_the_file_names_key_and_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[soap]\nmax_body_bytes = '512'\n")
+    detail = refusal(path, {})
+    assert detail == f"setting soap.max_body_bytes in {path} must be an integer, not a string"
+
+
+def test_true_is_no_number(tmp_path: Path) -> None:
+    path = write(tmp_path, "[peers.nemsms]\nmax_retries = true\n")
+    detail = refusal(path, {})
+    assert (
+        detail
+        == f"setting peers.nemsms.max_retries in {path} must be an integer, not true or false"
+    )
+
+
+def test_a_list_of_the_wrong_items_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "[security]\ntrusted_issuers = ['a', 1]\n")
+    detail = refusal(path, {})
+    assert detail == (
+        f"setting security.trusted_issuers in {path} must be a list of strings, holding an integer"
+    )
+
+
+def test_a_table_given_as_a_value_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "database = 'sqlite://'\n")
+    assert refusal(path, {}) == f"setting database in {path} must be a table"
+
+
+def test_a_wrong_type_from_a_variable_names_the_variable() -> None:
+    detail = refusal(None, {"SP_SOAP__MAX_BODY_BYTES": "big"})
+    assert (
+        detail
+        == "setting soap.max_body_bytes from SP_SOAP__MAX_BODY_BYTES: 'big' is not an integer"
+    )
+
+
+def test_a_boolean_variable_must_say_yes_or_no() -> None:
+    variable = "SP_SUBSCRIPTIONS__SCHEDULER_ENABLED"
+    assert load_settings(None, {variable: "off"}).subscriptions.scheduler_enabled is False
+    assert load_settings(None, {variable: "Yes"}).subscriptions.scheduler_enabled is True
+    detail = refusal(None, {variable: "maybe"})
+    assert (
+        detail
+        == f"setting subscriptions.scheduler_enabled from {variable}: 'maybe' is not true or false"
+    )
+
+
+def test_a_variable_below_a_value_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "[database]\nurl = 'sqlite://'\n")
+    detail = refusal(path, {"SP_DATABASE__URL__HOST": "x"})
+    assert detail == f"SP_DATABASE__URL__HOST: setting database.url is not a table in {path}"
+
+
+def test_a_variable_with_an_empty_part_is_refused() -> None:
+    detail = refusal(None, {"SP_SOAP____MAX_BODY_BYTES": "1"})
+    assert detail == "SP_SOAP____MAX_BODY_BYTES names no setting (SP_<TABLE>__<KEY>)"
+
+
+def test_every_problem_is_listed_and_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "[soap]\nmax_body_bytes = 'x'\n[logging]\nlevle = 'DEBUG'\n")
+    loaded = read_settings(path, {"SP_FOO": "1"})
+    assert loaded.problems == [
+        f"setting soap.max_body_bytes in {path} must be an integer, not a string",
+        f"unknown setting logging.levle in {path}",
+        "unknown setting foo from SP_FOO",
+    ]
+    assert loaded.settings.soap.max_body_bytes == 512 * 1024  # the default stays
+    assert refusal(path, {"SP_FOO": "1"}) == (
+        f"setting soap.max_body_bytes in {path} must be an integer, not a string"
+        " (and 2 more: `serviceplatform config check` lists them)"
+    )
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    assert refusal(missing, {}) == f"configuration file {missing} does not exist"
