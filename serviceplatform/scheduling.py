@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from serviceplatform.config import Settings
-from serviceplatform.errors import ConfigurationError
+from serviceplatform.errors import ConfigurationError, StorageError
 from serviceplatform.integration import ScheduledJob
 from serviceplatform.store.db import resolve_url
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: A night's job that could not start on time still runs if the platform is back within this.
 MISFIRE_GRACE_SECONDS: Final = 6 * 3600
+#: Starts of the scheduler before a database error is given up on (see ``start``).
+START_ATTEMPTS: Final = 3
 
 _settings: Settings | None = None
 
@@ -80,8 +83,18 @@ def start(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler |
     if not settings.subscriptions.scheduler_enabled or not jobs:
         return None
     _settings = settings
-    scheduler = build_scheduler(settings, jobs)
-    scheduler.start()
+    for attempt in range(1, START_ATTEMPTS + 1):
+        scheduler = build_scheduler(settings, jobs)
+        try:
+            scheduler.start()
+            break
+        except SQLAlchemyError as exc:
+            # Nodes started together on a new database all create APScheduler's table; on
+            # PostgreSQL all but one CREATE then fail on the catalogue's unique index. The
+            # table is there by then, so the next attempt finds it.
+            if attempt == START_ATTEMPTS:
+                raise StorageError(f"the scheduler's job store: {exc}") from exc
+            log.info("the scheduler's job store was busy (%s); starting again", type(exc).__name__)
     for job in scheduler.get_jobs():
         log.info("scheduled %s, next run %s", job.id, job.next_run_time)
     return scheduler

@@ -56,11 +56,12 @@ OPERATOR_TOKEN = "deployment-test-operator-token"
 STARTUP_SECONDS = 60.0
 
 
-def tested_blocks() -> dict[str, str]:
+def _tested_blocks() -> dict[str, str]:
     """The fenced blocks that follow a heading marked "(tested)", by their language."""
     blocks: dict[str, str] = {}
     marked = False
-    for match in re.finditer(r"^(#+ .*)$|^```(\w+)\n(.*?)^```$", DOC.read_text(), re.M | re.S):
+    pattern = re.compile(r"^(#+ [^\n]*)$|^```(\w+)\n(.*?)^```$", re.M | re.S)
+    for match in pattern.finditer(DOC.read_text()):
         heading, language, body = match.groups()
         if heading is not None:
             marked = "(tested)" in heading
@@ -195,7 +196,7 @@ def deployment(
     register: NemSmsRegister,
 ) -> Iterator[Deployment]:
     directory = tmp_path_factory.mktemp("deployment")
-    blocks = tested_blocks()
+    blocks = _tested_blocks()
     with postgres_schema(postgres_url) as url:
         config = _write_inputs(directory, pki, register, url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SP_")}

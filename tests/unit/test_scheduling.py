@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from click.testing import CliRunner
+from sqlalchemy.exc import IntegrityError
 
 from serviceplatform import scheduling
 from serviceplatform.cli import cli
 from serviceplatform.config import DatabaseSettings, Settings, SubscriptionSettings
-from serviceplatform.errors import ConfigurationError
+from serviceplatform.errors import ConfigurationError, StorageError
 from serviceplatform.integration import ScheduledJob
 from serviceplatform.registry import scheduled_jobs
 
@@ -112,3 +113,38 @@ def test_a_started_scheduler_fires_the_job_with_the_settings(tmp_path: Path) -> 
     finally:
         scheduler.shutdown(wait=True)
     assert FIRED == ["04:15"]
+
+
+def test_a_job_store_that_fails_to_start_once_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two nodes starting on a new PostgreSQL database race to create APScheduler's table; the
+    # loser's start fails once with an IntegrityError and must not take the node down.
+    real_start = SQLAlchemyJobStore.start
+    failures: list[str] = []
+
+    def start_once_failing(self: SQLAlchemyJobStore, *args: object) -> None:
+        if not failures:
+            failures.append("raised")
+            raise IntegrityError("CREATE TABLE apscheduler_jobs", {}, Exception("pg_type"))
+        real_start(self, *args)
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "start", start_once_failing)
+    scheduler = scheduling.start(settings(tmp_path), [JOB])
+    assert scheduler is not None
+    try:
+        assert failures == ["raised"]
+        assert [job.id for job in scheduler.get_jobs()] == ["test-nightly"]
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_a_job_store_that_keeps_failing_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def always_failing(self: SQLAlchemyJobStore, *args: object) -> None:
+        raise IntegrityError("CREATE TABLE apscheduler_jobs", {}, Exception("pg_type"))
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "start", always_failing)
+    with pytest.raises(StorageError, match="job store"):
+        scheduling.start(settings(tmp_path), [JOB])
