@@ -59,8 +59,10 @@ class SoapSettings:
 
 @dataclass
 class RoutingSettings:
-    #: Directory holding the routing tables (``*.csv``) and agreements (``agreements.toml``).
-    directory: str = "routing_tables"
+    #: Directory holding the routing tables (``*.csv``) and agreements (``agreements.toml``)
+    #: that ``serviceplatform routing`` reads when given no path. Empty (the default): none,
+    #: so an installation never picks up the sample tables; the sandbox sets its own.
+    directory: str = ""
     #: Seconds between checks for a changed routing table.
     reload_interval_seconds: float = 2.0
 

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 
@@ -201,8 +200,3 @@ def _audit_detail(call: PlatformCall, detail: str | None) -> str | None:
 
 def _seconds(value: int) -> timedelta:
     return timedelta(seconds=value)
-
-
-def project_root() -> Path:
-    """The source tree this package runs from (holds ``routing_tables/`` and ``wsdl/``)."""
-    return Path(__file__).resolve().parents[1]

@@ -11,7 +11,6 @@ becomes its platform fault; anything else SP-900 without its text.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 from spyne import Boolean, ByteArray, ComplexModel, Date, ServiceBase, Unicode, rpc
@@ -32,6 +31,7 @@ from integrations.oots.messages import (
     RequirementFound,
     Text,
 )
+from serviceplatform.resources import contract
 from serviceplatform.soap.spyne_glue import (
     DEFAULT_MAX_BODY_BYTES,
     ContractApplication,
@@ -42,7 +42,7 @@ TNS: Final = "http://serviceplatformen.dk/xml/wsdl/soap12/OOTS/Dokumentation/1/"
 SERVICE_NAME: Final = "Dokumentation"
 
 #: The hand-written contract served at ``?wsdl``.
-WSDL_PATH: Final = Path(__file__).resolve().parents[2] / "wsdl" / "oots" / "Dokumentation.wsdl"
+WSDL_PATH: Final = contract("oots", "Dokumentation.wsdl")
 
 #: Body element local name -> operation name.
 OPERATIONS: Final[dict[str, str]] = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
@@ -19,6 +18,7 @@ from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
 from integrations.sf2250.messages import Subject
 from integrations.sf2250.print_messages import AfsendBrev, SpoergTilmelding
 from serviceplatform.errors import SmsContentInvalid
+from serviceplatform.resources import contract
 from serviceplatform.soap.spyne_glue import (
     DEFAULT_MAX_BODY_BYTES,
     ContractApplication,
@@ -33,7 +33,7 @@ SAGDOK_NS: Final = "urn:oio:sagdok:3.0.0"
 AUTHCTX_NS: Final = "http://serviceplatformen.dk/xml/schemas/AuthorityContext/1/"
 SERVICE_NAME: Final = "Print"
 
-WSDL_PATH: Final = Path(__file__).resolve().parents[2] / "wsdl" / "sf1600" / "PrintService.wsdl"
+WSDL_PATH: Final = contract("sf1600", "PrintService.wsdl")
 
 #: Body element local name -> operation name.
 OPERATIONS: Final[dict[str, str]] = {

@@ -11,7 +11,6 @@ else becomes SP-900 without any of its text (the glue logs it).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
@@ -22,6 +21,7 @@ from integrations.sf2250.messages import (
     Subject,
     TilmeldNemSMS,
 )
+from serviceplatform.resources import contract
 from serviceplatform.soap.spyne_glue import (
     DEFAULT_MAX_BODY_BYTES,
     ContractApplication,
@@ -34,7 +34,7 @@ SAGDOK_NS: Final = "urn:oio:sagdok:3.0.0"
 SERVICE_NAME: Final = "VedligeholdTilmelding"
 
 #: The hand-written contract served at ``?wsdl``.
-WSDL_PATH: Final = Path(__file__).resolve().parents[2] / "wsdl" / "sf2250" / "NemSMS.wsdl"
+WSDL_PATH: Final = contract("sf2250", "NemSMS.wsdl")
 
 #: Body element local name -> operation name.
 OPERATIONS: Final[dict[str, str]] = {

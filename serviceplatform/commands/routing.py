@@ -34,7 +34,14 @@ AGREEMENTS_FILE = "agreements.toml"
 def _paths(obj: CliContext, given: Sequence[Path]) -> list[Path]:
     if given:
         return list(given)
-    return [obj.settings.path(obj.settings.routing.directory)]
+    directory = obj.settings.routing.directory
+    if not directory:
+        # No default on purpose: an installation must never pick up the sample tables.
+        raise click.UsageError(
+            "no PATH given and no [routing] directory configured: name the routing table "
+            "file or directory, or set [routing] directory in the configuration"
+        )
+    return [obj.settings.path(directory)]
 
 
 def _agreement_files(paths: Sequence[Path]) -> list[Path]:

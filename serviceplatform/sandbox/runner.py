@@ -31,8 +31,8 @@ import tomli_w
 
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.platform import project_root
 from serviceplatform.registry import known_services, soap_services
+from serviceplatform.resources import sample_routing_tables
 from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
@@ -160,7 +160,7 @@ def write_platform_config(
             "trusted_issuers": [STS_ISSUER],
         },
         "soap": {"public_base_url": base_url},
-        "routing": {"directory": str(project_root() / "routing_tables")},
+        "routing": {"directory": str(sample_routing_tables())},
         "certificates": {"directory": str(paths.certs)},
         "logging": {"level": "INFO"},
         "peers": {"nemsms": {"base_url": register.base_url, "ca_cert": str(pki.ca_cert)}},

@@ -28,8 +28,9 @@ from serviceplatform.config import (
     ServiceSettings,
     Settings,
 )
-from serviceplatform.platform import Platform, project_root
+from serviceplatform.platform import Platform
 from serviceplatform.registry import known_services
+from serviceplatform.resources import sample_routing_tables
 from serviceplatform.routing.table import load_directory
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
@@ -95,7 +96,7 @@ def make_settings(tmp: Path, pki: Pki, register_url: str, **peer: Any) -> Settin
         security=SecuritySettings(
             trusted_sts_certs=[str(pki.sts_cert)], trusted_issuers=[STS_ISSUER]
         ),
-        routing=RoutingSettings(directory=str(project_root() / "routing_tables")),
+        routing=RoutingSettings(directory=str(sample_routing_tables())),
         certificates=CertificateSettings(directory=str(certs)),
         peers={"nemsms": PeerSettings(base_url=register_url, ca_cert=str(pki.ca_cert), **peer)},
         services={"sf2250": ServiceSettings(entity_id=ENTITY_ID)},
@@ -109,7 +110,7 @@ def seed(settings: Settings) -> None:
     try:
         database.upgrade()
         repository = RoutingRepository(database)
-        tables = project_root() / "routing_tables"
+        tables = sample_routing_tables()
         now = datetime.now(UTC)
         apply_import(
             database,

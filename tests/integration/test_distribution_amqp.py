@@ -42,7 +42,6 @@ from serviceplatform.distribution.amqp import (
     connection_name,
 )
 from serviceplatform.errors import ConfigurationError, DistributorRejected, DistributorUnavailable
-from serviceplatform.platform import project_root
 from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler, standard_retur
 from serviceplatform.sandbox.httpserver import server_tls_context
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki
@@ -53,7 +52,7 @@ from tests.conftest import AMQP_VHOST, rabbitmqctl
 pytestmark = [pytest.mark.integration, pytest.mark.amqp]
 
 EXAMPLE = (
-    project_root().parent
+    Path(__file__).resolve().parents[2].parent
     / "shared/conformance/kombit/beskedfordeler/example_messages/externTestBesked.xml"
 )
 AUDIENCE = "http://entityid.kombit.dk/service/beskedfordeler/1"

@@ -6,8 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from serviceplatform.platform import project_root
 from serviceplatform.registry import known_services
+from serviceplatform.resources import sample_routing_tables
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
@@ -16,7 +16,7 @@ from serviceplatform.store.repository import RoutingRepository
 def _setup(tmp_path: Path) -> tuple[Path, Database]:
     tables = tmp_path / "tables"
     tables.mkdir()
-    shutil.copy(project_root() / "routing_tables" / "sf2250.csv", tables / "sf2250.csv")
+    shutil.copy(sample_routing_tables() / "sf2250.csv", tables / "sf2250.csv")
     database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     database.upgrade()
     return tables, database

@@ -259,3 +259,21 @@ def test_export_writes_the_same_format_and_round_trips(
     assert "no changes" in _run(with_db, "diff", str(out)).output
     only = _run(with_db, "export", "--service", "sf2250").output
     assert only.count("\n") == 2 + len(stored) + 3  # comment, header, rows, blank lines
+
+
+@pytest.mark.parametrize("command", ["check", "import", "diff"])
+def test_without_a_configured_directory_a_path_is_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # The sample tables where the old default pointed must not be picked up.
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(PROJECT / "routing_tables", tmp_path / "routing_tables")
+    settings = Settings(
+        database=DatabaseSettings(url="sqlite:///platform.sqlite"), base_dir=str(tmp_path)
+    )
+    assert settings.routing.directory == ""
+    result = _run(CliContext(settings, known_services=lambda: SF2250), command)
+    assert result.exit_code == 2
+    assert "no PATH given and no [routing] directory configured" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "platform.sqlite").exists()
