@@ -37,6 +37,7 @@ from serviceplatform.sandbox.pki import STS_ISSUER, Pki
 from serviceplatform.sandbox.runner import free_port
 from serviceplatform.store.db import Database
 from serviceplatform.store.snapshots import SnapshotStore
+from tests.certificates import make_cert
 from tests.conftest import postgres_schema
 from tests.integration.conftest import SF2250_PATH, CaseSystem, RegisterHooks, post
 from tests.integration.sf2250_requests import fault_code, opdater, status_code
@@ -113,6 +114,7 @@ def _write_inputs(directory: Path, pki: Pki, register: NemSmsRegister, url: str)
     shutil.copyfile(pki.platform_register_key, directory / "register.key")
     (directory / "register.key").chmod(0o600)
     shutil.copyfile(pki.client_cert, directory / "case-system.pem")
+    (directory / "second-system.pem").write_bytes(make_cert("CN=Acme Borgerservice,C=DK").pem)
     (directory / "agreements.toml").write_text(
         f"""
 [[consumer_system]]
@@ -214,6 +216,7 @@ def deployment(
         )
         assert prepared.returncode == 0, prepared.stdout + prepared.stderr
         assert "Acme Sag" in prepared.stdout and AGREEMENT_UUID in prepared.stdout
+        assert "Acme Borgerservice" in prepared.stdout
 
         unit = blocks["ini"].replace(DOC_CONFIG, str(config))
         node_env = dict(env)
