@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -29,7 +28,7 @@ from serviceplatform.errors import (
     StorageError,
 )
 from serviceplatform.platform import Platform
-from serviceplatform.store.audit import AuditEntry
+from serviceplatform.store.audit import admin_entry
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +163,16 @@ class AdminApp:
             params.get("agreement_uuid") or params.get("system_uuid") or (answer or {}).get("uuid")
         )
         who = principal.label if principal is not None else "anonymous"
-        detail = f"{who}: {operation} {kind} {target or '-'}"
-        if error is not None:
-            detail += f" refused: {error.error_text}"
         try:
             self.platform.audit.write(
-                AuditEntry(
-                    at=datetime.now(UTC),
-                    service="admin",
+                admin_entry(
                     operation=operation,
-                    outcome="fault" if error is not None else "ok",
-                    error_code=error.code if error is not None else None,
+                    detail=f"{who}: {operation} {kind} {target or '-'}",
+                    error=error,
                     authority_cvr=(answer or {}).get("authority_cvr")
                     or (principal.authority_cvr if principal else None)
                     or None,
                     latency_ms=(time.perf_counter() - started) * 1000.0,
-                    detail=detail,
                 )
             )
         except StorageError:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.tables import echo_table
 from serviceplatform.routing.lifecycle import TRANSITIONS
 from serviceplatform.routing.model import Agreement
 from serviceplatform.store.agreements import AgreementStore, AgreementView
@@ -93,9 +94,7 @@ def list_agreements(
         )
         for v in views
     ]
-    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    echo_table(header, table)
 
 
 @agreements.command()

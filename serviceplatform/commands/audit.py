@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.tables import echo_table
 from serviceplatform.logmask import mask_cpr_numbers
 from serviceplatform.routing.identifiers import mask_cpr
 from serviceplatform.store.audit import AuditEntry, AuditLog
@@ -97,7 +98,4 @@ def tail(obj: CliContext, limit: int, as_json: bool) -> None:
         "MESSAGE ID",
         "DETAIL",
     )
-    lines = [header, *(_line(e) for e in entries)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    echo_table(header, (_line(e) for e in entries))

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.tables import echo_table
 from serviceplatform.outbound.certstore import CertificateStore, CertInfo
 
 #: ``certs list`` calls a certificate "expiring" when it has fewer days left than this.
@@ -88,7 +89,7 @@ def _as_json(info: CertInfo, expiring_days: int = EXPIRING_DAYS) -> dict[str, An
 
 def _table(infos: list[CertInfo], expiring_days: int = EXPIRING_DAYS) -> None:
     header = ("ALIAS", "SUBJECT", "ISSUER", "NOT AFTER (UTC)", "DAYS LEFT", "STATUS")
-    lines = [header] + [
+    rows = [
         (
             info.alias,
             info.subject or "-",
@@ -99,9 +100,7 @@ def _table(infos: list[CertInfo], expiring_days: int = EXPIRING_DAYS) -> None:
         )
         for info in infos
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    echo_table(header, rows)
 
 
 def _colon_hex(value: str | None) -> str:

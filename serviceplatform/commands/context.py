@@ -15,7 +15,6 @@ import getpass
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import click
@@ -110,7 +109,7 @@ def audited_change(
 
     A refused change is recorded too, with its error code, and the error goes on to the user.
     """
-    from serviceplatform.store.audit import AuditEntry, AuditLog
+    from serviceplatform.store.audit import AuditLog, admin_entry
 
     started = time.perf_counter()
     error: ServicePlatformError | None = None
@@ -120,22 +119,16 @@ def audited_change(
         error = exc
         raise
     finally:
-        detail = f"{cli_actor()}: {operation} {what}"
-        if error is not None:
-            detail += f" refused: {error.error_text}"
         # Without an open database the change failed before it could reach one.
         database = obj.opened_database()
         if database is not None:
             AuditLog(database).write(
-                AuditEntry(
-                    at=datetime.now(UTC),
-                    service="admin",
+                admin_entry(
                     operation=operation,
-                    outcome="fault" if error is not None else "ok",
-                    error_code=error.code if error is not None else None,
+                    detail=f"{cli_actor()}: {operation} {what}",
+                    error=error,
                     authority_cvr=authority_cvr,
                     latency_ms=(time.perf_counter() - started) * 1000.0,
-                    detail=detail,
                 )
             )
 

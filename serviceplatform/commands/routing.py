@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.identifiers import is_valid_cvr
@@ -219,6 +220,4 @@ def list_routes(obj: CliContext, authority: str | None, as_json: bool) -> None:
         (r.authority_cvr, r.service, r.role, r.sysid, describe_subject(r.subject), r.source)
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    echo_table(header, table)

@@ -9,14 +9,19 @@ system's history and in the audit trail with the acting user (``cli:<login>``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import CertificateInvalid
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemStore, SystemView
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _store(obj: CliContext) -> SystemStore:
@@ -57,6 +62,16 @@ def _print(view: SystemView, as_json: bool) -> None:
         )
 
 
+def _cert_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--cert",
+        "cert_file",
+        required=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=help_text,
+    )
+
+
 @click.group()
 def systems() -> None:
     """Consumer systems: register, rotate certificates, deactivate."""
@@ -92,9 +107,7 @@ def list_systems(obj: CliContext, supplier_cvr: str | None, as_json: bool) -> No
                 "yes" if data["callable"] else "no",
             )
         )
-    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    echo_table(header, table)
 
 
 @systems.command()
@@ -124,13 +137,7 @@ def show(obj: CliContext, system_uuid: str, as_json: bool) -> None:
 @systems.command()
 @click.option("--name", required=True, help="The system's name, as its users know it.")
 @click.option("--supplier-cvr", required=True, metavar="CVR", help="The supplier's CVR number.")
-@click.option(
-    "--cert",
-    "cert_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The certificate the system calls with (PEM).",
-)
+@_cert_option("The certificate the system calls with (PEM).")
 @click.option("--uuid", "system_uuid", help="The system's UUID (default: a new one).")
 @click.option("--reason")
 @click.option("--json", "as_json", is_flag=True)
@@ -159,13 +166,7 @@ def register(
 
 @systems.command()
 @click.argument("system_uuid")
-@click.option(
-    "--cert",
-    "cert_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The new certificate (PEM).",
-)
+@_cert_option("The new certificate (PEM).")
 @click.option(
     "--overlap-days",
     type=click.FloatRange(min=0),
@@ -198,13 +199,7 @@ def rotate(
 
 @systems.command("add-certificate")
 @click.argument("system_uuid")
-@click.option(
-    "--cert",
-    "cert_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Another certificate of the system (PEM).",
-)
+@_cert_option("Another certificate of the system (PEM).")
 @click.option("--reason")
 @click.option("--json", "as_json", is_flag=True)
 @pass_cli

@@ -14,11 +14,12 @@ caller can never make the audit write itself fail on PostgreSQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, insert, select
 
+from serviceplatform.errors import ServicePlatformError
 from serviceplatform.logmask import mask_cpr_numbers
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import audit_records
@@ -64,6 +65,32 @@ class AuditEntry:
     #: The platform fault code (``SP-303``) when ``outcome`` is ``"fault"``.
     error_code: str | None = None
     detail: str | None = None
+
+
+def admin_entry(
+    *,
+    operation: str,
+    detail: str,
+    error: ServicePlatformError | None,
+    authority_cvr: str | None,
+    latency_ms: float,
+) -> AuditEntry:
+    """The record of an administrator's change (admin API or command line), refused or not.
+
+    Service ``admin``; a refusal is a ``fault`` with its code and the error in the detail.
+    """
+    if error is not None:
+        detail += f" refused: {error.error_text}"
+    return AuditEntry(
+        at=datetime.now(UTC),
+        service="admin",
+        operation=operation,
+        outcome="fault" if error is not None else "ok",
+        error_code=error.code if error is not None else None,
+        authority_cvr=authority_cvr,
+        latency_ms=latency_ms,
+        detail=detail,
+    )
 
 
 def _fit(value: Any, column: str) -> Any:
