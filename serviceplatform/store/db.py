@@ -111,7 +111,14 @@ class Database:
             if self._dialect not in ("sqlite", "postgresql"):
                 raise StorageError(f"unsupported database {self._dialect!r} (sqlite, postgresql)")
             self._engine = create_engine(parsed, pool_pre_ping=self._dialect != "sqlite")
-        except (ArgumentError, ImportError) as exc:
+        except ImportError as exc:
+            hint = (
+                ": PostgreSQL needs the postgres extra, pip install 'serviceplatform[postgres]'"
+                if self._dialect == "postgresql"
+                else ""
+            )
+            raise StorageError(f"cannot open database: {exc}{hint}") from exc
+        except ArgumentError as exc:
             raise StorageError(f"cannot open database: {exc}") from exc
         self._gate: WriterGate | None = None
         if self._dialect == "sqlite":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,6 +155,13 @@ def test_session_commits_and_translates_errors(database: Database) -> None:
 def test_bad_urls_raise_storage_error(url: str) -> None:
     with pytest.raises(StorageError):
         Database(url)
+
+
+def test_postgresql_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What an installation without the postgres extra meets: psycopg cannot be imported.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(StorageError, match=r"pip install 'serviceplatform\[postgres\]'"):
+        Database("postgresql+psycopg://u:p@127.0.0.1/db")
 
 
 def test_relative_sqlite_paths_resolve_against_the_settings_directory(tmp_path: Path) -> None:
