@@ -18,15 +18,10 @@ import click
 from serviceplatform.commands.context import CliContext, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
-from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.model import RouteRow
-from serviceplatform.routing.table import (
-    describe_subject,
-    display_path,
-    format_table,
-    load_paths,
-)
+from serviceplatform.routing.table import describe_subject, format_table
+from serviceplatform.routing_files import display_path, load_agreements, load_paths
 from serviceplatform.store.repository import RouteChange, RoutingRepository
 
 AGREEMENTS_FILE = "agreements.toml"

@@ -1,4 +1,4 @@
-"""Read and validate the agreements file (``routing_tables/agreements.toml``).
+"""Parse and validate the agreements file (``routing_tables/agreements.toml``): no I/O.
 
 The file declares the consumer systems (a case system, its supplier and the certificates it
 calls with) and the service agreements between them and authorities::
@@ -22,7 +22,8 @@ calls with) and the service agreements between them and authorities::
 
 A system is matched by the SHA-256 fingerprints of its certificates, never by a subject, so
 the file names the certificate files themselves; ``serviceplatform agreements import`` reads
-them. The older ``cert_subject`` key is refused with a note saying what replaced it.
+them (reading files is ``serviceplatform.routing_files``'s job). The older ``cert_subject``
+key is refused with a note saying what replaced it.
 
 Every problem is collected and reported at once in one
 :class:`~serviceplatform.errors.RoutingTableInvalid`, one per line, naming the file and the
@@ -42,7 +43,6 @@ from typing import Any
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem
-from serviceplatform.routing.table import display_path
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SYSTEM_REQUIRED = {"uuid", "name", "supplier_cvr"}
@@ -214,19 +214,21 @@ def _agreements(
     return items, errors
 
 
-def load_agreements(
-    path: Path, known_services: Mapping[str, frozenset[str]] | None = None
+def parse_agreements(
+    text: str,
+    name: str,
+    base: Path,
+    known_services: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[list[SystemEntry], list[Agreement]]:
-    """The consumer systems and agreements of a file; RoutingTableInvalid lists every problem.
+    """The consumer systems and agreements of a file's ``text``; RoutingTableInvalid lists
+    every problem, each starting with ``name``. Certificate files are taken relative to
+    ``base`` (the file's directory).
 
     With ``known_services``, an agreement for a service not in it is a problem too.
     """
-    name = display_path(Path(path))
     try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RoutingTableInvalid(detail=f"{name}: cannot read: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise RoutingTableInvalid(detail=f"{name}: {exc}") from exc
     errors: list[str] = []
     unknown = sorted(document.keys() - {"consumer_system", "agreement"})
@@ -237,7 +239,7 @@ def load_agreements(
         raise RoutingTableInvalid(
             detail=f"{name}: consumer_system and agreement must be arrays of tables ([[...]])"
         )
-    systems, system_errors = _systems(raw_systems, Path(path).resolve().parent)
+    systems, system_errors = _systems(raw_systems, base)
     # Declared-but-invalid systems still count as declared, to avoid follow-on noise.
     declared = {s.system.uuid for s in systems} | {
         str(d.get("uuid", "")).lower() for d in raw_systems if isinstance(d, dict)

@@ -1,4 +1,4 @@
-"""Read and validate the routing table files (``routing_tables/*.csv``).
+"""Parse and validate routing tables (the text of ``routing_tables/*.csv``): no I/O.
 
 A routing table file is CSV with a header line naming the columns ``authority_cvr``,
 ``service``, ``role``, ``sysid`` and optionally ``subject``; ``#`` comment lines and blank lines
@@ -10,10 +10,10 @@ only for one subject (a CPR or CVR number)::
     # A test citizen of the authority goes to the register's test SysID:
     29189846,sf2250,register,2250901,0101901234
 
-Every problem of a file (and, for :func:`load_paths`, of all files together) is collected
+Every problem of a file (and, for :func:`check_tables`, of all files together) is collected
 and reported at once in one :class:`~serviceplatform.errors.RoutingTableInvalid`, one problem
 per line of its ``detail``, each starting with ``file:line:``. CPR numbers in messages are
-masked.
+masked. Reading the files is ``serviceplatform.routing_files``'s job.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.identifiers import is_valid_cpr, is_valid_cvr, mask_cpr
@@ -31,14 +30,6 @@ REQUIRED_COLUMNS = ("authority_cvr", "service", "role", "sysid")
 OPTIONAL_COLUMNS = ("subject",)
 _SYSID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DIGITS = re.compile(r"[0-9]+")
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it, for messages."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def describe_subject(subject: str | None) -> str:
@@ -127,17 +118,11 @@ def _parse_row(
     return row, []
 
 
-def _read_file(
-    path: Path, known_services: Mapping[str, frozenset[str]]
+def parse_table(
+    text: str, name: str, known_services: Mapping[str, frozenset[str]]
 ) -> tuple[list[RouteRow], list[str]]:
-    """The valid rows of one file and the problems found in it (``file:line: ...``)."""
-    name = display_path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        return [], [f"{name}: cannot read: {exc.strerror or exc}"]
-    except UnicodeDecodeError as exc:
-        return [], [f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+    """The valid rows of one file's ``text`` and the problems in it (``name:line: ...``)."""
+    lines = text.splitlines()
     rows: list[RouteRow] = []
     errors: list[str] = []
     columns: dict[str, int] | None = None
@@ -182,46 +167,21 @@ def _raise_if(errors: list[str]) -> None:
         raise RoutingTableInvalid(detail="\n".join(errors))
 
 
-def load_table(path: Path, known_services: Mapping[str, frozenset[str]]) -> list[RouteRow]:
-    """The rows of one routing table file; raises RoutingTableInvalid listing every problem."""
-    rows, errors = _read_file(Path(path), known_services)
-    _raise_if(errors + _duplicates(rows))
-    return rows
-
-
-def load_paths(
-    paths: Iterable[Path], known_services: Mapping[str, frozenset[str]]
-) -> list[RouteRow]:
-    """The rows of several files and directories (each ``*.csv`` in it), checked together.
-
-    A key defined in two files is a duplicate like one defined twice in one file.
+def check_tables(files: Iterable[tuple[list[RouteRow], list[str]]]) -> list[RouteRow]:
+    """The rows of several parsed files, checked together; RoutingTableInvalid lists every
+    problem. A key defined in two files is a duplicate like one defined twice in one file.
     """
-    files: list[Path] = []
-    errors: list[str] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.glob("*.csv"))
-            if not found:
-                errors.append(f"{display_path(path)}: no *.csv routing table in this directory")
-            files.extend(found)
-        else:
-            files.append(path)
     rows: list[RouteRow] = []
-    for file in files:
-        file_rows, file_errors = _read_file(file, known_services)
+    errors: list[str] = []
+    for file_rows, file_errors in files:
         rows.extend(file_rows)
         errors.extend(file_errors)
     _raise_if(errors + _duplicates(rows))
     return rows
 
 
-def load_directory(directory: Path, known_services: Mapping[str, frozenset[str]]) -> list[RouteRow]:
-    """The rows of every ``*.csv`` file in ``directory``, checked together."""
-    return load_paths([directory], known_services)
-
-
 def format_table(rows: Iterable[RouteRow]) -> str:
-    """``rows`` as a routing table file that ``load_table`` reads back to the same rows.
+    """``rows`` as a routing table file that ``parse_table`` reads back to the same rows.
 
     Authority by authority, service, role, then the subject-limited rows after the
     authority-wide one. The ``subject`` column is written in full: the file is the reviewed

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from serviceplatform.errors import ServicePlatformError
-from serviceplatform.routing.table import load_directory
+from serviceplatform.routing_files import load_directory
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RouteChange, RoutingRepository
 

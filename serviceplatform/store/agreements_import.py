@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from serviceplatform.errors import CertificateAlreadyRegistered, CertificateInvalid
-from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.model import Agreement, ConsumerSystem
-from serviceplatform.routing.table import display_path
+from serviceplatform.routing_files import display_path, load_agreements
 from serviceplatform.store.agreements import append_agreement_event
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import agreements, consumer_systems, system_certificates

@@ -31,7 +31,7 @@ from serviceplatform.config import (
 from serviceplatform.platform import Platform
 from serviceplatform.registry import known_services
 from serviceplatform.resources import sample_routing_tables
-from serviceplatform.routing.table import load_directory
+from serviceplatform.routing_files import load_directory
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS, ensure_sample_certificate

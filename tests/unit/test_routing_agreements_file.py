@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from serviceplatform.errors import RoutingTableInvalid
-from serviceplatform.routing.agreements_file import load_agreements
 from serviceplatform.routing.model import AgreementStatus
+from serviceplatform.routing_files import load_agreements
 from serviceplatform.sandbox.admin_tokens import SAMPLE_SUPPLIER_CVR
 
 PROJECT = Path(__file__).resolve().parents[2]

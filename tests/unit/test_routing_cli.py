@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
 from serviceplatform.config import DatabaseSettings, RoutingSettings, Settings
-from serviceplatform.routing.table import load_table
+from serviceplatform.routing_files import load_table
 from serviceplatform.store.db import Database, migration_head
 from serviceplatform.store.repository import RoutingRepository
 

@@ -9,7 +9,7 @@ import pytest
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.registry import known_services
 from serviceplatform.routing.model import RouteRow
-from serviceplatform.routing.table import load_directory, load_paths, load_table
+from serviceplatform.routing_files import load_directory, load_paths, load_table
 
 PROJECT = Path(__file__).resolve().parents[2]
 SF2250 = {"sf2250": frozenset({"register", "nemsms", "digital_post", "afsender"})}
