@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from integrations.sf2250.print_mapping import (
+from integrations.sf2250.sf1600.mapping import (
     afsendelse_body,
     afsendelse_path,
     meddelelse_id,
@@ -28,8 +28,8 @@ from integrations.sf2250.print_mapping import (
     parse_tilmelding,
     tilmelding_path,
 )
-from integrations.sf2250.print_messages import AfsendBrev, SpoergTilmelding
-from integrations.sf2250.sms_rules import check_sms
+from integrations.sf2250.sf1600.messages import AfsendBrev, SpoergTilmelding
+from integrations.sf2250.sf1600.sms_rules import check_sms
 from serviceplatform.call import PlatformCall, current_call
 from serviceplatform.errors import (
     AuthorityContextMismatch,

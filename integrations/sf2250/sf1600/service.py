@@ -3,7 +3,7 @@
 The contract is ``wsdl/sf1600`` (written after Serviceplatformen's SF1600 ``PrintService.wsdl``)
 and validates every request first (see :mod:`serviceplatform.soap.spyne_glue`). The models
 below only name what the platform reads; spyne skips the other children the contract allows.
-Each method turns the request into a value of :mod:`integrations.sf2250.print_messages` and
+Each method turns the request into a value of :mod:`integrations.sf2250.sf1600.messages` and
 calls the handler with the WSGI environ. The envelope's namespace picks SOAP 1.1 or 1.2.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
 
 from integrations.sf2250.messages import Subject
-from integrations.sf2250.print_messages import AfsendBrev, SpoergTilmelding
+from integrations.sf2250.sf1600.messages import AfsendBrev, SpoergTilmelding
 from serviceplatform.errors import SmsContentInvalid
 from serviceplatform.resources import contract
 from serviceplatform.soap.spyne_glue import (
