@@ -26,7 +26,7 @@ from serviceplatform.app import PlatformApp
 from serviceplatform.platform import Platform
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
-from serviceplatform.security.signing import KombitWsse
+from serviceplatform.security.request_signer import KombitWsse
 from serviceplatform.store.models import audit_records
 from tests.integration.conftest import (
     AUTHORITY,
