@@ -32,11 +32,7 @@ from integrations.oots.messages import (
     Text,
 )
 from serviceplatform.resources import contract
-from serviceplatform.soap.spyne_glue import (
-    DEFAULT_MAX_BODY_BYTES,
-    ContractApplication,
-    contract_application,
-)
+from serviceplatform.soap.spyne_glue import ContractService
 
 TNS: Final = "http://serviceplatformen.dk/xml/wsdl/soap12/OOTS/Dokumentation/1/"
 SERVICE_NAME: Final = "Dokumentation"
@@ -495,19 +491,14 @@ def service_class(handler: OotsServiceHandler) -> type[ServiceBase]:
     return DokumentationService
 
 
-def build_wsgi_app(
-    handler: OotsServiceHandler,
-    *,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    public_url: str | None = None,
-) -> ContractApplication:
-    """The WSGI application of OOTS Dokumentation 1 around ``handler``."""
-    return contract_application(
-        [service_class(handler)],
-        tns=TNS,
-        name=SERVICE_NAME,
-        wsdl_path=WSDL_PATH,
-        soap_version=12,
-        max_body_bytes=max_body_bytes,
-        public_url=public_url,
-    )
+#: The service behind its contract: OOTS Dokumentation 1, SOAP 1.2.
+SERVICE: Final = ContractService(
+    tns=TNS,
+    name=SERVICE_NAME,
+    wsdl_path=WSDL_PATH,
+    service_class=service_class,
+    soap_version=12,
+)
+#: ``build_wsgi_app(handler, *, max_body_bytes, public_url)``: the WSGI application around
+#: ``handler``.
+build_wsgi_app: Final = SERVICE.build_wsgi_app

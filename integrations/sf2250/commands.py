@@ -42,7 +42,7 @@ class _Bar:
 
 def _job(obj: CliContext) -> Any:
     from integrations.sf2250.nightly import NightlyDiff
-    from serviceplatform.distribution.base import distributor_from_settings
+    from serviceplatform.distribution.factory import distributor_from_settings
     from serviceplatform.platform import Platform
 
     platform = Platform(obj.settings, database=obj.database())

@@ -74,7 +74,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from serviceplatform.config import SubscriptionSettings
-from serviceplatform.routing.identifiers import mask_cpr
+from serviceplatform.logmask import mask_cpr
 
 Change = Literal["tilmeldt", "afmeldt"]
 SubjectKind = Literal["cpr", "cvr"]

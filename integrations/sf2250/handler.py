@@ -18,15 +18,13 @@ from integrations.sf2250.mapping import (
     stamdata_body,
 )
 from integrations.sf2250.messages import OpdaterBorgerNemSMS, Subject, TilmeldNemSMS
+from integrations.sf2250.register_calls import route_by_role, send_to_register
 from serviceplatform.call import PlatformCall, current_call
-from serviceplatform.errors import CertificateUnavailable, ServicePlatformError
 from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.platform import Platform
 
 #: The service key of VedligeholdTilmelding in agreements and routing tables.
 SERVICE_KEY = "sf2250"
-#: The peer name of the NemSMS register in ``[peers]``.
-PEER = "nemsms"
 REGISTER_ROLE = "register"
 
 
@@ -56,22 +54,11 @@ class VedligeholdTilmeldingHandler:
         self, call: PlatformCall, subject: Subject, path_for: Callable[[str], str], body: bytes
     ) -> None:
         call.subject = subject.number
-        route = self.platform.route(call, required_roles=(REGISTER_ROLE,), subject=subject.number)
-        sysid = route.sysids[REGISTER_ROLE]
-        call.sysid = sysid
-        if route.cert_alias is None:
-            # The register only talks mutual TLS: say so instead of failing the handshake.
-            raise call.fail(
-                CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
-            )
+        route, sysid = route_by_role(self.platform, call, REGISTER_ROLE, subject.number)
         request = OutboundRequest(
             method="PUT",
             path=path_for(sysid),
             body=body,
             headers={"Content-Type": CONTENT_TYPE, "Accept": "application/xml"},
         )
-        try:
-            response = self.platform.transport(PEER).send(request, cert_alias=route.cert_alias)
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
-        call.upstream_status = response.status
+        send_to_register(self.platform, call, route, request)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from integrations.sf2250 import print_service
 from integrations.sf2250.handler import SERVICE_KEY, VedligeholdTilmeldingHandler
-from integrations.sf2250.print_handler import SERVICE_KEY as PRINT_SERVICE_KEY
-from integrations.sf2250.print_handler import PrintHandler
 from integrations.sf2250.service import OPERATIONS, WSDL_PATH, build_wsgi_app
+from integrations.sf2250.sf1600 import service as print_service
+from integrations.sf2250.sf1600.handler import SERVICE_KEY as PRINT_SERVICE_KEY
+from integrations.sf2250.sf1600.handler import PrintHandler
 from serviceplatform.config import Settings
 from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiApp
 from serviceplatform.platform import Platform

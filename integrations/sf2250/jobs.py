@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from integrations.sf2250.nightly import NightlyDiff
-from serviceplatform.distribution.base import distributor_from_settings
+from serviceplatform.distribution.factory import distributor_from_settings
 from serviceplatform.errors import JobAlreadyRunning, ServicePlatformError
 from serviceplatform.platform import Platform
 from serviceplatform.scheduling import current_settings

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from serviceplatform.errors import InvalidCpr, InvalidCvr, SubjectChoiceInvalid
-from serviceplatform.routing.identifiers import is_valid_cpr, is_valid_cvr, mask_cpr
+from serviceplatform.logmask import mask_cpr
+from serviceplatform.routing.identifiers import is_valid_cpr, is_valid_cvr
 
 SubjectKind = Literal["cpr", "cvr"]
 

@@ -37,6 +37,7 @@ from integrations.sf2250.haendelsesbesked import (
     besked_id,
     build_message,
 )
+from integrations.sf2250.register_calls import PEER
 from integrations.sf2250.subscription_list import SubscriptionListClient
 from serviceplatform.distribution.base import Distributor
 from serviceplatform.errors import (
@@ -58,7 +59,6 @@ JOB: Final = "sf2250-subscriptions"
 TOPIC: Final = "beskedfordeler"
 SERVICE_KEY: Final = "sf2250"
 REGISTER_ROLE: Final = "register"
-PEER: Final = "nemsms"
 DANISH_TIME: Final = ZoneInfo("Europe/Copenhagen")
 #: NemSMS's weekly service window: Sunday from 00:00 to 04:00 Danish time.
 WINDOW_DAY: Final = 6

@@ -22,11 +22,7 @@ from integrations.sf2250.messages import (
     TilmeldNemSMS,
 )
 from serviceplatform.resources import contract
-from serviceplatform.soap.spyne_glue import (
-    DEFAULT_MAX_BODY_BYTES,
-    ContractApplication,
-    contract_application,
-)
+from serviceplatform.soap.spyne_glue import ContractService
 
 TNS: Final = "http://serviceplatformen.dk/xml/wsdl/soap12/NemSMS/VedligeholdTilmelding/2/"
 DKAL_NS: Final = "urn:oio:dkal:1.0.0"
@@ -182,19 +178,14 @@ def service_class(handler: Sf2250Handler) -> type[ServiceBase]:
     return VedligeholdTilmeldingService
 
 
-def build_wsgi_app(
-    handler: Sf2250Handler,
-    *,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    public_url: str | None = None,
-) -> ContractApplication:
-    """The WSGI application of VedligeholdTilmelding 2 around ``handler``."""
-    return contract_application(
-        [service_class(handler)],
-        tns=TNS,
-        name=SERVICE_NAME,
-        wsdl_path=WSDL_PATH,
-        soap_version=12,
-        max_body_bytes=max_body_bytes,
-        public_url=public_url,
-    )
+#: The service behind its contract: VedligeholdTilmelding 2, SOAP 1.2.
+SERVICE: Final = ContractService(
+    tns=TNS,
+    name=SERVICE_NAME,
+    wsdl_path=WSDL_PATH,
+    service_class=service_class,
+    soap_version=12,
+)
+#: ``build_wsgi_app(handler, *, max_body_bytes, public_url)``: the WSGI application around
+#: ``handler``.
+build_wsgi_app: Final = SERVICE.build_wsgi_app

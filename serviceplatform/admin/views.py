@@ -12,10 +12,10 @@ from typing import Any
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, Principal
 from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, InvalidAdminRequest
+from serviceplatform.logmask import mask_subject
 from serviceplatform.outbound.certstore import CertInfo
 from serviceplatform.platform import Platform
 from serviceplatform.registry import service_roles
-from serviceplatform.routing.identifiers import mask_cpr
 from serviceplatform.store.agreements import AgreementStore, AgreementView
 from serviceplatform.store.outbox import Outbox
 from serviceplatform.store.snapshots import SnapshotStore
@@ -351,7 +351,7 @@ class AdminViews:
                     "authority_cvr": e.authority_cvr,
                     "service": e.service,
                     "operation": e.operation,
-                    "subject": _mask_subject(e.subject),
+                    "subject": mask_subject(e.subject),
                     "sysid": e.sysid,
                     "outcome": e.outcome,
                     "error_code": e.error_code,
@@ -366,12 +366,6 @@ class AdminViews:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _mask_subject(subject: str | None) -> str | None:
-    if subject is None:
-        return None
-    return subject if len(subject) == 8 else mask_cpr(subject)
 
 
 def _cert_status(info: CertInfo) -> str:

@@ -14,16 +14,8 @@ import click
 
 from serviceplatform.commands.context import CliContext, pass_cli
 from serviceplatform.commands.tables import echo_table
-from serviceplatform.logmask import mask_cpr_numbers
-from serviceplatform.routing.identifiers import mask_cpr
+from serviceplatform.logmask import mask_cpr_numbers, mask_subject
 from serviceplatform.store.audit import AuditEntry, AuditLog
-
-
-def _subject(subject: str | None) -> str | None:
-    if subject is None:
-        return None
-    # CVR numbers (8 digits) are public; anything else may be personal data.
-    return subject if len(subject) == 8 else mask_cpr(subject)
 
 
 def _as_json(entry: AuditEntry) -> dict[str, Any]:
@@ -34,7 +26,7 @@ def _as_json(entry: AuditEntry) -> dict[str, Any]:
         "consumer_system": entry.consumer_system,
         "service": entry.service,
         "operation": entry.operation,
-        "subject": _subject(entry.subject),
+        "subject": mask_subject(entry.subject),
         "sysid": entry.sysid,
         "upstream_status": entry.upstream_status,
         "outcome": entry.outcome,
@@ -50,7 +42,7 @@ def _line(entry: AuditEntry) -> tuple[str, ...]:
         entry.authority_cvr or "-",
         entry.service,
         entry.operation or "-",
-        _subject(entry.subject) or "-",
+        mask_subject(entry.subject) or "-",
         entry.sysid or "-",
         entry.outcome if entry.error_code is None else f"{entry.outcome} {entry.error_code}",
         "-" if entry.upstream_status is None else str(entry.upstream_status),

@@ -14,8 +14,8 @@ from serviceplatform.distribution.base import (
     DistributorBase,
     MemoryDistributor,
     OutgoingMessage,
-    distributor_from_settings,
 )
+from serviceplatform.distribution.factory import distributor_from_settings
 from serviceplatform.distribution.file_drop import FileDropDistributor
 
 __all__ = [

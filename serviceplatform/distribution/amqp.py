@@ -52,7 +52,7 @@ from serviceplatform.distribution.base import (
     OutgoingMessage,
 )
 from serviceplatform.errors import ConfigurationError, DistributorRejected, DistributorUnavailable
-from serviceplatform.outbound.base import mask_digits
+from serviceplatform.logmask import mask_cpr_numbers
 from serviceplatform.security.saml import mint_assertion
 
 if TYPE_CHECKING:
@@ -396,7 +396,9 @@ class AmqpDistributor(DistributorBase):
         except ValueError as exc:
             raise DistributorUnavailable(f"unreadable reply: {exc}") from exc
         if status != STATUS_OK:
-            detail = f"StatusKode {status}" + (f": {mask_digits(text)}" if text else "")
+            detail = f"StatusKode {status}" + (
+                f": {mask_cpr_numbers(text, touching_letters=True)}" if text else ""
+            )
             raise DistributorRejected(detail, status=status)
 
     def _converse(self, message: OutgoingMessage, token: str) -> bytes:

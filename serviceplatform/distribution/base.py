@@ -10,8 +10,9 @@ receivers drop a repeat).
 Implementations: :class:`~serviceplatform.distribution.file_drop.FileDropDistributor` (one
 file per message, for a pick-up process or the embedded default),
 :class:`~serviceplatform.distribution.amqp.AmqpDistributor` (the real Beskedfordeler) and
-:class:`MemoryDistributor` here, the fake for unit tests. :func:`distributor_from_settings`
-picks one by configuration.
+:class:`MemoryDistributor` here, the fake for unit tests.
+:func:`~serviceplatform.distribution.factory.distributor_from_settings` picks one by
+configuration; this module names no implementation, so they can all import it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from types import TracebackType
 from typing import Final, Protocol, Self
 
 from serviceplatform.closing import Closing
-from serviceplatform.config import Settings
-from serviceplatform.errors import ConfigurationError, ServicePlatformError
+from serviceplatform.errors import ServicePlatformError
 
 #: The envelope namespace of a ``Haendelsesbesked``.
 KUVERT_NS: Final = "urn:oio:besked:kuvert:1.0"
@@ -116,27 +116,3 @@ class MemoryDistributor(DistributorBase):
 
     def close(self) -> None:
         self.closed = True
-
-
-def distributor_from_settings(settings: Settings) -> Distributor:
-    """The distributor ``settings.distributor`` describes; connects to nothing yet.
-
-    ``file`` writes to ``[distributor] directory``; ``amqp`` talks to the broker of
-    ``[distributor.amqp]`` with the token source named there. Paths are resolved against the
-    settings file's directory. Anything else is a ``ConfigurationError``.
-    """
-    # Imported here: the implementations import this module, and pika only when configured.
-    transport = settings.distributor.transport
-    if transport == "file":
-        from serviceplatform.distribution.file_drop import FileDropDistributor
-
-        return FileDropDistributor(settings.path(settings.distributor.directory))
-    if transport == "amqp":
-        from serviceplatform.distribution.amqp import AmqpDistributor, token_source_from_settings
-
-        return AmqpDistributor(
-            settings.distributor.amqp,
-            token_source_from_settings(settings),
-            base_dir=settings.base_dir,
-        )
-    raise ConfigurationError(f"[distributor] transport = {transport!r}: use 'file' or 'amqp'")

@@ -33,7 +33,7 @@ from serviceplatform.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from serviceplatform.routing.identifiers import mask_cpr
+from serviceplatform.logmask import mask_cpr_numbers
 
 #: Turns a peer's error body into a short human text (None when it cannot be read).
 ErrorParser = Callable[[bytes], "str | None"]
@@ -85,18 +85,12 @@ class TransportBase(Closing):
 
 
 def mask_digits(text: str) -> str:
-    """``text`` with every run of ten digits (a possible CPR number) masked."""
-    out: list[str] = []
-    run: list[str] = []
-    for char in [*text, ""]:
-        if char.isascii() and char.isdigit():
-            run.append(char)
-            continue
-        digits = "".join(run)
-        out.append(mask_cpr(digits) if len(digits) == 10 else digits)
-        run.clear()
-        out.append(char)
-    return "".join(out)
+    """``text`` with every run of ten digits (a possible CPR number) masked.
+
+    :func:`serviceplatform.logmask.mask_cpr_numbers` for a peer's text; kept under this name
+    for ``integrations/oots/domibus``, which another branch is changing at the moment.
+    """
+    return mask_cpr_numbers(text, touching_letters=True)
 
 
 def raw_error_text(body: bytes) -> str | None:
@@ -130,7 +124,7 @@ def error_for_status(
         parsed = None
     text = f"HTTP {status}"
     if parsed:
-        text = f"{text}: {mask_digits(parsed)[:_DETAIL_LIMIT]}"
+        text = f"{text}: {mask_cpr_numbers(parsed, touching_letters=True)[:_DETAIL_LIMIT]}"
     if status in (401, 403):
         return UpstreamAuthRefused(text, status=status)
     if status == 404:

@@ -43,13 +43,13 @@ from serviceplatform.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
+from serviceplatform.logmask import mask_cpr_numbers
 from serviceplatform.outbound.base import (
     ErrorParser,
     OutboundRequest,
     OutboundResponse,
     TransportBase,
     error_for_status,
-    mask_digits,
     raw_error_text,
 )
 from serviceplatform.outbound.certstore import CertificateStore
@@ -121,7 +121,7 @@ def _reason(exc: BaseException) -> str:
 
 def translate_exception(exc: BaseException, peer: str) -> ServicePlatformError:
     """The platform error for a ``requests`` (or socket/ssl) failure talking to ``peer``."""
-    detail = mask_digits(f"{peer}: {_reason(exc)}")
+    detail = mask_cpr_numbers(f"{peer}: {_reason(exc)}", touching_letters=True)
     causes = list(_causes(exc))
     if isinstance(exc, requests.Timeout):
         return UpstreamTimeout(detail)

@@ -1,4 +1,4 @@
-"""Danish person (CPR) and company (CVR) numbers: validation and masking. Pure, no I/O.
+"""Danish person (CPR) and company (CVR) numbers: validation. Pure, no I/O.
 
 A CPR number is ``DDMMYYSSSS``: the first six digits are the date of birth and the seventh
 digit, with the two-digit year, decides the century (the CPR office's table):
@@ -15,7 +15,7 @@ The modulus-11 check of CPR numbers was abandoned in 2007 (numbers without it ar
 only the date is checked. A CVR number is eight digits whose weighted sum with the weights
 2, 7, 6, 5, 4, 3, 2, 1 is divisible by 11.
 
-CPR numbers are personal data: log them only through :func:`mask_cpr`.
+CPR numbers are personal data: log them only through :mod:`serviceplatform.logmask`.
 """
 
 from __future__ import annotations
@@ -65,14 +65,3 @@ def is_valid_cvr(value: str) -> bool:
         return False
     total = sum(int(digit) * weight for digit, weight in zip(value, _CVR_WEIGHTS, strict=True))
     return total % 11 == 0
-
-
-def mask_cpr(value: str) -> str:
-    """A CPR number fit for logs: the date part and ``****`` (``010190****``).
-
-    Anything that is not exactly ten characters is masked entirely, so a malformed number
-    that might still be personal data never reaches a log in clear.
-    """
-    if not isinstance(value, str) or len(value) != 10:
-        return "**********"
-    return value[:6] + "****"

@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 from serviceplatform.errors import RoutingTableInvalid
-from serviceplatform.routing.identifiers import is_valid_cpr, is_valid_cvr, mask_cpr
+from serviceplatform.logmask import mask_cpr
+from serviceplatform.routing.identifiers import is_valid_cpr, is_valid_cvr
 from serviceplatform.routing.model import RouteRow
 
 REQUIRED_COLUMNS = ("authority_cvr", "service", "role", "sysid")

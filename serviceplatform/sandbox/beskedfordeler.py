@@ -45,7 +45,7 @@ from serviceplatform.distribution.base import KUVERT_NS, SAGDOK_NS, STATUS_OK
 from serviceplatform.errors import ConfigurationError, SecurityError
 from serviceplatform.security.certs import KnownCert, known_cert
 from serviceplatform.security.token import AssertionFacts, read_assertion
-from serviceplatform.security.xmlsig import (
+from serviceplatform.security.xmldsig_verify import (
     SignatureFormatError,
     digest_matches,
     parse_signature,

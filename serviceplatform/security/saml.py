@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from serviceplatform.security import xmlsign
+from serviceplatform.security import xmldsig_create
 from serviceplatform.security.wire import (
     CVR_ATTRIBUTE,
     DS_KEY_INFO,
@@ -32,7 +32,7 @@ from serviceplatform.security.wire import (
     format_instant,
     qn,
 )
-from serviceplatform.security.xmlsign import PrivateKey
+from serviceplatform.security.xmldsig_create import PrivateKey
 
 _NSMAP: Final = {"saml": SAML_NS, "ds": DS_NS, "xsi": XSI_NS}
 _BASIC_NAME_FORMAT: Final = "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
@@ -92,11 +92,13 @@ def mint_assertion(
     _text(context, "AuthnContextClassRef", "urn:oasis:names:tc:SAML:2.0:ac:classes:X509")
 
     # SAML puts the signature right after Issuer.
-    signature = xmlsign.new_signature(assertion, index=1)
-    xmlsign.add_reference(signature, assertion_id, enveloped=True)
-    xmlsec_key_info = xmlsign.key_info(signature)
+    signature = xmldsig_create.new_signature(assertion, index=1)
+    xmldsig_create.add_reference(signature, assertion_id, enveloped=True)
+    xmlsec_key_info = xmldsig_create.key_info(signature)
     etree.SubElement(etree.SubElement(xmlsec_key_info, DS_X509_DATA), DS_X509_CERTIFICATE)
-    xmlsign.sign(signature, xmlsign.xmlsec_key(sts_key, sts_cert), [(assertion, "ID", None)])
+    xmldsig_create.sign(
+        signature, xmldsig_create.xmlsec_key(sts_key, sts_cert), [(assertion, "ID", None)]
+    )
     return assertion
 
 

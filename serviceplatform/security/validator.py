@@ -11,7 +11,7 @@ its own SP-2xx error:
 4. the message signature's shape: accepted algorithms, unique ids, coverage of Body and
    every header the platform reads, and a KeyInfo naming the assertion;
 5. crypto: the STS signature on the assertion, then the message signature with the
-   holder-of-key certificate's key (``xmlsig``);
+   holder-of-key certificate's key (``xmldsig_verify``);
 6. the replay cache, last, so that a refused message never uses up its MessageID.
 """
 
@@ -55,7 +55,7 @@ from serviceplatform.security.wire import (
     WSSE_REFERENCE,
     WSSE_STR,
 )
-from serviceplatform.security.xmlsig import (
+from serviceplatform.security.xmldsig_verify import (
     ParsedSignature,
     SignatureFormatError,
     SignedReference,

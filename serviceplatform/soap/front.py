@@ -24,8 +24,8 @@ from serviceplatform.errors import (
     rebuild_error,
 )
 from serviceplatform.integration import SoapService, WsgiApp
+from serviceplatform.logmask import mask_cpr
 from serviceplatform.platform import Platform
-from serviceplatform.routing.identifiers import mask_cpr
 from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
     parse_envelope,

@@ -20,6 +20,10 @@ spyne 2.14 dispatches SOAP requests to service methods well; the rest is replace
 * **WSDL**: a GET is answered by
   :class:`~serviceplatform.soap.contract_docs.ContractDocuments` (the hand-written WSDL and
   the documents it references, links rewritten to the caller's URL), never by spyne.
+
+An integration describes its service once as a :class:`ContractService` (contract, names,
+SOAP versions, the spyne class bound to a handler); its ``build_wsgi_app`` is the one way a
+WSGI application is built around a handler.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import spyne.const
 from spyne import Application, ServiceBase
@@ -64,6 +69,7 @@ __all__ = [
     "ENVELOPE_ENVIRON_KEY",
     "ContractApplication",
     "ContractDocuments",
+    "ContractService",
     "ContractValidator",
     "PlatformFault",
     "PlatformSoap11",
@@ -235,3 +241,40 @@ def contract_application(
         # (which would turn "too large" into "malformed").
         spyne_apps[version] = WsgiApplication(application, max_content_length=max_body_bytes + 1)
     return ContractApplication(spyne_apps, documents, max_body_bytes=max_body_bytes)
+
+
+#: The handler an integration's service methods call (each integration has its own protocol).
+HandlerT = TypeVar("HandlerT")
+
+
+@dataclass(frozen=True)
+class ContractService(Generic[HandlerT]):
+    """One spyne service behind its hand-written contract: what differs between integrations.
+
+    ``service_class`` binds the service methods to a handler (spyne services are classes);
+    ``tns``, ``name``, ``wsdl_path`` and ``soap_version`` are as in :func:`contract_application`.
+    """
+
+    tns: str
+    name: str
+    wsdl_path: Path
+    service_class: Callable[[HandlerT], type[ServiceBase]]
+    soap_version: int | Collection[int] = 12
+
+    def build_wsgi_app(
+        self,
+        handler: HandlerT,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        public_url: str | None = None,
+    ) -> ContractApplication:
+        """The WSGI application of this service around ``handler``."""
+        return contract_application(
+            [self.service_class(handler)],
+            tns=self.tns,
+            name=self.name,
+            wsdl_path=self.wsdl_path,
+            soap_version=self.soap_version,
+            max_body_bytes=max_body_bytes,
+            public_url=public_url,
+        )

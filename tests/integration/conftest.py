@@ -35,7 +35,7 @@ from serviceplatform.routing_files import load_directory
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS, ensure_sample_certificate
-from serviceplatform.security.signing import build_signed_envelope, mint_assertion
+from serviceplatform.security.request_signer import build_signed_envelope, mint_assertion
 from serviceplatform.store.agreements_import import apply_import, read_import
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository

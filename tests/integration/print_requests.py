@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from integrations.sf2250.print_service import TNS
+from integrations.sf2250.sf1600.service import TNS
 from tests.official_schemas import schema_files, wrapped_schema
 
 CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"

@@ -22,7 +22,7 @@ from lxml import etree
 from serviceplatform.routing.model import RouteRow
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
-from serviceplatform.security.signing import mint_assertion
+from serviceplatform.security.request_signer import mint_assertion
 from serviceplatform.store.repository import RoutingRepository
 from tests.integration.conftest import (
     AUTHORITY,

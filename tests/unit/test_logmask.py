@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from serviceplatform import logmask
-from serviceplatform.logmask import CprMaskingFilter, mask_cpr_numbers
+from serviceplatform.logmask import CprMaskingFilter, mask_cpr, mask_cpr_numbers, mask_subject
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,34 @@ from serviceplatform.logmask import CprMaskingFilter, mask_cpr_numbers
 )
 def test_mask_cpr_numbers(text: str, masked: str) -> None:
     assert mask_cpr_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("cpr 0101901234, cvr 29189846", "cpr 010190****, cvr 29189846"),
+        ("/boks/0101901234/x", "/boks/010190****/x"),
+        # A peer's text glues numbers to words: masked all the same.
+        ("boks0101901234x", "boks010190****x"),
+        ("01019012345", "01019012345"),
+        ("010190-1234", "010190-1234"),
+    ],
+)
+def test_mask_cpr_numbers_touching_letters(text: str, masked: str) -> None:
+    assert mask_cpr_numbers(text, touching_letters=True) == masked
+
+
+def test_mask_cpr() -> None:
+    assert mask_cpr("0101901234") == "010190****"
+    assert mask_cpr("123") == "**********"
+    assert mask_cpr("01019012345") == "**********"
+
+
+def test_mask_subject_shows_cvr_numbers_only() -> None:
+    assert mask_subject("29189846") == "29189846"
+    assert mask_subject("0101901234") == "010190****"
+    assert mask_subject("123") == "**********"
+    assert mask_subject(None) is None
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from integrations.sf2250.messages import Subject
-from integrations.sf2250.print_mapping import (
+from integrations.sf2250.sf1600.mapping import (
     MEDDELELSE_ID,
     afsendelse_body,
     afsendelse_path,

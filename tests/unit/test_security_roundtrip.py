@@ -40,7 +40,11 @@ from serviceplatform.errors import (
 )
 from serviceplatform.security.context import SecurityContext
 from serviceplatform.security.replay import MemoryReplayCache
-from serviceplatform.security.signing import build_signed_envelope, mint_assertion, sign_envelope
+from serviceplatform.security.request_signer import (
+    build_signed_envelope,
+    mint_assertion,
+    sign_envelope,
+)
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from zeep import Client
 from zeep.transports import Transport
 
 from serviceplatform.security.replay import MemoryReplayCache
-from serviceplatform.security.signing import KombitWsse, mint_assertion
+from serviceplatform.security.request_signer import KombitWsse, mint_assertion
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
 from serviceplatform.security.wire import parse_instant
 from tests.unit.test_security_roundtrip import make_identity

@@ -28,7 +28,6 @@ from serviceplatform.routing.identifiers import (
     cpr_birth_date,
     is_valid_cpr,
     is_valid_cvr,
-    mask_cpr,
 )
 
 REGISTER_XSD = (
@@ -103,12 +102,6 @@ def test_invalid_cpr(cpr: str) -> None:
 )
 def test_cvr_modulus_11(cvr: str, valid: bool) -> None:
     assert is_valid_cvr(cvr) is valid
-
-
-def test_mask_cpr() -> None:
-    assert mask_cpr("0101901234") == "010190****"
-    assert mask_cpr("123") == "**********"
-    assert mask_cpr("01019012345") == "**********"
 
 
 # --- message values --------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from integrations.sf2250.messages import Subject
-from integrations.sf2250.print_messages import AfsendBrev
-from integrations.sf2250.sms_rules import check_sms, within_sending_hours
+from integrations.sf2250.sf1600.messages import AfsendBrev
+from integrations.sf2250.sf1600.sms_rules import check_sms, within_sending_hours
 from serviceplatform.errors import (
     ServicePlatformError,
     SmsChannelNotServed,

@@ -9,9 +9,9 @@ import xmlsec
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from lxml import etree
 
-from serviceplatform.security import xmlsign
+from serviceplatform.security import xmldsig_create
 from serviceplatform.security.wire import DS_SIGNATURE, format_instant, parse_instant
-from serviceplatform.security.xmlsig import (
+from serviceplatform.security.xmldsig_verify import (
     SignatureFormatError,
     digest_matches,
     parse_signature,
@@ -46,7 +46,7 @@ def _sign(
     enveloped: bool,
     prefixes: str | None = None,
 ) -> etree._Element:
-    signature = xmlsign.new_signature(root, index=1)
+    signature = xmldsig_create.new_signature(root, index=1)
     signature.tail = "\n  "
     reference = xmlsec.template.add_reference(
         signature, xmlsec.constants.TransformSha256, uri=f"#{target.get('ID') or target.get('Id')}"
@@ -57,7 +57,7 @@ def _sign(
     if prefixes:
         xmlsec.template.transform_add_c14n_inclusive_namespaces(transform, prefixes)
     attribute = "ID" if target.get("ID") else "Id"
-    xmlsign.sign(signature, xmlsign.xmlsec_key(key), [(target, attribute, None)])
+    xmldsig_create.sign(signature, xmldsig_create.xmlsec_key(key), [(target, attribute, None)])
     return signature
 
 

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from integrations.sf2250.print_mapping import (
+from integrations.sf2250.register_calls import route_by_role, send_to_register
+from integrations.sf2250.sf1600.mapping import (
     afsendelse_body,
     afsendelse_path,
     meddelelse_id,
@@ -28,23 +29,20 @@ from integrations.sf2250.print_mapping import (
     parse_tilmelding,
     tilmelding_path,
 )
-from integrations.sf2250.print_messages import AfsendBrev, SpoergTilmelding
-from integrations.sf2250.sms_rules import check_sms
+from integrations.sf2250.sf1600.messages import AfsendBrev, SpoergTilmelding
+from integrations.sf2250.sf1600.sms_rules import check_sms
 from serviceplatform.call import PlatformCall, current_call
 from serviceplatform.errors import (
     AuthorityContextMismatch,
-    CertificateUnavailable,
     ServicePlatformError,
     UpstreamNotFound,
     UpstreamRejected,
 )
-from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
+from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.platform import Platform
-from serviceplatform.routing.model import Route
 
 #: The service key of the Print service in agreements and routing tables.
 SERVICE_KEY: Final = "sf1600"
-PEER: Final = "nemsms"
 NEMSMS_ROLE: Final = "nemsms"
 AFSENDER_ROLE: Final = "afsender"
 #: SF2250 section 1.3.1: sending an SMS is a medium integration.
@@ -64,16 +62,12 @@ class PrintHandler:
         call = current_call(environ)
         _check_authority(call, request.municipality_cvr)
         call.subject = request.subject.number
-        route = self.platform.route(
-            call, required_roles=(NEMSMS_ROLE,), subject=request.subject.number
-        )
-        sysid = route.sysids[NEMSMS_ROLE]
-        call.sysid = sysid
+        route, sysid = route_by_role(self.platform, call, NEMSMS_ROLE, request.subject.number)
         outbound = OutboundRequest(
             method="GET", path=tilmelding_path(sysid, request.subject), headers=_XML
         )
         try:
-            response = self._send(call, route, outbound)
+            response = send_to_register(self.platform, call, route, outbound)
         except UpstreamNotFound as error:
             # The register knows no such end user: not subscribed, and not an error.
             call.upstream_status = 404
@@ -99,11 +93,7 @@ class PrintHandler:
         except ServicePlatformError as error:
             raise call.fail(error) from None
         assert request.recipient is not None  # check_sms refuses a missing recipient
-        route = self.platform.route(
-            call, required_roles=(AFSENDER_ROLE,), subject=request.recipient.number
-        )
-        sysid = route.sysids[AFSENDER_ROLE]
-        call.sysid = sysid
+        route, sysid = route_by_role(self.platform, call, AFSENDER_ROLE, request.recipient.number)
         ledger = self.platform.sendings
         key = {
             "service": call.service,
@@ -142,7 +132,7 @@ class PrintHandler:
             budget_seconds=SEND_BUDGET_SECONDS,
         )
         try:
-            response = self._send(call, route, outbound)
+            response = send_to_register(self.platform, call, route, outbound)
             receipt = parse_afsendelse(response.body)
             if not receipt.accepted:
                 raise call.fail(UpstreamRejected(f"the register's state is {receipt.state!r}"))
@@ -159,23 +149,6 @@ class PrintHandler:
         ledger.succeeded(**key, result=json.dumps(result), now=self.platform.clock())
         call.detail = f"attempt {claim.attempt}: {receipt.state} as {receipt.message_id}"
         return True
-
-    # --- shared -------------------------------------------------------------------------
-
-    def _send(
-        self, call: PlatformCall, route: Route, outbound: OutboundRequest
-    ) -> OutboundResponse:
-        if route.cert_alias is None:
-            # The register only talks mutual TLS: say so instead of failing the handshake.
-            raise call.fail(
-                CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
-            )
-        try:
-            response = self.platform.transport(PEER).send(outbound, cert_alias=route.cert_alias)
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
-        call.upstream_status = response.status
-        return response
 
 
 def _check_authority(call: PlatformCall, municipality_cvr: str | None) -> None:

@@ -1,8 +1,8 @@
 """The SF1600 Print requests SF2250 uses (EP_SP1, EP_SP4) as plain values, free of SOAP.
 
-``print_service.py`` builds these from a request that passed the contract; the handler checks
+``service.py`` builds these from a request that passed the contract; the handler checks
 them against the NemSMS rules (``sms_rules.py``) and maps them to the register
-(``print_mapping.py``). ``Subject`` checks the CPR date and the CVR check digit, which the
+(``mapping.py``). ``Subject`` checks the CPR date and the CVR check digit, which the
 schema cannot.
 """
 

@@ -3,7 +3,7 @@
 The contract is ``wsdl/sf1600`` (written after Serviceplatformen's SF1600 ``PrintService.wsdl``)
 and validates every request first (see :mod:`serviceplatform.soap.spyne_glue`). The models
 below only name what the platform reads; spyne skips the other children the contract allows.
-Each method turns the request into a value of :mod:`integrations.sf2250.print_messages` and
+Each method turns the request into a value of :mod:`integrations.sf2250.sf1600.messages` and
 calls the handler with the WSGI environ. The envelope's namespace picks SOAP 1.1 or 1.2.
 """
 
@@ -16,14 +16,10 @@ from typing import Any, Final, Protocol
 from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
 
 from integrations.sf2250.messages import Subject
-from integrations.sf2250.print_messages import AfsendBrev, SpoergTilmelding
+from integrations.sf2250.sf1600.messages import AfsendBrev, SpoergTilmelding
 from serviceplatform.errors import SmsContentInvalid
 from serviceplatform.resources import contract
-from serviceplatform.soap.spyne_glue import (
-    DEFAULT_MAX_BODY_BYTES,
-    ContractApplication,
-    contract_application,
-)
+from serviceplatform.soap.spyne_glue import ContractService
 
 TNS: Final = "http://serviceplatformen.dk/xml/wsdl/soap11/Print/Print/2/"
 FJERNPRINT_NS: Final = "urn:oio:fjernprint:1.0.0"
@@ -229,19 +225,14 @@ def service_class(handler: PrintHandlerProtocol) -> type[ServiceBase]:
     return PrintService
 
 
-def build_wsgi_app(
-    handler: PrintHandlerProtocol,
-    *,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    public_url: str | None = None,
-) -> ContractApplication:
-    """The WSGI application of Print 2 around ``handler``, for SOAP 1.1 and 1.2."""
-    return contract_application(
-        [service_class(handler)],
-        tns=TNS,
-        name=SERVICE_NAME,
-        wsdl_path=WSDL_PATH,
-        soap_version={11, 12},
-        max_body_bytes=max_body_bytes,
-        public_url=public_url,
-    )
+#: The service behind its contract: Print 2, SOAP 1.1 and 1.2.
+SERVICE: Final = ContractService(
+    tns=TNS,
+    name=SERVICE_NAME,
+    wsdl_path=WSDL_PATH,
+    service_class=service_class,
+    soap_version=frozenset({11, 12}),
+)
+#: ``build_wsgi_app(handler, *, max_body_bytes, public_url)``: the WSGI application around
+#: ``handler``.
+build_wsgi_app: Final = SERVICE.build_wsgi_app

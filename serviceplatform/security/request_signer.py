@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from lxml import etree
 
-from serviceplatform.security import xmlsign
+from serviceplatform.security import xmldsig_create
 from serviceplatform.security.saml import mint_assertion
 from serviceplatform.security.wire import (
     REQUEST_HEADER_NS,
@@ -68,7 +68,7 @@ from serviceplatform.security.wire import (
     format_instant,
     qn,
 )
-from serviceplatform.security.xmlsign import PrivateKey
+from serviceplatform.security.xmldsig_create import PrivateKey
 
 #: The signable parts and the wsu:Id each gets (unless it has one already).
 PARTS: Final[Mapping[str, str]] = {
@@ -161,7 +161,7 @@ def sign_envelope(
     token = copy.deepcopy(assertion)
     security.append(token)
 
-    signature = xmlsign.new_signature(security)
+    signature = xmldsig_create.new_signature(security)
     ids: list[tuple[etree._Element, str, str | None]] = []
     for name in covered if covered is not None else PARTS:
         part = parts.get(name)
@@ -169,10 +169,10 @@ def sign_envelope(
             continue
         part_id = part.get(WSU_ID) or PARTS[name]
         part.set(WSU_ID, part_id)
-        xmlsign.add_reference(signature, part_id)
+        xmldsig_create.add_reference(signature, part_id)
         ids.append((part, "Id", WSU_NS))
-    _token_reference(xmlsign.key_info(signature), token)
-    xmlsign.sign(signature, xmlsign.xmlsec_key(holder_key), ids)
+    _token_reference(xmldsig_create.key_info(signature), token)
+    xmldsig_create.sign(signature, xmldsig_create.xmlsec_key(holder_key), ids)
     return envelope
 
 

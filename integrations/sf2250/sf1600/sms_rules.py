@@ -16,7 +16,7 @@ from datetime import datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from integrations.sf2250.print_messages import AfsendBrev
+from integrations.sf2250.sf1600.messages import AfsendBrev
 from serviceplatform.errors import (
     SmsChannelNotServed,
     SmsContentInvalid,

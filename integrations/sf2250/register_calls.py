@@ -1,0 +1,50 @@
+"""The one way SF2250's handlers call the NemSMS register: route, check certificate, send, record.
+
+VedligeholdTilmelding (EP_SP2/EP_SP3) and the SF1600 Print operations (EP_SP1/EP_SP4) do the
+same around their own request: route the call by one SysID role, then send over mutual TLS
+with the agreement's certificate and record the register's status on the call. The two steps
+are separate functions because ``afsendBrev`` records the sending in its ledger between them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from serviceplatform.call import PlatformCall
+from serviceplatform.errors import CertificateUnavailable, ServicePlatformError
+from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
+from serviceplatform.platform import Platform
+from serviceplatform.routing.model import Route
+
+#: The peer name of the NemSMS register in ``[peers]``.
+PEER: Final = "nemsms"
+
+
+def route_by_role(
+    platform: Platform, call: PlatformCall, role: str, subject: str
+) -> tuple[Route, str]:
+    """The call's route and its SysID for ``role``; records the SysID on the call."""
+    route = platform.route(call, required_roles=(role,), subject=subject)
+    sysid = route.sysids[role]
+    call.sysid = sysid
+    return route, sysid
+
+
+def send_to_register(
+    platform: Platform, call: PlatformCall, route: Route, request: OutboundRequest
+) -> OutboundResponse:
+    """Send ``request`` with the route's certificate; records the status or the error on the call.
+
+    Raises the platform error, already recorded with ``call.fail``.
+    """
+    if route.cert_alias is None:
+        # The register only talks mutual TLS: say so instead of failing the handshake.
+        raise call.fail(
+            CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
+        )
+    try:
+        response = platform.transport(PEER).send(request, cert_alias=route.cert_alias)
+    except ServicePlatformError as error:
+        raise call.fail(error) from None
+    call.upstream_status = response.status
+    return response
