@@ -45,14 +45,13 @@ from integrations.oots.access_points import (
     access_points,
     platform_access_point,
 )
-from integrations.oots.domibus import (
+from integrations.oots.as4.model import (
     ACTION_REQUEST,
-    DomibusInbox,
-    DomibusWsClient,
     OutgoingAs4,
     ReceivedAs4,
     TypedId,
 )
+from integrations.oots.domibus import DomibusInbox, DomibusWsClient
 from integrations.oots.edm import (
     EdmError,
     EdmParseError,

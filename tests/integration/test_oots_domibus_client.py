@@ -23,9 +23,9 @@ import pytest
 import requests
 from lxml import etree
 
+from integrations.oots.as4.soap import SOAP12_NS
 from integrations.oots.domibus.client import DomibusWsClient
-from integrations.oots.domibus.envelopes import (
-    SOAP12_NS,
+from integrations.oots.domibus.ws_plugin import (
     WSPLUGIN_NS,
     parse_retrieve_response,
     parse_submit_request,

@@ -22,7 +22,9 @@ from lxml import etree
 from sqlalchemy import select
 
 from integrations.oots import DEFAULT_ENTITY_ID, PATH
-from integrations.oots.domibus.envelopes import EBMS_NS, SOAP12_NS, parse_submit_request
+from integrations.oots.as4.model import EBMS_NS
+from integrations.oots.as4.soap import SOAP12_NS
+from integrations.oots.domibus.ws_plugin import parse_submit_request
 from integrations.oots.edm import parse_query_request
 from serviceplatform.app import PlatformApp
 from serviceplatform.config import OotsRequesterSettings, OotsSettings, ServiceSettings

@@ -31,38 +31,42 @@ from typing import Final
 import pytest
 from lxml import etree
 
-from integrations.oots.domibus.envelopes import (
+from integrations.oots.as4.ebms import build_messaging
+from integrations.oots.as4.model import (
     ACTION_EXCEPTION,
     ACTION_REQUEST,
     ACTION_RESPONSE,
-    BACKEND_NS,
     EBMS_NS,
     EBRS_MIME,
     GATEWAY_ROLE,
     OOTS_PARTY_TYPE,
     OOTS_SERVICE,
     OOTS_SERVICE_TYPE,
-    SOAP12_NS,
-    WSPLUGIN_NS,
     Attachment,
     OutgoingAs4,
     Property,
     ReceivedAs4,
     TypedId,
-    build_list_pending_request,
-    build_mark_as_downloaded_request,
-    build_messaging,
+    format_timestamp,
+)
+from integrations.oots.as4.soap import SOAP12_NS
+from integrations.oots.domibus.backend_service import (
+    BACKEND_NS,
     build_push_fault,
     build_push_success,
+    parse_push_request,
+)
+from integrations.oots.domibus.ws_plugin import (
+    WSPLUGIN_NS,
+    build_list_pending_request,
+    build_mark_as_downloaded_request,
     build_retrieve_request,
     build_status_request,
     build_submit_request,
     fault_error,
     find_fault,
-    format_timestamp,
     parse_list_pending_response,
     parse_mark_as_downloaded_response,
-    parse_push_request,
     parse_retrieve_response,
     parse_submit_request,
     parse_submit_response,

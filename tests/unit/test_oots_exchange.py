@@ -16,19 +16,17 @@ import pytest
 from sqlalchemy import select
 
 from integrations.oots.access_points import AccessPoint
-from integrations.oots.domibus import (
+from integrations.oots.as4.model import (
     ACTION_EXCEPTION,
     ACTION_REQUEST,
     ACTION_RESPONSE,
+    EBRS_MIME,
     OutgoingAs4,
     ReceivedAs4,
+    ReceivedPayload,
     TypedId,
 )
-from integrations.oots.domibus.envelopes import (
-    EBRS_MIME,
-    ReceivedPayload,
-    parse_retrieve_response,
-)
+from integrations.oots.domibus.ws_plugin import parse_retrieve_response
 from integrations.oots.edm import (
     EDM_ERROR_CODES,
     EdmError,

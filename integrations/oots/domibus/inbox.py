@@ -57,7 +57,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from integrations.oots.domibus.envelopes import (
+from integrations.oots.as4.model import (
     ANSWER_ACTIONS,
     EBRS_MIME,
     FINAL_RECIPIENT,

@@ -50,8 +50,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from integrations.oots.domibus.envelopes import (
-    SOAP12_CONTENT_TYPE,
+from integrations.oots.as4.soap import SOAP12_CONTENT_TYPE
+from integrations.oots.domibus.backend_service import (
     PushCall,
     build_push_fault,
     build_push_success,
