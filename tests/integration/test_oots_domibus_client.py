@@ -41,7 +41,7 @@ from serviceplatform.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
-from tests.unit.test_oots_domibus_envelopes import (
+from tests.oots_domibus_material import (
     REEL,
     REEL_ANSWER,
     fault_envelope,

@@ -41,7 +41,7 @@ from serviceplatform.errors import (
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import oots_messages
 from tests.integration.test_oots_domibus_client import FakeDomibus, client_for, running
-from tests.unit.test_oots_domibus_envelopes import (
+from tests.oots_domibus_material import (
     REEL,
     REEL_ANSWER,
     REEL_CONVERSATION,

@@ -62,7 +62,7 @@ from tests.integration.oots_requests import (
     state,
 )
 from tests.integration.sf2250_requests import fault_code
-from tests.unit.test_oots_domibus_envelopes import (
+from tests.oots_domibus_material import (
     REEL_ANSWER,
     ebms3_schema,
     push_submit_envelope,

@@ -60,7 +60,7 @@ from serviceplatform.errors import (
 from serviceplatform.store.audit import AuditLog
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import audit_records, oots_messages
-from tests.unit.test_oots_domibus_envelopes import REEL
+from tests.oots_domibus_material import REEL
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 PDF = b"%PDF-1.4 the degree of Aino Virtanen %%EOF"

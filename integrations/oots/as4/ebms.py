@@ -207,6 +207,7 @@ def read_user_message(messaging: etree._Element, ns: tuple[str, ...]) -> UserMes
 def received_message(
     header: UserMessageHeader, payloads: tuple[ReceivedPayload, ...]
 ) -> ReceivedAs4:
+    """The received message: a header read by ``read_user_message`` and its decoded payloads."""
     return ReceivedAs4(
         message_id=header.message_id,
         conversation_id=header.conversation_id,
