@@ -3,7 +3,9 @@
 What the core sees (``INTEGRATION``): the SOAP service ``oots`` with its hand-written
 contract, the SysID role ``oots_requester`` (the authority's OOTS identifier, required before
 an agreement is configured), and, when ``[oots] push_path`` is set, the endpoint Domibus
-pushes answers to. The parts: ``edm`` (EDM messages), ``domibus`` (the WS plugin transport),
+pushes answers to. The parts: ``edm`` (EDM messages), ``as4`` (the AS4 message and its ebMS
+header), ``gateway`` (the Protocol the exchange talks to) and ``domibus`` (its WS plugin
+implementation), ``access_points`` (which access point and gateway an authority uses),
 ``common_services`` (Evidence Broker and DSD), ``exchange`` and ``request_store`` (requests
 and their answers), ``handler`` and ``service`` (the SOAP operations); ``app`` builds them.
 ``docs/oots-service.md`` is the overview.

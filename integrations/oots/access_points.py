@@ -1,16 +1,25 @@
-"""Which Domibus access point an authority's evidence requests go through.
+"""Which access point an authority's evidence requests go through, and its gateway.
 
 By default every authority uses the platform's access point (``[oots] domibus_url``,
 ``party_id``, plugin user). An authority that runs its own ("direct integration" in the Danish
 OOTS guide) names it under ``[oots.requesters.<CVR>]``; each field it leaves empty falls back
 to the platform's. Answers are collected from every access point in use.
+
+``open_gateway`` is the one place a ``Gateway`` (``gateway.py``) is constructed for an access
+point: today always its Domibus WS plugin (``DomibusWsClient``); a second kind (a native AS4
+access point) is chosen here, per access point, and nothing else changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from integrations.oots.domibus.client import DomibusWsClient
+from integrations.oots.gateway import Gateway
 from serviceplatform.config import OotsRequesterSettings, OotsSettings
+from serviceplatform.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -70,3 +79,30 @@ def access_points(settings: OotsSettings) -> list[AccessPoint]:
         if point not in found:
             found.append(point)
     return [point for point in found if point.configured]
+
+
+def open_gateway(
+    point: AccessPoint, settings: OotsSettings, *, path: Callable[[str], Path] = Path
+) -> Gateway:
+    """A gateway of its own (a Domibus client holds one ``requests.Session``) for ``point``.
+
+    ``path`` resolves a configured file name (``Settings.path``: against the settings'
+    directory).
+    """
+    if not point.configured:
+        raise ConfigurationError("[oots] domibus_url and party_id are not configured")
+    password = point.password or None
+    if point.password_file:
+        secret = path(point.password_file)
+        try:
+            password = secret.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"[oots] domibus_password_file {secret}: {exc}") from exc
+    return DomibusWsClient(
+        point.url,
+        username=point.username or None,
+        password=password if point.username else None,
+        ca_cert=str(path(point.ca_cert)) if point.ca_cert else None,
+        timeout=settings.domibus_timeout_seconds,
+        peer="oots_gateway",
+    )

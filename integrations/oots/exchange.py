@@ -1,14 +1,17 @@
-"""The OOTS evidence exchange: submit requests through Domibus, collect and apply the answers.
+"""The OOTS evidence exchange: submit requests through a gateway, collect and apply the answers.
 
-``OotsExchange`` is the integration's one stateful object per server process:
+``OotsExchange`` is the integration's one stateful object per server process. It talks to the
+authority's access point through the ``Gateway`` Protocol (``gateway.py``) only; which gateway
+an access point has is decided in ``access_points.open_gateway`` (today: the Domibus WS
+plugin, whose operations are named below in brackets).
 
 - ``submit_first`` records the AS4 message (``oots_messages``) and the ``oots_requests`` row
-  (``queued``), then hands the message to Domibus (``submitMessage``): whatever answer arrives
-  can be correlated. Accepted, the row is ``submitted``. A gateway that is down (unreachable,
-  timeout, 5xx) leaves it ``queued``: the caller gets ``Afventer`` and the poller sends the
-  very same message (same MessageId) once the gateway answers again. A timeout may hide an
-  accepted submission, so a resend first asks Domibus (``getStatus``) whether it has the
-  message: Domibus refuses a MessageId twice, and nothing is sent twice. A refusal
+  (``queued``), then hands the message to the gateway (``submitMessage``): whatever answer
+  arrives can be correlated. Accepted, the row is ``submitted``. A gateway that is down
+  (unreachable, timeout, 5xx) leaves it ``queued``: the caller gets ``Afventer`` and the poller
+  sends the very same message (same MessageId) once the gateway answers again. A timeout may hide an
+  accepted submission, so a resend first asks the gateway (``getStatus``) whether it has the
+  message: a gateway refuses a MessageId twice, and nothing is sent twice. A refusal
   (``UpstreamRejected``...) fails the request at once;
 - ``submit_second`` re-reads the first request from ``oots_messages``, adds the preview
   location (and at v2.0 the return location) under a new request id, and submits it in the
@@ -43,16 +46,16 @@ from integrations.oots.access_points import (
     AccessPoint,
     access_point_for,
     access_points,
+    open_gateway,
     platform_access_point,
 )
-from integrations.oots.domibus import (
+from integrations.oots.as4.model import (
     ACTION_REQUEST,
-    DomibusInbox,
-    DomibusWsClient,
     OutgoingAs4,
     ReceivedAs4,
     TypedId,
 )
+from integrations.oots.domibus import DomibusInbox
 from integrations.oots.edm import (
     EdmError,
     EdmParseError,
@@ -65,6 +68,7 @@ from integrations.oots.edm import (
     parse_query_request,
     parse_query_response,
 )
+from integrations.oots.gateway import NOT_FOUND, Gateway
 from integrations.oots.request_store import (
     ANSWERED,
     FAILED,
@@ -76,7 +80,6 @@ from integrations.oots.request_store import (
 )
 from serviceplatform.config import OotsSettings, Settings
 from serviceplatform.errors import (
-    ConfigurationError,
     OotsAnswerOverdue,
     OotsAnswerUnreadable,
     OotsEdmError,
@@ -115,8 +118,6 @@ _COLLECT_EVERY: Final = 0.1
 DELIVERY_OPERATION: Final = "Bevisanmodning"
 #: Failures that mean "the gateway is down" (or may have taken it): keep the request queued.
 _GATEWAY_DOWN: Final = (UpstreamUnreachable, UpstreamTimeout, UpstreamUnavailable)
-#: ``getStatus`` of a MessageId the access point does not have.
-NOT_FOUND: Final = "NOT_FOUND"
 
 
 def edm_fault(error: EdmError) -> OotsEdmError:
@@ -156,7 +157,7 @@ class OotsExchange:
         *,
         clock: Callable[[], datetime],
         path: Callable[[str], Path] = Path,
-        client_factory: Callable[[AccessPoint], DomibusWsClient] | None = None,
+        client_factory: Callable[[AccessPoint], Gateway] | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -166,9 +167,10 @@ class OotsExchange:
         self._path = path
         self.inbox = DomibusInbox(db, clock=clock)
         self.store = RequestStore(db)
-        self._client_factory = client_factory or self._new_client
-        #: One long-lived client per access point answers are collected from.
-        self._collectors: dict[AccessPoint, DomibusWsClient] = {}
+        #: Opens the gateway of an access point (tests give doubles).
+        self._client_factory = client_factory or self._open_gateway
+        #: One long-lived gateway per access point answers are collected from.
+        self._collectors: dict[AccessPoint, Gateway] = {}
         self._collect_lock = threading.Lock()
         self._last_collect = 0.0
 
@@ -178,7 +180,7 @@ class OotsExchange:
     ) -> OotsExchange:
         return cls(db, audit, settings.oots, clock=clock, path=settings.path)
 
-    # --- Domibus ---------------------------------------------------------------------------
+    # --- the gateways ------------------------------------------------------------------------
 
     @property
     def configured(self) -> bool:
@@ -188,27 +190,11 @@ class OotsExchange:
     def configured_for(self, authority_cvr: str) -> bool:
         return access_point_for(self.settings, authority_cvr).configured
 
-    def _new_client(self, point: AccessPoint) -> DomibusWsClient:
-        if not point.configured:
-            raise ConfigurationError("[oots] domibus_url and party_id are not configured")
-        password = point.password or None
-        if point.password_file:
-            path = self._path(point.password_file)
-            try:
-                password = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigurationError(f"[oots] domibus_password_file {path}: {exc}") from exc
-        return DomibusWsClient(
-            point.url,
-            username=point.username or None,
-            password=password if point.username else None,
-            ca_cert=str(self._path(point.ca_cert)) if point.ca_cert else None,
-            timeout=self.settings.domibus_timeout_seconds,
-            peer="oots_gateway",
-        )
+    def _open_gateway(self, point: AccessPoint) -> Gateway:
+        return open_gateway(point, self.settings, path=self._path)
 
-    def new_client(self, authority_cvr: str | None = None) -> DomibusWsClient:
-        """A WS plugin client of its own (a client holds one ``requests.Session``) for the
+    def new_client(self, authority_cvr: str | None = None) -> Gateway:
+        """A gateway of its own (a Domibus client holds one ``requests.Session``) for the
         access point of ``authority_cvr`` (None: the platform's)."""
         if authority_cvr is None:
             return self._client_factory(platform_access_point(self.settings))
@@ -281,7 +267,7 @@ class OotsExchange:
             return self._resubmit(client, record, message)
 
     def _resubmit(
-        self, client: DomibusWsClient, record: RequestRecord, message: OutgoingAs4
+        self, client: Gateway, record: RequestRecord, message: OutgoingAs4
     ) -> RequestRecord:
         now = self._clock()
         self.inbox.record_outgoing(message)
@@ -319,7 +305,7 @@ class OotsExchange:
 
     def _send(
         self,
-        client: DomibusWsClient,
+        client: Gateway,
         record: RequestRecord,
         message: OutgoingAs4,
         *,
@@ -362,7 +348,7 @@ class OotsExchange:
         return self.store.get(record.request_id) or record  # another process moved it
 
     def send_queued(self) -> None:
-        """Hand the requests queued while the gateway was down to Domibus, oldest first.
+        """Hand the requests queued while the gateway was down to it, oldest first.
 
         An access point that shows it is still down is skipped for the rest of the round; a
         request queued for longer than ``answer_timeout_seconds`` fails with SP-723 and is
@@ -372,7 +358,7 @@ class OotsExchange:
         settle = timedelta(seconds=self.settings.resend_after_seconds)
         give_up = timedelta(seconds=self.settings.answer_timeout_seconds)
         due = [r for r in self.store.in_state(QUEUED) if now - r.updated_at >= settle]
-        clients: dict[AccessPoint, DomibusWsClient] = {}
+        clients: dict[AccessPoint, Gateway] = {}
         down: set[AccessPoint] = set()
         try:
             for record in due:
@@ -389,7 +375,7 @@ class OotsExchange:
             for client in clients.values():
                 client.close()
 
-    def _resend(self, client: DomibusWsClient, record: RequestRecord) -> bool:
+    def _resend(self, client: Gateway, record: RequestRecord) -> bool:
         """One queued request again; False when the gateway is still down."""
         message = self.inbox.outgoing(record.message_id)
         if message is None:
@@ -422,7 +408,7 @@ class OotsExchange:
         self._audit_delivery(sent, f"{'taken' if known else 'sent'} by the gateway")
         return True
 
-    def _taken(self, client: DomibusWsClient, record: RequestRecord) -> bool:
+    def _taken(self, client: Gateway, record: RequestRecord) -> bool:
         """Whether the access point has the request's message (False when it cannot say)."""
         try:
             return client.status(record.message_id) != NOT_FOUND

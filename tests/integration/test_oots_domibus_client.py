@@ -23,9 +23,9 @@ import pytest
 import requests
 from lxml import etree
 
+from integrations.oots.as4.soap import SOAP12_NS
 from integrations.oots.domibus.client import DomibusWsClient
-from integrations.oots.domibus.envelopes import (
-    SOAP12_NS,
+from integrations.oots.domibus.ws_plugin import (
     WSPLUGIN_NS,
     parse_retrieve_response,
     parse_submit_request,
@@ -41,7 +41,7 @@ from serviceplatform.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
-from tests.unit.test_oots_domibus_envelopes import (
+from tests.oots_domibus_material import (
     REEL,
     REEL_ANSWER,
     fault_envelope,

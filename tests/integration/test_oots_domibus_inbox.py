@@ -19,18 +19,18 @@ import requests
 from lxml import etree
 from sqlalchemy import func, select
 
-from integrations.oots.domibus import backend_push_app
-from integrations.oots.domibus.envelopes import (
+from integrations.oots.as4.model import (
     ACTION_EXCEPTION,
     ACTION_REQUEST,
     ACTION_RESPONSE,
-    BACKEND_NS,
-    SOAP12_NS,
     ReceivedAs4,
-    parse_retrieve_response,
 )
+from integrations.oots.as4.soap import SOAP12_NS
+from integrations.oots.domibus import backend_push_app
+from integrations.oots.domibus.backend_service import BACKEND_NS
 from integrations.oots.domibus.inbox import CONSUMED, RECEIVED, SUBMITTED, DomibusInbox
 from integrations.oots.domibus.push import BackendPushApp
+from integrations.oots.domibus.ws_plugin import parse_retrieve_response
 from integrations.oots.edm import Evidence, parse_query_response
 from serviceplatform.errors import (
     StorageError,
@@ -41,7 +41,7 @@ from serviceplatform.errors import (
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import oots_messages
 from tests.integration.test_oots_domibus_client import FakeDomibus, client_for, running
-from tests.unit.test_oots_domibus_envelopes import (
+from tests.oots_domibus_material import (
     REEL,
     REEL_ANSWER,
     REEL_CONVERSATION,

@@ -22,7 +22,9 @@ from lxml import etree
 from sqlalchemy import select
 
 from integrations.oots import DEFAULT_ENTITY_ID, PATH
-from integrations.oots.domibus.envelopes import EBMS_NS, SOAP12_NS, parse_submit_request
+from integrations.oots.as4.model import EBMS_NS
+from integrations.oots.as4.soap import SOAP12_NS
+from integrations.oots.domibus.ws_plugin import parse_submit_request
 from integrations.oots.edm import parse_query_request
 from serviceplatform.app import PlatformApp
 from serviceplatform.config import OotsRequesterSettings, OotsSettings, ServiceSettings
@@ -60,7 +62,7 @@ from tests.integration.oots_requests import (
     state,
 )
 from tests.integration.sf2250_requests import fault_code
-from tests.unit.test_oots_domibus_envelopes import (
+from tests.oots_domibus_material import (
     REEL_ANSWER,
     ebms3_schema,
     push_submit_envelope,

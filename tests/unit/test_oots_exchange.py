@@ -16,19 +16,17 @@ import pytest
 from sqlalchemy import select
 
 from integrations.oots.access_points import AccessPoint
-from integrations.oots.domibus import (
+from integrations.oots.as4.model import (
     ACTION_EXCEPTION,
     ACTION_REQUEST,
     ACTION_RESPONSE,
+    EBRS_MIME,
     OutgoingAs4,
     ReceivedAs4,
+    ReceivedPayload,
     TypedId,
 )
-from integrations.oots.domibus.envelopes import (
-    EBRS_MIME,
-    ReceivedPayload,
-    parse_retrieve_response,
-)
+from integrations.oots.domibus.ws_plugin import parse_retrieve_response
 from integrations.oots.edm import (
     EDM_ERROR_CODES,
     EdmError,
@@ -62,7 +60,7 @@ from serviceplatform.errors import (
 from serviceplatform.store.audit import AuditLog
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import audit_records, oots_messages
-from tests.unit.test_oots_domibus_envelopes import REEL
+from tests.oots_domibus_material import REEL
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 PDF = b"%PDF-1.4 the degree of Aino Virtanen %%EOF"

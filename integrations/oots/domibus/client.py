@@ -23,7 +23,7 @@ carry the credentials elsewhere).
 
 Every failure is one SP-4xx error (``serviceplatform.errors``), never a library exception:
 connection and TLS problems through ``outbound.oiorest.translate_exception``, HTTP statuses
-through ``outbound.base.error_for_status``, SOAP faults through ``envelopes.fault_error``
+through ``outbound.base.error_for_status``, SOAP faults through ``ws_plugin.fault_error``
 (Domibus answers faults with HTTP 500, so the body is read before the status), unreadable
 answers as ``UpstreamBadResponse``.
 
@@ -56,10 +56,9 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from integrations.oots.domibus.envelopes import (
-    SOAP12_CONTENT_TYPE,
-    OutgoingAs4,
-    ReceivedAs4,
+from integrations.oots.as4.model import OutgoingAs4, ReceivedAs4
+from integrations.oots.as4.soap import SOAP12_CONTENT_TYPE
+from integrations.oots.domibus.ws_plugin import (
     build_list_pending_request,
     build_mark_as_downloaded_request,
     build_retrieve_request,

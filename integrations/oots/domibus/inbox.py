@@ -52,12 +52,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from integrations.oots.domibus.envelopes import (
+from integrations.oots.as4.model import (
     ANSWER_ACTIONS,
     EBRS_MIME,
     FINAL_RECIPIENT,
@@ -72,6 +72,7 @@ from integrations.oots.domibus.envelopes import (
     TypedId,
     format_timestamp,
 )
+from integrations.oots.gateway import AnswerSource, Submitter
 from serviceplatform.errors import ServicePlatformError, StorageError, UpstreamNotFound
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import oots_messages
@@ -86,24 +87,6 @@ OUT = "out"
 RECEIVED = "received"
 CONSUMED = "consumed"
 SUBMITTED = "submitted"
-
-
-class WsPluginClient(Protocol):
-    """What ``collect`` needs of ``DomibusWsClient`` (a protocol, for test doubles)."""
-
-    def pending(
-        self, final_recipient: str | None = None, *, conversation_id: str | None = None
-    ) -> list[str]: ...
-
-    def retrieve(self, message_id: str) -> ReceivedAs4: ...
-
-    def acknowledge(self, message_id: str) -> None: ...
-
-
-class Submitter(Protocol):
-    """What ``DomibusInbox.submit`` needs of ``DomibusWsClient``."""
-
-    def submit(self, message: OutgoingAs4) -> str: ...
 
 
 @dataclass
@@ -235,9 +218,7 @@ class DomibusInbox:
 
     # --- collecting ------------------------------------------------------------------------
 
-    def collect(
-        self, client: WsPluginClient, *, final_recipient: str | None = None
-    ) -> CollectReport:
+    def collect(self, client: AnswerSource, *, final_recipient: str | None = None) -> CollectReport:
         """Download every pending message: retrieve -> store -> acknowledge, one by one.
 
         A message that cannot be retrieved is reported and skipped (it stays pending); a
@@ -357,7 +338,7 @@ class DomibusInbox:
         return _to_received(row) if row is not None else None
 
 
-def acknowledge(client: WsPluginClient, message_id: str) -> ServicePlatformError | None:
+def acknowledge(client: AnswerSource, message_id: str) -> ServicePlatformError | None:
     """``client.acknowledge``; None when done (``UpstreamNotFound``: it was already)."""
     try:
         client.acknowledge(message_id)

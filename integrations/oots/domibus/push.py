@@ -50,14 +50,15 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from integrations.oots.domibus.envelopes import (
-    SOAP12_CONTENT_TYPE,
+from integrations.oots.as4.soap import SOAP12_CONTENT_TYPE
+from integrations.oots.domibus.backend_service import (
     PushCall,
     build_push_fault,
     build_push_success,
     parse_push_request,
 )
-from integrations.oots.domibus.inbox import DomibusInbox, WsPluginClient, acknowledge
+from integrations.oots.domibus.inbox import DomibusInbox, acknowledge
+from integrations.oots.gateway import AnswerSource
 from serviceplatform.errors import (
     RequestTooLarge,
     SchemaViolation,
@@ -85,7 +86,7 @@ class BackendPushApp:
         self,
         inbox: DomibusInbox,
         *,
-        client: WsPluginClient | None = None,
+        client: AnswerSource | None = None,
         username: str | None = None,
         password: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -189,7 +190,7 @@ class BackendPushApp:
         status = f" -> {call.status}" if call.status else ""
         log.info("oots push: %s for %s%s", call.operation, ids, status)
 
-    def _fetch(self, client: WsPluginClient, message_id: str) -> None:
+    def _fetch(self, client: AnswerSource, message_id: str) -> None:
         """Retrieve -> store -> acknowledge; a failure before storing propagates (a fault
         makes Domibus push the notification again), a failed acknowledgement does not."""
         try:
@@ -226,7 +227,7 @@ def _length(body: bytes) -> tuple[str, str]:
 def backend_push_app(
     target: DomibusInbox | Platform,
     *,
-    client: WsPluginClient | None = None,
+    client: AnswerSource | None = None,
     username: str | None = None,
     password: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,

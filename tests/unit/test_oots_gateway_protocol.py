@@ -1,0 +1,55 @@
+"""The gateway Protocol the OOTS exchange talks to, and where its Domibus implementation is made.
+
+The structural checks are typed assignments: ``mypy --strict`` (run on ``tests/`` too) fails
+when ``DomibusWsClient`` stops being a ``Gateway``; nothing here asks ``isinstance`` of a
+Protocol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from integrations.oots.access_points import AccessPoint, open_gateway
+from integrations.oots.domibus.client import DomibusWsClient
+from integrations.oots.gateway import AnswerSource, Gateway, Submitter
+from serviceplatform.config import OotsSettings
+from serviceplatform.errors import ConfigurationError
+
+POINT = AccessPoint(url="http://127.0.0.1:1/ws", party_id="AP_DK_01")
+
+
+def test_the_domibus_ws_client_is_a_gateway() -> None:
+    client = DomibusWsClient(POINT.url, retries=0)
+    gateway: Gateway = client
+    # What the answer store needs of it: a Gateway is both halves.
+    submitter: Submitter = gateway
+    answers: AnswerSource = gateway
+    with gateway as opened:
+        assert opened is client
+    assert {id(submitter), id(answers)} == {id(client)}
+
+
+def test_the_gateway_of_an_access_point_is_its_domibus_ws_plugin(tmp_path: Path) -> None:
+    (tmp_path / "plugin.secret").write_text("s3cret\n", encoding="utf-8")
+    point = AccessPoint(
+        url="https://ap.kommune-a.dk/wsplugin",
+        party_id="AP_A",
+        username="kommune-a",
+        password_file="plugin.secret",
+    )
+    settings = OotsSettings(domibus_timeout_seconds=7.0)
+    with open_gateway(point, settings, path=lambda name: tmp_path / name) as gateway:
+        assert isinstance(gateway, DomibusWsClient)
+        assert (gateway.base_url, gateway.peer) == (point.url, "oots_gateway")
+        assert gateway._session.auth == ("kommune-a", "s3cret")
+        assert gateway._timeout == (5.0, 7.0)
+
+
+def test_no_gateway_without_an_access_point_or_its_password() -> None:
+    with pytest.raises(ConfigurationError, match="not configured"):
+        open_gateway(AccessPoint(url="", party_id=""), OotsSettings())
+    point = AccessPoint(POINT.url, POINT.party_id, username="u", password_file="/nonexistent/x")
+    with pytest.raises(ConfigurationError, match="domibus_password_file"):
+        open_gateway(point, OotsSettings())
