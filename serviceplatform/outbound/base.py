@@ -84,15 +84,6 @@ class TransportBase(Closing):
     """The implementations' common base: ``with`` closes them."""
 
 
-def mask_digits(text: str) -> str:
-    """``text`` with every run of ten digits (a possible CPR number) masked.
-
-    :func:`serviceplatform.logmask.mask_cpr_numbers` for a peer's text; kept under this name
-    for ``integrations/oots/domibus``, which another branch is changing at the moment.
-    """
-    return mask_cpr_numbers(text, touching_letters=True)
-
-
 def raw_error_text(body: bytes) -> str | None:
     """The default ``ErrorParser``: the body as text, whitespace collapsed and trimmed."""
     text = " ".join(body[: _DETAIL_LIMIT * 4].decode("utf-8", "replace").split())

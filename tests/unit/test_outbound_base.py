@@ -20,7 +20,6 @@ from serviceplatform.outbound.base import (
     OutboundResponse,
     Transport,
     error_for_status,
-    mask_digits,
     raw_error_text,
 )
 
@@ -83,12 +82,6 @@ def test_raw_error_text_collapses_and_trims():
     assert raw_error_text(b"  a\n\n b  ") == "a b"
     assert raw_error_text(b"   ") is None
     assert len(raw_error_text(b"x" * 5000) or "") == 300
-
-
-def test_mask_digits_masks_only_ten_digit_runs():
-    assert mask_digits("cpr 0101901234, cvr 29189846") == "cpr 010190****, cvr 29189846"
-    assert mask_digits("01019012345") == "01019012345"
-    assert mask_digits("/boks/0101901234/x") == "/boks/010190****/x"
 
 
 def test_memory_transport_records_and_defaults_to_200():

@@ -68,7 +68,7 @@ from serviceplatform.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from serviceplatform.outbound.base import mask_digits
+from serviceplatform.logmask import mask_cpr_numbers
 
 WSPLUGIN_NS: Final = "http://eu.domibus.wsplugin/"
 XOP_NS: Final = "http://www.w3.org/2004/08/xop/include"
@@ -219,6 +219,11 @@ def build_status_request(message_id: str) -> bytes:
 # --- reading the answers -----------------------------------------------------------------------
 
 
+def _masked(text: str) -> str:
+    """A peer's text with every run of ten digits (a possible CPR number) masked."""
+    return mask_cpr_numbers(text, touching_letters=True)
+
+
 def fault_error(fault: etree._Element, operation: str, status: int | None = None) -> UpstreamError:
     """The SP-4xx error for a SOAP 1.2 fault of the WS plugin.
 
@@ -241,7 +246,7 @@ def fault_error(fault: etree._Element, operation: str, status: int | None = None
     detail = next(fault.iter(q(WSPLUGIN_NS, "FaultDetail")), None)
     code = text_of(find_child(detail, "code", _BODY_NS)) if detail is not None else None
     message = text_of(find_child(detail, "message", _BODY_NS)) if detail is not None else None
-    text = mask_digits(
+    text = _masked(
         f"{operation}: " + ": ".join(part for part in (code, message or reason) if part)
     )[:_DETAIL_LIMIT]
     error_type: type[UpstreamError]
@@ -263,7 +268,7 @@ def fault_error(fault: etree._Element, operation: str, status: int | None = None
 
 
 def _bad(operation: str, problem: str) -> UpstreamBadResponse:
-    return UpstreamBadResponse(mask_digits(f"{operation}: {problem}")[:_DETAIL_LIMIT])
+    return UpstreamBadResponse(_masked(f"{operation}: {problem}")[:_DETAIL_LIMIT])
 
 
 def find_fault(body: bytes) -> etree._Element | None:
