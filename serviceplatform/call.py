@@ -3,6 +3,10 @@
 The SOAP front creates a ``PlatformCall`` for every request, puts it into the WSGI environ
 under ``ENVIRON_KEY``, and writes exactly one audit record from it when the response is known.
 Integration handlers fill in what only they know (subject, SysID, upstream status).
+
+A call's error is recorded in one place each: the front for what it refuses itself, and the
+SOAP layer (:func:`record_error`, from the spyne protocol's fault rendering) for everything
+spyne or a service method raised. Handlers just raise platform errors.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ class PlatformCall:
 
     def latency_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+
+def record_error(environ: dict[str, Any], error: ServicePlatformError) -> None:
+    """Record ``error`` as the outcome of the request's call, if it came through the front."""
+    call = environ.get(ENVIRON_KEY)
+    if isinstance(call, PlatformCall):
+        call.fail(error)
 
 
 def current_call(environ: dict[str, Any]) -> PlatformCall:

@@ -22,7 +22,6 @@ from serviceplatform.errors import (
     ConsumerSystemCertificateNotAccepted,
     ConsumerSystemDeactivated,
     ConsumerSystemUnknown,
-    ServicePlatformError,
 )
 from serviceplatform.outbound.base import Transport
 from serviceplatform.outbound.certstore import CertificateStore
@@ -107,40 +106,33 @@ class Platform:
             subject=subject,
         )
         if facts.consumer_system is None or facts.certificate is None:
-            raise call.fail(
-                ConsumerSystemUnknown(
-                    f"{security.holder_subject} (SHA-256 {security.holder_fingerprint})"
-                )
+            raise ConsumerSystemUnknown(
+                f"{security.holder_subject} (SHA-256 {security.holder_fingerprint})"
             )
         call.consumer_system = facts.consumer_system.uuid
         if not facts.consumer_system.active:
-            raise call.fail(ConsumerSystemDeactivated(facts.consumer_system.uuid))
+            raise ConsumerSystemDeactivated(facts.consumer_system.uuid)
         now = self.clock()
         if not facts.certificate.accepted_at(now):
-            raise call.fail(
-                ConsumerSystemCertificateNotAccepted(
-                    f"SHA-256 {security.holder_fingerprint}, accepted "
-                    f"{facts.certificate.accepted_from:%Y-%m-%d %H:%M}Z .. "
-                    + (
-                        f"{facts.certificate.accepted_until:%Y-%m-%d %H:%M}Z"
-                        if facts.certificate.accepted_until
-                        else "-"
-                    )
+            raise ConsumerSystemCertificateNotAccepted(
+                f"SHA-256 {security.holder_fingerprint}, accepted "
+                f"{facts.certificate.accepted_from:%Y-%m-%d %H:%M}Z .. "
+                + (
+                    f"{facts.certificate.accepted_until:%Y-%m-%d %H:%M}Z"
+                    if facts.certificate.accepted_until
+                    else "-"
                 )
             )
-        try:
-            route = resolve(
-                authority_cvr=security.authority_cvr,
-                service=call.service,
-                consumer_system=facts.consumer_system.uuid,
-                subject=subject,
-                agreements=facts.agreements,
-                sysids=facts.sysids,
-                required_roles=required_roles,
-                today=now.date(),
-            )
-        except ServicePlatformError as exc:
-            raise call.fail(exc) from None
+        route = resolve(
+            authority_cvr=security.authority_cvr,
+            service=call.service,
+            consumer_system=facts.consumer_system.uuid,
+            subject=subject,
+            agreements=facts.agreements,
+            sysids=facts.sysids,
+            required_roles=required_roles,
+            today=now.date(),
+        )
         return route
 
     # --- outbound -----------------------------------------------------------------------

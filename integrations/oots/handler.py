@@ -79,7 +79,6 @@ from serviceplatform.errors import (
     OotsRequestUnknown,
     OotsUnknownMediaType,
     OotsVersionUnsupported,
-    ServicePlatformError,
 )
 from serviceplatform.platform import Platform
 from serviceplatform.routing.model import Route
@@ -148,30 +147,25 @@ class OotsHandler:
         self._route(call)
         country = _country(call, request.country) if request.country else None
         client = self._client(call)
-        try:
-            requirements = client.requirements(request.procedure, self.settings.procedure_country)
-            if request.requirement_id is not None:
-                requirements = tuple(
-                    r for r in requirements if r.identifier == request.requirement_id
-                )
-            found = tuple(
-                RequirementFound(
-                    identifier=r.identifier,
-                    names=_texts(r.names),
-                    evidence_types=tuple(
-                        EvidenceTypeFound(
-                            classification=et.classification,
-                            country=et.country,
-                            titles=_texts(et.titles),
-                            descriptions=_texts(et.descriptions),
-                        )
-                        for et in client.evidence_types(r.identifier, country)
-                    ),
-                )
-                for r in requirements
+        requirements = client.requirements(request.procedure, self.settings.procedure_country)
+        if request.requirement_id is not None:
+            requirements = tuple(r for r in requirements if r.identifier == request.requirement_id)
+        found = tuple(
+            RequirementFound(
+                identifier=r.identifier,
+                names=_texts(r.names),
+                evidence_types=tuple(
+                    EvidenceTypeFound(
+                        classification=et.classification,
+                        country=et.country,
+                        titles=_texts(et.titles),
+                        descriptions=_texts(et.descriptions),
+                    )
+                    for et in client.evidence_types(r.identifier, country)
+                ),
             )
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+            for r in requirements
+        )
         call.detail = f"procedure {request.procedure}: {len(found)} requirement(s)"
         return found
 
@@ -202,23 +196,23 @@ class OotsHandler:
         requester = self._requester(call, route)
         country = _country(call, request.country)
         if request.format is not None and request.format not in MEDIA_TYPES:
-            raise call.fail(OotsUnknownMediaType(request.format[:64]))
+            raise OotsUnknownMediaType(request.format[:64])
         self._require_exchange(call)
         answer = self._providers(call, request.classification, country, request)
         if isinstance(answer, AttributeNeeded):
-            raise call.fail(OotsAttributeRequired(_asked(answer)))
+            raise OotsAttributeRequired(_asked(answer))
         provider = next((p for p in answer.providers if p.provider_id == request.provider_id), None)
         if provider is None:
             known = ", ".join(p.provider_id for p in answer.providers) or "none"
-            raise call.fail(OotsProviderUnknown(f"{request.provider_id} (known: {known})"))
+            raise OotsProviderUnknown(f"{request.provider_id} (known: {known})")
         try:
             version = choose_version(provider.conforms_to)
         except UnsupportedEdmVersion as exc:
-            raise call.fail(OotsVersionUnsupported(str(exc))) from None
+            raise OotsVersionUnsupported(str(exc)) from None
         evidence_type = provider.requested_evidence_type(request.format)
         if evidence_type is None:
             offered = ", ".join(provider.distributions)
-            raise call.fail(OotsUnknownMediaType(f"{request.format} (offered: {offered})"))
+            raise OotsUnknownMediaType(f"{request.format} (offered: {offered})")
         requirement = self._requirement(call, request)
         edm = EvidenceRequest(
             request_id=uuid.uuid4(),
@@ -239,15 +233,12 @@ class OotsHandler:
         destination = Destination(
             provider.access_service_id, provider.provider_id, provider.provider_scheme
         )
-        try:
-            record = self.exchange.submit_first(
-                edm,
-                destination,
-                authority_cvr=call.authority_cvr or "",
-                consumer_system=call.consumer_system,
-            )
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        record = self.exchange.submit_first(
+            edm,
+            destination,
+            authority_cvr=call.authority_cvr or "",
+            consumer_system=call.consumer_system,
+        )
         return self._answer(call, self.exchange.wait(record, self.settings.answer_wait_seconds))
 
     def anmod_efter_forhaandsvisning(
@@ -258,10 +249,7 @@ class OotsHandler:
         self._require_exchange(call)
         record = self._own(call, request.request_id)
         record = self.exchange.refresh(record)
-        try:
-            record = self.exchange.submit_second(record, return_location=request.return_location)
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        record = self.exchange.submit_second(record, return_location=request.return_location)
         return self._answer(call, self.exchange.wait(record, self.settings.answer_wait_seconds))
 
     def hent_status(self, environ: dict[str, Any], request: HentStatus) -> RequestView:
@@ -284,9 +272,7 @@ class OotsHandler:
         identifier = route.sysids.get(REQUESTER_ROLE)
         cvr = call.authority_cvr or ""
         if not identifier:
-            raise call.fail(
-                OotsRequesterNotConfigured(f"authority {cvr}, agreement {route.agreement.uuid}")
-            )
+            raise OotsRequesterNotConfigured(f"authority {cvr}, agreement {route.agreement.uuid}")
         configured = self.settings.requesters.get(cvr)
         name = configured.name if configured is not None and configured.name else f"CVR {cvr}"
         return Requester(
@@ -298,24 +284,21 @@ class OotsHandler:
 
     def _require_exchange(self, call: PlatformCall) -> None:
         if not self.exchange.configured_for(call.authority_cvr or ""):
-            raise call.fail(ConfigurationError("[oots] domibus_url and party_id are not set"))
+            raise ConfigurationError("[oots] domibus_url and party_id are not set")
 
     def _own(self, call: PlatformCall, request_id: str) -> RequestRecord:
         record = self.exchange.store.get(request_id)
         if record is None:
-            raise call.fail(OotsRequestUnknown(request_id))
+            raise OotsRequestUnknown(request_id)
         if record.authority_cvr != call.authority_cvr:
             # Says nothing about the request: only that it is not the caller's.
-            raise call.fail(OotsRequestOfOtherAuthority(request_id))
+            raise OotsRequestOfOtherAuthority(request_id)
         return record
 
     def _client(self, call: PlatformCall) -> CommonServicesClient:
         with self._lock:
             if self._discovery is None:
-                try:
-                    self._discovery = self._discovery_factory()
-                except ServicePlatformError as error:
-                    raise call.fail(error) from None
+                self._discovery = self._discovery_factory()
             return self._discovery
 
     def _new_discovery(self) -> CommonServicesClient:
@@ -345,24 +328,16 @@ class OotsHandler:
                 "jurisdiction-context-id": attribute.context_id,
             }
         client = self._client(call)
-        try:
-            return client.providers(classification, country, attributes=attributes or None)
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        return client.providers(classification, country, attributes=attributes or None)
 
     def _requirement(self, call: PlatformCall, request: AnmodBevis) -> Requirement:
         client = self._client(call)
-        try:
-            known = client.requirements(request.procedure, self.settings.procedure_country)
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        known = client.requirements(request.procedure, self.settings.procedure_country)
         found = next((r for r in known if r.identifier == request.requirement_id), None)
         if found is None:
-            raise call.fail(
-                OotsInvalidInput(
-                    f"requirement {request.requirement_id} is no requirement of procedure "
-                    f"{request.procedure} in {self.settings.procedure_country}"
-                )
+            raise OotsInvalidInput(
+                f"requirement {request.requirement_id} is no requirement of procedure "
+                f"{request.procedure} in {self.settings.procedure_country}"
             )
         return found.requirement()
 
@@ -373,14 +348,14 @@ class OotsHandler:
             # The provider's error (or ours) is the call's fault; the id is in the text.
             error = outcome.error
             error.detail = f"request {record.request_id}: {error.detail or ''}".rstrip(": ")
-            raise call.fail(error)
+            raise error
         return _view(outcome)
 
 
 def _country(call: PlatformCall, value: str) -> str:
     country = value.strip().upper()
     if country not in OOTS_COUNTRIES:
-        raise call.fail(OotsInvalidCountry(value[:8]))
+        raise OotsInvalidCountry(value[:8])
     return country
 
 

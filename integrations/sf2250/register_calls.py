@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from serviceplatform.call import PlatformCall
-from serviceplatform.errors import CertificateUnavailable, ServicePlatformError
+from serviceplatform.errors import CertificateUnavailable
 from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
 from serviceplatform.platform import Platform
 from serviceplatform.routing.model import Route
@@ -33,18 +33,13 @@ def route_by_role(
 def send_to_register(
     platform: Platform, call: PlatformCall, route: Route, request: OutboundRequest
 ) -> OutboundResponse:
-    """Send ``request`` with the route's certificate; records the status or the error on the call.
+    """Send ``request`` with the route's certificate; records the register's status on the call.
 
-    Raises the platform error, already recorded with ``call.fail``.
+    A failure is raised as its platform error; the SOAP layer records it (``call.py``).
     """
     if route.cert_alias is None:
         # The register only talks mutual TLS: say so instead of failing the handshake.
-        raise call.fail(
-            CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
-        )
-    try:
-        response = platform.transport(PEER).send(request, cert_alias=route.cert_alias)
-    except ServicePlatformError as error:
-        raise call.fail(error) from None
+        raise CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
+    response = platform.transport(PEER).send(request, cert_alias=route.cert_alias)
     call.upstream_status = response.status
     return response

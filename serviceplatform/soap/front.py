@@ -21,7 +21,6 @@ from serviceplatform.errors import (
     NotSoapEnvelope,
     ServicePlatformError,
     StorageError,
-    rebuild_error,
 )
 from serviceplatform.integration import SoapService, WsgiApp
 from serviceplatform.logmask import mask_cpr
@@ -36,7 +35,6 @@ from serviceplatform.soap.faults import fault_response
 log = logging.getLogger(__name__)
 
 _WSA = "http://www.w3.org/2005/08/addressing"
-_SPF = "http://serviceplatformen.dk/xml/schemas/ServiceplatformFault/1/"
 
 StartResponse = Callable[..., Any]
 
@@ -99,7 +97,10 @@ class SoapEndpoint:
 
         chunks = b"".join(self.inner(environ, capture))
         if not captured.get("status", "").startswith("200") and call.error is None:
-            call.error = _error_from_fault(chunks)
+            # The SOAP layer records every fault it renders (``call.record_error``); a fault
+            # that reached the caller unrecorded is a bug, and the audit must not say "ok".
+            log.error("a %s fault left the service unrecorded", captured.get("status"))
+            call.fail(ServicePlatformError("a fault was answered without its error recorded"))
         self._finish(call)
         return [chunks]
 
@@ -133,15 +134,3 @@ def _unverified_message_id(root: etree._Element) -> str | None:
     found = root.find(f"./{{*}}Header/{{{_WSA}}}MessageID")
     text = found.text if found is not None else None
     return text.strip()[:200] if text else None
-
-
-def _error_from_fault(payload: bytes) -> ServicePlatformError:
-    """Recover the platform error from a fault the inner application rendered."""
-    code, text = None, None
-    try:
-        root = etree.fromstring(payload, etree.XMLParser(resolve_entities=False, no_network=True))
-        code = root.findtext(f".//{{{_SPF}}}ErrorCode")
-        text = root.findtext(f".//{{{_SPF}}}ErrorText")
-    except etree.XMLSyntaxError:
-        pass
-    return rebuild_error(code, text)

@@ -40,6 +40,7 @@ from spyne import Application, ServiceBase
 from spyne.model.fault import Fault
 from spyne.server.wsgi import WsgiApplication
 
+from serviceplatform.call import record_error
 from serviceplatform.errors import (
     RequestError,
     ServicePlatformError,
@@ -152,7 +153,7 @@ class ContractApplication:
                     parsed = parse_envelope(body, max_bytes=self.max_body_bytes)
                     environ[ENVELOPE_ENVIRON_KEY] = parsed
             except ServicePlatformError as exc:
-                return self._fault(exc, start_response)
+                return self._fault(exc, environ, start_response)
             # spyne reads CONTENT_LENGTH bytes and nothing when it is empty (chunked requests).
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
@@ -183,10 +184,10 @@ class ContractApplication:
                     close()
         except Exception:
             logger.exception("spyne failed outside a service method; answering SP-900")
-            return self._fault(ServicePlatformError(), start_response, version)
+            return self._fault(ServicePlatformError(), environ, start_response, version)
         if not captured:
             logger.error("spyne returned without starting a response; answering SP-900")
-            return self._fault(ServicePlatformError(), start_response, version)
+            return self._fault(ServicePlatformError(), environ, start_response, version)
         status, headers = captured[-1]
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
@@ -196,9 +197,11 @@ class ContractApplication:
     def _fault(
         self,
         error: ServicePlatformError,
+        environ: dict[str, Any],
         start_response: WsgiStartResponse,
         soap_version: int | None = None,
     ) -> list[bytes]:
+        record_error(environ, error)
         response = fault_response(error, soap_version or self.soap_version)
         start_response(response.status, response.headers)
         return [response.body]

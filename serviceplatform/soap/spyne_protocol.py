@@ -24,6 +24,7 @@ from spyne.model.fault import Fault
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.protocol.xml import SchemaValidationError
 
+from serviceplatform.call import record_error
 from serviceplatform.errors import (
     MalformedXml,
     NotSoapEnvelope,
@@ -201,8 +202,12 @@ class _PlatformSoapMixin:
                 return
             ctx.out_error = PlatformFault(ServicePlatformError())
             ctx.transport.resp_code = self.fault_to_http_response_code(ctx.out_error)
+        error = platform_error(ctx.out_error)
+        # Every fault of the spyne path passes here: parsing, validation, dispatch, the
+        # service method, a response outside the contract. The call's outcome is this error.
+        record_error(ctx.transport.req_env, error)
         self.event_manager.fire_event("before_serialize", ctx)
-        ctx.out_document = fault_envelope_element(platform_error(ctx.out_error), self.soap_version)
+        ctx.out_document = fault_envelope_element(error, self.soap_version)
         ctx.out_body_doc = ctx.out_document[0]
         self.event_manager.fire_event("after_serialize", ctx)
 

@@ -71,13 +71,9 @@ class PrintHandler:
         except UpstreamNotFound as error:
             # The register knows no such end user: not subscribed, and not an error.
             call.upstream_status = 404
-            call.error = None
             call.detail = f"not known to the register ({error.detail})"
             return False
-        try:
-            subscribed = parse_tilmelding(response.body)
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        subscribed = parse_tilmelding(response.body)
         call.detail = "tilmeldt" if subscribed else "ikke tilmeldt"
         return subscribed
 
@@ -88,10 +84,7 @@ class PrintHandler:
         _check_authority(call, request.municipality_cvr)
         if request.recipient is not None:
             call.subject = request.recipient.number
-        try:
-            text = check_sms(request, self.clock())
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        text = check_sms(request, self.clock())
         assert request.recipient is not None  # check_sms refuses a missing recipient
         route, sysid = route_by_role(self.platform, call, AFSENDER_ROLE, request.recipient.number)
         ledger = self.platform.sendings
@@ -100,15 +93,12 @@ class PrintHandler:
             "authority_cvr": call.authority_cvr or "",
             "key": request.afsendelse_id,
         }
-        try:
-            claim = ledger.claim(
-                **key,
-                request_hash=request.fingerprint(),
-                message_id=call.message_id,
-                now=self.platform.clock(),
-            )
-        except ServicePlatformError as error:
-            raise call.fail(error) from None
+        claim = ledger.claim(
+            **key,
+            request_hash=request.fingerprint(),
+            message_id=call.message_id,
+            now=self.platform.clock(),
+        )
         if not claim.send:
             earlier = json.loads(claim.result or "{}")
             call.upstream_status = earlier.get("upstream_status")
@@ -135,10 +125,10 @@ class PrintHandler:
             response = send_to_register(self.platform, call, route, outbound)
             receipt = parse_afsendelse(response.body)
             if not receipt.accepted:
-                raise call.fail(UpstreamRejected(f"the register's state is {receipt.state!r}"))
+                raise UpstreamRejected(f"the register's state is {receipt.state!r}")
         except ServicePlatformError as error:
             ledger.failed(**key, error_code=error.code, now=self.platform.clock())
-            raise call.fail(error) from None
+            raise
         result = {
             "resultat": True,
             "upstream_status": response.status,
@@ -154,8 +144,6 @@ class PrintHandler:
 def _check_authority(call: PlatformCall, municipality_cvr: str | None) -> None:
     """``AuthorityContext/MunicipalityCVR``, where given, must be the token's authority."""
     if municipality_cvr is not None and municipality_cvr != call.authority_cvr:
-        raise call.fail(
-            AuthorityContextMismatch(
-                f"MunicipalityCVR {municipality_cvr}, token authority {call.authority_cvr}"
-            )
+        raise AuthorityContextMismatch(
+            f"MunicipalityCVR {municipality_cvr}, token authority {call.authority_cvr}"
         )
