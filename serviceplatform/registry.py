@@ -1,5 +1,8 @@
 """The one table that names the integrations; everything else finds them through it.
 
+It also names the sandbox's commands (``TOOL_COMMANDS``), so that the core CLI offers
+``serviceplatform sandbox`` and ``token`` without importing the sandbox itself.
+
 Entries are imported lazily, so a broken or missing integration fails with a clear message
 naming it instead of breaking the import of the core.
 """
@@ -18,6 +21,13 @@ INTEGRATIONS: dict[str, str] = {
     "sf2250": "integrations.sf2250.integration:INTEGRATION",
     "oots": "integrations.oots:INTEGRATION",
 }
+
+
+#: ``module:attribute`` of the click commands that are not an integration's: the sandbox's.
+TOOL_COMMANDS: tuple[str, ...] = (
+    "serviceplatform.sandbox.commands:sandbox",
+    "serviceplatform.sandbox.commands:token",
+)
 
 
 def _load(name: str) -> Integration:
@@ -54,8 +64,8 @@ def scheduled_jobs() -> list[ScheduledJob]:
 
 
 def command_objects() -> list[Any]:
-    """The click commands the integrations add to the command line."""
-    found: list[Any] = []
+    """The click commands the sandbox and the integrations add to the command line."""
+    found: list[Any] = [load_attribute(target, "sandbox command") for target in TOOL_COMMANDS]
     for integration in integrations():
         for target in integration.commands:
             found.append(load_attribute(target, f"command of integration {integration.name!r}"))
