@@ -4,8 +4,8 @@ The gateway hands a provider the RegRep payload of an ``ExecuteQueryRequest``; t
 answers with a ``ProviderAnswer`` (the ``query:QueryResponse``, its attachments and the ebMS
 action to send it under) or, for a second request whose preview the user has not decided yet,
 ``AwaitPreview``: the gateway asks again (``settle``) until the user decides or the preview
-times out. Answers are written with ``integrations.oots.edm.responses`` in the provider's EDM
-version, the one the DSD publishes as its ``sdg:ConformsTo``.
+times out. Answers are written with ``serviceplatform.sandbox.oots_evidence_answers`` in the
+provider's EDM version, the one the DSD publishes as its ``sdg:ConformsTo``.
 
 What every provider checks first, in this order (codes from the ``EDMErrorCodes`` list):
 
@@ -56,13 +56,13 @@ from integrations.oots.edm import (
     UnsupportedEdmVersion,
     parse_query_request,
 )
-from integrations.oots.edm.responses import (
+from integrations.oots.edm.wire import QUERY_NS, RIM_NS, q
+from serviceplatform.sandbox.oots_evidence_answers import (
     ResponseContext,
     build_error_response,
     build_evidence_response,
     build_preview_required,
 )
-from integrations.oots.edm.wire import QUERY_NS, RIM_NS, q
 from serviceplatform.sandbox.oots_network import (
     Behaviour,
     EvidenceTypeSpec,

@@ -2,8 +2,8 @@
 transitions, answers applied once and audited without the document, retention purge.
 
 Real SQL (SQLite, and PostgreSQL where configured); the answers are real EDM responses built
-by ``integrations.oots.edm.responses`` and stored through ``DomibusInbox`` as Domibus would
-deliver them.
+by ``serviceplatform.sandbox.oots_evidence_answers`` and stored through ``DomibusInbox`` as
+Domibus would deliver them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from integrations.oots.edm import (
     Requester,
     Requirement,
 )
-from integrations.oots.edm.responses import build_error_response, build_evidence_response
 from integrations.oots.exchange import Destination, OotsExchange, edm_fault
 from integrations.oots.request_store import RequestRecord
 from serviceplatform.closing import Closing
@@ -56,6 +55,10 @@ from serviceplatform.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
     UpstreamUnreachable,
+)
+from serviceplatform.sandbox.oots_evidence_answers import (
+    build_error_response,
+    build_evidence_response,
 )
 from serviceplatform.store.audit import AuditLog
 from serviceplatform.store.db import Database

@@ -27,14 +27,14 @@ from integrations.oots.edm import (
     parse_query_response,
 )
 from integrations.oots.edm.errors import EDM_ERROR_CODES, SEVERITY_ERROR
-from integrations.oots.edm.responses import (
+from integrations.oots.edm.wire import RIM_NS, RS_NS
+from serviceplatform.sandbox.oots_evidence_answers import (
     ResponseContext,
     attachments_of,
     build_error_response,
     build_evidence_response,
     build_preview_required,
 )
-from integrations.oots.edm.wire import RIM_NS, RS_NS
 from tests.unit.test_oots_edm_samples import (
     EDM_2_0,
     PERSON,

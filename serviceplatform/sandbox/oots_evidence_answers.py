@@ -1,8 +1,9 @@
 """Building what an Evidence Provider answers (``query:QueryResponse``), v1.2 and v2.0.
 
-The reading side is ``response.py`` (``parse_query_response``); this module is its mirror, for
-simulated providers and tests: whatever is built here reads back to the same ``Evidence``,
-``PreviewRequired`` or ``EdmError``.
+The reading side is the platform's ``integrations/oots/edm/response.py``
+(``parse_query_response``); this module is its mirror, for the simulated providers and the
+tests, so it lives in the sandbox, not in the product: whatever is built here reads back to
+the same ``Evidence``, ``PreviewRequired`` or ``EdmError``.
 
 - ``build_evidence_response(request, evidence)`` -> ``(body, {content id: bytes})``: the
   successful answer and the AS4 attachments its ``rim:RepositoryItemRef``\\ s point at;
