@@ -23,26 +23,16 @@ from serviceplatform.routing.model import Agreement, ConsumerSystem
 from serviceplatform.routing_files import display_path, load_agreements
 from serviceplatform.store.agreements import append_agreement_event
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import agreements, consumer_systems, system_certificates
+from serviceplatform.store.models import agreements, consumer_systems
+from serviceplatform.store.repository import agreement_values
 from serviceplatform.store.systems import (
     ParsedCertificate,
     append_system_event,
+    certificate_owner,
     check_name,
     check_supplier_cvr,
     insert_certificate,
     parse_certificate,
-)
-
-#: The agreement fields an import compares and sets.
-_AGREEMENT_FIELDS = (
-    "authority_cvr",
-    "service",
-    "consumer_system",
-    "supplier",
-    "status",
-    "register_cert_alias",
-    "valid_from",
-    "valid_to",
 )
 
 
@@ -167,11 +157,7 @@ def _system(
                 )
     added: list[str] = []
     for parsed in entry.certificates:
-        owner = connection.execute(
-            select(system_certificates.c.consumer_system).where(
-                system_certificates.c.fingerprint == parsed.fingerprint
-            )
-        ).scalar()
+        owner = certificate_owner(connection, parsed.fingerprint)
         if owner == system.uuid:
             continue
         if owner is not None:
@@ -194,16 +180,7 @@ def _system(
 def _agreement(
     connection: Connection, agreement: Agreement, *, now: datetime, actor: str, write: bool
 ) -> list[str]:
-    values: dict[str, Any] = {
-        "authority_cvr": agreement.authority_cvr,
-        "service": agreement.service,
-        "consumer_system": agreement.consumer_system,
-        "supplier": agreement.supplier,
-        "status": agreement.status.value,
-        "register_cert_alias": agreement.register_cert_alias,
-        "valid_from": agreement.valid_from,
-        "valid_to": agreement.valid_to,
-    }
+    values = agreement_values(agreement)
     row = connection.execute(select(agreements).where(agreements.c.uuid == agreement.uuid)).first()
     label = f"agreement {agreement.uuid} ({agreement.authority_cvr} {agreement.service})"
     if row is None:
@@ -217,7 +194,7 @@ def _agreement(
                 connection, agreement.uuid, now, actor, "import", None, values["status"], None, None
             )
         return [f"+ {label}, {values['status']}"]
-    changes = {k: values[k] for k in _AGREEMENT_FIELDS if getattr(row, k) != values[k]}
+    changes = {k: v for k, v in values.items() if getattr(row, k) != v}
     if not changes:
         return []
     if write:

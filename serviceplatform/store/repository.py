@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Executable, RowMapping, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -97,6 +98,20 @@ def _agreement(row: RowMapping) -> Agreement:
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
     )
+
+
+def agreement_values(a: Agreement) -> dict[str, Any]:
+    """The ``agreements`` columns an agreement sets, but for its uuid and timestamps."""
+    return {
+        "authority_cvr": a.authority_cvr,
+        "service": a.service,
+        "consumer_system": a.consumer_system,
+        "supplier": a.supplier,
+        "status": a.status.value,
+        "register_cert_alias": a.register_cert_alias,
+        "valid_from": a.valid_from,
+        "valid_to": a.valid_to,
+    }
 
 
 def _diff(old: Iterable[RouteRow], new: Iterable[RouteRow]) -> RouteChange:
@@ -306,17 +321,7 @@ class RoutingRepository:
     # --- agreements ------------------------------------------------------------------------
 
     def _agreement_upsert(self, a: Agreement, now: datetime) -> Executable:
-        values = {
-            "authority_cvr": a.authority_cvr,
-            "service": a.service,
-            "consumer_system": a.consumer_system,
-            "supplier": a.supplier,
-            "status": a.status.value,
-            "register_cert_alias": a.register_cert_alias,
-            "valid_from": a.valid_from,
-            "valid_to": a.valid_to,
-            "updated_at": now,
-        }
+        values = {**agreement_values(a), "updated_at": now}
         statement = self._insert(agreements).values(uuid=a.uuid, created_at=now, **values)
         return statement.on_conflict_do_update(index_elements=[agreements.c.uuid], set_=values)
 
@@ -324,11 +329,6 @@ class RoutingRepository:
         """Create or update an agreement by UUID; its consumer system must exist."""
         with self._db.transaction(write_first=True) as connection:
             connection.execute(self._agreement_upsert(a, datetime.now(UTC)))
-
-    def list_consumer_systems(self) -> list[ConsumerSystem]:
-        statement = select(consumer_systems).order_by(consumer_systems.c.name)
-        with self._db.transaction() as connection:
-            return [consumer_system_from_row(r) for r in connection.execute(statement).mappings()]
 
     def agreements_for(
         self, authority_cvr: str, service: str, consumer_system: str

@@ -149,11 +149,8 @@ class SystemStore:
             return [self._view(connection, system_uuid) for system_uuid in found]
 
     def by_fingerprint(self, fingerprint: str) -> SystemView | None:
-        query = select(system_certificates.c.consumer_system).where(
-            system_certificates.c.fingerprint == fingerprint.lower()
-        )
         with self._db.transaction() as connection:
-            system_uuid = connection.execute(query).scalar()
+            system_uuid = certificate_owner(connection, fingerprint.lower())
             return None if system_uuid is None else self._view(connection, system_uuid)
 
     def history(self, system_uuid: str) -> list[SystemEvent]:
@@ -322,15 +319,20 @@ def describe_certificate(parsed: ParsedCertificate) -> dict[str, str]:
     }
 
 
+def certificate_owner(connection: Connection, fingerprint: str) -> str | None:
+    """The UUID of the system the certificate with ``fingerprint`` is registered for."""
+    query = select(system_certificates.c.consumer_system).where(
+        system_certificates.c.fingerprint == fingerprint
+    )
+    owner: str | None = connection.execute(query).scalar()
+    return owner
+
+
 def insert_certificate(
     connection: Connection, system_uuid: str, parsed: ParsedCertificate, now: datetime
 ) -> None:
     """Register ``parsed`` for the system, accepted from ``now``; refused if it is taken."""
-    owner = connection.execute(
-        select(system_certificates.c.consumer_system).where(
-            system_certificates.c.fingerprint == parsed.fingerprint
-        )
-    ).scalar()
+    owner = certificate_owner(connection, parsed.fingerprint)
     if owner is not None:
         raise CertificateAlreadyRegistered(
             f"{parsed.fingerprint} belongs to consumer system {owner}"
