@@ -115,15 +115,9 @@ class Platform:
         now = self.clock()
         if not facts.certificate.accepted_at(now):
             raise ConsumerSystemCertificateNotAccepted(
-                f"SHA-256 {security.holder_fingerprint}, accepted "
-                f"{facts.certificate.accepted_from:%Y-%m-%d %H:%M}Z .. "
-                + (
-                    f"{facts.certificate.accepted_until:%Y-%m-%d %H:%M}Z"
-                    if facts.certificate.accepted_until
-                    else "-"
-                )
+                f"SHA-256 {security.holder_fingerprint}, accepted {facts.certificate.window}"
             )
-        route = resolve(
+        return resolve(
             authority_cvr=security.authority_cvr,
             service=call.service,
             consumer_system=facts.consumer_system.uuid,
@@ -133,7 +127,6 @@ class Platform:
             required_roles=required_roles,
             today=now.date(),
         )
-        return route
 
     # --- outbound -----------------------------------------------------------------------
 

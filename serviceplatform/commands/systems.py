@@ -52,13 +52,12 @@ def _print(view: SystemView, as_json: bool) -> None:
     if not view.certificates:
         click.echo("  no certificate: calls are refused (SP-216)")
     for c in view.certificates:
-        until = f"{c.accepted_until:%Y-%m-%d %H:%M}Z" if c.accepted_until else "-"
         accepted = "accepted" if c.accepted_at(now) else "NOT accepted"
         click.echo(
             f"  SHA-256 {c.fingerprint}\n"
             f"    {c.subject}  (issuer {c.issuer})\n"
             f"    valid to {c.not_after:%Y-%m-%d}; {accepted} now, "
-            f"window {c.accepted_from:%Y-%m-%d %H:%M}Z .. {until}"
+            f"window {c.window}"
         )
 
 

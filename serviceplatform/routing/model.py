@@ -80,6 +80,12 @@ class SystemCertificate:
             return False
         return self.accepted_until is None or moment < self.accepted_until
 
+    @property
+    def window(self) -> str:
+        """The acceptance window for people: ``2026-12-06 13:20Z .. 2026-12-20 13:20Z``."""
+        until = f"{self.accepted_until:%Y-%m-%d %H:%M}Z" if self.accepted_until else "-"
+        return f"{self.accepted_from:%Y-%m-%d %H:%M}Z .. {until}"
+
 
 @dataclass(frozen=True)
 class Agreement:
