@@ -29,6 +29,7 @@ from cryptography import x509
 
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
 from serviceplatform.errors import ConfigurationError
+from serviceplatform.outbound.certstore import exposure
 
 
 def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
@@ -121,8 +122,8 @@ def _secret_file_problems(settings: Settings) -> list[str]:
             mode = stat.S_IMODE(path.stat().st_mode)
         except OSError:
             continue  # a missing file fails where it is used, with its own error
-        if mode & 0o077:
-            what = "readable" if mode & 0o044 else "writable"
+        what = exposure(mode)
+        if what is not None:
             problems.append(
                 f"{setting}: {path} is {what} by group or others (mode {mode:04o}): chmod 600 it"
             )

@@ -149,6 +149,14 @@ def _parse_pair(alias: str, cert_path: Path, key_path: Path) -> _Parsed:
     return _Parsed(cert, chain, None)
 
 
+def exposure(mode: int) -> str | None:
+    """``"readable"`` or ``"writable"`` when group or others may read or write a file of this
+    mode (its permission bits); None when it is private to its owner."""
+    if not mode & 0o077:
+        return None
+    return "readable" if mode & 0o044 else "writable"
+
+
 def key_file_problem(key_path: Path) -> str | None:
     """Why ``key_path`` is not private to this process's user, or None (also when missing).
 
@@ -165,8 +173,8 @@ def key_file_problem(key_path: Path) -> str | None:
             f"private key file {key_path.name} is owned by uid {st.st_uid}, not by the "
             f"platform's user (uid {uid}); chown it and chmod 600"
         )
-    if mode & 0o077:
-        what = "readable" if mode & 0o044 else "writable"
+    what = exposure(mode)
+    if what is not None:
         return f"private key file {key_path.name} is {what} by others (mode {mode:04o}); chmod 600"
     return None
 
