@@ -47,9 +47,9 @@ if str(ROOT) not in sys.path:
 from bench import load  # noqa: E402
 from bench.echo_app import echo_request  # noqa: E402
 from integrations.sf2250.service import TNS  # noqa: E402
+from serviceplatform.client.request_signer import build_signed_envelope, mint_assertion  # noqa: E402
 from serviceplatform.routing.identifiers import is_valid_cpr  # noqa: E402
 from serviceplatform.sandbox.runner import free_port  # noqa: E402
-from serviceplatform.security.request_signer import build_signed_envelope, mint_assertion  # noqa: E402
 
 GOAL_RATIO = 0.35
 GOAL_P99_MS = 25.0

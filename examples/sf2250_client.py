@@ -25,7 +25,7 @@ from zeep import Client
 from zeep.exceptions import Fault
 from zeep.transports import Transport
 
-from serviceplatform.security.request_signer import KombitWsse, mint_assertion
+from serviceplatform.client.request_signer import KombitWsse, mint_assertion
 
 
 def load_manifest(workdir: Path) -> dict[str, Any]:

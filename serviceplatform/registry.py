@@ -1,7 +1,8 @@
 """The one table that names the integrations; everything else finds them through it.
 
-It also names the sandbox's commands (``TOOL_COMMANDS``), so that the core CLI offers
-``serviceplatform sandbox`` and ``token`` without importing the sandbox itself.
+It also names the sandbox's commands (``TOOL_COMMANDS``) and token source (``TOKEN_SOURCES``),
+so that the core CLI offers ``serviceplatform sandbox`` and ``token``, and a sandbox distributor
+mints its tokens, without importing the sandbox itself.
 
 Entries are imported lazily, so a broken or missing integration fails with a clear message
 naming it instead of breaking the import of the core.
@@ -28,6 +29,12 @@ TOOL_COMMANDS: tuple[str, ...] = (
     "serviceplatform.sandbox.commands:sandbox",
     "serviceplatform.sandbox.commands:token",
 )
+
+#: ``[distributor.amqp] token_source`` -> ``module:callable`` building the source from Settings.
+TOKEN_SOURCES: dict[str, str] = {
+    "file": "serviceplatform.distribution.tokens:FileTokenSource.from_settings",
+    "sandbox-sts": "serviceplatform.sandbox.sts_tokens:SandboxStsTokenSource.from_settings",
+}
 
 
 def _load(name: str) -> Integration:
@@ -73,10 +80,16 @@ def command_objects() -> list[Any]:
 
 
 def load_attribute(target: str, what: str) -> Any:
-    """The attribute ``module:attribute``; ConfigurationError naming ``what`` if missing."""
+    """The attribute ``module:attribute`` (``attribute`` may be dotted, ``Class.method``).
+
+    ConfigurationError naming ``what`` if it is missing.
+    """
     module_name, _, attribute = target.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attribute)
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+        return value
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"{what} ({target}) cannot be loaded: {exc}") from exc
 

@@ -26,34 +26,28 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
 import pika
 import pika.exceptions
 import pika.spec
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
-from serviceplatform.config import AmqpDistributorSettings, Settings
+from serviceplatform.config import AmqpDistributorSettings
 from serviceplatform.distribution.base import (
     SAGDOK_NS,
     STATUS_OK,
     DistributorBase,
     OutgoingMessage,
 )
+from serviceplatform.distribution.tokens import TokenSource
 from serviceplatform.errors import ConfigurationError, DistributorRejected, DistributorUnavailable
 from serviceplatform.logmask import mask_cpr_numbers
-from serviceplatform.security.saml import mint_assertion
 
 if TYPE_CHECKING:
     from pika.adapters.blocking_connection import BlockingChannel
@@ -65,145 +59,14 @@ log = logging.getLogger(__name__)
 REPLY_TO: Final = "amq.rabbitmq.reply-to"
 #: The AMQP message header that carries the SAML token.
 TOKEN_HEADER: Final = "token"
-#: A cached sandbox token is replaced this long before it expires.
-TOKEN_REFRESH_MARGIN: Final = timedelta(minutes=5)
 #: The connection name shown by ``rabbitmqctl list_connections client_properties``; the
 #: process id is appended, so an operator can tell the workers' connections apart.
 CONNECTION_NAME: Final = "serviceplatform-distributor"
 
-_CVR: Final = re.compile(r"[0-9]{8}")
 _STATUS_KODE: Final = (f"{{{SAGDOK_NS}}}StatusKode", "StatusKode")
 _FEJLBESKED: Final = (f"{{{SAGDOK_NS}}}FejlbeskedTekst", "FejlbeskedTekst")
 # The failures that mean "the connection or channel is no longer usable".
 _BROKEN: Final = (pika.exceptions.AMQPError, OSError)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-# --- token sources --------------------------------------------------------------------------
-
-
-class TokenSource(Protocol):
-    """Gives the SAML token (assertion XML as text) to send for an authority."""
-
-    def token_for(self, authority_cvr: str) -> str: ...
-
-
-class FileTokenSource:
-    """Reads ``directory/<CVR>.xml`` on every call; an STS client outside keeps it fresh."""
-
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-
-    def token_for(self, authority_cvr: str) -> str:
-        if not _CVR.fullmatch(authority_cvr):
-            raise ConfigurationError(f"authority CVR {authority_cvr!r} is not 8 digits")
-        path = self.directory / f"{authority_cvr}.xml"
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise ConfigurationError(f"no token file {path} for this authority") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"the token file {path} cannot be read: {exc}") from exc
-        if not text:
-            raise ConfigurationError(f"the token file {path} is empty")
-        return text
-
-
-class SandboxStsTokenSource:
-    """Mints tokens with a test STS key, cached per CVR until shortly before they expire.
-
-    The holder-of-key certificate is the STS certificate itself: Beskedfordeler reads only
-    the authority CVR and the validity from the token, and the sandbox has no other party
-    to vouch for. Sandbox and tests only. Thread-safe.
-    """
-
-    def __init__(
-        self,
-        sts_key: RSAPrivateKey,
-        sts_cert: x509.Certificate,
-        issuer: str,
-        audience: str,
-        *,
-        ttl: timedelta = timedelta(hours=8),
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        if ttl <= TOKEN_REFRESH_MARGIN:
-            raise ValueError(f"the token lifetime must exceed {TOKEN_REFRESH_MARGIN}")
-        self._key = sts_key
-        self._cert = sts_cert
-        self.issuer = issuer
-        self.audience = audience
-        self._ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[str, datetime]] = {}
-
-    @classmethod
-    def from_files(
-        cls, key_path: Path, cert_path: Path, issuer: str, audience: str
-    ) -> SandboxStsTokenSource:
-        """Load the STS key and certificate (PEM); unreadable files are a ConfigurationError."""
-        try:
-            key = load_pem_private_key(key_path.read_bytes(), password=None)
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigurationError(f"the sandbox STS key or certificate: {exc}") from exc
-        if not isinstance(key, RSAPrivateKey):
-            raise ConfigurationError(f"the sandbox STS key {key_path} is not an RSA key")
-        return cls(key, cert, issuer, audience)
-
-    def token_for(self, authority_cvr: str) -> str:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(authority_cvr)
-            if cached is not None and now < cached[1] - TOKEN_REFRESH_MARGIN:
-                return cached[0]
-            assertion = mint_assertion(
-                sts_key=self._key,
-                sts_cert=self._cert,
-                issuer=self.issuer,
-                audience=self.audience,
-                authority_cvr=authority_cvr,
-                holder_cert=self._cert,
-                now=now,
-                ttl=self._ttl,
-            )
-            text = etree.tostring(assertion, encoding="unicode")
-            self._cache[authority_cvr] = (text, now + self._ttl)
-            return text
-
-
-def token_source_from_settings(settings: Settings) -> TokenSource:
-    """The token source ``[distributor.amqp] token_source`` names, paths resolved."""
-    amqp = settings.distributor.amqp
-    if amqp.token_source == "file":
-        return FileTokenSource(settings.path(amqp.token_dir))
-    if amqp.token_source == "sandbox-sts":
-        missing = [
-            name
-            for name, value in (
-                ("sts_key", amqp.sts_key),
-                ("sts_cert", amqp.sts_cert),
-                ("sts_issuer", amqp.sts_issuer),
-            )
-            if not value
-        ]
-        if missing:
-            raise ConfigurationError(
-                f"token_source = sandbox-sts needs [distributor.amqp] {', '.join(missing)}"
-            )
-        return SandboxStsTokenSource.from_files(
-            settings.path(amqp.sts_key),
-            settings.path(amqp.sts_cert),
-            amqp.sts_issuer,
-            amqp.token_audience,
-        )
-    raise ConfigurationError(
-        f"[distributor.amqp] token_source = {amqp.token_source!r}: use 'file' or 'sandbox-sts'"
-    )
 
 
 # --- connection settings --------------------------------------------------------------------

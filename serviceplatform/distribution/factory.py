@@ -24,7 +24,8 @@ def distributor_from_settings(settings: Settings) -> Distributor:
         return FileDropDistributor(settings.path(settings.distributor.directory))
     if transport == "amqp":
         # Imported here: pika is imported only when AMQP is configured.
-        from serviceplatform.distribution.amqp import AmqpDistributor, token_source_from_settings
+        from serviceplatform.distribution.amqp import AmqpDistributor
+        from serviceplatform.distribution.tokens import token_source_from_settings
 
         return AmqpDistributor(
             settings.distributor.amqp,

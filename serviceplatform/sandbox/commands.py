@@ -51,8 +51,8 @@ def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
 @click.pass_context
 def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
     """Print a SAML 2.0 assertion signed with the sandbox STS key (holder-of-key: the client)."""
+    from serviceplatform.client.request_signer import mint_assertion
     from serviceplatform.sandbox.pki import STS_ISSUER, ensure_pki
-    from serviceplatform.security.request_signer import mint_assertion
 
     if not is_valid_cvr(cvr):
         raise click.BadParameter(f"{cvr} is not an 8-digit CVR number with a valid check digit")

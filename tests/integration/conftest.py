@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
 from serviceplatform.app import PlatformApp
+from serviceplatform.client.request_signer import build_signed_envelope, mint_assertion
 from serviceplatform.config import (
     CertificateSettings,
     DatabaseSettings,
@@ -35,7 +36,6 @@ from serviceplatform.routing_files import load_directory
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS, ensure_sample_certificate
-from serviceplatform.security.request_signer import build_signed_envelope, mint_assertion
 from serviceplatform.store.agreements_import import apply_import, read_import
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository

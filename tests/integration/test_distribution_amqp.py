@@ -30,22 +30,17 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
+from serviceplatform.client.token_minter import mint_assertion
 from serviceplatform.config import AmqpDistributorSettings, DistributorSettings, Settings
 from serviceplatform.distribution import KUVERT_NS, SAGDOK_NS, OutgoingMessage
 from serviceplatform.distribution import distributor_from_settings as make_distributor
-from serviceplatform.distribution.amqp import (
-    REPLY_TO,
-    AmqpDistributor,
-    FileTokenSource,
-    SandboxStsTokenSource,
-    TokenSource,
-    connection_name,
-)
+from serviceplatform.distribution.amqp import REPLY_TO, AmqpDistributor, connection_name
+from serviceplatform.distribution.tokens import FileTokenSource, TokenSource
 from serviceplatform.errors import ConfigurationError, DistributorRejected, DistributorUnavailable
 from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler, standard_retur
 from serviceplatform.sandbox.httpserver import server_tls_context
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki
-from serviceplatform.security.saml import mint_assertion
+from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
 from serviceplatform.security.token import read_assertion
 from tests.conftest import AMQP_VHOST, rabbitmqctl
 

@@ -24,13 +24,14 @@ from integrations.sf2250 import jobs, nightly
 from integrations.sf2250.nightly import NightlyDiff, RunSummary
 from serviceplatform import scheduling
 from serviceplatform.config import AmqpDistributorSettings
-from serviceplatform.distribution.amqp import AmqpDistributor, SandboxStsTokenSource
+from serviceplatform.distribution.amqp import AmqpDistributor
 from serviceplatform.distribution.file_drop import FileDropDistributor
 from serviceplatform.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
 from serviceplatform.platform import Platform
 from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki
+from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
 from serviceplatform.store.db import Database
 from serviceplatform.store.leases import LeaseStore
 from serviceplatform.store.outbox import Outbox

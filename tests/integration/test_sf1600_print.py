@@ -23,10 +23,10 @@ from sqlalchemy import select
 from integrations.sf2250.integration import PRINT_ENTITY_ID, PRINT_PATH
 from integrations.sf2250.sf1600.service import TNS
 from serviceplatform.app import PlatformApp
+from serviceplatform.client.request_signer import KombitWsse
 from serviceplatform.platform import Platform
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
-from serviceplatform.security.request_signer import KombitWsse
 from serviceplatform.store.models import audit_records
 from tests.integration.conftest import (
     AUTHORITY,

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
+from serviceplatform.client.request_signer import mint_assertion
 from serviceplatform.routing.model import RouteRow
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
-from serviceplatform.security.request_signer import mint_assertion
 from serviceplatform.store.repository import RoutingRepository
 from tests.integration.conftest import (
     AUTHORITY,

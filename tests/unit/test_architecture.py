@@ -3,7 +3,8 @@
 - The core (``serviceplatform``) never imports an integration, except in the registry.
 - An integration never imports another integration.
 - Product code (the core outside ``serviceplatform.sandbox``, and the integrations) never
-  imports the sandbox.
+  imports the sandbox, nor the client package ``serviceplatform.client`` (the request signer
+  and token minter a case system, the sandbox, the examples and the tests use).
 - ``serviceplatform.routing`` and ``serviceplatform.security`` do no I/O: no network,
   database, subprocess or HTTP module, and no file reads or writes.
 
@@ -115,6 +116,7 @@ def breaches(root: Path) -> list[Breach]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         core = _within(module, "serviceplatform")
         sandbox = _within(module, "serviceplatform.sandbox")
+        client = _within(module, "serviceplatform.client")
         pure = any(_within(module, p) for p in PURE_PACKAGES)
         for target, line, is_name in imported(tree, module, path.name == "__init__.py"):
             if not target:
@@ -132,6 +134,8 @@ def breaches(root: Path) -> list[Breach]:
                     found.append(Breach("integration", module, ".".join(other), line))
             if not sandbox and _within(target, "serviceplatform.sandbox"):
                 found.append(Breach("sandbox", module, _top(target, 3), line))
+            if not (sandbox or client) and _within(target, "serviceplatform.client"):
+                found.append(Breach("client", module, _top(target, 2), line))
             if pure and not is_name and any(_within(target, io) for io in IO_MODULES):
                 found.append(Breach("io", module, target, line))
         if pure:
@@ -207,6 +211,14 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             ("sandbox", "serviceplatform.app", "serviceplatform.sandbox"),
         ),
         (
+            {"integrations/a/service.py": "from serviceplatform.client import token_minter\n"},
+            ("client", "integrations.a.service", "serviceplatform.client"),
+        ),
+        (
+            {"serviceplatform/distribution/amqp.py": "import serviceplatform.client.x\n"},
+            ("client", "serviceplatform.distribution.amqp", "serviceplatform.client"),
+        ),
+        (
             {"serviceplatform/routing/resolve.py": "import requests\n"},
             ("io", "serviceplatform.routing.resolve", "requests"),
         ),
@@ -232,7 +244,9 @@ def test_allowed_imports_are_not_breaches(tmp_path: Path) -> None:
         {
             "serviceplatform/registry.py": "from integrations.a import x\n",
             "serviceplatform/sandbox/__init__.py": "",
-            "serviceplatform/sandbox/runner.py": "import integrations.a\nimport socket\n",
+            "serviceplatform/sandbox/runner.py": "import integrations.a\nimport socket\n"
+            "from serviceplatform.client.request_signer import KombitWsse\n",
+            "serviceplatform/client/request_signer.py": "from serviceplatform.client import m\n",
             "integrations/a/handler.py": "from integrations.a.model import M\nimport requests\n",
             "serviceplatform/routing/resolve.py": "from serviceplatform.errors import E\n",
         },

@@ -19,10 +19,10 @@ from serviceplatform.distribution import (
 )
 from serviceplatform.distribution.amqp import (
     AmqpDistributor,
-    FileTokenSource,
     connection_parameters,
     parse_standard_retur,
 )
+from serviceplatform.distribution.tokens import FileTokenSource
 from serviceplatform.errors import (
     ConfigurationError,
     DistributorRejected,

@@ -20,6 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from serviceplatform.client.request_signer import (
+    build_signed_envelope,
+    mint_assertion,
+    sign_envelope,
+)
 from serviceplatform.errors import (
     AddressingHeaderMissing,
     FrameworkVersionMismatch,
@@ -40,11 +45,6 @@ from serviceplatform.errors import (
 )
 from serviceplatform.security.context import SecurityContext
 from serviceplatform.security.replay import MemoryReplayCache
-from serviceplatform.security.request_signer import (
-    build_signed_envelope,
-    mint_assertion,
-    sign_envelope,
-)
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

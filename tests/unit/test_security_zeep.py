@@ -15,8 +15,8 @@ from lxml import etree
 from zeep import Client
 from zeep.transports import Transport
 
+from serviceplatform.client.request_signer import KombitWsse, mint_assertion
 from serviceplatform.security.replay import MemoryReplayCache
-from serviceplatform.security.request_signer import KombitWsse, mint_assertion
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
 from serviceplatform.security.wire import parse_instant
 from tests.unit.test_security_roundtrip import make_identity

@@ -7,7 +7,7 @@
 assertion (``SecurityTokenReference/KeyIdentifier``, value type ``#SAMLID``). The shape is
 that of the conformance vector ``security-test-vector/request.xml``.
 
-``KombitWsse`` is the same as a zeep ``wsse=`` plugin. ``mint_assertion`` (from ``saml``) is
+``KombitWsse`` is the same as a zeep ``wsse=`` plugin. ``mint_assertion`` (from ``token_minter``) is
 re-exported here so a client needs one import.
 
 Test knobs, for building refused messages on purpose (defaults build a correct message):
@@ -29,8 +29,8 @@ from typing import Any, Final
 
 from lxml import etree
 
+from serviceplatform.client.token_minter import mint_assertion
 from serviceplatform.security import xmldsig_create
-from serviceplatform.security.saml import mint_assertion
 from serviceplatform.security.wire import (
     REQUEST_HEADER_NS,
     RH_REQUEST_HEADER,
