@@ -9,18 +9,22 @@ Library errors (lxml, xmlsec, requests, SQLAlchemy, ...) are translated into thi
 boundary where they are raised, with ``raise ... from exc``; nothing above that boundary
 catches a third-party exception.
 
-Codes are stable strings, grouped by the hundreds:
+Codes are stable strings, grouped by the hundreds. The core's own classes are here:
 
 ======  =====================================================================
 SP-1xx  the request itself: envelope, XML, size, contract
 SP-2xx  inbound security: Liberty/WS-Addressing headers, token, signature
 SP-3xx  agreements and routing
 SP-4xx  the upstream peer (register, gateway) and outward certificates
-SP-5xx  business rules of an integration
+SP-500  a business rule of an integration (the base of its rule errors)
 SP-6xx  administration
-SP-7xx  OOTS evidence requests (700-739) and the OOTS common services (740-)
 SP-9xx  the platform itself
 ======  =====================================================================
+
+The other codes belong to the integrations: each defines its classes in its own module and
+declares them with the code range it takes (``Integration.errors``; SF2250 and SF1600:
+SP-501..SP-599, OOTS: SP-700..SP-799). :func:`all_error_classes` imports them through the
+registry and :func:`check_codes` keeps every code unique and inside its owner's range.
 
 The full catalogue, with the meaning of each code, is in ``docs/faults.md``.
 """
@@ -348,85 +352,13 @@ class DistributorRejected(ServicePlatformError):
         self.status = status
 
 
-# --- SP-5xx: business rules of an integration ----------------------------------------------
+# --- SP-500: business rules of an integration (its subclasses live in the integration) -----
 
 
 class BusinessRuleError(ServicePlatformError):
     code = "SP-500"
     text = "The request breaks a business rule of the service"
     client_fault = True
-
-
-class SmsTooLong(BusinessRuleError):
-    code = "SP-501"
-    text = "A NemSMS message is at most 160 characters"
-
-
-class SmsFileFormat(BusinessRuleError):
-    code = "SP-502"
-    text = "The file format of a NemSMS message must be TXT"
-
-
-class SmsOutsideSendingHours(BusinessRuleError):
-    """Retryable: the same call succeeds once the sending window opens."""
-
-    code = "SP-503"
-    text = "NemSMS messages are sent only between 08:00 and 22:00 Danish time"
-    retryable = True
-
-
-class SmsChannelNotServed(BusinessRuleError):
-    code = "SP-504"
-    text = "NemSMS cannot serve this channel choice (Kanalvalg); use D or S"
-
-
-class SmsPriorityNotServed(BusinessRuleError):
-    code = "SP-505"
-    text = "NemSMS cannot serve this priority (Prioritet); use D"
-
-
-class SmsContentInvalid(BusinessRuleError):
-    code = "SP-506"
-    text = "The NemSMS message text is empty or not UTF-8 text"
-
-
-class SmsRecipientMissing(BusinessRuleError):
-    code = "SP-507"
-    text = "A NemSMS message needs exactly one recipient CPR or CVR number"
-
-
-class SendingInProgress(BusinessRuleError):
-    """Another call with the same sending identifier is being sent right now."""
-
-    code = "SP-508"
-    text = "A sending with this AfsendelseIdentifikator is in progress; retry later"
-    retryable = True
-
-
-class SendingIdentifierReused(BusinessRuleError):
-    code = "SP-509"
-    text = "This AfsendelseIdentifikator was already used for a different sending"
-
-
-class RegisterServiceWindow(BusinessRuleError):
-    """NemSMS's weekly service window; the same request works after it."""
-
-    code = "SP-520"
-    text = "The NemSMS register is in its weekly service window (Sunday 00:00-04:00)"
-    client_fault = False
-    retryable = True
-
-
-class JobAlreadyRunning(BusinessRuleError):
-    code = "SP-521"
-    text = "Another platform process is running this job for this date"
-    client_fault = False
-    retryable = True
-
-
-class ListDateUnavailable(BusinessRuleError):
-    code = "SP-522"
-    text = "The register serves only today's list, and no list is stored for this date"
 
 
 # --- SP-6xx: administration ----------------------------------------------------------------
@@ -488,226 +420,6 @@ class CertificateInvalid(AdminError):
     http_status = 400
 
 
-# --- SP-70x..73x: OOTS evidence requests (integrations/oots) -------------------------------
-
-
-class OotsError(ServicePlatformError):
-    """An OOTS evidence request failed; the subclasses say how."""
-
-    code = "SP-700"
-    text = "The OOTS evidence request failed"
-
-
-class OotsEdmError(OotsError):
-    """The Evidence Provider answered an error: this class when its code is missing or unknown,
-    else the subclass of its ``EDM:ERR:000x`` code."""
-
-    code = "SP-709"
-    text = "The evidence provider answered an error without a known EDM error code"
-    #: The EDM error code the subclass stands for.
-    edm_code: ClassVar[str | None] = None
-
-
-class OotsAuthenticationFailed(OotsEdmError):
-    code = "SP-701"
-    text = "EDM:ERR:0001: the evidence provider could not authenticate the user or requester"
-    client_fault = True
-    edm_code = "EDM:ERR:0001"
-
-
-class OotsAuthorizationMissing(OotsEdmError):
-    """``EDM:ERR:0002`` without a preview location: the user declined, or no preview possible."""
-
-    code = "SP-702"
-    text = "EDM:ERR:0002: the evidence provider has no authorisation to share (preview declined?)"
-    client_fault = True
-    edm_code = "EDM:ERR:0002"
-
-
-class OotsRequestRefused(OotsEdmError):
-    code = "SP-703"
-    text = "EDM:ERR:0003: the evidence provider refused the request as invalid"
-    edm_code = "EDM:ERR:0003"
-
-
-class OotsEvidenceNotFound(OotsEdmError):
-    code = "SP-704"
-    text = "EDM:ERR:0004: the evidence provider has no evidence for this subject and type"
-    client_fault = True
-    edm_code = "EDM:ERR:0004"
-
-
-class OotsProviderTimeout(OotsEdmError):
-    code = "SP-705"
-    text = "EDM:ERR:0005: the exchange took too long at the evidence provider"
-    retryable = True
-    edm_code = "EDM:ERR:0005"
-
-
-class OotsReferenceUnresolved(OotsEdmError):
-    code = "SP-706"
-    text = "EDM:ERR:0006: the evidence provider cannot resolve a reference (preview session?)"
-    client_fault = True
-    edm_code = "EDM:ERR:0006"
-
-
-class OotsCapabilityUnsupported(OotsEdmError):
-    code = "SP-707"
-    text = "EDM:ERR:0007: the evidence provider does not support what was asked"
-    client_fault = True
-    edm_code = "EDM:ERR:0007"
-
-
-class OotsProviderFailed(OotsEdmError):
-    code = "SP-708"
-    text = "EDM:ERR:0008: the evidence provider failed while processing the request"
-    retryable = True
-    edm_code = "EDM:ERR:0008"
-
-
-class OotsRequesterNotConfigured(OotsError):
-    """The agreement routes the call but names no OOTS identifier (role ``oots_requester``)."""
-
-    code = "SP-710"
-    text = "No OOTS requester identifier is configured for this authority"
-    client_fault = True
-
-
-class OotsRequestUnknown(OotsError):
-    code = "SP-711"
-    text = "No OOTS evidence request has this id"
-    client_fault = True
-
-
-class OotsRequestOfOtherAuthority(OotsError):
-    code = "SP-712"
-    text = "The OOTS evidence request belongs to another authority"
-    client_fault = True
-
-
-class OotsNoPreviewPending(OotsError):
-    code = "SP-713"
-    text = "The OOTS evidence request is not waiting for a preview"
-    client_fault = True
-
-
-class OotsInvalidInput(OotsError):
-    code = "SP-714"
-    text = "The OOTS request holds an invalid value"
-    client_fault = True
-
-
-class OotsUnknownMediaType(OotsInvalidInput):
-    code = "SP-715"
-    text = "The media type is not one of the OOTS media types"
-
-
-class OotsInvalidCountry(OotsInvalidInput):
-    code = "SP-716"
-    text = "The country code is not an ISO 3166-1 alpha-2 code of an OOTS country"
-
-
-class OotsProviderUnknown(OotsError):
-    code = "SP-717"
-    text = "The Data Service Directory names no such evidence provider for this evidence type"
-    client_fault = True
-
-
-class OotsAttributeRequired(OotsError):
-    code = "SP-718"
-    text = "The Data Service Directory needs an additional attribute to name the provider"
-    client_fault = True
-
-
-class OotsVersionUnsupported(OotsError):
-    code = "SP-719"
-    text = "The evidence provider speaks no EDM version the platform speaks"
-
-
-class OotsAnswerUnreadable(OotsError):
-    code = "SP-720"
-    text = "The evidence provider's answer cannot be read as an EDM message"
-
-
-class OotsAnswerOverdue(OotsError):
-    code = "SP-721"
-    text = "No answer from the evidence provider arrived in time"
-    retryable = True
-
-
-class OotsEvidenceExpired(OotsError):
-    code = "SP-722"
-    text = "The evidence was received but is no longer kept (retention period passed)"
-    client_fault = True
-
-
-class OotsNotDelivered(OotsError):
-    code = "SP-723"
-    text = "The request could not be handed to the OOTS gateway in time (it stayed queued)"
-    retryable = True
-
-
-# --- SP-74x..75x: OOTS common services (integrations/oots/common_services) -----------------
-
-
-class CommonServicesError(UpstreamError):
-    """The Evidence Broker or Data Service Directory failed; the subclasses say how."""
-
-    code = "SP-740"
-    text = "The OOTS common services (Evidence Broker, Data Service Directory) failed"
-
-
-class CommonServicesUnavailable(CommonServicesError):
-    """Unreachable, timed out or 5xx, after the retries the timeout budget allowed."""
-
-    code = "SP-741"
-    text = "The OOTS common services cannot be reached or did not answer in time"
-    retryable = True
-
-
-class CommonServicesBadAnswer(CommonServicesError):
-    """Not a RegRep query response: not XML, another root, unknown status, missing parts."""
-
-    code = "SP-742"
-    text = "The OOTS common services answered something the platform cannot read"
-
-
-class CommonServicesRefused(CommonServicesError):
-    """An ``rs:Exception`` the platform has no other meaning for (``EB:ERR:0002``,
-    ``DSD:ERR:0003``, ...); ``remote_code`` carries it."""
-
-    code = "SP-743"
-    text = "The OOTS common services refused the query"
-    client_fault = True
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        remote_code: str | None = None,
-        remote_message: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(detail, status)
-        #: The ``EB:ERR:000x`` / ``DSD:ERR:000x`` code answered (None when it was omitted).
-        self.remote_code = remote_code
-        self.remote_message = remote_message
-
-
-class CommonServicesAttributeValueUnknown(CommonServicesRefused):
-    """``DSD:ERR:0006``: the additional attribute's value (e.g. a region) is not known."""
-
-    code = "SP-744"
-    text = "DSD:ERR:0006: the Data Service Directory does not accept the attribute value given"
-
-
-class CommonServicesQueryInvalid(RequestError):
-    """Refused before any call: a country that is no alpha-2 code, an empty identifier, ..."""
-
-    code = "SP-745"
-    text = "The query for the OOTS common services holds an invalid value"
-
-
 # --- SP-9xx: the platform -------------------------------------------------------------------
 
 
@@ -723,14 +435,71 @@ class StorageError(ServicePlatformError):
 
 
 def all_error_classes() -> list[type[ServicePlatformError]]:
-    """Every class of the tree, root first; used to check that codes are unique."""
+    """Every class of the tree, the integrations' included, root first.
+
+    The integrations' error modules are imported through the registry first, so their
+    classes are found without the core naming them. Only the classes of this module and of
+    the registered integrations' error modules count: a class of an integration that is no
+    longer registered (one a test registered for a while) is not part of the tree.
+    """
+    from serviceplatform.registry import error_codes, import_error_modules
+
+    import_error_modules()
+    modules = [__name__, *(codes.module for codes in error_codes().values())]
     seen: list[type[ServicePlatformError]] = []
     stack: list[type[ServicePlatformError]] = [ServicePlatformError]
     while stack:
         cls = stack.pop(0)
-        seen.append(cls)
+        if any(_within(cls.__module__, module) for module in modules):
+            seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+def code_number(code: str) -> int:
+    """``SP-745`` -> 745; ValueError for a code of another shape."""
+    prefix, _, number = code.partition("-")
+    if prefix != "SP" or len(number) != 3 or not number.isdigit():
+        raise ValueError(f"{code!r} is not an SP-nnn code")
+    return int(number)
+
+
+def check_codes() -> list[str]:
+    """Every breach of the code rules, one line each; empty when the tree is sound.
+
+    Codes are unique across the core and the integrations; an integration's classes use
+    only codes of its declared range, and ranges hold no code of the core nor of another.
+    """
+    from serviceplatform.registry import error_codes
+
+    declared = error_codes()
+    problems: list[str] = []
+    owners: dict[str, str] = {}
+    for cls in all_error_classes():
+        owner = next(
+            (name for name, codes in declared.items() if _within(cls.__module__, codes.module)),
+            None,
+        )
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        if cls.code in owners:
+            problems.append(f"{where}: {cls.code} is also {owners[cls.code]}'s")
+        owners[cls.code] = where
+        try:
+            number = code_number(cls.code)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        for name, codes in declared.items():
+            inside = number in codes.numbers
+            if owner == name and not inside:
+                problems.append(f"{where}: {cls.code} is outside integration {name!r}'s range")
+            elif owner != name and inside:
+                problems.append(f"{where}: {cls.code} is in integration {name!r}'s range")
+    return problems
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def rebuild_error(code: str | None, error_text: str | None) -> ServicePlatformError:

@@ -1,9 +1,11 @@
-"""What an integration declares to the core: its SOAP services and the SysID roles it uses.
+"""What an integration declares to the core: its services, roles, errors, settings and tables.
 
 An integration (``integrations/sf2250``, ``integrations/oots``, ...) exposes one
 ``Integration`` value. The core wires each declared service into the WSGI application and the
-routing validation; it never imports an integration by name except through
-``serviceplatform.registry``.
+routing validation, loads its settings section, finds its error classes, creates its tables
+with its own migrations and scrapes its metrics; it never imports an integration by name
+except through ``serviceplatform.registry``. Modules named by ``module:attribute`` text are
+imported only when the core needs them, so declaring them costs nothing at start.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from serviceplatform.config import Settings
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 #: A WSGI application, typed loosely as the WSGI spec is.
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+SectionT = TypeVar("SectionT")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,59 @@ class WsgiMount:
 
 
 @dataclass(frozen=True)
+class ErrorCodes:
+    """An integration's error classes: the module defining them and the codes they may use."""
+
+    #: The module whose ``ServicePlatformError`` subclasses are the integration's errors.
+    module: str
+    #: The code numbers they take (``range(700, 800)``: SP-700 to SP-799). Ranges of two
+    #: integrations must not overlap, nor hold a code of the core (``errors.check_codes``).
+    numbers: range
+
+
+def _no_secret_files(_section: Any) -> list[tuple[str, str]]:
+    return []
+
+
+def _no_adjustment(_section: Any, _settings: Settings) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SettingsSection(Generic[SectionT]):
+    """An integration's own table of the settings file, loaded into its own dataclass.
+
+    The core loader reads ``[name]`` (and ``SP_<NAME>__...`` variables) into ``type`` with
+    the same checks as its own sections: unknown keys and wrong types are problems naming the
+    key. Code reads it with ``settings.section(SECTION)``.
+    """
+
+    #: The TOML table (``subscriptions`` for ``[subscriptions]``); not a core section's name.
+    name: str
+    #: A dataclass whose fields all have defaults (nested dataclasses and
+    #: ``dict[str, dataclass]`` tables as in the core's sections).
+    type: type[SectionT]
+    #: The section's private key and password files as (setting, path) pairs, for the
+    #: permission check of ``config check`` and ``serve``.
+    secret_files: Callable[[SectionT], Iterable[tuple[str, str]]] = _no_secret_files
+    #: Called once the whole file is loaded: lets a deprecated key of the section still set
+    #: what a core section now holds (``[subscriptions] scheduler_enabled``).
+    adjust: Callable[[SectionT, Settings], None] = _no_adjustment
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """Gauges an integration adds to each ``/metrics`` scrape, read from the database."""
+
+    #: The ``source`` label of ``serviceplatform_metrics_source_errors_total`` when it fails.
+    name: str
+    #: ``module:function`` taking the platform's ``Database``, returning Prometheus metric
+    #: families. Imported at the first scrape, so ``prometheus_client`` is not imported
+    #: before ``serve`` chose its multiprocess mode.
+    read: str
+
+
+@dataclass(frozen=True)
 class Integration:
     name: str
     #: Service key -> the SysID roles a routing table may give for it.
@@ -75,3 +132,19 @@ class Integration:
     commands: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()
     mounts: tuple[WsgiMount, ...] = ()
+    #: Its error classes and their code range (None: it raises only the core's errors).
+    errors: ErrorCodes | None = None
+    #: Its own settings table (None: it has no settings of its own).
+    settings: SettingsSection[Any] | None = None
+    #: The module defining its tables on the core's ``MetaData``
+    #: (``serviceplatform.store.models.Base``); imported before migrating or comparing.
+    tables: str = ""
+    #: The directory of its Alembic migration scripts (an Alembic version location). A new
+    #: integration starts its own branch: ``branch_labels = ("<name>",)`` and
+    #: ``depends_on`` a core revision, with a revision id unique across the tree.
+    migrations: Path | None = None
+    #: Its gauges for ``/metrics``.
+    metrics: tuple[MetricSource, ...] = ()
+    #: Named parts a core feature shows when the integration is there (the admin API's
+    #: nightly runs: ``list_snapshots``), as ``module:attribute``.
+    parts: Mapping[str, str] = field(default_factory=dict)

@@ -34,7 +34,6 @@ from serviceplatform.store.db import Database
 from serviceplatform.store.replay import DbReplayCache
 from serviceplatform.store.repository import RoutingRepository
 from serviceplatform.store.routing_cache import RoutingCache
-from serviceplatform.store.sendings import SendingLedger
 
 
 def _utc_now() -> datetime:
@@ -86,7 +85,6 @@ class Platform:
             replay_window=_seconds(security.replay_window_seconds),
         )
         self.validator = TokenValidator(policy, DbReplayCache(self.db), clock=clock)
-        self.sendings = SendingLedger(self.db)
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 

@@ -15,7 +15,15 @@ from functools import cache
 from typing import Any
 
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiMount
+from serviceplatform.integration import (
+    ErrorCodes,
+    Integration,
+    MetricSource,
+    ScheduledJob,
+    SettingsSection,
+    SoapService,
+    WsgiMount,
+)
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -110,3 +118,47 @@ def known_services() -> dict[str, frozenset[str]]:
         for key, roles in integration.roles.items():
             merged[key] = merged.get(key, frozenset()) | roles
     return merged
+
+
+def error_codes() -> dict[str, ErrorCodes]:
+    """Integration name -> its error module and code range, for those that declare errors."""
+    return {i.name: i.errors for i in integrations() if i.errors is not None}
+
+
+def import_error_modules() -> None:
+    """Import every integration's error module, so its classes join the core's tree."""
+    for name, codes in error_codes().items():
+        load_attribute(f"{codes.module}:__name__", f"errors of integration {name!r}")
+
+
+def settings_sections() -> list[SettingsSection[Any]]:
+    """The integrations' own settings sections, in table order."""
+    return [i.settings for i in integrations() if i.settings is not None]
+
+
+def import_tables() -> None:
+    """Import every integration's tables onto the core's MetaData (before migrating)."""
+    for integration in integrations():
+        if integration.tables:
+            load_attribute(
+                f"{integration.tables}:__name__", f"tables of integration {integration.name!r}"
+            )
+
+
+def migration_locations() -> list[str]:
+    """The integrations' Alembic version locations (directories of migration scripts)."""
+    return [str(i.migrations) for i in integrations() if i.migrations is not None]
+
+
+def metric_sources() -> list[MetricSource]:
+    return [source for integration in integrations() for source in integration.metrics]
+
+
+def part(name: str) -> Any:
+    """The part ``name`` an integration declares (``Integration.parts``)."""
+    for integration in integrations():
+        if name in integration.parts:
+            return load_attribute(
+                integration.parts[name], f"part {name!r} of integration {integration.name!r}"
+            )
+    raise ConfigurationError(f"no registered integration provides {name!r}")

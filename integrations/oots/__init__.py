@@ -13,9 +13,10 @@ and their answers), ``handler`` and ``service`` (the SOAP operations); ``app`` b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from serviceplatform.integration import Integration, SoapService, WsgiApp, WsgiMount
+from serviceplatform.integration import ErrorCodes, Integration, SoapService, WsgiApp, WsgiMount
 
 if TYPE_CHECKING:
     from serviceplatform.config import Settings
@@ -62,6 +63,9 @@ def _integration() -> Integration:
             ),
         ),
         mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
+        errors=ErrorCodes("integrations.oots.errors", range(700, 800)),
+        tables="integrations.oots.tables",
+        migrations=Path(__file__).resolve().parent / "migrations",
     )
 
 

@@ -68,6 +68,15 @@ from integrations.oots.edm import (
     parse_query_request,
     parse_query_response,
 )
+from integrations.oots.errors import (
+    OotsAnswerOverdue,
+    OotsAnswerUnreadable,
+    OotsEdmError,
+    OotsError,
+    OotsEvidenceExpired,
+    OotsNoPreviewPending,
+    OotsNotDelivered,
+)
 from integrations.oots.gateway import NOT_FOUND, Gateway
 from integrations.oots.request_store import (
     ANSWERED,
@@ -80,13 +89,6 @@ from integrations.oots.request_store import (
 )
 from serviceplatform.config import OotsSettings, Settings
 from serviceplatform.errors import (
-    OotsAnswerOverdue,
-    OotsAnswerUnreadable,
-    OotsEdmError,
-    OotsError,
-    OotsEvidenceExpired,
-    OotsNoPreviewPending,
-    OotsNotDelivered,
     ServicePlatformError,
     StorageError,
     UpstreamTimeout,

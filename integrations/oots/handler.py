@@ -44,6 +44,17 @@ from integrations.oots.edm import (
     UnsupportedEdmVersion,
     choose_version,
 )
+from integrations.oots.errors import (
+    OotsAttributeRequired,
+    OotsInvalidCountry,
+    OotsInvalidInput,
+    OotsProviderUnknown,
+    OotsRequesterNotConfigured,
+    OotsRequestOfOtherAuthority,
+    OotsRequestUnknown,
+    OotsUnknownMediaType,
+    OotsVersionUnsupported,
+)
 from integrations.oots.exchange import MEDIA_TYPES, Destination, OotsExchange, Outcome
 from integrations.oots.messages import (
     AnmodBevis,
@@ -68,18 +79,7 @@ from integrations.oots.messages import ProvidersAnswer as ProvidersView
 from integrations.oots.request_store import ANSWERED, FAILED, PREVIEW_REQUIRED, RequestRecord
 from serviceplatform.call import PlatformCall, current_call
 from serviceplatform.config import OotsSettings
-from serviceplatform.errors import (
-    ConfigurationError,
-    OotsAttributeRequired,
-    OotsInvalidCountry,
-    OotsInvalidInput,
-    OotsProviderUnknown,
-    OotsRequesterNotConfigured,
-    OotsRequestOfOtherAuthority,
-    OotsRequestUnknown,
-    OotsUnknownMediaType,
-    OotsVersionUnsupported,
-)
+from serviceplatform.errors import ConfigurationError
 from serviceplatform.platform import Platform
 from serviceplatform.routing.model import Route
 

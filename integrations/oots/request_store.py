@@ -28,8 +28,8 @@ from typing import Any, Final
 
 from sqlalchemy import exists, insert, or_, select, update
 
+from integrations.oots.tables import oots_messages, oots_requests
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import oots_messages, oots_requests
 
 QUEUED: Final = "queued"
 SUBMITTED: Final = "submitted"

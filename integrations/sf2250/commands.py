@@ -133,8 +133,8 @@ def deliver(obj: CliContext) -> None:
 @pass_cli
 def status(obj: CliContext, runs: int, as_json: bool) -> None:
     """The last runs per authority and the pending outbox messages."""
+    from integrations.sf2250.snapshot_store import SnapshotStore
     from serviceplatform.store.outbox import Outbox
-    from serviceplatform.store.snapshots import SnapshotStore
 
     database = obj.database()
     snapshots = SnapshotStore(database).latest(runs)

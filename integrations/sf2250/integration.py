@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from integrations.sf2250.handler import SERVICE_KEY, VedligeholdTilmeldingHandler
 from integrations.sf2250.service import OPERATIONS, WSDL_PATH, build_wsgi_app
 from integrations.sf2250.sf1600 import service as print_service
 from integrations.sf2250.sf1600.handler import SERVICE_KEY as PRINT_SERVICE_KEY
 from integrations.sf2250.sf1600.handler import PrintHandler
 from serviceplatform.config import Settings
-from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiApp
+from serviceplatform.integration import (
+    ErrorCodes,
+    Integration,
+    MetricSource,
+    ScheduledJob,
+    SoapService,
+    WsgiApp,
+)
 from serviceplatform.platform import Platform
 
 #: The audience of VedligeholdTilmelding tokens unless configured otherwise.
@@ -73,6 +82,11 @@ INTEGRATION = Integration(
         ),
     ),
     commands=("integrations.sf2250.commands:subscriptions",),
+    errors=ErrorCodes("integrations.sf2250.errors", range(501, 600)),
+    tables="integrations.sf2250.tables",
+    migrations=Path(__file__).resolve().parent / "migrations",
+    metrics=(MetricSource("nightly", "integrations.sf2250.metrics:nightly"),),
+    parts={"list_snapshots": "integrations.sf2250.snapshot_store:SnapshotStore"},
     jobs=(
         ScheduledJob(
             id="sf2250-subscriptions-nightly",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from integrations.sf2250.errors import JobAlreadyRunning
 from integrations.sf2250.nightly import NightlyDiff
 from serviceplatform.distribution.factory import distributor_from_settings
-from serviceplatform.errors import JobAlreadyRunning, ServicePlatformError
+from serviceplatform.errors import ServicePlatformError
 from serviceplatform.platform import Platform
 from serviceplatform.scheduling import current_settings
 

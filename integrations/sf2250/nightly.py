@@ -3,7 +3,7 @@
 For every authority with an approved, active SF2250 agreement, the run reads the authority's
 subscription list from the register (Register SysID and certificate, in parts), stores it as
 that date's snapshot, and commits one ``Haendelsesbesked`` per change into the outbox in the
-same transaction as the snapshot (``serviceplatform.store.snapshots``). Then the outbox relay
+same transaction as the snapshot (``integrations.sf2250.snapshot_store``). Then the outbox relay
 hands the messages to the distributor.
 
 * **One run per night.** A lease in the database (``sf2250-subscriptions:<date>``) lets one
@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
+from integrations.sf2250.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
 from integrations.sf2250.haendelsesbesked import (
     MessageVocabulary,
     SubscriptionChange,
@@ -38,20 +39,15 @@ from integrations.sf2250.haendelsesbesked import (
     build_message,
 )
 from integrations.sf2250.register_calls import PEER
+from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from integrations.sf2250.subscription_list import SubscriptionListClient
 from serviceplatform.distribution.base import Distributor
-from serviceplatform.errors import (
-    JobAlreadyRunning,
-    ListDateUnavailable,
-    RegisterServiceWindow,
-    ServicePlatformError,
-)
+from serviceplatform.errors import ServicePlatformError
 from serviceplatform.platform import Platform
 from serviceplatform.relay import OutboxRelay, RelayResult
 from serviceplatform.routing.model import AgreementStatus
 from serviceplatform.store.leases import LeaseStore
 from serviceplatform.store.outbox import Outbox
-from serviceplatform.store.snapshots import Change, SnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,9 @@ from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, In
 from serviceplatform.logmask import mask_subject
 from serviceplatform.outbound.certstore import CertInfo
 from serviceplatform.platform import Platform
-from serviceplatform.registry import service_roles
+from serviceplatform.registry import part, service_roles
 from serviceplatform.store.agreements import AgreementStore, AgreementView
 from serviceplatform.store.outbox import Outbox
-from serviceplatform.store.snapshots import SnapshotStore
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemEvent, SystemStore, SystemView
 
 Json = dict[str, Any]
@@ -310,7 +309,7 @@ class AdminViews:
 
     def runs(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         principal.require(OPERATOR, AUTHORITY_ADMIN)
-        snapshots = SnapshotStore(self.platform.db).latest(_limit(query, 3))
+        snapshots = part("list_snapshots")(self.platform.db).latest(_limit(query, 3))
         counts = Outbox(self.platform.db).counts()
         return {
             "runs": [

@@ -6,8 +6,9 @@ Two kinds of metric:
   per call: calls by service, operation and outcome, a latency histogram, upstream errors by
   kind;
 - read at scrape time by :class:`PlatformCollector` from the database and the certificate
-  store: outbox depth, the last nightly run per authority, days to certificate expiry. A source
-  that fails (database down) leaves its metrics out of that scrape and is counted in
+  store: outbox depth, days to certificate expiry, and the gauges each integration declares
+  (``Integration.metrics``: SF2250's last nightly run per authority). A source that fails
+  (database down) leaves its metrics out of that scrape and is counted in
   ``serviceplatform_metrics_source_errors_total``; the scrape itself still answers.
 
 gunicorn runs several worker processes, each counting its own calls. ``serve`` sets
@@ -33,13 +34,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest, g
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 
 from serviceplatform.call import PlatformCall
 from serviceplatform.outbound.certstore import CertificateStore
 from serviceplatform.platform import Platform
+from serviceplatform.registry import load_attribute, metric_sources
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox, subscription_snapshots
+from serviceplatform.store.models import outbox
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +110,11 @@ class PlatformCollector:
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
-        sources: tuple[tuple[str, Callable[[], list[Metric]]], ...] = (
+        sources: list[tuple[str, Callable[[], list[Metric]]]] = [
             ("outbox", self._outbox),
-            ("nightly", self._nightly),
+            *((source.name, self._integration_source(source.read)) for source in metric_sources()),
             ("certificates", self._certificate_expiry),
-        )
+        ]
         for source, read in sources:
             try:
                 families = read()
@@ -122,6 +124,14 @@ class PlatformCollector:
                 continue
             self._note(source, None)
             yield from families
+
+    def _integration_source(self, target: str) -> Callable[[], list[Metric]]:
+        def read() -> list[Metric]:
+            # Loaded inside the source: a broken declaration fails that source alone.
+            families: list[Metric] = load_attribute(target, "metrics source")(self._db)
+            return families
+
+        return read
 
     def _note(self, source: str, error: Exception | None) -> None:
         """Log a source's change between working and failing, not every failed scrape."""
@@ -171,51 +181,6 @@ class PlatformCollector:
                 value=float(failing),
             ),
         ]
-
-    def _nightly(self) -> list[Metric]:
-        snapshots = subscription_snapshots
-        newest = (
-            select(
-                snapshots.c.authority_cvr,
-                func.max(snapshots.c.list_date).label("list_date"),
-            )
-            .where(snapshots.c.state == "complete")
-            .group_by(snapshots.c.authority_cvr)
-            .subquery()
-        )
-        query = (
-            select(
-                snapshots.c.authority_cvr,
-                snapshots.c.completed_at,
-                snapshots.c.subscribed_count,
-                snapshots.c.unsubscribed_count,
-            )
-            .join(
-                newest,
-                and_(
-                    newest.c.authority_cvr == snapshots.c.authority_cvr,
-                    newest.c.list_date == snapshots.c.list_date,
-                ),
-            )
-            .order_by(snapshots.c.authority_cvr)
-        )
-        with self._db.transaction() as connection:
-            rows = connection.execute(query).all()
-        last_run = GaugeMetricFamily(
-            "serviceplatform_nightly_last_run_timestamp_seconds",
-            "When the newest complete nightly subscription list of an authority was completed.",
-            labels=["authority"],
-        )
-        changes = GaugeMetricFamily(
-            "serviceplatform_nightly_last_run_changes",
-            "Subscriptions and unsubscriptions found by that run (0 for a first list).",
-            labels=["authority"],
-        )
-        for authority, completed_at, subscribed, unsubscribed in rows:
-            if completed_at is not None:
-                last_run.add_metric([authority], completed_at.timestamp())
-            changes.add_metric([authority], float(subscribed + unsubscribed))
-        return [last_run, changes]
 
     def _certificate_expiry(self) -> list[Metric]:
         now = self._clock()

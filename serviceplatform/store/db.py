@@ -18,6 +18,7 @@ per-statement machinery (see :mod:`serviceplatform.store.prepared`).
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -39,6 +40,7 @@ from sqlalchemy.sql import ClauseElement
 
 from serviceplatform.config import Settings
 from serviceplatform.errors import StorageError
+from serviceplatform.registry import migration_locations
 from serviceplatform.store.prepared import PreparedStatement
 from serviceplatform.store.writer_gate import WriterGate
 
@@ -228,7 +230,7 @@ class Database:
         except SQLAlchemyError as exc:
             raise StorageError(_describe(exc)) from exc
 
-    def upgrade(self, revision: str = "head") -> Migration:
+    def upgrade(self, revision: str = "heads") -> Migration:
         """Migrate the schema to ``revision`` (Alembic), safe to run from several processes.
 
         Returns the revisions before and after, read under the same lock, so the caller can
@@ -242,18 +244,22 @@ class Database:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID}
                 )
             config.attributes["connection"] = connection
-            before = MigrationContext.configure(connection).get_current_revision()
+            before = _revisions(MigrationContext.configure(connection).get_current_heads())
             try:
                 command.upgrade(config, revision)
             except CommandError as exc:
                 raise StorageError(f"cannot migrate the database: {exc}") from exc
-            after = MigrationContext.configure(connection).get_current_revision()
+            after = _revisions(MigrationContext.configure(connection).get_current_heads())
         return Migration(before, after)
 
     def current_revision(self) -> str | None:
-        """The schema revision the database is at, or None when it was never migrated."""
+        """The schema revision the database is at, or None when it was never migrated.
+
+        With an integration's own branch, the heads of every branch, sorted, joined by
+        ``", "`` (the form :func:`migration_head` gives).
+        """
         with self.transaction() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return _revisions(MigrationContext.configure(connection).get_current_heads())
 
     def dispose(self) -> None:
         """Close every pooled connection (call before forking and at shutdown)."""
@@ -263,16 +269,32 @@ class Database:
 
 
 def alembic_config() -> Config:
-    """An Alembic configuration for the packaged migrations; no ``alembic.ini`` needed."""
+    """An Alembic configuration for the packaged migrations; no ``alembic.ini`` needed.
+
+    The scripts are the core's (``migrations/versions``) and those of every registered
+    integration (``Integration.migrations``), as one revision graph.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    locations = [str(MIGRATIONS_DIR / "versions"), *migration_locations()]
+    config.set_main_option("version_locations", os.pathsep.join(locations))
     return config
 
 
-@cache
 def migration_head() -> str | None:
-    """The newest revision of the packaged migrations."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision of the packaged migrations (every branch's, as ``current_revision``)."""
+    return _migration_head(tuple(migration_locations()))
+
+
+@cache
+def _migration_head(_locations: tuple[str, ...]) -> str | None:
+    # Cached per set of locations: a test may register an integration for a while.
+    return _revisions(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def _revisions(heads: tuple[str, ...] | list[str]) -> str | None:
+    return ", ".join(sorted(heads)) or None
 
 
 def _describe(exc: Exception) -> str:

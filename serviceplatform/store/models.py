@@ -1,8 +1,13 @@
-"""The platform's tables as SQLAlchemy 2 typed declarative models.
+"""The core's tables as SQLAlchemy 2 typed declarative models, and the shared ``MetaData``.
 
 The schema itself is created by the Alembic migrations in ``migrations/versions``; these
 models are the reference the migrations are checked against (``tests/unit/test_store_schema``)
 and the column objects the repositories build their Core statements from.
+
+An integration defines its own tables on the same ``Base`` in its own module, named by
+``Integration.tables`` (``integrations/sf2250/tables.py``, ...), and creates them with its
+own migrations (``Integration.migrations``); :func:`serviceplatform.registry.import_tables`
+imports them before the schema is migrated or compared.
 
 Conventions that keep the schema identical on SQLite and PostgreSQL:
 
@@ -60,7 +65,6 @@ CERT_SUBJECT_LEN = 1024
 STATUS_LEN = 16
 ERROR_CODE_LEN = 16
 OPERATION_LEN = 128
-SENDING_KEY_LEN = 64
 HASH_LEN = 64
 KIND_LEN = 3
 JOB_NAME_LEN = 128
@@ -210,69 +214,6 @@ class ReplayRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
-class SendingRecord(Base):
-    """One sending a caller identified by its own key (SF1600 ``AfsendelseIdentifikator``).
-
-    The row is written before the platform calls out and says whether the sending is in
-    flight, done (with the answer given then) or failed, so a repeated call never sends twice.
-    """
-
-    __tablename__ = "sendings"
-    __table_args__ = (
-        UniqueConstraint("service", "authority_cvr", "sending_key"),
-        CheckConstraint("state IN ('sending', 'sent', 'failed')", name="state"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    service: Mapped[str] = mapped_column(String(SERVICE_LEN))
-    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
-    sending_key: Mapped[str] = mapped_column(String(SENDING_KEY_LEN))
-    request_hash: Mapped[str] = mapped_column(String(HASH_LEN))
-    state: Mapped[str] = mapped_column(String(STATUS_LEN))
-    attempts: Mapped[int] = mapped_column(Integer)
-    result: Mapped[str | None] = mapped_column(Text)
-    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
-    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class SubscriptionSnapshotRecord(Base):
-    """One authority's NemSMS subscription list as fetched for one list date.
-
-    ``fetching`` while its parts come in; ``complete`` once the diff against the previous
-    complete snapshot and its outbox rows were committed with it.
-    """
-
-    __tablename__ = "subscription_snapshots"
-    __table_args__ = (
-        UniqueConstraint("authority_cvr", "list_date"),
-        CheckConstraint("state IN ('fetching', 'complete')", name="state"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
-    list_date: Mapped[date] = mapped_column(Date)
-    state: Mapped[str] = mapped_column(String(STATUS_LEN))
-    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    entry_count: Mapped[int] = mapped_column(Integer)
-    subscribed_count: Mapped[int] = mapped_column(Integer)
-    unsubscribed_count: Mapped[int] = mapped_column(Integer)
-    #: The complete snapshot this one was compared with; None for a first night.
-    previous_id: Mapped[int | None] = mapped_column(Integer)
-
-
-class SubscriptionEntryRecord(Base):
-    __tablename__ = "subscription_entries"
-
-    snapshot_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("subscription_snapshots.id", ondelete="CASCADE"), primary_key=True
-    )
-    kind: Mapped[str] = mapped_column(String(KIND_LEN), primary_key=True)
-    number: Mapped[str] = mapped_column(String(SUBJECT_LEN), primary_key=True)
-
-
 class OutboxRecord(Base):
     """A message that must leave the platform: written in the transaction that decided it."""
 
@@ -346,89 +287,7 @@ agreements = cast(Table, AgreementRecord.__table__)
 routes = cast(Table, RouteRecord.__table__)
 audit_records = cast(Table, AuditRecord.__table__)
 replay_cache = cast(Table, ReplayRecord.__table__)
-sendings = cast(Table, SendingRecord.__table__)
-subscription_snapshots = cast(Table, SubscriptionSnapshotRecord.__table__)
-subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
 outbox = cast(Table, OutboxRecord.__table__)
 job_leases = cast(Table, JobLeaseRecord.__table__)
 agreement_events = cast(Table, AgreementEventRecord.__table__)
 routing_version = cast(Table, RoutingVersionRecord.__table__)
-
-
-class OotsMessageRecord(Base):
-    """An OOTS AS4 user message: an answer received through Domibus, or a request submitted.
-
-    Written by ``integrations/oots/domibus/inbox.py``. A received message is stored before
-    Domibus is told it was downloaded, once per (direction, MessageId): a loopback gateway
-    hands back the platform's own request under the MessageId it was submitted with.
-    """
-
-    __tablename__ = "oots_messages"
-    __table_args__ = (
-        UniqueConstraint("direction", "message_id"),
-        CheckConstraint("direction IN ('in', 'out')", name="direction"),
-        CheckConstraint("state IN ('received', 'consumed', 'submitted')", name="state"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN))
-    conversation_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN), index=True)
-    ref_to_message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN), index=True)
-    direction: Mapped[str] = mapped_column(String(KIND_LEN))
-    action: Mapped[str] = mapped_column(String(NAME_LEN))
-    from_party: Mapped[str] = mapped_column(String(NAME_LEN))
-    to_party: Mapped[str | None] = mapped_column(String(NAME_LEN))
-    state: Mapped[str] = mapped_column(String(STATUS_LEN))
-    #: The RegRep document (``application/x-ebrs+xml``); None when the message had none.
-    payload: Mapped[bytes | None] = mapped_column()
-    #: JSON: the other payloads, ``{"cid:...": {"mime_type": ..., "content": base64}}``.
-    attachments: Mapped[str] = mapped_column(Text)
-    #: JSON: the rest of the ebMS header (timestamp, service, roles, party types, properties).
-    header: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-oots_messages = cast(Table, OotsMessageRecord.__table__)
-
-
-class OotsRequestRecord(Base):
-    """One OOTS evidence request of an authority and where it stands (``integrations/oots``).
-
-    The request and answer documents stay in ``oots_messages`` (``answer_message_id`` names
-    the answer); this row holds no evidence and no personal data beyond the authority.
-    """
-
-    __tablename__ = "oots_requests"
-    __table_args__ = (
-        CheckConstraint(
-            "state IN ('queued', 'submitted', 'preview_required', 'answered', 'failed')",
-            name="state",
-        ),
-    )
-
-    request_id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
-    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN), index=True)
-    consumer_system: Mapped[str | None] = mapped_column(String(UUID_LEN))
-    conversation_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN))
-    #: The AS4 MessageId of the first request, and of the one awaiting its answer.
-    first_message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN))
-    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_LEN), unique=True)
-    provider_id: Mapped[str] = mapped_column(String(NAME_LEN))
-    provider_scheme: Mapped[str] = mapped_column(String(NAME_LEN))
-    to_party: Mapped[str] = mapped_column(String(NAME_LEN))
-    edm_version: Mapped[str] = mapped_column(String(STATUS_LEN))
-    state: Mapped[str] = mapped_column(String(STATUS_LEN), index=True)
-    preview_location: Mapped[str | None] = mapped_column(Text)
-    preview_method: Mapped[str | None] = mapped_column(String(STATUS_LEN))
-    #: JSON ``[[lang, text], ...]``.
-    preview_description: Mapped[str | None] = mapped_column(Text)
-    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
-    edm_error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
-    error_text: Mapped[str | None] = mapped_column(Text)
-    #: ``oots_messages.message_id`` (direction ``in``) of the answer that finished it.
-    answer_message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-oots_requests = cast(Table, OotsRequestRecord.__table__)

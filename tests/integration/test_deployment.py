@@ -31,12 +31,12 @@ import pytest
 import requests
 import tomli_w
 
+from integrations.sf2250.snapshot_store import SnapshotStore
 from serviceplatform.admin.auth import token_digest
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki
 from serviceplatform.sandbox.runner import free_port
 from serviceplatform.store.db import Database
-from serviceplatform.store.snapshots import SnapshotStore
 from tests.certificates import make_cert
 from tests.conftest import postgres_schema
 from tests.integration.conftest import SF2250_PATH, CaseSystem, RegisterHooks, post

@@ -21,12 +21,13 @@ import pytest
 from lxml import etree
 
 from integrations.sf2250 import jobs, nightly
+from integrations.sf2250.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
 from integrations.sf2250.nightly import NightlyDiff, RunSummary
+from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from serviceplatform import scheduling
 from serviceplatform.config import AmqpDistributorSettings
 from serviceplatform.distribution.amqp import AmqpDistributor
 from serviceplatform.distribution.file_drop import FileDropDistributor
-from serviceplatform.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
 from serviceplatform.platform import Platform
 from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
@@ -35,7 +36,6 @@ from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
 from serviceplatform.store.db import Database
 from serviceplatform.store.leases import LeaseStore
 from serviceplatform.store.outbox import Outbox
-from serviceplatform.store.snapshots import Change, SnapshotStore
 from tests.conftest import rabbitmqctl
 from tests.integration.conftest import RegisterHooks, make_settings, seed
 

@@ -22,7 +22,7 @@ from integrations.oots.common_services import (
     ProvidersFound,
 )
 from integrations.oots.edm import EdmVersion, LocalizedText, choose_version
-from serviceplatform.errors import (
+from integrations.oots.errors import (
     CommonServicesAttributeValueUnknown,
     CommonServicesRefused,
     CommonServicesUnavailable,

@@ -32,6 +32,7 @@ from integrations.oots.domibus.inbox import CONSUMED, RECEIVED, SUBMITTED, Domib
 from integrations.oots.domibus.push import BackendPushApp
 from integrations.oots.domibus.ws_plugin import parse_retrieve_response
 from integrations.oots.edm import Evidence, parse_query_response
+from integrations.oots.tables import oots_messages
 from serviceplatform.errors import (
     StorageError,
     UpstreamBadResponse,
@@ -39,7 +40,6 @@ from serviceplatform.errors import (
     UpstreamUnavailable,
 )
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import oots_messages
 from tests.integration.test_oots_domibus_client import FakeDomibus, client_for, running
 from tests.oots_domibus_material import (
     REEL,

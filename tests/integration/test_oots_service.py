@@ -26,6 +26,7 @@ from integrations.oots.as4.model import EBMS_NS
 from integrations.oots.as4.soap import SOAP12_NS
 from integrations.oots.domibus.ws_plugin import parse_submit_request
 from integrations.oots.edm import parse_query_request
+from integrations.oots.tables import oots_messages, oots_requests
 from serviceplatform.app import PlatformApp
 from serviceplatform.config import OotsRequesterSettings, OotsSettings, ServiceSettings
 from serviceplatform.routing.model import Agreement, AgreementStatus
@@ -42,7 +43,7 @@ from serviceplatform.sandbox.oots_network import (
 from serviceplatform.sandbox.oots_seed import OOTS_AGREEMENT, SANDBOX_CONSUMER_SYSTEM
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import audit_records, oots_messages, oots_requests
+from serviceplatform.store.models import audit_records
 from serviceplatform.store.repository import RoutingRepository
 from tests.integration.conftest import (
     AUTHORITY,

@@ -27,9 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from examples import oots_client, sf1600_sms_client, sf2250_client
 from integrations.sf2250.nightly import danish_date, service_window_end
 from integrations.sf2250.sf1600.sms_rules import within_sending_hours
+from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from serviceplatform.client.request_signer import build_signed_envelope
 from serviceplatform.store.db import Database
-from serviceplatform.store.snapshots import Change, SnapshotStore
 from tests.integration.sf2250_requests import fault_code, opdater, status_code
 
 PROJECT = Path(__file__).resolve().parents[2]

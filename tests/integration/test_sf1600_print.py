@@ -21,6 +21,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from integrations.sf2250.integration import PRINT_ENTITY_ID, PRINT_PATH
+from integrations.sf2250.sendings import SendingLedger
 from integrations.sf2250.sf1600.service import TNS
 from serviceplatform.app import PlatformApp
 from serviceplatform.client.request_signer import KombitWsse
@@ -314,7 +315,9 @@ def test_a_call_after_a_failed_attempt_sends_again(
     retried = sms.call(afsend(afsendelse_id=sending))
     assert retried.status_code == 200, retried.text
     assert [s["id"] for s in hooks.sms()] == [sending]
-    state = sms.app.platform.sendings.get(service="sf1600", authority_cvr=AUTHORITY, key=sending)
+    state = SendingLedger(sms.app.platform.db).get(
+        service="sf1600", authority_cvr=AUTHORITY, key=sending
+    )
     assert state is not None and (state.state, state.attempts) == ("sent", 2)
 
 
@@ -327,7 +330,9 @@ def test_the_registers_own_refusal_reaches_the_caller_and_can_be_retried(
     assert (response.status_code, fault_code(response)) == (400, "SP-406")
     assert "3001" in response.text and STRANGER not in response.text
     assert hooks.sms() == []
-    state = sms.app.platform.sendings.get(service="sf1600", authority_cvr=AUTHORITY, key=sending)
+    state = SendingLedger(sms.app.platform.db).get(
+        service="sf1600", authority_cvr=AUTHORITY, key=sending
+    )
     assert state is not None and (state.state, state.error_code) == ("failed", "SP-406")
     hooks.subscribe(AFSENDER_SYSID, cpr=[CPR, STRANGER])
     again = sms.call(afsend(afsendelse_id=sending, cpr=STRANGER))

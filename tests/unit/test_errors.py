@@ -9,6 +9,7 @@ from serviceplatform.errors import (
     TokenExpired,
     UpstreamUnavailable,
     all_error_classes,
+    check_codes,
     rebuild_error,
 )
 
@@ -18,6 +19,18 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
 def test_codes_are_unique() -> None:
     codes = [cls.code for cls in all_error_classes()]
     assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
+
+
+def test_the_integrations_classes_are_in_the_tree_within_their_ranges() -> None:
+    # The core names none of them: they are found through the registry.
+    by_code = {cls.code: cls.__module__ for cls in all_error_classes()}
+    assert by_code["SP-501"] == "integrations.sf2250.errors"
+    assert by_code["SP-522"] == "integrations.sf2250.errors"
+    assert by_code["SP-700"] == "integrations.oots.errors"
+    assert by_code["SP-745"] == "integrations.oots.errors"
+    integration_codes = sorted(c for c, m in by_code.items() if m.startswith("integrations."))
+    assert len(integration_codes) == 42  # 12 of SF2250/SF1600, 30 of OOTS
+    assert check_codes() == []
 
 
 def test_every_code_is_documented() -> None:

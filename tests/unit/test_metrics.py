@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from serviceplatform import server
 from serviceplatform.call import PlatformCall
 from serviceplatform.config import CertificateSettings, Settings
@@ -43,7 +44,6 @@ from serviceplatform.sandbox.pki import (
 )
 from serviceplatform.store.db import Database
 from serviceplatform.store.outbox import Outbox
-from serviceplatform.store.snapshots import Change, SnapshotStore
 
 PROJECT = Path(__file__).resolve().parents[2]
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)

@@ -36,14 +36,13 @@ from integrations.oots.common_services.queries import (
     data_services_query,
     requirements_query,
 )
-from serviceplatform.errors import (
+from integrations.oots.errors import (
     CommonServicesBadAnswer,
     CommonServicesQueryInvalid,
     CommonServicesRefused,
     CommonServicesUnavailable,
-    ConfigurationError,
-    UpstreamTlsError,
 )
+from serviceplatform.errors import ConfigurationError, UpstreamTlsError
 
 CAPTURES: Final = (
     Path(__file__).resolve().parents[2].parent

@@ -25,7 +25,7 @@ from integrations.oots.common_services.parse import (
     parse_requirements,
 )
 from integrations.oots.edm import EdmVersion, LocalizedText, choose_version
-from serviceplatform.errors import (
+from integrations.oots.errors import (
     CommonServicesAttributeValueUnknown,
     CommonServicesBadAnswer,
     CommonServicesRefused,

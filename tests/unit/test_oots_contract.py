@@ -31,6 +31,7 @@ from integrations.oots.edm import (
     LocalizedText,
     PreviewRequired,
 )
+from integrations.oots.errors import OotsEvidenceNotFound
 from integrations.oots.messages import (
     AnmodBevis,
     AnmodBevisEfterForhaandsvisning,
@@ -51,7 +52,6 @@ from integrations.oots.messages import (
     Status,
     Text,
 )
-from serviceplatform.errors import OotsEvidenceNotFound
 from serviceplatform.soap.contract_docs import ContractDocuments
 from serviceplatform.soap.envelope import SOAP12_ENV_NS
 from serviceplatform.soap.faults import SPF_NS

@@ -41,28 +41,27 @@ from integrations.oots.edm import (
     Requester,
     Requirement,
 )
-from integrations.oots.exchange import Destination, OotsExchange, edm_fault
-from integrations.oots.request_store import RequestRecord
-from serviceplatform.closing import Closing
-from serviceplatform.config import OotsRequesterSettings, OotsSettings
-from serviceplatform.errors import (
+from integrations.oots.errors import (
     OotsAnswerOverdue,
     OotsEdmError,
     OotsEvidenceExpired,
     OotsEvidenceNotFound,
     OotsNoPreviewPending,
     OotsNotDelivered,
-    UpstreamRejected,
-    UpstreamUnavailable,
-    UpstreamUnreachable,
 )
+from integrations.oots.exchange import Destination, OotsExchange, edm_fault
+from integrations.oots.request_store import RequestRecord
+from integrations.oots.tables import oots_messages
+from serviceplatform.closing import Closing
+from serviceplatform.config import OotsRequesterSettings, OotsSettings
+from serviceplatform.errors import UpstreamRejected, UpstreamUnavailable, UpstreamUnreachable
 from serviceplatform.sandbox.oots_evidence_answers import (
     build_error_response,
     build_evidence_response,
 )
 from serviceplatform.store.audit import AuditLog
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import audit_records, oots_messages
+from serviceplatform.store.models import audit_records
 from tests.oots_domibus_material import REEL
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

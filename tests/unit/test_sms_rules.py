@@ -7,11 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations.sf2250.messages import Subject
-from integrations.sf2250.sf1600.messages import AfsendBrev
-from integrations.sf2250.sf1600.sms_rules import check_sms, within_sending_hours
-from serviceplatform.errors import (
-    ServicePlatformError,
+from integrations.sf2250.errors import (
     SmsChannelNotServed,
     SmsContentInvalid,
     SmsFileFormat,
@@ -20,6 +16,10 @@ from serviceplatform.errors import (
     SmsRecipientMissing,
     SmsTooLong,
 )
+from integrations.sf2250.messages import Subject
+from integrations.sf2250.sf1600.messages import AfsendBrev
+from integrations.sf2250.sf1600.sms_rules import check_sms, within_sending_hours
+from serviceplatform.errors import ServicePlatformError
 
 #: 12:00 Danish winter time.
 NOON = datetime(2026, 1, 15, 11, 0, tzinfo=UTC)

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, text
 
 from serviceplatform.config import DatabaseSettings, Settings
 from serviceplatform.errors import StorageError
-from serviceplatform.store.db import Database, migration_head, resolve_url
+from serviceplatform.store.db import Database, alembic_config, migration_head, resolve_url
 from serviceplatform.store.models import Base, ConsumerSystemRecord
 
 
@@ -185,21 +186,46 @@ def test_relative_sqlite_paths_resolve_against_the_settings_directory(tmp_path: 
     assert (tmp_path / "data" / "p.sqlite").is_file()
 
 
-def test_migration_files_live_in_the_package() -> None:
+def test_migration_files_live_in_the_package_and_their_integrations() -> None:
+    import integrations.oots as oots
+    import integrations.sf2250 as sf2250
     import serviceplatform.store as store
 
     versions = Path(store.__file__).parent / "migrations" / "versions"
     assert (versions.parent / "env.py").is_file()
-    names = sorted(p.name for p in versions.glob("v*.py"))
-    assert names == [
+
+    def names(directory: Path) -> list[str]:
+        return sorted(p.name for p in directory.glob("v*.py"))
+
+    assert names(versions) == [
         "v0001_initial.py",
-        "v0002_sendings.py",
         "v0003_subscriptions.py",
         "v0004_agreement_events.py",
-        "v0005_oots_messages.py",
         "v0006_routing_version.py",
-        "v0007_oots_requests.py",
         "v0008_consumer_system_certificates.py",
+    ]
+    assert names(Path(sf2250.__file__).parent / "migrations") == ["v0002_sendings.py"]
+    assert names(Path(oots.__file__).parent / "migrations") == [
+        "v0005_oots_messages.py",
+        "v0007_oots_requests.py",
+    ]
+
+
+def test_the_revision_chain_is_the_one_databases_were_migrated_along() -> None:
+    # Moving scripts into the integrations kept every id and link: a database made before
+    # (at 0008) is at the head, and the chain is one line with one head.
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == ["0008"]
+    chain = [(r.revision, r.down_revision) for r in script.walk_revisions()]
+    assert chain == [
+        ("0008", "0007"),
+        ("0007", "0006"),
+        ("0006", "0005"),
+        ("0005", "0004"),
+        ("0004", "0003"),
+        ("0003", "0002"),
+        ("0002", "0001"),
+        ("0001", None),
     ]
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from serviceplatform.errors import SendingIdentifierReused, SendingInProgress, StorageError
+from integrations.sf2250.errors import SendingIdentifierReused, SendingInProgress
+from integrations.sf2250.sendings import SendingLedger
+from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
-from serviceplatform.store.sendings import SendingLedger
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 KEY: dict[str, Any] = {"service": "sf1600", "authority_cvr": "29189846", "key": "sms-1"}

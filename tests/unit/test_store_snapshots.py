@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
 from serviceplatform.store.leases import LeaseStore
 from serviceplatform.store.outbox import Outbox
-from serviceplatform.store.snapshots import Change, SnapshotStore
 
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 A = "29189846"

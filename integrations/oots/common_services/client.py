@@ -69,10 +69,9 @@ from integrations.oots.common_services.queries import (
     evidence_types_query,
     requirements_query,
 )
+from integrations.oots.errors import CommonServicesBadAnswer, CommonServicesUnavailable
 from serviceplatform.closing import Closing
 from serviceplatform.errors import (
-    CommonServicesBadAnswer,
-    CommonServicesUnavailable,
     ConfigurationError,
     ServicePlatformError,
     UpstreamBadResponse,

@@ -58,7 +58,7 @@ from integrations.oots.edm.wire import (
     text,
     xsi_type,
 )
-from serviceplatform.errors import (
+from integrations.oots.errors import (
     CommonServicesAttributeValueUnknown,
     CommonServicesBadAnswer,
     CommonServicesRefused,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from serviceplatform.errors import CommonServicesQueryInvalid
+from integrations.oots.errors import CommonServicesQueryInvalid
 
 QUERY_REQUIREMENTS: Final = (
     "urn:fdc:oots:eb:ebxml-regrep:queries:requirements-by-procedure-and-jurisdiction"

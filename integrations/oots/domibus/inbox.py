@@ -73,9 +73,9 @@ from integrations.oots.as4.model import (
     format_timestamp,
 )
 from integrations.oots.gateway import AnswerSource, Submitter
+from integrations.oots.tables import oots_messages
 from serviceplatform.errors import ServicePlatformError, StorageError, UpstreamNotFound
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import oots_messages
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from integrations.sf2250.register_calls import route_by_role, send_to_register
+from integrations.sf2250.sendings import SendingLedger
 from integrations.sf2250.sf1600.mapping import (
     afsendelse_body,
     afsendelse_path,
@@ -53,6 +54,8 @@ _XML: Final = {"Content-Type": "application/xml; charset=utf-8", "Accept": "appl
 class PrintHandler:
     def __init__(self, platform: Platform, *, clock: Callable[[], datetime] | None = None) -> None:
         self.platform = platform
+        #: The SF1600 sending ledger (``integrations/sf2250/sendings.py``).
+        self.sendings = SendingLedger(platform.db)
         #: The clock of the sending-hours rule: the platform's business clock unless given.
         self.clock = clock or platform.business_clock
 
@@ -87,7 +90,7 @@ class PrintHandler:
         text = check_sms(request, self.clock())
         assert request.recipient is not None  # check_sms refuses a missing recipient
         route, sysid = route_by_role(self.platform, call, AFSENDER_ROLE, request.recipient.number)
-        ledger = self.platform.sendings
+        ledger = self.sendings
         key = {
             "service": call.service,
             "authority_cvr": call.authority_cvr or "",

@@ -15,9 +15,9 @@ from typing import Any, Final, Protocol
 
 from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
 
+from integrations.sf2250.errors import SmsContentInvalid
 from integrations.sf2250.messages import Subject
 from integrations.sf2250.sf1600.messages import AfsendBrev, SpoergTilmelding
-from serviceplatform.errors import SmsContentInvalid
 from serviceplatform.resources import contract
 from serviceplatform.soap.spyne_glue import ContractService
 

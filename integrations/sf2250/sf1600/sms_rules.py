@@ -16,8 +16,7 @@ from datetime import datetime, time
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from integrations.sf2250.sf1600.messages import AfsendBrev
-from serviceplatform.errors import (
+from integrations.sf2250.errors import (
     SmsChannelNotServed,
     SmsContentInvalid,
     SmsFileFormat,
@@ -26,6 +25,7 @@ from serviceplatform.errors import (
     SmsRecipientMissing,
     SmsTooLong,
 )
+from integrations.sf2250.sf1600.messages import AfsendBrev
 
 MAX_CHARACTERS: Final = 160
 FILE_FORMAT: Final = "TXT"

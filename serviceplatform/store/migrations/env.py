@@ -1,7 +1,8 @@
 """Alembic environment: runs the migrations on the connection ``Database.upgrade`` hands in.
 
 There is no ``alembic.ini``: the configuration is built in code
-(:func:`serviceplatform.store.db.alembic_config`). Run from the ``alembic`` command line, a
+(:func:`serviceplatform.store.db.alembic_config`), with the integrations' migration
+directories as further version locations. Run from the ``alembic`` command line, a
 ``sqlalchemy.url`` main option is honoured instead.
 """
 
@@ -10,7 +11,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from serviceplatform.registry import import_tables
 from serviceplatform.store.models import Base
+
+# The integrations' tables join Base.metadata only once their modules are imported.
+import_tables()
 
 
 def _run(connection: Connection) -> None:

@@ -27,9 +27,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serviceplatform.errors import SendingIdentifierReused, SendingInProgress
+from integrations.sf2250.errors import SendingIdentifierReused, SendingInProgress
+from integrations.sf2250.tables import sendings
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import ERROR_CODE_LEN, MESSAGE_ID_LEN, sendings
+from serviceplatform.store.models import ERROR_CODE_LEN, MESSAGE_ID_LEN
 
 #: How long an unfinished attempt blocks its key before another call may take it over.
 DEFAULT_STALE_AFTER = timedelta(seconds=60)

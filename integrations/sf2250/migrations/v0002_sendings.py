@@ -4,7 +4,8 @@ Revision ID: 0002
 Revises: 0001
 
 Written by hand; ``tests/unit/test_store_schema.py`` checks that the migrations together yield
-exactly the schema of ``serviceplatform.store.models``.
+exactly the schema of the models
+(``serviceplatform.store.models`` and the integrations' ``tables`` modules).
 """
 
 from __future__ import annotations

@@ -28,9 +28,10 @@ from typing import Any, Literal
 from sqlalchemy import and_, delete, exists, func, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from integrations.sf2250.tables import subscription_entries, subscription_snapshots
 from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox, subscription_entries, subscription_snapshots
+from serviceplatform.store.models import outbox
 
 Change = Literal["tilmeldt", "afmeldt"]
 #: (kind, number, change) -> (message id, message body) for the outbox.

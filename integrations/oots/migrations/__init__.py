@@ -1,0 +1,1 @@
+"""OOTS schema revisions (Alembic scripts; ``INTEGRATION.migrations``)."""

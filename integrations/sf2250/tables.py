@@ -1,0 +1,107 @@
+"""The tables of SF2250 and SF1600 Print, on the core's ``MetaData`` (``INTEGRATION.tables``).
+
+The sending ledger of SF1600 (``sendings``: migration 0002 in ``migrations/``) and the
+nightly NemSMS subscription lists (``subscription_snapshots``, ``subscription_entries``:
+core migration 0003, written before the integrations had their own migrations).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import cast
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from serviceplatform.store.models import (
+    CVR_LEN,
+    ERROR_CODE_LEN,
+    HASH_LEN,
+    KIND_LEN,
+    MESSAGE_ID_LEN,
+    SERVICE_LEN,
+    STATUS_LEN,
+    SUBJECT_LEN,
+    Base,
+    UtcDateTime,
+)
+
+#: An ``AfsendelseIdentifikator``'s length in the ledger.
+SENDING_KEY_LEN = 64
+
+
+class SendingRecord(Base):
+    """One sending a caller identified by its own key (SF1600 ``AfsendelseIdentifikator``).
+
+    The row is written before the platform calls out and says whether the sending is in
+    flight, done (with the answer given then) or failed, so a repeated call never sends twice.
+    """
+
+    __tablename__ = "sendings"
+    __table_args__ = (
+        UniqueConstraint("service", "authority_cvr", "sending_key"),
+        CheckConstraint("state IN ('sending', 'sent', 'failed')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(SERVICE_LEN))
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    sending_key: Mapped[str] = mapped_column(String(SENDING_KEY_LEN))
+    request_hash: Mapped[str] = mapped_column(String(HASH_LEN))
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    attempts: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
+    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SubscriptionSnapshotRecord(Base):
+    """One authority's NemSMS subscription list as fetched for one list date.
+
+    ``fetching`` while its parts come in; ``complete`` once the diff against the previous
+    complete snapshot and its outbox rows were committed with it.
+    """
+
+    __tablename__ = "subscription_snapshots"
+    __table_args__ = (
+        UniqueConstraint("authority_cvr", "list_date"),
+        CheckConstraint("state IN ('fetching', 'complete')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
+    list_date: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(STATUS_LEN))
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    entry_count: Mapped[int] = mapped_column(Integer)
+    subscribed_count: Mapped[int] = mapped_column(Integer)
+    unsubscribed_count: Mapped[int] = mapped_column(Integer)
+    #: The complete snapshot this one was compared with; None for a first night.
+    previous_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class SubscriptionEntryRecord(Base):
+    __tablename__ = "subscription_entries"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("subscription_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(KIND_LEN), primary_key=True)
+    number: Mapped[str] = mapped_column(String(SUBJECT_LEN), primary_key=True)
+
+
+sendings = cast(Table, SendingRecord.__table__)
+subscription_snapshots = cast(Table, SubscriptionSnapshotRecord.__table__)
+subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
