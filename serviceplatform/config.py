@@ -5,8 +5,13 @@ sets ``[database] url``; a double underscore descends one table). ``SP_CONFIG`` 
 and ``SP_TEST_*`` belong to the test suite; neither is a setting. Keys and certificates are
 given by path, never inline. The sandbox writes its own file (``DIR/platform.toml``).
 
+An integration's own section (``[subscriptions]``, ``[oots]``) is declared by the integration
+(``Integration.settings``, a :class:`~serviceplatform.integration.SettingsSection`) and
+loaded here, found through the registry, into the integration's own type, with the same
+checks; code reads it with ``settings.section(SECTION)``.
+
 Nothing is guessed: an unknown key, a value of the wrong type (``max_retries = true``,
-``scheduler_enabled = "yes"`` in a file) or a variable that matches no setting is a problem
+``enabled = "yes"`` in a file) or a variable that matches no setting is a problem
 that names the key and the file or variable it came from, so a typo cannot silently leave a
 default in force. :func:`read_settings` lists every problem (``config check``);
 :func:`load_settings` refuses the first.
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from serviceplatform.errors import ConfigurationError
+from serviceplatform.integration import SectionT, SettingsSection
 
 
 @dataclass
@@ -132,22 +138,12 @@ class DistributorSettings:
 
 
 @dataclass
-class SubscriptionSettings:
-    """The nightly NemSMS subscription-list diff (SF2250 section 1.2.2)."""
+class SchedulerSettings:
+    """The platform's scheduler of the integrations' daily jobs (``scheduling.py``)."""
 
-    #: Local time of the nightly run (``HH:MM``) in ``timezone``.
-    run_at: str = "02:00"
-    timezone: str = "Europe/Copenhagen"
-    #: Whether ``serviceplatform serve`` runs the scheduler in this process.
-    scheduler_enabled: bool = True
-    #: Snapshots older than this many days are deleted (a date can be re-run while kept).
-    retention_days: int = 14
-    #: The UUID of message type "NemSMS tilmelding" in Beskedfordeler.
-    message_type_uuid: str = "5a0bb4a4-7c4b-4c59-9d3a-6f3f2b6a1c01"
-    #: The platform as registering actor (``RegistreringsAktoer``, ``BeskedAnsvarligAktoer``).
-    actor_uuid: str = "d92bb9c2-d826-4028-8fb5-d8b88b4377d4"
-    #: Seconds a run's lease lasts without renewal; a crashed run is taken over after it.
-    lease_seconds: int = 300
+    #: Whether ``serviceplatform serve`` runs the scheduler in this process. The older
+    #: ``[subscriptions] scheduler_enabled = false`` (deprecated) still turns it off.
+    enabled: bool = True
 
 
 @dataclass
@@ -179,70 +175,6 @@ class AdminSettings:
 
 
 @dataclass
-class OotsRequesterSettings:
-    """One authority as an OOTS Evidence Requester (``[oots.requesters.<CVR>]``)."""
-
-    #: Its name in the EDM request (``sdg:EvidenceRequester/sdg:Name``).
-    name: str = ""
-    #: The authority's own Domibus access point, when it runs one ("direct integration"):
-    #: its WS plugin, plugin user and party id. Empty: the platform's ``[oots]`` values.
-    domibus_url: str = ""
-    domibus_username: str = ""
-    domibus_password: str = ""
-    domibus_password_file: str = ""
-    domibus_ca_cert: str = ""
-    party_id: str = ""
-
-
-@dataclass
-class OotsSettings:
-    """OOTS evidence requests (``integrations/oots``; ``docs/oots-service.md``)."""
-
-    #: The Domibus WS plugin of the platform's access point (``.../services/wsplugin``).
-    #: Empty: the OOTS service refuses evidence requests with SP-901 (finding still works).
-    domibus_url: str = ""
-    domibus_username: str = ""
-    #: The plugin user's password: here (best from ``SP_OOTS__DOMIBUS_PASSWORD``) or a file.
-    domibus_password: str = ""
-    domibus_password_file: str = ""
-    #: PEM bundle trusted for Domibus' certificate (an ``https`` URL); empty: public roots.
-    domibus_ca_cert: str = ""
-    domibus_timeout_seconds: float = 30.0
-    #: The platform's own access point party id (the ebMS ``From`` party).
-    party_id: str = ""
-    #: The common services (Evidence Broker and Data Service Directory) ``.../rest/search``.
-    common_services_url: str = ""
-    common_services_timeout_seconds: float = 10.0
-    #: How long an Evidence Broker or DSD answer is reused.
-    cache_ttl_seconds: int = 3600
-    #: Seconds between two collections of answers from Domibus in each server process
-    #: (0: only when a call waits for or asks about an answer).
-    poll_interval_seconds: float = 5.0
-    #: How long AnmodBevis waits for the provider's answer before answering ``Afventer``.
-    answer_wait_seconds: float = 2.0
-    #: A request still unanswered after this long fails with SP-721; one the gateway never
-    #: took (it stayed queued) fails with SP-723.
-    answer_timeout_seconds: int = 86400
-    #: A request queued because the gateway was down is sent again by the poller once it has
-    #: waited this long: longer than one submission may take, so a first attempt still under
-    #: way is never raced by its resend.
-    resend_after_seconds: float = 60.0
-    #: Evidence documents (and the requests' personal data) are deleted this long after the
-    #: request is finished.
-    evidence_retention_hours: int = 24
-    #: The scheme of the requester identifiers in the routing table (role ``oots_requester``).
-    requester_scheme: str = "urn:cef.eu:names:identifier:EAS:0184"
-    requester_country: str = "DK"
-    #: Where the procedures are implemented (the Evidence Broker's jurisdiction).
-    procedure_country: str = "DK"
-    #: Path the Domibus push endpoint (``BackendService``) is mounted at; empty: not mounted.
-    push_path: str = ""
-    push_username: str = ""
-    push_password: str = ""
-    requesters: dict[str, OotsRequesterSettings] = field(default_factory=dict)
-
-
-@dataclass
 class LoggingSettings:
     level: str = "INFO"
 
@@ -256,15 +188,17 @@ class Settings:
     certificates: CertificateSettings = field(default_factory=CertificateSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     distributor: DistributorSettings = field(default_factory=DistributorSettings)
-    subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
-    oots: OotsSettings = field(default_factory=OotsSettings)
     #: Outward peers by name (``nemsms``, later ``oots_gateway``, ...).
     peers: dict[str, PeerSettings] = field(default_factory=dict)
     #: Per-service settings by service key (``sf2250``, ...).
     services: dict[str, ServiceSettings] = field(default_factory=dict)
     #: Directory relative paths in the file are resolved against (the file's own directory).
     base_dir: str = "."
+    #: The integrations' own sections (``[subscriptions]``, ``[oots]``, ...) by name, each
+    #: loaded into the type its ``SettingsSection`` declares; read them with :meth:`section`.
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"setting": False})
 
     def path(self, value: str) -> Path:
         """Resolve a configured path against the directory of the settings file."""
@@ -279,6 +213,19 @@ class Settings:
 
     def service(self, key: str) -> ServiceSettings:
         return self.services.get(key, ServiceSettings())
+
+    def section(self, spec: SettingsSection[SectionT]) -> SectionT:
+        """An integration's own section; its defaults when it was not loaded or given."""
+        value = self.sections.get(spec.name)
+        if value is None:
+            # Kept, so a change made to the defaults (by a test, the sandbox) stays.
+            value = self.sections[spec.name] = spec.type()
+        if not isinstance(value, spec.type):
+            raise ConfigurationError(
+                f"settings section [{spec.name}] holds {type(value).__name__}, "
+                f"not {spec.type.__name__}"
+            )
+        return value
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -342,16 +289,31 @@ def _type_name(target: Any) -> str:
     return _TYPE_NAMES.get(target, getattr(target, "__name__", str(target)))
 
 
-def _build(cls: type[Any], data: Any, key: Key, origins: _Origins, problems: list[str]) -> Any:
-    """``cls`` from ``data``; a value with a problem is left out (its default stays)."""
+def _build(
+    cls: type[Any],
+    data: Any,
+    key: Key,
+    origins: _Origins,
+    problems: list[str],
+    sections: dict[str, tuple[type[Any], dict[str, Any]]] | None = None,
+) -> Any:
+    """``cls`` from ``data``; a value with a problem is left out (its default stays).
+
+    ``sections``: name -> (type, into) for tables loaded into ``into[name]`` instead of a
+    field of ``cls`` (the integrations' sections at the top level).
+    """
     if not isinstance(data, dict):
         problems.append(f"setting {_dotted(key)} {origins.at(key)} must be a table")
         return cls()
     hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls) if f.metadata.get("setting", True)}
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         here = (*key, name)
+        if sections is not None and name in sections:
+            section_type, into = sections[name]
+            into[name] = _build(section_type, value, here, origins, problems)
+            continue
         if name not in known:
             problems.append(f"unknown setting {_dotted(here)} {origins.at(here)}")
             continue
@@ -487,8 +449,32 @@ def read_settings(
     problems: list[str] = []
     _merge_env(data, dict(os.environ if environ is None else environ), origins, problems)
     data.setdefault("base_dir", str(base_dir))
-    settings: Settings = _build(Settings, data, (), origins, problems)
+    specs = _sections()
+    loaded: dict[str, Any] = {}
+    sections = {spec.name: (spec.type, loaded) for spec in specs}
+    settings: Settings = _build(Settings, data, (), origins, problems, sections)
+    settings.sections = {
+        spec.name: loaded[spec.name] if spec.name in loaded else spec.type() for spec in specs
+    }
+    for spec in specs:
+        spec.adjust(settings.sections[spec.name], settings)
     return LoadedSettings(settings, problems, file)
+
+
+def _sections() -> list[SettingsSection[Any]]:
+    """The registered integrations' sections; ConfigurationError when one takes a core name."""
+    from serviceplatform.registry import settings_sections
+
+    specs = settings_sections()
+    core = {f.name for f in fields(Settings)}
+    names: set[str] = set()
+    for spec in specs:
+        if spec.name in core or spec.name in names:
+            raise ConfigurationError(
+                f"settings section [{spec.name}] is a core section or declared twice"
+            )
+        names.add(spec.name)
+    return specs
 
 
 def load_settings(

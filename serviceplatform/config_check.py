@@ -10,8 +10,9 @@
   so without it a request signed for another endpoint would be accepted;
 - a private key or password file readable (or writable) by group or others: the outward
   certificates' keys (``certificates.directory``, ``<alias>.key``), the AMQP token key
-  (``distributor.amqp.sts_key``) and the Domibus password files. Any local account could copy
-  them and act as the platform.
+  (``distributor.amqp.sts_key``) and the files the integrations' sections name
+  (``SettingsSection.secret_files``: OOTS's Domibus password files). Any local account could
+  copy them and act as the platform.
 
 Each problem is one line that starts with the setting to change. The checks only read files;
 they open no database and no connection.
@@ -30,6 +31,7 @@ from cryptography import x509
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
+from serviceplatform.registry import settings_sections
 
 
 def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,18 +102,9 @@ def _secret_files(settings: Settings) -> list[tuple[str, Path]]:
         found += [("certificates.directory", key) for key in sorted(directory.glob("*.key"))]
     if settings.distributor.amqp.sts_key:
         found.append(("distributor.amqp.sts_key", settings.path(settings.distributor.amqp.sts_key)))
-    if settings.oots.domibus_password_file:
-        found.append(
-            ("oots.domibus_password_file", settings.path(settings.oots.domibus_password_file))
-        )
-    for cvr, requester in settings.oots.requesters.items():
-        if requester.domibus_password_file:
-            found.append(
-                (
-                    f"oots.requesters.{cvr}.domibus_password_file",
-                    settings.path(requester.domibus_password_file),
-                )
-            )
+    for spec in settings_sections():
+        for setting, path in spec.secret_files(settings.section(spec)):
+            found.append((setting, settings.path(path)))
     return found
 
 

@@ -32,6 +32,8 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
     """
     data = asdict(settings)
     data.pop("base_dir")
+    # The integrations' sections are tables of the file like the core's own.
+    data.update(data.pop("sections"))
     masked: dict[str, Any] = _mask(data)
     return masked
 

@@ -78,9 +78,13 @@ def build_scheduler(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundS
 
 
 def start(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler | None:
-    """Start the scheduler of this process when enabled; None when disabled or no jobs."""
+    """Start the scheduler of this process when enabled; None when disabled or no jobs.
+
+    ``[scheduler] enabled`` says whether it runs (``[subscriptions] scheduler_enabled``, its
+    deprecated spelling, is folded into it when the settings are loaded).
+    """
     global _settings
-    if not settings.subscriptions.scheduler_enabled or not jobs:
+    if not settings.scheduler.enabled or not jobs:
         return None
     _settings = settings
     for attempt in range(1, START_ATTEMPTS + 1):

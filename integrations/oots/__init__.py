@@ -35,7 +35,9 @@ def _build(platform: Platform) -> WsgiApp:
 
 
 def _push_prefix(settings: Settings) -> str:
-    return settings.oots.push_path
+    from integrations.oots.settings import OOTS_SETTINGS
+
+    return settings.section(OOTS_SETTINGS).push_path
 
 
 def _build_push(platform: Platform) -> WsgiApp:
@@ -47,6 +49,7 @@ def _build_push(platform: Platform) -> WsgiApp:
 def _integration() -> Integration:
     # service.py is imported here (not at the top) only to keep its names out of this module.
     from integrations.oots.service import OPERATIONS, WSDL_PATH
+    from integrations.oots.settings import OOTS_SETTINGS
 
     return Integration(
         name="oots",
@@ -64,6 +67,7 @@ def _integration() -> Integration:
         ),
         mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
         errors=ErrorCodes("integrations.oots.errors", range(700, 800)),
+        settings=OOTS_SETTINGS,
         tables="integrations.oots.tables",
         migrations=Path(__file__).resolve().parent / "migrations",
     )

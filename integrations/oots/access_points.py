@@ -18,7 +18,7 @@ from pathlib import Path
 
 from integrations.oots.domibus.client import DomibusWsClient
 from integrations.oots.gateway import Gateway
-from serviceplatform.config import OotsRequesterSettings, OotsSettings
+from integrations.oots.settings import OotsRequesterSettings, OotsSettings
 from serviceplatform.errors import ConfigurationError
 
 

@@ -17,6 +17,7 @@ from integrations.oots.exchange import OotsExchange
 from integrations.oots.handler import OotsHandler
 from integrations.oots.poller import AnswerPoller
 from integrations.oots.service import build_wsgi_app
+from integrations.oots.settings import OOTS_SETTINGS
 from serviceplatform.integration import WsgiApp
 from serviceplatform.platform import Platform
 
@@ -48,14 +49,14 @@ def build_service_app(platform: Platform, path: str) -> OotsServiceApp:
         public_url=settings.soap.public_url(path),
     )
     poller = None
-    if exchange.configured and settings.oots.poll_interval_seconds > 0:
-        poller = AnswerPoller(exchange, settings.oots.poll_interval_seconds)
+    if exchange.configured and settings.section(OOTS_SETTINGS).poll_interval_seconds > 0:
+        poller = AnswerPoller(exchange, settings.section(OOTS_SETTINGS).poll_interval_seconds)
         poller.start()
     return OotsServiceApp(inner, exchange, poller)
 
 
 def build_push_app(platform: Platform) -> BackendPushApp:
-    oots = platform.settings.oots
+    oots = platform.settings.section(OOTS_SETTINGS)
     exchange = OotsExchange.from_settings(
         platform.db, platform.audit, platform.settings, platform.clock
     )

@@ -87,7 +87,8 @@ from integrations.oots.request_store import (
     RequestRecord,
     RequestStore,
 )
-from serviceplatform.config import OotsSettings, Settings
+from integrations.oots.settings import OOTS_SETTINGS, OotsSettings
+from serviceplatform.config import Settings
 from serviceplatform.errors import (
     ServicePlatformError,
     StorageError,
@@ -180,7 +181,7 @@ class OotsExchange:
     def from_settings(
         cls, db: Database, audit: AuditLog, settings: Settings, clock: Callable[[], datetime]
     ) -> OotsExchange:
-        return cls(db, audit, settings.oots, clock=clock, path=settings.path)
+        return cls(db, audit, settings.section(OOTS_SETTINGS), clock=clock, path=settings.path)
 
     # --- the gateways ------------------------------------------------------------------------
 

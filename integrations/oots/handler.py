@@ -77,8 +77,8 @@ from integrations.oots.messages import (
 )
 from integrations.oots.messages import ProvidersAnswer as ProvidersView
 from integrations.oots.request_store import ANSWERED, FAILED, PREVIEW_REQUIRED, RequestRecord
+from integrations.oots.settings import OOTS_SETTINGS, OotsSettings
 from serviceplatform.call import PlatformCall, current_call
-from serviceplatform.config import OotsSettings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.platform import Platform
 from serviceplatform.routing.model import Route
@@ -133,7 +133,7 @@ class OotsHandler:
     ) -> None:
         self.platform = platform
         self.exchange = exchange
-        self.settings: OotsSettings = platform.settings.oots
+        self.settings: OotsSettings = platform.settings.section(OOTS_SETTINGS)
         self._discovery_factory = discovery or self._new_discovery
         self._discovery: CommonServicesClient | None = None
         self._lock = threading.Lock()

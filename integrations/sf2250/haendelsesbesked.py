@@ -73,7 +73,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from serviceplatform.config import SubscriptionSettings
+from integrations.sf2250.settings import SubscriptionSettings
 from serviceplatform.logmask import mask_cpr
 
 Change = Literal["tilmeldt", "afmeldt"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from integrations.sf2250.handler import SERVICE_KEY, VedligeholdTilmeldingHandler
 from integrations.sf2250.service import OPERATIONS, WSDL_PATH, build_wsgi_app
+from integrations.sf2250.settings import SUBSCRIPTIONS
 from integrations.sf2250.sf1600 import service as print_service
 from integrations.sf2250.sf1600.handler import SERVICE_KEY as PRINT_SERVICE_KEY
 from integrations.sf2250.sf1600.handler import PrintHandler
@@ -47,7 +48,8 @@ def _build_print(platform: Platform) -> WsgiApp:
 
 
 def _nightly_time(settings: Settings) -> tuple[str, str]:
-    return settings.subscriptions.run_at, settings.subscriptions.timezone
+    section = settings.section(SUBSCRIPTIONS)
+    return section.run_at, section.timezone
 
 
 INTEGRATION = Integration(
@@ -83,6 +85,7 @@ INTEGRATION = Integration(
     ),
     commands=("integrations.sf2250.commands:subscriptions",),
     errors=ErrorCodes("integrations.sf2250.errors", range(501, 600)),
+    settings=SUBSCRIPTIONS,
     tables="integrations.sf2250.tables",
     migrations=Path(__file__).resolve().parent / "migrations",
     metrics=(MetricSource("nightly", "integrations.sf2250.metrics:nightly"),),

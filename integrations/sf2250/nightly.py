@@ -39,6 +39,7 @@ from integrations.sf2250.haendelsesbesked import (
     build_message,
 )
 from integrations.sf2250.register_calls import PEER
+from integrations.sf2250.settings import SUBSCRIPTIONS
 from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from integrations.sf2250.subscription_list import SubscriptionListClient
 from serviceplatform.distribution.base import Distributor
@@ -143,7 +144,7 @@ class NightlyDiff:
         self.distributor = distributor
         self.holder = holder or default_holder()
         self.sleep = sleep
-        settings = platform.settings.subscriptions
+        settings = platform.settings.section(SUBSCRIPTIONS)
         self.vocabulary = MessageVocabulary.from_settings(settings)
         self.lease_ttl = timedelta(seconds=settings.lease_seconds)
         self.retention = timedelta(days=settings.retention_days)

@@ -26,9 +26,10 @@ from integrations.oots.as4.model import EBMS_NS
 from integrations.oots.as4.soap import SOAP12_NS
 from integrations.oots.domibus.ws_plugin import parse_submit_request
 from integrations.oots.edm import parse_query_request
+from integrations.oots.settings import OOTS_SETTINGS, OotsRequesterSettings, OotsSettings
 from integrations.oots.tables import oots_messages, oots_requests
 from serviceplatform.app import PlatformApp
-from serviceplatform.config import OotsRequesterSettings, OotsSettings, ServiceSettings
+from serviceplatform.config import ServiceSettings
 from serviceplatform.routing.model import Agreement, AgreementStatus
 from serviceplatform.sandbox.httpserver import QuietHandler, ServerThread, ThreadedServer
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
@@ -239,7 +240,7 @@ def oots(
         proxy, proxy_url = recording_proxy(gateway.base_url, recorded)
         settings = make_settings(tmp_path_factory.mktemp("oots"), pki, register.base_url)
         settings.services["oots"] = ServiceSettings(entity_id=DEFAULT_ENTITY_ID)
-        settings.oots = OotsSettings(
+        settings.sections[OOTS_SETTINGS.name] = OotsSettings(
             domibus_url=proxy_url,
             domibus_username=USER,
             domibus_password=PASSWORD,
@@ -675,7 +676,7 @@ def test_push_endpoint_is_mounted_where_configured_and_stores_before_answering(
     tmp_path_factory: pytest.TempPathFactory, pki: Pki, register: NemSmsRegister
 ) -> None:
     settings = make_settings(tmp_path_factory.mktemp("oots-push"), pki, register.base_url)
-    settings.oots = OotsSettings(
+    settings.sections[OOTS_SETTINGS.name] = OotsSettings(
         domibus_url="http://127.0.0.1:9/domibus/services/wsplugin",
         party_id="AP_DK_01",
         poll_interval_seconds=30.0,
@@ -731,7 +732,7 @@ def test_an_authority_with_its_own_access_point_sends_and_collects_through_it(
     ):
         settings = make_settings(tmp_path_factory.mktemp("oots-own-ap"), pki, register.base_url)
         settings.services["oots"] = ServiceSettings(entity_id=DEFAULT_ENTITY_ID)
-        settings.oots = OotsSettings(
+        settings.sections[OOTS_SETTINGS.name] = OotsSettings(
             domibus_url=platforms.base_url,
             domibus_username=USER,
             domibus_password=PASSWORD,

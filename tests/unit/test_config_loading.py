@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from integrations.oots.settings import OOTS_SETTINGS, OotsSettings
+from integrations.sf2250.settings import SUBSCRIPTIONS
 from serviceplatform.config import load_settings, read_settings
 from serviceplatform.errors import ConfigurationError
 
@@ -93,8 +95,10 @@ def test_a_wrong_type_from_a_variable_names_the_variable() -> None:
 
 def test_a_boolean_variable_must_say_yes_or_no() -> None:
     variable = "SP_SUBSCRIPTIONS__SCHEDULER_ENABLED"
-    assert load_settings(None, {variable: "off"}).subscriptions.scheduler_enabled is False
-    assert load_settings(None, {variable: "Yes"}).subscriptions.scheduler_enabled is True
+    off = load_settings(None, {variable: "off"})
+    assert off.section(SUBSCRIPTIONS).scheduler_enabled is False
+    assert off.scheduler.enabled is False
+    assert load_settings(None, {variable: "Yes"}).section(SUBSCRIPTIONS).scheduler_enabled is True
     detail = refusal(None, {variable: "maybe"})
     assert (
         detail
@@ -131,3 +135,29 @@ def test_every_problem_is_listed_and_counted(tmp_path: Path) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     assert refusal(missing, {}) == f"configuration file {missing} does not exist"
+
+
+def test_an_integrations_section_loads_into_its_own_type_with_the_same_checks(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "[oots]\npoll_interval_seconds = 1\n[oots.requesters.29189846]\nname = 'Kommune A'\n"
+        "[subscriptions]\nrun_at = '03:00'\n",
+    )
+    settings = load_settings(path, {"SP_OOTS__PARTY_ID": "AP_DK"})
+    oots = settings.section(OOTS_SETTINGS)
+    assert isinstance(oots, OotsSettings)
+    assert (oots.poll_interval_seconds, oots.party_id) == (1.0, "AP_DK")
+    assert oots.requesters["29189846"].name == "Kommune A"
+    assert settings.section(SUBSCRIPTIONS).run_at == "03:00"
+    bad = write(tmp_path, "[oots]\npoll_interval = 1\n[subscriptions]\nretention_days = 'x'\n")
+    assert read_settings(bad, {}).problems == [
+        f"unknown setting oots.poll_interval in {bad}",
+        f"setting subscriptions.retention_days in {bad} must be an integer, not a string",
+    ]
+
+
+def test_sections_is_no_setting(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sections]\noots = 1\n")
+    assert refusal(path, {}) == f"unknown setting sections in {path}"

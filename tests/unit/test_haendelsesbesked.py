@@ -26,7 +26,7 @@ from integrations.sf2250.haendelsesbesked import (
     build_message,
     registrering_id,
 )
-from serviceplatform.config import SubscriptionSettings
+from integrations.sf2250.settings import SubscriptionSettings
 
 BESKEDFORDELER: Final = (
     Path(__file__).resolve().parents[2].parent

@@ -8,7 +8,7 @@ from integrations.oots.access_points import (
     access_points,
     platform_access_point,
 )
-from serviceplatform.config import OotsRequesterSettings, OotsSettings
+from integrations.oots.settings import OotsRequesterSettings, OotsSettings
 
 A, B, C = "29189846", "29189854", "29189862"
 PLATFORM = AccessPoint(

@@ -51,9 +51,9 @@ from integrations.oots.errors import (
 )
 from integrations.oots.exchange import Destination, OotsExchange, edm_fault
 from integrations.oots.request_store import RequestRecord
+from integrations.oots.settings import OotsRequesterSettings, OotsSettings
 from integrations.oots.tables import oots_messages
 from serviceplatform.closing import Closing
-from serviceplatform.config import OotsRequesterSettings, OotsSettings
 from serviceplatform.errors import UpstreamRejected, UpstreamUnavailable, UpstreamUnreachable
 from serviceplatform.sandbox.oots_evidence_answers import (
     build_error_response,

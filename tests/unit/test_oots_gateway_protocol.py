@@ -14,7 +14,7 @@ import pytest
 from integrations.oots.access_points import AccessPoint, open_gateway
 from integrations.oots.domibus.client import DomibusWsClient
 from integrations.oots.gateway import AnswerSource, Gateway, Submitter
-from serviceplatform.config import OotsSettings
+from integrations.oots.settings import OotsSettings
 from serviceplatform.errors import ConfigurationError
 
 POINT = AccessPoint(url="http://127.0.0.1:1/ws", party_id="AP_DK_01")

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from integrations.oots.settings import OOTS_SETTINGS
 from serviceplatform.config import load_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.sandbox.runner import SandboxPaths, write_platform_config
@@ -54,7 +55,7 @@ def test_the_oots_table_points_at_the_simulated_gateway(tmp_path: Path) -> None:
     )
     paths = SandboxPaths(tmp_path)
     write_platform_config(paths, PKI, REGISTER, None, gateway, base_url=BASE_URL)
-    oots = load_settings(paths.config).oots
+    oots = load_settings(paths.config).section(OOTS_SETTINGS)
     assert oots.domibus_url == gateway.base_url
     assert oots.common_services_url == gateway.common_services_url
     assert oots.party_id == "AP_DK_01" and oots.domibus_username and oots.domibus_password

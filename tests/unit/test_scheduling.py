@@ -11,9 +11,10 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from click.testing import CliRunner
 from sqlalchemy.exc import IntegrityError
 
+from integrations.sf2250.settings import SUBSCRIPTIONS, SubscriptionSettings
 from serviceplatform import scheduling
 from serviceplatform.cli import cli
-from serviceplatform.config import DatabaseSettings, Settings, SubscriptionSettings
+from serviceplatform.config import DatabaseSettings, SchedulerSettings, Settings, load_settings
 from serviceplatform.errors import ConfigurationError, StorageError
 from serviceplatform.integration import ScheduledJob
 from serviceplatform.registry import scheduled_jobs
@@ -21,7 +22,7 @@ from serviceplatform.registry import scheduled_jobs
 JOB = ScheduledJob(
     id="test-nightly",
     func="tests.unit.test_scheduling:noop",
-    when=lambda s: (s.subscriptions.run_at, s.subscriptions.timezone),
+    when=lambda s: (s.section(SUBSCRIPTIONS).run_at, s.section(SUBSCRIPTIONS).timezone),
 )
 
 
@@ -29,10 +30,11 @@ def noop() -> None:
     """The job the tests schedule (never run by them)."""
 
 
-def settings(tmp_path: Path, **subscriptions: object) -> Settings:
+def settings(tmp_path: Path, *, enabled: bool = True, **subscriptions: object) -> Settings:
     return Settings(
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'jobs.sqlite'}"),
-        subscriptions=SubscriptionSettings(**subscriptions),  # type: ignore[arg-type]
+        scheduler=SchedulerSettings(enabled=enabled),
+        sections={SUBSCRIPTIONS.name: SubscriptionSettings(**subscriptions)},  # type: ignore[arg-type]
         base_dir=str(tmp_path),
     )
 
@@ -80,7 +82,31 @@ def test_bad_schedule_settings_are_clear_errors(
 
 
 def test_disabled_scheduler_starts_nothing(tmp_path: Path) -> None:
-    assert scheduling.start(settings(tmp_path, scheduler_enabled=False), [JOB]) is None
+    assert scheduling.start(settings(tmp_path, enabled=False), [JOB]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "enabled"),
+    [
+        ("", True),
+        ("[scheduler]\nenabled = false\n", False),
+        # The deprecated spelling in operators' files still turns it off.
+        ("[subscriptions]\nscheduler_enabled = false\n", False),
+        ("[scheduler]\nenabled = true\n[subscriptions]\nscheduler_enabled = false\n", False),
+        ("[subscriptions]\nscheduler_enabled = true\n", True),
+    ],
+)
+def test_the_scheduler_section_and_its_deprecated_alias(
+    tmp_path: Path, text: str, enabled: bool
+) -> None:
+    path = tmp_path / "platform.toml"
+    path.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'jobs.sqlite'}'\n{text}")
+    loaded = load_settings(path, {})
+    assert loaded.scheduler.enabled is enabled
+    started = scheduling.start(loaded, [JOB])
+    assert (started is not None) is enabled
+    if started is not None:
+        started.shutdown(wait=False)
 
 
 def test_the_integrations_declare_the_nightly_job_and_its_command() -> None:
@@ -97,7 +123,7 @@ FIRED: list[str] = []
 
 
 def record() -> None:
-    FIRED.append(scheduling.current_settings().subscriptions.run_at)
+    FIRED.append(scheduling.current_settings().section(SUBSCRIPTIONS).run_at)
 
 
 def test_a_started_scheduler_fires_the_job_with_the_settings(tmp_path: Path) -> None:

@@ -1,0 +1,89 @@
+"""OOTS's own settings, ``[oots]`` and ``[oots.requesters.<CVR>]`` (``INTEGRATION.settings``).
+
+Loaded by the core's settings loader into :class:`OotsSettings`; code reads it with
+``settings.section(OOTS_SETTINGS)``. The Domibus password files are named to ``config
+check``, which refuses them when group or others may read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from serviceplatform.integration import SettingsSection
+
+
+@dataclass
+class OotsRequesterSettings:
+    """One authority as an OOTS Evidence Requester (``[oots.requesters.<CVR>]``)."""
+
+    #: Its name in the EDM request (``sdg:EvidenceRequester/sdg:Name``).
+    name: str = ""
+    #: The authority's own Domibus access point, when it runs one ("direct integration"):
+    #: its WS plugin, plugin user and party id. Empty: the platform's ``[oots]`` values.
+    domibus_url: str = ""
+    domibus_username: str = ""
+    domibus_password: str = ""
+    domibus_password_file: str = ""
+    domibus_ca_cert: str = ""
+    party_id: str = ""
+
+
+@dataclass
+class OotsSettings:
+    """OOTS evidence requests (``integrations/oots``; ``docs/oots-service.md``)."""
+
+    #: The Domibus WS plugin of the platform's access point (``.../services/wsplugin``).
+    #: Empty: the OOTS service refuses evidence requests with SP-901 (finding still works).
+    domibus_url: str = ""
+    domibus_username: str = ""
+    #: The plugin user's password: here (best from ``SP_OOTS__DOMIBUS_PASSWORD``) or a file.
+    domibus_password: str = ""
+    domibus_password_file: str = ""
+    #: PEM bundle trusted for Domibus' certificate (an ``https`` URL); empty: public roots.
+    domibus_ca_cert: str = ""
+    domibus_timeout_seconds: float = 30.0
+    #: The platform's own access point party id (the ebMS ``From`` party).
+    party_id: str = ""
+    #: The common services (Evidence Broker and Data Service Directory) ``.../rest/search``.
+    common_services_url: str = ""
+    common_services_timeout_seconds: float = 10.0
+    #: How long an Evidence Broker or DSD answer is reused.
+    cache_ttl_seconds: int = 3600
+    #: Seconds between two collections of answers from Domibus in each server process
+    #: (0: only when a call waits for or asks about an answer).
+    poll_interval_seconds: float = 5.0
+    #: How long AnmodBevis waits for the provider's answer before answering ``Afventer``.
+    answer_wait_seconds: float = 2.0
+    #: A request still unanswered after this long fails with SP-721; one the gateway never
+    #: took (it stayed queued) fails with SP-723.
+    answer_timeout_seconds: int = 86400
+    #: A request queued because the gateway was down is sent again by the poller once it has
+    #: waited this long: longer than one submission may take, so a first attempt still under
+    #: way is never raced by its resend.
+    resend_after_seconds: float = 60.0
+    #: Evidence documents (and the requests' personal data) are deleted this long after the
+    #: request is finished.
+    evidence_retention_hours: int = 24
+    #: The scheme of the requester identifiers in the routing table (role ``oots_requester``).
+    requester_scheme: str = "urn:cef.eu:names:identifier:EAS:0184"
+    requester_country: str = "DK"
+    #: Where the procedures are implemented (the Evidence Broker's jurisdiction).
+    procedure_country: str = "DK"
+    #: Path the Domibus push endpoint (``BackendService``) is mounted at; empty: not mounted.
+    push_path: str = ""
+    push_username: str = ""
+    push_password: str = ""
+    requesters: dict[str, OotsRequesterSettings] = field(default_factory=dict)
+
+
+def _secret_files(section: OotsSettings) -> Iterator[tuple[str, str]]:
+    if section.domibus_password_file:
+        yield "oots.domibus_password_file", section.domibus_password_file
+    for cvr, requester in section.requesters.items():
+        if requester.domibus_password_file:
+            yield f"oots.requesters.{cvr}.domibus_password_file", requester.domibus_password_file
+
+
+OOTS_SETTINGS: Final = SettingsSection("oots", OotsSettings, secret_files=_secret_files)
