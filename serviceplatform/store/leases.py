@@ -5,8 +5,8 @@ ran out (the holder crashed: its run is resumed), or when the caller holds it al
 finished lease stays finished: the job for that name is done. The holder renews while it
 works; a run that stops early without finishing releases the lease so the next run resumes.
 
-Races are decided by the database as in ``sendings.py``: ``INSERT ... ON CONFLICT DO
-NOTHING``, then the row read ``FOR UPDATE``.
+Races are decided by the database: ``INSERT ... ON CONFLICT DO NOTHING``, then the row
+read ``FOR UPDATE``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The transactional outbox: messages decided in a transaction, delivered after it.
 
-Rows are written by the transaction that decided them (see ``snapshots.py``), so a decision
+Rows are written by the transaction that decided them (an integration's store), so a decision
 and its messages commit together or not at all. A relay (``serviceplatform.relay``) reads
 ``pending`` rows oldest first and marks each ``delivered`` after the distributor accepted it;
 a crash between the two delivers the row again (at least once; receivers dedupe by the

@@ -305,9 +305,9 @@ def integration_names() -> dict[str, str]:
                     if is_part:
                         owned[name] = integration.name
             for table in getattr(module, "__dict__", {}).values():
-                name = getattr(table, "name", None)
-                if isinstance(name, str) and name in Base.metadata.tables:
-                    owned[name] = integration.name
+                table_name = getattr(table, "name", None)
+                if isinstance(table_name, str) and table_name in Base.metadata.tables:
+                    owned[table_name] = integration.name
     return owned
 
 

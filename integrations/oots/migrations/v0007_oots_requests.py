@@ -5,7 +5,7 @@ Revises: 0006
 
 The documents themselves stay in ``oots_messages`` (migration 0005). Written by hand;
 ``tests/unit/test_store_schema.py`` checks that the migrations together yield exactly the
-schema of ``serviceplatform.store.models``.
+schema of the models (``serviceplatform.store.models`` and the integrations' ``tables``).
 """
 
 from __future__ import annotations
