@@ -1,4 +1,4 @@
-"""What an integration declares to the core: its SOAP services and the SysID roles it uses.
+"""What an integration declares to the core: its SOAP services, SysID roles and peer kinds.
 
 An integration (``integrations/sf2250``, ``integrations/oots``, ...) exposes one
 ``Integration`` value. The core wires each declared service into the WSGI application and the
@@ -75,3 +75,6 @@ class Integration:
     commands: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()
     mounts: tuple[WsgiMount, ...] = ()
+    #: Peer kinds the integration adds to the core's (``outbound/kinds.py``): kind ->
+    #: ``module:factory``; a ``[peers.<name>]`` section chooses one with ``kind``.
+    peer_kinds: Mapping[str, str] = field(default_factory=dict)

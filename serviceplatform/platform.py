@@ -25,7 +25,7 @@ from serviceplatform.errors import (
 )
 from serviceplatform.outbound.base import Transport
 from serviceplatform.outbound.certstore import CertificateStore
-from serviceplatform.outbound.oiorest import OioRestTransport
+from serviceplatform.registry import peer_factory
 from serviceplatform.routing.model import Route
 from serviceplatform.routing.resolve import resolve
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
@@ -131,7 +131,8 @@ class Platform:
     # --- outbound -----------------------------------------------------------------------
 
     def transport(self, peer: str) -> Transport:
-        """The shared transport to ``peer`` (created on first use, reused by every thread)."""
+        """The shared transport to ``peer`` (created on first use, reused by every thread),
+        of the kind its ``[peers.<name>]`` section names."""
         transport = self._transports.get(peer)
         if transport is None:
             with self._lock:
@@ -142,7 +143,9 @@ class Platform:
                         peer_settings = replace(
                             peer_settings, ca_cert=str(self.settings.path(peer_settings.ca_cert))
                         )
-                    transport = OioRestTransport(peer_settings, self.certificates, peer=peer)
+                    # By the peer's kind: the alias table names its transport's factory.
+                    factory = peer_factory(peer_settings.kind)
+                    transport = factory(peer, peer_settings, self.certificates)
                     self._transports[peer] = transport
         return transport
 

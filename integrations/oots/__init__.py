@@ -62,6 +62,11 @@ def _integration() -> Integration:
             ),
         ),
         mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
+        # The outward peers' kinds: ``[peers.<name>] kind = "domibus-ws"`` works as well.
+        peer_kinds={
+            "domibus-ws": "integrations.oots.domibus.client:open_transport",
+            "common-services": "integrations.oots.common_services.client:open_transport",
+        },
     )
 
 
