@@ -2,7 +2,7 @@
 
 ``Platform`` is what integration handlers talk to: it authorizes and routes a call
 (consumer system -> agreement -> SysIDs), hands out outbound transports by peer name, and
-records audit entries. It owns every long-lived resource (database engine, HTTP sessions)
+records audit entries. It owns every long-lived resource (database engine, outbound transports)
 and closes them in ``close()``.
 """
 
