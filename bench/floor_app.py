@@ -27,7 +27,7 @@ from spyne import Fault, ServiceBase, Unicode, rpc
 
 from bench.echo_app import soap12_app
 from serviceplatform.outbound.base import OutboundRequest
-from serviceplatform.outbound.oiorest import ContextAdapter, prepare_request
+from serviceplatform.outbound.transport import ContextAdapter, prepare_request
 
 STAMDATA = (
     b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -44,7 +44,7 @@ class _Register:
     """Kept-alive mutual-TLS connections to the register, used the lean way.
 
     With the platform's own request preparation and transport adapter
-    (``serviceplatform/outbound/oiorest.py``): one TLS context loaded once, and the prepared
+    (``serviceplatform/outbound/transport.py``): one TLS context loaded once, and the prepared
     request straight to the adapter, skipping a ``Session``'s per-call merging, so the floor
     does no more than the platform does.
     """

@@ -81,6 +81,9 @@ class CertificateSettings:
 
 @dataclass
 class PeerSettings:
+    #: Which transport serves the peer: a name of the peer kinds' alias table
+    #: (``serviceplatform/outbound/kinds.py`` and the integrations' ``peer_kinds``).
+    kind: str = "oiorest"
     base_url: str = ""
     #: PEM bundle the platform trusts for this peer's server certificate.
     ca_cert: str = ""

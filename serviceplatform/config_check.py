@@ -12,7 +12,9 @@
   certificates' keys (``certificates.directory``, ``<alias>.key``), the AMQP token key
   (``distributor.amqp.sts_key``) and the files the integrations' sections name
   (``SettingsSection.secret_files``: OOTS's Domibus password files). Any local account could
-  copy them and act as the platform.
+  copy them and act as the platform;
+- a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
+  integrations' ``peer_kinds``): no transport could be built for it.
 
 Each problem is one line that starts with the setting to change. The checks only read files;
 they open no database and no connection.
@@ -31,7 +33,7 @@ from cryptography import x509
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
-from serviceplatform.registry import settings_sections
+from serviceplatform.registry import settings_sections, unknown_peer_kind
 
 
 def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,7 +59,18 @@ def serving_problems(settings: Settings) -> list[str]:
         *_sts_problems(settings),
         *_public_url_problems(settings),
         *_secret_file_problems(settings),
+        *_peer_kind_problems(settings),
     ]
+
+
+def _peer_kind_problems(settings: Settings) -> list[str]:
+    """A peer whose ``kind`` names no transport could never be called."""
+    problems: list[str] = []
+    for name in sorted(settings.peers):
+        problem = unknown_peer_kind(settings.peers[name].kind)
+        if problem is not None:
+            problems.append(f"peers.{name}.kind: {problem}")
+    return problems
 
 
 def _sts_problems(settings: Settings) -> list[str]:

@@ -1,4 +1,4 @@
-"""What an integration declares to the core: its services, roles, errors, settings and tables.
+"""What an integration declares to the core: services, roles, errors, settings, tables, peer kinds.
 
 An integration (``integrations/sf2250``, ``integrations/oots``, ...) exposes one
 ``Integration`` value. The core wires each declared service into the WSGI application and the
@@ -148,3 +148,6 @@ class Integration:
     #: Named parts a core feature shows when the integration is there (the admin API's
     #: nightly runs: ``list_snapshots``), as ``module:attribute``.
     parts: Mapping[str, str] = field(default_factory=dict)
+    #: Peer kinds the integration adds to the core's (``outbound/kinds.py``): kind ->
+    #: ``module:factory``; a ``[peers.<name>]`` section chooses one with ``kind``.
+    peer_kinds: Mapping[str, str] = field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 ``Platform`` is what integration handlers talk to: it authorizes and routes a call
 (consumer system -> agreement -> SysIDs), hands out outbound transports by peer name, and
-records audit entries. It owns every long-lived resource (database engine, HTTP sessions)
+records audit entries. It owns every long-lived resource (database engine, outbound transports)
 and closes them in ``close()``.
 """
 
@@ -25,7 +25,7 @@ from serviceplatform.errors import (
 )
 from serviceplatform.outbound.base import Transport
 from serviceplatform.outbound.certstore import CertificateStore
-from serviceplatform.outbound.oiorest import OioRestTransport
+from serviceplatform.registry import peer_factory
 from serviceplatform.routing.model import Route
 from serviceplatform.routing.resolve import resolve
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
@@ -129,7 +129,8 @@ class Platform:
     # --- outbound -----------------------------------------------------------------------
 
     def transport(self, peer: str) -> Transport:
-        """The shared transport to ``peer`` (created on first use, reused by every thread)."""
+        """The shared transport to ``peer`` (created on first use, reused by every thread),
+        of the kind its ``[peers.<name>]`` section names."""
         transport = self._transports.get(peer)
         if transport is None:
             with self._lock:
@@ -140,7 +141,9 @@ class Platform:
                         peer_settings = replace(
                             peer_settings, ca_cert=str(self.settings.path(peer_settings.ca_cert))
                         )
-                    transport = OioRestTransport(peer_settings, self.certificates, peer=peer)
+                    # By the peer's kind: the alias table names its transport's factory.
+                    factory = peer_factory(peer_settings.kind)
+                    transport = factory(peer, peer_settings, self.certificates)
                     self._transports[peer] = transport
         return transport
 

@@ -24,6 +24,7 @@ from serviceplatform.integration import (
     SoapService,
     WsgiMount,
 )
+from serviceplatform.outbound.kinds import CORE_PEER_KINDS, PeerFactory
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -100,6 +101,36 @@ def load_attribute(target: str, what: str) -> Any:
         return value
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"{what} ({target}) cannot be loaded: {exc}") from exc
+
+
+def peer_kinds() -> dict[str, str]:
+    """Every peer kind -> ``module:factory``: the core's, then each integration's."""
+    found = dict(CORE_PEER_KINDS)
+    for integration in integrations():
+        for kind, target in integration.peer_kinds.items():
+            if kind in found:
+                raise ConfigurationError(
+                    f"peer kind {kind!r} of integration {integration.name!r} is already taken"
+                )
+            found[kind] = target
+    return found
+
+
+def unknown_peer_kind(kind: str) -> str | None:
+    """Why ``kind`` cannot be a peer's kind, or None when it is known."""
+    known = peer_kinds()
+    if kind in known:
+        return None
+    return f"unknown peer kind {kind!r} (known: {', '.join(sorted(known))})"
+
+
+def peer_factory(kind: str) -> PeerFactory:
+    """The factory of peer kind ``kind``; ConfigurationError for an unknown kind."""
+    problem = unknown_peer_kind(kind)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    factory: PeerFactory = load_attribute(peer_kinds()[kind], f"peer kind {kind!r}")
+    return factory
 
 
 def service_roles() -> dict[str, tuple[frozenset[str], frozenset[str]]]:

@@ -70,6 +70,11 @@ def _integration() -> Integration:
         settings=OOTS_SETTINGS,
         tables="integrations.oots.tables",
         migrations=Path(__file__).resolve().parent / "migrations",
+        # The outward peers' kinds: ``[peers.<name>] kind = "domibus-ws"`` works as well.
+        peer_kinds={
+            "domibus-ws": "integrations.oots.domibus.client:open_transport",
+            "common-services": "integrations.oots.common_services.client:open_transport",
+        },
     )
 
 

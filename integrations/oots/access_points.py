@@ -7,7 +7,10 @@ to the platform's. Answers are collected from every access point in use.
 
 ``open_gateway`` is the one place a ``Gateway`` (``gateway.py``) is constructed for an access
 point: today always its Domibus WS plugin (``DomibusWsClient``); a second kind (a native AS4
-access point) is chosen here, per access point, and nothing else changes.
+access point) is chosen here, per access point, and nothing else changes. The outward peers
+are built here from the ``[oots]`` settings (``ws_plugin_peer``, ``common_services_peer``):
+``PeerSettings`` of the integration's peer kinds ``domibus-ws`` and ``common-services``,
+opened through the outbound seam like any ``[peers.<name>]``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from integrations.oots.common_services import client as common_services
+from integrations.oots.domibus import client as ws_plugin
 from integrations.oots.domibus.client import DomibusWsClient
 from integrations.oots.gateway import Gateway
 from integrations.oots.settings import OotsRequesterSettings, OotsSettings
+from serviceplatform.config import PeerSettings
 from serviceplatform.errors import ConfigurationError
+from serviceplatform.outbound.credentials import NO_CREDENTIAL, BasicAuth, Credential
+
+#: The peer names the OOTS integration's transports carry (in logs and error details).
+GATEWAY_PEER = "oots_gateway"
+COMMON_SERVICES_PEER = "oots-common-services"
 
 
 @dataclass(frozen=True)
@@ -81,16 +92,27 @@ def access_points(settings: OotsSettings) -> list[AccessPoint]:
     return [point for point in found if point.configured]
 
 
-def open_gateway(
+def ws_plugin_peer(
     point: AccessPoint, settings: OotsSettings, *, path: Callable[[str], Path] = Path
-) -> Gateway:
-    """A gateway of its own (a Domibus client holds one ``requests.Session``) for ``point``.
+) -> PeerSettings:
+    """The ``domibus-ws`` peer of ``point``: its URL and CA, the ``[oots]`` timeout."""
+    return ws_plugin.peer_settings(
+        point.url,
+        ca_cert=str(path(point.ca_cert)) if point.ca_cert else None,
+        timeout=settings.domibus_timeout_seconds,
+    )
 
-    ``path`` resolves a configured file name (``Settings.path``: against the settings'
-    directory).
-    """
-    if not point.configured:
-        raise ConfigurationError("[oots] domibus_url and party_id are not configured")
+
+def common_services_peer(settings: OotsSettings) -> PeerSettings:
+    """The ``common-services`` peer: ``[oots] common_services_url`` and its timeout."""
+    if not settings.common_services_url:
+        raise ConfigurationError("[oots] common_services_url is not set")
+    return common_services.peer_settings(
+        settings.common_services_url, timeout=settings.common_services_timeout_seconds
+    )
+
+
+def _plugin_user(point: AccessPoint, path: Callable[[str], Path]) -> Credential:
     password = point.password or None
     if point.password_file:
         secret = path(point.password_file)
@@ -98,11 +120,26 @@ def open_gateway(
             password = secret.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigurationError(f"[oots] domibus_password_file {secret}: {exc}") from exc
-    return DomibusWsClient(
-        point.url,
-        username=point.username or None,
-        password=password if point.username else None,
-        ca_cert=str(path(point.ca_cert)) if point.ca_cert else None,
-        timeout=settings.domibus_timeout_seconds,
-        peer="oots_gateway",
-    )
+    if not point.username:
+        return NO_CREDENTIAL
+    if password is None:
+        raise ConfigurationError(
+            f"peer {GATEWAY_PEER}: give both username and password, or neither"
+        )
+    return BasicAuth(point.username, password)
+
+
+def open_gateway(
+    point: AccessPoint, settings: OotsSettings, *, path: Callable[[str], Path] = Path
+) -> Gateway:
+    """A gateway of its own (a Domibus client with its own transport) for ``point``.
+
+    ``path`` resolves a configured file name (``Settings.path``: against the settings'
+    directory).
+    """
+    if not point.configured:
+        raise ConfigurationError("[oots] domibus_url and party_id are not configured")
+    credential = _plugin_user(point, path)
+    peer = ws_plugin_peer(point, settings, path=path)
+    transport = ws_plugin.open_transport(GATEWAY_PEER, peer, None)
+    return DomibusWsClient(transport, credential, peer=GATEWAY_PEER)

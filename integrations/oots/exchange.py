@@ -197,8 +197,8 @@ class OotsExchange:
         return open_gateway(point, self.settings, path=self._path)
 
     def new_client(self, authority_cvr: str | None = None) -> Gateway:
-        """A gateway of its own (a Domibus client holds one ``requests.Session``) for the
-        access point of ``authority_cvr`` (None: the platform's)."""
+        """A gateway of its own (a Domibus client with its own transport) for the access
+        point of ``authority_cvr`` (None: the platform's)."""
         if authority_cvr is None:
             return self._client_factory(platform_access_point(self.settings))
         return self._client_factory(access_point_for(self.settings, authority_cvr))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from integrations.oots import REQUESTER_ROLE
+from integrations.oots.access_points import COMMON_SERVICES_PEER, common_services_peer
 from integrations.oots.common_services import (
     AttributeNeeded,
     ClassificationConcept,
@@ -33,6 +34,7 @@ from integrations.oots.common_services import (
     ProviderInfo,
     ProvidersAnswer,
 )
+from integrations.oots.common_services.client import open_transport as open_common_services
 from integrations.oots.common_services.queries import attribute_parameter
 from integrations.oots.edm import (
     EvidenceRequest,
@@ -302,14 +304,11 @@ class OotsHandler:
             return self._discovery
 
     def _new_discovery(self) -> CommonServicesClient:
-        oots = self.settings
-        if not oots.common_services_url:
-            raise ConfigurationError("[oots] common_services_url is not set")
+        peer = common_services_peer(self.settings)
         return CommonServicesClient(
-            oots.common_services_url,
-            timeout=oots.common_services_timeout_seconds,
-            ttl_seconds=oots.cache_ttl_seconds,
-            peer="oots-common-services",
+            open_common_services(COMMON_SERVICES_PEER, peer, None),
+            ttl_seconds=self.settings.cache_ttl_seconds,
+            peer=COMMON_SERVICES_PEER,
         )
 
     def _providers(

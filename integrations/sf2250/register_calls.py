@@ -8,11 +8,14 @@ are separate functions because ``afsendBrev`` records the sending in its ledger 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
+from integrations.sf2250.register_errors import REGISTER_ANSWERS
 from serviceplatform.call import PlatformCall
 from serviceplatform.errors import CertificateUnavailable
 from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
+from serviceplatform.outbound.credentials import ClientCertificate
 from serviceplatform.platform import Platform
 from serviceplatform.routing.model import Route
 
@@ -35,11 +38,16 @@ def send_to_register(
 ) -> OutboundResponse:
     """Send ``request`` with the route's certificate; records the register's status on the call.
 
+    The register's ``dkal:Fejl`` answers are read by ``register_errors.REGISTER_ANSWERS``.
+
     A failure is raised as its platform error; the SOAP layer records it (``call.py``).
     """
     if route.cert_alias is None:
         # The register only talks mutual TLS: say so instead of failing the handshake.
         raise CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
-    response = platform.transport(PEER).send(request, cert_alias=route.cert_alias)
+    response = platform.transport(PEER).send(
+        replace(request, answer_check=REGISTER_ANSWERS),
+        credential=ClientCertificate(route.cert_alias),
+    )
     call.upstream_status = response.status
     return response

@@ -26,8 +26,10 @@ from urllib.parse import quote
 
 from lxml import etree
 
+from integrations.sf2250.register_errors import REGISTER_ANSWERS
 from serviceplatform.errors import ServicePlatformError, UpstreamBadResponse
 from serviceplatform.outbound.base import OutboundRequest, Transport
+from serviceplatform.outbound.credentials import ClientCertificate
 from serviceplatform.soap.envelope import parse_xml
 
 log = logging.getLogger(__name__)
@@ -71,13 +73,17 @@ def _count(root: etree._Element, name: str) -> int:
 class SubscriptionListClient:
     def __init__(self, transport: Transport, *, cert_alias: str) -> None:
         self._transport = transport
-        self._cert_alias = cert_alias
+        self._credential = ClientCertificate(cert_alias)
 
     def _get(self, path: str) -> bytes:
         request = OutboundRequest(
-            method="GET", path=path, headers=_HEADERS, budget_seconds=PART_BUDGET_SECONDS
+            method="GET",
+            path=path,
+            headers=_HEADERS,
+            budget_seconds=PART_BUDGET_SECONDS,
+            answer_check=REGISTER_ANSWERS,
         )
-        return self._transport.send(request, cert_alias=self._cert_alias).body
+        return self._transport.send(request, credential=self._credential).body
 
     def reference(self, sysid: str) -> ListReference:
         root = _document(self._get(_path(sysid)), "SlutbrugerlisteReference")
@@ -105,9 +111,14 @@ class SubscriptionListClient:
 
     def delete(self, sysid: str, reference: str) -> None:
         """Forget the list at the register; a failure only costs the register some memory."""
-        request = OutboundRequest(method="DELETE", path=_path(sysid, reference), headers=_HEADERS)
+        request = OutboundRequest(
+            method="DELETE",
+            path=_path(sysid, reference),
+            headers=_HEADERS,
+            answer_check=REGISTER_ANSWERS,
+        )
         try:
-            self._transport.send(request, cert_alias=self._cert_alias)
+            self._transport.send(request, credential=self._credential)
         except ServicePlatformError as error:
             log.warning("could not delete list reference at the register: %s", error.code)
 

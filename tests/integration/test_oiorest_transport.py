@@ -1,4 +1,4 @@
-"""OioRestTransport against the simulated register: real sockets, real mutual TLS, budgets."""
+"""The oiorest transport against the simulated register: real sockets, real mutual TLS, budgets."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from integrations.sf2250.register_errors import REGISTER_ANSWERS
 from serviceplatform.config import PeerSettings
 from serviceplatform.errors import (
     CertificateExpired,
@@ -27,7 +28,8 @@ from serviceplatform.errors import (
 )
 from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.outbound.certstore import CertificateStore
-from serviceplatform.outbound.oiorest import OioRestTransport
+from serviceplatform.outbound.credentials import ClientCertificate
+from serviceplatform.outbound.transport import HttpTransport
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import (
     PLATFORM_REGISTER_SUBJECT,
@@ -102,6 +104,11 @@ def hooks(reg: NemSmsRegister) -> Iterator[RegisterHooks]:
     control.clear()
 
 
+def register_transport(settings: PeerSettings, certs: CertificateStore) -> HttpTransport:
+    """The register's transport as SF2250 uses it: its answers read by ``REGISTER_ANSWERS``."""
+    return HttpTransport(settings, certs, peer="nemsms", answer_check=REGISTER_ANSWERS)
+
+
 def peer(base_url: str, tpki: Pki, **overrides: Any) -> PeerSettings:
     values: dict[str, Any] = {
         "base_url": base_url,
@@ -118,10 +125,8 @@ def peer(base_url: str, tpki: Pki, **overrides: Any) -> PeerSettings:
 
 
 @pytest.fixture()
-def transport(
-    reg: NemSmsRegister, tpki: Pki, certs: CertificateStore
-) -> Iterator[OioRestTransport]:
-    with OioRestTransport(peer(reg.base_url, tpki), certs) as running:
+def transport(reg: NemSmsRegister, tpki: Pki, certs: CertificateStore) -> Iterator[HttpTransport]:
+    with register_transport(peer(reg.base_url, tpki), certs) as running:
         yield running
 
 
@@ -133,14 +138,14 @@ def put_boks(cpr: str = "0101901234") -> OutboundRequest:
 
 
 def test_boks_then_myndighedstilmelding(transport, hooks):
-    first = transport.send(put_boks("0303901234"), cert_alias=ALIAS)
+    first = transport.send(put_boks("0303901234"), credential=ClientCertificate(ALIAS))
     assert first.status == 201
     assert first.attempts == 1
     assert 0 < first.elapsed < BUDGET
     tilmeld = OutboundRequest(
         "PUT", f"/register/{SYSID}/boks/0303901234/myndighedstilmelding", TILMELD, HEADERS
     )
-    assert transport.send(tilmeld, cert_alias=ALIAS).status == 200
+    assert transport.send(tilmeld, credential=ClientCertificate(ALIAS)).status == 200
     seen = hooks.requests()
     assert [e["path"] for e in seen] == [
         f"/register/{SYSID}/boks/0303901234",
@@ -156,7 +161,7 @@ def test_boks_then_myndighedstilmelding(transport, hooks):
 def test_connections_are_reused(transport, hooks):
     before = hooks.connections()
     for _ in range(20):
-        assert transport.send(put_boks(), cert_alias=ALIAS).attempts == 1
+        assert transport.send(put_boks(), credential=ClientCertificate(ALIAS)).attempts == 1
     assert hooks.connections() - before < 20
     assert len(hooks.requests()) == 20
 
@@ -167,7 +172,7 @@ def test_threads_share_the_transport(transport, hooks):
     def work() -> None:
         try:
             for _ in range(10):
-                transport.send(put_boks(), cert_alias=ALIAS)
+                transport.send(put_boks(), credential=ClientCertificate(ALIAS))
         except BaseException as exc:  # collected and asserted on below
             errors.append(exc)
 
@@ -187,7 +192,7 @@ def test_threads_share_the_transport(transport, hooks):
 
 def test_one_503_is_retried(transport, hooks):
     hooks.fault(503, 1)
-    response = transport.send(put_boks(), cert_alias=ALIAS)
+    response = transport.send(put_boks(), credential=ClientCertificate(ALIAS))
     assert response.status in (200, 201)
     assert response.attempts == 2
     assert len(hooks.requests()) == 2
@@ -197,7 +202,7 @@ def test_persistent_503_ends_unavailable_within_budget(transport, hooks):
     hooks.fault(503, 1000)
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable) as caught:
-        transport.send(put_boks(), cert_alias=ALIAS)
+        transport.send(put_boks(), credential=ClientCertificate(ALIAS))
     assert time.monotonic() - started < BUDGET + MARGIN
     assert caught.value.status == 503
     assert "FejlKode 9001" in (caught.value.detail or "")
@@ -205,10 +210,12 @@ def test_persistent_503_ends_unavailable_within_budget(transport, hooks):
 
 
 def test_reset_connection_is_retried(transport, hooks):
-    transport.send(put_boks(), cert_alias=ALIAS)  # a pooled connection to be reset
+    transport.send(
+        put_boks(), credential=ClientCertificate(ALIAS)
+    )  # a pooled connection to be reset
     hooks.clear()
     hooks.fault("reset", 1)
-    response = transport.send(put_boks(), cert_alias=ALIAS)
+    response = transport.send(put_boks(), credential=ClientCertificate(ALIAS))
     assert response.attempts == 2
     assert len(hooks.requests()) == 2
 
@@ -216,7 +223,7 @@ def test_reset_connection_is_retried(transport, hooks):
 def test_400_is_rejected_without_retry(transport, hooks):
     bad = OutboundRequest("PUT", f"/register/{SYSID}/boks/0101901234", b"<Andet/>", HEADERS)
     with pytest.raises(UpstreamRejected) as caught:
-        transport.send(bad, cert_alias=ALIAS)
+        transport.send(bad, credential=ClientCertificate(ALIAS))
     assert caught.value.status == 400
     assert "FejlKode 1002" in (caught.value.detail or "")
     assert len(hooks.requests()) == 1
@@ -225,7 +232,7 @@ def test_400_is_rejected_without_retry(transport, hooks):
 def test_injected_400_is_not_retried(transport, hooks):
     hooks.fault(400, 5)
     with pytest.raises(UpstreamRejected):
-        transport.send(put_boks(), cert_alias=ALIAS)
+        transport.send(put_boks(), credential=ClientCertificate(ALIAS))
     assert len(hooks.requests()) == 1
 
 
@@ -234,11 +241,11 @@ def test_404_and_403_map_to_their_errors(transport, hooks):
         "PUT", f"/register/{SYSID}/boks/3112991234/myndighedstilmelding", TILMELD, HEADERS
     )
     with pytest.raises(UpstreamNotFound) as not_found:
-        transport.send(unknown_user, cert_alias=ALIAS)
+        transport.send(unknown_user, credential=ClientCertificate(ALIAS))
     assert "3112991234" not in not_found.value.error_text
     unknown_sysid = OutboundRequest("PUT", "/register/OTHER/boks/0101901234", STAMDATA, HEADERS)
     with pytest.raises(UpstreamAuthRefused):
-        transport.send(unknown_sysid, cert_alias=ALIAS)
+        transport.send(unknown_sysid, credential=ClientCertificate(ALIAS))
     assert len(hooks.requests()) == 2
 
 
@@ -246,10 +253,10 @@ def test_closed_port_is_unreachable_within_budget(tpki, certs):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with OioRestTransport(peer(f"https://127.0.0.1:{port}", tpki), certs) as transport:
+    with register_transport(peer(f"https://127.0.0.1:{port}", tpki), certs) as transport:
         started = time.monotonic()
         with pytest.raises(UpstreamUnreachable):
-            transport.send(put_boks(), cert_alias=ALIAS)
+            transport.send(put_boks(), credential=ClientCertificate(ALIAS))
         assert time.monotonic() - started < BUDGET + MARGIN
 
 
@@ -258,10 +265,10 @@ def test_silent_server_times_out_within_budget(tpki, certs):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # accepts TCP (backlog), never answers
         url = f"https://127.0.0.1:{silent.getsockname()[1]}"
-        with OioRestTransport(peer(url, tpki), certs) as transport:
+        with register_transport(peer(url, tpki), certs) as transport:
             started = time.monotonic()
             with pytest.raises(UpstreamTimeout):
-                transport.send(put_boks(), cert_alias=ALIAS)
+                transport.send(put_boks(), credential=ClientCertificate(ALIAS))
             elapsed = time.monotonic() - started
     assert 0.2 <= elapsed < BUDGET + MARGIN
 
@@ -269,16 +276,16 @@ def test_silent_server_times_out_within_budget(tpki, certs):
 def test_untrusted_server_certificate_is_tls_error(reg, certs, tmp_path, hooks):
     other = ensure_pki(tmp_path / "other")
     with (
-        OioRestTransport(peer(reg.base_url, other), certs) as transport,
+        register_transport(peer(reg.base_url, other), certs) as transport,
         pytest.raises(UpstreamTlsError),
     ):
-        transport.send(put_boks(), cert_alias=ALIAS)
+        transport.send(put_boks(), credential=ClientCertificate(ALIAS))
     assert hooks.requests() == []
 
 
 def test_client_certificate_of_foreign_ca_is_tls_error(transport, hooks):
     with pytest.raises(UpstreamTlsError):
-        transport.send(put_boks(), cert_alias="foreign")
+        transport.send(put_boks(), credential=ClientCertificate("foreign"))
     assert hooks.requests() == []
 
 
@@ -289,24 +296,24 @@ def test_client_certificate_of_foreign_ca_is_tls_error(transport, hooks):
 def test_invalid_certificate_never_reaches_the_register(transport, hooks, alias):
     before = hooks.connections()
     with pytest.raises(CertificateExpired):
-        transport.send(put_boks(), cert_alias=alias)
+        transport.send(put_boks(), credential=ClientCertificate(alias))
     assert hooks.requests() == []
     assert hooks.connections() == before
 
 
 def test_missing_alias_is_unavailable(transport, hooks):
     with pytest.raises(CertificateUnavailable):
-        transport.send(put_boks(), cert_alias="nobody")
+        transport.send(put_boks(), credential=ClientCertificate("nobody"))
     assert hooks.requests() == []
 
 
 def test_closed_transport_refuses(reg, tpki, certs):
-    transport = OioRestTransport(peer(reg.base_url, tpki), certs)
+    transport = register_transport(peer(reg.base_url, tpki), certs)
     transport.close()
     with pytest.raises(ConfigurationError):
-        transport.send(put_boks(), cert_alias=ALIAS)
+        transport.send(put_boks(), credential=ClientCertificate(ALIAS))
 
 
 def test_missing_ca_file_is_configuration_error(tpki, certs, tmp_path: Path):
     with pytest.raises(ConfigurationError):
-        OioRestTransport(peer("https://127.0.0.1:1", tpki, ca_cert=str(tmp_path / "none")), certs)
+        register_transport(peer("https://127.0.0.1:1", tpki, ca_cert=str(tmp_path / "none")), certs)

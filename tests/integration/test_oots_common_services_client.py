@@ -1,20 +1,20 @@
 """``CommonServicesClient`` over real HTTP against the simulated common services.
 
 The simulated OOTS gateway (``SimulatedOotsGateway``) serves the Evidence Broker and the Data
-Service Directory on a local socket. Requests are counted by a counting adapter on the
-client's session (a real ``HTTPAdapter``: real connections, real keep-alive), so "answered from
-the cache" means no request reached the socket. Faults are injected through the gateway's
+Service Directory on a local socket. Requests are counted by a counting adapter in the
+client's transport (the seam's real adapter: real connections, real keep-alive), so "answered
+from the cache" means no request reached the socket. Faults are injected through the gateway's
 test hooks (``POST /_sandbox/faults``).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
 
 from integrations.oots.common_services import (
     AttributeNeeded,
@@ -27,6 +27,7 @@ from integrations.oots.errors import (
     CommonServicesRefused,
     CommonServicesUnavailable,
 )
+from serviceplatform.outbound.transport import ContextAdapter
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.oots_network import (
     DEFAULT_NETWORK,
@@ -45,11 +46,11 @@ BIRTH: Final = DEFAULT_NETWORK.evidence_type(ET_FI_BIRTH)
 DEGREE_FI: Final = DEFAULT_NETWORK.evidence_type(ET_FI_DEGREE)
 
 
-class CountingAdapter(HTTPAdapter):
-    """A real ``HTTPAdapter`` that counts what it sends."""
+class CountingAdapter(ContextAdapter):
+    """The seam's real adapter (real connections, real keep-alive) that counts what it sends."""
 
     def __init__(self) -> None:
-        super().__init__(max_retries=0)
+        super().__init__(ssl.create_default_context(), max_retries=0)
         self.urls: list[str] = []
         #: The client-side port of the TCP connection each answer came on (None: closed).
         self.ports: list[int | None] = []
@@ -80,21 +81,21 @@ def gateway() -> Iterator[SimulatedOotsGateway]:
 def make_client(
     gateway: SimulatedOotsGateway,
 ) -> Iterator[Callable[..., tuple[CommonServicesClient, CountingAdapter]]]:
-    sessions: list[requests.Session] = []
+    clients: list[CommonServicesClient] = []
 
     def make(**options: Any) -> tuple[CommonServicesClient, CountingAdapter]:
         adapter = CountingAdapter()
-        session = requests.Session()
-        session.mount("http://", adapter)
-        sessions.append(session)
         options.setdefault("base_url", gateway.common_services_url)
         options.setdefault("timeout", 5.0)
         options.setdefault("backoff_seconds", 0.01)
-        return CommonServicesClient(session=session, **options), adapter
+        options.setdefault("adapter_factory", lambda context, size: adapter)
+        client = CommonServicesClient.connect(**options)
+        clients.append(client)
+        return client, adapter
 
     yield make
-    for session in sessions:
-        session.close()
+    for client in clients:
+        client.close()
 
 
 def inject(gateway: SimulatedOotsGateway, status: int | str, count: int) -> None:
@@ -311,7 +312,7 @@ def test_nobody_listening_is_unavailable(gateway: SimulatedOotsGateway) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # The port was free a moment ago and nothing listens on it now.
-    client = CommonServicesClient(
+    client = CommonServicesClient.connect(
         f"http://127.0.0.1:{port}", timeout=1.0, retries=1, backoff_seconds=0.01
     )
     try:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-import requests
 from lxml import etree
 
 from integrations.oots.as4.soap import SOAP12_NS
@@ -41,6 +40,7 @@ from serviceplatform.errors import (
     UpstreamUnavailable,
     UpstreamUnreachable,
 )
+from serviceplatform.outbound.credentials import BasicAuth
 from tests.oots_domibus_material import (
     REEL,
     REEL_ANSWER,
@@ -248,7 +248,7 @@ class Sleeps:
 def client_for(fake: FakeDomibus, sleeps: Sleeps | None = None, **options: Any) -> DomibusWsClient:
     values: dict[str, Any] = {"username": USER, "password": PASSWORD, "timeout": 5.0}
     values.update(options)
-    return DomibusWsClient(fake.url, sleep=sleeps or Sleeps(), **values)
+    return DomibusWsClient.connect(fake.url, sleep=sleeps or Sleeps(), **values)
 
 
 # --- the conversation -------------------------------------------------------------------------
@@ -397,7 +397,7 @@ def test_connection_refused_is_retried_even_for_submit() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sleeps = Sleeps()
-    client = DomibusWsClient(f"http://127.0.0.1:{port}/ws", retries=2, sleep=sleeps)
+    client = DomibusWsClient.connect(f"http://127.0.0.1:{port}/ws", retries=2, sleep=sleeps)
     with client, pytest.raises(UpstreamUnreachable) as caught:
         client.submit(outgoing())
     assert "connection refused" in caught.value.error_text
@@ -439,7 +439,7 @@ def test_bad_configuration_is_refused(tmp_path: Path) -> None:
         {"base_url": "http://x/", "retries": -1},
     ):
         with pytest.raises(ConfigurationError):
-            DomibusWsClient(**kwargs)
+            DomibusWsClient.connect(**kwargs)
 
 
 # --- TLS -----------------------------------------------------------------------------------------
@@ -469,16 +469,17 @@ def test_tls_with_the_configured_ca(
             client.pending()
 
 
-def test_the_session_ignores_the_environment(domibus: FakeDomibus) -> None:
-    made: list[requests.Session] = []
-
-    def factory() -> requests.Session:
-        session = requests.Session()
-        made.append(session)
-        return session
-
-    with client_for(domibus, session_factory=factory):
-        (session,) = made
-        assert session.trust_env is False
-        assert session.verify is True
-        assert session.auth == (USER, PASSWORD)
+def test_the_transport_ignores_the_environment(
+    domibus: FakeDomibus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that does not exist: a client honouring the environment could not connect.
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:1")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with client_for(domibus, retries=0) as client:
+        assert client.pending() == []
+        assert client.credential == BasicAuth(USER, PASSWORD)
+        assert PASSWORD not in repr(client.credential)
+    expected = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert domibus.seen[0].headers["authorization"] == f"Basic {expected}"

@@ -10,6 +10,7 @@ test_oots_common_services_client.py`` does the same over HTTP against the simula
 from __future__ import annotations
 
 import io
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -150,12 +151,10 @@ def make_client(
 
     def make(*answers: Answer, **options: Any) -> tuple[CommonServicesClient, ScriptedAdapter]:
         adapter = ScriptedAdapter(*answers)
-        session = requests.Session()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
         options.setdefault("base_url", BASE)
         options.setdefault("sleep", lambda seconds: None)
-        client = CommonServicesClient(session=session, clock=clock, **options)
+        options.setdefault("adapter_factory", lambda context, size: adapter)
+        client = CommonServicesClient.connect(clock=clock, **options)
         made.append(client)
         return client, adapter
 
@@ -330,7 +329,7 @@ def test_one_base_url_serves_both_services(make_client: Any) -> None:
     assert request.headers["Accept-Version"] == "oots-cs:v2.0"
     sent = adapter.kwargs[0]
     assert sent["verify"] is True and sent["stream"] is True
-    connect, read = sent["timeout"]
+    connect, read = sent["timeout"].connect_timeout, sent["timeout"].read_timeout
     assert 0 < connect <= 3.0 and 0 < read <= 10.0
 
 
@@ -352,21 +351,42 @@ def test_separate_evidence_broker_and_directory_urls(make_client: Any) -> None:
     ]
 
 
-def test_the_session_ignores_the_environment(make_client: Any, tmp_path: Path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("not read by the in-memory adapter")
-    client, adapter = make_client(capture("eb_requirements_fr"), verify=str(ca))
-    assert client._session.trust_env is False
+def test_the_transport_ignores_the_environment(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca, other = trustme.CA(), trustme.CA()
+    path, bundle = tmp_path / "ca.pem", tmp_path / "bundle.pem"
+    ca.cert_pem.write_to_path(str(path))
+    other.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    contexts: list[ssl.SSLContext] = []
+    adapter = ScriptedAdapter(
+        (200, capture("eb_requirements_fr"), {"Set-Cookie": "session=abc; Path=/"})
+    )
+
+    def factory(context: Callable[[], ssl.SSLContext], size: int) -> ScriptedAdapter:
+        contexts.append(context())
+        return adapter
+
+    client, _ = make_client(verify=str(path), adapter_factory=factory)
     client.requirements("00", "FR")
-    assert adapter.kwargs[0]["verify"] == str(ca)
-    own = CommonServicesClient(BASE)
-    try:
-        assert own._session.trust_env is False
-        # No cookie is ever kept: the jar is shared by every thread.
-        assert cookies_kept(own._session) == 0
-        assert cookies_kept(requests.Session()) == 1  # what the policy prevents
-    finally:
-        own.close()
+    client.requirements("T3", "FR")
+    # Only the configured CA is trusted, not the environment's bundle; no proxy applies.
+    (context,) = contexts
+    assert [c["subject"] for c in context.get_ca_certs()] == [
+        c["subject"] for c in _loaded(path).get_ca_certs()
+    ]
+    assert all(kwargs["proxies"] == {} for kwargs in adapter.kwargs)
+    # No cookie is ever kept: the transport is shared by every thread.
+    assert "Cookie" not in adapter.sent[1].headers
+    assert cookies_kept(requests.Session()) == 1  # what a session would have kept
+
+
+def _loaded(path: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(path))
+    return context
 
 
 def cookies_kept(session: requests.Session) -> int:
@@ -495,4 +515,4 @@ def test_query_keys_and_levels() -> None:
 )
 def test_configuration_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
-        CommonServicesClient(**options)
+        CommonServicesClient.connect(**options)

@@ -16,12 +16,14 @@ from integrations.oots.domibus.client import DomibusWsClient
 from integrations.oots.gateway import AnswerSource, Gateway, Submitter
 from integrations.oots.settings import OotsSettings
 from serviceplatform.errors import ConfigurationError
+from serviceplatform.outbound.credentials import BasicAuth
+from serviceplatform.outbound.transport import HttpTransport
 
 POINT = AccessPoint(url="http://127.0.0.1:1/ws", party_id="AP_DK_01")
 
 
 def test_the_domibus_ws_client_is_a_gateway() -> None:
-    client = DomibusWsClient(POINT.url, retries=0)
+    client = DomibusWsClient.connect(POINT.url, retries=0)
     gateway: Gateway = client
     # What the answer store needs of it: a Gateway is both halves.
     submitter: Submitter = gateway
@@ -42,9 +44,12 @@ def test_the_gateway_of_an_access_point_is_its_domibus_ws_plugin(tmp_path: Path)
     settings = OotsSettings(domibus_timeout_seconds=7.0)
     with open_gateway(point, settings, path=lambda name: tmp_path / name) as gateway:
         assert isinstance(gateway, DomibusWsClient)
-        assert (gateway.base_url, gateway.peer) == (point.url, "oots_gateway")
-        assert gateway._session.auth == ("kommune-a", "s3cret")
-        assert gateway._timeout == (5.0, 7.0)
+        transport = gateway.transport
+        assert isinstance(transport, HttpTransport)
+        assert (transport.base_url, gateway.peer) == (point.url, "oots_gateway")
+        assert gateway.credential == BasicAuth("kommune-a", "s3cret")
+        peer = transport.settings
+        assert (peer.connect_timeout_seconds, peer.read_timeout_seconds) == (5.0, 7.0)
 
 
 def test_no_gateway_without_an_access_point_or_its_password() -> None:

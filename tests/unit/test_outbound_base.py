@@ -19,9 +19,9 @@ from serviceplatform.outbound.base import (
     OutboundRequest,
     OutboundResponse,
     Transport,
-    error_for_status,
-    raw_error_text,
 )
+from serviceplatform.outbound.credentials import NO_CREDENTIAL, ClientCertificate, Credential
+from serviceplatform.outbound.translate import error_for_status, raw_error_text
 
 
 @pytest.mark.parametrize(
@@ -87,23 +87,26 @@ def test_raw_error_text_collapses_and_trims():
 def test_memory_transport_records_and_defaults_to_200():
     transport = MemoryTransport()
     request = OutboundRequest("PUT", "/register/S/boks/0101901234", b"<a/>", {"X": "1"})
-    response = transport.send(request, cert_alias="alias")
+    response = transport.send(request, credential=ClientCertificate("alias"))
     assert response.status == 200
     assert transport.requests == [request]
-    assert transport.sent[0].cert_alias == "alias"
+    assert transport.sent[0].credential == ClientCertificate("alias")
 
 
 def test_memory_transport_answers_queue_then_responder():
-    def responder(request: OutboundRequest, alias: str | None) -> OutboundResponse:
+    def responder(request: OutboundRequest, credential: Credential) -> OutboundResponse:
         return OutboundResponse(201, request.body, {}, elapsed=0.0)
 
     transport = MemoryTransport(responder)
     transport.reply(204)
     transport.queue(UpstreamTimeout("slow"))
-    assert transport.send(OutboundRequest("GET", "/a"), cert_alias=None).status == 204
+    assert transport.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL).status == 204
     with pytest.raises(UpstreamTimeout):
-        transport.send(OutboundRequest("GET", "/b"), cert_alias=None)
-    assert transport.send(OutboundRequest("PUT", "/c", b"echo"), cert_alias=None).body == b"echo"
+        transport.send(OutboundRequest("GET", "/b"), credential=NO_CREDENTIAL)
+    assert (
+        transport.send(OutboundRequest("PUT", "/c", b"echo"), credential=NO_CREDENTIAL).body
+        == b"echo"
+    )
     assert [r.path for r in transport.requests] == ["/a", "/b", "/c"]
 
 
@@ -111,13 +114,13 @@ def test_memory_transport_maps_statuses_like_the_real_one():
     transport = MemoryTransport()
     transport.reply(404, b"no such end user")
     with pytest.raises(UpstreamNotFound) as caught:
-        transport.send(OutboundRequest("PUT", "/x"), cert_alias=None)
+        transport.send(OutboundRequest("PUT", "/x"), credential=NO_CREDENTIAL)
     assert caught.value.detail == "HTTP 404: no such end user"
 
 
 def test_memory_transport_is_a_context_managed_transport():
     transport: Transport
     with MemoryTransport() as transport:
-        transport.send(OutboundRequest("GET", "/"), cert_alias=None)
+        transport.send(OutboundRequest("GET", "/"), credential=NO_CREDENTIAL)
     with pytest.raises(ConfigurationError):
-        transport.send(OutboundRequest("GET", "/"), cert_alias=None)
+        transport.send(OutboundRequest("GET", "/"), credential=NO_CREDENTIAL)

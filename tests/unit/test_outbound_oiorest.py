@@ -1,4 +1,4 @@
-"""OioRestTransport without sockets: exception translation, Fejl parsing, the retry budget."""
+"""HttpTransport without sockets: exception translation, Fejl parsing, the retry budget."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
 
+from integrations.sf2250.register_errors import parse_fejl
 from serviceplatform.config import PeerSettings
 from serviceplatform.errors import (
     ConfigurationError,
@@ -26,12 +27,10 @@ from serviceplatform.errors import (
 )
 from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.outbound.certstore import CertificateStore
-from serviceplatform.outbound.oiorest import (
-    OioRestTransport,
-    parse_fejl,
-    translate_exception,
-)
+from serviceplatform.outbound.credentials import NO_CREDENTIAL
 from serviceplatform.outbound.retry import MIN_ATTEMPT_SECONDS
+from serviceplatform.outbound.translate import translate_exception
+from serviceplatform.outbound.transport import HttpTransport
 
 URL = "https://register.test/register/S/boks/0101901234"
 
@@ -134,6 +133,12 @@ class FakeResponse:
     content: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
 
+    def iter_content(self, chunk_size: int) -> list[bytes]:
+        return [self.content] if self.content else []
+
+    def close(self) -> None:
+        pass
+
 
 class FakeAdapter:
     """Answers from a script; each step takes ``duration`` seconds of the fake clock."""
@@ -167,12 +172,17 @@ def make(
     script: list[tuple[float, int | BaseException]],
     base_url: str = "https://register.test",
     **settings: Any,
-) -> tuple[OioRestTransport, FakeClock, FakeAdapter]:
+) -> tuple[HttpTransport, FakeClock, FakeAdapter]:
     clock = FakeClock()
     peer = PeerSettings(base_url=base_url, **settings)
-    transport = OioRestTransport(peer, CertificateStore(tmp_path), clock, sleep=clock.sleep)
     adapter = FakeAdapter(clock, script)
-    transport._new_adapter = lambda cert: adapter  # type: ignore[assignment,method-assign,return-value]
+    transport = HttpTransport(
+        peer,
+        CertificateStore(tmp_path),
+        clock,
+        sleep=clock.sleep,
+        adapter_factory=lambda context, size: adapter,  # type: ignore[arg-type,return-value]
+    )
     return transport, clock, adapter
 
 
@@ -181,7 +191,7 @@ REQUEST = OutboundRequest("PUT", "/register/S/boks/0101901234", b"<a/>")
 
 def test_5xx_is_retried_with_growing_backoff(tmp_path):
     transport, clock, _ = make(tmp_path, [(0.01, 503), (0.01, 502), (0.01, 200)])
-    response = transport.send(REQUEST, cert_alias=None)
+    response = transport.send(REQUEST, credential=NO_CREDENTIAL)
     assert response.status == 200
     assert response.attempts == 3
     assert clock.sleeps == [0.05, 0.1]
@@ -191,14 +201,14 @@ def test_5xx_is_retried_with_growing_backoff(tmp_path):
 def test_4xx_is_never_retried(tmp_path):
     transport, _, session = make(tmp_path, [(0.01, 409)])
     with pytest.raises(UpstreamRejected):
-        transport.send(REQUEST, cert_alias=None)
+        transport.send(REQUEST, credential=NO_CREDENTIAL)
     assert len(session.timeouts) == 1
 
 
 def test_retries_are_bounded_by_max_retries(tmp_path):
     transport, _, session = make(tmp_path, [(0.01, 503)] * 2, max_retries=1)
     with pytest.raises(UpstreamUnavailable):
-        transport.send(REQUEST, cert_alias=None)
+        transport.send(REQUEST, credential=NO_CREDENTIAL)
     assert len(session.timeouts) == 2
 
 
@@ -207,7 +217,7 @@ def test_every_attempt_is_capped_by_the_budget(tmp_path):
     transport, clock, session = make(tmp_path, [(10.0, slow)] * 3)
     started = clock.now
     with pytest.raises(UpstreamTimeout):
-        transport.send(REQUEST, cert_alias=None)
+        transport.send(REQUEST, credential=NO_CREDENTIAL)
     assert clock.now - started <= 1.0 + 1e-9
     first = session.timeouts[0]
     assert (first.connect_timeout, first.total) == (0.25, 1.0)
@@ -218,7 +228,7 @@ def test_every_attempt_is_capped_by_the_budget(tmp_path):
 def test_no_retry_when_too_little_budget_is_left(tmp_path):
     transport, _, session = make(tmp_path, [(1.0 - MIN_ATTEMPT_SECONDS / 2, 503)])
     with pytest.raises(UpstreamUnavailable):
-        transport.send(REQUEST, cert_alias=None)
+        transport.send(REQUEST, credential=NO_CREDENTIAL)
     assert len(session.timeouts) == 1
 
 
@@ -226,14 +236,14 @@ def test_tls_errors_are_not_retried(tmp_path):
     tls = requests.exceptions.SSLError(wrapped(Urllib3SSLError(ssl.SSLError(1, "bad"))))
     transport, _, session = make(tmp_path, [(0.01, tls)])
     with pytest.raises(UpstreamTlsError) as caught:
-        transport.send(REQUEST, cert_alias=None)
+        transport.send(REQUEST, credential=NO_CREDENTIAL)
     assert caught.value.__cause__ is tls
     assert len(session.timeouts) == 1
 
 
 def test_bad_base_url_is_configuration_error(tmp_path):
     with pytest.raises(ConfigurationError):
-        OioRestTransport(PeerSettings(base_url="register.test"), CertificateStore(tmp_path))
+        HttpTransport(PeerSettings(base_url="register.test"), CertificateStore(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -253,7 +263,7 @@ def test_bad_base_url_is_configuration_error(tmp_path):
 def test_the_wire_request_is_what_requests_would_prepare(tmp_path, request_, base_url):
     """Preparing without the cookie jar changes nothing that reaches the peer."""
     transport, _, adapter = make(tmp_path, [(0.01, 200)], base_url)
-    transport.send(request_, cert_alias=None)
+    transport.send(request_, credential=NO_CREDENTIAL)
     sent = adapter.requests[0]
     expected = requests.Request(
         request_.method,

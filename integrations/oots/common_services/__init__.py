@@ -6,7 +6,7 @@
 - ``model``: ``RequirementInfo``, ``EvidenceTypeInfo``, ``ProvidersFound`` / ``ProviderInfo``,
   ``AttributeNeeded`` (frozen dataclasses);
 - ``cache``: ``QueryCache``, the expiring, bounded, thread-safe answer cache (``cachetools``);
-- ``client``: ``CommonServicesClient`` over ``requests``, with the timeout budget and retries.
+- ``client``: ``CommonServicesClient`` over the outbound seam (peer kind ``common-services``).
 
 ``docs/oots-common-services.md`` is the overview; the error codes are SP-740..SP-745.
 """

@@ -15,22 +15,24 @@ URLs; the simulated gateway serves both under one (``/rest/search``) and under
 ``dsd_url`` override it per service. Each may be the base (``/rest/search`` is appended) or
 the search URL itself.
 
-HTTP (``requests``): one ``Session`` with ``trust_env = False`` (no proxy variables, no
-``REQUESTS_CA_BUNDLE``), ``verify`` passed on every call (a CA file or True for the public
-trust store), no redirects, no cookies, keep-alive connections reused from its pool. The
-session is shared by the platform's threads: its urllib3 pool is thread-safe and the cookie
-jar, the only other state a response could change, refuses every cookie.
+HTTP goes through the outbound seam: one ``HttpTransport`` per distinct URL, of the
+``common-services`` peer kind (``open_transport``; URL, timeouts, retries and pool in its
+``PeerSettings``, built by ``peer_settings``). The seam uses no ``requests.Session``: no
+environment (proxy variables, ``REQUESTS_CA_BUNDLE``), no redirects, no cookies, keep-alive
+connections reused from its pool, shared by the platform's threads.
 
-Budget and retries: ``timeout`` bounds a whole query, retries included. Each attempt gets
-what is left of it (connect at most ``connect_timeout``), the body is read against the same
-deadline, and a failed attempt is repeated (``retries`` more times, backoff doubling from
-``backoff_seconds``) only for a connection failure, a timeout or a 5xx, and only while enough
-of the budget is left. A GET of a query changes nothing, so repeating it is always safe.
+Budget and retries (the seam's): ``timeout`` bounds a whole query, retries included. Each
+attempt gets what is left of it (connect at most ``connect_timeout``), the body is read
+against the same deadline, and a failed attempt is repeated (``retries`` more times, backoff
+doubling from ``backoff_seconds``) only for a connection failure, a timeout or a 5xx, and
+only while enough of the budget is left. A GET of a query changes nothing, so repeating it
+is always safe.
 
-Failures are platform errors (``serviceplatform.errors``), never library exceptions:
-unreachable, timed out or 5xx after the retries -> ``CommonServicesUnavailable``; a TLS
-failure -> ``UpstreamTlsError`` (no retry helps); an unreadable answer, an unexpected HTTP
-status, a ``digest`` header that does not match the body or an answer larger than
+Failures are platform errors (``serviceplatform.errors``), never library exceptions; the
+seam's SP-4xx errors are renamed into the common services' own (``_renamed``): unreachable,
+timed out or 5xx after the retries -> ``CommonServicesUnavailable``; a TLS failure ->
+``UpstreamTlsError`` (no retry helps); an unreadable answer, an unexpected HTTP status, a
+``digest`` header that does not match the body or an answer larger than
 ``max_response_bytes`` -> ``CommonServicesBadAnswer``; refusals -> see ``parse``. None of
 them is cached. The JWS ``oots-response-sig`` header of the real services is not verified.
 """
@@ -41,16 +43,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 import time
 from collections.abc import Callable, Mapping
-from http.cookiejar import DefaultCookiePolicy
-from pathlib import Path
-from typing import Final
-from urllib.parse import urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
+from typing import Final, Self
+from urllib.parse import urlencode, urlsplit
 
 from integrations.oots.common_services.cache import QueryCache
 from integrations.oots.common_services.model import (
@@ -71,18 +67,21 @@ from integrations.oots.common_services.queries import (
 )
 from integrations.oots.errors import CommonServicesBadAnswer, CommonServicesUnavailable
 from serviceplatform.closing import Closing
+from serviceplatform.config import PeerSettings
 from serviceplatform.errors import (
     ConfigurationError,
     ServicePlatformError,
     UpstreamBadResponse,
+    UpstreamError,
     UpstreamTimeout,
+    UpstreamTlsError,
+    UpstreamUnavailable,
     UpstreamUnreachable,
 )
-from serviceplatform.outbound.bounded import AnswerOverdue, AnswerTooLarge, read_bounded
-from serviceplatform.outbound.oiorest import translate_exception
-from serviceplatform.outbound.retry import attempt_seconds, backoff_pause, time_for_another
-
-log = logging.getLogger(__name__)
+from serviceplatform.outbound.base import OutboundRequest
+from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.credentials import NO_CREDENTIAL
+from serviceplatform.outbound.transport import AdapterFactory, HttpTransport, context_adapter
 
 SEARCH_PATH: Final = "/rest/search"
 EBRS_MEDIA_TYPE: Final = "application/x-ebrs+xml"
@@ -90,6 +89,53 @@ EBRS_MEDIA_TYPE: Final = "application/x-ebrs+xml"
 CS_SPECIFICATION: Final = "oots-cs:v2.0"
 #: The whole EB catalogue (53 requirements, 687 procedure declarations) is about 620 kB.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+_HEADERS: Final = {"Accept": EBRS_MEDIA_TYPE, "Accept-Version": CS_SPECIFICATION}
+
+
+def peer_settings(
+    url: str,
+    *,
+    timeout: float = 10.0,
+    connect_timeout: float = 3.0,
+    retries: int = 2,
+    backoff_seconds: float = 0.2,
+    pool_size: int = 10,
+    ca_cert: str = "",
+    peer: str = "oots-common-services",
+) -> PeerSettings:
+    """The peer settings of the services at ``url`` (a base URL or the search URL itself):
+    ``timeout`` is the budget of a whole query and bounds each wait for data."""
+    return PeerSettings(
+        kind="common-services",
+        base_url=_search_url(url, peer),
+        ca_cert=ca_cert,
+        connect_timeout_seconds=connect_timeout,
+        read_timeout_seconds=timeout,
+        budget_seconds=timeout,
+        max_retries=retries,
+        backoff_seconds=backoff_seconds,
+        pool_size=pool_size,
+    )
+
+
+def open_transport(
+    name: str,
+    settings: PeerSettings,
+    certificates: CertificateStore | None,
+    *,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    sleep: Callable[[float], None] = time.sleep,
+    adapter_factory: AdapterFactory = context_adapter,
+) -> HttpTransport:
+    """The transport of a ``common-services`` peer (the OOTS integration's peer kind)."""
+    return HttpTransport(
+        settings,
+        certificates,
+        sleep=sleep,
+        peer=name,
+        max_response_bytes=max_response_bytes,
+        adapter_factory=adapter_factory,
+    )
 
 
 class CommonServicesClient(Closing):
@@ -97,6 +143,27 @@ class CommonServicesClient(Closing):
 
     def __init__(
         self,
+        eb: HttpTransport,
+        dsd: HttpTransport | None = None,
+        *,
+        ttl_seconds: float = 3600,
+        max_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+        peer: str = "oots-common-services",
+    ) -> None:
+        """``eb`` serves the Evidence Broker and, without ``dsd``, the Directory too; their
+        base URLs are the search URLs. ``clock`` (monotonic seconds) times the cache entries;
+        the seam times the budget. Closing the client closes both transports."""
+        if ttl_seconds < 0 or max_entries < 1:
+            raise ConfigurationError(f"peer {peer}: cache limits out of range")
+        self.peer = peer
+        self._eb = eb
+        self._dsd = dsd or eb
+        self.cache = QueryCache(ttl_seconds=ttl_seconds, max_entries=max_entries, clock=clock)
+
+    @classmethod
+    def connect(
+        cls,
         base_url: str | None = None,
         *,
         eb_url: str | None = None,
@@ -109,46 +176,58 @@ class CommonServicesClient(Closing):
         max_entries: int = 1024,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         pool_size: int = 10,
-        session: requests.Session | None = None,
         verify: str | bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         peer: str = "oots-common-services",
-    ) -> None:
-        """``clock`` (monotonic seconds) times the cache entries; the timeout budget always
-        runs on ``time.monotonic``. A ``session`` given is used as it is (its adapters kept,
-        ``trust_env`` switched off) and not closed by ``close``."""
-        if timeout <= 0 or connect_timeout <= 0 or retries < 0 or backoff_seconds < 0:
-            raise ConfigurationError(f"peer {peer}: timeouts or retries out of range")
-        if ttl_seconds < 0 or max_entries < 1 or max_response_bytes < 1 or pool_size < 1:
-            raise ConfigurationError(f"peer {peer}: cache or size limits out of range")
-        if isinstance(verify, str) and not Path(verify).is_file():
-            raise ConfigurationError(f"peer {peer}: CA file {verify} does not exist")
+        adapter_factory: AdapterFactory = context_adapter,
+    ) -> Self:
+        """A client with transports of its own: ``base_url`` serves both services, ``eb_url``
+        / ``dsd_url`` override it per service; ``verify`` a CA file (True: the system's)."""
         eb = eb_url or base_url
         dsd = dsd_url or base_url
         if eb is None or dsd is None:
             raise ConfigurationError(f"peer {peer}: give base_url, or both eb_url and dsd_url")
-        self.peer = peer
-        self.eb_url = _search_url(eb, peer)
-        self.dsd_url = _search_url(dsd, peer)
-        self._timeout = timeout
-        self._connect_timeout = connect_timeout
-        self._retries = retries
-        self._backoff = backoff_seconds
-        self._max_bytes = max_response_bytes
-        self._verify = verify
-        self._sleep = sleep
-        self._owns_session = session is None
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        session.trust_env = False
-        session.verify = verify
-        self._session = session
-        self.cache = QueryCache(ttl_seconds=ttl_seconds, max_entries=max_entries, clock=clock)
+        values = {
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+            "retries": retries,
+            "backoff_seconds": backoff_seconds,
+            "pool_size": pool_size,
+            "ca_cert": verify if isinstance(verify, str) else "",
+            "peer": peer,
+        }
+
+        def transport(url: str) -> HttpTransport:
+            settings = peer_settings(url, **values)  # type: ignore[arg-type]
+            return open_transport(
+                peer,
+                settings,
+                None,
+                max_response_bytes=max_response_bytes,
+                sleep=sleep,
+                adapter_factory=adapter_factory,
+            )
+
+        eb_transport = transport(eb)
+        same = _search_url(eb, peer) == _search_url(dsd, peer)
+        dsd_transport = None if same else transport(dsd)
+        return cls(
+            eb_transport,
+            dsd_transport,
+            ttl_seconds=ttl_seconds,
+            max_entries=max_entries,
+            clock=clock,
+            peer=peer,
+        )
+
+    @property
+    def eb_url(self) -> str:
+        return self._eb.base_url
+
+    @property
+    def dsd_url(self) -> str:
+        return self._dsd.base_url
 
     # --- the queries ---------------------------------------------------------------------------
 
@@ -203,85 +282,34 @@ class CommonServicesClient(Closing):
         self.cache.clear()
 
     def close(self) -> None:
-        """Release the connections (of a session this client made)."""
-        if self._owns_session:
-            self._session.close()
+        """Release the connections."""
+        self._eb.close()
+        if self._dsd is not self._eb:
+            self._dsd.close()
 
     # --- HTTP --------------------------------------------------------------------------------
 
     def _get(self, query: Query) -> bytes:
         """The body of a 2xx answer to ``query``, within the budget, after the retries."""
-        url = self.eb_url if query.service == "eb" else self.dsd_url
-        deadline = time.monotonic() + self._timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            cause: BaseException | None = None
-            error: ServicePlatformError
-            try:
-                status, headers, body = self._attempt(url, query, deadline)
-            except AnswerOverdue as exc:
-                cause = exc
-                error = CommonServicesUnavailable(f"{self.peer}: {exc}")
-            except AnswerTooLarge as exc:
-                cause, error = exc, CommonServicesBadAnswer(f"{self.peer}: {exc}")
-            except (requests.RequestException, OSError) as exc:
-                cause, error = exc, self._translate(exc)
-            else:
-                if 200 <= status < 300:
-                    check_digest(headers.get("digest"), body, self.peer)
-                    return body
-                if status >= 500:
-                    error = CommonServicesUnavailable(f"{self.peer}: HTTP {status}", status=status)
-                else:
-                    error = CommonServicesBadAnswer(
-                        f"{self.peer}: HTTP {status} is not a query response", status=status
-                    )
-            if not self._retry(error, attempt, deadline):
-                raise error from cause
-            log.info(
-                "%s %s: attempt %d failed (%s); retrying",
-                self.peer,
-                query.query_id.rsplit(":", 1)[-1],
-                attempt,
-                error.code,
-            )
-            self._sleep(backoff_pause(self._backoff, attempt))
-
-    def _attempt(
-        self, url: str, query: Query, deadline: float
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        remaining = attempt_seconds(deadline, time.monotonic())
-        response = self._session.get(
-            url,
-            params=query.url_params(),
-            headers={"Accept": EBRS_MEDIA_TYPE, "Accept-Version": CS_SPECIFICATION},
-            # (connect, read): read bounds each wait for data; the loop below the total.
-            timeout=(min(self._connect_timeout, remaining), remaining),
-            verify=self._verify,
-            allow_redirects=False,
-            stream=True,
-        )
+        transport = self._eb if query.service == "eb" else self._dsd
+        request = OutboundRequest("GET", "?" + urlencode(query.url_params()), headers=_HEADERS)
         try:
-            body = read_bounded(response, self._max_bytes, deadline=deadline)
-            return response.status_code, response.headers, body
-        finally:
-            # A fully read answer gives its connection back to the pool; a cut one drops it.
-            response.close()
+            response = transport.send(request, credential=NO_CREDENTIAL)
+        except UpstreamError as error:
+            raise self._renamed(error) from error
+        check_digest(response.headers.get("digest"), response.body, self.peer)
+        return response.body
 
-    def _translate(self, exc: BaseException) -> ServicePlatformError:
-        error = translate_exception(exc, self.peer)
-        if isinstance(error, UpstreamUnreachable | UpstreamTimeout):
-            return CommonServicesUnavailable(error.detail)
-        if isinstance(error, UpstreamBadResponse):
-            return CommonServicesBadAnswer(error.detail)
-        # TLS failures (UpstreamTlsError) and configuration errors stay what they are.
-        return error
-
-    def _retry(self, error: ServicePlatformError, attempt: int, deadline: float) -> bool:
-        if not isinstance(error, CommonServicesUnavailable) or attempt > self._retries:
-            return False
-        return time_for_another(self._backoff, attempt, deadline, time.monotonic())
+    def _renamed(self, error: UpstreamError) -> ServicePlatformError:
+        """The common services' error for the seam's: what callers of this client handle."""
+        detail = error.detail if error.status is None else f"{self.peer}: HTTP {error.status}"
+        if isinstance(error, UpstreamUnreachable | UpstreamTimeout | UpstreamUnavailable):
+            return CommonServicesUnavailable(detail, status=error.status)
+        if isinstance(error, UpstreamTlsError):
+            return error  # no retry helps, and it says what to fix
+        if isinstance(error, UpstreamBadResponse) or error.status is None:
+            return CommonServicesBadAnswer(error.detail, status=error.status)
+        return CommonServicesBadAnswer(f"{detail} is not a query response", status=error.status)
 
 
 def _search_url(url: str, peer: str) -> str:

@@ -4,7 +4,8 @@
   mark downloaded, status): request bodies built, answers and faults read;
 - ``backend_service``: Domibus' push calls (``BackendService.wsdl``) read, their replies built;
 - ``client``: ``DomibusWsClient`` (submit, pending, retrieve, acknowledge, status) over
-  ``requests``, the Domibus implementation of ``integrations.oots.gateway.Gateway``;
+  the outbound seam (peer kind ``domibus-ws``), the Domibus implementation of
+  ``integrations.oots.gateway.Gateway``;
 - ``inbox``: ``DomibusInbox``, the ``oots_messages`` store (store before acknowledge,
   correlation by ConversationId and RefToMessageId) and ``collect``;
 - ``push``: ``backend_push_app``, the WSGI endpoint Domibus pushes to.

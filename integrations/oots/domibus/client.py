@@ -15,17 +15,18 @@ Five operations of ``WebServicePlugin.wsdl`` (SOAP 1.2, document/literal, one en
   (Domibus sets it ``DOWNLOADED``). On a message that is not pending (any more) Domibus faults
   ``WS_PLUGIN:0009``, raised as ``UpstreamNotFound``: callers treat that as "already done".
 
-The plugin is protected by HTTP basic authentication (a Domibus plugin user), so ``username``
-and ``password`` go into every call. The ``requests.Session`` ignores the environment
-(``trust_env = False``: no proxy variables, no ``REQUESTS_CA_BUNDLE``) and verifies TLS against
-``ca_cert`` when given, else the public trust store; redirects are not followed (they would
-carry the credentials elsewhere).
+The client speaks through the outbound seam: an ``HttpTransport`` of the ``domibus-ws``
+peer kind (``open_transport``; URL, CA, timeouts, retries and pool in its ``PeerSettings``,
+built by ``peer_settings``), which ignores the environment (no proxy variables, no
+``REQUESTS_CA_BUNDLE``) and follows no redirect (it would carry the credentials elsewhere).
+The plugin is protected by HTTP basic authentication (a Domibus plugin user): the client's
+``credential`` (``BasicAuth``) goes with every call.
 
 Every failure is one SP-4xx error (``serviceplatform.errors``), never a library exception:
-connection and TLS problems through ``outbound.oiorest.translate_exception``, HTTP statuses
-through ``outbound.base.error_for_status``, SOAP faults through ``ws_plugin.fault_error``
-(Domibus answers faults with HTTP 500, so the body is read before the status), unreadable
-answers as ``UpstreamBadResponse``.
+connection, TLS and HTTP status problems are translated by the seam (``outbound/translate``);
+SOAP faults by this client's ``answer_check`` (``ws_plugin.fault_error``: Domibus answers
+faults with HTTP 500, so the body is read before the status); unreadable answers raise
+``UpstreamBadResponse``.
 
 Retries (``retries`` more attempts, exponential backoff from ``backoff_seconds``) only where a
 repetition cannot do harm:
@@ -35,26 +36,18 @@ repetition cannot do harm:
   retryable error (unreachable, timeout, dropped connection, 5xx, ``WS_PLUGIN:0001``);
 - ``submit``: only failures that prove the request never left: connection refused, name not
   resolved, connect timeout. A read timeout, a dropped connection or a 5xx after the request
-  was sent are ambiguous (Domibus may have accepted it) and raised. A submit always goes on a
-  fresh connection (idle keep-alive connections are dropped first), so a connection the server
-  closed while idle cannot make a submission look ambiguous. Submitting the same
-  ``OutgoingAs4`` again is safe anyway: Domibus refuses a known MessageId ("Message identifiers
-  must be unique"), which surfaces as ``UpstreamRejected``, and cannot send it twice.
-
-A client holds one ``requests.Session``: use one client per thread.
+  was sent are ambiguous (Domibus may have accepted it) and raised. A submit is sent as not
+  idempotent, so it always goes on a fresh connection: a connection the server closed while
+  idle cannot make a submission look ambiguous. Submitting the same ``OutgoingAs4`` again is
+  safe anyway: Domibus refuses a known MessageId ("Message identifiers must be unique"), which
+  surfaces as ``UpstreamRejected``, and cannot send it twice.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Final, TypeVar
-from urllib.parse import urlsplit
-
-import requests
-from urllib3.exceptions import NewConnectionError
+from collections.abc import Callable, Mapping
+from typing import Final, Self, TypeVar
 
 from integrations.oots.as4.model import OutgoingAs4, ReceivedAs4
 from integrations.oots.as4.soap import SOAP12_CONTENT_TYPE
@@ -73,52 +66,93 @@ from integrations.oots.domibus.ws_plugin import (
     parse_submit_response,
 )
 from serviceplatform.closing import Closing
-from serviceplatform.errors import (
-    ConfigurationError,
-    ServicePlatformError,
-    UpstreamBadResponse,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    UpstreamUnreachable,
-)
-from serviceplatform.outbound.base import error_for_status
-from serviceplatform.outbound.bounded import AnswerTooLarge, read_bounded
-from serviceplatform.outbound.oiorest import translate_exception
-from serviceplatform.outbound.retry import backoff_pause
-
-log = logging.getLogger(__name__)
+from serviceplatform.config import PeerSettings
+from serviceplatform.errors import ConfigurationError, UpstreamBadResponse, UpstreamError
+from serviceplatform.outbound.base import OutboundRequest, Transport
+from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.credentials import NO_CREDENTIAL, BasicAuth, Credential
+from serviceplatform.outbound.translate import AnswerCheck
+from serviceplatform.outbound.transport import HttpTransport
 
 T = TypeVar("T")
 
 #: Evidence attachments travel base64 inside the answer: room for a few tens of MB of PDF.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
-_RETRIED: Final = (UpstreamUnreachable, UpstreamTimeout, UpstreamUnavailable)
+_HEADERS: Final = {"Content-Type": SOAP12_CONTENT_TYPE, "Accept": "application/soap+xml"}
 
 
-def _never_sent(exc: BaseException) -> bool:
-    """True when ``exc`` proves the request did not reach the server (connect phase)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NewConnectionError | ConnectionRefusedError):
-            return True
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        linked.extend(current.args)
-        stack.extend(e for e in linked if isinstance(e, BaseException))
-    return False
+def peer_settings(
+    base_url: str,
+    *,
+    ca_cert: str | None = None,
+    timeout: float = 30.0,
+    connect_timeout: float = 5.0,
+    retries: int = 2,
+    backoff_seconds: float = 0.5,
+) -> PeerSettings:
+    """A WS plugin's peer settings: each attempt may take ``connect_timeout`` plus ``timeout``
+    (a retrieve carries megabytes), and the budget leaves room for every attempt and pause."""
+    pauses = sum(backoff_seconds * 2**attempt for attempt in range(max(retries, 0)))
+    return PeerSettings(
+        kind="domibus-ws",
+        base_url=base_url,
+        ca_cert=ca_cert or "",
+        connect_timeout_seconds=connect_timeout,
+        read_timeout_seconds=timeout,
+        budget_seconds=(max(retries, 0) + 1) * (connect_timeout + timeout) + pauses,
+        max_retries=retries,
+        backoff_seconds=backoff_seconds,
+        pool_size=4,
+    )
+
+
+def open_transport(
+    name: str,
+    settings: PeerSettings,
+    certificates: CertificateStore | None,
+    *,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HttpTransport:
+    """The transport of a ``domibus-ws`` peer (the OOTS integration's peer kind)."""
+    return HttpTransport(
+        settings, certificates, sleep=sleep, peer=name, max_response_bytes=max_response_bytes
+    )
+
+
+def answer_check(operation: str) -> AnswerCheck:
+    """How the plugin's answers to ``operation`` read: a SOAP fault is its own error whatever
+    the status; an MTOM answer is refused; otherwise the status classes decide."""
+
+    def check(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError | None:
+        fault = find_fault(body) if body else None
+        if fault is not None:
+            return fault_error(fault, operation, status)
+        content_type = headers.get("Content-Type", "").lower()
+        if 200 <= status < 300 and content_type.startswith("multipart/"):
+            return UpstreamBadResponse(
+                f"{operation}: a multipart (MTOM) answer; set wsplugin.mtom.enabled=false",
+                status=status,
+            )
+        return None
+
+    return check
 
 
 class DomibusWsClient(Closing):
-    """The WS plugin of one Domibus access point (``base_url``: its ``.../services/wsplugin``)."""
+    """The WS plugin of one Domibus access point, over the seam's ``transport`` (its
+    ``base_url``: the plugin's ``.../services/wsplugin``); closing it closes the transport."""
 
     def __init__(
-        self,
+        self, transport: Transport, credential: Credential = NO_CREDENTIAL, *, peer: str
+    ) -> None:
+        self.transport = transport
+        self.credential = credential
+        self.peer = peer
+
+    @classmethod
+    def connect(
+        cls,
         base_url: str,
         *,
         username: str | None = None,
@@ -129,45 +163,34 @@ class DomibusWsClient(Closing):
         retries: int = 2,
         backoff_seconds: float = 0.5,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        session_factory: Callable[[], requests.Session] = requests.Session,
         sleep: Callable[[float], None] = time.sleep,
         peer: str = "domibus",
-    ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(f"peer {peer}: base_url {base_url!r} is not an http(s) URL")
-        if ca_cert is not None and not Path(ca_cert).is_file():
-            raise ConfigurationError(f"peer {peer}: ca_cert {ca_cert} does not exist")
+    ) -> Self:
+        """A client with a transport of its own, from the plugin's URL and settings."""
         if (username is None) != (password is None):
             raise ConfigurationError(f"peer {peer}: give both username and password, or neither")
-        if timeout <= 0 or connect_timeout <= 0 or retries < 0 or max_response_bytes <= 0:
-            raise ConfigurationError(f"peer {peer}: timeouts, retries or size limit out of range")
-        self.base_url = base_url
-        self.peer = peer
-        self._timeout = (connect_timeout, timeout)
-        self._retries = retries
-        self._backoff = backoff_seconds
-        self._max_bytes = max_response_bytes
-        self._sleep = sleep
-        # Without ca_cert the public trust store applies (certifi, since trust_env is off).
-        self._verify: str | bool = ca_cert or True
-        session = session_factory()
-        session.trust_env = False
-        session.verify = self._verify
+        settings = peer_settings(
+            base_url,
+            ca_cert=ca_cert,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            backoff_seconds=backoff_seconds,
+        )
+        transport = open_transport(
+            peer, settings, None, max_response_bytes=max_response_bytes, sleep=sleep
+        )
+        credential: Credential = NO_CREDENTIAL
         if username is not None and password is not None:
-            session.auth = (username, password)
-        self._session = session
+            credential = BasicAuth(username, password)
+        return cls(transport, credential, peer=peer)
 
     # --- the operations ---------------------------------------------------------------------
 
     def submit(self, message: OutgoingAs4) -> str:
         """``submitMessage``; the MessageId of the submitted message."""
         envelope = build_submit_request(message)
-        # A fresh connection: an idle one the server dropped would make a failure ambiguous.
-        self._session.close()
-        return self._call(
-            "submitMessage", envelope, parse_submit_response, retry_sent=False, fresh=True
-        )
+        return self._call("submitMessage", envelope, parse_submit_response, idempotent=False)
 
     def pending(
         self, final_recipient: str | None = None, *, conversation_id: str | None = None
@@ -201,66 +224,17 @@ class DomibusWsClient(Closing):
         envelope: bytes,
         parse: Callable[[bytes], T],
         *,
-        retry_sent: bool = True,
-        fresh: bool = False,
+        idempotent: bool = True,
     ) -> T:
-        headers = {"Content-Type": SOAP12_CONTENT_TYPE, "Accept": "application/soap+xml"}
-        if fresh:
-            headers["Connection"] = "close"
-        attempt = 0
-        while True:
-            attempt += 1
-            cause: BaseException | None = None
-            error: ServicePlatformError
-            never_sent = False
-            try:
-                status, content_type, body = self._post(envelope, headers)
-            except AnswerTooLarge as exc:
-                cause, error = exc, UpstreamBadResponse(f"{operation}: {exc}")
-            except (requests.RequestException, OSError) as exc:
-                cause, error = exc, translate_exception(exc, self.peer)
-                never_sent = _never_sent(exc)
-            else:
-                fault = find_fault(body) if body else None
-                if fault is not None:
-                    error = fault_error(fault, operation, status)
-                elif not 200 <= status < 300:
-                    error = error_for_status(status, body) or UpstreamBadResponse(
-                        f"{operation}: HTTP {status}", status=status
-                    )
-                elif content_type.startswith("multipart/"):
-                    error = UpstreamBadResponse(
-                        f"{operation}: a multipart (MTOM) answer; set wsplugin.mtom.enabled=false",
-                        status=status,
-                    )
-                else:
-                    return parse(body)
-            if not self._retry(error, attempt, retry_sent or never_sent):
-                raise error from cause
-            log.info(
-                "%s %s: attempt %d failed (%s); retrying", self.peer, operation, attempt, error
-            )
-            self._sleep(backoff_pause(self._backoff, attempt))
-
-    def _post(self, envelope: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        response = self._session.post(
-            self.base_url,
-            data=envelope,
-            headers=headers,
-            timeout=self._timeout,
-            verify=self._verify,
-            allow_redirects=False,
-            stream=True,
+        request = OutboundRequest(
+            "POST",
+            "",
+            envelope,
+            _HEADERS,
+            idempotent=idempotent,
+            answer_check=answer_check(operation),
         )
-        try:
-            body = read_bounded(response, self._max_bytes)
-            content_type = response.headers.get("Content-Type", "").lower()
-            return response.status_code, content_type, body
-        finally:
-            response.close()
-
-    def _retry(self, error: ServicePlatformError, attempt: int, allowed: bool) -> bool:
-        return allowed and isinstance(error, _RETRIED) and attempt <= self._retries
+        return parse(self.transport.send(request, credential=self.credential).body)
 
     def close(self) -> None:
-        self._session.close()
+        self.transport.close()

@@ -101,7 +101,7 @@ class BackendPushApp:
             else None
         )
         self._max_body = max_body_bytes
-        # One requests.Session in the client: calls through it one at a time.
+        # One gateway for the pushes: their calls through it go one at a time.
         self._client_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
