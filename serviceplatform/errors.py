@@ -488,6 +488,24 @@ class CertificateInvalid(AdminError):
     http_status = 400
 
 
+class AdminRequestCrossSite(AdminError):
+    """CSRF defence: a changing call from another site's page (foreign ``Origin`` or
+    ``Sec-Fetch-Site: cross-site``) is refused before anything is read or changed."""
+
+    code = "SP-609"
+    text = "A changing administration request from another site is refused"
+    http_status = 403
+
+
+class AdminMediaTypeUnsupported(AdminError):
+    """A changing call must be ``application/json``: an HTML form cannot send that type
+    across sites without a CORS preflight the platform never grants."""
+
+    code = "SP-610"
+    text = "A changing administration request must be sent as application/json"
+    http_status = 415
+
+
 # --- SP-70x..73x: OOTS evidence requests (integrations/oots) -------------------------------
 
 

@@ -55,6 +55,10 @@ class Admin:
         self, method: str, path: str, token: str | None = "ops", **kwargs: Any
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if method in ("POST", "PUT"):
+            # What every JSON client sends (the CSRF rule requires it on changing calls).
+            headers["Content-Type"] = "application/json"
+        headers.update(kwargs.pop("headers", {}))
         return self.session.request(method, self.api + path, headers=headers, timeout=10, **kwargs)
 
     def ok(self, method: str, path: str, token: str = "ops", **kwargs: Any) -> Any:
@@ -318,6 +322,50 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(admin: Admin) -> None:
     )
     assert wrong_role.status_code == 400 and "no role" in wrong_role.json()["error"]["text"]
     assert len(admin.ok("GET", "/agreements")["agreements"]) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Content-Type": "text/plain"}, (415, "SP-610")),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, (415, "SP-610")),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, (415, "SP-610")),
+        ({"Origin": "https://evil.example"}, (403, "SP-609")),
+        ({"Origin": "null"}, (403, "SP-609")),
+        ({"Sec-Fetch-Site": "cross-site"}, (403, "SP-609")),
+    ],
+)
+def test_changing_calls_from_another_site_or_not_json_are_refused(
+    admin: Admin, headers: dict[str, str], expected: tuple[int, str]
+) -> None:
+    """CSRF: what a hostile page can make an operator's browser send changes nothing."""
+    uuid = admin.request_c()["uuid"]
+    before = admin.ok("GET", f"/agreements/{uuid}")
+    listed = len(admin.ok("GET", "/agreements")["agreements"])
+    for method, path, body in (
+        ("POST", f"/agreements/{uuid}/approve", b'{"reason": "csrf"}'),
+        ("PUT", f"/agreements/{uuid}/configuration", b'{"sysids": {"register": "1111111"}}'),
+        ("POST", "/agreements", b'{"authority_cvr": "29189846"}'),
+    ):
+        answer = admin.call(method, path, "adm-c", data=body, headers=headers)
+        assert (answer.status_code, answer.json()["error"]["code"]) == expected, answer.text
+    assert admin.ok("GET", f"/agreements/{uuid}") == before
+    assert len(admin.ok("GET", "/agreements")["agreements"]) == listed
+    refusals = admin.ok("GET", "/audit?limit=20")["records"]
+    assert sum(r["error_code"] == expected[1] for r in refusals) == 3
+
+
+def test_a_same_origin_browser_call_passes(admin: Admin) -> None:
+    uuid = admin.request_c()["uuid"]
+    host = admin.platform.base_url.split("://", 1)[1]
+    answer = admin.call(
+        "POST",
+        f"/agreements/{uuid}/approve",
+        "adm-c",
+        json={},
+        headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "approved", answer.text
 
 
 def test_the_openapi_document_is_valid_and_lists_every_route(admin: Admin) -> None:
