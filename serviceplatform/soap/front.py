@@ -51,6 +51,8 @@ class SoapEndpoint:
         )
         self.max_bytes = platform.settings.soap.max_body_bytes
         #: Where callers address this endpoint; a signed ``wsa:To`` elsewhere is refused.
+        #: None without ``soap.public_base_url`` (which ``serve`` requires): then the address
+        #: the request itself was sent to, so the check is never off.
         self.address = platform.settings.soap.public_url(service.path)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -74,7 +76,9 @@ class SoapEndpoint:
             if parsed.soap_version not in self.service.soap_versions:
                 raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
             call.security = self.platform.validator.validate(
-                parsed.root, self.audience, address=self.address
+                parsed.root,
+                self.audience,
+                address=self.address or _request_address(environ, self.service.path),
             )
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
@@ -127,6 +131,15 @@ class SoapEndpoint:
         except StorageError:
             # The caller's answer is already decided; losing its audit row must be loud.
             log.exception("audit record for MessageID %s could not be written", call.message_id)
+
+
+def _request_address(environ: dict[str, Any], path: str) -> str:
+    """The endpoint address this request was sent to: its scheme, ``Host`` and the path."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or (
+        f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    )
+    return f"{scheme}://{host}{path}"
 
 
 def _unverified_message_id(root: etree._Element) -> str | None:

@@ -447,3 +447,30 @@ def test_message_addressed_to_another_endpoint_is_refused(
         assert answer.status_code == 200, answer.text
     finally:
         platform.stop()
+
+
+def test_without_a_public_base_url_wsa_to_must_name_the_address_called(
+    tmp_path: Path,
+    pki: Pki,
+    register: NemSmsRegister,
+    case_system: CaseSystem,
+    hooks: RegisterHooks,
+) -> None:
+    """The wsa:To check is never off: without ``soap.public_base_url`` (which ``serve``
+    requires anyway) the request's own address is the one its signed To must name."""
+    settings = make_settings(tmp_path, pki, register.base_url)
+    assert settings.soap.public_base_url == ""
+    platform = start_platform(settings)
+    try:
+        hooks.clear()
+        other_host = "https://other.example.dk/service/NemSMS/VedligeholdTilmelding/2"
+        refused = post(platform.sf2250_url, case_system.envelope(opdater(OTHER_CPR), other_host))
+        assert fault_code(refused) == "SP-202"
+        assert hooks.requests() == []
+        answer = post(
+            platform.sf2250_url,
+            case_system.envelope(opdater(OTHER_CPR), platform.sf2250_url),
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        platform.stop()
