@@ -27,9 +27,11 @@ from serviceplatform.logmask import mask_cpr
 from serviceplatform.platform import Platform
 from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
-    parse_envelope,
+    check_envelope,
+    parse_xml,
     read_request_body,
 )
+from serviceplatform.soap.fault_version import fault_version
 from serviceplatform.soap.faults import fault_response
 
 log = logging.getLogger(__name__)
@@ -66,11 +68,12 @@ class SoapEndpoint:
 
     def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         call = PlatformCall(service=self.service.key, received_at=self.platform.clock())
-        soap_version = 12
+        body = b""
+        root: etree._Element | None = None
         try:
             body = read_request_body(environ, self.max_bytes)
-            parsed = parse_envelope(body, max_bytes=self.max_bytes)
-            soap_version = parsed.soap_version
+            root = parse_xml(body, max_bytes=self.max_bytes)
+            parsed = check_envelope(root)
             call.operation = self.service.operations.get(etree.QName(parsed.body_child).localname)
             call.message_id = _unverified_message_id(parsed.root)
             if parsed.soap_version not in self.service.soap_versions:
@@ -83,7 +86,13 @@ class SoapEndpoint:
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
             call.fail(error)
-            answer = fault_response(error, soap_version)
+            version = fault_version(
+                self.service.soap_versions,
+                root=root,
+                content_type=environ.get("CONTENT_TYPE", ""),
+                body=body,
+            )
+            answer = fault_response(error, version)
             self._finish(call)
             start_response(answer.status, answer.headers)
             return [answer.body]

@@ -441,3 +441,60 @@ def test_a_zeep_client_from_the_served_wsdl_works_unchanged(
         )
         == b"Sendt med zeep"
     )
+
+
+# --- refusals in the request's SOAP version --------------------------------------------------
+
+_SOAP11_TEXT = "text/xml; charset=utf-8"
+_SOAP12_TEXT = "application/soap+xml; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "version", "code"),
+    [
+        # Truncated SOAP 1.1 envelope: the Content-Type says SOAP 1.1.
+        (f'<s:Envelope xmlns:s="{SOAP11}"><s:Body><x', _SOAP11_TEXT, 11, "SP-101"),
+        # Well-formed SOAP 1.1 envelope with an empty Body.
+        (f'<s:Envelope xmlns:s="{SOAP11}"><s:Body/></s:Envelope>', _SOAP11_TEXT, 11, "SP-104"),
+        # No SOAP Content-Type: the truncated envelope's namespace says SOAP 1.1 ...
+        (f'<s:Envelope xmlns:s="{SOAP11}"><s:Bo', "application/octet-stream", 11, "SP-101"),
+        # ... and where nothing says a version, the port's oldest (1.1).
+        ("not xml at all", "", 11, "SP-101"),
+        ("", _SOAP11_TEXT, 11, "SP-101"),
+        # A SOAP 1.2 request on the same port still gets SOAP 1.2.
+        (f'<s:Envelope xmlns:s="{SOAP12}"><s:Body><x', _SOAP12_TEXT, 12, "SP-101"),
+        (f'<s:Envelope xmlns:s="{SOAP12}"><s:Body/></s:Envelope>', _SOAP12_TEXT, 12, "SP-104"),
+    ],
+)
+def test_refusals_on_the_soap11_port_speak_the_requests_version(
+    printing: PrintPlatform, payload: str, content_type: str, version: int, code: str
+) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = session.post(printing.url, data=payload.encode(), headers=headers, timeout=10)
+    expected_type = "text/xml" if version == 11 else "application/soap+xml"
+    assert response.headers["Content-Type"].startswith(expected_type), response.text
+    assert response.status_code == (500 if version == 11 else 400)
+    child = answer(response, version)
+    assert etree.QName(child).localname == "Fault"
+    if version == 11:
+        assert child.findtext("faultcode", namespaces=None).endswith("Client")
+    assert fault_code(response, version) == code
+
+
+def test_a_soap12_only_port_answers_an_unreadable_request_in_soap12(
+    printing: PrintPlatform,
+) -> None:
+    """The port's declared versions decide: SOAP 1.2 only, so even a text/xml request
+    too broken to read is answered in SOAP 1.2."""
+    session = requests.Session()
+    session.trust_env = False
+    response = session.post(
+        printing.base_url + "/service/NemSMS/VedligeholdTilmelding/2",
+        data=b"<broken",
+        headers={"Content-Type": _SOAP11_TEXT},
+        timeout=10,
+    )
+    assert response.headers["Content-Type"].startswith("application/soap+xml")
+    assert fault_code(response, 12) == "SP-101"
