@@ -41,6 +41,9 @@ class ServicePlatformError(Exception):
     retryable: ClassVar[bool] = False
     #: A more specific SOAP fault code a standard prescribes: (namespace, local name).
     soap_subcode: ClassVar[tuple[str, str] | None] = None
+    #: A SOAP fault code of the envelope's own namespace that the SOAP standard prescribes in
+    #: place of Sender/Receiver (SOAP 1.1 Client/Server): ``MustUnderstand``.
+    soap_code: ClassVar[str | None] = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
@@ -104,6 +107,15 @@ class InvalidCpr(RequestError):
 class InvalidCvr(RequestError):
     code = "SP-109"
     text = "The CVR number is not a valid 8-digit CVR number"
+
+
+class HeaderNotUnderstood(RequestError):
+    """SOAP 1.2 part 1 section 5.4.8 / SOAP 1.1 section 4.2.3: a header block addressed to
+    the platform with ``mustUnderstand`` that the platform does not process."""
+
+    code = "SP-110"
+    text = "A header block marked mustUnderstand is not understood"
+    soap_code = "MustUnderstand"
 
 
 # --- SP-2xx: inbound security ---------------------------------------------------------------

@@ -33,6 +33,7 @@ from serviceplatform.soap.envelope import (
 )
 from serviceplatform.soap.fault_version import fault_version
 from serviceplatform.soap.faults import fault_response
+from serviceplatform.soap.must_understand import check_must_understand
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class SoapEndpoint:
             call.message_id = _unverified_message_id(parsed.root)
             if parsed.soap_version not in self.service.soap_versions:
                 raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
+            check_must_understand(parsed)
             call.security = self.platform.validator.validate(
                 parsed.root,
                 self.audience,
