@@ -148,7 +148,7 @@ class TokenValidator:
             message_id=message_id,
             action=(parts.action.text or "").strip(),
             to=to,
-            transaction_uuid=parts.transaction_uuid,
+            transaction_uuid=_signed_transaction_uuid(parts, signed),
         )
 
     # --- claims -------------------------------------------------------------------------
@@ -288,6 +288,20 @@ class TokenValidator:
         expires_at = max(now + self._policy.replay_window, parts.expires + self._policy.clock_skew)
         if not self._replay.remember(message_id, expires_at=expires_at, now=now):
             raise MessageReplayed(message_id)
+
+
+def _signed_transaction_uuid(parts: MessageParts, signed: _Signed) -> str | None:
+    """``TransactionUUID`` when the message signature covers it (or its ``RequestHeader``),
+    else None, as if it were absent: an unsigned value could have been changed on the way,
+    and KOMBIT's own clients do not sign it, so requiring the signature would refuse them."""
+    element = parts.transaction_uuid
+    if element is None:
+        return None
+    # Identity, not equality, as for the required parts: the signed element must be the one read.
+    covering = [element, *element.iterancestors()]
+    if not any(target is candidate for _, target in signed.targets for candidate in covering):
+        return None
+    return (element.text or "").strip() or None
 
 
 def _key_reference(signature: ParsedSignature) -> str | None:
