@@ -102,6 +102,29 @@ def session() -> requests.Session:
     return s
 
 
+#: Files in the sandbox's directory others may read: certificates, never keys or secrets.
+_PUBLIC_SUFFIXES = (".crt", ".pem")
+
+
+def test_secrets_and_the_database_are_owner_only(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    """SANDBOX.md: sandbox.json (every admin token), the database (full CPR numbers in the
+    audit) and every key 0600; and no other file others could read but certificates."""
+    workdir, _ = sandbox
+    for name in ("sandbox.json", "admin-tokens.json", "platform.toml", "serviceplatform.sqlite"):
+        assert oct((workdir / name).stat().st_mode & 0o777) == "0o600", name
+    readable = sorted(
+        str(path.relative_to(workdir))
+        for path in workdir.rglob("*")
+        if path.is_file()
+        and path.stat().st_mode & 0o077
+        and path.stat().st_size > 0  # lock files
+        # The file drop's messages are 0640 by design, for the reading group (distribution.md).
+        and "distributor" not in path.relative_to(workdir).parts
+        and not (path.suffix in _PUBLIC_SUFFIXES and "PRIVATE KEY" not in path.read_text())
+    )
+    assert readable == []
+
+
 def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) -> None:
     workdir, data = sandbox
     base = data["platform"]["base_url"]
