@@ -504,7 +504,7 @@ class AdminRequestCrossSite(AdminError):
     """CSRF defence: a changing call from another site's page (foreign ``Origin`` or
     ``Sec-Fetch-Site: cross-site``) is refused before anything is read or changed."""
 
-    code = "SP-609"
+    code = "SP-620"
     text = "A changing administration request from another site is refused"
     http_status = 403
 
@@ -513,7 +513,7 @@ class AdminMediaTypeUnsupported(AdminError):
     """A changing call must be ``application/json``: an HTML form cannot send that type
     across sites without a CORS preflight the platform never grants."""
 
-    code = "SP-610"
+    code = "SP-621"
     text = "A changing administration request must be sent as application/json"
     http_status = 415
 

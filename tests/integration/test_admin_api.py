@@ -334,12 +334,12 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(admin: Admin) -> None:
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        ({"Content-Type": "text/plain"}, (415, "SP-610")),
-        ({"Content-Type": "application/x-www-form-urlencoded"}, (415, "SP-610")),
-        ({"Content-Type": "multipart/form-data; boundary=x"}, (415, "SP-610")),
-        ({"Origin": "https://evil.example"}, (403, "SP-609")),
-        ({"Origin": "null"}, (403, "SP-609")),
-        ({"Sec-Fetch-Site": "cross-site"}, (403, "SP-609")),
+        ({"Content-Type": "text/plain"}, (415, "SP-621")),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, (415, "SP-621")),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, (415, "SP-621")),
+        ({"Origin": "https://evil.example"}, (403, "SP-620")),
+        ({"Origin": "null"}, (403, "SP-620")),
+        ({"Sec-Fetch-Site": "cross-site"}, (403, "SP-620")),
     ],
 )
 def test_changing_calls_from_another_site_or_not_json_are_refused(
