@@ -230,6 +230,23 @@ class AuthorityContextMismatch(SecurityError):
     text = "The AuthorityContext MunicipalityCVR differs from the authority in the token"
 
 
+class HolderCertificateNotValid(SecurityError):
+    """The holder-of-key certificate in the token is expired or not yet valid: the STS
+    vouched for a key whose certificate no longer (or not yet) stands for its holder."""
+
+    code = "SP-224"
+    text = "The holder-of-key certificate is outside its validity period"
+
+
+class SubjectConfirmationExpired(SecurityError):
+    """SAML core 2.4.1.2: the holder-of-key ``SubjectConfirmationData NotOnOrAfter`` has
+    passed, so the token may no longer be used to confirm its subject (even while its
+    ``Conditions`` still hold)."""
+
+    code = "SP-225"
+    text = "The SAML subject confirmation has expired"
+
+
 # --- SP-3xx: agreements and routing ---------------------------------------------------------
 
 
