@@ -474,3 +474,30 @@ def test_without_a_public_base_url_wsa_to_must_name_the_address_called(
         assert answer.status_code == 200, answer.text
     finally:
         platform.stop()
+
+
+def test_a_message_replayed_to_another_platform_process_is_refused(
+    tmp_path: Path,
+    pki: Pki,
+    register: NemSmsRegister,
+    case_system: CaseSystem,
+    hooks: RegisterHooks,
+) -> None:
+    """The replay cache is the database's, shared by every process and node: two platforms
+    on one database (as two gunicorn workers or two nodes are) accept a MessageID once."""
+    settings = make_settings(tmp_path, pki, register.base_url)
+    settings.soap.public_base_url = "https://sp.example.dk"
+    first = start_platform(settings)
+    second = start_platform(settings)
+    try:
+        to = "https://sp.example.dk/service/NemSMS/VedligeholdTilmelding/2"
+        payload = case_system.envelope(opdater(OTHER_CPR), to)
+        hooks.clear()
+        assert post(first.sf2250_url, payload).status_code == 200
+        calls = len(hooks.requests())
+        assert fault_code(post(second.sf2250_url, payload)) == "SP-215"
+        assert fault_code(post(first.sf2250_url, payload)) == "SP-215"
+        assert len(hooks.requests()) == calls
+    finally:
+        second.stop()
+        first.stop()

@@ -13,8 +13,8 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from serviceplatform.errors import HolderCertificateNotValid, SubjectConfirmationExpired
-from serviceplatform.security import xmldsig_create
-from serviceplatform.security.wire import DS_SIGNATURE, SAML_NS, qn
+from serviceplatform.security.wire import SAML_NS, qn
+from tests.saml_edit import resign
 from tests.unit.test_security_roundtrip import NOW, Pki, check
 from tests.unit.test_security_roundtrip import pki as pki
 
@@ -71,14 +71,7 @@ def token_confirmable_until(pki: Pki, not_on_or_after: str) -> etree._Element:
     data = token.find(f".//{qn(SAML_NS, 'SubjectConfirmationData')}")
     assert data is not None
     data.set("NotOnOrAfter", not_on_or_after)
-    old = token.find(DS_SIGNATURE)
-    assert old is not None
-    token.remove(old)
-    signature = xmldsig_create.new_signature(token, index=1)
-    xmldsig_create.add_reference(signature, str(token.get("ID")), enveloped=True)
-    xmldsig_create.sign(
-        signature, xmldsig_create.xmlsec_key(pki.sts[0], pki.sts[1]), [(token, "ID", None)]
-    )
+    resign(token, *pki.sts)
     return token
 
 
