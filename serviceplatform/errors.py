@@ -234,7 +234,7 @@ class HolderCertificateNotValid(SecurityError):
     """The holder-of-key certificate in the token is expired or not yet valid: the STS
     vouched for a key whose certificate no longer (or not yet) stands for its holder."""
 
-    code = "SP-224"
+    code = "SP-226"
     text = "The holder-of-key certificate is outside its validity period"
 
 
@@ -243,7 +243,7 @@ class SubjectConfirmationExpired(SecurityError):
     passed, so the token may no longer be used to confirm its subject (even while its
     ``Conditions`` still hold)."""
 
-    code = "SP-225"
+    code = "SP-227"
     text = "The SAML subject confirmation has expired"
 
 
