@@ -12,6 +12,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from examples import oots_client, sf1600_sms_client, sf2250_client
 from integrations.sf2250.nightly import danish_date, service_window_end
-from integrations.sf2250.sf1600.sms_rules import within_sending_hours
+from serviceplatform.app import PlatformApp
+from serviceplatform.config import load_settings
+from serviceplatform.platform import Platform
 from serviceplatform.security.request_signer import build_signed_envelope
 from serviceplatform.store.db import Database
 from serviceplatform.store.snapshots import Change, SnapshotStore
 from tests.integration.sf2250_requests import fault_code, opdater, status_code
+from tests.wsgi_serving import LocalWsgiServer
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -271,25 +275,61 @@ def test_oots_example_runs_the_whole_preview_journey(
     assert ("approved" if decision == "approve" else "declined") in states
 
 
+@contextmanager
+def print_service_at(
+    workdir: Path, data: dict[str, Any], moment: datetime, into: Path
+) -> Iterator[Path]:
+    """The sandbox's platform (its configuration and database) served in-process with its
+    business clock fixed at ``moment``, and the register's clock with it: a ``sandbox.json``
+    in ``into`` points the Print service there. So the sending hours decide by ``moment``,
+    not by when the suite happens to run."""
+    settings = load_settings(workdir / "platform.toml")
+    # wsa:To is then the address the request was sent to: the in-process server's.
+    settings.soap.public_base_url = ""
+    app = PlatformApp(settings, lambda: Platform(settings, business_clock=lambda: moment))
+    server = LocalWsgiServer(app)
+    control = data["peers"]["nemsms"]["control_url"]
+    manifest = json.loads(json.dumps(data))
+    manifest["services"]["sf1600"]["url"] = server.base_url + "/service/Print/Print/2"
+    into.mkdir(parents=True, exist_ok=True)
+    (into / "sandbox.json").write_text(json.dumps(manifest), encoding="utf-8")
+    session().put(control + "/clock", json={"now": moment.isoformat()}, timeout=5)
+    try:
+        yield into
+    finally:
+        session().put(control + "/clock", json={"now": None}, timeout=5).raise_for_status()
+        server.close()
+        app.close()
+
+
+#: A Wednesday in winter: 12:00 and 23:00 in Denmark.
+WEDNESDAY_NOON = datetime(2026, 1, 14, 11, 0, tzinfo=UTC)
+WEDNESDAY_NIGHT = datetime(2026, 1, 14, 22, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("moment", "code", "methods"),
+    [(WEDNESDAY_NOON, 0, ["GET", "PUT"]), (WEDNESDAY_NIGHT, 1, ["GET"])],
+    ids=["noon", "night"],
+)
 def test_sms_example_asks_then_sends_within_danish_sending_hours(
     sandbox: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    moment: datetime,
+    code: int,
+    methods: list[str],
 ) -> None:
     workdir, data = sandbox
     control = data["peers"]["nemsms"]["control_url"]
     assert sf2250_client.main(["--workdir", str(workdir), "--cpr", "0303805432"]) == 0
     session().delete(control + "/requests", timeout=5)
-    before = within_sending_hours(datetime.now(UTC))
-    code = sf1600_sms_client.main(["--workdir", str(workdir), "--cpr", "0303805432"])
-    after = within_sending_hours(datetime.now(UTC))
-    seen = session().get(control + "/requests", timeout=5).json()
+    with print_service_at(workdir, data, moment, tmp_path / "at") as manifest_dir:
+        result = sf1600_sms_client.main(["--workdir", str(manifest_dir), "--cpr", "0303805432"])
+        seen = session().get(control + "/requests", timeout=5).json()
     assert seen[0]["method"] == "GET" and seen[0]["path"].endswith("/myndighedstilmelding")
-    # The sandbox platform runs on the real clock: NemSMS refuses outside 08:00-22:00.
-    if before and after:
-        assert code == 0
-        assert [r["method"] for r in seen] == ["GET", "PUT"]
-    elif not before and not after:
-        assert code == 1
-        assert [r["method"] for r in seen] == ["GET"]
+    # NemSMS sends 08:00-22:00 Danish time; at 23:00 the platform answers SP-503 itself.
+    assert result == code
+    assert [r["method"] for r in seen] == methods
 
 
 def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
