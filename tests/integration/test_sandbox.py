@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -26,8 +27,10 @@ from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 
 from examples import oots_client, sf1600_sms_client, sf2250_client
-from integrations.sf2250.nightly import danish_date, service_window_end
+from integrations.sf2250.nightly import danish_date
+from serviceplatform import platform as platform_module
 from serviceplatform.app import PlatformApp
+from serviceplatform.cli import cli as cli_group
 from serviceplatform.config import load_settings
 from serviceplatform.platform import Platform
 from serviceplatform.security.request_signer import build_signed_envelope
@@ -332,8 +335,26 @@ def test_sms_example_asks_then_sends_within_danish_sending_hours(
     assert [r["method"] for r in seen] == methods
 
 
+def run_at(moment: datetime, monkeypatch: pytest.MonkeyPatch, workdir: Path, *args: str) -> Result:
+    """A ``serviceplatform`` command in this process against the sandbox, with the
+    platform's business clock (list date, service window) injected at ``moment``."""
+
+    class PlatformAt(Platform):
+        def __init__(self, *positional: Any, **named: Any) -> None:
+            named["business_clock"] = lambda: moment
+            super().__init__(*positional, **named)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(platform_module, "Platform", PlatformAt)
+        return CliRunner().invoke(cli_group, [*args, "--workdir", str(workdir)])
+
+
+#: Sunday 02:00 in Denmark: inside NemSMS's weekly service window (00:00-04:00).
+SUNDAY_NIGHT = datetime(2026, 1, 18, 1, 0, tzinfo=UTC)
+
+
 def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
-    sandbox: tuple[Path, dict[str, Any]],
+    sandbox: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workdir, data = sandbox
     drop = Path(data["peers"]["distributor"]["dir"])
@@ -341,8 +362,9 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
     control = data["peers"]["nemsms"]["control_url"]
     register_sysid = data["authorities"][0]["sysids"]["register"]
     cvr = data["authorities"][0]["cvr"]
-    # Yesterday's list, stored as a run would have stored it; today the register serves another.
-    now = datetime.now(UTC)
+    before = set(drop.glob("*.xml")) if drop.exists() else set()
+    # The day before, stored as a run would have stored it; today the register serves another.
+    now = WEDNESDAY_NOON
     today = danish_date(now)
     database = Database(data["database"])
     try:
@@ -358,16 +380,19 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
         timeout=5,
     ).raise_for_status()
 
-    result = cli(workdir, "subscriptions", "run", "--authority", cvr)
-    if service_window_end(now) is not None:
-        assert result.returncode == 1 and "SP-520" in result.stderr
-        return
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "changes 2, messages delivered 2, pending 0" in result.stdout
-    dropped = sorted(drop.glob("*.xml"))
+    # In the Sunday-night service window the run is refused and nothing is fetched.
+    window = run_at(SUNDAY_NIGHT, monkeypatch, workdir, "subscriptions", "run", "--authority", cvr)
+    assert window.exit_code == 1 and "SP-520" in window.output, window.output
+    assert set(drop.glob("*.xml")) == before
+
+    result = run_at(now, monkeypatch, workdir, "subscriptions", "run", "--authority", cvr)
+    assert result.exit_code == 0, result.output
+    assert f"{today}: lists fetched 1" in result.output
+    assert "changes 2, messages delivered 2, pending 0" in result.output
+    dropped = set(drop.glob("*.xml")) - before
     assert len(dropped) == 2
     assert not [p for p in drop.iterdir() if p.name.startswith(".")]
-    assert "0101901234" not in result.stdout + result.stderr
+    assert "0101901234" not in result.output
     status = cli(workdir, "subscriptions", "status", "--json")
     assert status.returncode == 0, status.stderr
     runs = json.loads(status.stdout)["runs"]
@@ -375,9 +400,9 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
         (cvr, "complete", 1, 1)
     }
     assert json.loads(status.stdout)["outbox"]["pending"] == 0
-    again = cli(workdir, "subscriptions", "run", "--authority", cvr)
-    assert again.returncode == 0 and "completed before" in again.stdout
-    assert len(list(drop.glob("*.xml"))) == 2
+    again = run_at(now, monkeypatch, workdir, "subscriptions", "run", "--authority", cvr)
+    assert again.exit_code == 0 and "completed before" in again.output
+    assert len(set(drop.glob("*.xml")) - before) == 2
 
 
 def _never(kind: str, number: str, change: Change) -> tuple[str, str]:
