@@ -7,6 +7,7 @@ HTTPS requiring a client certificate; the register's test hooks tell what went o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -116,10 +117,13 @@ def test_successful_call_leaves_one_complete_audit_record(
 
 # --- refused before any outward call -------------------------------------------------------
 
-TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
-    "expired token": ({"now": utc_now() - timedelta(hours=9)}, "SP-208"),
-    "token not yet valid": ({"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
-    "wrong audience": ({"audience": "http://entityid.example/other"}, "SP-210"),
+#: Each case's token arguments, made when the test runs: a time taken at collection would be
+#: stale by the time a long suite reaches the test (a token "not yet valid" for ten minutes
+#: after collection is valid twenty minutes later).
+TOKEN_FAILURES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "expired token": (lambda: {"now": utc_now() - timedelta(hours=9)}, "SP-208"),
+    "token not yet valid": (lambda: {"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
+    "wrong audience": (lambda: {"audience": "http://entityid.example/other"}, "SP-210"),
 }
 
 
@@ -127,7 +131,8 @@ TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
 def test_token_failures_are_refused_without_outward_call(
     case: str, running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
-    token, code = TOKEN_FAILURES[case]
+    make_token, code = TOKEN_FAILURES[case]
+    token = make_token()
     answer = post(
         running.sf2250_url, case_system.envelope(opdater(), running.sf2250_url, token=token)
     )
