@@ -16,13 +16,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from serviceplatform.admin.auth import Authenticator, Principal
 from serviceplatform.admin.openapi import openapi_document
 from serviceplatform.admin.views import AdminViews
 from serviceplatform.errors import (
     AdminError,
+    AdminMediaTypeUnsupported,
+    AdminRequestCrossSite,
     InvalidAdminRequest,
     ServicePlatformError,
     StorageError,
@@ -90,6 +92,10 @@ ROUTES: Final = (
 )
 
 
+#: Methods that change something: the CSRF rules apply to them.
+_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
+
 #: Views whose success creates something (HTTP 201).
 _CREATING: Final = frozenset({"request_agreement", "register_consumer_system"})
 
@@ -130,8 +136,10 @@ class AdminApp:
         params = match.groupdict()
         principal: Principal | None = None
         try:
+            if route.method in _CHANGING:
+                self._refuse_cross_site(environ)
             principal = self.auth.authenticate(environ)
-            body = _read_json(environ) if route.method in ("POST", "PUT") else {}
+            body = _read_json(environ) if route.method in _CHANGING else {}
             query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
             view = getattr(self.views, route.view)
             answer = view(principal=principal, body=body, query=query, **params)
@@ -144,6 +152,38 @@ class AdminApp:
         self._audit(route, params, principal, started, None, answer)
         status = 201 if route.view in _CREATING else 200
         return _json(start_response, status, answer)
+
+    def _refuse_cross_site(self, environ: dict[str, Any]) -> None:
+        """CSRF defence for a changing call, checked before the credentials are looked at.
+
+        A browser sends a client certificate (and a proxy's subject header) with any
+        request a hostile page makes it send, so a bearer token is not the only way in.
+        The body must be ``application/json`` (a cross-site form or a "simple" ``fetch``
+        cannot send that type without a CORS preflight, which is never granted), and a
+        browser's own statement that the request comes from another site is believed:
+        ``Sec-Fetch-Site: cross-site``, or an ``Origin`` whose host is not this one.
+        Clients that are not browsers send neither header and pass on the type alone.
+        """
+        if environ.get("HTTP_SEC_FETCH_SITE", "").strip().lower() == "cross-site":
+            raise AdminRequestCrossSite("Sec-Fetch-Site: cross-site")
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and _origin_host(origin) not in self._own_hosts(environ):
+            raise AdminRequestCrossSite(f"Origin {origin[:100]!r} is not this site")
+        media_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise AdminMediaTypeUnsupported(f"got {media_type or 'no Content-Type'}")
+
+    def _own_hosts(self, environ: dict[str, Any]) -> set[str]:
+        """The host[:port] names this request was addressed to: its ``Host``, and the
+        ``X-Forwarded-Host`` a trusted proxy passes on."""
+        scheme = environ.get("wsgi.url_scheme", "http")
+        hosts = {_normal_host(environ.get("HTTP_HOST", ""), scheme)}
+        forwarded = environ.get("HTTP_X_FORWARDED_HOST", "")
+        if forwarded and environ.get("REMOTE_ADDR") in self.auth.trusted_proxies:
+            forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", "https")
+            hosts.add(_normal_host(forwarded.split(",")[0], forwarded_scheme))
+        hosts.discard("")
+        return hosts
 
     def _audit(
         self,
@@ -206,6 +246,27 @@ class AdminApp:
         return [b"" if method == "HEAD" else body]
 
 
+def _normal_host(host: str, scheme: str) -> str:
+    """``host[:port]`` in lower case, without the scheme's default port."""
+    host = host.strip().lower()
+    default = _DEFAULT_PORTS.get(scheme.strip().lower())
+    if default and host.endswith(":" + default):
+        host = host[: -len(default) - 1]
+    return host
+
+
+def _origin_host(origin: str) -> str:
+    """The host[:port] of an ``Origin`` header; "" for ``null`` or anything unreadable,
+    which then matches no host of ours."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return ""
+    if parts.scheme not in _DEFAULT_PORTS or not parts.netloc:
+        return ""
+    return _normal_host(parts.netloc, parts.scheme)
+
+
 def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -245,6 +306,7 @@ def _json(
         404: "Not Found",
         405: "Method Not Allowed",
         409: "Conflict",
+        415: "Unsupported Media Type",
         500: "Internal Server Error",
     }[status]
     all_headers = [

@@ -8,7 +8,7 @@ errors (``AdminError`` and the rest); ``admin/app.py`` turns them into HTTP answ
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, Principal
 from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, InvalidAdminRequest
@@ -21,6 +21,11 @@ from serviceplatform.store.outbox import Outbox
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemEvent, SystemStore, SystemView
 
 Json = dict[str, Any]
+
+
+#: What a supplier is not shown of an agreement it requested: the authority's SysIDs and the
+#: platform's outward certificate are the authority's and the operator's business.
+_HIDDEN_FROM_SUPPLIERS: Final = ("sysids", "register_cert_alias")
 
 
 def agreement_json(view: AgreementView) -> Json:
@@ -135,17 +140,29 @@ class AdminViews:
             "supplier_cvr": principal.supplier_cvr or None,
         }
 
+    def _agreement_for(self, principal: Principal, view: AgreementView) -> Json:
+        """An agreement as ``principal`` may see it: a supplier without the SysIDs."""
+        answer = agreement_json(view)
+        if principal.role == SUPPLIER:
+            for key in _HIDDEN_FROM_SUPPLIERS:
+                answer[key] = None
+        return answer
+
     def list_agreements(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         views = self.agreements.find(
             status=query.get("status") or None,
             service=query.get("service") or None,
             authority_cvr=query.get("authority_cvr") or None,
         )
-        return {"agreements": [agreement_json(v) for v in views if self._visible(principal, v)]}
+        return {
+            "agreements": [
+                self._agreement_for(principal, v) for v in views if self._visible(principal, v)
+            ]
+        }
 
     def get_agreement(self, principal: Principal, agreement_uuid: str, **_: Any) -> Json:
         view = self._get_visible(principal, agreement_uuid)
-        answer = agreement_json(view)
+        answer = self._agreement_for(principal, view)
         answer["history"] = [
             {
                 "at": event.at.isoformat(),
@@ -154,7 +171,8 @@ class AdminViews:
                 "from_status": event.from_status,
                 "to_status": event.to_status,
                 "reason": event.reason,
-                "details": event.details,
+                # A configuration's details are the SysIDs and the certificate alias.
+                "details": {} if principal.role == SUPPLIER else event.details,
             }
             for event in self.agreements.history(agreement_uuid)
         ]
@@ -179,7 +197,7 @@ class AdminViews:
             actor=principal.label,
             reason=_text(body, "reason"),
         )
-        return agreement_json(view)
+        return self._agreement_for(principal, view)
 
     def transition(
         self, principal: Principal, agreement_uuid: str, action: str, body: Json, **_: Any
@@ -310,7 +328,9 @@ class AdminViews:
     def runs(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         principal.require(OPERATOR, AUTHORITY_ADMIN)
         snapshots = part("list_snapshots")(self.platform.db).latest(_limit(query, 3))
-        counts = Outbox(self.platform.db).counts()
+        # An authority administrator sees its own authority's deliveries only.
+        own = principal.authority_cvr if principal.role == AUTHORITY_ADMIN else None
+        counts = Outbox(self.platform.db).counts(authority_cvr=own)
         return {
             "runs": [
                 {

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 import requests
 from openapi_spec_validator import validate
+from sqlalchemy import insert
 
 from serviceplatform.admin.app import ROUTES
 from serviceplatform.admin.auth import token_digest
 from serviceplatform.config import AdminPrincipal
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
+from serviceplatform.store.models import outbox
 from tests.certificates import make_cert
 from tests.integration.conftest import (
     CaseSystem,
@@ -55,6 +57,10 @@ class Admin:
         self, method: str, path: str, token: str | None = "ops", **kwargs: Any
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if method in ("POST", "PUT"):
+            # What every JSON client sends (the CSRF rule requires it on changing calls).
+            headers["Content-Type"] = "application/json"
+        headers.update(kwargs.pop("headers", {}))
         return self.session.request(method, self.api + path, headers=headers, timeout=10, **kwargs)
 
     def ok(self, method: str, path: str, token: str = "ops", **kwargs: Any) -> Any:
@@ -192,7 +198,8 @@ def test_an_authority_admin_cannot_touch_another_authoritys_agreement(admin: Adm
     assert own and {a["authority_cvr"] for a in own} == {A}
 
 
-# Every endpoint: anonymous callers get 401, roles outside the endpoint's get 403 (or 404).
+# Every endpoint: anonymous callers get 401, roles outside the endpoint's get 403, and an
+# authority administrator 404 for another authority's agreement.
 EVERYONE = set(TOKENS)
 AUTHORITY_ADMINS = {"adm-a", "adm-b", "adm-c"}
 ENDPOINTS = [
@@ -257,9 +264,13 @@ def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: 
         answer = admin.call(method, target(), token, json=_body(path))
         if token in allowed:
             assert answer.status_code in (200, 201), (token, answer.text)
+        elif token in AUTHORITY_ADMINS and "adm-c" in allowed:
+            # The role may do this, but not to another authority's agreement: answered as if
+            # it did not exist (docs/admin-api.md), never 403, which would confirm it exists.
+            assert (answer.status_code, answer.json()["error"]["code"]) == (404, "SP-603")
         else:
-            assert answer.status_code in (403, 404), (token, answer.text)
-            assert answer.json()["error"]["code"] in ("SP-602", "SP-603")
+            # The role may never do this.
+            assert (answer.status_code, answer.json()["error"]["code"]) == (403, "SP-602")
 
 
 def _registration(**extra: str) -> dict[str, Any]:
@@ -318,6 +329,50 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(admin: Admin) -> None:
     )
     assert wrong_role.status_code == 400 and "no role" in wrong_role.json()["error"]["text"]
     assert len(admin.ok("GET", "/agreements")["agreements"]) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Content-Type": "text/plain"}, (415, "SP-621")),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, (415, "SP-621")),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, (415, "SP-621")),
+        ({"Origin": "https://evil.example"}, (403, "SP-620")),
+        ({"Origin": "null"}, (403, "SP-620")),
+        ({"Sec-Fetch-Site": "cross-site"}, (403, "SP-620")),
+    ],
+)
+def test_changing_calls_from_another_site_or_not_json_are_refused(
+    admin: Admin, headers: dict[str, str], expected: tuple[int, str]
+) -> None:
+    """CSRF: what a hostile page can make an operator's browser send changes nothing."""
+    uuid = admin.request_c()["uuid"]
+    before = admin.ok("GET", f"/agreements/{uuid}")
+    listed = len(admin.ok("GET", "/agreements")["agreements"])
+    for method, path, body in (
+        ("POST", f"/agreements/{uuid}/approve", b'{"reason": "csrf"}'),
+        ("PUT", f"/agreements/{uuid}/configuration", b'{"sysids": {"register": "1111111"}}'),
+        ("POST", "/agreements", b'{"authority_cvr": "29189846"}'),
+    ):
+        answer = admin.call(method, path, "adm-c", data=body, headers=headers)
+        assert (answer.status_code, answer.json()["error"]["code"]) == expected, answer.text
+    assert admin.ok("GET", f"/agreements/{uuid}") == before
+    assert len(admin.ok("GET", "/agreements")["agreements"]) == listed
+    refusals = admin.ok("GET", "/audit?limit=20")["records"]
+    assert sum(r["error_code"] == expected[1] for r in refusals) == 3
+
+
+def test_a_same_origin_browser_call_passes(admin: Admin) -> None:
+    uuid = admin.request_c()["uuid"]
+    host = admin.platform.base_url.split("://", 1)[1]
+    answer = admin.call(
+        "POST",
+        f"/agreements/{uuid}/approve",
+        "adm-c",
+        json={},
+        headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "approved", answer.text
 
 
 def test_the_openapi_document_is_valid_and_lists_every_route(admin: Admin) -> None:
@@ -476,3 +531,63 @@ def test_a_certificate_cannot_belong_to_two_systems_and_bad_ones_are_refused(adm
     bad_cvr = admin.call("POST", "/consumer-systems", json=_registration(supplier_cvr="12345675"))
     assert (bad_cvr.status_code, bad_cvr.json()["error"]["code"]) == (400, "SP-605")
     assert len(admin.ok("GET", "/consumer-systems")["consumer_systems"]) == before
+
+
+def test_a_supplier_never_sees_the_authoritys_sysids(admin: Admin) -> None:
+    uuid = admin.request_c()["uuid"]
+    admin.ok(
+        "PUT",
+        f"/agreements/{uuid}/configuration",
+        json={"sysids": {"register": "2252077"}, "register_cert_alias": "platform-register"},
+    )
+    operator_view = admin.ok("GET", f"/agreements/{uuid}")
+    assert operator_view["sysids"]["register"] == "2252077"
+    assert "2252077" in str(operator_view["history"])
+    listed = [a for a in admin.ok("GET", "/agreements", "supp")["agreements"] if a["uuid"] == uuid]
+    single = admin.call("GET", f"/agreements/{uuid}", "supp")
+    for shown in (listed[0], single.json()):
+        assert (shown["sysids"], shown["register_cert_alias"]) == (None, None)
+        assert shown["configured"] is True and shown["status"] == "requested"
+    assert "2252077" not in single.text and "2252077" not in str(listed)
+    assert "platform-register" not in single.text
+    # The agreement a supplier has just requested comes back the same way.
+    created = admin.request_c()
+    assert (created["sysids"], created["register_cert_alias"]) == (None, None)
+    # The authority's administrator still sees them.
+    assert admin.ok("GET", f"/agreements/{uuid}", "adm-c")["sysids"]["register"] == "2252077"
+
+
+def test_an_authority_administrator_sees_its_own_outbox_counts(admin: Admin) -> None:
+    rows = [
+        {
+            "message_id": f"{authority}-{n}-{state}",
+            "topic": "test",
+            "authority_cvr": authority,
+            "body": "{}",
+            "state": state,
+            "attempts": attempts,
+            "created_at": datetime.now(UTC),
+        }
+        for authority, count in ((A, 2), (B, 5))
+        for n in range(count)
+        for state, attempts in (("pending", n % 2), ("delivered", 0))
+    ]
+    with admin.platform.platform.db.transaction() as connection:
+        connection.execute(insert(outbox), rows)
+    everything = admin.ok("GET", "/subscriptions/runs")["outbox"]
+    assert everything == {"pending": 7, "delivered": 7, "failing": 3}
+    assert admin.ok("GET", "/subscriptions/runs", "adm-a")["outbox"] == {
+        "pending": 2,
+        "delivered": 2,
+        "failing": 1,
+    }
+    assert admin.ok("GET", "/subscriptions/runs", "adm-b")["outbox"] == {
+        "pending": 5,
+        "delivered": 5,
+        "failing": 2,
+    }
+    assert admin.ok("GET", "/subscriptions/runs", "adm-c")["outbox"] == {
+        "pending": 0,
+        "delivered": 0,
+        "failing": 0,
+    }

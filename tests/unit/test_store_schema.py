@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from datetime import UTC, datetime
@@ -81,6 +82,33 @@ def test_sqlite_connections_are_tuned(tmp_path: Path) -> None:
         "busy_timeout": 5000,
         "foreign_keys": 1,
     }
+
+
+def test_a_new_sqlite_database_is_owner_only(tmp_path: Path) -> None:
+    """It holds CPR numbers: 0600 whatever the umask, and so its WAL files (SQLite gives
+    them the database file's mode). An existing file keeps the mode its owner chose."""
+    path = tmp_path / "new.sqlite"
+    previous = os.umask(0o022)
+    try:
+        db = Database(f"sqlite:///{path}")
+        try:
+            db.upgrade()
+            with db.transaction() as connection:
+                connection.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+                connection.exec_driver_sql("INSERT INTO probe VALUES (1)")
+            created = [p for p in tmp_path.iterdir() if p.name.startswith("new.sqlite")]
+            assert {p.name for p in created} >= {"new.sqlite", "new.sqlite-wal"}
+            for file in created:
+                assert oct(file.stat().st_mode & 0o777) == "0o600", file.name
+        finally:
+            db.dispose()
+        existing = tmp_path / "shared.sqlite"
+        existing.touch(mode=0o640)
+        existing.chmod(0o640)
+        Database(f"sqlite:///{existing}").dispose()
+        assert oct(existing.stat().st_mode & 0o777) == "0o640"
+    finally:
+        os.umask(previous)
 
 
 def test_transaction_rolls_back_on_error_and_raises_storage_error(database: Database) -> None:
