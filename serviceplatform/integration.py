@@ -71,6 +71,9 @@ class Integration:
     services: tuple[SoapService, ...] = field(default_factory=tuple)
     #: Service key -> the roles an agreement needs SysIDs for before it is "configured".
     required_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Service keys whose calls go out with the agreement's client certificate
+    #: (``register_cert_alias``): their agreements route only once they name one.
+    outward_certificate: frozenset[str] = frozenset()
     #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
     commands: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()

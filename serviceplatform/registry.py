@@ -11,11 +11,13 @@ naming it instead of breaking the import of the core.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiMount
+from serviceplatform.routing.needs import ServiceNeeds
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -94,12 +96,17 @@ def load_attribute(target: str, what: str) -> Any:
         raise ConfigurationError(f"{what} ({target}) cannot be loaded: {exc}") from exc
 
 
-def service_roles() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
-    """Service key -> (roles it may have SysIDs for, roles an agreement must configure)."""
-    found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+@cache
+def service_needs() -> Mapping[str, ServiceNeeds]:
+    """Service key -> what its agreements need before they route (roles, certificate)."""
+    found: dict[str, ServiceNeeds] = {}
     for integration in integrations():
         for key, roles in integration.roles.items():
-            found[key] = (roles, integration.required_roles.get(key, frozenset()))
+            found[key] = ServiceNeeds(
+                roles=roles,
+                required_roles=integration.required_roles.get(key, frozenset()),
+                certificate=key in integration.outward_certificate,
+            )
     return found
 
 

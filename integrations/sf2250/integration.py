@@ -53,6 +53,8 @@ INTEGRATION = Integration(
         SERVICE_KEY: frozenset({"register"}),
         PRINT_SERVICE_KEY: frozenset({"nemsms", "afsender"}),
     },
+    # Both call the NemSMS register over mutual TLS with the agreement's certificate.
+    outward_certificate=frozenset({SERVICE_KEY, PRINT_SERVICE_KEY}),
     services=(
         SoapService(
             key=SERVICE_KEY,
