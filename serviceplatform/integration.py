@@ -76,5 +76,8 @@ class Integration:
     outward_certificate: frozenset[str] = frozenset()
     #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
     commands: tuple[str, ...] = ()
+    #: ``module:attribute`` of callables Platform -> ``messagelog.model.MessageSource``: the
+    #: integration's outward messages in the message log (the core lists the calls itself).
+    message_sources: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()
     mounts: tuple[WsgiMount, ...] = ()

@@ -13,11 +13,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.integration import Integration, ScheduledJob, SoapService, WsgiMount
 from serviceplatform.routing.needs import ServiceNeeds
+
+if TYPE_CHECKING:
+    from serviceplatform.messagelog.model import MessageSource
+    from serviceplatform.platform import Platform
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -79,6 +83,15 @@ def command_objects() -> list[Any]:
         for target in integration.commands:
             found.append(load_attribute(target, f"command of integration {integration.name!r}"))
     return found
+
+
+def message_sources(platform: Platform) -> list[MessageSource]:
+    """The integrations' sources of the message log, built for ``platform``."""
+    return [
+        load_attribute(target, f"message source of integration {integration.name!r}")(platform)
+        for integration in integrations()
+        for target in integration.message_sources
+    ]
 
 
 def load_attribute(target: str, what: str) -> Any:

@@ -62,6 +62,7 @@ def _integration() -> Integration:
             ),
         ),
         mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
+        message_sources=("integrations.oots.message_log:message_source",),
     )
 
 

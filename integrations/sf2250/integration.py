@@ -75,6 +75,7 @@ INTEGRATION = Integration(
         ),
     ),
     commands=("integrations.sf2250.commands:subscriptions",),
+    message_sources=("integrations.sf2250.message_log:message_source",),
     jobs=(
         ScheduledJob(
             id="sf2250-subscriptions-nightly",

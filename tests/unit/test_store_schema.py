@@ -43,7 +43,7 @@ def test_comparison_would_notice_a_difference(database: Database) -> None:
 
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = migration_head()
-    assert head == "0008"  # a new migration updates this line on purpose
+    assert head == "0009"  # a new migration updates this line on purpose
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -200,6 +200,7 @@ def test_migration_files_live_in_the_package() -> None:
         "v0006_routing_version.py",
         "v0007_oots_requests.py",
         "v0008_consumer_system_certificates.py",
+        "v0009_message_log_indexes.py",
     ]
 
 
