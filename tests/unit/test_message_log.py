@@ -18,6 +18,7 @@ from serviceplatform.config import Settings
 from serviceplatform.errors import MessageNotFound, ResendRefused
 from serviceplatform.messagelog.log import MessageLog
 from serviceplatform.messagelog.model import Cursor, MessageQuery
+from serviceplatform.messagelog.usage import percentile, usage, usage_json
 from serviceplatform.platform import Platform
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
@@ -240,3 +241,39 @@ def test_an_undelivered_outbox_row_is_resent_and_a_delivered_one_is_not(
         log.resend("outbox:2", actor="ops")
     with pytest.raises(ResendRefused):
         log.resend("call:1", actor="ops")
+
+
+def test_usage_counts_calls_faults_and_p95_per_day_authority_and_service(
+    database: Database,
+) -> None:
+    # Twenty calls of A on one day, latencies 1..20 ms, two of them faults; one of B; an
+    # administrator's change, a call before the period, and one of the next day.
+    for n in range(1, 21):
+        _call(database, n, latency_ms=float(n), outcome="fault" if n % 10 == 0 else "ok")
+    _call(database, 30, authority_cvr=B, latency_ms=7.0)
+    _call(database, 31, service="admin", operation="approve")
+    _call(database, -60 * 24 * 40)  # 40 days before: outside 30 days
+    _call(database, 60 * 24, latency_ms=3.0)
+    now = at(60 * 24 + 5)
+    rows = usage(database, now=now, days=30)
+    assert [(r.day, r.authority_cvr, r.service, r.calls, r.faults) for r in rows] == [
+        (at(60 * 24).date(), A, "sf2250", 1, 0),
+        (T0.date(), B, "sf2250", 1, 0),
+        (T0.date(), A, "sf2250", 20, 2),
+    ]
+    assert rows[2].error_rate == 0.1
+    # percentile_cont: 19 * 0.95 = 18.05 -> 19 + 0.05 * (20 - 19)
+    assert rows[2].p95_ms == pytest.approx(19.05)
+    assert [r.authority_cvr for r in usage(database, now=now, authority_cvr=B)] == [B]
+    answer = usage_json(rows, first=(now - timedelta(days=29)).date(), last=now.date())
+    assert len(answer["days"]) == 30
+    assert answer["days"][-2:] == [
+        {"day": T0.date().isoformat(), "calls": 21, "faults": 2},
+        {"day": now.date().isoformat(), "calls": 1, "faults": 0},
+    ]
+
+
+def test_percentile_matches_postgres_percentile_cont() -> None:
+    assert percentile([], 0.95) == 0.0
+    assert percentile([5.0], 0.95) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
