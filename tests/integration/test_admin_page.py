@@ -38,6 +38,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy import insert
 
 from integrations.oots.exchange import Destination, OotsExchange
 from integrations.oots.request_store import RequestStore
@@ -48,6 +49,7 @@ from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.audit import AuditEntry, AuditLog
+from serviceplatform.store.models import outbox
 from serviceplatform.store.systems import SystemStore
 from tests.certificates import make_cert
 from tests.integration.conftest import (
@@ -985,3 +987,76 @@ def test_the_usage_table_and_chart(
             "the usage table",
         )
         assert {r.get_attribute("data-authority") for r in page.find_all("usage-row")} <= {C}
+
+
+PANELS = ("agreements", "systems", "certificates", "runs", "messages", "usage", "audit")
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)], ids=["1280x800", "1920x1080"])
+def test_every_action_button_is_visible_at_both_window_sizes(
+    page: Page, admin_api: AdminApi, platform: RunningPlatform, size: tuple[int, int]
+) -> None:
+    # Rows with every kind of action: requested (approve, reject), approved (suspend,
+    # revoke), an undelivered nightly delivery to resend.
+    admin_api.request_for_c()
+    with platform.platform.db.transaction(write_first=True) as connection:
+        connection.execute(
+            insert(outbox).values(
+                message_id="6f1c0f4e-0000-4000-8000-00000000beef",
+                topic="beskedfordeler",
+                authority_cvr=B,
+                body="<Haendelsesbesked/>",
+                state="pending",
+                attempts=1,
+                last_error="SP-430 the distributor is unavailable",
+                created_at=datetime.now(UTC),
+            )
+        )
+    page.driver.set_window_size(*size)
+    with page.on_failure_screenshot(f"layout-{size[0]}x{size[1]}"):
+        page.sign_in("ops")
+        assert page.clipped_buttons("tabs") == []
+        actions = {
+            b.get_attribute("data-testid") for b in page.find_all("agreements-table")[0]
+            .find_elements(By.TAG_NAME, "button")
+        }  # fmt: skip
+        assert {"action-approve", "action-reject", "action-suspend", "action-revoke"} <= actions
+        for panel in PANELS:
+            page.find(f"tab-{panel}").click()
+            page.wait(
+                lambda _, p=panel: (  # type: ignore[misc]
+                    page.find(f"panel-{p}").is_displayed()
+                    and "loading"
+                    not in {
+                        t.get_attribute("data-state")
+                        for t in page.find(f"panel-{p}").find_elements(By.TAG_NAME, "table")
+                    }
+                ),
+                f"the {panel} section",
+            )
+            if panel == "messages":
+                row = page.wait(
+                    lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-ref^="outbox:"]'),
+                    "the undelivered nightly delivery",
+                )
+                page.find("message-details", row).click()
+                page.visible("message-resend")
+            assert page.clipped_buttons(f"panel-{panel}") == [], panel
+            for button in page.find(f"panel-{panel}").find_elements(By.TAG_NAME, "button"):
+                if button.is_displayed():
+                    # Reachable: scrolled to, it lies inside the window.
+                    inside = page.driver.execute_script(
+                        "arguments[0].scrollIntoView({block: 'center'});"
+                        "const r = arguments[0].getBoundingClientRect();"
+                        "return r.left >= 0 && r.right <= window.innerWidth"
+                        " && r.top >= 0 && r.bottom <= window.innerHeight;",
+                        button,
+                    )
+                    assert inside, (panel, button.text)
+        # The confirmation dialog's buttons too.
+        page.find("tab-agreements").click()
+        page.agreements_ready()
+        page.find_all("action-reject")[0].click()
+        page.visible("confirm-dialog")
+        assert page.clipped_buttons("confirm-dialog") == []
+        page.find("confirm-cancel").click()
