@@ -76,6 +76,9 @@ class Integration:
     outward_certificate: frozenset[str] = frozenset()
     #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
     commands: tuple[str, ...] = ()
+    #: Settings -> {peer name: URL} of every peer the integration calls with these settings
+    #: (Domibus, the common services...); ``/readyz`` probes each. None: it calls none.
+    peers: Callable[[Settings], Mapping[str, str]] | None = None
     #: ``module:attribute`` of callables Platform -> ``messagelog.model.MessageSource``: the
     #: integration's outward messages in the message log (the core lists the calls itself).
     message_sources: tuple[str, ...] = ()

@@ -20,6 +20,7 @@ from serviceplatform.integration import Integration, ScheduledJob, SoapService, 
 from serviceplatform.routing.needs import ServiceNeeds
 
 if TYPE_CHECKING:
+    from serviceplatform.config import Settings
     from serviceplatform.messagelog.model import MessageSource
     from serviceplatform.platform import Platform
 
@@ -82,6 +83,15 @@ def command_objects() -> list[Any]:
     for integration in integrations():
         for target in integration.commands:
             found.append(load_attribute(target, f"command of integration {integration.name!r}"))
+    return found
+
+
+def integration_peers(settings: Settings) -> dict[str, str]:
+    """Peer name -> URL of every peer the integrations call with ``settings``."""
+    found: dict[str, str] = {}
+    for integration in integrations():
+        if integration.peers is not None:
+            found.update(integration.peers(settings))
     return found
 
 

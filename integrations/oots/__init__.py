@@ -33,6 +33,21 @@ def _build(platform: Platform) -> WsgiApp:
     return build_service_app(platform, PATH)
 
 
+def _peers(settings: Settings) -> dict[str, str]:
+    """Readiness: each Domibus access point in use, and the common services when configured."""
+    from integrations.oots.access_points import access_points, platform_access_point
+
+    platform_url = platform_access_point(settings.oots).url
+    found: dict[str, str] = {}
+    for point in access_points(settings.oots):
+        # The platform's access point is "domibus"; an authority's own is named by its URL.
+        name = "domibus" if point.url == platform_url else f"domibus:{point.party_id}"
+        found.setdefault(name, point.url)
+    if settings.oots.common_services_url:
+        found["oots-common-services"] = settings.oots.common_services_url
+    return found
+
+
 def _push_prefix(settings: Settings) -> str:
     return settings.oots.push_path
 
@@ -63,6 +78,7 @@ def _integration() -> Integration:
         ),
         mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
         message_sources=("integrations.oots.message_log:message_source",),
+        peers=_peers,
     )
 
 
