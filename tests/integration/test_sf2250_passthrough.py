@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -117,10 +118,12 @@ def test_successful_call_leaves_one_complete_audit_record(
 
 # --- refused before any outward call -------------------------------------------------------
 
-TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
-    "expired token": ({"now": utc_now() - timedelta(hours=9)}, "SP-208"),
-    "token not yet valid": ({"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
-    "wrong audience": ({"audience": "http://entityid.example/other"}, "SP-210"),
+#: Case -> (the token's claims, made when the test runs, and the fault code expected). Made
+#: then, not at import: a slow suite can reach this test more than ten minutes after import.
+TOKEN_FAILURES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "expired token": (lambda: {"now": utc_now() - timedelta(hours=9)}, "SP-208"),
+    "token not yet valid": (lambda: {"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
+    "wrong audience": (lambda: {"audience": "http://entityid.example/other"}, "SP-210"),
 }
 
 
@@ -128,9 +131,9 @@ TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
 def test_token_failures_are_refused_without_outward_call(
     case: str, running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
-    token, code = TOKEN_FAILURES[case]
+    claims, code = TOKEN_FAILURES[case]
     answer = post(
-        running.sf2250_url, case_system.envelope(opdater(), running.sf2250_url, token=token)
+        running.sf2250_url, case_system.envelope(opdater(), running.sf2250_url, token=claims())
     )
     assert answer.status_code == 400
     assert fault_code(answer) == code
