@@ -449,6 +449,30 @@ class CertificateInvalid(AdminError):
     http_status = 400
 
 
+class CertificateAliasUnknown(AdminError):
+    code = "SP-609"
+    text = "The certificate alias names no certificate in the certificate store"
+    http_status = 400
+
+
+class CertificateAliasExpired(AdminError):
+    code = "SP-610"
+    text = "The certificate the alias names has expired"
+    http_status = 400
+
+
+class MessageNotFound(AdminError):
+    code = "SP-611"
+    text = "No such message in the message log"
+    http_status = 404
+
+
+class ResendRefused(AdminError):
+    code = "SP-612"
+    text = "The message cannot be resent"
+    http_status = 409
+
+
 class AdminRequestCrossSite(AdminError):
     """CSRF defence: a changing call from another site's page (foreign ``Origin`` or
     ``Sec-Fetch-Site: cross-site``) is refused before anything is read or changed."""

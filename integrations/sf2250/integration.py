@@ -64,6 +64,8 @@ INTEGRATION = Integration(
         SERVICE_KEY: frozenset({"register"}),
         PRINT_SERVICE_KEY: frozenset({"nemsms", "afsender"}),
     },
+    # Both call the NemSMS register over mutual TLS with the agreement's certificate.
+    outward_certificate=frozenset({SERVICE_KEY, PRINT_SERVICE_KEY}),
     services=(
         SoapService(
             key=SERVICE_KEY,
@@ -90,6 +92,7 @@ INTEGRATION = Integration(
     migrations=Path(__file__).resolve().parent / "migrations",
     metrics=(MetricSource("nightly", "integrations.sf2250.metrics:nightly"),),
     parts={"list_snapshots": "integrations.sf2250.snapshot_store:SnapshotStore"},
+    message_sources=("integrations.sf2250.message_log:message_source",),
     jobs=(
         ScheduledJob(
             id="sf2250-subscriptions-nightly",

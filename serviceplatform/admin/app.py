@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from serviceplatform.admin.auth import Authenticator, Principal
 from serviceplatform.admin.openapi import openapi_document
+from serviceplatform.admin.operations_views import OperationsViews
 from serviceplatform.admin.views import AdminViews
 from serviceplatform.errors import (
     AdminError,
@@ -39,6 +40,8 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 MAX_BODY: Final = 64 * 1024
 _UUID: Final = r"(?P<agreement_uuid>[0-9a-f-]{36})"
 _SYSTEM: Final = r"(?P<system_uuid>[0-9a-f-]{36})"
+#: A message of the message log: its source and its key there (``call/42``).
+MESSAGE: Final = r"(?P<source>[a-z][a-z0-9_-]{0,31})/(?P<key>[A-Za-z0-9._@-]{1,255})"
 _STATIC_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -89,6 +92,10 @@ ROUTES: Final = (
     _route("GET", "/api/certificates", "certificates"),
     _route("GET", "/api/subscriptions/runs", "runs"),
     _route("GET", "/api/audit", "audit"),
+    _route("GET", "/api/messages", "list_messages"),
+    _route("GET", f"/api/messages/{MESSAGE}", "get_message"),
+    _route("POST", f"/api/messages/{MESSAGE}/resend", "resend_message", "resend"),
+    _route("GET", "/api/usage", "usage"),
 )
 
 
@@ -104,6 +111,8 @@ class AdminApp:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.views = AdminViews(platform)
+        #: The message log and usage overview (``operations_views.py``).
+        self.operations = OperationsViews(platform)
         self.auth = Authenticator(platform.settings.admin)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -141,7 +150,7 @@ class AdminApp:
             principal = self.auth.authenticate(environ)
             body = _read_json(environ) if route.method in _CHANGING else {}
             query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-            view = getattr(self.views, route.view)
+            view = getattr(self.views, route.view, None) or getattr(self.operations, route.view)
             answer = view(principal=principal, body=body, query=query, **params)
         except ServicePlatformError as error:
             self._audit(route, params, principal, started, error)
@@ -199,8 +208,13 @@ class AdminApp:
             return
         operation = params.get("action") or params.get("state") or route.action or route.view
         kind = "consumer system" if "consumer-systems" in route.pattern.pattern else "agreement"
+        if "key" in params:
+            kind = "message"
         target = (
-            params.get("agreement_uuid") or params.get("system_uuid") or (answer or {}).get("uuid")
+            params.get("agreement_uuid")
+            or params.get("system_uuid")
+            or (f"{params['source']}:{params['key']}" if "key" in params else None)
+            or (answer or {}).get("uuid")
         )
         who = principal.label if principal is not None else "anonymous"
         try:

@@ -11,11 +11,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, Principal
+from serviceplatform.admin.certificate_alias import AliasChecker
 from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, InvalidAdminRequest
 from serviceplatform.logmask import mask_subject
 from serviceplatform.outbound.certstore import CertInfo
 from serviceplatform.platform import Platform
-from serviceplatform.registry import part, service_roles
+from serviceplatform.registry import part, service_needs
 from serviceplatform.store.agreements import AgreementStore, AgreementView
 from serviceplatform.store.outbox import Outbox
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemEvent, SystemStore, SystemView
@@ -44,6 +45,7 @@ def agreement_json(view: AgreementView) -> Json:
         "sysids": view.sysids,
         "configured": view.configured,
         "routable": view.routable,
+        "missing": view.missing,
         "created_at": view.created_at.isoformat(),
         "updated_at": view.updated_at.isoformat(),
     }
@@ -111,7 +113,12 @@ def _limit(query: dict[str, str], default: int = 50) -> int:
 class AdminViews:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
-        self.agreements = AgreementStore(platform.db, service_roles(), clock=platform.clock)
+        self.agreements = AgreementStore(
+            platform.db,
+            service_needs(),
+            clock=platform.clock,
+            alias_check=AliasChecker(platform.certificates),
+        )
         self.systems = SystemStore(platform.db, clock=platform.clock)
 
     # --- agreements ---------------------------------------------------------------------

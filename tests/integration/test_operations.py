@@ -17,10 +17,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from integrations.oots.settings import OOTS_SETTINGS, OotsRequesterSettings, OotsSettings
 from serviceplatform.app import PlatformApp
 from serviceplatform.observability import health
 from serviceplatform.observability.health import Check, ReadinessApp
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
+from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.pki import PLATFORM_REGISTER_SUBJECT, Pki, issue_certificate, load_ca
 from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS
 from tests.integration.conftest import (
@@ -276,3 +278,45 @@ def test_a_check_past_the_deadline_fails(
     assert not readiness.ready
     late = {check.name: check for check in readiness.checks}["peer:nemsms"]
     assert not late.ok and "no answer within 0.2 s" in late.detail
+
+
+def test_readyz_has_a_line_per_peer_the_node_uses(
+    tmp_path: Path, pki: Pki, register: NemSmsRegister
+) -> None:
+    # OOTS through the simulated gateway (WS plugin and common services), one authority with
+    # an access point of its own that is down, and an AMQP distributor that is down too.
+    own_port, broker_port = closed_port(), closed_port()
+    with SimulatedOotsGateway(tls_dir=pki.directory) as gateway:
+        settings = make_settings(tmp_path, pki, register.base_url)
+        settings.sections[OOTS_SETTINGS.name] = OotsSettings(
+            domibus_url=gateway.base_url,
+            party_id="AP_DK_01",
+            common_services_url=gateway.common_services_url,
+            poll_interval_seconds=3600,
+            requesters={
+                "29189854": OotsRequesterSettings(
+                    domibus_url=f"http://127.0.0.1:{own_port}/domibus/services/wsplugin",
+                    party_id="AP_KOMMUNE_B",
+                )
+            },
+        )
+        settings.distributor.transport = "amqp"
+        settings.distributor.amqp.url = f"amqp://bf:s3cret@127.0.0.1:{broker_port}/"
+        platform = start_platform(settings)
+        try:
+            status, data = readyz(platform.base_url)
+        finally:
+            platform.stop()
+    checks = data["checks"]
+    peers = {name: check["ok"] for name, check in checks.items() if name.startswith("peer:")}
+    assert peers == {
+        "peer:nemsms": True,
+        "peer:domibus": True,
+        "peer:oots-common-services": True,
+        "peer:domibus:AP_KOMMUNE_B": False,
+        "peer:distributor": False,
+    }
+    assert status == 503 and data["status"] == "not ready"
+    assert f"127.0.0.1:{own_port}" in checks["peer:domibus:AP_KOMMUNE_B"]["detail"]
+    assert f"127.0.0.1:{broker_port}" in checks["peer:distributor"]["detail"]
+    assert "s3cret" not in str(data)
