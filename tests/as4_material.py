@@ -8,10 +8,12 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from integrations.oots.as4.ebms import build_messaging
+from integrations.oots.as4.model import EBMS_NS
 from integrations.oots.as4.signature import SigningKey
 from integrations.oots.as4.soap import new_envelope
 from tests.certificates import MadeCert, make_cert
-from tests.oots_domibus_material import outgoing
+from tests.official_schemas import XSD_NS
+from tests.oots_domibus_material import CONFORMANCE, EBMS3_XSD, XML_NS, outgoing
 
 
 @cache
@@ -38,3 +40,32 @@ def user_envelope() -> etree._Element:
     root, header, _ = new_envelope()
     header.append(build_messaging(outgoing()))
     return root
+
+
+XML_XSD = CONFORMANCE / "domibus" / "ws-plugin" / "xml.xsd"
+SOAP12_XSD = CONFORMANCE / "ebms3" / "soap12.xsd"
+EBBP_XSD = CONFORMANCE / "ebms3" / "ebbp-signals-2.0.4.xsd"
+XMLDSIG_XSD = (
+    CONFORMANCE / "kombit" / "beskedfordeler" / "xsd" / "cached" / "xmldsig-core-schema.xsd"
+)
+XLINK_XSD = CONFORMANCE / "oots-edm-1.0" / "xsd" / "xml" / "xlink.xsd"
+
+
+@cache
+def envelope_schema() -> etree.XMLSchema:
+    """SOAP 1.2 + the ebMS 3 header + the ebBP signals (receipt NRR) + XML-DSig, read in place
+    from ``shared/conformance``: an AS4 envelope is checked as deep as these schemas reach
+    (``wsse:Security`` has no schema there and is skipped by the SOAP header's lax wildcard)."""
+    top = etree.Element(f"{{{XSD_NS}}}schema", nsmap={"xsd": XSD_NS})
+    for namespace, location in (
+        (XML_NS, XML_XSD),
+        ("http://www.w3.org/2000/09/xmldsig#", XMLDSIG_XSD),
+        ("http://www.w3.org/1999/xlink", XLINK_XSD),
+        ("http://www.w3.org/2003/05/soap-envelope", SOAP12_XSD),
+        (EBMS_NS, EBMS3_XSD),
+        ("http://docs.oasis-open.org/ebxml-bp/ebbp-signals-2.0", EBBP_XSD),
+    ):
+        etree.SubElement(
+            top, f"{{{XSD_NS}}}import", namespace=namespace, schemaLocation=location.as_uri()
+        )
+    return etree.XMLSchema(top)
