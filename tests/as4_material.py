@@ -8,9 +8,12 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from integrations.oots.as4.ebms import build_messaging
-from integrations.oots.as4.model import EBMS_NS
+from integrations.oots.as4.encryption import DecryptionKey
+from integrations.oots.as4.model import ACTION_RESPONSE, EBMS_NS, OutgoingAs4, TypedId
+from integrations.oots.as4.sender import As4Partner, LocalAccessPoint
 from integrations.oots.as4.signature import SigningKey
 from integrations.oots.as4.soap import new_envelope
+from integrations.oots.as4.transport import HttpTarget
 from tests.certificates import MadeCert, make_cert
 from tests.official_schemas import XSD_NS
 from tests.oots_domibus_material import CONFORMANCE, EBMS3_XSD, XML_NS, outgoing
@@ -69,3 +72,42 @@ def envelope_schema() -> etree.XMLSchema:
             top, f"{{{XSD_NS}}}import", namespace=namespace, schemaLocation=location.as_uri()
         )
     return etree.XMLSchema(top)
+
+
+def dk_access_point() -> LocalAccessPoint:
+    """The Danish authority's access point (the platform), AP_DK_01."""
+    made = party("AP_DK_01")
+    return LocalAccessPoint(
+        "AP_DK_01", SigningKey(made.key, made.cert), DecryptionKey(made.key, made.cert)
+    )
+
+
+def de_partner(url: str = "https://de.example/as4", ca_cert: str | None = None) -> As4Partner:
+    """The German provider's access point, AP_DE_01, as the platform configures it."""
+    cert = party("AP_DE_01").cert
+    return As4Partner("AP_DE_01", HttpTarget(url, ca_cert=ca_cert), cert, cert)
+
+
+def dk_partner_of_de(url: str = "https://dk.example/as4") -> tuple[LocalAccessPoint, As4Partner]:
+    """The same two access points seen from the German side (for messages *to* the platform)."""
+    made = party("AP_DE_01")
+    local = LocalAccessPoint(
+        "AP_DE_01", SigningKey(made.key, made.cert), DecryptionKey(made.key, made.cert)
+    )
+    cert = party("AP_DK_01").cert
+    return local, As4Partner("AP_DK_01", HttpTarget(url), cert, cert)
+
+
+def answer(**changes: object) -> OutgoingAs4:
+    """The German provider's ExecuteQueryResponse to the deterministic request."""
+    values: dict[str, object] = {
+        "from_party": "AP_DE_01",
+        "to_party": "AP_DK_01",
+        "action": ACTION_RESPONSE,
+        "message_id": "0f5d8b1e-0000-4000-8000-0000000000a1@oots.eu",
+        "payload_id": "cid:0f5d8b1e-0000-4000-8000-0000000000a0@oots.eu",
+        "original_sender": TypedId("DE73524311", "urn:cef.eu:names:identifier:EAS:9930"),
+        "final_recipient": TypedId("29189846", "urn:cef.eu:names:identifier:EAS:0184"),
+    }
+    values.update(changes)
+    return outgoing(**values)

@@ -12,6 +12,7 @@ SP-780    ``As4MessageMalformed``  EBMS:0004     not a SwA ``multipart/related``
                                                  part, a ``cid:`` that names no part, ...
 SP-781    ``As4HeaderInvalid``     EBMS:0009     the ebMS header breaks the OOTS PMode (service,
                                                  action, role, missing property)
+SP-787    ``As4ValueNotRecognized``  EBMS:0001  a service/action no OOTS leg has (no PMode leg)
 SP-782    ``As4PartyUnknown``      EBMS:0003     ``From``/``To`` is no configured partner / not us
 SP-783    ``As4SignatureInvalid``  EBMS:0101     a digest or the signature value does not verify,
                                                  or the signer is not the partner's certificate
@@ -64,9 +65,12 @@ EBMS_SHORT_DESCRIPTIONS: dict[str, str] = {
 
 
 def ebms_code_of(error: ServicePlatformError) -> str:
-    """The ``EBMS:00xx`` an ``eb:Error`` signal answers for ``error`` (``EBMS:0004`` without)."""
+    """The ``EBMS:00xx`` an ``eb:Error`` signal answers for ``error``: its own; else
+    ``EBMS:0202`` (DeliveryFailure) for the platform's failure, ``EBMS:0004`` for the sender's."""
     code = getattr(error, "ebms_code", None)
-    return code if isinstance(code, str) else "EBMS:0004"
+    if isinstance(code, str):
+        return code
+    return "EBMS:0004" if error.client_fault else "EBMS:0202"
 
 
 # --- inbound: the partner's message is refused -------------------------------------------------
@@ -82,6 +86,12 @@ class As4HeaderInvalid(RequestError):
     code = "SP-781"
     text = "The AS4 message's ebMS header does not match the OOTS PMode"
     ebms_code: ClassVar[str] = "EBMS:0009"
+
+
+class As4ValueNotRecognized(RequestError):
+    code = "SP-787"
+    text = "The AS4 message's service or action is not one this access point serves"
+    ebms_code: ClassVar[str] = "EBMS:0001"
 
 
 class As4PartyUnknown(SecurityError):
