@@ -88,14 +88,16 @@ def de_partner(url: str = "https://de.example/as4", ca_cert: str | None = None) 
     return As4Partner("AP_DE_01", HttpTarget(url, ca_cert=ca_cert), cert, cert)
 
 
-def dk_partner_of_de(url: str = "https://dk.example/as4") -> tuple[LocalAccessPoint, As4Partner]:
+def dk_partner_of_de(
+    url: str = "https://dk.example/as4", ca_cert: str | None = None
+) -> tuple[LocalAccessPoint, As4Partner]:
     """The same two access points seen from the German side (for messages *to* the platform)."""
     made = party("AP_DE_01")
     local = LocalAccessPoint(
         "AP_DE_01", SigningKey(made.key, made.cert), DecryptionKey(made.key, made.cert)
     )
     cert = party("AP_DK_01").cert
-    return local, As4Partner("AP_DK_01", HttpTarget(url), cert, cert)
+    return local, As4Partner("AP_DK_01", HttpTarget(url, ca_cert=ca_cert), cert, cert)
 
 
 def answer(**changes: object) -> OutgoingAs4:
