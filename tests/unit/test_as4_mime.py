@@ -74,6 +74,16 @@ def test_without_start_the_first_part_is_the_root_and_base64_is_decoded() -> Non
     assert read.attachments == (MimePart("p1", "application/pdf", b"%PDF-1"),)
 
 
+def test_a_root_part_without_content_id_is_accepted_when_no_start_names_it() -> None:
+    # What the as4 package sends: the SOAP part first, without Content-ID, no start parameter.
+    body = b"--b\r\nContent-Type: application/soap+xml\r\n\r\n<x/>\r\n" + (
+        b"--b\r\nContent-Type: application/octet-stream\r\nContent-ID: <p>\r\n\r\nP\r\n--b--"
+    )
+    read = parse_related("multipart/related; boundary=b", body)
+    assert read.root.content == b"<x/>" and read.root.content_id == ""
+    assert read.attachments == (MimePart("p", "application/octet-stream", b"P"),)
+
+
 def test_cid_urls() -> None:
     assert content_id_of("cid:abc%40x.eu") == "abc@x.eu"
     assert content_id_of("CID:a@b") == "a@b"
@@ -94,8 +104,13 @@ GOOD_PART = b"--b\r\nContent-Type: application/soap+xml\r\nContent-ID: <r>\r\n\r
         ("multipart/related; boundary=b", GOOD_PART + b"--b\r\n", "no closing delimiter"),
         (
             "multipart/related; boundary=b",
+            GOOD_PART + b"--b\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n--b--",
+            "part 2 has no Content-ID",
+        ),
+        (
+            'multipart/related; boundary=b; start="<r>"',
             b"--b\r\nContent-Type: application/soap+xml\r\n\r\n<x/>\r\n--b--",
-            "no Content-ID",
+            "part 1 has no Content-ID",
         ),
         (
             "multipart/related; boundary=b",

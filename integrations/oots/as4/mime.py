@@ -24,7 +24,8 @@ start="<root@...>"; start-info="application/soap+xml"
 ``parse_related`` reads one back and refuses, with ``As4MessageMalformed``, anything that is not
 such a message: another media type, no boundary, no closing delimiter, a part without headers
 or without ``Content-ID``, two parts with one ``Content-ID``, a ``start`` that names no part, an
-unknown transfer encoding. Content ids are kept *without* ``<>`` and ``cid:``
+unknown transfer encoding. Only a root part that no ``start`` names may lack a ``Content-ID``.
+Content ids are kept *without* ``<>`` and ``cid:``
 (``content_id_of`` turns a ``cid:`` URL of the ebMS ``PartInfo/@href`` into one). The body is
 split with ``bytes`` operations rather than ``email``'s parser, which accepts broken input with
 "defects" instead of refusing it and rewrites line ends; ``email`` still parses the headers.
@@ -188,9 +189,8 @@ def _read_part(raw: bytes, index: int) -> MimePart:
         headers = _header_message(headers_raw)
     except (UnicodeError, ValueError) as exc:
         raise As4MessageMalformed(f"MIME part {index} has unreadable headers") from exc
+    # Checked by the caller: only the root part may go without (see ``parse_related``).
     content_id = _strip_angle(str(headers.get("Content-ID", "")))
-    if not content_id:
-        raise As4MessageMalformed(f"MIME part {index} has no Content-ID")
     content_type = str(headers.get("Content-Type", "")).strip() or "text/plain"
     encoding = str(headers.get("Content-Transfer-Encoding", ""))
     return MimePart(content_id, content_type, _decode(encoding, content, content_id))
@@ -223,6 +223,11 @@ def parse_related(content_type: str, body: bytes) -> RelatedMessage:
         raise As4MessageMalformed("the multipart body has no closing delimiter")
     # pieces[0] is the preamble, pieces[-1] the close delimiter and epilogue: both ignored.
     parts = [_read_part(raw, index) for index, raw in enumerate(pieces[1:-1], start=1)]
+    # The SOAP part may lack a Content-ID when no ``start`` names it (the ``as4`` package sends
+    # it so); a payload part never: the ebMS header names payloads by it.
+    for index, part in enumerate(parts, start=1):
+        if not part.content_id and (index > 1 or "start" in params):
+            raise As4MessageMalformed(f"MIME part {index} has no Content-ID")
     ids = [part.content_id.lower() for part in parts]
     if len(set(ids)) != len(ids):
         raise As4MessageMalformed("two MIME parts have the same Content-ID")
