@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-as4peer
 PEER_STAMP := $(PEER_VENV)/.installed
 
-.PHONY: sandbox test lint typecheck unit bench clean
+.PHONY: sandbox test lint typecheck unit bench bench-as4 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: lint typecheck $(PEER_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/passthrough.py
+
+# The native AS4 sender: build, sign, encrypt, send a 100 KB OOTS request to a local partner.
+bench-as4: $(STAMP)
+	$(BIN)/python bench/as4.py
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) .sandbox .mypy_cache .pytest_cache .ruff_cache
