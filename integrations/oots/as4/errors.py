@@ -45,6 +45,7 @@ from serviceplatform.errors import (
     SecurityError,
     ServicePlatformError,
     UpstreamError,
+    UpstreamUnavailable,
 )
 
 #: ebMS 3 §6.7.1 / AS4 §1.4.2.5 short descriptions, for the ``eb:Error/@shortDescription``.
@@ -127,7 +128,10 @@ class As4DecompressionFailed(RequestError):
 # --- outbound: the partner's answer to our push --------------------------------------------------
 
 
-class As4ReceiptMissing(UpstreamError):
+class As4ReceiptMissing(UpstreamUnavailable):
+    """A partner that gives no valid receipt is, for the exchange, a gateway that is down:
+    the request stays queued and is sent again, same MessageId, later."""
+
     code = "SP-790"
     text = "EBMS:0301: no valid AS4 receipt arrived after the retries"
     retryable = True
