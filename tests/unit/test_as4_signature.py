@@ -143,3 +143,37 @@ def test_a_signature_over_other_algorithms_is_refused() -> None:
     method.set("Algorithm", "http://www.w3.org/2000/09/xmldsig#rsa-sha1")
     with pytest.raises(As4PolicyViolation, match="not RSA-SHA256"):
         verify_envelope(root, PAYLOADS, (party("AP_DK_01").cert,))
+
+
+def _with_key_info(root: etree._Element, reference: etree._Element) -> etree._Element:
+    key_info = root.find(".//ds:Signature/ds:KeyInfo", DS)
+    assert key_info is not None
+    for child in list(key_info):
+        key_info.remove(child)
+    key_info.append(reference)
+    return root
+
+
+def test_the_signer_may_be_named_by_subject_key_identifier_or_issuer_serial() -> None:
+    from integrations.oots.as4.wssec import SKI, subject_key_identifier
+
+    cert = party("AP_DK_01").cert
+    wsse = f"{{{WSSE_NS}}}"
+    ski = etree.Element(wsse + "SecurityTokenReference")
+    identifier = etree.SubElement(ski, wsse + "KeyIdentifier", ValueType=SKI)
+    identifier.text = base64.b64encode(subject_key_identifier(cert)).decode()
+    verified = verify_envelope(_with_key_info(_signed(), ski), PAYLOADS, (cert,))
+    assert verified.certificate == cert
+
+    def issuer_serial(issuer: str) -> etree._Element:
+        data = etree.Element(f"{{{DS_NS}}}X509Data")
+        pair = etree.SubElement(data, f"{{{DS_NS}}}X509IssuerSerial")
+        etree.SubElement(pair, f"{{{DS_NS}}}X509IssuerName").text = issuer
+        etree.SubElement(pair, f"{{{DS_NS}}}X509SerialNumber").text = str(cert.serial_number)
+        return data
+
+    right = issuer_serial(cert.issuer.rfc4514_string())
+    assert verify_envelope(_with_key_info(_signed(), right), PAYLOADS, (cert,)).certificate == cert
+    # The same serial number under another issuer names no known certificate.
+    with pytest.raises(As4PolicyViolation, match="X509IssuerSerial"):
+        verify_envelope(_with_key_info(_signed(), issuer_serial("CN=Other CA")), PAYLOADS, (cert,))

@@ -188,11 +188,21 @@ def resolve_token(
     serial = key_info.find(f".//{q(DS_NS, 'X509IssuerSerial')}")
     if serial is not None:
         number = (serial.findtext(q(DS_NS, "X509SerialNumber")) or "").strip()
+        issuer = (serial.findtext(q(DS_NS, "X509IssuerName")) or "").strip()
         for certificate in candidates:
-            if str(certificate.serial_number) == number:
+            if str(certificate.serial_number) == number and _same_name(issuer, certificate.issuer):
                 return certificate
         raise As4PolicyViolation("the X509IssuerSerial names no known certificate")
     raise As4PolicyViolation("the KeyInfo names no certificate in a way AS4 allows")
+
+
+def _same_name(written: str, name: x509.Name) -> bool:
+    """An ``X509IssuerName`` (RFC 4514 text, as toolkits write it) equals ``name``; compared
+    as parsed names, so spacing and attribute-type spelling do not matter."""
+    try:
+        return x509.Name.from_rfc4514_string(written) == name
+    except ValueError:
+        return False
 
 
 def elements_by_wsu_id(root: etree._Element, value: str) -> list[etree._Element]:
