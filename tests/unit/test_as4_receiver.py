@@ -18,12 +18,12 @@ from integrations.oots.as4.errors import As4ReceiptInvalid
 from integrations.oots.as4.mime import MimePart, build_related, parse_related
 from integrations.oots.as4.model import ACTION_REQUEST, ReceivedAs4
 from integrations.oots.as4.receiver import As4ReceiverApp
-from integrations.oots.as4.sender import LocalAccessPoint, check_answer
+from integrations.oots.as4.sender import As4Sender, LocalAccessPoint, check_answer
 from integrations.oots.as4.signals import read_signal
 from integrations.oots.as4.signature import SigningKey, verify_envelope
 from integrations.oots.as4.soap import new_envelope, serialize
 from integrations.oots.as4.transport import HttpAnswer
-from integrations.oots.as4.usermessage import PackedMessage, pack_user_message
+from integrations.oots.as4.usermessage import PackedMessage, open_message, pack_user_message
 from serviceplatform.errors import StorageError
 from tests.as4_material import (
     answer,
@@ -216,3 +216,19 @@ def test_signing_key_is_the_platform_own() -> None:
     _, platform = dk_partner_of_de()
     with pytest.raises(As4ReceiptInvalid, match="receipt signature"):
         check_answer(result, packed, platform)
+
+
+def test_the_ebms_test_message_is_receipted_and_never_delivered() -> None:
+    store = MemoryStore()
+    german, platform = dk_partner_of_de()
+    sleeps: list[float] = []
+
+    def post(target: object, content_type: str, body: bytes) -> HttpAnswer:
+        opened = open_message(content_type, body)
+        envelope_schema().assertValid(opened.root)
+        return _post(_app(store), content_type, body)
+
+    sender = As4Sender(german, {"AP_DK_01": platform}, post=post, sleep=sleeps.append)
+    result = sender.ping("AP_DK_01")
+    assert result.attempts == 1 and result.receipt_message_id and sleeps == []
+    assert store.calls == 0 and store.messages == {}

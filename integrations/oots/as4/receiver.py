@@ -37,7 +37,6 @@ from integrations.oots.as4.errors import (
 )
 from integrations.oots.as4.model import (
     ANSWER_ACTIONS,
-    EBMS_NS,
     FINAL_RECIPIENT,
     GATEWAY_ROLE,
     OOTS_SERVICE,
@@ -48,16 +47,19 @@ from integrations.oots.as4.model import (
 from integrations.oots.as4.sender import As4Partner, LocalAccessPoint
 from integrations.oots.as4.signals import build_error_signal, build_receipt
 from integrations.oots.as4.soap import SOAP12_CONTENT_TYPE
-from integrations.oots.as4.usermessage import OpenedMessage, open_message, unpack_user_message
+from integrations.oots.as4.usermessage import (
+    TEST_ACTION,
+    TEST_SERVICE,
+    OpenedMessage,
+    open_message,
+    unpack_user_message,
+)
 from serviceplatform.errors import RequestTooLarge, ServicePlatformError
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 
-#: ebMS 3 §5.2.2.9: the test service and action; accepted, answered, never delivered.
-TEST_SERVICE: Final = EBMS_NS.rstrip("/") + "/service"
-TEST_ACTION: Final = EBMS_NS.rstrip("/") + "/test"
 #: The whole SwA message: evidence PDFs compressed and encrypted.
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 _CHUNK: Final = 64 * 1024

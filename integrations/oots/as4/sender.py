@@ -44,7 +44,11 @@ from integrations.oots.as4.signals import Signal, read_signal
 from integrations.oots.as4.signature import SigningKey, verify_envelope
 from integrations.oots.as4.soap import Malformed, parse_envelope
 from integrations.oots.as4.transport import HttpAnswer, HttpTarget, Post, post_message
-from integrations.oots.as4.usermessage import PackedMessage, pack_user_message
+from integrations.oots.as4.usermessage import (
+    PackedMessage,
+    pack_test_message,
+    pack_user_message,
+)
 from serviceplatform.errors import SecurityError, ServicePlatformError, UpstreamError
 from serviceplatform.store.audit import AuditEntry
 
@@ -113,6 +117,15 @@ class RetrySchedule:
 
 #: ``pmode-oots-domibus.xml``: ``receptionAwareness retry="12;4;CONSTANT"``.
 OOTS_RETRY: Final = RetrySchedule.parse("12;4;CONSTANT")
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What the audit record of one push names."""
+
+    message_id: str
+    action: str
+    to_party: str
 
 
 @dataclass(frozen=True)
@@ -194,18 +207,30 @@ class As4Sender:
     def send(self, message: OutgoingAs4) -> SendResult:
         """Push ``message`` until a valid receipt; raises ``As4ReceiptMissing`` or
         ``As4ErrorSignal`` (see the module docstring)."""
-        started = self._clock()
         partner = self.partner(message.to_party)
         if message.from_party != self.local.party_id:
             raise As4PartnerNotConfigured(f"{message.from_party} is not this access point")
         packed = pack_user_message(message, self.local.signing, partner.encryption_certificate)
+        return self._push(packed, partner, message.action)
+
+    def ping(self, party_id: str) -> SendResult:
+        """Send the ebMS test message to ``party_id`` (one attempt per pause, as ``send``)."""
+        partner = self.partner(party_id)
+        packed = pack_test_message(
+            self.local.party_id, party_id, self.local.signing, party_type=self.local.party_type
+        )
+        return self._push(packed, partner, "test")
+
+    def _push(self, packed: PackedMessage, partner: As4Partner, action: str) -> SendResult:
+        started = self._clock()
+        message = _Sent(packed.message_id, action, partner.party_id)
         last: UpstreamError | None = None
         attempts = 0
         for pause in [0.0, *self._pauses]:
             if attempts:
                 log.info(
                     "as4 %s: no valid receipt (%s); attempt %d in %.0f s",
-                    message.message_id,
+                    packed.message_id,
                     last.code if last else "?",
                     attempts + 1,
                     pause,
@@ -222,10 +247,10 @@ class As4Sender:
                 last = error
                 continue
             self._write_audit(message, started, attempts, None)
-            return SendResult(message.message_id, signal.message_id, attempts)
+            return SendResult(packed.message_id, signal.message_id, attempts)
         assert last is not None
         missing = As4ReceiptMissing(
-            f"{message.message_id} to {partner.party_id} after {attempts} attempts; "
+            f"{packed.message_id} to {partner.party_id} after {attempts} attempts; "
             f"last: {last.code} {last.error_text}"
         )
         self._write_audit(message, started, attempts, missing)
@@ -233,7 +258,7 @@ class As4Sender:
 
     def _write_audit(
         self,
-        message: OutgoingAs4,
+        message: _Sent,
         started: datetime,
         attempts: int,
         error: ServicePlatformError | None,

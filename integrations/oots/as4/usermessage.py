@@ -16,7 +16,9 @@ every part is named by a ``PartInfo`` and the other way round -> decompress with
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from cryptography import x509
@@ -46,10 +48,14 @@ from integrations.oots.as4.mime import (
 from integrations.oots.as4.model import (
     EBMS_NS,
     EBRS_MIME,
+    GATEWAY_ROLE,
     MIME_TYPE_PROPERTY,
+    OOTS_PARTY_TYPE,
     OutgoingAs4,
     ReceivedAs4,
     ReceivedPayload,
+    format_timestamp,
+    new_message_id,
 )
 from integrations.oots.as4.signature import (
     SignedReference,
@@ -72,6 +78,9 @@ from integrations.oots.as4.wssec import envelope_parts, messaging_of
 
 SOAP_PART_TYPE: Final = "application/soap+xml; charset=UTF-8"
 _EB: Final = (EBMS_NS,)
+#: ebMS 3 §5.2.2.9: the test service and action, answered with a receipt and never delivered.
+TEST_SERVICE: Final = EBMS_NS.rstrip("/") + "/service"
+TEST_ACTION: Final = EBMS_NS.rstrip("/") + "/test"
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,40 @@ def pack_user_message(
     soap = MimePart(new_part_id(), SOAP_PART_TYPE, serialize(root))
     content_type, body = build_related(soap, encrypted)
     return PackedMessage(message.message_id, content_type, body, references)
+
+
+def _test_messaging(
+    message_id: str, from_party: str, to_party: str, party_type: str
+) -> etree._Element:
+    messaging = etree.Element(q(EBMS_NS, "Messaging"), nsmap={"eb": EBMS_NS})
+    user = sub(messaging, q(EBMS_NS, "UserMessage"))
+    info = sub(user, q(EBMS_NS, "MessageInfo"))
+    sub(info, q(EBMS_NS, "Timestamp"), format_timestamp(datetime.now(UTC)))
+    sub(info, q(EBMS_NS, "MessageId"), message_id)
+    parties = sub(user, q(EBMS_NS, "PartyInfo"))
+    for local, party in (("From", from_party), ("To", to_party)):
+        element = sub(parties, q(EBMS_NS, local))
+        sub(element, q(EBMS_NS, "PartyId"), party, type=party_type)
+        sub(element, q(EBMS_NS, "Role"), GATEWAY_ROLE)
+    collaboration = sub(user, q(EBMS_NS, "CollaborationInfo"))
+    sub(collaboration, q(EBMS_NS, "Service"), TEST_SERVICE)
+    sub(collaboration, q(EBMS_NS, "Action"), TEST_ACTION)
+    sub(collaboration, q(EBMS_NS, "ConversationId"), str(uuid.uuid4()))
+    return messaging
+
+
+def pack_test_message(
+    from_party: str, to_party: str, signing: SigningKey, *, party_type: str = OOTS_PARTY_TYPE
+) -> PackedMessage:
+    """The ebMS test message (no payload: nothing to encrypt), signed: what a partner answers
+    with a receipt and never delivers; ``serviceplatform as4 ping`` in the making."""
+    message_id = new_message_id()
+    root, header, _ = new_envelope()
+    header.append(_test_messaging(message_id, from_party, to_party, party_type))
+    references = sign_envelope(root, {}, signing)
+    soap = MimePart(new_part_id(), SOAP_PART_TYPE, serialize(root))
+    content_type, body = build_related(soap, [])
+    return PackedMessage(message_id, content_type, body, references)
 
 
 # --- receiving -----------------------------------------------------------------------------------
