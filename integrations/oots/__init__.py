@@ -62,6 +62,7 @@ def _integration() -> Integration:
             ),
         ),
         mounts=(WsgiMount(prefix=_push_prefix, build=_build_push),),
+        commands=("integrations.oots.as4.commands:as4",),
     )
 
 
