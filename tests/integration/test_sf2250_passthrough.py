@@ -117,18 +117,23 @@ def test_successful_call_leaves_one_complete_audit_record(
 
 # --- refused before any outward call -------------------------------------------------------
 
-TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
-    "expired token": ({"now": utc_now() - timedelta(hours=9)}, "SP-208"),
-    "token not yet valid": ({"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
-    "wrong audience": ({"audience": "http://entityid.example/other"}, "SP-210"),
-}
+
+def token_failures() -> dict[str, tuple[dict[str, Any], str]]:
+    """Made when a test runs, not when the module is collected: a suite that runs longer than
+    10 minutes would otherwise send a "not yet valid" token that has become valid."""
+    now = utc_now()
+    return {
+        "expired token": ({"now": now - timedelta(hours=9)}, "SP-208"),
+        "token not yet valid": ({"not_before": now + timedelta(minutes=10)}, "SP-209"),
+        "wrong audience": ({"audience": "http://entityid.example/other"}, "SP-210"),
+    }
 
 
-@pytest.mark.parametrize("case", sorted(TOKEN_FAILURES))
+@pytest.mark.parametrize("case", sorted(token_failures()))
 def test_token_failures_are_refused_without_outward_call(
     case: str, running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
-    token, code = TOKEN_FAILURES[case]
+    token, code = token_failures()[case]
     answer = post(
         running.sf2250_url, case_system.envelope(opdater(), running.sf2250_url, token=token)
     )
