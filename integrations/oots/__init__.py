@@ -94,6 +94,7 @@ def _integration() -> Integration:
         },
         message_sources=("integrations.oots.message_log:message_source",),
         peers=_peers,
+        commands=("integrations.oots.as4.commands:as4",),
     )
 
 
