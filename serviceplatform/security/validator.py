@@ -334,7 +334,8 @@ def _dereferenced_token(
         raise MessageSignatureInvalid(
             f"the STR-Transform of #{reference.target_id} names no SecurityTokenReference"
         )
-    token = ids.get(_token_id(target) or "")
+    token_id = _token_id(target)
+    token = ids.get(token_id) if token_id else None
     if token is None or token.tag != SAML_ASSERTION:
         # The signed token is gone from the message: another was put in its place.
         raise TokenNotBound(f"the SecurityTokenReference #{reference.target_id} names no assertion")

@@ -214,3 +214,29 @@ def test_platform_builds_its_policy_from_the_setting(tmp_path: Path, pki: Pki) -
             assert platform.validator.policy.require_token_binding is required
         finally:
             platform.close()
+
+
+def _retarget_str_transform(envelope: etree._Element, names: str) -> None:
+    """Point the signed ``#_str`` at a new SecurityTokenReference that names ``names``."""
+    wsu_id = f"{{{NS['wsu']}}}Id"
+    find(envelope, "//ds:KeyInfo/wsse:SecurityTokenReference").attrib.pop(wsu_id)
+    security = find(envelope, "//wsse:Security")
+    reference = etree.SubElement(security, f"{{{NS['wsse']}}}SecurityTokenReference")
+    reference.set(wsu_id, "_str")
+    etree.SubElement(reference, f"{{{NS['wsse']}}}Reference", URI=f"#{names}")
+
+
+def test_str_transform_naming_a_missing_token_is_refused(pki: Pki) -> None:
+    envelope = etree.fromstring(pki.message())
+    _retarget_str_transform(envelope, "_gone")
+    with pytest.raises(TokenNotBound):
+        check(pki, envelope)
+
+
+def test_str_transform_naming_something_else_than_a_token_is_refused(pki: Pki) -> None:
+    # Even where binding is not required: a reference through the STR-Transform must
+    # reach a token, never another signed element.
+    envelope = etree.fromstring(pki.message())
+    _retarget_str_transform(envelope, "_body")
+    with pytest.raises(TokenNotBound):
+        lenient(pki, envelope)
