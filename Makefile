@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sandbox test lint typecheck unit bench clean
+.PHONY: sandbox test lint typecheck unit bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,11 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/passthrough.py
 
+# Mutation testing (mutmut) of security, routing, the replay cache, the sending ledger, the
+# NemSMS rules and the snapshot diff against the unit tests; hours on two cores, so not part
+# of `make test`. GROUPS="security routing" runs some groups only (bench/mutation.py).
+mutation: $(STAMP)
+	$(BIN)/python bench/mutation.py $(GROUPS)
+
 clean:
-	rm -rf $(VENV) .sandbox .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .sandbox .mypy_cache .pytest_cache .ruff_cache mutants

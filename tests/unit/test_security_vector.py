@@ -29,14 +29,14 @@ from serviceplatform.security.replay import MemoryReplayCache
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
 from tests.unit.test_security_roundtrip import make_identity
 
-VECTOR = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "conformance"
-    / "kombit"
-    / "security-test-vector"
+# ../shared beside the checkout; searched upwards, so that a copy of the tests one level
+# deeper (the mutation testing's mutants/) finds it too.
+SHARED = next(
+    parent / "shared"
+    for parent in Path(__file__).resolve().parents
+    if (parent / "shared" / "conformance").is_dir()
 )
+VECTOR = SHARED / "conformance" / "kombit" / "security-test-vector"
 ISSUER = "https://sts.sample.example"
 AUDIENCE = "http://entityid.sample.example/service/sf2250/2"
 AT = datetime(2026, 11, 22, 9, 2, tzinfo=UTC)
