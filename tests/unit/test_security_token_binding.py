@@ -240,3 +240,31 @@ def test_str_transform_naming_something_else_than_a_token_is_refused(pki: Pki) -
     _retarget_str_transform(envelope, "_body")
     with pytest.raises(TokenNotBound):
         lenient(pki, envelope)
+
+
+def _reference_form(envelope: etree._Element, uri: str | None) -> None:
+    """The KeyInfo's SecurityTokenReference as a ``wsse:Reference`` (not signed itself)."""
+    reference = find(envelope, "//ds:KeyInfo/wsse:SecurityTokenReference")
+    reference.remove(reference[0])
+    direct = etree.SubElement(reference, f"{{{NS['wsse']}}}Reference")
+    if uri is not None:
+        direct.set("URI", uri)
+
+
+def test_a_security_token_reference_by_uri_is_accepted(pki: Pki) -> None:
+    envelope = etree.fromstring(pki.message())
+    token_id = find(envelope, "//wsse:Security/saml:Assertion").get("ID")
+    _reference_form(envelope, f"#{token_id}")
+    assert check(pki, envelope).authority_cvr == CVR
+
+
+@pytest.mark.parametrize("uri", [None, "", "#"])
+def test_a_security_token_reference_without_a_usable_uri_is_refused(
+    pki: Pki, uri: str | None
+) -> None:
+    from serviceplatform.errors import HolderOfKeyMismatch
+
+    envelope = etree.fromstring(pki.message())
+    _reference_form(envelope, uri)
+    with pytest.raises(HolderOfKeyMismatch):
+        check(pki, envelope)
