@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-as4peer
 PEER_STAMP := $(PEER_VENV)/.installed
 
-.PHONY: sandbox test lint typecheck unit bench bench-as4 clean
+.PHONY: sandbox test lint typecheck unit bench bench-as4 mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,11 @@ bench: $(STAMP)
 bench-as4: $(STAMP)
 	$(BIN)/python bench/as4.py
 
+# Mutation testing (mutmut) of security, routing, the replay cache, the sending ledger, the
+# NemSMS rules and the snapshot diff against the unit tests; hours on two cores, so not part
+# of `make test`. GROUPS="security routing" runs some groups only (bench/mutation.py).
+mutation: $(STAMP)
+	$(BIN)/python bench/mutation.py $(GROUPS)
+
 clean:
-	rm -rf $(VENV) $(PEER_VENV) .sandbox .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) .sandbox .mypy_cache .pytest_cache .ruff_cache mutants

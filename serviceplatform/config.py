@@ -47,6 +47,10 @@ class SecuritySettings:
     max_timestamp_lifetime_seconds: int = 300
     #: How long a MessageID is remembered; at least the timestamp lifetime plus skew.
     replay_window_seconds: int = 900
+    #: The message signature must cover the assertion (STR-Transform or a direct reference to
+    #: its ID), so that the same holder's token for another authority cannot be swapped in.
+    #: Off admits clients that sign only Body and headers (docs/security.md).
+    require_token_binding: bool = True
 
 
 @dataclass

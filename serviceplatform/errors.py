@@ -234,6 +234,15 @@ class AuthorityContextMismatch(SecurityError):
     text = "The AuthorityContext MunicipalityCVR differs from the authority in the token"
 
 
+class TokenNotBound(SecurityError):
+    """The message signature does not cover the assertion (STR-Transform or direct reference),
+    or the assertion is not the one signed: another token of the same holder, for another
+    authority, could have been swapped in on the way (``security.require_token_binding``)."""
+
+    code = "SP-225"
+    text = "The message signature does not cover the SAML assertion"
+
+
 class HolderCertificateNotValid(SecurityError):
     """The holder-of-key certificate in the token is expired or not yet valid: the STS
     vouched for a key whose certificate no longer (or not yet) stands for its holder."""

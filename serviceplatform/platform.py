@@ -83,6 +83,7 @@ class Platform:
             clock_skew=_seconds(security.clock_skew_seconds),
             max_timestamp_lifetime=_seconds(security.max_timestamp_lifetime_seconds),
             replay_window=_seconds(security.replay_window_seconds),
+            require_token_binding=security.require_token_binding,
         )
         self.validator = TokenValidator(policy, DbReplayCache(self.db), clock=clock)
         self._transports: dict[str, Transport] = {}

@@ -5,7 +5,11 @@
 ``RequestHeader``, and ``wsse:Security`` with a ``Timestamp``, the assertion and a signature
 (exclusive c14n, RSA-SHA256, SHA-256) over Body and those headers, whose KeyInfo names the
 assertion (``SecurityTokenReference/KeyIdentifier``, value type ``#SAMLID``). The shape is
-that of the conformance vector ``security-test-vector/request.xml``.
+that of the conformance vector ``security-test-vector/request.xml``, plus what the platform's
+policy ``require_token_binding`` asks and the vector lacks: the signature also covers the
+assertion, by default as KOMBIT's own clients do, through an STR-Transform reference to that
+``SecurityTokenReference`` (``token_binding="str-transform"``); ``"id"`` references the
+assertion's ``ID`` directly instead.
 
 ``KombitWsse`` is the same as a zeep ``wsse=`` plugin. ``mint_assertion`` (from ``token_minter``) is
 re-exported here so a client needs one import.
@@ -13,7 +17,9 @@ re-exported here so a client needs one import.
 Test knobs, for building refused messages on purpose (defaults build a correct message):
 
 * ``covered``: the parts the signature references (names from :data:`PARTS`);
-* ``omit``: parts not added to the message at all (and so not signed either).
+* ``omit``: parts not added to the message at all (and so not signed either);
+* ``token_binding="none"``: the assertion is not covered (the vector's shape, which the
+  platform refuses unless its policy allows it).
 
 A message signed with a key other than the holder's needs no knob: pass that key as
 ``holder_key``.
@@ -25,7 +31,7 @@ import copy
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 from lxml import etree
 
@@ -80,6 +86,11 @@ PARTS: Final[Mapping[str, str]] = {
     "To": "_to",
     "Timestamp": "_ts",
 }
+#: How the signature covers the token: see the module docstring.
+TokenBinding: TypeAlias = Literal["str-transform", "id", "none"]
+#: The wsu:Id of the KeyInfo's SecurityTokenReference that the STR-Transform reference names.
+_STR_ID: Final = "_str"
+
 #: Header elements that ``sign_envelope`` replaces when the envelope already has them.
 _REPLACED: Final = frozenset(
     {
@@ -103,7 +114,14 @@ _PREFIXES: Final = {
     "rh": REQUEST_HEADER_NS,
 }
 
-__all__ = ["PARTS", "KombitWsse", "build_signed_envelope", "mint_assertion", "sign_envelope"]
+__all__ = [
+    "PARTS",
+    "KombitWsse",
+    "TokenBinding",
+    "build_signed_envelope",
+    "mint_assertion",
+    "sign_envelope",
+]
 
 
 def sign_envelope(
@@ -119,16 +137,20 @@ def sign_envelope(
     transaction_uuid: str | None = None,
     covered: Sequence[str] | None = None,
     omit: Collection[str] = (),
+    token_binding: TokenBinding = "str-transform",
 ) -> etree._Element:
     """Add the KOMBIT security headers to ``envelope`` and sign it; returns ``envelope``.
 
     ``assertion`` is copied into the message (the same token serves many messages).
     ``covered`` and ``omit`` are test knobs (see the module docstring); ``omit`` also accepts
-    ``"RequestHeader"``. Raises ValueError for an envelope without a SOAP Body.
+    ``"RequestHeader"``. ``token_binding`` chooses how the signature covers the assertion.
+    Raises ValueError for an envelope without a SOAP Body.
     """
     unknown = (set(covered or ()) | set(omit)) - set(PARTS) - {"RequestHeader"}
     if unknown:
         raise ValueError(f"unknown parts: {sorted(unknown)}")
+    if token_binding not in ("str-transform", "id", "none"):
+        raise ValueError(f"unknown token binding {token_binding!r}")
     if assertion.tag != SAML_ASSERTION or not assertion.get("ID"):
         raise ValueError("the token is not a saml:Assertion with an ID")
     soap_ns = etree.QName(envelope).namespace
@@ -171,8 +193,15 @@ def sign_envelope(
         part.set(WSU_ID, part_id)
         xmldsig_create.add_reference(signature, part_id)
         ids.append((part, "Id", WSU_NS))
-    _token_reference(xmldsig_create.key_info(signature), token)
+    token_reference = _token_reference(xmldsig_create.key_info(signature), token)
+    token_id = token.get("ID") or ""
+    if token_binding == "id":
+        xmldsig_create.add_reference(signature, token_id)
+        ids.append((token, "ID", None))
     xmldsig_create.sign(signature, xmldsig_create.xmlsec_key(holder_key), ids)
+    if token_binding == "str-transform":
+        token_reference.set(WSU_ID, _STR_ID)
+        xmldsig_create.add_token_reference(signature, _STR_ID, token, holder_key)
     return envelope
 
 
@@ -210,11 +239,13 @@ class KombitWsse:
         holder_key: PrivateKey,
         to: str,
         action_for: Callable[[etree._Element], str] | None = None,
+        token_binding: TokenBinding = "str-transform",
     ) -> None:
         self.assertion = assertion
         self.holder_key = holder_key
         self.to = to
         self.action_for = action_for
+        self.token_binding: TokenBinding = token_binding
 
     def apply(
         self, envelope: etree._Element, headers: dict[str, str]
@@ -226,6 +257,7 @@ class KombitWsse:
             holder_key=self.holder_key,
             to=self.to,
             action=action,
+            token_binding=self.token_binding,
         )
         return envelope, headers
 
@@ -321,15 +353,16 @@ def _wsa(
     return element
 
 
-def _token_reference(key_info: etree._Element, token: etree._Element) -> None:
+def _token_reference(key_info: etree._Element, token: etree._Element) -> etree._Element:
     reference = etree.SubElement(
         key_info,
         WSSE_STR,
         {WSSE11_TOKEN_TYPE: SAML_TOKEN_TYPE},
-        nsmap=_missing(key_info, wsse=WSSE_NS, wsse11=WSSE11_NS),
+        nsmap=_missing(key_info, wsse=WSSE_NS, wsse11=WSSE11_NS, wsu=WSU_NS),
     )
     identifier = etree.SubElement(reference, WSSE_KEY_IDENTIFIER, ValueType=SAMLID_VALUE_TYPE)
     identifier.text = token.get("ID")
+    return reference
 
 
 def _missing(parent: etree._Element, **prefixes: str) -> dict[str, str]:

@@ -50,7 +50,12 @@ def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
 @click.option("--ttl", type=int, default=8 * 3600, show_default=True, help="Validity in seconds.")
 @click.pass_context
 def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
-    """Print a SAML 2.0 assertion signed with the sandbox STS key (holder-of-key: the client)."""
+    """Print a SAML 2.0 assertion signed with the sandbox STS key (holder-of-key: the client).
+
+    The platform requires the request's signature to cover this assertion (an STR-Transform
+    reference to the SecurityTokenReference naming it, or a reference to its ID), as
+    serviceplatform.client.request_signer does: docs/security.md.
+    """
     from serviceplatform.client.request_signer import mint_assertion
     from serviceplatform.sandbox.pki import STS_ISSUER, ensure_pki
 

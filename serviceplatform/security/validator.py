@@ -10,9 +10,12 @@ its own SP-2xx error:
    ``NotOnOrAfter``, audience, authority CVR, the holder-of-key certificate and its own
    validity period (``token``);
 4. the message signature's shape: accepted algorithms, unique ids, coverage of Body and
-   every header the platform reads, and a KeyInfo naming the assertion;
+   every header the platform reads, a KeyInfo naming the assertion, and (policy
+   ``require_token_binding``, on by default) coverage of the assertion itself, through the
+   STR-Transform or a direct reference to its ID;
 5. crypto: the STS signature on the assertion, then the message signature with the
-   holder-of-key certificate's key (``xmldsig_verify``);
+   holder-of-key certificate's key (``xmldsig_verify``); a reference to the assertion whose
+   digest fails means another token was put in the signed one's place (``TokenNotBound``);
 6. the replay cache, last, so that a refused message never uses up its MessageID.
 """
 
@@ -43,6 +46,7 @@ from serviceplatform.errors import (
     TokenAuthorityMissing,
     TokenExpired,
     TokenMalformed,
+    TokenNotBound,
     TokenNotYetValid,
     TokenSignatureInvalid,
     TokenUntrustedIssuer,
@@ -53,6 +57,7 @@ from serviceplatform.security.message import MessageParts, collect_ids, read_mes
 from serviceplatform.security.replay import ReplayCache
 from serviceplatform.security.token import AssertionFacts, read_assertion
 from serviceplatform.security.wire import (
+    SAML_ASSERTION,
     SAMLID_VALUE_TYPE,
     WSSE_KEY_IDENTIFIER,
     WSSE_REFERENCE,
@@ -86,6 +91,9 @@ class SecurityPolicy:
     clock_skew: timedelta = timedelta(seconds=60)
     max_timestamp_lifetime: timedelta = timedelta(minutes=5)
     replay_window: timedelta = timedelta(minutes=15)
+    #: The message signature must cover the assertion (STR-Transform or a direct reference):
+    #: else the same holder's token for another authority can be swapped in on the way.
+    require_token_binding: bool = True
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,11 @@ class TokenValidator:
             self._trusted = tuple(known_cert(cert) for cert in policy.trusted_sts_certs)
         except UnsupportedAlgorithm as exc:
             raise ConfigurationError(f"a trusted STS certificate is unusable: {exc}") from exc
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        """What this validator enforces."""
+        return self._policy
 
     def validate(
         self, envelope: etree._Element, audience: str, *, address: str | None = None
@@ -205,16 +218,20 @@ class TokenValidator:
 
     def _message_signature(self, parts: MessageParts, token: AssertionFacts) -> _Signed:
         try:
-            signature = parse_signature(parts.signature, allow_enveloped=False)
+            signature = parse_signature(
+                parts.signature, allow_enveloped=False, allow_str_transform=True
+            )
         except SignatureFormatError as exc:
             raise MessageSignatureInvalid(str(exc)) from exc
         ids = collect_ids(parts.envelope)
         targets: list[tuple[SignedReference, etree._Element]] = []
+        unresolved: list[str] = []
         for reference in signature.references:
             target = ids.get(reference.target_id)
             if target is None:
-                raise MessageSignatureInvalid(f"#{reference.target_id} names no element")
-            targets.append((reference, target))
+                unresolved.append(reference.target_id)
+            else:
+                targets.append((reference, target))
         required = [
             ("Body", parts.body),
             ("Framework", parts.framework),
@@ -227,10 +244,26 @@ class TokenValidator:
             required.append(("ReplyTo", parts.reply_to))
         # Identity, not equality: the signed element must be the very one the platform reads.
         missing = [name for name, part in required if not any(t is part for _, t in targets)]
+        # A dangling reference with every required part signed may be the token's own, left
+        # behind by a swap: that is told by the binding check below.
+        if unresolved and (missing or not self._policy.require_token_binding):
+            raise MessageSignatureInvalid(f"#{unresolved[0]} names no element")
         if missing:
             raise SignatureCoverageIncomplete("not signed: " + ", ".join(missing))
         if _key_reference(signature) != token.assertion_id:
             raise HolderOfKeyMismatch("the signature's KeyInfo does not name the assertion")
+        # From here on an STR-Transform reference stands for the token its STR names.
+        targets = [
+            (reference, _dereferenced_token(reference, target, ids))
+            if reference.token_reference
+            else (reference, target)
+            for reference, target in targets
+        ]
+        bound = any(target is parts.assertion for _, target in targets)
+        if self._policy.require_token_binding and not bound:
+            raise TokenNotBound("no STR-Transform or direct reference covers the assertion")
+        if unresolved:
+            raise MessageSignatureInvalid(f"#{unresolved[0]} names no element")
         return _Signed(signature, tuple(targets))
 
     # --- crypto -------------------------------------------------------------------------
@@ -290,6 +323,9 @@ class TokenValidator:
                 intact = digest_matches(reference, target, parts.signature)
             except SignatureFormatError as exc:
                 raise MessageSignatureInvalid(str(exc)) from exc
+            if not intact and target is parts.assertion:
+                # The STS vouched for this assertion: it is whole, but not the one signed.
+                raise TokenNotBound(f"the assertion {reference.target_id} is not the one signed")
             if not intact:
                 raise MessageSignatureInvalid(f"#{reference.target_id} was changed after signing")
         # Every digest holds, so the content is what was signed: a failing value means the
@@ -320,12 +356,31 @@ def _signed_transaction_uuid(parts: MessageParts, signed: _Signed) -> str | None
     return (element.text or "").strip() or None
 
 
+def _dereferenced_token(
+    reference: SignedReference, target: etree._Element, ids: dict[str, etree._Element]
+) -> etree._Element:
+    """The assertion the STR-Transform reference's ``SecurityTokenReference`` names."""
+    if target.tag != WSSE_STR:
+        raise MessageSignatureInvalid(
+            f"the STR-Transform of #{reference.target_id} names no SecurityTokenReference"
+        )
+    token_id = _token_id(target)
+    token = ids.get(token_id) if token_id else None
+    if token is None or token.tag != SAML_ASSERTION:
+        # The signed token is gone from the message: another was put in its place.
+        raise TokenNotBound(f"the SecurityTokenReference #{reference.target_id} names no assertion")
+    return token
+
+
 def _key_reference(signature: ParsedSignature) -> str | None:
     """The assertion ID the signature's ``SecurityTokenReference`` names, if it names one."""
     key_info = signature.key_info
     reference = key_info.find(WSSE_STR) if key_info is not None else None
-    if reference is None:
-        return None
+    return _token_id(reference) if reference is not None else None
+
+
+def _token_id(reference: etree._Element) -> str | None:
+    """The assertion ID a ``SecurityTokenReference`` names (KeyIdentifier or Reference)."""
     identifier = reference.find(WSSE_KEY_IDENTIFIER)
     if identifier is not None:
         if identifier.get("ValueType") != SAMLID_VALUE_TYPE:

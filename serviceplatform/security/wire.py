@@ -40,6 +40,8 @@ ALG_EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ALG_ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 ALG_RSA_SHA256: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ALG_SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
+#: WSS 1.0 section 8.3: digests the token a ``SecurityTokenReference`` names, not the reference.
+ALG_STR_TRANSFORM: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#STR-Transform"
 
 
 def qn(ns: str, local: str) -> str:
@@ -58,6 +60,7 @@ WSSE_SECURITY: Final = qn(WSSE_NS, "Security")
 WSSE_STR: Final = qn(WSSE_NS, "SecurityTokenReference")
 WSSE_KEY_IDENTIFIER: Final = qn(WSSE_NS, "KeyIdentifier")
 WSSE_REFERENCE: Final = qn(WSSE_NS, "Reference")
+WSSE_TRANSFORMATION_PARAMETERS: Final = qn(WSSE_NS, "TransformationParameters")
 WSSE11_TOKEN_TYPE: Final = qn(WSSE11_NS, "TokenType")
 WSU_ID: Final = qn(WSU_NS, "Id")
 WSU_TIMESTAMP: Final = qn(WSU_NS, "Timestamp")

@@ -7,6 +7,8 @@ form is cached (a PEM round trip per message would cost more than the signature)
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -14,9 +16,22 @@ from typing import TypeAlias
 
 import xmlsec
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from lxml import etree
+
+from serviceplatform.security.wire import (
+    ALG_EXC_C14N,
+    ALG_SHA256,
+    ALG_STR_TRANSFORM,
+    DS_NS,
+    DS_SIGNED_INFO,
+    WSSE_TRANSFORMATION_PARAMETERS,
+    qn,
+)
+from serviceplatform.security.xmldsig_verify import canonicalize
 
 #: The private keys the signer accepts: RSA, for RSA-SHA256.
 PrivateKey: TypeAlias = RSAPrivateKey
@@ -88,3 +103,32 @@ def sign(
         context.sign(signature)
     except xmlsec.Error as exc:
         raise ValueError(f"xmlsec could not sign: {exc}") from exc
+
+
+def add_token_reference(
+    signature: etree._Element, str_id: str, token: etree._Element, key: PrivateKey
+) -> None:
+    """Cover ``token`` through an STR-Transform reference to ``#str_id`` in a signed signature.
+
+    xmlsec knows no STR-Transform (WSS 1.0 section 8.3), so the reference is added after
+    :func:`sign` and ``SignatureValue`` is computed again over the extended ``SignedInfo``.
+    The digest is of the token's exclusive c14n, the transform's output for a SAML token.
+    """
+    signed_info = signature.find(DS_SIGNED_INFO)
+    value = signature.find(qn(DS_NS, "SignatureValue"))
+    if signed_info is None or value is None:
+        raise ValueError("the signature is not signed yet")
+    reference = etree.SubElement(signed_info, qn(DS_NS, "Reference"), URI=f"#{str_id}")
+    transform = etree.SubElement(
+        etree.SubElement(reference, qn(DS_NS, "Transforms")),
+        qn(DS_NS, "Transform"),
+        Algorithm=ALG_STR_TRANSFORM,
+    )
+    parameters = etree.SubElement(transform, WSSE_TRANSFORMATION_PARAMETERS)
+    etree.SubElement(parameters, qn(DS_NS, "CanonicalizationMethod"), Algorithm=ALG_EXC_C14N)
+    etree.SubElement(reference, qn(DS_NS, "DigestMethod"), Algorithm=ALG_SHA256)
+    digest = hashlib.sha256(canonicalize(token)).digest()
+    etree.SubElement(reference, qn(DS_NS, "DigestValue")).text = base64.b64encode(digest).decode()
+    # The template's SignedInfo c14n is exclusive without an InclusiveNamespaces list.
+    signed = key.sign(canonicalize(signed_info), padding.PKCS1v15(), hashes.SHA256())
+    value.text = base64.b64encode(signed).decode()

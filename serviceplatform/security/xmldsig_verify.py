@@ -2,8 +2,12 @@
 
 Accepted: ``SignedInfo`` canonicalized with exclusive c14n, ``rsa-sha256`` signatures, and
 ``Reference``s with a same-document ``URI="#id"``, SHA-256 digests and transforms of exactly
-exclusive c14n (preceded by ``enveloped-signature`` when the caller allows it). Anything else
-is refused before any digest is computed, so no attacker-chosen transform ever runs.
+exclusive c14n (preceded by ``enveloped-signature`` when the caller allows it). A message
+signature may also cover its token through the WS-Security ``STR-Transform`` (whose only
+parameter must be exclusive c14n): such a reference is marked, and the caller resolves the
+``SecurityTokenReference`` to the token itself, whose exclusive c14n is then digested (WSS 1.0
+section 8.3). Anything else is refused before any digest is computed, so no attacker-chosen
+transform ever runs.
 
 Verification is split in two steps, digests then ``SignatureValue``, so the validator can
 tell a changed message (a digest fails) from a message signed with the wrong key (all digests
@@ -40,9 +44,11 @@ from serviceplatform.security.wire import (
     ALG_EXC_C14N,
     ALG_RSA_SHA256,
     ALG_SHA256,
+    ALG_STR_TRANSFORM,
     DS_KEY_INFO,
     DS_NS,
     EXC_C14N_NS,
+    WSSE_TRANSFORMATION_PARAMETERS,
     qn,
 )
 
@@ -73,6 +79,9 @@ class SignedReference:
     enveloped: bool
     inclusive_prefixes: tuple[str, ...] | None
     digest: bytes
+    #: An ``STR-Transform`` reference: ``target_id`` names a ``SecurityTokenReference``, and
+    #: the digest is of the token it names (the caller resolves it).
+    token_reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,9 @@ class ParsedSignature:
     key_info: etree._Element | None
 
 
-def parse_signature(signature: etree._Element, *, allow_enveloped: bool) -> ParsedSignature:
+def parse_signature(
+    signature: etree._Element, *, allow_enveloped: bool, allow_str_transform: bool = False
+) -> ParsedSignature:
     """Read ``signature`` and check it uses only the accepted algorithms.
 
     Raises :class:`SignatureFormatError` on any other shape.
@@ -106,7 +117,7 @@ def parse_signature(signature: etree._Element, *, allow_enveloped: bool) -> Pars
         raise SignatureFormatError(f"signature method {info[1].get('Algorithm')} is not accepted")
     if len(info) - 2 > MAX_REFERENCES:
         raise SignatureFormatError("too many references")
-    references = tuple(_parse_reference(r, allow_enveloped) for r in info[2:])
+    references = tuple(_parse_reference(r, allow_enveloped, allow_str_transform) for r in info[2:])
     return ParsedSignature(
         element=signature,
         signed_info=signed_info,
@@ -117,7 +128,9 @@ def parse_signature(signature: etree._Element, *, allow_enveloped: bool) -> Pars
     )
 
 
-def _parse_reference(reference: etree._Element, allow_enveloped: bool) -> SignedReference:
+def _parse_reference(
+    reference: etree._Element, allow_enveloped: bool, allow_str_transform: bool
+) -> SignedReference:
     if reference.tag != _REFERENCE:
         raise SignatureFormatError(f"unexpected {reference.tag} in ds:SignedInfo")
     uri = reference.get("URI") or ""
@@ -131,19 +144,36 @@ def _parse_reference(reference: etree._Element, allow_enveloped: bool) -> Signed
     transforms = _elements(parts[0])
     if any(t.tag != _TRANSFORM for t in transforms):
         raise SignatureFormatError(f"reference {uri} has an unexpected transform element")
-    enveloped = bool(transforms) and transforms[0].get("Algorithm") == ALG_ENVELOPED
+    first = transforms[0].get("Algorithm") if transforms else None
+    enveloped = first == ALG_ENVELOPED
     if enveloped and not allow_enveloped:
         raise SignatureFormatError(f"reference {uri} uses the enveloped-signature transform")
-    rest = transforms[1:] if enveloped else transforms
-    if len(rest) != 1:
+    token_reference = first == ALG_STR_TRANSFORM
+    if token_reference and not allow_str_transform:
+        raise SignatureFormatError(f"reference {uri} uses the STR-Transform")
+    if len(transforms) != (2 if enveloped else 1):
         raise SignatureFormatError(f"reference {uri} must use exactly exclusive c14n")
-    prefixes = _exc_c14n_prefixes(rest[0])
+    if token_reference:
+        prefixes = _str_transform_prefixes(transforms[0], uri)
+    else:
+        prefixes = _exc_c14n_prefixes(transforms[-1])
     if parts[1].get("Algorithm") != ALG_SHA256:
         raise SignatureFormatError(f"digest method {parts[1].get('Algorithm')} is not accepted")
     digest = _b64(parts[2].text, "DigestValue")
     if len(digest) != hashlib.sha256().digest_size:
         raise SignatureFormatError(f"reference {uri} has a digest of the wrong length")
-    return SignedReference(target, enveloped, prefixes, digest)
+    return SignedReference(target, enveloped, prefixes, digest, token_reference)
+
+
+def _str_transform_prefixes(transform: etree._Element, uri: str) -> tuple[str, ...] | None:
+    """The exclusive c14n an STR-Transform names in its one ``TransformationParameters``."""
+    parameters = _elements(transform)
+    if len(parameters) != 1 or parameters[0].tag != WSSE_TRANSFORMATION_PARAMETERS:
+        raise SignatureFormatError(f"the STR-Transform of {uri} needs TransformationParameters")
+    methods = _elements(parameters[0])
+    if len(methods) != 1 or methods[0].tag != _C14N_METHOD:
+        raise SignatureFormatError(f"the STR-Transform of {uri} must name one c14n method")
+    return _exc_c14n_prefixes(methods[0])
 
 
 def _exc_c14n_prefixes(method: etree._Element) -> tuple[str, ...] | None:

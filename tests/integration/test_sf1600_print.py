@@ -576,3 +576,18 @@ def test_an_unknown_header_that_must_be_understood_is_refused(
     assert fault_code(response, version) == "SP-110"
     assert "urn:example:extra" in response.text
     assert outward(hooks) == []
+
+
+def test_a_sending_id_reused_for_another_citizen_is_refused_and_sends_nothing(
+    sms: PrintPlatform, hooks: RegisterHooks
+) -> None:
+    other = "0202901234"
+    hooks.subscribe(AFSENDER_SYSID, cpr=[CPR, other])
+    sending = new_id()
+    first = sms.call(afsend("Samme tekst", afsendelse_id=sending))
+    assert first.status_code == 200, first.text
+    reused = sms.call(afsend("Samme tekst", afsendelse_id=sending, cpr=other))
+    assert (reused.status_code, fault_code(reused)) == (400, "SP-509")
+    assert other not in reused.text
+    assert len(outward(hooks)) == 1
+    assert [s["recipient"]["number"] for s in hooks.sms()] == [CPR]

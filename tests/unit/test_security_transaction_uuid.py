@@ -14,6 +14,7 @@ from serviceplatform.security.wire import (
     DS_SIGNATURE,
     RH_REQUEST_HEADER,
     RH_TRANSACTION_UUID,
+    SAML_ASSERTION,
     WSSE_SECURITY,
     WSU_ID,
     WSU_NS,
@@ -27,7 +28,9 @@ DS_REFERENCE = "{http://www.w3.org/2000/09/xmldsig#}Reference"
 def signed_with_request_header(pki: Pki, target: str, transaction_uuid: str) -> etree._Element:
     """A request whose signature also covers ``target`` (RequestHeader or TransactionUUID):
     the signer's own references plus one, re-signed with the holder's key."""
-    envelope = etree.fromstring(pki.message(transaction_uuid=transaction_uuid))
+    # The token bound by a direct reference to its ID, which the re-signing below can copy
+    # (the STR-Transform reference is not one xmlsec can make).
+    envelope = etree.fromstring(pki.message(transaction_uuid=transaction_uuid, token_binding="id"))
     security = next(envelope.iter(WSSE_SECURITY))
     old = security.find(DS_SIGNATURE)
     assert old is not None
@@ -42,7 +45,10 @@ def signed_with_request_header(pki: Pki, target: str, transaction_uuid: str) -> 
     for uri in [*uris, "rh-1"]:
         xmldsig_create.add_reference(signature, uri)
     xmldsig_create.key_info(signature).append(key_reference)
-    ids = [(e, "Id", WSU_NS) for e in envelope.iter() if e.get(WSU_ID) is not None]
+    ids: list[tuple[etree._Element, str, str | None]] = [
+        (e, "Id", WSU_NS) for e in envelope.iter() if e.get(WSU_ID) is not None
+    ]
+    ids += [(e, "ID", None) for e in envelope.iter(SAML_ASSERTION)]
     xmldsig_create.sign(signature, xmldsig_create.xmlsec_key(pki.holder[0]), ids)
     return envelope
 

@@ -21,6 +21,7 @@ from serviceplatform.errors import (
     SignatureCoverageIncomplete,
     TimestampStale,
     TokenAudienceMismatch,
+    TokenNotBound,
     TokenSignatureInvalid,
     TokenUntrustedIssuer,
 )
@@ -28,14 +29,14 @@ from serviceplatform.security.replay import MemoryReplayCache
 from serviceplatform.security.validator import SecurityPolicy, TokenValidator
 from tests.unit.test_security_roundtrip import make_identity
 
-VECTOR = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "conformance"
-    / "kombit"
-    / "security-test-vector"
+# ../shared beside the checkout; searched upwards, so that a copy of the tests one level
+# deeper (the mutation testing's mutants/) finds it too.
+SHARED = next(
+    parent / "shared"
+    for parent in Path(__file__).resolve().parents
+    if (parent / "shared" / "conformance").is_dir()
 )
+VECTOR = SHARED / "conformance" / "kombit" / "security-test-vector"
 ISSUER = "https://sts.sample.example"
 AUDIENCE = "http://entityid.sample.example/service/sf2250/2"
 AT = datetime(2026, 11, 22, 9, 2, tzinfo=UTC)
@@ -59,8 +60,15 @@ def validator(
     at: datetime = AT,
     issuers: frozenset[str] = frozenset({ISSUER}),
     replay: MemoryReplayCache | None = None,
+    require_token_binding: bool = False,
 ) -> TokenValidator:
-    policy = SecurityPolicy(trusted_sts_certs=(sts,), trusted_issuers=issuers)
+    # The vector's signature does not cover its assertion: it is accepted with the policy
+    # that admits such clients (security.require_token_binding = false, docs/security.md).
+    policy = SecurityPolicy(
+        trusted_sts_certs=(sts,),
+        trusted_issuers=issuers,
+        require_token_binding=require_token_binding,
+    )
     return TokenValidator(policy, replay or MemoryReplayCache(), clock=lambda: at)
 
 
@@ -85,6 +93,20 @@ def test_vector_is_accepted(request_xml: bytes, sts_cert: x509.Certificate) -> N
     # As `openssl x509 -noout -fingerprint -sha256 -in client.crt` prints it.
     openssl = "701fc3c2a85a6bd099918431e8c6206ab11fa5a5a86c122eae70947415dadce4"
     assert context.holder_fingerprint == openssl
+
+
+def test_vector_is_refused_when_the_token_must_be_bound(
+    request_xml: bytes, sts_cert: x509.Certificate
+) -> None:
+    with pytest.raises(TokenNotBound):
+        validator(sts_cert, require_token_binding=True).validate(
+            etree.fromstring(request_xml), AUDIENCE
+        )
+
+
+def test_token_binding_is_required_by_default(sts_cert: x509.Certificate) -> None:
+    policy = SecurityPolicy(trusted_sts_certs=(sts_cert,), trusted_issuers=frozenset())
+    assert policy.require_token_binding
 
 
 @pytest.mark.parametrize(
