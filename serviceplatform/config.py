@@ -117,6 +117,9 @@ class AmqpDistributorSettings:
     sts_issuer: str = ""
     #: Audience of the tokens the sandbox STS mints.
     token_audience: str = "http://entityid.kombit.dk/service/beskedfordeler/1"
+    #: Messages of a batch in flight at once, each on a connection of its own: one message
+    #: at a time waits a round trip (confirm and reply) per message.
+    publishers: int = 8
 
 
 @dataclass
@@ -148,6 +151,12 @@ class SubscriptionSettings:
     actor_uuid: str = "d92bb9c2-d826-4028-8fb5-d8b88b4377d4"
     #: Seconds a run's lease lasts without renewal; a crashed run is taken over after it.
     lease_seconds: int = 300
+    #: Seconds one attempt at a list reference may wait for the register's answer: the
+    #: register snapshots a national list first (seconds at 6 million entries). A single
+    #: call's short SLA (``[peers.nemsms]``) is not the night's.
+    list_reference_timeout_seconds: float = 60.0
+    #: Seconds one attempt at one part of a list may wait.
+    list_part_timeout_seconds: float = 30.0
 
 
 @dataclass

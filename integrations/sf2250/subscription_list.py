@@ -12,8 +12,10 @@ the resource model the sandbox register offers (``docs/nemsms-register.md``):
 * ``DELETE /register/{sysid}/slutbrugerliste/{ref}`` when done (best effort).
 
 Each request goes through the platform's transport (mutual TLS with the agreement's
-certificate, retries with backoff on connection errors and 5xx within ``PART_BUDGET_SECONDS``).
-Parts are yielded as they arrive, so a caller can store them without holding the list.
+certificate, retries with backoff on connection errors and 5xx), with a timeout for its kind
+(:class:`ListTimeouts`): the register needs seconds to answer a list reference for a national
+list, whereas ``[peers.nemsms]`` keeps a single SOAP call's short SLA. Parts are yielded as
+they arrive, so a caller can store them without holding the list.
 """
 
 from __future__ import annotations
@@ -33,10 +35,28 @@ from serviceplatform.soap.envelope import parse_xml
 log = logging.getLogger(__name__)
 
 REGISTER_NS: Final = "urn:sandbox:nemsms:register:1.0"
-#: One part of a list may take longer than a SOAP call's 1 s SLA; the night has time.
-PART_BUDGET_SECONDS: Final = 30.0
+#: Attempts per request of the night (the first and two retries) within its budget.
+_ATTEMPTS: Final = 3
 _MAX_PART_BYTES: Final = 32 * 1024 * 1024
 _HEADERS: Final = {"Accept": "application/xml"}
+
+
+@dataclass(frozen=True)
+class ListTimeouts:
+    """Seconds one attempt may wait, per kind of request (``[subscriptions]`` settings)."""
+
+    reference: float = 60.0
+    part: float = 30.0
+
+    def request(self, path: str, kind: str) -> OutboundRequest:
+        seconds = self.reference if kind == "reference" else self.part
+        return OutboundRequest(
+            method="GET",
+            path=path,
+            headers=_HEADERS,
+            read_timeout_seconds=seconds,
+            budget_seconds=seconds * _ATTEMPTS,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,18 +89,19 @@ def _count(root: etree._Element, name: str) -> int:
 
 
 class SubscriptionListClient:
-    def __init__(self, transport: Transport, *, cert_alias: str) -> None:
+    def __init__(
+        self, transport: Transport, *, cert_alias: str, timeouts: ListTimeouts | None = None
+    ) -> None:
         self._transport = transport
         self._cert_alias = cert_alias
+        self._timeouts = timeouts or ListTimeouts()
 
-    def _get(self, path: str) -> bytes:
-        request = OutboundRequest(
-            method="GET", path=path, headers=_HEADERS, budget_seconds=PART_BUDGET_SECONDS
-        )
+    def _get(self, path: str, kind: str) -> bytes:
+        request = self._timeouts.request(path, kind)
         return self._transport.send(request, cert_alias=self._cert_alias).body
 
     def reference(self, sysid: str) -> ListReference:
-        root = _document(self._get(_path(sysid)), "SlutbrugerlisteReference")
+        root = _document(self._get(_path(sysid), "reference"), "SlutbrugerlisteReference")
         reference = (root.findtext(f"{{{REGISTER_NS}}}ReferenceId") or "").strip()
         if not reference:
             raise UpstreamBadResponse("the register's list reference has no ReferenceId")
@@ -89,7 +110,7 @@ class SubscriptionListClient:
     def part(self, sysid: str, reference: str, number: int) -> list[tuple[str, str]]:
         """The ``(kind, number)`` entries of part ``number``; kind is ``cpr`` or ``cvr``."""
         root = _document(
-            self._get(_path(sysid, reference, "dele", str(number))), "SlutbrugerDelliste"
+            self._get(_path(sysid, reference, "dele", str(number)), "part"), "SlutbrugerDelliste"
         )
         entries: list[tuple[str, str]] = []
         for slutbruger in root.iterchildren(f"{{{REGISTER_NS}}}Slutbruger"):

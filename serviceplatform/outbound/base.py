@@ -50,6 +50,8 @@ class OutboundRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     #: Overrides the peer's ``budget_seconds`` for this call (an operation with another SLA).
     budget_seconds: float | None = None
+    #: Overrides the peer's ``read_timeout_seconds`` per attempt (a slow kind of request).
+    read_timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True)

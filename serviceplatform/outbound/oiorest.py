@@ -236,7 +236,9 @@ class OioRestTransport(TransportBase):
             # ``total`` bounds connect plus read; urllib3's read timeout alone is per recv().
             timeout = Timeout(
                 connect=min(self.settings.connect_timeout_seconds, remaining),
-                read=min(self.settings.read_timeout_seconds, remaining),
+                read=min(
+                    request.read_timeout_seconds or self.settings.read_timeout_seconds, remaining
+                ),
                 total=remaining,
             )
             cause: BaseException | None = None

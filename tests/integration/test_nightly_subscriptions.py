@@ -302,6 +302,9 @@ def test_rabbitmq_stopped_during_delivery_delays_but_loses_nothing(
         ) as beskedfordeler,
         AmqpDistributor(settings, tokens, base_dir=night.drop) as distributor,
     ):
+        # One message per batch: the broker stops between two deliveries (a batch is
+        # reported to on_delivered only when it is done).
+        night.platform.settings.distributor.batch_size = 1
         job = NightlyDiff(night.platform, distributor, holder="amqp")
 
         def stop_broker_after_the_first(_count: int) -> None:
