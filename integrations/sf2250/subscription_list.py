@@ -39,6 +39,9 @@ REGISTER_NS: Final = "urn:sandbox:nemsms:register:1.0"
 _ATTEMPTS: Final = 3
 _MAX_PART_BYTES: Final = 32 * 1024 * 1024
 _HEADERS: Final = {"Accept": "application/xml"}
+_SLUTBRUGER: Final = f"{{{REGISTER_NS}}}Slutbruger"
+#: Element of an entry -> (kind, digits).
+_KINDS: Final = {f"{{{REGISTER_NS}}}CPR": ("cpr", 10), f"{{{REGISTER_NS}}}CVR": ("cvr", 8)}
 
 
 @dataclass(frozen=True)
@@ -113,15 +116,16 @@ class SubscriptionListClient:
             self._get(_path(sysid, reference, "dele", str(number)), "part"), "SlutbrugerDelliste"
         )
         entries: list[tuple[str, str]] = []
-        for slutbruger in root.iterchildren(f"{{{REGISTER_NS}}}Slutbruger"):
-            cpr = (slutbruger.findtext(f"{{{REGISTER_NS}}}CPR") or "").strip()
-            cvr = (slutbruger.findtext(f"{{{REGISTER_NS}}}CVR") or "").strip().lstrip(":")
-            if len(cpr) == 10 and cpr.isdigit() and not cvr:
-                entries.append(("cpr", cpr))
-            elif len(cvr) == 8 and cvr.isdigit() and not cpr:
-                entries.append(("cvr", cvr))
-            else:
+        # One child element per Slutbruger, read by position: findtext per entry made parsing
+        # the largest part of fetching a national list.
+        for slutbruger in root.iterchildren(_SLUTBRUGER):
+            found = _KINDS.get(slutbruger[0].tag) if len(slutbruger) == 1 else None
+            text = (slutbruger[0].text or "").strip() if found is not None else ""
+            if found is not None and found[0] == "cvr":
+                text = text.removeprefix(":")
+            if found is None or len(text) != found[1] or not text.isdigit() or not text.isascii():
                 raise UpstreamBadResponse(f"part {number} holds an entry that is no CPR or CVR")
+            entries.append((found[0], text))
         return entries
 
     def delete(self, sysid: str, reference: str) -> None:

@@ -202,7 +202,10 @@ class SnapshotStore:
                                 "created_at": completed_at,
                             }
                         )
-                    written += connection.execute(insert_outbox, rows).rowcount or 0
+                    # Counted from RETURNING: executemany's rowcount is -1 on psycopg.
+                    written += len(
+                        connection.execute(insert_outbox.returning(outbox.c.id), rows).all()
+                    )
             connection.execute(
                 update(subscription_snapshots)
                 .where(subscription_snapshots.c.id == snapshot_id)
