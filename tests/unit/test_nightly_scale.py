@@ -1,0 +1,186 @@
+"""The pieces that carry the nightly diff at national scale: the sorted entry buffer, the part
+parser, batch delivery (relay, file drop) and the register's list forms."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integrations.sf2250.entry_buffer import EntryBuffer
+from integrations.sf2250.subscription_list import REGISTER_NS, SubscriptionListClient
+from serviceplatform.distribution.base import MemoryDistributor, OutgoingMessage
+from serviceplatform.distribution.file_drop import FileDropDistributor
+from serviceplatform.errors import DistributorRejected, DistributorUnavailable, UpstreamBadResponse
+from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
+from serviceplatform.relay import OutboxRelay
+from serviceplatform.sandbox.register_lists import GeneratedList, StoredList
+from serviceplatform.store.db import Database
+from serviceplatform.store.models import outbox
+from serviceplatform.store.outbox import Outbox
+
+NOW = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
+CVR = "29189846"
+
+
+def test_the_entry_buffer_hands_out_sorted_entries_once() -> None:
+    buffer = EntryBuffer()
+    buffer.extend([("cvr", "29189846"), ("cpr", "3112999999"), ("cpr", "0101901234")])
+    buffer.extend([("cpr", "0101901234"), ("cpr", "0000000001"), ("cvr", "00000001")])
+    assert list(buffer.sorted()) == [
+        ("cpr", "0000000001"),
+        ("cpr", "0101901234"),
+        ("cpr", "3112999999"),
+        ("cvr", "00000001"),
+        ("cvr", "29189846"),
+    ]
+    assert buffer.received == 6
+    assert list(buffer.sorted()) == []  # handed out once
+
+
+class _Answer:
+    """A transport answering one fixed body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.requests: list[OutboundRequest] = []
+
+    def send(self, request: OutboundRequest, *, cert_alias: str | None) -> OutboundResponse:
+        self.requests.append(request)
+        return OutboundResponse(200, self.body, {}, 0.0)
+
+
+def _part(*entries: str) -> bytes:
+    return (
+        f'<SlutbrugerDelliste xmlns="{REGISTER_NS}"><DelNummer>1</DelNummer>'
+        + "".join(f"<Slutbruger>{entry}</Slutbruger>" for entry in entries)
+        + "</SlutbrugerDelliste>"
+    ).encode()
+
+
+def test_the_part_parser_reads_cpr_and_cvr_entries() -> None:
+    transport = _Answer(_part("<CPR>0101901234</CPR>", "<CVR>:29189846</CVR>"))
+    client = SubscriptionListClient(transport, cert_alias="c")  # type: ignore[arg-type]
+    assert client.part("S", "ref", 1) == [("cpr", "0101901234"), ("cvr", "29189846")]
+    (request,) = transport.requests
+    # A part has a timeout of its own, longer than a SOAP call's.
+    assert request.read_timeout_seconds == 30.0 and request.budget_seconds == 90.0
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "<CPR>0101901234</CPR><CVR>29189846</CVR>",
+        "<CPR>010190123</CPR>",
+        "<CVR>2918984</CVR>",
+        "<CPR>01019O1234</CPR>",
+        "<Telefon>12345678</Telefon>",
+        "",
+    ],
+)
+def test_the_part_parser_refuses_an_entry_that_is_no_cpr_or_cvr(entry: str) -> None:
+    client = SubscriptionListClient(_Answer(_part(entry)), cert_alias="c")  # type: ignore[arg-type]
+    with pytest.raises(UpstreamBadResponse):
+        client.part("S", "ref", 1)
+
+
+def _messages(count: int) -> list[OutgoingMessage]:
+    return [OutgoingMessage(str(uuid.uuid4()), CVR, b"<besked/>") for _ in range(count)]
+
+
+def test_the_file_drop_makes_a_batch_durable_together(tmp_path: Path) -> None:
+    drop = FileDropDistributor(tmp_path / "drop")
+    messages = _messages(5)
+    assert drop.deliver_batch(messages) == dict.fromkeys(range(5))
+    assert sorted(p.name for p in (tmp_path / "drop").iterdir()) == sorted(
+        f"{m.besked_id}.xml" for m in messages
+    )
+    assert all(drop.path_for(m.besked_id).read_bytes() == b"<besked/>" for m in messages)
+    # Again: nothing changes, and no temporary file stays behind.
+    assert drop.deliver_batch(messages) == dict.fromkeys(range(5))
+    assert len(list((tmp_path / "drop").iterdir())) == 5
+
+
+def test_the_file_drop_reports_an_unwritable_directory_for_the_batch(tmp_path: Path) -> None:
+    (tmp_path / "drop").write_text("a file, not a directory")
+    outcome = FileDropDistributor(tmp_path / "drop").deliver_batch(_messages(3))
+    assert list(outcome) == [0] and isinstance(outcome[0], DistributorUnavailable)
+
+
+def _pending(database: Database, count: int) -> None:
+    with database.transaction(write_first=True) as connection:
+        connection.execute(
+            outbox.insert(),
+            [
+                {
+                    "message_id": str(uuid.uuid4()),
+                    "topic": "t",
+                    "authority_cvr": CVR,
+                    "body": "<besked/>",
+                    "state": "pending",
+                    "attempts": 0,
+                    "created_at": NOW,
+                }
+                for _ in range(count)
+            ],
+        )
+
+
+def test_the_relay_delivers_in_batches_and_marks_each_batch(database: Database) -> None:
+    _pending(database, 7)
+    distributor = MemoryDistributor()
+    calls: list[int] = []
+    relay = OutboxRelay(Outbox(database), distributor, clock=lambda: NOW, topic="t", batch_size=3)
+    result = relay.run(on_delivered=calls.append)
+    assert (result.delivered, result.unavailable) == (7, False)
+    assert calls == [3, 3, 1]
+    assert len(distributor.delivered) == 7
+    assert Outbox(database).counts("t").pending == 0
+
+
+def test_the_relay_keeps_the_rest_of_a_batch_when_the_distributor_goes_down(
+    database: Database,
+) -> None:
+    _pending(database, 6)
+    distributor = MemoryDistributor()
+    distributor.fail_next(DistributorRejected("no", status=40))
+    relay = OutboxRelay(Outbox(database), distributor, clock=lambda: NOW, topic="t", batch_size=6)
+
+    original = distributor.deliver
+    delivered: list[Any] = []
+
+    def deliver(message: OutgoingMessage) -> None:
+        if len(delivered) == 3:
+            raise DistributorUnavailable("down")
+        original(message)
+        delivered.append(message)
+
+    distributor.deliver = deliver  # type: ignore[method-assign]
+    result = relay.run()
+    # Row 1 rejected, rows 2-4 delivered, row 5 found the distributor down, row 6 untried.
+    assert (result.delivered, result.rejected, result.unavailable) == (3, 1, True)
+    counts = Outbox(database).counts("t")
+    assert (counts.pending, counts.delivered, counts.failing) == (3, 3, 2)
+
+
+def test_a_generated_list_answers_look_ups_as_it_serves_its_parts() -> None:
+    start = date(2026, 11, 16)
+    listed = GeneratedList(5_000, 3, 10, start)
+    day_1 = listed.view(start, "k").part(0, 5_000)
+    day_2 = listed.view(start + timedelta(days=1), "k").part(0, 5_000)
+    assert len(set(day_1)) == len(set(day_2)) == 5_000
+    assert len(set(day_1) - set(day_2)) == len(set(day_2) - set(day_1)) == 25
+    for subject in set(day_1) | set(day_2):
+        assert listed.contains(subject, start) == (subject in set(day_1))
+        assert listed.contains(subject, start + timedelta(days=1)) == (subject in set(day_2))
+
+
+def test_a_stored_list_is_served_whole_in_another_order() -> None:
+    cprs = [f"{n:010d}" for n in range(1_000)]
+    view = StoredList(list(cprs), ["29189846"]).view(date(2026, 11, 16), "key")
+    served = view.part(0, view.count)
+    assert sorted(served) == [("cpr", n) for n in cprs] + [("cvr", "29189846")]
+    assert served != sorted(served)
