@@ -32,12 +32,7 @@ from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
 from integrations.sf2250.entry_buffer import EntryBuffer
-from integrations.sf2250.haendelsesbesked import (
-    MessageVocabulary,
-    SubscriptionChange,
-    besked_id,
-    build_message,
-)
+from integrations.sf2250.haendelsesbesked import MessageBuilder, MessageVocabulary
 from integrations.sf2250.register_calls import PEER
 from integrations.sf2250.subscription_list import ListTimeouts, SubscriptionListClient
 from serviceplatform.distribution.base import Distributor
@@ -350,15 +345,9 @@ class NightlyDiff:
     def _message_factory(
         self, authority_cvr: str, list_date: date, created_at: datetime
     ) -> Callable[[str, str, Change], tuple[str, str]]:
-        def message_for(kind: str, number: str, change: Change) -> tuple[str, str]:
-            subscription_change = SubscriptionChange(
-                authority_cvr=authority_cvr,
-                list_date=list_date,
-                kind="cpr" if kind == "cpr" else "cvr",
-                number=number,
-                change=change,
-            )
-            body = build_message(subscription_change, self.vocabulary, created_at=created_at)
-            return besked_id(subscription_change), body.decode("utf-8")
-
-        return message_for
+        return MessageBuilder(
+            self.vocabulary,
+            authority_cvr=authority_cvr,
+            list_date=list_date,
+            created_at=created_at,
+        )

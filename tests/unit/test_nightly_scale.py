@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from integrations.sf2250.entry_buffer import EntryBuffer
+from integrations.sf2250.haendelsesbesked import (
+    MessageBuilder,
+    MessageVocabulary,
+    SubscriptionChange,
+    besked_id,
+    build_message,
+)
 from integrations.sf2250.subscription_list import REGISTER_NS, SubscriptionListClient
+from serviceplatform.config import SubscriptionSettings
 from serviceplatform.distribution.base import MemoryDistributor, OutgoingMessage
 from serviceplatform.distribution.file_drop import FileDropDistributor
 from serviceplatform.errors import DistributorRejected, DistributorUnavailable, UpstreamBadResponse
@@ -184,3 +192,24 @@ def test_a_stored_list_is_served_whole_in_another_order() -> None:
     served = view.part(0, view.count)
     assert sorted(served) == [("cpr", n) for n in cprs] + [("cvr", "29189846")]
     assert served != sorted(served)
+
+
+@pytest.mark.parametrize("kind", ["cpr", "cvr"])
+@pytest.mark.parametrize("change", ["tilmeldt", "afmeldt"])
+def test_the_message_builder_gives_the_bytes_of_build_message(kind: Any, change: Any) -> None:
+    vocabulary = MessageVocabulary.from_settings(SubscriptionSettings())
+    builder = MessageBuilder(
+        vocabulary, authority_cvr=CVR, list_date=date(2026, 11, 17), created_at=NOW
+    )
+    numbers = (
+        ["0101901234", "9999999999", "1234567890"]
+        if kind == "cpr"
+        else ["29189846", "99999999", "12345678"]
+    )
+    for number in numbers:
+        expected = SubscriptionChange(
+            authority_cvr=CVR, list_date=date(2026, 11, 17), kind=kind, number=number, change=change
+        )
+        identifier, body = builder(kind, number, change)
+        assert identifier == besked_id(expected)
+        assert body.encode() == build_message(expected, vocabulary, created_at=NOW)
