@@ -153,12 +153,15 @@ class ServerWrites:
 @dataclass
 class Phase:
     seconds: float = 0.0
+    #: CPU seconds of the platform's process (not the register's, the database server's).
+    cpu_seconds: float = 0.0
     peak_bytes: int = 0
     written_bytes: int = 0
 
     def as_json(self) -> dict[str, float]:
         return {
             "seconds": round(self.seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
             "peak_mib": round(self.peak_bytes / MiB, 1),
             "written_mib": round(self.written_bytes / MiB, 1),
         }
@@ -183,6 +186,7 @@ def child_night(spec: dict[str, Any]) -> dict[str, Any]:
     phases: dict[str, Phase] = {}
     marks: dict[str, float] = {
         "at": time.perf_counter(),
+        "cpu": time.process_time(),
         "written": written_bytes() + server.total(),
     }
 
@@ -190,6 +194,8 @@ def child_night(spec: dict[str, Any]) -> dict[str, Any]:
         now_at, written = time.perf_counter(), written_bytes() + server.total()
         phase = phases.setdefault(name, Phase())
         phase.seconds += now_at - marks["at"]
+        phase.cpu_seconds += time.process_time() - marks["cpu"]
+        marks["cpu"] = time.process_time()
         phase.written_bytes += int(written - marks["written"])
         phase.peak_bytes = max(phase.peak_bytes, memory.take())
         marks["at"], marks["written"] = now_at, written
@@ -247,7 +253,7 @@ def child_amqp(platform: Any, spec: dict[str, Any], memory: PeakMemory) -> dict[
         Path(spec["sts_key"]), Path(spec["sts_cert"]), STS_ISSUER, settings.token_audience
     )
     memory.take()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with AmqpDistributor(settings, tokens, base_dir=Path(spec["drop"])) as distributor:
         relay = OutboxRelay(
             Outbox(platform.db),
@@ -262,6 +268,7 @@ def child_amqp(platform: Any, spec: dict[str, Any], memory: PeakMemory) -> dict[
         "unavailable": relay.unavailable,
         "rejected": relay.rejected,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(time.process_time() - cpu, 2),
         "peak_mib": round(memory.take() / MiB, 1),
     }
 
@@ -401,7 +408,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def sort_comm(
     scratch: Path, authorities: list[tuple[str, str, int]], seed: int
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     """Seconds of ``LC_ALL=C sort`` of both nights' lists and ``comm -3``; lines it found."""
     from serviceplatform.sandbox.register_lists import GeneratedList
 
@@ -420,6 +427,7 @@ def sort_comm(
                     )
         files.append(path)
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     answer = subprocess.run(
         [
             "bash",
@@ -435,10 +443,12 @@ def sort_comm(
         check=True,
     )
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     for path in files:
         path.unlink()
         Path(f"{path}.s").unlink()
-    return seconds, int(answer.stdout.strip())
+    return seconds, cpu, int(answer.stdout.strip())
 
 
 @contextmanager
@@ -524,7 +534,7 @@ def bench_case(
                     sts_cert=str(pki.sts_cert),
                 )
             nights.append(run_child(spec))
-        sort_seconds, sort_lines = sort_comm(scratch, authorities, seed)
+        sort_seconds, sort_cpu, sort_lines = sort_comm(scratch, authorities, seed)
     shutil.rmtree(scratch, ignore_errors=True)
     return {
         "database": kind,
@@ -532,6 +542,7 @@ def bench_case(
         "night1": nights[0],
         "night2": nights[1],
         "sort_comm_seconds": round(sort_seconds, 2),
+        "sort_comm_cpu_seconds": round(sort_cpu, 2),
         "sort_comm_lines": sort_lines,
     }
 
@@ -609,8 +620,9 @@ def judge(case: dict[str, Any]) -> tuple[list[Goal], list[str]]:
 
 def render(cases: list[dict[str, Any]], goals: list[Goal]) -> str:
     lines = [
-        "case          night  fetch+store s (MiB peak, MiB written)  diff+outbox s          "
-        "delivery s            msgs   sort|comm s",
+        "wall/CPU seconds of the platform's process (peak MiB, MiB written) per phase",
+        f"{'case':<16} night  {'fetch+store':<25} {'diff+outbox':<25} {'delivery (file drop)':<25}"
+        "  msgs  sort|comm wall/CPU s",
     ]
     for case in cases:
         for night in ("night1", "night2"):
@@ -619,27 +631,32 @@ def render(cases: list[dict[str, Any]], goals: list[Goal]) -> str:
             for phase in ("fetch_store", "diff_outbox", "delivery"):
                 p = data["phases"].get(phase)
                 cells.append(
-                    f"{p['seconds']:7.1f} ({p['peak_mib']:4.0f}, {p['written_mib']:6.0f})"
+                    f"{p['seconds']:6.1f}/{p['cpu_seconds']:5.1f} "
+                    f"({p['peak_mib']:4.0f}, {p['written_mib']:5.0f})"
                     if p
-                    else " " * 22
+                    else " " * 25
                 )
+            sort = (
+                f"{case['sort_comm_seconds']}/{case['sort_comm_cpu_seconds']}"
+                if night == "night2"
+                else ""
+            )
             lines.append(
-                f"{case['shape'] + ' ' + case['database']:<13} {night[-1]:>5}  {cells[0]:<38} "
-                f"{cells[1]:<22} {cells[2]:<21} {data['messages']:>6}   "
-                f"{case['sort_comm_seconds'] if night == 'night2' else '':>5}"
+                f"{case['shape'] + ' ' + case['database']:<16} {night[-1]:>5}  {cells[0]:<25} "
+                f"{cells[1]:<25} {cells[2]:<25} {data['messages']:>6}  {sort}"
             )
         amqp = case["night2"].get("amqp")
         if amqp:
             lines.append(
-                f"{'':<13}  AMQP with confirms: {amqp['delivered']} messages in "
-                f"{amqp['seconds']} s (peak {amqp['peak_mib']} MiB)"
+                f"{'':<16}  AMQP with confirms: {amqp['delivered']} messages in "
+                f"{amqp['seconds']} s, CPU {amqp['cpu_seconds']} s (peak {amqp['peak_mib']} MiB)"
             )
     lines.append("")
     lines.append("goals at 6 M (issue 18):")
     for goal in goals:
         relation = ">=" if goal.higher_is_better else "<="
         lines.append(
-            f"  {'met   ' if goal.met else 'MISSED'} {goal.case:<14} {goal.name:<28} "
+            f"  {'met   ' if goal.met else 'MISSED'} {goal.case:<17} {goal.name:<28} "
             f"{goal.value:9.2f}  (goal {relation} {goal.limit:g})"
         )
     return "\n".join(lines)
