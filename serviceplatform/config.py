@@ -157,6 +157,9 @@ class SubscriptionSettings:
     list_reference_timeout_seconds: float = 60.0
     #: Seconds one attempt at one part of a list may wait.
     list_part_timeout_seconds: float = 30.0
+    #: Parts of a list requested ahead of the one being stored (the register prepares them
+    #: meanwhile); 1 reads one part at a time.
+    list_parts_in_flight: int = 4
 
 
 @dataclass

@@ -150,6 +150,7 @@ class NightlyDiff:
         self.timeouts = ListTimeouts(
             reference=settings.list_reference_timeout_seconds,
             part=settings.list_part_timeout_seconds,
+            parts_in_flight=settings.list_parts_in_flight,
         )
         self.snapshots = SnapshotStore(platform.db)
         self.outbox = Outbox(platform.db)

@@ -21,7 +21,9 @@ they arrive, so a caller can store them without holding the list.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
@@ -50,6 +52,8 @@ class ListTimeouts:
 
     reference: float = 60.0
     part: float = 30.0
+    #: Parts requested ahead of the one being stored.
+    parts_in_flight: int = 4
 
     def request(self, path: str, kind: str) -> OutboundRequest:
         seconds = self.reference if kind == "reference" else self.part
@@ -137,12 +141,28 @@ class SubscriptionListClient:
             log.warning("could not delete list reference at the register: %s", error.code)
 
     def read(self, sysid: str) -> tuple[ListReference, Iterator[list[tuple[str, str]]]]:
-        """The list's reference and an iterator over its parts' entries (then deleted)."""
+        """The list's reference and an iterator over its parts' entries (then deleted).
+
+        Parts are yielded in order, with up to ``parts_in_flight`` requested ahead: the
+        register prepares the next parts while this process stores the last one.
+        """
         reference = self.reference(sysid)
 
         def parts() -> Iterator[list[tuple[str, str]]]:
-            for number in range(1, reference.parts + 1):
-                yield self.part(sysid, reference.reference, number)
+            ahead = max(1, self._timeouts.parts_in_flight)
+            pending: deque[Future[list[tuple[str, str]]]] = deque()
+            numbers = iter(range(1, reference.parts + 1))
+            with ThreadPoolExecutor(ahead, thread_name_prefix="list-part") as pool:
+                try:
+                    for number in numbers:
+                        pending.append(pool.submit(self.part, sysid, reference.reference, number))
+                        if len(pending) >= ahead:
+                            yield pending.popleft().result()
+                    while pending:
+                        yield pending.popleft().result()
+                finally:
+                    for future in pending:
+                        future.cancel()
             self.delete(sysid, reference.reference)
 
         return reference, parts()

@@ -176,7 +176,8 @@ def test_a_past_date_that_was_never_stored_cannot_be_fetched(night: Night) -> No
 def test_the_register_failing_mid_fetch_stores_nothing_and_the_next_run_succeeds(
     tmp_path: Path, pki: Pki, hooks: RegisterHooks, night: Night
 ) -> None:
-    night.lists([f"01019{n:05d}" for n in range(2500)])
+    # Ten parts: the fault lands mid-fetch even with parts requested ahead.
+    night.lists([f"01019{n:05d}" for n in range(9500)])
     night.run(0)
 
     class FailAfterFirstPart:
@@ -190,7 +191,7 @@ def test_the_register_failing_mid_fetch_stores_nothing_and_the_next_run_succeeds
             if self.parts == 1:
                 hooks.fault(503, 20)
 
-    night.lists([f"01019{n:05d}" for n in range(1, 2501)])
+    night.lists([f"01019{n:05d}" for n in range(1, 9501)])
     night.clock.now = NIGHT + timedelta(days=1)
     failed = night.job().run(progress=FailAfterFirstPart())
     hooks.fault(503, 0)
