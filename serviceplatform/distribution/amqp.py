@@ -281,7 +281,10 @@ class AmqpDistributor(DistributorBase):
             raise DistributorRejected(detail, status=status)
 
     def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
-        lanes = self._ready_lanes(len(messages))
+        try:
+            lanes = self._ready_lanes(len(messages))
+        except DistributorUnavailable as error:
+            return {0: error} if messages else {}
         if len(lanes) == 1:
             return super().deliver_batch(messages)
         outcome: BatchOutcome = {}

@@ -19,9 +19,11 @@ from integrations.sf2250.haendelsesbesked import (
     build_message,
 )
 from integrations.sf2250.subscription_list import REGISTER_NS, SubscriptionListClient
-from serviceplatform.config import SubscriptionSettings
+from serviceplatform.config import AmqpDistributorSettings, SubscriptionSettings
+from serviceplatform.distribution.amqp import AmqpDistributor
 from serviceplatform.distribution.base import MemoryDistributor, OutgoingMessage
 from serviceplatform.distribution.file_drop import FileDropDistributor
+from serviceplatform.distribution.tokens import FileTokenSource
 from serviceplatform.errors import DistributorRejected, DistributorUnavailable, UpstreamBadResponse
 from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
 from serviceplatform.relay import OutboxRelay
@@ -213,3 +215,12 @@ def test_the_message_builder_gives_the_bytes_of_build_message(kind: Any, change:
         identifier, body = builder(kind, number, change)
         assert identifier == besked_id(expected)
         assert body.encode() == build_message(expected, vocabulary, created_at=NOW)
+
+
+def test_a_closed_amqp_distributor_answers_a_batch_unavailable(tmp_path: Path) -> None:
+    distributor = AmqpDistributor(
+        AmqpDistributorSettings(publishers=4), FileTokenSource(tmp_path), base_dir=tmp_path
+    )
+    distributor.close()
+    outcome = distributor.deliver_batch(_messages(3))
+    assert list(outcome) == [0] and isinstance(outcome[0], DistributorUnavailable)
