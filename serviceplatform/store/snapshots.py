@@ -202,10 +202,14 @@ class SnapshotStore:
                                 "created_at": completed_at,
                             }
                         )
-                    # Counted from RETURNING: executemany's rowcount is -1 on psycopg.
-                    written += len(
-                        connection.execute(insert_outbox.returning(outbox.c.id), rows).all()
-                    )
+                    # Counted before: SQLAlchemy batches the rows into multi-row INSERTs on
+                    # psycopg, whose rowcount is then unknown (-1).
+                    ids = [row["message_id"] for row in rows]
+                    known = connection.execute(
+                        select(func.count()).where(outbox.c.message_id.in_(ids))
+                    ).scalar_one()
+                    connection.execute(insert_outbox, rows)
+                    written += len(ids) - known
             connection.execute(
                 update(subscription_snapshots)
                 .where(subscription_snapshots.c.id == snapshot_id)

@@ -31,6 +31,7 @@ from serviceplatform.sandbox.register_lists import GeneratedList, StoredList
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import outbox
 from serviceplatform.store.outbox import Outbox
+from serviceplatform.store.snapshots import Change, SnapshotStore
 
 NOW = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
 CVR = "29189846"
@@ -224,3 +225,23 @@ def test_a_closed_amqp_distributor_answers_a_batch_unavailable(tmp_path: Path) -
     distributor.close()
     outcome = distributor.deliver_batch(_messages(3))
     assert list(outcome) == [0] and isinstance(outcome[0], DistributorUnavailable)
+
+
+def test_the_diff_counts_the_outbox_rows_it_wrote_on_every_database(database: Database) -> None:
+    store = SnapshotStore(database)
+
+    def message_for(kind: str, number: str, change: Change) -> tuple[str, str]:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{kind}{number}{change}")), "<m/>"
+
+    def night(day: int, numbers: list[int]) -> int:
+        snapshot = store.begin(CVR, date(2026, 11, day), NOW)
+        store.add(snapshot, [("cpr", f"{n:010d}") for n in numbers])
+        return store.complete(
+            snapshot, topic="t", message_for=message_for, completed_at=NOW
+        ).messages
+
+    assert night(1, list(range(1_500))) == 0
+    assert night(2, list(range(500, 2_500))) == 1_500  # 500 gone, 1,000 new
+    assert night(3, list(range(1_500))) == 1_500  # the way back: 500 new, 1,000 gone
+    # Night 2's changes once more: the same message ids, so no row is written.
+    assert night(4, list(range(500, 2_500))) == 0
