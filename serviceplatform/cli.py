@@ -82,7 +82,10 @@ def cli(ctx: click.Context) -> None:
     names the settings file; with none of the three such a command stops (exit 4).
     """
     meta = ctx.meta
-    ctx.obj = CliContext.lazy(lambda: _settings(meta.get("config"), meta.get("workdir")))
+    ctx.obj = CliContext.lazy(
+        lambda: _settings(meta.get("config"), meta.get("workdir")),
+        workdir=lambda: meta.get("workdir"),
+    )
 
 
 cli.params.extend(_state_options())

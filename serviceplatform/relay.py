@@ -2,6 +2,9 @@
 
 A row is marked delivered only after the distributor accepted it, so nothing is lost; a
 crash in between delivers it again (at least once, under the same deterministic message id).
+Rows go to the distributor a batch at a time (``deliver_batch``) and the accepted ones are
+marked in one transaction per batch: one transaction per message kept a national night's
+delivery at a few hundred messages a second.
 When the distributor cannot be reached the round stops at once (every later row would fail
 the same way) and the rows wait for the next round; a row the distributor rejects keeps its
 error text and stays pending, and the round goes on with the others.
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from serviceplatform.distribution.base import Distributor, OutgoingMessage
-from serviceplatform.errors import DistributorRejected, DistributorUnavailable
+from serviceplatform.errors import DistributorUnavailable
 from serviceplatform.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -58,29 +61,37 @@ class OutboxRelay:
             ]
             if not batch:
                 return result
-            for row in batch:
-                seen.add(row.id)
-                message = OutgoingMessage(
+            seen.update(row.id for row in batch)
+            messages = [
+                OutgoingMessage(
                     besked_id=row.message_id,
                     authority_cvr=row.authority_cvr,
                     body=row.body.encode("utf-8"),
                 )
-                try:
-                    self._distributor.deliver(message)
-                except DistributorUnavailable as error:
+                for row in batch
+            ]
+            outcome = self._distributor.deliver_batch(messages)
+            accepted = [
+                row.id
+                for index, row in enumerate(batch)
+                if index in outcome and outcome[index] is None
+            ]
+            self._outbox.mark_delivered(accepted, self._clock())
+            result.delivered += len(accepted)
+            if on_delivered is not None and accepted:
+                on_delivered(len(accepted))
+            for index, error in sorted(outcome.items()):
+                row = batch[index]
+                if isinstance(error, DistributorUnavailable):
                     self._outbox.mark_failed(row.id, error.error_text)
                     result.unavailable = True
                     result.errors.append(error.error_text)
                     # Row ids, not message ids: those are derived from a CPR number.
                     log.warning("distributor unavailable; outbox row %d waits: %s", row.id, error)
-                    return result
-                except DistributorRejected as error:
+                elif error is not None:
                     self._outbox.mark_failed(row.id, error.error_text)
                     result.rejected += 1
                     result.errors.append(f"outbox row {row.id}: {error.error_text}")
                     log.warning("distributor rejected outbox row %d: %s", row.id, error)
-                    continue
-                self._outbox.mark_delivered([row.id], self._clock())
-                result.delivered += 1
-                if on_delivered is not None:
-                    on_delivered(1)
+            if result.unavailable:
+                return result

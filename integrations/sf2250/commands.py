@@ -45,7 +45,9 @@ def _job(obj: CliContext) -> Any:
     from serviceplatform.distribution.factory import distributor_from_settings
     from serviceplatform.platform import Platform
 
-    platform = Platform(obj.settings, database=obj.database())
+    # With --workdir, the sandbox's clock (its ``clock`` hook) is the business clock: a
+    # supplier tries night 2 in minutes instead of a day.
+    platform = Platform(obj.settings, database=obj.database(), business_clock=obj.business_clock())
     return NightlyDiff(platform, distributor_from_settings(obj.settings))
 
 

@@ -31,17 +31,13 @@ from datetime import date, datetime, timedelta
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
+from integrations.sf2250.entry_buffer import EntryBuffer
 from integrations.sf2250.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
-from integrations.sf2250.haendelsesbesked import (
-    MessageVocabulary,
-    SubscriptionChange,
-    besked_id,
-    build_message,
-)
+from integrations.sf2250.haendelsesbesked import MessageBuilder, MessageVocabulary
 from integrations.sf2250.register_calls import PEER
 from integrations.sf2250.settings import SUBSCRIPTIONS
 from integrations.sf2250.snapshot_store import Change, SnapshotStore
-from integrations.sf2250.subscription_list import SubscriptionListClient
+from integrations.sf2250.subscription_list import ListTimeouts, SubscriptionListClient
 from serviceplatform.distribution.base import Distributor
 from serviceplatform.errors import ServicePlatformError
 from serviceplatform.platform import Platform
@@ -148,9 +144,15 @@ class NightlyDiff:
         self.vocabulary = MessageVocabulary.from_settings(settings)
         self.lease_ttl = timedelta(seconds=settings.lease_seconds)
         self.retention = timedelta(days=settings.retention_days)
+        self.timeouts = ListTimeouts(
+            reference=settings.list_reference_timeout_seconds,
+            part=settings.list_part_timeout_seconds,
+            parts_in_flight=settings.list_parts_in_flight,
+        )
         self.snapshots = SnapshotStore(platform.db)
         self.outbox = Outbox(platform.db)
         self.leases = LeaseStore(platform.db)
+        self._lease_renewed = platform.clock()
 
     # --- what to fetch ------------------------------------------------------------------
 
@@ -270,8 +272,11 @@ class NightlyDiff:
                 todo.append(target)
         if todo:
             summary.waited_until = self._respect_service_window(wait)
+        self._lease_renewed = self.platform.clock()
         for target in todo:
-            summary.authorities.append(self._fetch_one(target, summary.list_date, progress))
+            summary.authorities.append(
+                self._fetch_one(target, summary.list_date, progress, lease_name)
+            )
             self.leases.renew(lease_name, self.holder, self.platform.clock(), self.lease_ttl)
 
     def _respect_service_window(self, wait: bool) -> datetime | None:
@@ -285,10 +290,19 @@ class NightlyDiff:
         self.sleep(max(seconds, 0.0))
         return end
 
+    def _keep_lease(self, lease_name: str) -> None:
+        """Renew the night's lease once a third of it has passed: a national list takes long."""
+        now = self.platform.clock()
+        if now - self._lease_renewed >= self.lease_ttl / 3:
+            self.leases.renew(lease_name, self.holder, now, self.lease_ttl)
+            self._lease_renewed = now
+
     def _fetch_one(
-        self, target: Target, list_date: date, progress: Progress | None
+        self, target: Target, list_date: date, progress: Progress | None, lease_name: str
     ) -> AuthorityResult:
-        client = SubscriptionListClient(self.platform.transport(PEER), cert_alias=target.cert_alias)
+        client = SubscriptionListClient(
+            self.platform.transport(PEER), cert_alias=target.cert_alias, timeouts=self.timeouts
+        )
         fetched_at = self.platform.clock()
         snapshot_id: int | None = None
         try:
@@ -296,10 +310,15 @@ class NightlyDiff:
             if progress is not None:
                 progress.authority(target.authority_cvr, reference.parts)
             snapshot_id = self.snapshots.begin(target.authority_cvr, list_date, fetched_at)
-            for entries in parts:
-                self.snapshots.add(snapshot_id, entries)
+            # Held until complete and stored in key order: see entry_buffer.
+            entries = EntryBuffer()
+            for part in parts:
+                entries.extend(part)
                 if progress is not None:
                     progress.part()
+                self._keep_lease(lease_name)
+            self.snapshots.add(snapshot_id, entries.sorted())
+            self._keep_lease(lease_name)
             result = self.snapshots.complete(
                 snapshot_id,
                 topic=TOPIC,
@@ -324,15 +343,9 @@ class NightlyDiff:
     def _message_factory(
         self, authority_cvr: str, list_date: date, created_at: datetime
     ) -> Callable[[str, str, Change], tuple[str, str]]:
-        def message_for(kind: str, number: str, change: Change) -> tuple[str, str]:
-            subscription_change = SubscriptionChange(
-                authority_cvr=authority_cvr,
-                list_date=list_date,
-                kind="cpr" if kind == "cpr" else "cvr",
-                number=number,
-                change=change,
-            )
-            body = build_message(subscription_change, self.vocabulary, created_at=created_at)
-            return besked_id(subscription_change), body.decode("utf-8")
-
-        return message_for
+        return MessageBuilder(
+            self.vocabulary,
+            authority_cvr=authority_cvr,
+            list_date=list_date,
+            created_at=created_at,
+        )

@@ -31,6 +31,15 @@ class SubscriptionSettings:
     actor_uuid: str = "d92bb9c2-d826-4028-8fb5-d8b88b4377d4"
     #: Seconds a run's lease lasts without renewal; a crashed run is taken over after it.
     lease_seconds: int = 300
+    #: Seconds one attempt at a list reference may wait for the register's answer: the
+    #: register snapshots a national list first (seconds at 6 million entries). A single
+    #: call's short SLA (``[peers.nemsms]``) is not the night's.
+    list_reference_timeout_seconds: float = 60.0
+    #: Seconds one attempt at one part of a list may wait.
+    list_part_timeout_seconds: float = 30.0
+    #: Parts of a list requested ahead of the one being stored (the register prepares them
+    #: meanwhile); 1 reads one part at a time.
+    list_parts_in_flight: int = 4
 
 
 def _honour_deprecated_keys(section: SubscriptionSettings, settings: Settings) -> None:

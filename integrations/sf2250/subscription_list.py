@@ -12,14 +12,18 @@ the resource model the sandbox register offers (``docs/nemsms-register.md``):
 * ``DELETE /register/{sysid}/slutbrugerliste/{ref}`` when done (best effort).
 
 Each request goes through the platform's transport (mutual TLS with the agreement's
-certificate, retries with backoff on connection errors and 5xx within ``PART_BUDGET_SECONDS``).
-Parts are yielded as they arrive, so a caller can store them without holding the list.
+certificate, retries with backoff on connection errors and 5xx), with a timeout for its kind
+(:class:`ListTimeouts`): the register needs seconds to answer a list reference for a national
+list, whereas ``[peers.nemsms]`` keeps a single SOAP call's short SLA. Parts are yielded as
+they arrive, so a caller can store them without holding the list.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
@@ -35,10 +39,34 @@ from serviceplatform.soap.envelope import parse_xml
 log = logging.getLogger(__name__)
 
 REGISTER_NS: Final = "urn:sandbox:nemsms:register:1.0"
-#: One part of a list may take longer than a SOAP call's 1 s SLA; the night has time.
-PART_BUDGET_SECONDS: Final = 30.0
+#: Attempts per request of the night (the first and two retries) within its budget.
+_ATTEMPTS: Final = 3
 _MAX_PART_BYTES: Final = 32 * 1024 * 1024
 _HEADERS: Final = {"Accept": "application/xml"}
+_SLUTBRUGER: Final = f"{{{REGISTER_NS}}}Slutbruger"
+#: Element of an entry -> (kind, digits).
+_KINDS: Final = {f"{{{REGISTER_NS}}}CPR": ("cpr", 10), f"{{{REGISTER_NS}}}CVR": ("cvr", 8)}
+
+
+@dataclass(frozen=True)
+class ListTimeouts:
+    """Seconds one attempt may wait, per kind of request (``[subscriptions]`` settings)."""
+
+    reference: float = 60.0
+    part: float = 30.0
+    #: Parts requested ahead of the one being stored.
+    parts_in_flight: int = 4
+
+    def request(self, path: str, kind: str) -> OutboundRequest:
+        seconds = self.reference if kind == "reference" else self.part
+        return OutboundRequest(
+            method="GET",
+            path=path,
+            headers=_HEADERS,
+            read_timeout_seconds=seconds,
+            budget_seconds=seconds * _ATTEMPTS,
+            answer_check=REGISTER_ANSWERS,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,22 +99,19 @@ def _count(root: etree._Element, name: str) -> int:
 
 
 class SubscriptionListClient:
-    def __init__(self, transport: Transport, *, cert_alias: str) -> None:
+    def __init__(
+        self, transport: Transport, *, cert_alias: str, timeouts: ListTimeouts | None = None
+    ) -> None:
         self._transport = transport
         self._credential = ClientCertificate(cert_alias)
+        self._timeouts = timeouts or ListTimeouts()
 
-    def _get(self, path: str) -> bytes:
-        request = OutboundRequest(
-            method="GET",
-            path=path,
-            headers=_HEADERS,
-            budget_seconds=PART_BUDGET_SECONDS,
-            answer_check=REGISTER_ANSWERS,
-        )
+    def _get(self, path: str, kind: str) -> bytes:
+        request = self._timeouts.request(path, kind)
         return self._transport.send(request, credential=self._credential).body
 
     def reference(self, sysid: str) -> ListReference:
-        root = _document(self._get(_path(sysid)), "SlutbrugerlisteReference")
+        root = _document(self._get(_path(sysid), "reference"), "SlutbrugerlisteReference")
         reference = (root.findtext(f"{{{REGISTER_NS}}}ReferenceId") or "").strip()
         if not reference:
             raise UpstreamBadResponse("the register's list reference has no ReferenceId")
@@ -95,18 +120,19 @@ class SubscriptionListClient:
     def part(self, sysid: str, reference: str, number: int) -> list[tuple[str, str]]:
         """The ``(kind, number)`` entries of part ``number``; kind is ``cpr`` or ``cvr``."""
         root = _document(
-            self._get(_path(sysid, reference, "dele", str(number))), "SlutbrugerDelliste"
+            self._get(_path(sysid, reference, "dele", str(number)), "part"), "SlutbrugerDelliste"
         )
         entries: list[tuple[str, str]] = []
-        for slutbruger in root.iterchildren(f"{{{REGISTER_NS}}}Slutbruger"):
-            cpr = (slutbruger.findtext(f"{{{REGISTER_NS}}}CPR") or "").strip()
-            cvr = (slutbruger.findtext(f"{{{REGISTER_NS}}}CVR") or "").strip().lstrip(":")
-            if len(cpr) == 10 and cpr.isdigit() and not cvr:
-                entries.append(("cpr", cpr))
-            elif len(cvr) == 8 and cvr.isdigit() and not cpr:
-                entries.append(("cvr", cvr))
-            else:
+        # One child element per Slutbruger, read by position: findtext per entry made parsing
+        # the largest part of fetching a national list.
+        for slutbruger in root.iterchildren(_SLUTBRUGER):
+            found = _KINDS.get(slutbruger[0].tag) if len(slutbruger) == 1 else None
+            text = (slutbruger[0].text or "").strip() if found is not None else ""
+            if found is not None and found[0] == "cvr":
+                text = text.removeprefix(":")
+            if found is None or len(text) != found[1] or not text.isdigit() or not text.isascii():
                 raise UpstreamBadResponse(f"part {number} holds an entry that is no CPR or CVR")
+            entries.append((found[0], text))
         return entries
 
     def delete(self, sysid: str, reference: str) -> None:
@@ -123,12 +149,28 @@ class SubscriptionListClient:
             log.warning("could not delete list reference at the register: %s", error.code)
 
     def read(self, sysid: str) -> tuple[ListReference, Iterator[list[tuple[str, str]]]]:
-        """The list's reference and an iterator over its parts' entries (then deleted)."""
+        """The list's reference and an iterator over its parts' entries (then deleted).
+
+        Parts are yielded in order, with up to ``parts_in_flight`` requested ahead: the
+        register prepares the next parts while this process stores the last one.
+        """
         reference = self.reference(sysid)
 
         def parts() -> Iterator[list[tuple[str, str]]]:
-            for number in range(1, reference.parts + 1):
-                yield self.part(sysid, reference.reference, number)
+            ahead = max(1, self._timeouts.parts_in_flight)
+            pending: deque[Future[list[tuple[str, str]]]] = deque()
+            numbers = iter(range(1, reference.parts + 1))
+            with ThreadPoolExecutor(ahead, thread_name_prefix="list-part") as pool:
+                try:
+                    for number in numbers:
+                        pending.append(pool.submit(self.part, sysid, reference.reference, number))
+                        if len(pending) >= ahead:
+                            yield pending.popleft().result()
+                    while pending:
+                        yield pending.popleft().result()
+                finally:
+                    for future in pending:
+                        future.cancel()
             self.delete(sysid, reference.reference)
 
         return reference, parts()

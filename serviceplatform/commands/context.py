@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
+from serviceplatform.commands.workdir_clock import workdir_business_clock
 from serviceplatform.config import Settings
 from serviceplatform.errors import ServicePlatformError
 from serviceplatform.store.db import Database, Migration
@@ -46,6 +49,7 @@ class CliContext:
         settings_factory: Callable[[], Settings] | None = None,
         known_services: Callable[[], KnownServices] = _registry_known_services,
         database: Database | None = None,
+        workdir: Callable[[], Path | None] | None = None,
     ) -> None:
         if settings is None and settings_factory is None:
             raise ValueError("CliContext needs settings or a settings factory")
@@ -56,11 +60,23 @@ class CliContext:
         self._database = database
         #: What opening the database migrated; None until this context opened it.
         self.migration: Migration | None = None
+        self._workdir = workdir
+
+    def business_clock(self) -> Callable[[], datetime] | None:
+        """The sandbox's fixed clock for a command run with ``--workdir``; else None.
+
+        None means the platform's own clock; a command run with ``--config`` never reads a
+        sandbox's clock (``serviceplatform.commands.workdir_clock``).
+        """
+        workdir = self._workdir() if self._workdir is not None else None
+        return workdir_business_clock(workdir) if workdir is not None else None
 
     @classmethod
-    def lazy(cls, factory: Callable[[], Settings]) -> CliContext:
+    def lazy(
+        cls, factory: Callable[[], Settings], workdir: Callable[[], Path | None] | None = None
+    ) -> CliContext:
         """A context whose settings are read only when a command needs them."""
-        return cls(settings_factory=factory)
+        return cls(settings_factory=factory, workdir=workdir)
 
     @property
     def settings(self) -> Settings:

@@ -11,6 +11,10 @@ The conversation (AMQP 0-9-1, pika's ``BlockingConnection``):
 3. wait up to ``reply_timeout_seconds`` for the reply with that correlation id, a
    ``StandardRetur`` whose ``StatusKode`` 20 means accepted.
 
+A batch (``deliver_batch``) is spread over ``publishers`` connections, each going through the
+same conversation for one message at a time, so that many messages are in flight; every
+message still has its confirm and its reply before it counts as delivered.
+
 Errors: no answer in time, an unroutable or refused publish, and every pika, socket or TLS
 failure become ``DistributorUnavailable``; a ``StatusKode`` other than 20 becomes
 ``DistributorRejected`` with ``.status``. A connection that failed (or timed out, which is
@@ -29,6 +33,8 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
@@ -42,11 +48,17 @@ from serviceplatform.config import AmqpDistributorSettings
 from serviceplatform.distribution.base import (
     SAGDOK_NS,
     STATUS_OK,
+    BatchOutcome,
     DistributorBase,
     OutgoingMessage,
 )
 from serviceplatform.distribution.tokens import TokenSource
-from serviceplatform.errors import ConfigurationError, DistributorRejected, DistributorUnavailable
+from serviceplatform.errors import (
+    ConfigurationError,
+    DistributorRejected,
+    DistributorUnavailable,
+    ServicePlatformError,
+)
 from serviceplatform.logmask import mask_cpr_numbers
 
 if TYPE_CHECKING:
@@ -216,7 +228,11 @@ class AmqpDistributor(DistributorBase):
         protect_pika_logging()
         self.settings = settings
         self._tokens = token_source
+        self._base_dir = Path(base_dir)
         self._parameters = connection_parameters(settings, Path(base_dir))
+        #: The other connections of a batch (this one is the first), made on first use.
+        self._lanes: list[AmqpDistributor] = []
+        self._pool: ThreadPoolExecutor | None = None
         self._where = f"{self._parameters.host}:{self._parameters.port}/{settings.virtual_host}"
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
@@ -263,6 +279,54 @@ class AmqpDistributor(DistributorBase):
                 f": {mask_cpr_numbers(text, touching_letters=True)}" if text else ""
             )
             raise DistributorRejected(detail, status=status)
+
+    def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
+        try:
+            lanes = self._ready_lanes(len(messages))
+        except DistributorUnavailable as error:
+            return {0: error} if messages else {}
+        if len(lanes) == 1:
+            return super().deliver_batch(messages)
+        outcome: BatchOutcome = {}
+        unavailable = threading.Event()
+        cursor = iter(range(len(messages)))
+        cursor_lock = threading.Lock()
+
+        def work(lane: AmqpDistributor) -> None:
+            while not unavailable.is_set():
+                with cursor_lock:
+                    index = next(cursor, None)
+                if index is None:
+                    return
+                try:
+                    lane.deliver(messages[index])
+                except DistributorUnavailable as error:
+                    outcome[index] = error
+                    unavailable.set()
+                except ServicePlatformError as error:
+                    outcome[index] = error
+                else:
+                    outcome[index] = None
+
+        assert self._pool is not None
+        for future in [self._pool.submit(work, lane) for lane in lanes]:
+            future.result()
+        return outcome
+
+    def _ready_lanes(self, size: int) -> list[AmqpDistributor]:
+        wanted = max(1, min(self.settings.publishers, size))
+        with self._lock:
+            if self._closed:
+                raise DistributorUnavailable("the AMQP distributor is closed")
+            while len(self._lanes) < self.settings.publishers - 1:
+                self._lanes.append(
+                    AmqpDistributor(self.settings, self._tokens, base_dir=self._base_dir)
+                )
+            if self._pool is None and self.settings.publishers > 1:
+                self._pool = ThreadPoolExecutor(
+                    self.settings.publishers, thread_name_prefix="amqp-publisher"
+                )
+        return [self, *self._lanes][:wanted]
 
     def _converse(self, message: OutgoingMessage, token: str) -> bytes:
         channel = self._ready_channel()
@@ -346,6 +410,11 @@ class AmqpDistributor(DistributorBase):
         with self._lock:
             self._closed = True
             self._drop()
+            lanes, self._lanes, pool, self._pool = self._lanes, [], self._pool, None
+        for lane in lanes:
+            lane.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def _close_quietly(connection: pika.BlockingConnection) -> None:

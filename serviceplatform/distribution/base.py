@@ -7,6 +7,11 @@ distributor and returns only once the distributor has it: it raises ``Distributo
 caller keeps the message and tries again later (at least once; the ``BeskedId`` lets the
 receivers drop a repeat).
 
+``deliver_batch`` hands over many messages at once, so a transport can make them durable
+together (the file drop) or have several in flight (AMQP); it answers per message index:
+None when the distributor has it, else the error. Once the distributor is unavailable the
+messages not yet tried are left out of the answer (they wait for the next round).
+
 Implementations: :class:`~serviceplatform.distribution.file_drop.FileDropDistributor` (one
 file per message, for a pick-up process or the embedded default),
 :class:`~serviceplatform.distribution.amqp.AmqpDistributor` (the real Beskedfordeler) and
@@ -20,12 +25,16 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Protocol, Self
 
 from serviceplatform.closing import Closing
-from serviceplatform.errors import ServicePlatformError
+from serviceplatform.errors import DistributorUnavailable, ServicePlatformError
+
+#: What ``deliver_batch`` answers: message index -> None (delivered) or the error.
+BatchOutcome = dict[int, ServicePlatformError | None]
 
 #: The envelope namespace of a ``Haendelsesbesked``.
 KUVERT_NS: Final = "urn:oio:besked:kuvert:1.0"
@@ -66,6 +75,8 @@ class Distributor(Protocol):
 
     def deliver(self, message: OutgoingMessage) -> None: ...
 
+    def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome: ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self: ...
@@ -79,7 +90,24 @@ class Distributor(Protocol):
 
 
 class DistributorBase(Closing):
-    """The implementations' common base: ``with`` closes them."""
+    """The implementations' common base: ``with`` closes them; batches one by one."""
+
+    def deliver(self, message: OutgoingMessage) -> None:
+        raise NotImplementedError
+
+    def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
+        outcome: BatchOutcome = {}
+        for index, message in enumerate(messages):
+            try:
+                self.deliver(message)
+            except DistributorUnavailable as error:
+                outcome[index] = error
+                break
+            except ServicePlatformError as error:
+                outcome[index] = error
+            else:
+                outcome[index] = None
+        return outcome
 
 
 class MemoryDistributor(DistributorBase):

@@ -46,6 +46,8 @@ class OutboundRequest:
     #: The peer's own reading of an answer (a fault body, a ``dkal:Fejl``), supplied by the
     #: integration that knows the peer; None: the status classes alone.
     answer_check: AnswerCheck | None = None
+    #: Overrides the peer's ``read_timeout_seconds`` per attempt (a slow kind of request).
+    read_timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True)

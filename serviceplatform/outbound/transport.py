@@ -178,7 +178,10 @@ class HttpTransport(TransportBase):
                 may_repeat = request.idempotent
                 try:
                     status, answer_headers, body = self._attempt(
-                        adapter, prepare_request(request, url, headers), deadline
+                        adapter,
+                        prepare_request(request, url, headers),
+                        deadline,
+                        request.read_timeout_seconds,
                     )
                 except _FAILURES as exc:
                     cause, error = exc, translate_exception(exc, self.peer)
@@ -203,13 +206,17 @@ class HttpTransport(TransportBase):
                 adapter.close()
 
     def _attempt(
-        self, adapter: BaseAdapter, prepared: requests.PreparedRequest, deadline: float
+        self,
+        adapter: BaseAdapter,
+        prepared: requests.PreparedRequest,
+        deadline: float,
+        read_timeout: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         remaining = attempt_seconds(deadline, self._clock())
         # ``total`` bounds connect plus read; urllib3's read timeout alone is per recv().
         timeout = Timeout(
             connect=min(self.settings.connect_timeout_seconds, remaining),
-            read=min(self.settings.read_timeout_seconds, remaining),
+            read=min(read_timeout or self.settings.read_timeout_seconds, remaining),
             total=remaining,
         )
         answer = adapter.send(

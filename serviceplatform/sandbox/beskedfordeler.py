@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Accepted tokens remembered (one per authority and token lifetime in practice).
+_TOKENS_REMEMBERED = 1024
+
 STATUS_MALFORMED: Final = 40
 STATUS_TOKEN: Final = 41
 STATUS_AUTHORITY: Final = 42
@@ -152,6 +155,8 @@ class SimulatedBeskedfordeler:
         self._parameters.connection_attempts = 1
         self._parameters.client_properties = {"connection_name": "simulated-beskedfordeler"}
         self._trusted = _load_trusted(trusted_sts_cert) if trusted_sts_cert else None
+        #: Accepted token text -> (authority CVR, NotOnOrAfter); see ``_token_cvr``.
+        self._tokens_seen: dict[str, tuple[str, datetime]] = {}
         self._lock = threading.Lock()
         self._received: list[ReceivedMessage] = []
         self._forced: list[int] = []
@@ -261,6 +266,15 @@ class SimulatedBeskedfordeler:
             header = header.decode("utf-8", "replace")
         if not isinstance(header, str) or not header.strip():
             raise Refusal(STATUS_TOKEN, "the message has no token header")
+        # A token is reused for many messages; the same text was judged the same way before,
+        # so only its expiry is checked again (a night's delivery would otherwise be bounded
+        # by this simulator's signature checks).
+        known = self._tokens_seen.get(header)
+        if known is not None:
+            cvr, not_on_or_after = known
+            if self._clock() >= not_on_or_after:
+                raise Refusal(STATUS_TOKEN, f"the token expired at {not_on_or_after}")
+            return cvr
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
         try:
             facts = read_assertion(etree.fromstring(header.strip().encode("utf-8"), parser))
@@ -274,6 +288,9 @@ class SimulatedBeskedfordeler:
             raise Refusal(STATUS_TOKEN, "the token is not signed by the trusted STS")
         if len(facts.cvr_values) != 1 or not _CVR.fullmatch(facts.cvr_values[0]):
             raise Refusal(STATUS_TOKEN, "the token names no authority CVR")
+        if len(self._tokens_seen) >= _TOKENS_REMEMBERED:
+            self._tokens_seen.clear()
+        self._tokens_seen[header] = (facts.cvr_values[0], facts.not_on_or_after)
         return facts.cvr_values[0]
 
     # --- the consumer thread --------------------------------------------------------------

@@ -42,6 +42,8 @@ class QuietHandler(BaseHTTPRequestHandler):
     timeout = 60
     #: Set by a handler to end the connection with a TCP reset instead of an answer.
     reset_connection = False
+    #: Largest request body this handler reads (a hook taking national lists raises it).
+    max_body_bytes = MAX_BODY_BYTES
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -79,7 +81,7 @@ class QuietHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
+        if length < 0 or length > self.max_body_bytes:
             # The unread body would be taken for the next request: end the connection.
             self.close_connection = True
             self.send_body(413, b"request body too large or length invalid\n", "text/plain")

@@ -74,9 +74,14 @@ class NemSmsRegister(ServerGroup):
         max_recorded: int = 100_000,
         list_part_size: int = 1000,
         clock: Callable[[], datetime] | None = None,
+        clock_dir: Path | None = None,
     ) -> None:
-        """``clock`` answers the register's time (aware); default ``datetime.now(UTC)``."""
-        self.state = RegisterState(known_sysids, max_recorded, list_part_size, clock)
+        """``clock`` answers the register's time (aware); default ``datetime.now(UTC)``.
+
+        ``clock_dir`` (a sandbox's work directory) shares a clock fixed by the hook with the
+        commands run with ``--workdir`` (``serviceplatform.commands.workdir_clock``).
+        """
+        self.state = RegisterState(known_sysids, max_recorded, list_part_size, clock, clock_dir)
         context = server_tls_context(server_cert, server_key, client_ca)
         register = register_handler(self.state)
         control = hooks_handler(self.state, self.stats)

@@ -17,6 +17,7 @@ import binascii
 import math
 import re
 import threading
+import time as time_module
 import uuid
 from datetime import UTC, datetime, time
 from typing import ClassVar, Final
@@ -27,6 +28,7 @@ from cryptography import x509
 from lxml import etree
 
 from serviceplatform.sandbox.httpserver import QuietHandler
+from serviceplatform.sandbox.register_lists import StoredList
 from serviceplatform.sandbox.register_state import (
     CPR,
     FEJL_NS,
@@ -53,6 +55,8 @@ _LIST_REF = re.compile(r"/register/([^/]+)/slutbrugerliste/([^/]+)")
 _LIST_PART = re.compile(r"/register/([^/]+)/slutbrugerliste/([^/]+)/dele/([^/]+)")
 _AFSENDELSE = re.compile(r"/register/([^/]+)/afsendelse/([^/]+)")
 _SNAPSHOTS_KEPT = 100
+#: The list of a SysID the hook never set.
+_EMPTY: Final = StoredList([], [])
 
 #: Namespaces of the Digital Post sending format (``dkal:Afsendelse``).
 DKAL: Final = FEJL_NS
@@ -109,11 +113,6 @@ def _boolean(root: etree._Element) -> bool:
         if text in ("true", "false"):
             return text == "true"
     raise RegisterFault(400, 1003, "Myndighedstilmelding carries no true/false indicator")
-
-
-def _subject_entries(state: RegisterState, sysid: str) -> tuple[Subject, ...]:
-    cprs, cvrs = state.subscriptions.get(sysid, ([], []))
-    return tuple(("cpr", n) for n in cprs) + tuple(("cvr", n) for n in cvrs)
 
 
 def _tilmelding_xml(subscribed: bool) -> bytes:
@@ -218,10 +217,12 @@ class _RegisterHandler(QuietHandler):
                 "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             }
         )
-        if fault == "reset":
+        if isinstance(fault, float):
+            time_module.sleep(fault)  # a slow register: the answer follows after the delay
+        elif fault == "reset":
             self.drop()
             return
-        if isinstance(fault, int):
+        elif isinstance(fault, int):
             self.send_body(fault, fejl_xml(9001, f"injected fault (HTTP {fault})"), XML_TYPE)
             return
         try:
@@ -346,19 +347,41 @@ class _RegisterHandler(QuietHandler):
         return 201, answer, {}
 
     def _list_reference(self, sysid: str) -> bytes:
+        """A reference to today's list: one snapshot per (SysID, list date, list set).
+
+        A client that gave up waiting and asks again gets the same reference, instead of the
+        register taking (and holding) another snapshot of a national list per attempt.
+        """
         state = self.state
-        ref = str(uuid.uuid4())
-        with state.lock:
-            entries = _subject_entries(state, sysid)
-            state.snapshots[ref] = ListSnapshot(sysid, entries)
-            while len(state.snapshots) > _SNAPSHOTS_KEPT:
-                del state.snapshots[next(iter(state.snapshots))]
-        parts = math.ceil(len(entries) / state.part_size)
+        with state.snapshot_lock:
+            with state.lock:
+                listed = state.lists.get(sysid, _EMPTY)
+                day = state.list_date()
+                key = (sysid, day, id(listed))
+                ref = state.list_references.get(key)
+                snapshot = state.snapshots.get(ref) if ref is not None else None
+            if snapshot is None:
+                ref = str(uuid.uuid4())
+                # Outside the state lock: a sorted national list takes seconds to prepare.
+                snapshot = ListSnapshot(sysid, listed.view(day, f"{sysid}:{day}:{ref}"), day)
+                with state.lock:
+                    # Keyed by id(): the list object stays alive in its snapshot meanwhile.
+                    state.list_references[key] = ref
+                    state.snapshots[ref] = snapshot
+                    while len(state.snapshots) > _SNAPSHOTS_KEPT:
+                        del state.snapshots[next(iter(state.snapshots))]
+                    for known in [
+                        k for k, r in state.list_references.items() if r not in state.snapshots
+                    ]:
+                        del state.list_references[known]
+        assert ref is not None
+        count = snapshot.entries.count
+        parts = math.ceil(count / state.part_size)
         return (
             f'<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<SlutbrugerlisteReference xmlns="{REGISTER_NS}">'
             f"<ReferenceId>{ref}</ReferenceId><AntalDele>{parts}</AntalDele>"
-            f"<AntalSlutbrugere>{len(entries)}</AntalSlutbrugere></SlutbrugerlisteReference>"
+            f"<AntalSlutbrugere>{count}</AntalSlutbrugere></SlutbrugerlisteReference>"
         ).encode()
 
     def _list_part(self, sysid: str, ref: str, raw_number: str) -> bytes:
@@ -367,13 +390,15 @@ class _RegisterHandler(QuietHandler):
             snapshot = state.snapshots.get(ref)
         if snapshot is None or snapshot.sysid != sysid:
             raise RegisterFault(404, 3003, "unknown list reference")
-        parts = math.ceil(len(snapshot.entries) / state.part_size)
+        parts = math.ceil(snapshot.entries.count / state.part_size)
         if not raw_number.isdigit() or not 1 <= int(raw_number) <= parts:
             raise RegisterFault(404, 3003, f"the list has parts 1 to {parts}")
         number = int(raw_number)
-        chunk = snapshot.entries[(number - 1) * state.part_size : number * state.part_size]
+        chunk = snapshot.entries.part((number - 1) * state.part_size, number * state.part_size)
         items = "".join(
-            f"<Slutbruger><{kind.upper()}>{value}</{kind.upper()}></Slutbruger>"
+            f"<Slutbruger><CPR>{value}</CPR></Slutbruger>"
+            if kind == "cpr"
+            else f"<Slutbruger><CVR>{value}</CVR></Slutbruger>"
             for kind, value in chunk
         )
         return (

@@ -14,10 +14,15 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from serviceplatform.commands.workdir_clock import read_fixed_clock, write_fixed_clock
+from serviceplatform.sandbox.register_lists import ListView, StoredList, SubscriptionList
 
 __all__ = [
     "CPR",
@@ -78,8 +83,11 @@ class EndUser:
 
 @dataclass(frozen=True)
 class ListSnapshot:
+    """What one list reference serves: a list date's entries, fixed when it was taken."""
+
     sysid: str
-    entries: tuple[Subject, ...]
+    entries: ListView
+    list_date: date
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,9 @@ def iso_utc(moment: datetime, *, seconds: bool = False) -> str:
     return text.removesuffix("+00:00") + "Z"
 
 
+DANISH_TIME = ZoneInfo("Europe/Copenhagen")
+
+
 def _real_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -126,6 +137,7 @@ class RegisterState:
         max_recorded: int,
         part_size: int,
         clock: Callable[[], datetime] | None = None,
+        clock_dir: Path | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self.known_sysids = frozenset(known_sysids) if known_sysids is not None else None
@@ -134,26 +146,40 @@ class RegisterState:
         self.requests: deque[dict[str, Any]] = deque(maxlen=max_recorded)
         self.requests_received = 0
         self.users: dict[Subject, EndUser] = {}
-        self.subscriptions: dict[str, tuple[list[str], list[str]]] = {}
-        #: The same lists as sets, for the subscription look-ups of EP_NS1 and EP_NS4.
-        self.subscribed: dict[str, frozenset[Subject]] = {}
+        #: The subscription list of each SysID, as the ``subscriptions`` hook last set it.
+        self.lists: dict[str, SubscriptionList] = {}
         self.snapshots: dict[str, ListSnapshot] = {}
+        #: The reference already taken of (SysID, list date, list): one snapshot per list
+        #: date, however often a slow or retried client asks.
+        self.list_references: dict[tuple[str, date, int], str] = {}
+        #: Serialises taking snapshots, so retries wait for one instead of each taking its own.
+        self.snapshot_lock = threading.Lock()
+        #: Delay injected by the ``faults`` hook (``"status": "delay"``), in seconds.
+        self.fault_delay = 0.0
         self.fault: int | str | None = None
         self.fault_remaining = 0
         #: The clock the register runs on unless the ``clock`` hook fixed an instant.
         self.clock: Callable[[], datetime] = clock or _real_clock
         self.fixed_now: datetime | None = None
+        #: A sandbox's work directory: a fixed instant is shared with the commands run with
+        #: ``--workdir`` through its ``clock.json`` (and survives a restart).
+        self.clock_dir = clock_dir
+        if clock_dir is not None:
+            self.fixed_now = read_fixed_clock(clock_dir)
         #: Accepted sendings by (sysid, MeddelelseIdentifikator), oldest first.
         self.sendings: OrderedDict[tuple[str, str], Sending] = OrderedDict()
 
-    def record(self, entry: dict[str, Any]) -> int | str | None:
-        """Remember one register request; return the fault it must answer with, if any."""
+    def record(self, entry: dict[str, Any]) -> int | str | float | None:
+        """Remember one register request; return the fault it must answer with, if any.
+
+        A delay fault is returned as its seconds (a float): answer normally after them.
+        """
         with self.lock:
             self.requests.append(entry)
             self.requests_received += 1
             if self.fault_remaining > 0:
                 self.fault_remaining -= 1
-                return self.fault
+                return self.fault_delay if self.fault == "delay" else self.fault
             return None
 
     def now(self) -> datetime:
@@ -167,10 +193,23 @@ class RegisterState:
             raise ValueError("the register's clock must answer aware datetimes")
         return moment
 
+    def fix_clock(self, moment: datetime | None) -> None:
+        """Fix the register's clock at ``moment`` (None: the running clock); hold ``lock``."""
+        if self.clock_dir is not None:
+            write_fixed_clock(self.clock_dir, moment)
+        self.fixed_now = moment
+
+    def list_date(self) -> date:
+        """The date of the list the register serves now: the register's Danish date."""
+        return self.now().astimezone(DANISH_TIME).date()
+
     def set_subscriptions(self, sysid: str, cprs: list[str], cvrs: list[str]) -> None:
         """Replace the subscription list of ``sysid`` (CVR without colon); hold ``lock``."""
-        self.subscriptions[sysid] = (cprs, cvrs)
-        self.subscribed[sysid] = frozenset([("cpr", n) for n in cprs] + [("cvr", n) for n in cvrs])
+        self.set_list(sysid, StoredList(cprs, cvrs))
+
+    def set_list(self, sysid: str, listed: SubscriptionList) -> None:
+        """Replace the subscription list of ``sysid``; hold ``lock``."""
+        self.lists[sysid] = listed
 
     def subscription(self, sysid: str, subject: Subject) -> bool | None:
         """Whether ``subject`` is subscribed for ``sysid``; None if the register does not know it.
@@ -179,7 +218,8 @@ class RegisterState:
         last ``Myndighedstilmelding`` was true (EP_NS3 subscribes for every authority). Hold
         ``lock``.
         """
-        listed = subject in self.subscribed.get(sysid, frozenset())
+        found = self.lists.get(sysid)
+        listed = found is not None and found.contains(subject, self.list_date())
         user = self.users.get(subject)
         if user is None and not listed:
             return None

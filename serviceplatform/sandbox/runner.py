@@ -391,6 +391,7 @@ def run_sandbox(
             server_cert=pki.nemsms_server_cert,
             server_key=pki.nemsms_server_key,
             client_ca=pki.ca_cert,
+            clock_dir=paths.workdir,
         ) as register,
         SimulatedOotsGateway(
             username=OOTS_USERNAME, password=OOTS_PASSWORD, tls_dir=paths.pki

@@ -176,7 +176,8 @@ def test_a_past_date_that_was_never_stored_cannot_be_fetched(night: Night) -> No
 def test_the_register_failing_mid_fetch_stores_nothing_and_the_next_run_succeeds(
     tmp_path: Path, pki: Pki, hooks: RegisterHooks, night: Night
 ) -> None:
-    night.lists([f"01019{n:05d}" for n in range(2500)])
+    # Ten parts: the fault lands mid-fetch even with parts requested ahead.
+    night.lists([f"01019{n:05d}" for n in range(9500)])
     night.run(0)
 
     class FailAfterFirstPart:
@@ -190,7 +191,7 @@ def test_the_register_failing_mid_fetch_stores_nothing_and_the_next_run_succeeds
             if self.parts == 1:
                 hooks.fault(503, 20)
 
-    night.lists([f"01019{n:05d}" for n in range(1, 2501)])
+    night.lists([f"01019{n:05d}" for n in range(1, 9501)])
     night.clock.now = NIGHT + timedelta(days=1)
     failed = night.job().run(progress=FailAfterFirstPart())
     hooks.fault(503, 0)
@@ -302,6 +303,9 @@ def test_rabbitmq_stopped_during_delivery_delays_but_loses_nothing(
         ) as beskedfordeler,
         AmqpDistributor(settings, tokens, base_dir=night.drop) as distributor,
     ):
+        # One message per batch: the broker stops between two deliveries (a batch is
+        # reported to on_delivered only when it is done).
+        night.platform.settings.distributor.batch_size = 1
         job = NightlyDiff(night.platform, distributor, holder="amqp")
 
         def stop_broker_after_the_first(_count: int) -> None:
@@ -428,3 +432,45 @@ def test_a_run_killed_after_its_commit_is_delivered_once_after_restart(
     finally:
         restarted.close()
     assert len(list(drop.glob("*.xml"))) == 3
+
+
+def test_default_settings_wait_for_a_register_that_answers_the_reference_after_3_s(
+    night: Night,
+) -> None:
+    # The default [peers.nemsms] read timeout is a SOAP call's 0.5 s; a national list's
+    # reference takes the register seconds, and has a timeout of its own.
+    assert night.platform.settings.peer("nemsms").read_timeout_seconds < 3
+    night.lists(["0101901234"], ["0303803456"])
+    night.run(0)
+    night.lists(["0202902345"], ["0303803456"])
+    night.hooks.clear()
+    night.hooks.session.post(
+        f"{night.hooks.control_url}/faults",
+        json={"status": "delay", "seconds": 3, "count": 1},
+        timeout=5,
+    ).raise_for_status()
+    summary = night.run(1)
+    assert [(a.outcome, a.subscribed, a.unsubscribed) for a in summary.authorities] == [
+        ("complete", 1, 1),
+        ("complete", 0, 0),
+    ]
+    references = [r for r in night.hooks.requests() if r["path"].endswith("/slutbrugerliste")]
+    assert len(references) == 2  # no attempt was abandoned and repeated
+    assert summary.relay.delivered == 2
+
+
+def test_one_authority_failing_leaves_the_other_authoritys_night_complete(night: Night) -> None:
+    night.lists(["0101901234"], ["0303803456"])
+    night.run(0)
+    night.lists(["0202902345"], ["0404904567"])
+    # Authority A goes first: every attempt at its list reference fails.
+    night.hooks.fault(503, 3)
+    summary = night.run(1)
+    night.hooks.fault(503, 0)
+    assert [(a.authority_cvr, a.outcome) for a in summary.authorities] == [
+        (A, "failed"),
+        (B, "complete"),
+    ]
+    assert summary.authorities[1].messages == 2 and summary.relay.delivered == 2
+    retried = {a.authority_cvr: a.outcome for a in night.run(1).authorities}
+    assert retried == {A: "complete", B: "already complete"}

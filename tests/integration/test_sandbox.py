@@ -405,6 +405,50 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
     assert len(set(drop.glob("*.xml")) - before) == 2
 
 
+def test_the_clock_hook_lets_a_supplier_try_night_2_in_minutes(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    drop = Path(data["peers"]["distributor"]["dir"])
+    control = data["peers"]["nemsms"]["control_url"]
+    authority = [a for a in data["authorities"] if "sf2250" in a.get("services", [])][1]
+    cvr, sysid = authority["cvr"], authority["sysids"]["register"]
+    # Noon in Denmark a few days ahead: never the Sunday-night service window.
+    night_1 = (datetime.now(UTC) + timedelta(days=3)).replace(
+        hour=11, minute=0, second=0, microsecond=0
+    )
+    hooks = session()
+    before = set(drop.glob("*.xml")) if drop.exists() else set()
+    try:
+        hooks.put(f"{control}/clock", json={"now": night_1.isoformat()}, timeout=5)
+        hooks.put(
+            f"{control}/subscriptions/{sysid}",
+            json={"cpr": ["0101901234", "0202902345"], "cvr": []},
+            timeout=5,
+        ).raise_for_status()
+        first = cli(workdir, "subscriptions", "run", "--authority", cvr)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert f"{night_1.date()}: lists fetched 1" in first.stdout
+        assert "baseline" in first.stdout and "changes 0" in first.stdout
+
+        hooks.put(
+            f"{control}/subscriptions/{sysid}",
+            json={"cpr": ["0202902345", "0303803456"], "cvr": []},
+            timeout=5,
+        ).raise_for_status()
+        night_2 = night_1 + timedelta(days=1)
+        hooks.put(f"{control}/clock", json={"now": night_2.isoformat()}, timeout=5)
+        second = cli(workdir, "subscriptions", "run", "--authority", cvr)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert f"{night_2.date()}: lists fetched 1" in second.stdout
+        assert "changes 2, messages delivered 2, pending 0" in second.stdout
+        assert len(set(drop.glob("*.xml")) - before) == 2
+    finally:
+        hooks.put(f"{control}/clock", json={"now": None}, timeout=5).raise_for_status()
+    # Back on the running clock, a command reads no fixed instant any more.
+    assert not (workdir / "clock.json").exists()
+
+
 def _never(kind: str, number: str, change: Change) -> tuple[str, str]:
     raise AssertionError("a first list has nothing to compare with")
 
