@@ -107,19 +107,19 @@ def test_its_settings_section_is_loaded_and_checked(echo: None, tmp_path: Path) 
 
 
 def test_without_it_the_chain_has_one_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0008"]
-    assert migration_head() == "0008"
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0009"]
+    assert migration_head() == "0009"
 
 
 def test_its_migration_branch_creates_its_table(echo: None, database_url: str) -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert sorted(script.get_heads()) == ["0008", "echo_0001"]
+    assert sorted(script.get_heads()) == ["0009", "echo_0001"]
     assert script.get_revision("echo").revision == "echo_0001"  # its branch label
-    assert migration_head() == "0008, echo_0001"
+    assert migration_head() == "0009, echo_0001"
     db = Database(database_url)
     try:
         migration = db.upgrade()
-        assert (migration.before, migration.after) == (None, "0008, echo_0001")
+        assert (migration.before, migration.after) == (None, "0009, echo_0001")
         assert db.current_revision() == migration_head()
         with db.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -136,7 +136,7 @@ def test_a_database_of_the_core_chain_gains_the_branch(echo: None, database_url:
         db.upgrade("0008")
         assert db.current_revision() == "0008"
         migration = db.upgrade()
-        assert (migration.before, migration.after) == ("0008", "0008, echo_0001")
+        assert (migration.before, migration.after) == ("0008", "0009, echo_0001")
     finally:
         db.dispose()
 
