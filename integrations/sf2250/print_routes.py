@@ -37,11 +37,16 @@ class PrintRoutes:
         self._db = db
 
     def route_of(self, agreement_uuid: str) -> PrintRoute:
+        """The agreement's route (``sf1600`` when none was chosen)."""
+        return "sf1601" if self.chosen(agreement_uuid) == "sf1601" else DEFAULT_ROUTE
+
+    def chosen(self, agreement_uuid: str) -> str | None:
+        """The route chosen for the agreement, None when none was."""
         with self._db.transaction() as connection:
-            value = connection.execute(
+            value: str | None = connection.execute(
                 select(print_routes.c.route).where(print_routes.c.agreement_uuid == agreement_uuid)
             ).scalar_one_or_none()
-        return "sf1601" if value == "sf1601" else DEFAULT_ROUTE
+        return value
 
     def set_route(
         self,

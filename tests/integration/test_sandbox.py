@@ -269,6 +269,48 @@ def test_sms_example_asks_then_sends_within_danish_sending_hours(
         assert [r["method"] for r in seen] == ["GET"]
 
 
+def test_sf1601_peers_and_print_routes_in_the_manifest(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    _, data = sandbox
+    for name in ("sts", "sf1601"):
+        peer = data["peers"][name]
+        assert peer["base_url"].startswith("https://127.0.0.1:")
+        assert peer["control_url"].endswith("/_sandbox")
+        assert session().get(peer["control_url"] + "/requests", timeout=5).status_code == 200
+    routes = {a["cvr"]: a["print_route"] for a in data["authorities"]}
+    assert routes == {"29189846": "sf1600", "29189854": "sf1601"}
+
+
+def test_sms_example_over_sf1601_goes_through_sts_and_sf1601(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    sts, sf1601 = data["peers"]["sts"]["control_url"], data["peers"]["sf1601"]["control_url"]
+    register = data["peers"]["nemsms"]["control_url"]
+    for control in (sts, sf1601, register):
+        session().delete(control + "/requests", timeout=5)
+    before = within_sending_hours(datetime.now(UTC))
+    code = sf1600_sms_client.main(["--workdir", str(workdir), "--print-route", "sf1601"])
+    after = within_sending_hours(datetime.now(UTC))
+    seen = session().get(sf1601 + "/requests", timeout=5).json()
+    paths = [r["path"].split("?")[0] for r in seen]
+    assert paths[:2] == ["/service/AccessTokenService_1/token", "/service/PostForespoerg_1/nemsms"]
+    assert all(
+        r["headers"].get("Authorization", "Holder-of-key ****").endswith("****") for r in seen
+    )
+    assert [r["path"] for r in session().get(sts + "/requests", timeout=5).json()] != []
+    assert session().get(register + "/requests", timeout=5).json() == []
+    if before and after:
+        assert code == 0
+        assert paths[-1] == "/service/KombiPostAfsend_1/kombi"
+        sent = session().get(sf1601 + "/sent", timeout=5).json()
+        assert sent[-1]["kombiValgKode"] == "NemSMS"
+    elif not before and not after:
+        assert code == 1
+        assert "/service/KombiPostAfsend_1/kombi" not in paths
+
+
 def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
     sandbox: tuple[Path, dict[str, Any]],
 ) -> None:
