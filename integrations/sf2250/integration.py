@@ -83,7 +83,10 @@ INTEGRATION = Integration(
             soap_versions=frozenset({11, 12}),
         ),
     ),
-    commands=("integrations.sf2250.commands:subscriptions",),
+    commands=(
+        "integrations.sf2250.commands:subscriptions",
+        "integrations.sf2250.print_route_commands:print_route",
+    ),
     errors=ErrorCodes("integrations.sf2250.errors", range(501, 600)),
     settings=SUBSCRIPTIONS,
     tables="integrations.sf2250.tables",
