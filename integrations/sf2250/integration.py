@@ -92,7 +92,11 @@ INTEGRATION = Integration(
     tables="integrations.sf2250.tables",
     migrations=Path(__file__).resolve().parent / "migrations",
     metrics=(MetricSource("nightly", "integrations.sf2250.metrics:nightly"),),
-    parts={"list_snapshots": "integrations.sf2250.snapshot_store:SnapshotStore"},
+    parts={
+        "list_snapshots": "integrations.sf2250.snapshot_store:SnapshotStore",
+        # The admin API's agreement print route (EP_SP1/EP_SP4: sf1600 or sf1601).
+        "agreement_print_route": "integrations.sf2250.print_routes:PrintRoutes",
+    },
     jobs=(
         ScheduledJob(
             id="sf2250-subscriptions-nightly",

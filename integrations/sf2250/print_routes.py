@@ -40,6 +40,16 @@ class PrintRoutes:
         """The agreement's route (``sf1600`` when none was chosen)."""
         return "sf1601" if self.chosen(agreement_uuid) == "sf1601" else DEFAULT_ROUTE
 
+    def describe(self, agreement_uuid: str) -> dict[str, str | bool]:
+        """The route, the credential it implies, and whether it was chosen (else the default)."""
+        route = self.route_of(agreement_uuid)
+        return {
+            "agreement": agreement_uuid,
+            "print_route": route,
+            "credential": CREDENTIALS[route],
+            "chosen": self.chosen(agreement_uuid) is not None,
+        }
+
     def chosen(self, agreement_uuid: str) -> str | None:
         """The route chosen for the agreement, None when none was."""
         with self._db.transaction() as connection:
