@@ -18,6 +18,7 @@ from serviceplatform.commands.audit import audit
 from serviceplatform.commands.certs import certs
 from serviceplatform.commands.config import config_group
 from serviceplatform.commands.context import CliContext
+from serviceplatform.commands.messages import messages
 from serviceplatform.commands.routing import routing
 from serviceplatform.commands.settings_source import (
     EXIT_CODES_HELP,
@@ -87,6 +88,7 @@ def cli(ctx: click.Context) -> None:
 cli.params.extend(_state_options())
 cli.add_command(routing)
 cli.add_command(audit)
+cli.add_command(messages)
 cli.add_command(certs)
 cli.add_command(agreements)
 cli.add_command(systems)

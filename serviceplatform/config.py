@@ -52,9 +52,10 @@ class SecuritySettings:
 @dataclass
 class SoapSettings:
     max_body_bytes: int = 512 * 1024
-    #: The public base URL callers use (``https://host``). When set, ``?wsdl`` advertises it and
-    #: a request whose signed ``wsa:To`` is not this base plus the service path is refused.
-    #: ``serve`` refuses to start without it, so production always checks ``wsa:To``.
+    #: The public base URL callers use (``https://host``). ``?wsdl`` advertises it and a request
+    #: whose signed ``wsa:To`` is not this base plus the service path is refused. ``serve``
+    #: refuses to start without it; an application built without it (tests) checks ``wsa:To``
+    #: against the address the request was sent to instead, so the check is never off.
     public_base_url: str = ""
 
     def public_url(self, path: str) -> str | None:

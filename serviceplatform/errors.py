@@ -45,6 +45,9 @@ class ServicePlatformError(Exception):
     retryable: ClassVar[bool] = False
     #: A more specific SOAP fault code a standard prescribes: (namespace, local name).
     soap_subcode: ClassVar[tuple[str, str] | None] = None
+    #: A SOAP fault code of the envelope's own namespace that the SOAP standard prescribes in
+    #: place of Sender/Receiver (SOAP 1.1 Client/Server): ``MustUnderstand``.
+    soap_code: ClassVar[str | None] = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail
@@ -108,6 +111,15 @@ class InvalidCpr(RequestError):
 class InvalidCvr(RequestError):
     code = "SP-109"
     text = "The CVR number is not a valid 8-digit CVR number"
+
+
+class HeaderNotUnderstood(RequestError):
+    """SOAP 1.2 part 1 section 5.4.8 / SOAP 1.1 section 4.2.3: a header block addressed to
+    the platform with ``mustUnderstand`` that the platform does not process."""
+
+    code = "SP-110"
+    text = "A header block marked mustUnderstand is not understood"
+    soap_code = "MustUnderstand"
 
 
 # --- SP-2xx: inbound security ---------------------------------------------------------------
@@ -220,6 +232,23 @@ class AuthorityContextMismatch(SecurityError):
 
     code = "SP-217"
     text = "The AuthorityContext MunicipalityCVR differs from the authority in the token"
+
+
+class HolderCertificateNotValid(SecurityError):
+    """The holder-of-key certificate in the token is expired or not yet valid: the STS
+    vouched for a key whose certificate no longer (or not yet) stands for its holder."""
+
+    code = "SP-226"
+    text = "The holder-of-key certificate is outside its validity period"
+
+
+class SubjectConfirmationExpired(SecurityError):
+    """SAML core 2.4.1.2: the holder-of-key ``SubjectConfirmationData NotOnOrAfter`` has
+    passed, so the token may no longer be used to confirm its subject (even while its
+    ``Conditions`` still hold)."""
+
+    code = "SP-227"
+    text = "The SAML subject confirmation has expired"
 
 
 # --- SP-3xx: agreements and routing ---------------------------------------------------------
@@ -465,6 +494,48 @@ class CertificateInvalid(AdminError):
     code = "SP-608"
     text = "The certificate cannot be registered"
     http_status = 400
+
+
+class CertificateAliasUnknown(AdminError):
+    code = "SP-609"
+    text = "The certificate alias names no certificate in the certificate store"
+    http_status = 400
+
+
+class CertificateAliasExpired(AdminError):
+    code = "SP-610"
+    text = "The certificate the alias names has expired"
+    http_status = 400
+
+
+class MessageNotFound(AdminError):
+    code = "SP-611"
+    text = "No such message in the message log"
+    http_status = 404
+
+
+class ResendRefused(AdminError):
+    code = "SP-612"
+    text = "The message cannot be resent"
+    http_status = 409
+
+
+class AdminRequestCrossSite(AdminError):
+    """CSRF defence: a changing call from another site's page (foreign ``Origin`` or
+    ``Sec-Fetch-Site: cross-site``) is refused before anything is read or changed."""
+
+    code = "SP-620"
+    text = "A changing administration request from another site is refused"
+    http_status = 403
+
+
+class AdminMediaTypeUnsupported(AdminError):
+    """A changing call must be ``application/json``: an HTML form cannot send that type
+    across sites without a CORS preflight the platform never grants."""
+
+    code = "SP-621"
+    text = "A changing administration request must be sent as application/json"
+    http_status = 415
 
 
 # --- SP-9xx: the platform -------------------------------------------------------------------

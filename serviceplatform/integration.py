@@ -128,8 +128,17 @@ class Integration:
     services: tuple[SoapService, ...] = field(default_factory=tuple)
     #: Service key -> the roles an agreement needs SysIDs for before it is "configured".
     required_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Service keys whose calls go out with the agreement's client certificate
+    #: (``register_cert_alias``): their agreements route only once they name one.
+    outward_certificate: frozenset[str] = frozenset()
     #: ``module:attribute`` of click commands added to the ``serviceplatform`` command line.
     commands: tuple[str, ...] = ()
+    #: Settings -> {peer name: URL} of every peer the integration calls with these settings
+    #: (Domibus, the common services...); ``/readyz`` probes each. None: it calls none.
+    peers: Callable[[Settings], Mapping[str, str]] | None = None
+    #: ``module:attribute`` of callables Platform -> ``messagelog.model.MessageSource``: the
+    #: integration's outward messages in the message log (the core lists the calls itself).
+    message_sources: tuple[str, ...] = ()
     jobs: tuple[ScheduledJob, ...] = ()
     mounts: tuple[WsgiMount, ...] = ()
     #: Its error classes and their code range (None: it raises only the core's errors).

@@ -124,6 +124,7 @@ class Platform:
             sysids=facts.sysids,
             required_roles=required_roles,
             today=now.date(),
+            needs_certificate=_needs_certificate(call.service),
         )
 
     # --- outbound -----------------------------------------------------------------------
@@ -186,3 +187,11 @@ def _audit_detail(call: PlatformCall, detail: str | None) -> str | None:
 
 def _seconds(value: int) -> timedelta:
     return timedelta(seconds=value)
+
+
+def _needs_certificate(service: str) -> bool:
+    """Whether ``service``'s calls go out with the agreement's certificate (its Integration)."""
+    from serviceplatform.registry import service_needs
+
+    needs = service_needs().get(service)
+    return needs is not None and needs.certificate

@@ -11,8 +11,9 @@ naming it instead of breaking the import of the core.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.integration import (
@@ -25,6 +26,12 @@ from serviceplatform.integration import (
     WsgiMount,
 )
 from serviceplatform.outbound.kinds import CORE_PEER_KINDS, PeerFactory
+from serviceplatform.routing.needs import ServiceNeeds
+
+if TYPE_CHECKING:
+    from serviceplatform.config import Settings
+    from serviceplatform.messagelog.model import MessageSource
+    from serviceplatform.platform import Platform
 
 #: Integration name -> ``module:attribute`` of its ``Integration`` value.
 INTEGRATIONS: dict[str, str] = {
@@ -88,6 +95,24 @@ def command_objects() -> list[Any]:
     return found
 
 
+def integration_peers(settings: Settings) -> dict[str, str]:
+    """Peer name -> URL of every peer the integrations call with ``settings``."""
+    found: dict[str, str] = {}
+    for integration in integrations():
+        if integration.peers is not None:
+            found.update(integration.peers(settings))
+    return found
+
+
+def message_sources(platform: Platform) -> list[MessageSource]:
+    """The integrations' sources of the message log, built for ``platform``."""
+    return [
+        load_attribute(target, f"message source of integration {integration.name!r}")(platform)
+        for integration in integrations()
+        for target in integration.message_sources
+    ]
+
+
 def load_attribute(target: str, what: str) -> Any:
     """The attribute ``module:attribute`` (``attribute`` may be dotted, ``Class.method``).
 
@@ -133,12 +158,26 @@ def peer_factory(kind: str) -> PeerFactory:
     return factory
 
 
-def service_roles() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
-    """Service key -> (roles it may have SysIDs for, roles an agreement must configure)."""
-    found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+#: The service needs computed for one tuple of integrations (``integrations()`` is cached;
+#: a test that registers another integration clears it, and so gets new needs).
+_needs: tuple[tuple[Integration, ...], Mapping[str, ServiceNeeds]] | None = None
+
+
+def service_needs() -> Mapping[str, ServiceNeeds]:
+    """Service key -> what its agreements need before they route (roles, certificate)."""
+    global _needs
+    current = integrations()
+    if _needs is not None and _needs[0] is current:
+        return _needs[1]
+    found: dict[str, ServiceNeeds] = {}
     for integration in integrations():
         for key, roles in integration.roles.items():
-            found[key] = (roles, integration.required_roles.get(key, frozenset()))
+            found[key] = ServiceNeeds(
+                roles=roles,
+                required_roles=integration.required_roles.get(key, frozenset()),
+                certificate=key in integration.outward_certificate,
+            )
+    _needs = (current, found)
     return found
 
 

@@ -6,7 +6,8 @@
 # The suite needs, on this machine:
 #   - PostgreSQL on 127.0.0.1:5432 with a role and database sp_test (password sp_test);
 #   - RabbitMQ on 127.0.0.1:5672 whose guest user may use the virtual host BF;
-#   - Debian's headless Chromium: /usr/bin/chromium and /usr/bin/chromedriver.
+#   - Debian's headless Chromium: /usr/bin/chromium and /usr/bin/chromedriver;
+#   - Debian's xmlsec1 command (/usr/bin/xmlsec1): the independent peer of the AS4 signature tests.
 # A test that needs one of them fails without it; it is never skipped.
 #
 # As root on Debian, whatever is missing is installed (apt-get) and started, and the role, the
@@ -32,6 +33,7 @@ AMQP_PORT=5672
 AMQP_TEST_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
 CHROMIUM=/usr/bin/chromium
 CHROMEDRIVER=/usr/bin/chromedriver
+XMLSEC1=/usr/bin/xmlsec1
 SETUP="bash tests/servers.sh"
 
 # One line on stderr, so it stands out in front of pytest's output.
@@ -72,6 +74,7 @@ rabbitmq_vhost_ready() {
 }
 
 chromium_installed() { [ -x "$CHROMIUM" ] && [ -x "$CHROMEDRIVER" ]; }
+xmlsec1_installed() { [ -x "$XMLSEC1" ]; }
 
 # Only root on Debian installs and starts servers; everyone else gets told how.
 can_set_up() { [ "$(id -u)" -eq 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; }
@@ -83,6 +86,7 @@ install_missing() {
   if [ -z "${SP_TEST_POSTGRES_URL:-}" ] && ! postgres_installed; then packages+=(postgresql); fi
   if [ -z "${SP_TEST_AMQP_URL:-}" ] && ! rabbitmq_installed; then packages+=(rabbitmq-server); fi
   if ! chromium_installed; then packages+=(chromium chromium-driver); fi
+  if ! xmlsec1_installed; then packages+=(xmlsec1); fi
   if [ "${#packages[@]}" -eq 0 ]; then return 0; fi
   say "installing ${packages[*]}"
   apt-get update
@@ -171,6 +175,11 @@ report_chromium() {
   say "Chromium is not installed ($CHROMIUM, $CHROMEDRIVER); as root: apt-get install -y chromium chromium-driver"
 }
 
+report_xmlsec1() {
+  if xmlsec1_installed; then return 0; fi
+  say "xmlsec1 is not installed ($XMLSEC1); as root: apt-get install -y xmlsec1"
+}
+
 # --- main ------------------------------------------------------------------------------------------
 
 if can_set_up; then
@@ -181,6 +190,7 @@ else
   if [ -z "${SP_TEST_POSTGRES_URL:-}" ]; then report_postgres; fi
   if [ -z "${SP_TEST_AMQP_URL:-}" ]; then report_rabbitmq; fi
   report_chromium
+  report_xmlsec1
 fi
 
 export SP_TEST_POSTGRES_URL="${SP_TEST_POSTGRES_URL:-$PG_TEST_URL}"

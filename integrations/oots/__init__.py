@@ -34,6 +34,23 @@ def _build(platform: Platform) -> WsgiApp:
     return build_service_app(platform, PATH)
 
 
+def _peers(settings: Settings) -> dict[str, str]:
+    """Readiness: each Domibus access point in use, and the common services when configured."""
+    from integrations.oots.access_points import access_points, platform_access_point
+    from integrations.oots.settings import OOTS_SETTINGS
+
+    oots = settings.section(OOTS_SETTINGS)
+    platform_url = platform_access_point(oots).url
+    found: dict[str, str] = {}
+    for point in access_points(oots):
+        # The platform's access point is "domibus"; an authority's own is named by its URL.
+        name = "domibus" if point.url == platform_url else f"domibus:{point.party_id}"
+        found.setdefault(name, point.url)
+    if oots.common_services_url:
+        found["oots-common-services"] = oots.common_services_url
+    return found
+
+
 def _push_prefix(settings: Settings) -> str:
     from integrations.oots.settings import OOTS_SETTINGS
 
@@ -75,6 +92,9 @@ def _integration() -> Integration:
             "domibus-ws": "integrations.oots.domibus.client:open_transport",
             "common-services": "integrations.oots.common_services.client:open_transport",
         },
+        message_sources=("integrations.oots.message_log:message_source",),
+        peers=_peers,
+        commands=("integrations.oots.as4.commands:as4",),
     )
 
 

@@ -54,6 +54,8 @@ from integrations.oots.as4.model import (
     OutgoingAs4,
     ReceivedAs4,
     TypedId,
+    new_content_id,
+    new_message_id,
 )
 from integrations.oots.domibus import DomibusInbox
 from integrations.oots.edm import (
@@ -90,6 +92,7 @@ from integrations.oots.request_store import (
 from integrations.oots.settings import OOTS_SETTINGS, OotsSettings
 from serviceplatform.config import Settings
 from serviceplatform.errors import (
+    ResendRefused,
     ServicePlatformError,
     StorageError,
     UpstreamTimeout,
@@ -284,6 +287,59 @@ class OotsExchange:
             raise OotsNoPreviewPending(f"request {record.request_id} was sent again meanwhile")
         moved = replace(record, state=QUEUED, message_id=message.message_id, updated_at=now)
         return self._send(client, moved, message)
+
+    def resend_failed(self, record: RequestRecord, *, actor: str) -> RequestRecord:
+        """A failed request once more, as an operator asked (the message log's resend).
+
+        The recorded request goes out again under a new MessageId in the same conversation
+        (a gateway refuses a MessageId twice); the row moves ``failed`` -> ``queued`` and is
+        submitted like a first request: ``submitted``, still ``queued`` while the gateway is
+        down (the poller goes on), or ``failed`` again with the new refusal. Audited.
+        """
+        if record.state != FAILED:
+            raise ResendRefused(f"request {record.request_id} is {record.state}, not failed")
+        recorded = self.inbox.outgoing(record.message_id)
+        if recorded is None:
+            raise ResendRefused(f"the recorded request of {record.request_id} is gone")
+        now = self._clock()
+        message = replace(
+            recorded, message_id=new_message_id(), payload_id=new_content_id(), timestamp=now
+        )
+        with self.new_client(record.authority_cvr) as client:
+            self.inbox.record_outgoing(message)
+            cleared = {"error_code": None, "edm_error_code": None, "error_text": None}
+            if not self.store.move(
+                record,
+                from_state=FAILED,
+                now=now,
+                state=QUEUED,
+                message_id=message.message_id,
+                **cleared,
+            ):
+                raise ResendRefused(f"request {record.request_id} changed meanwhile")
+            moved = replace(
+                record,
+                state=QUEUED,
+                message_id=message.message_id,
+                updated_at=now,
+                error_code=None,
+                edm_error_code=None,
+                error_text=None,
+            )
+            self._audit_event(
+                moved,
+                DELIVERY_OPERATION,
+                f"request {record.request_id}: resent by {actor} (was {record.message_id})",
+                now=now,
+                since=now,
+            )
+            try:
+                return self._send(client, moved, message)
+            except StorageError:
+                raise
+            except ServicePlatformError as error:
+                self._audit_delivery(moved, "refused by the gateway", error)
+                return self.store.get(record.request_id) or moved
 
     def _message(
         self,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
+from integrations.oots.as4.settings import As4Settings
 from serviceplatform.integration import SettingsSection
 
 
@@ -76,6 +77,8 @@ class OotsSettings:
     push_username: str = ""
     push_password: str = ""
     requesters: dict[str, OotsRequesterSettings] = field(default_factory=dict)
+    #: The platform's own AS4 access point (``[oots.as4]``, docs/oots-as4.md).
+    as4: As4Settings = field(default_factory=As4Settings)
 
 
 def _secret_files(section: OotsSettings) -> Iterator[tuple[str, str]]:

@@ -64,6 +64,8 @@ INTEGRATION = Integration(
         SERVICE_KEY: frozenset({"register"}),
         PRINT_SERVICE_KEY: frozenset({"nemsms", "afsender"}),
     },
+    # Both call the NemSMS register over mutual TLS with the agreement's certificate.
+    outward_certificate=frozenset({SERVICE_KEY, PRINT_SERVICE_KEY}),
     services=(
         SoapService(
             key=SERVICE_KEY,
@@ -97,6 +99,7 @@ INTEGRATION = Integration(
         # The admin API's agreement print route (EP_SP1/EP_SP4: sf1600 or sf1601).
         "agreement_print_route": "integrations.sf2250.print_routes:PrintRoutes",
     },
+    message_sources=("integrations.sf2250.message_log:message_source",),
     jobs=(
         ScheduledJob(
             id="sf2250-subscriptions-nightly",

@@ -1,7 +1,7 @@
 """The tables of SF2250 and SF1600 Print, on the core's ``MetaData`` (``INTEGRATION.tables``).
 
 The sending ledger of SF1600 (``sendings``: migration 0002 in ``migrations/``, its
-``outward_id`` 0009), each agreement's print route (``print_routes``: 0009), and the
+``outward_id`` 0010), each agreement's print route (``print_routes``: 0010), and the
 nightly NemSMS subscription lists (``subscription_snapshots``, ``subscription_entries``:
 core migration 0003, written before the integrations had their own migrations).
 """
@@ -68,14 +68,14 @@ class SendingRecord(Base):
     error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
     message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
     #: The identifier the sending carries outward, kept across attempts (SF1601: the MeMo
-    #: ``messageUUID``, so a retry after a lost answer sends the same message). Migration 0009.
+    #: ``messageUUID``, so a retry after a lost answer sends the same message). Migration 0010.
     outward_id: Mapped[str | None] = mapped_column(String(OUTWARD_ID_LEN))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class PrintRouteRecord(Base):
-    """How an agreement's EP_SP1/EP_SP4 calls go out (migration 0009): the SF1600-era way
+    """How an agreement's EP_SP1/EP_SP4 calls go out (migration 0010): the SF1600-era way
     (the NemSMS register, client certificate) or SF1601 (token). No row: ``sf1600``."""
 
     __tablename__ = "print_routes"

@@ -16,13 +16,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from serviceplatform.admin.auth import Authenticator, Principal
 from serviceplatform.admin.openapi import openapi_document
+from serviceplatform.admin.operations_views import OperationsViews
 from serviceplatform.admin.views import AdminViews
 from serviceplatform.errors import (
     AdminError,
+    AdminMediaTypeUnsupported,
+    AdminRequestCrossSite,
     InvalidAdminRequest,
     ServicePlatformError,
     StorageError,
@@ -37,6 +40,8 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 MAX_BODY: Final = 64 * 1024
 _UUID: Final = r"(?P<agreement_uuid>[0-9a-f-]{36})"
 _SYSTEM: Final = r"(?P<system_uuid>[0-9a-f-]{36})"
+#: A message of the message log: its source and its key there (``call/42``).
+MESSAGE: Final = r"(?P<source>[a-z][a-z0-9_-]{0,31})/(?P<key>[A-Za-z0-9._@-]{1,255})"
 _STATIC_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -89,8 +94,16 @@ ROUTES: Final = (
     _route("GET", "/api/certificates", "certificates"),
     _route("GET", "/api/subscriptions/runs", "runs"),
     _route("GET", "/api/audit", "audit"),
+    _route("GET", "/api/messages", "list_messages"),
+    _route("GET", f"/api/messages/{MESSAGE}", "get_message"),
+    _route("POST", f"/api/messages/{MESSAGE}/resend", "resend_message", "resend"),
+    _route("GET", "/api/usage", "usage"),
 )
 
+
+#: Methods that change something: the CSRF rules apply to them.
+_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
 
 #: Views whose success creates something (HTTP 201).
 _CREATING: Final = frozenset({"request_agreement", "register_consumer_system"})
@@ -100,6 +113,8 @@ class AdminApp:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.views = AdminViews(platform)
+        #: The message log and usage overview (``operations_views.py``).
+        self.operations = OperationsViews(platform)
         self.auth = Authenticator(platform.settings.admin)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -132,10 +147,12 @@ class AdminApp:
         params = match.groupdict()
         principal: Principal | None = None
         try:
+            if route.method in _CHANGING:
+                self._refuse_cross_site(environ)
             principal = self.auth.authenticate(environ)
-            body = _read_json(environ) if route.method in ("POST", "PUT") else {}
+            body = _read_json(environ) if route.method in _CHANGING else {}
             query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-            view = getattr(self.views, route.view)
+            view = getattr(self.views, route.view, None) or getattr(self.operations, route.view)
             answer = view(principal=principal, body=body, query=query, **params)
         except ServicePlatformError as error:
             self._audit(route, params, principal, started, error)
@@ -146,6 +163,38 @@ class AdminApp:
         self._audit(route, params, principal, started, None, answer)
         status = 201 if route.view in _CREATING else 200
         return _json(start_response, status, answer)
+
+    def _refuse_cross_site(self, environ: dict[str, Any]) -> None:
+        """CSRF defence for a changing call, checked before the credentials are looked at.
+
+        A browser sends a client certificate (and a proxy's subject header) with any
+        request a hostile page makes it send, so a bearer token is not the only way in.
+        The body must be ``application/json`` (a cross-site form or a "simple" ``fetch``
+        cannot send that type without a CORS preflight, which is never granted), and a
+        browser's own statement that the request comes from another site is believed:
+        ``Sec-Fetch-Site: cross-site``, or an ``Origin`` whose host is not this one.
+        Clients that are not browsers send neither header and pass on the type alone.
+        """
+        if environ.get("HTTP_SEC_FETCH_SITE", "").strip().lower() == "cross-site":
+            raise AdminRequestCrossSite("Sec-Fetch-Site: cross-site")
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and _origin_host(origin) not in self._own_hosts(environ):
+            raise AdminRequestCrossSite(f"Origin {origin[:100]!r} is not this site")
+        media_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise AdminMediaTypeUnsupported(f"got {media_type or 'no Content-Type'}")
+
+    def _own_hosts(self, environ: dict[str, Any]) -> set[str]:
+        """The host[:port] names this request was addressed to: its ``Host``, and the
+        ``X-Forwarded-Host`` a trusted proxy passes on."""
+        scheme = environ.get("wsgi.url_scheme", "http")
+        hosts = {_normal_host(environ.get("HTTP_HOST", ""), scheme)}
+        forwarded = environ.get("HTTP_X_FORWARDED_HOST", "")
+        if forwarded and environ.get("REMOTE_ADDR") in self.auth.trusted_proxies:
+            forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", "https")
+            hosts.add(_normal_host(forwarded.split(",")[0], forwarded_scheme))
+        hosts.discard("")
+        return hosts
 
     def _audit(
         self,
@@ -161,8 +210,13 @@ class AdminApp:
             return
         operation = params.get("action") or params.get("state") or route.action or route.view
         kind = "consumer system" if "consumer-systems" in route.pattern.pattern else "agreement"
+        if "key" in params:
+            kind = "message"
         target = (
-            params.get("agreement_uuid") or params.get("system_uuid") or (answer or {}).get("uuid")
+            params.get("agreement_uuid")
+            or params.get("system_uuid")
+            or (f"{params['source']}:{params['key']}" if "key" in params else None)
+            or (answer or {}).get("uuid")
         )
         who = principal.label if principal is not None else "anonymous"
         try:
@@ -208,6 +262,27 @@ class AdminApp:
         return [b"" if method == "HEAD" else body]
 
 
+def _normal_host(host: str, scheme: str) -> str:
+    """``host[:port]`` in lower case, without the scheme's default port."""
+    host = host.strip().lower()
+    default = _DEFAULT_PORTS.get(scheme.strip().lower())
+    if default and host.endswith(":" + default):
+        host = host[: -len(default) - 1]
+    return host
+
+
+def _origin_host(origin: str) -> str:
+    """The host[:port] of an ``Origin`` header; "" for ``null`` or anything unreadable,
+    which then matches no host of ours."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return ""
+    if parts.scheme not in _DEFAULT_PORTS or not parts.netloc:
+        return ""
+    return _normal_host(parts.netloc, parts.scheme)
+
+
 def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -247,6 +322,7 @@ def _json(
         404: "Not Found",
         405: "Method Not Allowed",
         409: "Conflict",
+        415: "Unsupported Media Type",
         500: "Internal Server Error",
     }[status]
     all_headers = [

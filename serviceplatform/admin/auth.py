@@ -76,6 +76,11 @@ class Authenticator:
             if configured.cert_subject:
                 self._by_subject[configured.cert_subject] = principal
 
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        """The addresses whose client-certificate and forwarded-host headers are believed."""
+        return frozenset(self._settings.trusted_proxies)
+
     def authenticate(self, environ: dict[str, Any]) -> Principal:
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, token = authorization.partition(" ")

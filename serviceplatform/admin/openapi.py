@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from serviceplatform.admin.openapi_operations import operations_paths, operations_schemas
+
 _REF = "#/components/schemas/"
 
 
@@ -292,6 +294,7 @@ def openapi_document() -> dict[str, Any]:
                     _query("authority_cvr", "only this authority (operator)"),
                 ],
             ),
+            **operations_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -525,6 +528,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {"records": {"type": "array", "items": {"type": "object"}}},
                 },
+                **operations_schemas(),
             },
         },
     }

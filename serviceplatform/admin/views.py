@@ -8,19 +8,25 @@ errors (``AdminError`` and the rest); ``admin/app.py`` turns them into HTTP answ
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, Principal
+from serviceplatform.admin.certificate_alias import AliasChecker
 from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, InvalidAdminRequest
 from serviceplatform.logmask import mask_subject
 from serviceplatform.outbound.certstore import CertInfo
 from serviceplatform.platform import Platform
-from serviceplatform.registry import part, service_roles
+from serviceplatform.registry import part, service_needs
 from serviceplatform.store.agreements import AgreementStore, AgreementView
 from serviceplatform.store.outbox import Outbox
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemEvent, SystemStore, SystemView
 
 Json = dict[str, Any]
+
+
+#: What a supplier is not shown of an agreement it requested: the authority's SysIDs and the
+#: platform's outward certificate are the authority's and the operator's business.
+_HIDDEN_FROM_SUPPLIERS: Final = ("sysids", "register_cert_alias")
 
 
 def agreement_json(view: AgreementView) -> Json:
@@ -39,6 +45,7 @@ def agreement_json(view: AgreementView) -> Json:
         "sysids": view.sysids,
         "configured": view.configured,
         "routable": view.routable,
+        "missing": view.missing,
         "created_at": view.created_at.isoformat(),
         "updated_at": view.updated_at.isoformat(),
     }
@@ -106,7 +113,12 @@ def _limit(query: dict[str, str], default: int = 50) -> int:
 class AdminViews:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
-        self.agreements = AgreementStore(platform.db, service_roles(), clock=platform.clock)
+        self.agreements = AgreementStore(
+            platform.db,
+            service_needs(),
+            clock=platform.clock,
+            alias_check=AliasChecker(platform.certificates),
+        )
         self.systems = SystemStore(platform.db, clock=platform.clock)
 
     # --- agreements ---------------------------------------------------------------------
@@ -135,17 +147,29 @@ class AdminViews:
             "supplier_cvr": principal.supplier_cvr or None,
         }
 
+    def _agreement_for(self, principal: Principal, view: AgreementView) -> Json:
+        """An agreement as ``principal`` may see it: a supplier without the SysIDs."""
+        answer = agreement_json(view)
+        if principal.role == SUPPLIER:
+            for key in _HIDDEN_FROM_SUPPLIERS:
+                answer[key] = None
+        return answer
+
     def list_agreements(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         views = self.agreements.find(
             status=query.get("status") or None,
             service=query.get("service") or None,
             authority_cvr=query.get("authority_cvr") or None,
         )
-        return {"agreements": [agreement_json(v) for v in views if self._visible(principal, v)]}
+        return {
+            "agreements": [
+                self._agreement_for(principal, v) for v in views if self._visible(principal, v)
+            ]
+        }
 
     def get_agreement(self, principal: Principal, agreement_uuid: str, **_: Any) -> Json:
         view = self._get_visible(principal, agreement_uuid)
-        answer = agreement_json(view)
+        answer = self._agreement_for(principal, view)
         answer["history"] = [
             {
                 "at": event.at.isoformat(),
@@ -154,7 +178,8 @@ class AdminViews:
                 "from_status": event.from_status,
                 "to_status": event.to_status,
                 "reason": event.reason,
-                "details": event.details,
+                # A configuration's details are the SysIDs and the certificate alias.
+                "details": {} if principal.role == SUPPLIER else event.details,
             }
             for event in self.agreements.history(agreement_uuid)
         ]
@@ -179,7 +204,7 @@ class AdminViews:
             actor=principal.label,
             reason=_text(body, "reason"),
         )
-        return agreement_json(view)
+        return self._agreement_for(principal, view)
 
     def transition(
         self, principal: Principal, agreement_uuid: str, action: str, body: Json, **_: Any
@@ -336,7 +361,9 @@ class AdminViews:
     def runs(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         principal.require(OPERATOR, AUTHORITY_ADMIN)
         snapshots = part("list_snapshots")(self.platform.db).latest(_limit(query, 3))
-        counts = Outbox(self.platform.db).counts()
+        # An authority administrator sees its own authority's deliveries only.
+        own = principal.authority_cvr if principal.role == AUTHORITY_ADMIN else None
+        counts = Outbox(self.platform.db).counts(authority_cvr=own)
         return {
             "runs": [
                 {

@@ -29,9 +29,12 @@ from serviceplatform.store.agreements_import import (
 
 
 def _store(obj: CliContext) -> AgreementStore:
-    from serviceplatform.registry import service_roles
+    from serviceplatform.admin.certificate_alias import AliasChecker
+    from serviceplatform.outbound.certstore import CertificateStore
+    from serviceplatform.registry import service_needs
 
-    return AgreementStore(obj.database(), service_roles())
+    certificates = CertificateStore(obj.settings.path(obj.settings.certificates.directory))
+    return AgreementStore(obj.database(), service_needs(), alias_check=AliasChecker(certificates))
 
 
 def _as_dict(view: AgreementView) -> dict[str, Any]:
@@ -49,7 +52,9 @@ def _print(view: AgreementView, as_json: bool) -> None:
     click.echo(
         f"{a.uuid}  {a.authority_cvr}  {a.service}  {a.status.value}"
         f"  configured={'yes' if view.configured else 'no'}"
-        f"  routable={'yes' if view.routable else 'no'}\n"
+        f"  routable={'yes' if view.routable else 'no'}"
+        + (f"  missing: {', '.join(view.missing)}" if view.missing else "")
+        + "\n"
         f"  consumer system {view.consumer_system_name or a.consumer_system}, "
         f"supplier {a.supplier}\n"
         f"  certificate {a.register_cert_alias or '-'}, SysIDs {sysids}, "
@@ -169,8 +174,9 @@ def _transition_command(action: str) -> click.Command:
     @click.option("--json", "as_json", is_flag=True)
     @pass_cli
     def command(obj: CliContext, agreement_uuid: str, reason: str | None, as_json: bool) -> None:
-        with audited_change(obj, action, f"agreement {agreement_uuid}"):
+        with audited_change(obj, action, f"agreement {agreement_uuid}") as note:
             view = _store(obj).transition(agreement_uuid, action, actor=cli_actor(), reason=reason)
+            note.authority_cvr = view.agreement.authority_cvr
         _print(view, as_json)
 
     sources, target = TRANSITIONS[action]
@@ -212,7 +218,7 @@ def configure(
             raise click.BadParameter(f"{item!r} is not ROLE=SYSID", param_hint="--sysid")
         parsed[role] = sysid
     end: date | None = valid_to.date() if valid_to is not None else None
-    with audited_change(obj, "configure", f"agreement {agreement_uuid}"):
+    with audited_change(obj, "configure", f"agreement {agreement_uuid}") as note:
         view = _store(obj).configure(
             agreement_uuid,
             actor=cli_actor(),
@@ -221,6 +227,7 @@ def configure(
             valid_to=end,
             reason=reason,
         )
+        note.authority_cvr = view.agreement.authority_cvr
     _print(view, as_json)
 
 

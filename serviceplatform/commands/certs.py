@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.context import CliContext, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.outbound.certstore import CertificateStore, CertInfo
 
@@ -257,17 +257,21 @@ def import_cert(
         raise click.UsageError("--cert and --key go together")
     password = _password(password_file, password_env)
     store = _store(obj)
-    if cert_file is not None and key_file is not None:
-        info = store.import_pem(
-            alias,
-            _read(cert_file, "--cert"),
-            _read(key_file, "--key"),
-            password=password,
-            replace=replace,
-        )
-    else:
-        assert pkcs12_file is not None
-        info = store.import_pkcs12(alias, _read(pkcs12_file, "--pkcs12"), password, replace=replace)
+    operation = "replace-certificate" if replace else "import-certificate"
+    with audited_change(obj, operation, f"certificate {alias}", outside_database=True):
+        if cert_file is not None and key_file is not None:
+            info = store.import_pem(
+                alias,
+                _read(cert_file, "--cert"),
+                _read(key_file, "--key"),
+                password=password,
+                replace=replace,
+            )
+        else:
+            assert pkcs12_file is not None
+            info = store.import_pkcs12(
+                alias, _read(pkcs12_file, "--pkcs12"), password, replace=replace
+            )
     if as_json:
         click.echo(json.dumps(_as_json(info), indent=2))
         return
@@ -311,5 +315,6 @@ def remove(obj: CliContext, alias: str, yes: bool) -> None:
             info = store.info(alias)
             what = f"{alias} ({info.subject or 'unreadable'}, not after {_date(info.not_after)})"
         click.confirm(f"remove certificate {what}?", abort=True)
-    store.remove(alias)
+    with audited_change(obj, "remove-certificate", f"certificate {alias}", outside_database=True):
+        store.remove(alias)
     click.echo(f"removed {alias}")

@@ -15,6 +15,7 @@ import getpass
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import click
@@ -101,33 +102,54 @@ def cli_actor() -> str:
         return "cli"
 
 
+@dataclass
+class AuditNote:
+    """What a command learns during its change that the audit record should carry."""
+
+    authority_cvr: str | None = None
+
+
 @contextmanager
 def audited_change(
-    obj: CliContext, operation: str, what: str, *, authority_cvr: str | None = None
-) -> Iterator[None]:
+    obj: CliContext,
+    operation: str,
+    what: str,
+    *,
+    authority_cvr: str | None = None,
+    outside_database: bool = False,
+) -> Iterator[AuditNote]:
     """Leave an ``admin`` audit record of a change made from the command line, as the API does.
 
+    The record names the operating-system user (``cli:<login>: configure agreement ...``).
     A refused change is recorded too, with its error code, and the error goes on to the user.
+    ``outside_database``: the change itself does not touch the database (the certificate
+    store), so the database is opened for its record.
     """
     from serviceplatform.store.audit import AuditLog, admin_entry
 
     started = time.perf_counter()
+    note = AuditNote(authority_cvr)
     error: ServicePlatformError | None = None
+    # A usage error (click's) is no refused change: the command never got to make one.
+    judged = False
     try:
-        yield
+        yield note
+        judged = True
     except ServicePlatformError as exc:
-        error = exc
+        error, judged = exc, True
         raise
     finally:
-        # Without an open database the change failed before it could reach one.
+        # Without an open database a database change failed before it could reach one.
         database = obj.opened_database()
+        if database is None and outside_database and judged:
+            database = obj.database()
         if database is not None:
             AuditLog(database).write(
                 admin_entry(
                     operation=operation,
                     detail=f"{cli_actor()}: {operation} {what}",
                     error=error,
-                    authority_cvr=authority_cvr,
+                    authority_cvr=note.authority_cvr,
                     latency_ms=(time.perf_counter() - started) * 1000.0,
                 )
             )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.context import CliContext, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.identifiers import is_valid_cvr
@@ -119,8 +119,11 @@ def import_table(obj: CliContext, path: Path | None) -> None:
     The stored table is replaced in one transaction; on any error (reported with file and
     line) it stays as it was. Agreements are not touched.
     """
-    rows = _rows(obj, path)
-    change = RoutingRepository(obj.database()).replace_routes(rows)
+    what = f"routing table {path or 'of the settings'}"
+    # A refused table is recorded too, so the database is opened for its record.
+    with audited_change(obj, "import-routing", what, outside_database=True):
+        rows = _rows(obj, path)
+        change = RoutingRepository(obj.database()).replace_routes(rows)
     click.echo(
         f"loaded {len(rows)} routes: {change.added} added, {change.changed} changed, "
         f"{change.removed} removed, {change.unchanged} unchanged"

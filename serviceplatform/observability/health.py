@@ -5,8 +5,11 @@ Checks, all run in parallel and within one deadline:
 - ``database``: the database answers ``SELECT 1`` and its schema is at the newest migration;
 - ``certificate:<alias>``: each outward certificate of the store is readable, has its key and
   is valid now; one that expires within :data:`WARN_DAYS` days is ready but marked a warning;
-- ``peer:<name>``: each configured peer accepts a TCP connection at its ``base_url``'s host and
-  port (no request is sent and no TLS is spoken, so no certificate is needed).
+- ``peer:<name>``: each peer this node calls accepts a TCP connection at its URL's host and
+  port (no request is sent and no TLS is spoken, so no certificate is needed): the ``[peers]``
+  (the register), the distributor's broker when it is AMQP, and the peers the integrations
+  declare (``Integration.peers``: Domibus per access point, the OOTS common services). Which
+  peers there are is decided in one function, :func:`peer_urls`.
 
 The answer is 200 ``{"status": "ready", "checks": {...}}`` or 503 ``{"status": "not ready",
 ...}``, each check as ``{"ok", "detail", "warning"}``. It is cached for
@@ -32,7 +35,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
-from serviceplatform.config import PeerSettings
+from serviceplatform.config import Settings
 from serviceplatform.errors import ServicePlatformError
 from serviceplatform.platform import Platform
 from serviceplatform.store.db import migration_head
@@ -117,10 +120,24 @@ def check_certificates(platform: Platform) -> list[Check]:
     return checks
 
 
-def peer_address(peer: PeerSettings) -> tuple[str, int] | None:
-    """``(host, port)`` of a peer's ``base_url``, or None when it names no host."""
+def peer_urls(settings: Settings) -> dict[str, str]:
+    """Peer name -> URL of every peer this node calls with ``settings``, sorted by name.
+
+    The one place readiness learns its peers; point it at wherever peers are declared.
+    """
+    from serviceplatform.registry import integration_peers
+
+    found = {name: peer.base_url for name, peer in settings.peers.items()}
+    if settings.distributor.transport == "amqp":
+        found["distributor"] = settings.distributor.amqp.url
+    found.update(integration_peers(settings))
+    return dict(sorted(found.items()))
+
+
+def peer_address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a peer's URL, or None when it names no host."""
     try:
-        parts = urlsplit(peer.base_url)
+        parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:  # a port that is not a number
         return None
@@ -130,11 +147,11 @@ def peer_address(peer: PeerSettings) -> tuple[str, int] | None:
     return (host, port) if port else None
 
 
-def check_peer(name: str, peer: PeerSettings, timeout: float) -> Check:
+def check_peer(name: str, url: str, timeout: float) -> Check:
     check_name = f"peer:{name}"
-    address = peer_address(peer)
+    address = peer_address(url)
     if address is None:
-        return Check(check_name, False, "base_url names no host and port")
+        return Check(check_name, False, "its URL names no host and port")
     host, port = address
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
@@ -185,8 +202,8 @@ class ReadinessApp:
             ("database", partial(check_database, platform)),
             ("certificates", partial(check_certificates, platform)),
         ]
-        for name, peer in sorted(platform.settings.peers.items()):
-            tasks.append((f"peer:{name}", partial(check_peer, name, peer, self.peer_timeout)))
+        for name, url in peer_urls(platform.settings).items():
+            tasks.append((f"peer:{name}", partial(check_peer, name, url, self.peer_timeout)))
         executor = ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="readyz")
         try:
             futures = [executor.submit(task) for _, task in tasks]

@@ -12,8 +12,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 
-from serviceplatform.errors import AgreementNotActive, NoAgreement, NoRoute
+from serviceplatform.errors import (
+    AgreementNotActive,
+    CertificateUnavailable,
+    NoAgreement,
+    NoRoute,
+)
 from serviceplatform.routing.model import Agreement, AgreementStatus, Route
+from serviceplatform.routing.needs import unmet_needs
 
 
 def _describe(agreement: Agreement, today: date) -> str:
@@ -35,6 +41,7 @@ def resolve(
     sysids: Mapping[str, str],
     required_roles: Collection[str],
     today: date,
+    needs_certificate: bool = False,
 ) -> Route:
     """The route of one call, or the routing fault that forbids it.
 
@@ -45,7 +52,10 @@ def resolve(
 
     Raises :class:`NoAgreement` when no agreement covers the call, :class:`AgreementNotActive`
     when the covering ones are not approved or outside their validity on ``today``, and
-    :class:`NoRoute` naming the first missing role.
+    :class:`NoRoute` naming the first missing role, and :class:`CertificateUnavailable` when
+    the service calls out with a certificate (``needs_certificate``) and the agreement names
+    none. What is missing is decided by :func:`~serviceplatform.routing.needs.unmet_needs`,
+    the rule the admin views judge an agreement by.
     """
     matching = [
         a
@@ -65,11 +75,19 @@ def resolve(
         raise AgreementNotActive(detail=f"authority {authority_cvr}, service {service}: {states}")
     # Several active agreements should not happen; pick the newest one deterministically.
     chosen = max(active, key=lambda a: (a.valid_from or date.min, a.uuid))
-    missing = sorted(role for role in required_roles if not sysids.get(role))
-    if missing:
+    unmet = unmet_needs(
+        required_roles=required_roles,
+        certificate=needs_certificate,
+        sysids=sysids,
+        cert_alias=chosen.register_cert_alias,
+    )
+    if unmet.roles:
         scope = "for this subject or authority-wide" if subject else "authority-wide"
         raise NoRoute(
-            detail=f"authority {authority_cvr} has no SysID for role {missing[0]} of service "
-            f"{service} ({scope})"
+            detail=f"authority {authority_cvr} has no SysID for role {unmet.roles[0]} of "
+            f"service {service} ({scope})"
         )
+    if unmet.certificate:
+        # The register only talks mutual TLS: say so instead of failing the handshake.
+        raise CertificateUnavailable(f"agreement {chosen.uuid} names no certificate")
     return Route(agreement=chosen, sysids=dict(sysids))

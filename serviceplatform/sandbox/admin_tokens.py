@@ -8,12 +8,12 @@ SHA-256 only, as a production configuration would be.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, token_digest
+from serviceplatform.sandbox.private_file import write_private
 
 #: The sample supplier of ``routing_tables/agreements.toml``.
 SAMPLE_SUPPLIER = "Sandbox Supplier"
@@ -46,10 +46,7 @@ def ensure_tokens(path: Path) -> dict[str, str]:
     if missing:
         for name in missing:
             tokens[name] = secrets.token_urlsafe(24)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(tokens, indent=2), encoding="utf-8")
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
+        write_private(path, json.dumps(tokens, indent=2))
     return tokens
 
 

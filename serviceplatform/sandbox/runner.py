@@ -44,6 +44,7 @@ from serviceplatform.sandbox.oots_seed import (
     SANDBOX_CONSUMER_SYSTEM,
 )
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
+from serviceplatform.sandbox.private_file import make_private, write_private
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.sandbox.sf1601_seed import (
     PRINT_SERVICE,
@@ -188,7 +189,8 @@ def write_platform_config(
             _overlay(tables, tomllib.loads(user_config.read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigurationError(f"--config {user_config}: {exc}") from exc
-    paths.config.write_text(_CONFIG_HEADER + tomli_w.dumps(tables), encoding="utf-8")
+    # 0600: it carries the Domibus password (and whatever --config lays over it).
+    write_private(paths.config, _CONFIG_HEADER + tomli_w.dumps(tables))
 
 
 def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:
@@ -204,6 +206,11 @@ def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:
         if not target.exists():
             shutil.copyfile(source, target)
             target.chmod(0o600 if suffix == ".key" else 0o644)
+    # The database holds full CPR numbers (audit, subscriptions): owner-only. A new one is
+    # created 0600 by the store (serviceplatform.store.db); one an older sandbox left 0644,
+    # and its WAL files, are tightened here.
+    for suffix in ("", "-wal", "-shm"):
+        make_private(paths.database.with_name(paths.database.name + suffix))
     return pki, not paths.database.exists()
 
 
@@ -449,9 +456,8 @@ def run_sandbox(
         try:
             _wait_until_serving(base_url + "/healthz", child)
             data = manifest(paths, pki, register, base_url, settings, database, gateway, kombi)
-            tmp = paths.manifest.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            tmp.replace(paths.manifest)
+            # Every admin bearer token is in it: 0600 from the first byte (SANDBOX.md).
+            write_private(paths.manifest, json.dumps(data, indent=2) + "\n")
             _announce(data, paths, first_run)
             while not stop.wait(0.5):
                 if child.poll() is not None:

@@ -27,5 +27,6 @@ class SecurityContext:
     message_id: str
     action: str
     to: str
-    #: ``RequestHeader/TransactionUUID`` when the caller sent one.
+    #: ``RequestHeader/TransactionUUID`` when the caller sent one *and signed it*; None
+    #: otherwise (an unsigned value is ignored as if absent).
     transaction_uuid: str | None = None

@@ -66,7 +66,9 @@ class MessageParts:
     message_id: etree._Element
     to: etree._Element
     reply_to: etree._Element | None
-    transaction_uuid: str | None
+    #: ``RequestHeader/TransactionUUID`` when present and not empty; its value is believed
+    #: only when the message signature covers it (the validator decides).
+    transaction_uuid: etree._Element | None
     security: etree._Element
     timestamp: etree._Element
     created: datetime
@@ -165,12 +167,12 @@ def _single_text(found: dict[str, list[etree._Element]], tag: str, name: str) ->
     return elements[0]
 
 
-def _transaction_uuid(header: etree._Element | None) -> str | None:
+def _transaction_uuid(header: etree._Element | None) -> etree._Element | None:
     request_header = header.find(RH_REQUEST_HEADER) if header is not None else None
     if request_header is None:
         return None
-    value = (request_header.findtext(RH_TRANSACTION_UUID) or "").strip()
-    return value or None
+    element = request_header.find(RH_TRANSACTION_UUID)
+    return element if element is not None and (element.text or "").strip() else None
 
 
 def collect_ids(envelope: etree._Element) -> dict[str, etree._Element]:

@@ -57,6 +57,8 @@ class AssertionFacts:
     cvr_values: tuple[str, ...]
     #: The holder-of-key certificate (base64 DER, whitespace removed).
     holder_cert_b64: str
+    #: ``NotOnOrAfter`` of the holder-of-key ``SubjectConfirmationData``, when it has one.
+    confirmation_not_on_or_after: datetime | None = None
 
 
 def read_assertion(assertion: etree._Element) -> AssertionFacts:
@@ -82,6 +84,7 @@ def read_assertion(assertion: etree._Element) -> AssertionFacts:
     if not_on_or_after is None or (not_before_text is not None and not_before is None):
         raise TokenMalformed("Conditions NotBefore/NotOnOrAfter are missing or not instants")
 
+    holder_cert, confirmation_not_on_or_after = _holder_cert(assertion)
     restrictions = tuple(
         tuple((a.text or "").strip() for a in r.iter(_AUDIENCE))
         for r in conditions[0].iter(_AUDIENCE_RESTRICTION)
@@ -96,11 +99,13 @@ def read_assertion(assertion: etree._Element) -> AssertionFacts:
         not_on_or_after=not_on_or_after,
         audience_restrictions=restrictions,
         cvr_values=_attribute_values(assertion, CVR_ATTRIBUTE),
-        holder_cert_b64=_holder_cert(assertion),
+        holder_cert_b64=holder_cert,
+        confirmation_not_on_or_after=confirmation_not_on_or_after,
     )
 
 
-def _holder_cert(assertion: etree._Element) -> str:
+def _holder_cert(assertion: etree._Element) -> tuple[str, datetime | None]:
+    """The holder-of-key certificate and its confirmation's ``NotOnOrAfter``."""
     subject = assertion.find(_SUBJECT)
     if subject is None:
         raise TokenMalformed("the assertion has no Subject")
@@ -109,8 +114,12 @@ def _holder_cert(assertion: etree._Element) -> str:
             continue
         data = confirmation.find(_SUBJECT_CONFIRMATION_DATA)
         cert = _compact(data.findtext(_KEYINFO_CERT_PATH) if data is not None else None)
-        if cert:
-            return cert
+        if cert and data is not None:
+            text = data.get("NotOnOrAfter")
+            not_on_or_after = parse_instant(text)
+            if text is not None and not_on_or_after is None:
+                raise TokenMalformed("SubjectConfirmationData NotOnOrAfter is not an instant")
+            return cert, not_on_or_after
     raise TokenMalformed("no holder-of-key SubjectConfirmation with an X509Certificate")
 
 

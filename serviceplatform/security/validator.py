@@ -6,8 +6,9 @@ its own SP-2xx error:
 1. structure: Liberty ``Framework``, WS-Addressing headers, ``wsse:Security`` with one
    ``Timestamp``, one assertion and one signature (``message``);
 2. timestamp freshness;
-3. the token's claims: issuer, validity window, audience, authority CVR, holder-of-key
-   certificate (``token``);
+3. the token's claims: issuer, validity window, the holder-of-key confirmation's
+   ``NotOnOrAfter``, audience, authority CVR, the holder-of-key certificate and its own
+   validity period (``token``);
 4. the message signature's shape: accepted algorithms, unique ids, coverage of Body and
    every header the platform reads, and a KeyInfo naming the assertion;
 5. crypto: the STS signature on the assertion, then the message signature with the
@@ -31,10 +32,12 @@ from lxml import etree
 from serviceplatform.errors import (
     AddressingHeaderMissing,
     ConfigurationError,
+    HolderCertificateNotValid,
     HolderOfKeyMismatch,
     MessageReplayed,
     MessageSignatureInvalid,
     SignatureCoverageIncomplete,
+    SubjectConfirmationExpired,
     TimestampStale,
     TokenAudienceMismatch,
     TokenAuthorityMissing,
@@ -127,7 +130,7 @@ class TokenValidator:
         self._check_timestamp(parts, now)
         token = read_assertion(parts.assertion)
         self._check_claims(token, audience, now)
-        holder = self._holder(token)
+        holder = self._holder(token, now)
         signed = self._message_signature(parts, token)
         self._verify_assertion(token)
         self._verify_message(signed, parts, holder)
@@ -148,7 +151,7 @@ class TokenValidator:
             message_id=message_id,
             action=(parts.action.text or "").strip(),
             to=to,
-            transaction_uuid=parts.transaction_uuid,
+            transaction_uuid=_signed_transaction_uuid(parts, signed),
         )
 
     # --- claims -------------------------------------------------------------------------
@@ -173,17 +176,30 @@ class TokenValidator:
             raise TokenNotYetValid(f"valid from {token.not_before.isoformat()}")
         if now >= token.not_on_or_after + skew:
             raise TokenExpired(f"valid until {token.not_on_or_after.isoformat()}")
+        confirmation_end = token.confirmation_not_on_or_after
+        if confirmation_end is not None and now >= confirmation_end + skew:
+            raise SubjectConfirmationExpired(f"confirmable until {confirmation_end.isoformat()}")
         restrictions = token.audience_restrictions
         if not restrictions or any(audience not in allowed for allowed in restrictions):
             raise TokenAudienceMismatch(f"the token is not issued for {audience}")
         if len(token.cvr_values) != 1 or not _CVR.fullmatch(token.cvr_values[0]):
             raise TokenAuthorityMissing("CvrNumberIdentifier must be one 8-digit number")
 
-    def _holder(self, token: AssertionFacts) -> KnownCert:
+    def _holder(self, token: AssertionFacts, now: datetime) -> KnownCert:
         try:
-            return cert_from_b64(token.holder_cert_b64)
+            holder = cert_from_b64(token.holder_cert_b64)
         except ValueError as exc:
             raise TokenMalformed("the holder-of-key certificate cannot be read") from exc
+        # The STS checked it when it issued the token, hours ago perhaps; the platform does
+        # not rely on that: an expired certificate no longer stands for its holder.
+        skew = self._policy.clock_skew
+        not_before = holder.cert.not_valid_before_utc
+        not_after = holder.cert.not_valid_after_utc
+        if now + skew < not_before:
+            raise HolderCertificateNotValid(f"valid from {not_before.isoformat()}")
+        if now - skew > not_after:
+            raise HolderCertificateNotValid(f"expired at {not_after.isoformat()}")
+        return holder
 
     # --- message signature: shape -------------------------------------------------------
 
@@ -288,6 +304,20 @@ class TokenValidator:
         expires_at = max(now + self._policy.replay_window, parts.expires + self._policy.clock_skew)
         if not self._replay.remember(message_id, expires_at=expires_at, now=now):
             raise MessageReplayed(message_id)
+
+
+def _signed_transaction_uuid(parts: MessageParts, signed: _Signed) -> str | None:
+    """``TransactionUUID`` when the message signature covers it (or its ``RequestHeader``),
+    else None, as if it were absent: an unsigned value could have been changed on the way,
+    and KOMBIT's own clients do not sign it, so requiring the signature would refuse them."""
+    element = parts.transaction_uuid
+    if element is None:
+        return None
+    # Identity, not equality, as for the required parts: the signed element must be the one read.
+    covering = [element, *element.iterancestors()]
+    if not any(target is candidate for _, target in signed.targets for candidate in covering):
+        return None
+    return (element.text or "").strip() or None
 
 
 def _key_reference(signature: ParsedSignature) -> str | None:

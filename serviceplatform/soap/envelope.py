@@ -111,10 +111,20 @@ def parse_xml(data: bytes, *, max_bytes: int) -> etree._Element:
 
 def parse_envelope(data: bytes, *, max_bytes: int) -> ParsedEnvelope:
     """Parse and check a SOAP 1.1 or 1.2 envelope (see the module docstring)."""
-    root = parse_xml(data, max_bytes=max_bytes)
+    return check_envelope(parse_xml(data, max_bytes=max_bytes))
+
+
+def envelope_version(root: etree._Element) -> int | None:
+    """The SOAP version of a parsed document: 11 or 12 when its root is a SOAP ``Envelope``."""
     qname = etree.QName(root)
-    version = SOAP_VERSIONS.get(qname.namespace or "")
-    if version is None or qname.localname != "Envelope":
+    return SOAP_VERSIONS.get(qname.namespace or "") if qname.localname == "Envelope" else None
+
+
+def check_envelope(root: etree._Element) -> ParsedEnvelope:
+    """Check a parsed document is a SOAP 1.1 or 1.2 envelope (see the module docstring)."""
+    qname = etree.QName(root)
+    version = envelope_version(root)
+    if version is None:
         raise NotSoapEnvelope(f"the root element is {_describe(qname)}, not a SOAP Envelope")
     soap_ns = SOAP_NAMESPACES[version]
     header: etree._Element | None = None

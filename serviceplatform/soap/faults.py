@@ -64,7 +64,8 @@ class FaultResponse:
 def fault_http_status(error: ServicePlatformError, soap_version: int) -> int:
     """400 for a SOAP 1.2 ``Sender`` fault, 500 otherwise (see the module docstring)."""
     _check_version(soap_version)
-    return 400 if soap_version == 12 and error.client_fault else 500
+    # SOAP 1.2 part 2 table 23: MustUnderstand (any prescribed code) is a 500, not a 400.
+    return 400 if soap_version == 12 and error.client_fault and error.soap_code is None else 500
 
 
 def clean_text(text: str) -> str:
@@ -108,6 +109,8 @@ def fault_envelope_element(error: ServicePlatformError, soap_version: int) -> et
         fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP12_ENV_NS}}}Body"), _q12("Fault"))
         code = etree.SubElement(fault, _q12("Code"))
         value = "soap:Sender" if error.client_fault else "soap:Receiver"
+        if error.soap_code is not None:
+            value = f"soap:{error.soap_code}"
         etree.SubElement(code, _q12("Value")).text = value
         if error.soap_subcode is not None:
             namespace, local = error.soap_subcode
@@ -125,6 +128,8 @@ def fault_envelope_element(error: ServicePlatformError, soap_version: int) -> et
         if error.soap_subcode is not None:
             namespace, local = error.soap_subcode
             etree.SubElement(fault, "faultcode", nsmap={"sub": namespace}).text = f"sub:{local}"
+        elif error.soap_code is not None:
+            etree.SubElement(fault, "faultcode").text = f"soap:{error.soap_code}"
         else:
             etree.SubElement(fault, "faultcode").text = (
                 "soap:Client" if error.client_fault else "soap:Server"

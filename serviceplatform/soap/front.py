@@ -27,10 +27,13 @@ from serviceplatform.logmask import mask_cpr
 from serviceplatform.platform import Platform
 from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
-    parse_envelope,
+    check_envelope,
+    parse_xml,
     read_request_body,
 )
+from serviceplatform.soap.fault_version import fault_version
 from serviceplatform.soap.faults import fault_response
+from serviceplatform.soap.must_understand import check_must_understand
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class SoapEndpoint:
         )
         self.max_bytes = platform.settings.soap.max_body_bytes
         #: Where callers address this endpoint; a signed ``wsa:To`` elsewhere is refused.
+        #: None without ``soap.public_base_url`` (which ``serve`` requires): then the address
+        #: the request itself was sent to, so the check is never off.
         self.address = platform.settings.soap.public_url(service.path)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -64,22 +69,32 @@ class SoapEndpoint:
 
     def _post(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         call = PlatformCall(service=self.service.key, received_at=self.platform.clock())
-        soap_version = 12
+        body = b""
+        root: etree._Element | None = None
         try:
             body = read_request_body(environ, self.max_bytes)
-            parsed = parse_envelope(body, max_bytes=self.max_bytes)
-            soap_version = parsed.soap_version
+            root = parse_xml(body, max_bytes=self.max_bytes)
+            parsed = check_envelope(root)
             call.operation = self.service.operations.get(etree.QName(parsed.body_child).localname)
             call.message_id = _unverified_message_id(parsed.root)
             if parsed.soap_version not in self.service.soap_versions:
                 raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
+            check_must_understand(parsed)
             call.security = self.platform.validator.validate(
-                parsed.root, self.audience, address=self.address
+                parsed.root,
+                self.audience,
+                address=self.address or _request_address(environ, self.service.path),
             )
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
             call.fail(error)
-            answer = fault_response(error, soap_version)
+            version = fault_version(
+                self.service.soap_versions,
+                root=root,
+                content_type=environ.get("CONTENT_TYPE", ""),
+                body=body,
+            )
+            answer = fault_response(error, version)
             self._finish(call)
             start_response(answer.status, answer.headers)
             return [answer.body]
@@ -127,6 +142,15 @@ class SoapEndpoint:
         except StorageError:
             # The caller's answer is already decided; losing its audit row must be loud.
             log.exception("audit record for MessageID %s could not be written", call.message_id)
+
+
+def _request_address(environ: dict[str, Any], path: str) -> str:
+    """The endpoint address this request was sent to: its scheme, ``Host`` and the path."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or (
+        f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    )
+    return f"{scheme}://{host}{path}"
 
 
 def _unverified_message_id(root: etree._Element) -> str | None:

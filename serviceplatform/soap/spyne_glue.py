@@ -54,6 +54,7 @@ from serviceplatform.soap.envelope import (
     parse_envelope,
     read_request_body,
 )
+from serviceplatform.soap.fault_version import fault_version
 from serviceplatform.soap.faults import fault_response
 from serviceplatform.soap.spyne_protocol import (
     DEFAULT_MAX_BODY_BYTES,
@@ -126,8 +127,9 @@ class ContractApplication:
             raise ValueError("a contract application needs at least one SOAP version")
         self.spyne_apps = dict(spyne_apps)
         self.documents = documents
-        #: The version faults are rendered in before the request's own version is known.
-        self.soap_version = max(self.spyne_apps)
+        #: The version faults are rendered in before the request's own version is known and
+        #: the HTTP request does not say it either (``fault_version``).
+        self.soap_version = fault_version(frozenset(self.spyne_apps))
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: WsgiStartResponse) -> list[bytes]:
@@ -140,7 +142,7 @@ class ContractApplication:
         if environ.get("REQUEST_METHOD", "").upper() != "POST":
             # Never handed to spyne: it would answer GET .../x.wsdl with its generated WSDL.
             response = fault_response(
-                RequestError("a SOAP request must be an HTTP POST"), self.soap_version
+                RequestError("a SOAP request must be an HTTP POST"), self._version_of(environ)
             )
             start_response("405 Method Not Allowed", [*response.headers, ("Allow", "GET, POST")])
             return [response.body]
@@ -194,6 +196,12 @@ class ContractApplication:
         start_response(status, headers)
         return [body]
 
+    def _version_of(self, environ: dict[str, Any]) -> int:
+        """The fault version for a request whose envelope was not read."""
+        return fault_version(
+            frozenset(self.spyne_apps), content_type=environ.get("CONTENT_TYPE", "")
+        )
+
     def _fault(
         self,
         error: ServicePlatformError,
@@ -202,7 +210,7 @@ class ContractApplication:
         soap_version: int | None = None,
     ) -> list[bytes]:
         record_error(environ, error)
-        response = fault_response(error, soap_version or self.soap_version)
+        response = fault_response(error, soap_version or self._version_of(environ))
         start_response(response.status, response.headers)
         return [response.body]
 

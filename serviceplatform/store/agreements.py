@@ -27,6 +27,7 @@ from serviceplatform.errors import AgreementNotFound, ConsumerSystemNotFound, In
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.lifecycle import next_status
 from serviceplatform.routing.model import Agreement, AgreementStatus
+from serviceplatform.routing.needs import ServiceNeeds, unmet_needs
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import (
     NAME_LEN,
@@ -38,8 +39,10 @@ from serviceplatform.store.models import (
 
 _SYSID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: Service key -> the roles it may have SysIDs for, and the roles it needs (configured).
-ServiceRoles = Mapping[str, tuple[frozenset[str], frozenset[str]]]
+#: Service key -> what its agreements need before they route (``registry.service_needs``).
+ServicesNeeds = Mapping[str, ServiceNeeds]
+#: Raises a platform error when an outward certificate alias may not be configured.
+AliasCheck = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class AgreementView:
     sysids: dict[str, str]
     configured: bool
     routable: bool
+    #: What it lacks to be configured, for people (``["outward certificate"]``).
+    missing: list[str]
     created_at: datetime
     updated_at: datetime
 
@@ -74,13 +79,16 @@ class AgreementStore:
     def __init__(
         self,
         db: Database,
-        services: ServiceRoles,
+        services: ServicesNeeds,
         *,
         clock: Callable[[], datetime] = _utc_now,
+        alias_check: AliasCheck | None = None,
     ) -> None:
         self._db = db
         self._services = services
         self._clock = clock
+        #: Checks a certificate alias against the certificate store before it is configured.
+        self._alias_check = alias_check
 
     # --- reading ------------------------------------------------------------------------
 
@@ -221,11 +229,20 @@ class AgreementStore:
         clear_valid_to: bool = False,
         reason: str | None = None,
     ) -> AgreementView:
-        """The post-configuration (TSP07): SysIDs per role, outward certificate, end date."""
+        """The post-configuration (TSP07): SysIDs per role, outward certificate, end date.
+
+        A certificate alias must name a certificate of the store that has not expired (the
+        ``alias_check``), so a typo is refused here and not found by the first real call.
+        """
+        if register_cert_alias is not None:
+            if not _ALIAS.fullmatch(register_cert_alias):
+                raise InvalidAdminRequest(f"certificate alias {register_cert_alias!r}")
+            if self._alias_check is not None:
+                self._alias_check(register_cert_alias)
         now = self._clock()
         with self._db.transaction(write_first=True) as connection:
             row = self._row(connection, agreement_uuid, for_update=True)
-            allowed, _ = self._services.get(row.service, (frozenset(), frozenset()))
+            allowed = self._services.get(row.service, ServiceNeeds()).roles
             changes: dict[str, Any] = {}
             for role, sysid in (sysids or {}).items():
                 if role not in allowed:
@@ -236,8 +253,6 @@ class AgreementStore:
                     raise InvalidAdminRequest(f"SysID {sysid!r} is not 1-64 of A-Z a-z 0-9 _ -")
             values: dict[str, Any] = {"updated_at": now}
             if register_cert_alias is not None:
-                if not _ALIAS.fullmatch(register_cert_alias):
-                    raise InvalidAdminRequest(f"certificate alias {register_cert_alias!r}")
                 values["register_cert_alias"] = register_cert_alias
                 changes["register_cert_alias"] = register_cert_alias
             if valid_to is not None or clear_valid_to:
@@ -312,8 +327,14 @@ class AgreementStore:
                 )
             )
         }
-        _, required = self._services.get(row.service, (frozenset(), frozenset()))
-        configured = required <= set(sysids) and bool(row.register_cert_alias)
+        needs = self._services.get(row.service, ServiceNeeds())
+        unmet = unmet_needs(
+            required_roles=needs.required_roles,
+            certificate=needs.certificate,
+            sysids=sysids,
+            cert_alias=row.register_cert_alias,
+        )
+        configured = not unmet
         today = self._clock().date()
         return AgreementView(
             agreement=agreement,
@@ -321,6 +342,7 @@ class AgreementStore:
             sysids=dict(sorted(sysids.items())),
             configured=configured,
             routable=configured and agreement.active_on(today),
+            missing=unmet.describe(),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

@@ -71,6 +71,23 @@ def resolve_url(url: str, base_dir: str | Path) -> str:
     )
 
 
+def _create_private(path: Path) -> None:
+    """Create a new SQLite database file empty and 0600 before SQLite does it (0644 under
+    the usual umask): it holds audit records with CPR numbers. SQLite gives its ``-wal`` and
+    ``-shm`` files the database file's mode. An existing file is left as it is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        # No such directory, no permission: SQLite reports it on connect, in its own words.
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # None = autocommit at the driver level; SQLAlchemy's begin event below issues BEGIN.
     dbapi_connection.isolation_level = None
@@ -127,6 +144,7 @@ class Database:
             event.listen(self._engine, "connect", _on_sqlite_connect)
             event.listen(self._engine, "begin", _on_sqlite_begin)
             if parsed.database and parsed.database != ":memory:":
+                _create_private(Path(parsed.database))
                 self._gate = WriterGate(Path(parsed.database).resolve())
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error

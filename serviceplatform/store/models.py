@@ -189,7 +189,14 @@ class RouteRecord(Base):
 
 class AuditRecord(Base):
     __tablename__ = "audit_records"
-    __table_args__ = (CheckConstraint("outcome IN ('ok', 'fault')", name="outcome"),)
+    __table_args__ = (
+        CheckConstraint("outcome IN ('ok', 'fault')", name="outcome"),
+        # The message log's filters (migration 0009); time and outcome go by ``at``.
+        Index(None, "authority_cvr", "at"),
+        Index(None, "service", "at"),
+        Index(None, "message_id"),
+        Index(None, "subject"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -220,6 +227,7 @@ class OutboxRecord(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index(None, "state", "id"),
+        Index(None, "created_at"),
         CheckConstraint("state IN ('pending', 'delivered')", name="state"),
     )
 

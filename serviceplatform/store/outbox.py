@@ -73,18 +73,21 @@ class Outbox:
                 .values(attempts=outbox.c.attempts + 1, last_error=error[:_ERROR_TEXT_LIMIT])
             )
 
-    def counts(self, topic: str | None = None) -> OutboxCounts:
+    def counts(self, topic: str | None = None, *, authority_cvr: str | None = None) -> OutboxCounts:
+        """Pending, delivered and failing messages; of one topic and one authority if given."""
         query = select(
             outbox.c.state, outbox.c.authority_cvr, func.count(), func.max(outbox.c.attempts)
         )
-        if topic is not None:
-            query = query.where(outbox.c.topic == topic)
-        query = query.group_by(outbox.c.state, outbox.c.authority_cvr)
         failing_query = select(func.count()).where(
             outbox.c.state == "pending", outbox.c.attempts > 0
         )
         if topic is not None:
+            query = query.where(outbox.c.topic == topic)
             failing_query = failing_query.where(outbox.c.topic == topic)
+        if authority_cvr is not None:
+            query = query.where(outbox.c.authority_cvr == authority_cvr)
+            failing_query = failing_query.where(outbox.c.authority_cvr == authority_cvr)
+        query = query.group_by(outbox.c.state, outbox.c.authority_cvr)
         with self._db.transaction() as connection:
             rows = connection.execute(query).all()
             failing = connection.execute(failing_query).scalar_one()

@@ -3,6 +3,7 @@ and that an administrator's change routes (or stops) the next SOAP call."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 import requests
 from openapi_spec_validator import validate
+from sqlalchemy import insert
 
-from serviceplatform.admin.app import ROUTES
+from serviceplatform.admin.app import MESSAGE, ROUTES
 from serviceplatform.admin.auth import token_digest
 from serviceplatform.config import AdminPrincipal
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
+from serviceplatform.store.audit import AuditEntry
+from serviceplatform.store.models import outbox
 from tests.certificates import make_cert
 from tests.integration.conftest import (
     CaseSystem,
@@ -55,6 +59,10 @@ class Admin:
         self, method: str, path: str, token: str | None = "ops", **kwargs: Any
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if method in ("POST", "PUT"):
+            # What every JSON client sends (the CSRF rule requires it on changing calls).
+            headers["Content-Type"] = "application/json"
+        headers.update(kwargs.pop("headers", {}))
         return self.session.request(method, self.api + path, headers=headers, timeout=10, **kwargs)
 
     def ok(self, method: str, path: str, token: str = "ops", **kwargs: Any) -> Any:
@@ -192,7 +200,8 @@ def test_an_authority_admin_cannot_touch_another_authoritys_agreement(admin: Adm
     assert own and {a["authority_cvr"] for a in own} == {A}
 
 
-# Every endpoint: anonymous callers get 401, roles outside the endpoint's get 403 (or 404).
+# Every endpoint: anonymous callers get 401, roles outside the endpoint's get 403, and an
+# authority administrator 404 for another authority's agreement.
 EVERYONE = set(TOKENS)
 AUTHORITY_ADMINS = {"adm-a", "adm-b", "adm-c"}
 ENDPOINTS = [
@@ -217,6 +226,11 @@ ENDPOINTS = [
     ("GET", "/certificates", {"ops"}),
     ("GET", "/subscriptions/runs", {"ops"} | AUTHORITY_ADMINS),
     ("GET", "/audit", {"ops"} | AUTHORITY_ADMINS),
+    ("GET", "/messages", {"ops"} | AUTHORITY_ADMINS),
+    # {message}: an undelivered outbox row of authority C, made for the test.
+    ("GET", "/messages/{message}", {"ops", "adm-c"}),
+    ("POST", "/messages/{message}/resend", {"ops"}),
+    ("GET", "/usage", {"ops"} | AUTHORITY_ADMINS),
 ]
 #: The steps (by the operator) that bring a new agreement to where an action is allowed.
 PREPARE = {"suspend": ["approve"], "revoke": ["approve"], "resume": ["approve", "suspend"]}
@@ -225,7 +239,11 @@ PREPARE = {"suspend": ["approve"], "revoke": ["approve"], "resume": ["approve", 
 def test_every_route_is_in_the_role_table() -> None:
     sample = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
     concrete = [
-        (m, "/api" + p.replace("{uuid}", sample).replace("{system}", sample))
+        (
+            m,
+            "/api"
+            + p.replace("{uuid}", sample).replace("{system}", sample).replace("{message}", "o/1"),
+        )
         for m, p, _ in ENDPOINTS
     ]
     for route in ROUTES:
@@ -237,6 +255,8 @@ def test_every_route_is_in_the_role_table() -> None:
 @pytest.mark.parametrize(("method", "path", "allowed"), ENDPOINTS)
 def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: set[str]) -> None:
     def target() -> str:
+        if "{message}" in path:
+            return path.replace("{message}", undelivered_outbox_row(admin, C).replace(":", "/"))
         if "{system}" in path:
             # A system of the supplier "supp", made by the operator, in the state the action needs.
             system = admin.ok("POST", "/consumer-systems", json=_registration())["uuid"]
@@ -259,9 +279,35 @@ def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: 
         answer = admin.call(method, target(), token, json=_body(path))
         if token in allowed:
             assert answer.status_code in (200, 201), (token, answer.text)
+        elif token in AUTHORITY_ADMINS and "adm-c" in allowed:
+            # The role may do this, but not to another authority's agreement: answered as if
+            # it did not exist (docs/admin-api.md), never 403, which would confirm it exists.
+            # Not found: an agreement, or a message of another authority.
+            not_found = "SP-611" if "{message}" in path else "SP-603"
+            assert (answer.status_code, answer.json()["error"]["code"]) == (404, not_found)
         else:
-            assert answer.status_code in (403, 404), (token, answer.text)
-            assert answer.json()["error"]["code"] in ("SP-602", "SP-603")
+            # The role may never do this.
+            assert (answer.status_code, answer.json()["error"]["code"]) == (403, "SP-602")
+
+
+def undelivered_outbox_row(admin: Admin, cvr: str, attempts: int = 1) -> str:
+    """The ref of a new pending outbox row of ``cvr`` that failed ``attempts`` times."""
+    with admin.platform.platform.db.transaction(write_first=True) as connection:
+        row_id = connection.execute(
+            insert(outbox)
+            .values(
+                message_id=str(uuid.uuid4()),
+                topic="beskedfordeler",
+                authority_cvr=cvr,
+                body="<Haendelsesbesked/>",
+                state="pending",
+                attempts=attempts,
+                last_error="SP-430 the distributor is unavailable" if attempts else None,
+                created_at=datetime.now(UTC),
+            )
+            .returning(outbox.c.id)
+        ).scalar_one()
+    return f"outbox:{row_id}"
 
 
 def _registration(**extra: str) -> dict[str, Any]:
@@ -349,6 +395,50 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(admin: Admin) -> None:
     assert len(admin.ok("GET", "/agreements")["agreements"]) == before + 1
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Content-Type": "text/plain"}, (415, "SP-621")),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, (415, "SP-621")),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, (415, "SP-621")),
+        ({"Origin": "https://evil.example"}, (403, "SP-620")),
+        ({"Origin": "null"}, (403, "SP-620")),
+        ({"Sec-Fetch-Site": "cross-site"}, (403, "SP-620")),
+    ],
+)
+def test_changing_calls_from_another_site_or_not_json_are_refused(
+    admin: Admin, headers: dict[str, str], expected: tuple[int, str]
+) -> None:
+    """CSRF: what a hostile page can make an operator's browser send changes nothing."""
+    uuid = admin.request_c()["uuid"]
+    before = admin.ok("GET", f"/agreements/{uuid}")
+    listed = len(admin.ok("GET", "/agreements")["agreements"])
+    for method, path, body in (
+        ("POST", f"/agreements/{uuid}/approve", b'{"reason": "csrf"}'),
+        ("PUT", f"/agreements/{uuid}/configuration", b'{"sysids": {"register": "1111111"}}'),
+        ("POST", "/agreements", b'{"authority_cvr": "29189846"}'),
+    ):
+        answer = admin.call(method, path, "adm-c", data=body, headers=headers)
+        assert (answer.status_code, answer.json()["error"]["code"]) == expected, answer.text
+    assert admin.ok("GET", f"/agreements/{uuid}") == before
+    assert len(admin.ok("GET", "/agreements")["agreements"]) == listed
+    refusals = admin.ok("GET", "/audit?limit=20")["records"]
+    assert sum(r["error_code"] == expected[1] for r in refusals) == 3
+
+
+def test_a_same_origin_browser_call_passes(admin: Admin) -> None:
+    uuid = admin.request_c()["uuid"]
+    host = admin.platform.base_url.split("://", 1)[1]
+    answer = admin.call(
+        "POST",
+        f"/agreements/{uuid}/approve",
+        "adm-c",
+        json={},
+        headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "approved", answer.text
+
+
 def test_the_openapi_document_is_valid_and_lists_every_route(admin: Admin) -> None:
     document = admin.session.get(admin.api + "/openapi.json", timeout=10).json()
     validate(document)
@@ -357,6 +447,7 @@ def test_the_openapi_document_is_valid_and_lists_every_route(admin: Admin) -> No
         template = route.pattern.pattern.rstrip("$")
         template = template.replace("(?P<agreement_uuid>[0-9a-f-]{36})", "{agreement_uuid}")
         template = template.replace("(?P<system_uuid>[0-9a-f-]{36})", "{system_uuid}")
+        template = template.replace(MESSAGE, "{source}/{key}")
         if "(?P<action>" in template:
             for action in ("approve", "reject", "suspend", "resume", "revoke"):
                 assert template.split("(?P<action>")[0] + action in paths
@@ -505,3 +596,157 @@ def test_a_certificate_cannot_belong_to_two_systems_and_bad_ones_are_refused(adm
     bad_cvr = admin.call("POST", "/consumer-systems", json=_registration(supplier_cvr="12345675"))
     assert (bad_cvr.status_code, bad_cvr.json()["error"]["code"]) == (400, "SP-605")
     assert len(admin.ok("GET", "/consumer-systems")["consumer_systems"]) == before
+
+
+def test_a_supplier_never_sees_the_authoritys_sysids(admin: Admin) -> None:
+    uuid = admin.request_c()["uuid"]
+    admin.ok(
+        "PUT",
+        f"/agreements/{uuid}/configuration",
+        json={"sysids": {"register": "2252077"}, "register_cert_alias": "platform-register"},
+    )
+    operator_view = admin.ok("GET", f"/agreements/{uuid}")
+    assert operator_view["sysids"]["register"] == "2252077"
+    assert "2252077" in str(operator_view["history"])
+    listed = [a for a in admin.ok("GET", "/agreements", "supp")["agreements"] if a["uuid"] == uuid]
+    single = admin.call("GET", f"/agreements/{uuid}", "supp")
+    for shown in (listed[0], single.json()):
+        assert (shown["sysids"], shown["register_cert_alias"]) == (None, None)
+        assert shown["configured"] is True and shown["status"] == "requested"
+    assert "2252077" not in single.text and "2252077" not in str(listed)
+    assert "platform-register" not in single.text
+    # The agreement a supplier has just requested comes back the same way.
+    created = admin.request_c()
+    assert (created["sysids"], created["register_cert_alias"]) == (None, None)
+    # The authority's administrator still sees them.
+    assert admin.ok("GET", f"/agreements/{uuid}", "adm-c")["sysids"]["register"] == "2252077"
+
+
+def test_an_authority_administrator_sees_its_own_outbox_counts(admin: Admin) -> None:
+    rows = [
+        {
+            "message_id": f"{authority}-{n}-{state}",
+            "topic": "test",
+            "authority_cvr": authority,
+            "body": "{}",
+            "state": state,
+            "attempts": attempts,
+            "created_at": datetime.now(UTC),
+        }
+        for authority, count in ((A, 2), (B, 5))
+        for n in range(count)
+        for state, attempts in (("pending", n % 2), ("delivered", 0))
+    ]
+    with admin.platform.platform.db.transaction() as connection:
+        connection.execute(insert(outbox), rows)
+    everything = admin.ok("GET", "/subscriptions/runs")["outbox"]
+    assert everything == {"pending": 7, "delivered": 7, "failing": 3}
+    assert admin.ok("GET", "/subscriptions/runs", "adm-a")["outbox"] == {
+        "pending": 2,
+        "delivered": 2,
+        "failing": 1,
+    }
+    assert admin.ok("GET", "/subscriptions/runs", "adm-b")["outbox"] == {
+        "pending": 5,
+        "delivered": 5,
+        "failing": 2,
+    }
+    assert admin.ok("GET", "/subscriptions/runs", "adm-c")["outbox"] == {
+        "pending": 0,
+        "delivered": 0,
+        "failing": 0,
+    }
+
+
+# --- the message log and usage overview --------------------------------------------------------
+
+
+def _write_call(admin: Admin, cvr: str, subject: str, outcome: str = "ok", **extra: Any) -> None:
+    admin.platform.platform.audit.write(
+        AuditEntry(
+            at=datetime.now(UTC),
+            service="sf2250",
+            operation="opdater",
+            outcome=outcome,  # type: ignore[arg-type]
+            latency_ms=20.0,
+            authority_cvr=cvr,
+            subject=subject,
+            error_code="SP-405" if outcome == "fault" else None,
+            **extra,
+        )
+    )
+
+
+def test_the_message_log_is_scoped_filtered_masked_and_paged(admin: Admin) -> None:
+    _write_call(admin, A, "0101901234", message_id="urn:uuid:a-1")
+    _write_call(admin, B, "0202902345", outcome="fault")
+    everything = admin.ok("GET", "/messages?service=sf2250")["messages"]
+    assert [(m["authority_cvr"], m["subject"]) for m in everything] == [
+        (B, "020290****"),  # the operator sees CPR numbers masked...
+        (A, "010190****"),
+    ]
+    found = admin.ok("GET", "/messages?subject=0101901234")["messages"]  # ...and finds by one
+    assert [m["message_id"] for m in found] == ["urn:uuid:a-1"]
+    own = admin.ok("GET", "/messages?service=sf2250&authority_cvr=" + B, "adm-a")["messages"]
+    assert [(m["authority_cvr"], m["subject"]) for m in own] == [(A, "0101901234")]
+    faults = admin.ok("GET", "/messages?outcome=fault&error_code=SP-405")["messages"]
+    assert [m["authority_cvr"] for m in faults] == [B]
+    first = admin.ok("GET", "/messages?service=sf2250&limit=1")
+    second = admin.ok("GET", f"/messages?service=sf2250&limit=1&after={first['next']}")
+    assert [m["authority_cvr"] for m in first["messages"] + second["messages"]] == [B, A]
+    assert second["next"] is None
+    bad = admin.call("GET", "/messages?after=nonsense")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "SP-605")
+    ref = own[0]["ref"].replace(":", "/")
+    hidden = admin.call("GET", f"/messages/{ref}", "adm-b")
+    assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "SP-611")
+    detail = admin.ok("GET", f"/messages/{ref}", "adm-a")
+    assert detail["sections"][0]["rows"][0]["subject"] == "0101901234"
+    assert admin.ok("GET", f"/messages/{ref}")["sections"][0]["rows"][0]["subject"] == (
+        "010190****"
+    )
+
+
+def test_the_operator_resends_an_undelivered_row_and_it_is_audited(admin: Admin) -> None:
+    ref = undelivered_outbox_row(admin, C, attempts=2)
+    path = "/messages/" + ref.replace(":", "/")
+    shown = admin.ok("GET", path)
+    assert (shown["resendable"], shown["message"]["outcome"]) == (True, "fault")
+    assert admin.ok("GET", path, "adm-c")["resendable"] is False  # not theirs to resend
+    refused = admin.call("POST", path + "/resend", "adm-c", json={})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "SP-602")
+    resent = admin.ok("POST", path + "/resend", json={})
+    assert resent["sent"] is True and resent["message"]["state"] == "delivered"
+    again = admin.call("POST", path + "/resend", json={})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "SP-612")
+    records = admin.ok("GET", "/messages?service=admin&operation=resend")["messages"]
+    # Newest first: the operator's refused second try, its resend, C's refused try.
+    assert [(r["outcome"], r["error_code"]) for r in records] == [
+        ("fault", "SP-612"),
+        ("ok", None),
+        ("fault", "SP-602"),
+    ]
+    assert records[1]["authority_cvr"] == C
+    assert [r["detail"].split(":")[0] for r in records] == [
+        "ops (operator)",
+        "ops (operator)",
+        "adm-c (authority_admin)",
+    ]
+    assert all(f"resend message {ref}" in r["detail"] for r in records)
+
+
+def test_usage_per_authority_service_and_day(admin: Admin) -> None:
+    for _ in range(3):
+        _write_call(admin, A, "0101901234")
+    _write_call(admin, A, "0101901234", outcome="fault")
+    _write_call(admin, B, "0202902345")
+    usage = admin.ok("GET", "/usage")
+    today = datetime.now(UTC).date().isoformat()
+    rows = {(r["authority_cvr"], r["service"]): r for r in usage["rows"] if r["day"] == today}
+    assert (rows[(A, "sf2250")]["calls"], rows[(A, "sf2250")]["error_rate"]) == (4, 0.25)
+    assert rows[(A, "sf2250")]["p95_ms"] == 20.0
+    assert (B, "sf2250") in rows and not any(s == "admin" for _, s in rows)
+    assert len(usage["days"]) == 30 and usage["days"][-1]["day"] == today
+    own = admin.ok("GET", "/usage?authority_cvr=" + B, "adm-a")
+    assert {r["authority_cvr"] for r in own["rows"]} == {A}
+    assert admin.call("GET", "/usage", "supp").status_code == 403

@@ -13,6 +13,7 @@ offline, so Selenium Manager never downloads a browser or a driver.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,11 +38,19 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy import insert
 
+from integrations.oots.exchange import Destination, OotsExchange
+from integrations.oots.request_store import RequestStore
+from integrations.oots.settings import OOTS_SETTINGS, OotsSettings
 from serviceplatform.admin.auth import token_digest
 from serviceplatform.config import AdminPrincipal
+from serviceplatform.errors import UpstreamRejected
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
+from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.pki import Pki
+from serviceplatform.store.audit import AuditEntry, AuditLog
+from serviceplatform.store.models import outbox
 from serviceplatform.store.systems import SystemStore
 from tests.certificates import make_cert
 from tests.integration.conftest import (
@@ -53,6 +62,7 @@ from tests.integration.conftest import (
     start_platform,
 )
 from tests.integration.sf2250_requests import fault_code, opdater
+from tests.unit.test_oots_exchange import request as evidence_request
 
 pytestmark = pytest.mark.integration
 
@@ -811,3 +821,243 @@ def test_a_supplier_sees_only_its_own_systems_and_registers_for_itself(
         page.find("tab-agreements").click()
         page.wait(lambda _: uuid in page.offered_systems(), "its new system to be offered")
         assert sorted(page.offered_systems()) == sorted([CONSUMER, uuid])
+
+
+# --- the message log, usage and both window sizes -------------------------------------------------
+
+#: The sample authority the failed OOTS request is made for.
+A = "29189846"
+OOTS_USER, OOTS_PASSWORD = "oots-platform", "s3cret-oots"
+
+
+@pytest.fixture()
+def gateway(pki: Pki) -> Iterator[SimulatedOotsGateway]:
+    with SimulatedOotsGateway(
+        username=OOTS_USER, password=OOTS_PASSWORD, response_delay=0.05, tls_dir=pki.directory
+    ) as running:
+        yield running
+
+
+@pytest.fixture()
+def oots_platform(
+    tmp_path: Path, pki: Pki, register: NemSmsRegister, gateway: SimulatedOotsGateway
+) -> Iterator[RunningPlatform]:
+    """The platform with admin principals, its OOTS access point the simulated gateway."""
+    settings = make_settings(tmp_path, pki, register.base_url)
+    settings.admin.principals = {
+        name: AdminPrincipal(
+            role=role,
+            token_sha256=token_digest(TOKENS[name]),
+            authority_cvr=cvr,
+            supplier=supplier,
+            supplier_cvr=supplier_cvr,
+        )
+        for name, (role, cvr, supplier, supplier_cvr) in PRINCIPALS.items()
+    }
+    settings.sections[OOTS_SETTINGS.name] = OotsSettings(
+        domibus_url=gateway.base_url,
+        domibus_username=OOTS_USER,
+        domibus_password=OOTS_PASSWORD,
+        party_id="AP_DK_01",
+        common_services_url=gateway.common_services_url,
+        # No background polling: the injected refusal must meet the submit, not a poll.
+        poll_interval_seconds=3600,
+    )
+    running = start_platform(settings)
+    yield running
+    running.stop()
+
+
+def gateway_hook(gateway: SimulatedOotsGateway, method: str, path: str, **kwargs: Any) -> Any:
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.request(method, f"{gateway.control_url}/{path}", timeout=5, **kwargs)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def failed_oots_request(platform: RunningPlatform, gateway: SimulatedOotsGateway) -> str:
+    """An evidence request the gateway refused (HTTP 400 to its submit): ``failed``."""
+    p = platform.platform
+    exchange = OotsExchange.from_settings(p.db, p.audit, p.settings, p.clock)
+    gateway_hook(gateway, "POST", "faults", json={"status": 400, "count": 1})
+    edm = evidence_request()
+    try:
+        with pytest.raises(UpstreamRejected):
+            exchange.submit_first(
+                edm,
+                Destination("AP_FI_01", "FI-DVV-HELSINKI", "urn:cef.eu:names:identifier:EAS:0212"),
+                authority_cvr=A,
+                consumer_system=None,
+            )
+    finally:
+        exchange.close()
+    record = RequestStore(p.db).get(str(edm.request_id))
+    assert record is not None and record.state == "failed"
+    return record.request_id
+
+
+def test_the_operator_finds_a_failed_oots_request_in_the_log_and_resends_it(
+    driver: WebDriver,
+    oots_platform: RunningPlatform,
+    gateway: SimulatedOotsGateway,
+    tmp_path: Path,
+) -> None:
+    request_id = failed_oots_request(oots_platform, gateway)
+    ref = f"oots:{request_id}"
+    page = Page(driver, oots_platform.base_url, tmp_path)
+    page.open()
+    with page.on_failure_screenshot("message-log-resend"):
+        page.sign_in("ops")
+        page.find("tab-messages").click()
+        Select(page.find("msg-outcome")).select_by_value("fault")
+        Select(page.find("msg-source")).select_by_value("oots")
+        page.find("msg-search").click()
+        # The filtered page (the tab's first, unfiltered one may still be on its way).
+        page.wait(
+            lambda _: (
+                page.find("messages-table").get_attribute("data-state") == "ready"
+                and "filtered" in page.find("messages-caption").text
+            ),
+            "the filtered message log",
+        )
+        row = page.driver.find_element(By.CSS_SELECTOR, f'tr[data-ref="{ref}"]')
+        assert [r.get_attribute("data-ref") for r in page.find_all("message-row")] == [ref]
+        assert "SP-405" in row.text and A in row.text
+        page.find("message-details", row).click()
+        detail = page.visible("message-detail")
+        page.wait(lambda _: detail.get_attribute("data-ref") == ref, "the request's details")
+        sections = {
+            s.get_attribute("data-title"): s for s in page.find_all("message-section", detail)
+        }
+        assert set(sections) >= {"OOTS request", "Conversation messages", "Audit records"}
+        conversation = page.find_all("section-row", sections["Conversation messages"])
+        assert len(conversation) == 1 and "ExecuteQueryRequest" in conversation[0].text
+        page.find("message-resend", detail).click()
+        dialog = page.visible("confirm-dialog")
+        assert request_id in page.find("confirm-text", dialog).text
+        page.find("confirm-ok", dialog).click()
+        assert "Resent" in page.notice_says("Resent")
+        page.wait(
+            lambda _: page.find("message-detail-outcome").text == "pending",
+            "the request to be under way again",
+        )
+    # Sent again under a new MessageId and taken by the gateway this time.
+    record = RequestStore(oots_platform.platform.db).get(request_id)
+    assert record is not None and record.first_message_id != record.message_id
+    assert (record.state, record.error_code) == ("submitted", None)
+    submitted = gateway_hook(gateway, "GET", "submitted")
+    assert record.message_id in json.dumps(submitted)
+    audit = AuditLog(oots_platform.platform.db).tail(20)
+    assert any(e.operation == "resend" and e.outcome == "ok" and ref in (e.detail or "")
+               for e in audit)  # fmt: skip
+
+
+def test_the_usage_table_and_chart(
+    page: Page, platform: RunningPlatform, admin_api: AdminApi
+) -> None:
+    for n in range(5):
+        platform.platform.audit.write(
+            AuditEntry(
+                at=datetime.now(UTC),
+                service="sf2250",
+                operation="opdater",
+                outcome="fault" if n == 0 else "ok",
+                latency_ms=10.0 + n,
+                authority_cvr=B,
+            )
+        )
+    with page.on_failure_screenshot("usage"):
+        page.sign_in("ops")
+        page.find("tab-usage").click()
+        page.wait(
+            lambda _: page.find("usage-table").get_attribute("data-state") == "ready",
+            "the usage table",
+        )
+        rows = [r for r in page.find_all("usage-row") if r.get_attribute("data-authority") == B]
+        assert rows and rows[0].text.split()[3:6] == ["5", "1", "20.0"]
+        bars = page.find_all("usage-bar")
+        assert len(bars) == 30 and int(str(bars[-1].get_attribute("data-calls"))) >= 5
+        assert bars[-1].size["height"] > 0
+        # An authority administrator sees its own authority only.
+        page.sign_out()
+        page.sign_in("adm-c")
+        page.find("tab-usage").click()
+        page.wait(
+            lambda _: page.find("usage-table").get_attribute("data-state") == "ready",
+            "the usage table",
+        )
+        assert {r.get_attribute("data-authority") for r in page.find_all("usage-row")} <= {C}
+
+
+PANELS = ("agreements", "systems", "certificates", "runs", "messages", "usage", "audit")
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)], ids=["1280x800", "1920x1080"])
+def test_every_action_button_is_visible_at_both_window_sizes(
+    page: Page, admin_api: AdminApi, platform: RunningPlatform, size: tuple[int, int]
+) -> None:
+    # Rows with every kind of action: requested (approve, reject), approved (suspend,
+    # revoke), an undelivered nightly delivery to resend.
+    admin_api.request_for_c()
+    with platform.platform.db.transaction(write_first=True) as connection:
+        connection.execute(
+            insert(outbox).values(
+                message_id="6f1c0f4e-0000-4000-8000-00000000beef",
+                topic="beskedfordeler",
+                authority_cvr=B,
+                body="<Haendelsesbesked/>",
+                state="pending",
+                attempts=1,
+                last_error="SP-430 the distributor is unavailable",
+                created_at=datetime.now(UTC),
+            )
+        )
+    page.driver.set_window_size(*size)
+    with page.on_failure_screenshot(f"layout-{size[0]}x{size[1]}"):
+        page.sign_in("ops")
+        assert page.clipped_buttons("tabs") == []
+        actions = {
+            b.get_attribute("data-testid") for b in page.find_all("agreements-table")[0]
+            .find_elements(By.TAG_NAME, "button")
+        }  # fmt: skip
+        assert {"action-approve", "action-reject", "action-suspend", "action-revoke"} <= actions
+        for panel in PANELS:
+            page.find(f"tab-{panel}").click()
+            page.wait(
+                lambda _, p=panel: (  # type: ignore[misc]
+                    page.find(f"panel-{p}").is_displayed()
+                    and "loading"
+                    not in {
+                        t.get_attribute("data-state")
+                        for t in page.find(f"panel-{p}").find_elements(By.TAG_NAME, "table")
+                    }
+                ),
+                f"the {panel} section",
+            )
+            if panel == "messages":
+                row = page.wait(
+                    lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-ref^="outbox:"]'),
+                    "the undelivered nightly delivery",
+                )
+                page.find("message-details", row).click()
+                page.visible("message-resend")
+            assert page.clipped_buttons(f"panel-{panel}") == [], panel
+            for button in page.find(f"panel-{panel}").find_elements(By.TAG_NAME, "button"):
+                if button.is_displayed():
+                    # Reachable: scrolled to, it lies inside the window.
+                    inside = page.driver.execute_script(
+                        "arguments[0].scrollIntoView({block: 'center'});"
+                        "const r = arguments[0].getBoundingClientRect();"
+                        "return r.left >= 0 && r.right <= window.innerWidth"
+                        " && r.top >= 0 && r.bottom <= window.innerHeight;",
+                        button,
+                    )
+                    assert inside, (panel, button.text)
+        # The confirmation dialog's buttons too.
+        page.find("tab-agreements").click()
+        page.agreements_ready()
+        page.find_all("action-reject")[0].click()
+        page.visible("confirm-dialog")
+        assert page.clipped_buttons("confirm-dialog") == []
+        page.find("confirm-cancel").click()

@@ -12,12 +12,14 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -25,12 +27,17 @@ from lxml import etree
 from prometheus_client.parser import text_string_to_metric_families
 
 from examples import oots_client, sf1600_sms_client, sf2250_client
-from integrations.sf2250.nightly import danish_date, service_window_end
-from integrations.sf2250.sf1600.sms_rules import within_sending_hours
+from integrations.sf2250.nightly import danish_date
 from integrations.sf2250.snapshot_store import Change, SnapshotStore
+from serviceplatform import platform as platform_module
+from serviceplatform.app import PlatformApp
+from serviceplatform.cli import cli as cli_group
 from serviceplatform.client.request_signer import build_signed_envelope
+from serviceplatform.config import load_settings
+from serviceplatform.platform import Platform
 from serviceplatform.store.db import Database
 from tests.integration.sf2250_requests import fault_code, opdater, status_code
+from tests.wsgi_serving import LocalWsgiServer
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -100,6 +107,29 @@ def session() -> requests.Session:
     s = requests.Session()
     s.trust_env = False
     return s
+
+
+#: Files in the sandbox's directory others may read: certificates, never keys or secrets.
+_PUBLIC_SUFFIXES = (".crt", ".pem")
+
+
+def test_secrets_and_the_database_are_owner_only(sandbox: tuple[Path, dict[str, Any]]) -> None:
+    """SANDBOX.md: sandbox.json (every admin token), the database (full CPR numbers in the
+    audit) and every key 0600; and no other file others could read but certificates."""
+    workdir, _ = sandbox
+    for name in ("sandbox.json", "admin-tokens.json", "platform.toml", "serviceplatform.sqlite"):
+        assert oct((workdir / name).stat().st_mode & 0o777) == "0o600", name
+    readable = sorted(
+        str(path.relative_to(workdir))
+        for path in workdir.rglob("*")
+        if path.is_file()
+        and path.stat().st_mode & 0o077
+        and path.stat().st_size > 0  # lock files
+        # The file drop's messages are 0640 by design, for the reading group (distribution.md).
+        and "distributor" not in path.relative_to(workdir).parts
+        and not (path.suffix in _PUBLIC_SUFFIXES and "PRIVATE KEY" not in path.read_text())
+    )
+    assert readable == []
 
 
 def test_manifest_has_the_contracted_keys(sandbox: tuple[Path, dict[str, Any]]) -> None:
@@ -248,25 +278,79 @@ def test_oots_example_runs_the_whole_preview_journey(
     assert ("approved" if decision == "approve" else "declined") in states
 
 
+@contextmanager
+def print_service_at(
+    workdir: Path, data: dict[str, Any], moment: datetime, into: Path
+) -> Iterator[Path]:
+    """The sandbox's platform (its configuration and database) served in-process with its
+    business clock fixed at ``moment``, and the register's clock with it: a ``sandbox.json``
+    in ``into`` points the Print service there. So the sending hours decide by ``moment``,
+    not by when the suite happens to run."""
+    settings = load_settings(workdir / "platform.toml")
+    # wsa:To is then the address the request was sent to: the in-process server's.
+    settings.soap.public_base_url = ""
+    app = PlatformApp(settings, lambda: Platform(settings, business_clock=lambda: moment))
+    server = LocalWsgiServer(app)
+    control = data["peers"]["nemsms"]["control_url"]
+    manifest = json.loads(json.dumps(data))
+    manifest["services"]["sf1600"]["url"] = server.base_url + "/service/Print/Print/2"
+    into.mkdir(parents=True, exist_ok=True)
+    (into / "sandbox.json").write_text(json.dumps(manifest), encoding="utf-8")
+    session().put(control + "/clock", json={"now": moment.isoformat()}, timeout=5)
+    try:
+        yield into
+    finally:
+        session().put(control + "/clock", json={"now": None}, timeout=5).raise_for_status()
+        server.close()
+        app.close()
+
+
+#: A Wednesday in winter: 12:00 and 23:00 in Denmark.
+WEDNESDAY_NOON = datetime(2026, 1, 14, 11, 0, tzinfo=UTC)
+WEDNESDAY_NIGHT = datetime(2026, 1, 14, 22, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("moment", "code", "methods"),
+    [(WEDNESDAY_NOON, 0, ["GET", "PUT"]), (WEDNESDAY_NIGHT, 1, ["GET"])],
+    ids=["noon", "night"],
+)
 def test_sms_example_asks_then_sends_within_danish_sending_hours(
     sandbox: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    moment: datetime,
+    code: int,
+    methods: list[str],
 ) -> None:
     workdir, data = sandbox
     control = data["peers"]["nemsms"]["control_url"]
     assert sf2250_client.main(["--workdir", str(workdir), "--cpr", "0303805432"]) == 0
     session().delete(control + "/requests", timeout=5)
-    before = within_sending_hours(datetime.now(UTC))
-    code = sf1600_sms_client.main(["--workdir", str(workdir), "--cpr", "0303805432"])
-    after = within_sending_hours(datetime.now(UTC))
-    seen = session().get(control + "/requests", timeout=5).json()
+    with print_service_at(workdir, data, moment, tmp_path / "at") as manifest_dir:
+        result = sf1600_sms_client.main(["--workdir", str(manifest_dir), "--cpr", "0303805432"])
+        seen = session().get(control + "/requests", timeout=5).json()
     assert seen[0]["method"] == "GET" and seen[0]["path"].endswith("/myndighedstilmelding")
-    # The sandbox platform runs on the real clock: NemSMS refuses outside 08:00-22:00.
-    if before and after:
-        assert code == 0
-        assert [r["method"] for r in seen] == ["GET", "PUT"]
-    elif not before and not after:
-        assert code == 1
-        assert [r["method"] for r in seen] == ["GET"]
+    # NemSMS sends 08:00-22:00 Danish time; at 23:00 the platform answers SP-503 itself.
+    assert result == code
+    assert [r["method"] for r in seen] == methods
+
+
+def run_at(moment: datetime, monkeypatch: pytest.MonkeyPatch, workdir: Path, *args: str) -> Result:
+    """A ``serviceplatform`` command in this process against the sandbox, with the
+    platform's business clock (list date, service window) injected at ``moment``."""
+
+    class PlatformAt(Platform):
+        def __init__(self, *positional: Any, **named: Any) -> None:
+            named["business_clock"] = lambda: moment
+            super().__init__(*positional, **named)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(platform_module, "Platform", PlatformAt)
+        return CliRunner().invoke(cli_group, [*args, "--workdir", str(workdir)])
+
+
+#: Sunday 02:00 in Denmark: inside NemSMS's weekly service window (00:00-04:00).
+SUNDAY_NIGHT = datetime(2026, 1, 18, 1, 0, tzinfo=UTC)
 
 
 def test_sf1601_peers_and_print_routes_in_the_manifest(
@@ -282,18 +366,18 @@ def test_sf1601_peers_and_print_routes_in_the_manifest(
     assert routes == {"29189846": "sf1600", "29189854": "sf1601"}
 
 
+@pytest.mark.parametrize(("moment", "code"), [(WEDNESDAY_NOON, 0), (WEDNESDAY_NIGHT, 1)])
 def test_sms_example_over_sf1601_goes_through_sts_and_sf1601(
-    sandbox: tuple[Path, dict[str, Any]],
+    sandbox: tuple[Path, dict[str, Any]], tmp_path: Path, moment: datetime, code: int
 ) -> None:
     workdir, data = sandbox
     sts, sf1601 = data["peers"]["sts"]["control_url"], data["peers"]["sf1601"]["control_url"]
     register = data["peers"]["nemsms"]["control_url"]
     for control in (sts, sf1601, register):
         session().delete(control + "/requests", timeout=5)
-    before = within_sending_hours(datetime.now(UTC))
-    code = sf1600_sms_client.main(["--workdir", str(workdir), "--print-route", "sf1601"])
-    after = within_sending_hours(datetime.now(UTC))
-    seen = session().get(sf1601 + "/requests", timeout=5).json()
+    with print_service_at(workdir, data, moment, tmp_path / "at") as manifest_dir:
+        result = sf1600_sms_client.main(["--workdir", str(manifest_dir), "--print-route", "sf1601"])
+        seen = session().get(sf1601 + "/requests", timeout=5).json()
     paths = [r["path"].split("?")[0] for r in seen]
     assert paths[:2] == ["/service/AccessTokenService_1/token", "/service/PostForespoerg_1/nemsms"]
     assert all(
@@ -301,18 +385,18 @@ def test_sms_example_over_sf1601_goes_through_sts_and_sf1601(
     )
     assert [r["path"] for r in session().get(sts + "/requests", timeout=5).json()] != []
     assert session().get(register + "/requests", timeout=5).json() == []
-    if before and after:
-        assert code == 0
+    # NemSMS sends 08:00-22:00 Danish time; at 23:00 the platform answers SP-503 itself.
+    assert result == code
+    if code == 0:
         assert paths[-1] == "/service/KombiPostAfsend_1/kombi"
         sent = session().get(sf1601 + "/sent", timeout=5).json()
         assert sent[-1]["kombiValgKode"] == "NemSMS"
-    elif not before and not after:
-        assert code == 1
+    else:
         assert "/service/KombiPostAfsend_1/kombi" not in paths
 
 
 def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
-    sandbox: tuple[Path, dict[str, Any]],
+    sandbox: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workdir, data = sandbox
     drop = Path(data["peers"]["distributor"]["dir"])
@@ -320,8 +404,9 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
     control = data["peers"]["nemsms"]["control_url"]
     register_sysid = data["authorities"][0]["sysids"]["register"]
     cvr = data["authorities"][0]["cvr"]
-    # Yesterday's list, stored as a run would have stored it; today the register serves another.
-    now = datetime.now(UTC)
+    before = set(drop.glob("*.xml")) if drop.exists() else set()
+    # The day before, stored as a run would have stored it; today the register serves another.
+    now = WEDNESDAY_NOON
     today = danish_date(now)
     database = Database(data["database"])
     try:
@@ -337,16 +422,19 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
         timeout=5,
     ).raise_for_status()
 
-    result = cli(workdir, "subscriptions", "run", "--authority", cvr)
-    if service_window_end(now) is not None:
-        assert result.returncode == 1 and "SP-520" in result.stderr
-        return
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "changes 2, messages delivered 2, pending 0" in result.stdout
-    dropped = sorted(drop.glob("*.xml"))
+    # In the Sunday-night service window the run is refused and nothing is fetched.
+    window = run_at(SUNDAY_NIGHT, monkeypatch, workdir, "subscriptions", "run", "--authority", cvr)
+    assert window.exit_code == 1 and "SP-520" in window.output, window.output
+    assert set(drop.glob("*.xml")) == before
+
+    result = run_at(now, monkeypatch, workdir, "subscriptions", "run", "--authority", cvr)
+    assert result.exit_code == 0, result.output
+    assert f"{today}: lists fetched 1" in result.output
+    assert "changes 2, messages delivered 2, pending 0" in result.output
+    dropped = set(drop.glob("*.xml")) - before
     assert len(dropped) == 2
     assert not [p for p in drop.iterdir() if p.name.startswith(".")]
-    assert "0101901234" not in result.stdout + result.stderr
+    assert "0101901234" not in result.output
     status = cli(workdir, "subscriptions", "status", "--json")
     assert status.returncode == 0, status.stderr
     runs = json.loads(status.stdout)["runs"]
@@ -354,9 +442,9 @@ def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
         (cvr, "complete", 1, 1)
     }
     assert json.loads(status.stdout)["outbox"]["pending"] == 0
-    again = cli(workdir, "subscriptions", "run", "--authority", cvr)
-    assert again.returncode == 0 and "completed before" in again.stdout
-    assert len(list(drop.glob("*.xml"))) == 2
+    again = run_at(now, monkeypatch, workdir, "subscriptions", "run", "--authority", cvr)
+    assert again.exit_code == 0 and "completed before" in again.output
+    assert len(set(drop.glob("*.xml")) - before) == 2
 
 
 def _never(kind: str, number: str, change: Change) -> tuple[str, str]:

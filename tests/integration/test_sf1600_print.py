@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -79,7 +79,12 @@ class PrintPlatform:
         self.hooks.set_clock(now)
 
     def call(
-        self, body: etree._Element, *, version: int = 12, cvr: str = AUTHORITY
+        self,
+        body: etree._Element,
+        *,
+        version: int = 12,
+        cvr: str = AUTHORITY,
+        edit: Callable[[bytes], bytes] | None = None,
     ) -> requests.Response:
         operation = (
             "afsendBrev" if "AfsendBrev" in etree.QName(body).localname else "spoergTilmelding"
@@ -90,6 +95,8 @@ class PrintPlatform:
             token={"cvr": cvr, "audience": PRINT_ENTITY_ID},
             soap_version=version,
         )
+        if edit is not None:
+            payload = edit(payload)
         session = requests.Session()
         session.trust_env = False
         action = f"{TNS}{operation}"
@@ -446,3 +453,126 @@ def test_a_zeep_client_from_the_served_wsdl_works_unchanged(
         )
         == b"Sendt med zeep"
     )
+
+
+# --- refusals in the request's SOAP version --------------------------------------------------
+
+_SOAP11_TEXT = "text/xml; charset=utf-8"
+_SOAP12_TEXT = "application/soap+xml; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "version", "code"),
+    [
+        # Truncated SOAP 1.1 envelope: the Content-Type says SOAP 1.1.
+        (f'<s:Envelope xmlns:s="{SOAP11}"><s:Body><x', _SOAP11_TEXT, 11, "SP-101"),
+        # Well-formed SOAP 1.1 envelope with an empty Body.
+        (f'<s:Envelope xmlns:s="{SOAP11}"><s:Body/></s:Envelope>', _SOAP11_TEXT, 11, "SP-104"),
+        # No SOAP Content-Type: the truncated envelope's namespace says SOAP 1.1 ...
+        (f'<s:Envelope xmlns:s="{SOAP11}"><s:Bo', "application/octet-stream", 11, "SP-101"),
+        # ... and where nothing says a version, the port's oldest (1.1).
+        ("not xml at all", "", 11, "SP-101"),
+        ("", _SOAP11_TEXT, 11, "SP-101"),
+        # A SOAP 1.2 request on the same port still gets SOAP 1.2.
+        (f'<s:Envelope xmlns:s="{SOAP12}"><s:Body><x', _SOAP12_TEXT, 12, "SP-101"),
+        (f'<s:Envelope xmlns:s="{SOAP12}"><s:Body/></s:Envelope>', _SOAP12_TEXT, 12, "SP-104"),
+    ],
+)
+def test_refusals_on_the_soap11_port_speak_the_requests_version(
+    printing: PrintPlatform, payload: str, content_type: str, version: int, code: str
+) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = session.post(printing.url, data=payload.encode(), headers=headers, timeout=10)
+    expected_type = "text/xml" if version == 11 else "application/soap+xml"
+    assert response.headers["Content-Type"].startswith(expected_type), response.text
+    assert response.status_code == (500 if version == 11 else 400)
+    child = answer(response, version)
+    assert etree.QName(child).localname == "Fault"
+    if version == 11:
+        assert (child.findtext("faultcode") or "").endswith("Client")
+    assert fault_code(response, version) == code
+
+
+def test_a_soap12_only_port_answers_an_unreadable_request_in_soap12(
+    printing: PrintPlatform,
+) -> None:
+    """The port's declared versions decide: SOAP 1.2 only, so even a text/xml request
+    too broken to read is answered in SOAP 1.2."""
+    session = requests.Session()
+    session.trust_env = False
+    response = session.post(
+        printing.base_url + "/service/NemSMS/VedligeholdTilmelding/2",
+        data=b"<broken",
+        headers={"Content-Type": _SOAP11_TEXT},
+        timeout=10,
+    )
+    assert response.headers["Content-Type"].startswith("application/soap+xml")
+    assert fault_code(response, 12) == "SP-101"
+
+
+# --- mustUnderstand ---------------------------------------------------------------------------
+
+
+def _extra_header(version: int, **attributes: str) -> Callable[[bytes], bytes]:
+    """Adds an unsigned header block ``x:Extra`` with ``attributes`` (names in the
+    envelope's namespace) after signing: the signature does not cover it, and need not."""
+    soap = SOAP11 if version == 11 else SOAP12
+
+    def edit(payload: bytes) -> bytes:
+        root = etree.fromstring(payload)
+        header = root.find(f"{{{soap}}}Header")
+        assert header is not None
+        extra = etree.SubElement(header, "{urn:example:extra}Extra")
+        for name, value in attributes.items():
+            extra.set(f"{{{soap}}}{name}", value)
+        return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("version", "attributes", "refused"),
+    [
+        (12, {"mustUnderstand": "true"}, True),
+        (12, {"mustUnderstand": "1"}, True),
+        (12, {"mustUnderstand": "true", "role": f"{SOAP12}/role/ultimateReceiver"}, True),
+        (11, {"mustUnderstand": "1"}, True),
+        (11, {"mustUnderstand": "1", "actor": "http://schemas.xmlsoap.org/soap/actor/next"}, True),
+        (12, {"mustUnderstand": "false"}, False),
+        (12, {}, False),
+        (12, {"mustUnderstand": "true", "role": f"{SOAP12}/role/none"}, False),
+        (11, {"mustUnderstand": "0"}, False),
+        (11, {"mustUnderstand": "1", "actor": "urn:example:someone-else"}, False),
+    ],
+)
+def test_an_unknown_header_that_must_be_understood_is_refused(
+    sms: PrintPlatform,
+    hooks: RegisterHooks,
+    version: int,
+    attributes: dict[str, str],
+    refused: bool,
+) -> None:
+    hooks.clear()
+    response = sms.call(
+        spoerg(CPR, municipality_cvr=AUTHORITY),
+        version=version,
+        edit=_extra_header(version, **attributes),
+    )
+    if not refused:
+        assert response.status_code == 200, response.text
+        return
+    # SOAP 1.2 part 2 table 23 and SOAP 1.1 section 6.2: a MustUnderstand fault is a 500.
+    assert response.status_code == 500, response.text
+    fault = answer(response, version)
+    if version == 12:
+        code = fault.findtext(f"{{{SOAP12}}}Code/{{{SOAP12}}}Value")
+    else:
+        code = fault.findtext("faultcode")
+    assert code is not None
+    prefix, _, local = code.partition(":")
+    assert (fault.nsmap[prefix], local) == (SOAP11 if version == 11 else SOAP12, "MustUnderstand")
+    assert fault_code(response, version) == "SP-110"
+    assert "urn:example:extra" in response.text
+    assert outward(hooks) == []

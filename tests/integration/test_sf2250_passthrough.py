@@ -7,7 +7,7 @@ HTTPS requiring a client certificate; the register's test hooks tell what went o
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -117,10 +117,13 @@ def test_successful_call_leaves_one_complete_audit_record(
 
 # --- refused before any outward call -------------------------------------------------------
 
-TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
-    "expired token": ({"now": utc_now() - timedelta(hours=9)}, "SP-208"),
-    "token not yet valid": ({"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
-    "wrong audience": ({"audience": "http://entityid.example/other"}, "SP-210"),
+#: Each case's token arguments, made when the test runs: a time taken at collection would be
+#: stale by the time a long suite reaches the test (a token "not yet valid" for ten minutes
+#: after collection is valid twenty minutes later).
+TOKEN_FAILURES: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "expired token": (lambda: {"now": utc_now() - timedelta(hours=9)}, "SP-208"),
+    "token not yet valid": (lambda: {"not_before": utc_now() + timedelta(minutes=10)}, "SP-209"),
+    "wrong audience": (lambda: {"audience": "http://entityid.example/other"}, "SP-210"),
 }
 
 
@@ -128,7 +131,8 @@ TOKEN_FAILURES: dict[str, tuple[dict[str, Any], str]] = {
 def test_token_failures_are_refused_without_outward_call(
     case: str, running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
-    token, code = TOKEN_FAILURES[case]
+    make_token, code = TOKEN_FAILURES[case]
+    token = make_token()
     answer = post(
         running.sf2250_url, case_system.envelope(opdater(), running.sf2250_url, token=token)
     )
@@ -278,9 +282,8 @@ def test_entity_expansion_attack(running: RunningPlatform, hooks: RegisterHooks)
         '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>&l9;</s:Body>'
         "</s:Envelope>"
     ).encode()
-    started = time.monotonic()
     answer = post(running.sf2250_url, payload)
-    assert time.monotonic() - started < 2
+    # SP-102: the DTD is refused before any parse, so nothing was expanded.
     assert fault_code(answer) == "SP-102"
     assert hooks.requests() == []
 
@@ -318,20 +321,19 @@ def test_register_400_is_not_retried(
     assert record["upstream_status"] == 400 and record["error_code"] == "SP-405"
 
 
-def test_register_503_persisting_gives_fault_within_sla(
+def test_register_503_persisting_gives_sp404(
     running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
     hooks.fault(503, 10)
     payload = case_system.envelope(opdater(OTHER_CPR), running.sf2250_url)
-    started = time.monotonic()
+    # How long it may take is the transport's budget (test_oiorest_transport.py).
     answer = post(running.sf2250_url, payload)
-    assert time.monotonic() - started < 1.2
     assert fault_code(answer) == "SP-404"
     assert answer.status_code == 500
     hooks.fault(503, 0)
 
 
-def test_register_unreachable_gives_fault_within_sla(
+def test_register_unreachable_gives_sp401(
     tmp_path: Path, pki: Pki, case_system: CaseSystem
 ) -> None:
     import socket
@@ -342,9 +344,8 @@ def test_register_unreachable_gives_fault_within_sla(
     platform = start_platform(make_settings(tmp_path, pki, dead))
     try:
         payload = case_system.envelope(opdater(OTHER_CPR), platform.sf2250_url)
-        started = time.monotonic()
+        # How long it may take is the transport's budget (test_oiorest_transport.py).
         answer = post(platform.sf2250_url, payload)
-        assert time.monotonic() - started < 1.2
         assert fault_code(answer) == "SP-401"
         assert latest_audit(platform)["error_code"] == "SP-401"
     finally:
@@ -447,3 +448,57 @@ def test_message_addressed_to_another_endpoint_is_refused(
         assert answer.status_code == 200, answer.text
     finally:
         platform.stop()
+
+
+def test_without_a_public_base_url_wsa_to_must_name_the_address_called(
+    tmp_path: Path,
+    pki: Pki,
+    register: NemSmsRegister,
+    case_system: CaseSystem,
+    hooks: RegisterHooks,
+) -> None:
+    """The wsa:To check is never off: without ``soap.public_base_url`` (which ``serve``
+    requires anyway) the request's own address is the one its signed To must name."""
+    settings = make_settings(tmp_path, pki, register.base_url)
+    assert settings.soap.public_base_url == ""
+    platform = start_platform(settings)
+    try:
+        hooks.clear()
+        other_host = "https://other.example.dk/service/NemSMS/VedligeholdTilmelding/2"
+        refused = post(platform.sf2250_url, case_system.envelope(opdater(OTHER_CPR), other_host))
+        assert fault_code(refused) == "SP-202"
+        assert hooks.requests() == []
+        answer = post(
+            platform.sf2250_url,
+            case_system.envelope(opdater(OTHER_CPR), platform.sf2250_url),
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        platform.stop()
+
+
+def test_a_message_replayed_to_another_platform_process_is_refused(
+    tmp_path: Path,
+    pki: Pki,
+    register: NemSmsRegister,
+    case_system: CaseSystem,
+    hooks: RegisterHooks,
+) -> None:
+    """The replay cache is the database's, shared by every process and node: two platforms
+    on one database (as two gunicorn workers or two nodes are) accept a MessageID once."""
+    settings = make_settings(tmp_path, pki, register.base_url)
+    settings.soap.public_base_url = "https://sp.example.dk"
+    first = start_platform(settings)
+    second = start_platform(settings)
+    try:
+        to = "https://sp.example.dk/service/NemSMS/VedligeholdTilmelding/2"
+        payload = case_system.envelope(opdater(OTHER_CPR), to)
+        hooks.clear()
+        assert post(first.sf2250_url, payload).status_code == 200
+        calls = len(hooks.requests())
+        assert fault_code(post(second.sf2250_url, payload)) == "SP-215"
+        assert fault_code(post(first.sf2250_url, payload)) == "SP-215"
+        assert len(hooks.requests()) == calls
+    finally:
+        second.stop()
+        first.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from serviceplatform.sandbox.pki import (
     issue_certificate,
     load_ca,
 )
+from serviceplatform.store.audit import AuditLog
 
 NOW = datetime.now(UTC)
 
@@ -453,3 +455,17 @@ def test_through_the_root_command_with_config(issue, tmp_path, monkeypatch):
     listed = runner.invoke(cli, ["--config", str(config), "certs", "expiring", "--json"])
     OUTPUTS.extend([listed.stdout, listed.stderr])
     assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
+
+
+def test_import_and_remove_leave_admin_audit_records_with_the_os_user(obj, issue):
+    assert imported(obj, "reg", issue("reg")).exit_code == 0
+    assert imported(obj, "reg", issue("again")).exit_code == 1  # taken: refused, recorded
+    assert run(obj, "remove", "reg", "--yes").exit_code == 0
+    records = [e for e in AuditLog(obj.database()).tail(10) if e.service == "admin"]
+    user = getpass.getuser()
+    assert [(e.operation, e.outcome, e.error_code) for e in reversed(records)] == [
+        ("import-certificate", "ok", None),
+        ("import-certificate", "fault", "SP-422"),
+        ("remove-certificate", "ok", None),
+    ]
+    assert all(e.detail and e.detail.startswith(f"cli:{user}: ") for e in records)

@@ -176,6 +176,20 @@ def test_serve_starts_with_a_fit_configuration(
     assert served == [{"bind": "127.0.0.1:1", "workers": 2, "threads": 4}]
 
 
+def test_serve_sets_up_the_masking_production_logging_first(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` configures logging (``logsetup.configure``, whose CPR masking
+    test_logmask.py checks in a fresh process) before the server starts."""
+    steps: list[str] = []
+    monkeypatch.setattr(server, "serve", lambda settings, **options: steps.append("serve"))
+    monkeypatch.setattr(logsetup, "configure", lambda level: steps.append(f"logging {level}"))
+    config = fit_config(tmp_path, pki, logging='level = "WARNING"')
+    result = run("serve", "--config", str(config), "--bind", "127.0.0.1:1")
+    assert result.exit_code == 0, result.output
+    assert steps == ["logging WARNING", "serve"]
+
+
 def refused(config: Path) -> str:
     return one_line(run("serve", "--config", str(config)), EXIT_BAD_SETTINGS)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +157,41 @@ def test_install_defaults_to_the_root_logger_and_is_idempotent() -> None:
         for handler in root.handlers:
             handler.filters = [f for f in handler.filters if not isinstance(f, CprMaskingFilter)]
         root.filters = before
+
+
+_PRODUCTION_LOGGING = """
+import logging
+from serviceplatform import logsetup
+
+logsetup.configure("INFO")
+log = logging.getLogger("integrations.anything.deep")
+
+
+def lookup():
+    log.warning("looking up", stack_info=True)  # subject 0303901234
+
+
+log.info("subject %s", "0101901234")
+try:
+    raise ValueError("no such citizen 0202901234")
+except ValueError:
+    log.exception("failed")
+lookup()
+"""
+
+
+def test_production_logging_masks_every_logger_traceback_and_stack(tmp_path: Path) -> None:
+    """``logsetup.configure`` (what ``serve`` runs) in a fresh interpreter, as in production:
+    a record from any logger, its traceback and its ``stack_info`` come out masked. (The SOAP
+    front masks its own line itself, so a served call alone would not show this.)"""
+    script = tmp_path / "production_logging.py"
+    script.write_text(_PRODUCTION_LOGGING, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    output = result.stderr
+    assert "subject 010190****" in output
+    assert "ValueError: no such citizen 020290****" in output
+    assert "Stack (most recent call last)" in output and "subject 030390****" in output
+    for cpr in ("0101901234", "0202901234", "0303901234"):
+        assert cpr not in output, output

@@ -54,7 +54,12 @@ from integrations.oots.request_store import RequestRecord
 from integrations.oots.settings import OotsRequesterSettings, OotsSettings
 from integrations.oots.tables import oots_messages
 from serviceplatform.closing import Closing
-from serviceplatform.errors import UpstreamRejected, UpstreamUnavailable, UpstreamUnreachable
+from serviceplatform.errors import (
+    ResendRefused,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+)
 from serviceplatform.sandbox.oots_evidence_answers import (
     build_error_response,
     build_evidence_response,
@@ -512,3 +517,43 @@ def test_a_resend_racing_another_process_is_not_taken_for_a_refusal(
     assert gateway.taken == [record.message_id]
     [audited] = _audited(database, "Bevisanmodning")
     assert audited["outcome"] == "ok"
+
+
+def test_an_operator_resends_a_failed_request_under_a_new_message_id(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway], database: Database
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    gateway.up, gateway.refuse = True, True
+    clock.now += timedelta(seconds=61)
+    oots.send_queued()
+    failed = oots.store.get(record.request_id)
+    assert failed is not None and failed.state == "failed"
+    gateway.refuse = False
+    clock.now += timedelta(seconds=5)
+    resent = oots.resend_failed(failed, actor="ops (operator)")
+    assert resent.state == "submitted" and resent.error_code is None
+    assert resent.message_id != record.message_id and gateway.taken == [resent.message_id]
+    assert resent.conversation_id == record.conversation_id
+    again = oots.inbox.outgoing(resent.message_id)
+    first = oots.inbox.outgoing(record.message_id)
+    assert again is not None and first is not None and again.payload == first.payload
+    details = [str(a["detail"]) for a in _audited(database, "Bevisanmodning")]
+    assert any("resent by ops (operator)" in d for d in details)
+    with pytest.raises(ResendRefused):  # only a failed request is resent
+        oots.resend_failed(resent, actor="ops")
+
+
+def test_a_resend_the_gateway_refuses_again_leaves_the_request_failed(
+    flaky: tuple[OotsExchange, Clock, FlakyGateway],
+) -> None:
+    oots, clock, gateway = flaky
+    record, _ = submit(oots)
+    gateway.up, gateway.refuse = True, True
+    clock.now += timedelta(seconds=61)
+    oots.send_queued()
+    failed = oots.store.get(record.request_id)
+    assert failed is not None
+    again = oots.resend_failed(failed, actor="ops")
+    assert (again.state, again.error_code) == ("failed", "SP-405")
+    assert again.message_id != record.message_id

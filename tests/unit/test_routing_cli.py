@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from serviceplatform.commands.context import CliContext
 from serviceplatform.commands.routing import routing
 from serviceplatform.config import DatabaseSettings, RoutingSettings, Settings
 from serviceplatform.routing_files import load_table
+from serviceplatform.store.audit import AuditLog
 from serviceplatform.store.db import Database, migration_head
 from serviceplatform.store.repository import RoutingRepository
 
@@ -277,3 +279,17 @@ def test_without_a_configured_directory_a_path_is_required(
     assert "no PATH given and no [routing] directory configured" in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "platform.sqlite").exists()
+
+
+def test_an_import_and_a_refused_one_leave_admin_audit_records(
+    with_db: CliContext, tables: Path, database: Database
+) -> None:
+    assert _run(with_db, "import").exit_code == 0
+    (tables / "sf2250.csv").write_text(HEADER + "29189846,sf2250,printer,1,\n", encoding="utf-8")
+    assert _run(with_db, "import").exit_code == 1
+    records = [e for e in AuditLog(database).tail(10) if e.service == "admin"]
+    assert [(e.operation, e.outcome, e.error_code) for e in reversed(records)] == [
+        ("import-routing", "ok", None),
+        ("import-routing", "fault", "SP-310"),
+    ]
+    assert all(e.detail and e.detail.startswith(f"cli:{getpass.getuser()}: ") for e in records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ def test_comparison_would_notice_a_difference(database: Database) -> None:
 
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = migration_head()
-    assert head == "0009"  # a new migration updates this line on purpose
+    assert head == "0010"  # a new migration updates this line on purpose
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -81,6 +82,33 @@ def test_sqlite_connections_are_tuned(tmp_path: Path) -> None:
         "busy_timeout": 5000,
         "foreign_keys": 1,
     }
+
+
+def test_a_new_sqlite_database_is_owner_only(tmp_path: Path) -> None:
+    """It holds CPR numbers: 0600 whatever the umask, and so its WAL files (SQLite gives
+    them the database file's mode). An existing file keeps the mode its owner chose."""
+    path = tmp_path / "new.sqlite"
+    previous = os.umask(0o022)
+    try:
+        db = Database(f"sqlite:///{path}")
+        try:
+            db.upgrade()
+            with db.transaction() as connection:
+                connection.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+                connection.exec_driver_sql("INSERT INTO probe VALUES (1)")
+            created = [p for p in tmp_path.iterdir() if p.name.startswith("new.sqlite")]
+            assert {p.name for p in created} >= {"new.sqlite", "new.sqlite-wal"}
+            for file in created:
+                assert oct(file.stat().st_mode & 0o777) == "0o600", file.name
+        finally:
+            db.dispose()
+        existing = tmp_path / "shared.sqlite"
+        existing.touch(mode=0o640)
+        existing.chmod(0o640)
+        Database(f"sqlite:///{existing}").dispose()
+        assert oct(existing.stat().st_mode & 0o777) == "0o640"
+    finally:
+        os.umask(previous)
 
 
 def test_transaction_rolls_back_on_error_and_raises_storage_error(database: Database) -> None:
@@ -203,10 +231,11 @@ def test_migration_files_live_in_the_package_and_their_integrations() -> None:
         "v0004_agreement_events.py",
         "v0006_routing_version.py",
         "v0008_consumer_system_certificates.py",
+        "v0009_message_log_indexes.py",
     ]
     assert names(Path(sf2250.__file__).parent / "migrations") == [
         "v0002_sendings.py",
-        "v0009_print_routes.py",
+        "v0010_print_routes.py",
     ]
     assert names(Path(oots.__file__).parent / "migrations") == [
         "v0005_oots_messages.py",
@@ -216,11 +245,12 @@ def test_migration_files_live_in_the_package_and_their_integrations() -> None:
 
 def test_the_revision_chain_is_the_one_databases_were_migrated_along() -> None:
     # Moving scripts into the integrations kept every id and link: a database made before
-    # (at 0008) is at the head, and the chain is one line with one head.
+    # (at 0008) lies on the one line to the head, and the chain has one head.
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0009"]
+    assert script.get_heads() == ["0010"]
     chain = [(r.revision, r.down_revision) for r in script.walk_revisions()]
     assert chain == [
+        ("0010", "0009"),
         ("0009", "0008"),
         ("0008", "0007"),
         ("0007", "0006"),

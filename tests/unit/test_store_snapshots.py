@@ -85,6 +85,22 @@ def test_the_diff_is_against_the_newest_earlier_complete_snapshot(database: Data
     assert store.get(A, date(2026, 11, 3)).previous_id is not None  # type: ignore[union-attr]
 
 
+def test_a_list_that_never_completed_is_not_the_base_of_the_diff(database: Database) -> None:
+    """A crash (or a fetch still running) leaves an incomplete list for 2 November, not
+    discarded: 3 November is diffed against 1 November, the newest *complete* list."""
+    store = SnapshotStore(database)
+    base = store_list(store, date(2026, 11, 1), people(1, 2))
+    diff(store, base)
+    store_list(store, date(2026, 11, 2), people(2, 3, 9))  # never completed
+    night = store_list(store, date(2026, 11, 3), people(2, 3))
+    assert diff(store, night) == (2, 1, 1, False)
+    assert store.get(A, date(2026, 11, 3)).previous_id == base  # type: ignore[union-attr]
+    assert sorted(m.message_id for m in Outbox(database).pending(limit=10)) == [
+        f"{A}-cpr-0101900001-afmeldt",
+        f"{A}-cpr-0101900003-tilmeldt",
+    ]
+
+
 def test_authorities_are_separate(database: Database) -> None:
     store = SnapshotStore(database)
     diff(store, store_list(store, date(2026, 11, 1), people(1)))

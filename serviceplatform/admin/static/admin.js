@@ -81,7 +81,16 @@
       certificates: 0,
       runs: 0,
       audit: 0,
+      messages: 0,
+      message: 0,
+      usage: 0,
     },
+    // The message log: the cursors of the pages shown so far (null: the first page), the
+    // filters they were asked with, and the message shown in detail.
+    messagePages: [null],
+    messageFilters: {},
+    messageNext: null,
+    messageRef: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -317,7 +326,11 @@
         );
       case "runs":
       case "audit":
+      case "messages":
+      case "usage":
         return me.role === "operator" || me.role === "authority_admin";
+      case "resend":
+        return me.role === "operator";
       case "agreements":
         return true;
       default:
@@ -354,6 +367,8 @@
     const authorityAdmin = state.me.role === "authority_admin";
     $("filter-authority-field").hidden = authorityAdmin;
     $("audit-authority-field").hidden = authorityAdmin;
+    $("msg-authority-field").hidden = authorityAdmin;
+    $("usage-authority-field").hidden = authorityAdmin;
     $("request-section").hidden = !can("request");
     $("goto-request").hidden = !can("request");
     $("request-supplier-field").hidden = state.me.role !== "operator";
@@ -391,6 +406,11 @@
       "certificates-body",
       "runs-body",
       "audit-body",
+      "messages-body",
+      "message-fields",
+      "message-sections",
+      "usage-body",
+      "usage-chart",
     ]) {
       $(id).replaceChildren();
     }
@@ -399,6 +419,12 @@
     delete $("system-detail").dataset.system;
     $("agreement-filters").reset();
     $("audit-filters").reset();
+    $("message-filters").reset();
+    $("message-detail").hidden = true;
+    state.messagePages = [null];
+    state.messageFilters = {};
+    state.messageNext = null;
+    state.messageRef = null;
     $("request-form").reset();
     $("register-form").reset();
     $("rotate-form").reset();
@@ -592,6 +618,9 @@
         "data-testid": "routable",
         text: a.routable ? "routable" : "not routable",
       }),
+      a.missing && a.missing.length
+        ? el("span", { class: "hint", "data-testid": "missing", text: `missing: ${a.missing.join(", ")}` })
+        : null,
     );
     const statusCell = el("td", {}, badge(a.status, "status", "status-badge"));
     if (outside) {
@@ -770,7 +799,7 @@
       ["Consumer system", `${a.consumer_system_name || "?"} (${a.consumer_system})`],
       ["Supplier", a.supplier],
       ["Status", badge(a.status, "status", "detail-status")],
-      ["Configured", a.configured ? "yes" : "no: SysIDs or the certificate alias are missing"],
+      ["Configured", a.configured ? "yes" : `no: missing ${(a.missing || []).join(", ") || "?"}`],
       ["Routable", a.routable ? "yes: calls pass" : "no: calls are refused"],
       ["Register certificate alias", dash(a.register_cert_alias)],
       ["SysIDs", sysidsText(a.sysids)],
@@ -1656,11 +1685,323 @@
     );
   }
 
+
+  // --- the message log --------------------------------------------------------------------
+
+  const SOURCE_TEXT = { call: "call", oots: "OOTS request", outbox: "nightly delivery" };
+
+  function messageFilters() {
+    const filters = {};
+    for (const field of $("message-filters").elements) {
+      if (!field.name || field.name === "limit") continue;
+      const value = field.value.trim();
+      if (!value) continue;
+      if (field.name === "authority_cvr" && state.me.role !== "operator") continue;
+      filters[field.name] = value;
+    }
+    return filters;
+  }
+
+  function searchMessages() {
+    const filters = messageFilters();
+    if (filters.authority_cvr && !/^[0-9]{8}$/.test(filters.authority_cvr)) {
+      $("msg-authority").setAttribute("aria-invalid", "true");
+      showError("Filter", new Error("the authority CVR is 8 digits"));
+      return;
+    }
+    $("msg-authority").removeAttribute("aria-invalid");
+    state.messageFilters = filters;
+    state.messagePages = [null];
+    loadMessages();
+  }
+
+  async function loadMessages() {
+    const table = $("messages-table");
+    const seq = ++state.seq.messages;
+    const after = state.messagePages[state.messagePages.length - 1];
+    setTableState(table, "loading");
+    try {
+      const data = await api("messages", {
+        query: { ...state.messageFilters, limit: $("msg-limit").value, after },
+      });
+      if (seq !== state.seq.messages) return;
+      const messages = data.messages || [];
+      $("messages-body").replaceChildren(...messages.map(messageRow));
+      $("messages-empty").hidden = messages.length > 0;
+      state.messageNext = data.next || null;
+      const page = state.messagePages.length;
+      $("msg-page").textContent = `Page ${page}`;
+      $("msg-newer").disabled = page <= 1;
+      $("msg-older").disabled = !state.messageNext;
+      const filtered = Object.keys(state.messageFilters).length;
+      $("messages-caption").textContent =
+        `Newest first${filtered ? ", filtered" : ""}: page ${page}, ${messages.length} messages`;
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.messages) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the message log failed", error);
+    }
+  }
+
+  function olderMessages() {
+    if (!state.messageNext) return;
+    state.messagePages.push(state.messageNext);
+    loadMessages();
+  }
+
+  function newerMessages() {
+    if (state.messagePages.length <= 1) return;
+    state.messagePages.pop();
+    loadMessages();
+  }
+
+  function messageRow(m) {
+    const outcome = el("td", {}, badge(m.outcome, "outcome", "message-outcome"));
+    if (m.error_code) outcome.append(" ", el("code", { text: m.error_code }));
+    if (m.state && m.state !== m.outcome) {
+      outcome.append(el("span", { class: "hint", text: m.state }));
+    }
+    return el(
+      "tr",
+      {
+        "data-testid": "message-row",
+        "data-ref": m.ref,
+        "data-outcome": m.outcome,
+        "data-authority": m.authority_cvr || "",
+      },
+      el("td", {}, timeEl(m.at)),
+      el("td", { text: SOURCE_TEXT[m.source] || m.source }),
+      el("td", { text: dash(m.authority_cvr) }),
+      el("td", {}, m.service, m.operation ? el("span", { class: "hint", text: m.operation }) : null),
+      outcome,
+      el("td", { class: "nowrap", text: dash(m.subject) }),
+      el(
+        "td",
+        { class: "detail" },
+        dash(m.message_id),
+        m.conversation_id ? el("span", { class: "hint", text: m.conversation_id }) : null,
+      ),
+      el(
+        "td",
+        { class: "actions" },
+        el("button", {
+          type: "button",
+          class: "small secondary",
+          "data-testid": "message-details",
+          "aria-label": `Details of ${SOURCE_TEXT[m.source] || m.source} ${m.ref}`,
+          text: "Details",
+          onclick: () => openMessage(m.ref),
+        }),
+      ),
+    );
+  }
+
+  function messagePath(ref) {
+    const at = ref.indexOf(":");
+    return `messages/${encodeURIComponent(ref.slice(0, at))}/${encodeURIComponent(ref.slice(at + 1))}`;
+  }
+
+  async function openMessage(ref) {
+    state.messageRef = ref;
+    const seq = ++state.seq.message;
+    try {
+      const detail = await api(messagePath(ref));
+      if (seq !== state.seq.message) return;
+      renderMessage(detail);
+      $("message-title").focus();
+    } catch (error) {
+      if (seq !== state.seq.message) return;
+      if (state.me) showError("Loading the message failed", error);
+    }
+  }
+
+  function cellText(value) {
+    if (value === null || value === undefined || value === "") return "—";
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  }
+
+  function renderMessage(detail) {
+    const m = detail.message;
+    const section = $("message-detail");
+    section.dataset.ref = m.ref;
+    $("message-title").textContent =
+      `${SOURCE_TEXT[m.source] || m.source} ${m.ref}: ${m.service}` +
+      `${m.operation ? ` ${m.operation}` : ""}`;
+    const fields = [
+      ["When", timeEl(m.at)],
+      ["Authority CVR", dash(m.authority_cvr)],
+      ["Outcome", badge(m.outcome, "outcome", "message-detail-outcome")],
+      ["State", dash(m.state)],
+      ["Error code", dash(m.error_code)],
+      ["MessageID", dash(m.message_id)],
+      ["Conversation id", dash(m.conversation_id)],
+      ["Subject", dash(m.subject)],
+      ["Latency", m.latency_ms === null || m.latency_ms === undefined ? "—" : `${m.latency_ms} ms`],
+      ["Detail", dash(m.detail)],
+    ];
+    $("message-fields").replaceChildren(
+      ...fields.map(([name, value]) =>
+        el("div", {}, el("dt", { text: name }), el("dd", {}, value)),
+      ),
+    );
+    $("message-sections").replaceChildren(
+      ...(detail.sections || []).map((part) => {
+        const columns = [...new Set(part.rows.flatMap((row) => Object.keys(row)))];
+        const body = part.rows.map((row) =>
+          el(
+            "tr",
+            { "data-testid": "section-row" },
+            ...columns.map((column) => {
+              const value = row[column];
+              if (column === "ref" && typeof value === "string") {
+                return el(
+                  "td",
+                  {},
+                  el("button", {
+                    type: "button",
+                    class: "link",
+                    text: value,
+                    onclick: () => openMessage(value),
+                  }),
+                );
+              }
+              return el("td", { class: "detail", text: cellText(value) });
+            }),
+          ),
+        );
+        return el(
+          "div",
+          { class: "message-section", "data-testid": "message-section", "data-title": part.title },
+          el("h4", { text: part.title }),
+          part.rows.length
+            ? el(
+                "div",
+                { class: "table-wrap" },
+                el(
+                  "table",
+                  {},
+                  el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { scope: "col", text: c })))),
+                  el("tbody", {}, ...body),
+                ),
+              )
+            : el("p", { class: "empty", text: "Nothing." }),
+        );
+      }),
+    );
+    const resend = $("message-resend");
+    resend.hidden = !(detail.resendable && can("resend"));
+    resend.onclick = () => openResend(m, resend);
+    section.hidden = false;
+  }
+
+  function openResend(m, opener) {
+    const what = SOURCE_TEXT[m.source] || m.source;
+    openDialog({
+      title: `Resend this ${what}?`,
+      text:
+        m.source === "oots"
+          ? `The OOTS request ${m.ref} of authority ${m.authority_cvr} is sent again as a new ` +
+            "AS4 message in the same conversation."
+          : `The ${what} ${m.ref} of authority ${dash(m.authority_cvr)} is handed to the ` +
+            "distributor again.",
+      label: "Resend",
+      danger: false,
+      reasonRequired: false,
+      missingReason: "",
+      opener,
+      run: () => api(`${messagePath(m.ref)}/resend`, { method: "POST", body: {} }),
+      done: async (answer) => {
+        notice(`${answer.sent ? "Resent" : "Not resent"}: ${answer.text}`);
+        renderMessage(answer);
+        await loadMessages();
+        $("message-title").focus();
+      },
+      stale: () => loadMessages(),
+    });
+  }
+
+  function closeMessage() {
+    state.messageRef = null;
+    $("message-detail").hidden = true;
+    const row = document.querySelector(`tr[data-testid="message-row"] button`);
+    if (row) row.focus();
+  }
+
+  // --- usage ----------------------------------------------------------------------------------
+
+  async function loadUsage() {
+    const table = $("usage-table");
+    const authority = state.me.role === "operator" ? $("usage-authority").value.trim() : "";
+    if (authority && !/^[0-9]{8}$/.test(authority)) {
+      $("usage-authority").setAttribute("aria-invalid", "true");
+      showError("Filter", new Error("the authority CVR is 8 digits"));
+      return;
+    }
+    $("usage-authority").removeAttribute("aria-invalid");
+    const seq = ++state.seq.usage;
+    setTableState(table, "loading");
+    try {
+      const data = await api("usage", { query: { days: 30, authority_cvr: authority } });
+      if (seq !== state.seq.usage) return;
+      const rows = data.rows || [];
+      $("usage-body").replaceChildren(
+        ...rows.map((r) =>
+          el(
+            "tr",
+            { "data-testid": "usage-row", "data-authority": r.authority_cvr || "" },
+            el("td", { class: "nowrap", text: r.day }),
+            el("td", { text: dash(r.authority_cvr) }),
+            el("td", { text: r.service }),
+            el("td", { class: "number", text: r.calls }),
+            el("td", { class: "number", text: r.faults }),
+            el("td", { class: "number", text: `${(r.error_rate * 100).toFixed(1)} %` }),
+            el("td", { class: "number", text: `${r.p95_ms} ms` }),
+          ),
+        ),
+      );
+      $("usage-empty").hidden = rows.length > 0;
+      drawUsage(data.days || []);
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq.usage) return;
+      setTableState(table, "error");
+      if (state.me) showError("Loading the usage failed", error);
+    }
+  }
+
+  // One bar per day, its height the day's calls, the failed part in red. Heights are set
+  // through the CSSOM (allowed by the page's CSP, unlike inline style attributes).
+  function drawUsage(days) {
+    const most = Math.max(1, ...days.map((d) => d.calls));
+    $("usage-chart").replaceChildren(
+      ...days.map((d) => {
+        const bar = el("div", {
+          class: "bar",
+          "data-testid": "usage-bar",
+          "data-calls": d.calls,
+          title: `${d.day}: ${d.calls} calls, ${d.faults} failed`,
+        });
+        bar.style.height = `${(100 * d.calls) / most}%`;
+        const failed = el("div", { class: "bar-fault" });
+        failed.style.height = d.calls ? `${(100 * d.faults) / d.calls}%` : "0";
+        bar.append(failed);
+        return el("div", { class: "bar-slot" }, bar);
+      }),
+    );
+    $("usage-chart").setAttribute(
+      "aria-label",
+      `Calls per day, ${days.length} days, at most ${most} a day`,
+    );
+  }
+
   const LOADERS = {
     agreements: loadAgreements,
     systems: refreshSystems,
     certificates: loadCertificates,
     runs: loadRuns,
+    messages: loadMessages,
+    usage: loadUsage,
     audit: loadAudit,
   };
 
@@ -1721,6 +2062,18 @@
       event.preventDefault();
       loadAudit();
     });
+    $("message-filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      searchMessages();
+    });
+    $("msg-clear").addEventListener("click", () => {
+      $("message-filters").reset();
+      searchMessages();
+    });
+    $("msg-limit").addEventListener("change", searchMessages);
+    $("msg-older").addEventListener("click", olderMessages);
+    $("msg-newer").addEventListener("click", newerMessages);
+    $("message-close").addEventListener("click", closeMessage);
 
     if (sessionStorage.getItem(TOKEN_KEY)) {
       startSession().catch((error) => {

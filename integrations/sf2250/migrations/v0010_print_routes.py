@@ -1,7 +1,7 @@
 """Print routes per agreement (SF1600 or SF1601) and the outward id of a sending.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 
 ``print_routes``: how an agreement's EP_SP1/EP_SP4 calls go out (no row: ``sf1600``).
 ``sendings.outward_id``: the MeMo ``messageUUID`` of an SF1601 sending, kept across attempts.
@@ -15,8 +15,8 @@ from alembic import op
 
 from serviceplatform.store.models import UtcDateTime
 
-revision = "0009"
-down_revision: str | None = "0008"
+revision = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | None = None
 depends_on: str | None = None
 

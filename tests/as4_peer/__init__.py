@@ -1,0 +1,1 @@
+"""The PyPI ``as4`` package as an independent OOTS partner access point (own venv, own process)."""
