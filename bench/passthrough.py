@@ -8,7 +8,11 @@ token, a fresh MessageID each, varying CPR numbers), then drives the servers alt
 the same concurrency and prints requests/s and p50/p90/p99 latency per target and the ratio
 platform/echo. A third target, ``bench.floor_app`` (the echo plus one mutual-TLS PUT to the
 register, nothing else), shows what is left of the echo's throughput before the platform's own
-work; ``--no-floor`` leaves it out. ``docs/benchmark.md`` explains how to read the figures.
+work; ``--no-floor`` leaves it out. A fourth target, ``sf1601``, sends SF1600 ``afsendBrev``
+for the sandbox authority on the SF1601 route (a token from the simulated STS, cached; one
+KombiPostAfsend with a NEMSMS MeMo per request, each with its own AfsendelseIdentifikator);
+NemSMS sends only 08:00-22:00 Danish time, so outside those hours it is left out, as with
+``--no-sf1601``. ``docs/benchmark.md`` explains how to read the figures.
 
 Exit status: 0 when both goals are met, 2 when a goal is missed, 1 when the run failed (any
 request answered other than 200 with the expected content, or a server did not start).
@@ -29,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -47,6 +52,8 @@ if str(ROOT) not in sys.path:
 from bench import load  # noqa: E402
 from bench.echo_app import echo_request  # noqa: E402
 from integrations.sf2250.service import TNS  # noqa: E402
+from integrations.sf2250.sf1600.service import TNS as PRINT_TNS  # noqa: E402
+from integrations.sf2250.sf1600.sms_rules import within_sending_hours  # noqa: E402
 from serviceplatform.client.request_signer import build_signed_envelope, mint_assertion  # noqa: E402
 from serviceplatform.routing.identifiers import is_valid_cpr  # noqa: E402
 from serviceplatform.sandbox.runner import free_port  # noqa: E402
@@ -58,6 +65,8 @@ GOAL_P99_MS = 25.0
 THREADS = 4
 KEEPALIVE = 30
 SOAP12 = "application/soap+xml; charset=utf-8"
+#: The citizen the sandbox's SF1601 host knows as registered for NemSMS.
+CITIZEN = "0101901234"
 STARTUP_TIMEOUT = 60.0
 #: Other processes' CPU (share of one core) above which the report warns of a busy machine.
 NOISE_WARNING = 0.15
@@ -67,6 +76,21 @@ OPDATER_BODY = (
     "<t:CPRCVR><t:CPR-nr>{cpr}</t:CPR-nr></t:CPRCVR><d:SlutbrugerStamdata>"
     "<d:Navn>Anne Hansen</d:Navn><d:MobiltelefonNummer>12345678</d:MobiltelefonNummer>"
     "</d:SlutbrugerStamdata></t:OpdaterBorgerNemSMSRequest>"
+)
+
+AFSEND_ACTION = PRINT_TNS + "afsendBrev"
+AFSEND_BODY = (
+    '<t:PrintAfsendBrevRequest xmlns:t="{tns}" xmlns:fp="urn:oio:fjernprint:1.0.0" '
+    'xmlns:d="urn:oio:dkal:1.0.0" xmlns:a="urn:oio:adir:dagpenge:2009.07.01" '
+    'xmlns:s="urn:oio:sagdok:3.0.0"><t:BrevSPBody><t:Kanalvalg>D</t:Kanalvalg>'
+    "<t:Prioritet>D</t:Prioritet><t:ForsendelseI>"
+    "<fp:AfsendelseIdentifikator>{sending}</fp:AfsendelseIdentifikator>"
+    "<fp:ForsendelseModtager><d:AfsendelseModtager>"
+    "<a:CPRnummerIdentifikator>{cpr}</a:CPRnummerIdentifikator>"
+    "</d:AfsendelseModtager></fp:ForsendelseModtager><d:FilformatNavn>TXT</d:FilformatNavn>"
+    "<d:MeddelelseIndholdData>SHVzayBkaW4gdGlkIGkgbW9yZ2Vu</d:MeddelelseIndholdData>"
+    "<fp:DokumentParametre><s:TitelTekst>NemSMS</s:TitelTekst></fp:DokumentParametre>"
+    "</t:ForsendelseI></t:BrevSPBody></t:PrintAfsendBrevRequest>"
 )
 
 
@@ -192,14 +216,21 @@ def answers(target: load.Target, body: bytes) -> Callable[[], bool]:
 class Signer:
     """A case system: one token from the sandbox STS, reused for every request it signs."""
 
-    def __init__(self, manifest: dict[str, Any]) -> None:
-        pki, service = manifest["pki"], manifest["services"]["sf2250"]
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        service_key: str = "sf2250",
+        cvr: str | None = None,
+        action: str = OPDATER_ACTION,
+        body: Callable[[int], str] | None = None,
+    ) -> None:
+        pki, service = manifest["pki"], manifest["services"][service_key]
         assertion = mint_assertion(
             sts_key=_private_key(pki["sts_key"]),
             sts_cert=x509.load_pem_x509_certificate(Path(pki["sts_cert"]).read_bytes()),
             issuer=pki["sts_issuer"],
             audience=service["entity_id"],
-            authority_cvr=manifest["authorities"][0]["cvr"],
+            authority_cvr=cvr or manifest["authorities"][0]["cvr"],
             holder_cert=x509.load_pem_x509_certificate(Path(pki["client_cert"]).read_bytes()),
         )
         self.sign = partial(
@@ -207,8 +238,9 @@ class Signer:
             assertion=assertion,
             holder_key=_private_key(pki["client_key"]),
             to=service["url"],
-            action=OPDATER_ACTION,
+            action=action,
         )
+        self.body = body or (lambda n: OPDATER_BODY.format(tns=TNS, cpr=cpr_number(n)))
         self.signed = 0
 
     def bodies(self, count: int) -> list[bytes]:
@@ -216,9 +248,9 @@ class Signer:
         out: list[bytes] = []
         began = time.perf_counter()
         for _ in range(count):
-            cpr = cpr_number(self.signed)
+            number = self.signed
             self.signed += 1
-            out.append(self.sign(etree.fromstring(OPDATER_BODY.format(tns=TNS, cpr=cpr))))
+            out.append(self.sign(etree.fromstring(self.body(number))))
             if sys.stderr.isatty() and len(out) % 250 == 0:
                 print(f"\r  signing {len(out)}/{count}", end="", file=sys.stderr, flush=True)
         spent = time.perf_counter() - began
@@ -295,6 +327,15 @@ def run(args: argparse.Namespace, scratch: Path) -> load.Comparison:
                 "register": register,
             }
         targets.append(platform)
+        sf1601: load.Target | None = None
+        sf1601_signer: Signer | None = None
+        if args.sf1601 and not within_sending_hours(datetime.now(UTC)):
+            progress("sf1601 left out: NemSMS sends only 08:00-22:00 Danish time")
+        elif args.sf1601:
+            sf1601, sf1601_signer = sf1601_target(manifest, scratch.name)
+            # The simulated STS and SF1601 host run in the sandbox process itself.
+            probes["sf1601"] = {"server": partial(cpu, sandbox.process.pid), "peers": register}
+            targets.append(sf1601)
         progress(
             f"platform {manifest['platform']['base_url']}, echo http://127.0.0.1:{echo.port}: "
             f"{args.workers} workers x {args.threads} threads each; concurrency {args.concurrency}"
@@ -305,6 +346,8 @@ def run(args: argparse.Namespace, scratch: Path) -> load.Comparison:
                 bodies = [echo_request(f"hello {i}") for i in range(count)]
             elif target is platform:
                 bodies = signer.bodies(count)  # just before the round: timestamps live 5 min
+            elif target is sf1601 and sf1601_signer is not None:
+                bodies = sf1601_signer.bodies(count)
             else:
                 bodies = [echo_request(cpr_number(i)) for i in range(count)]
             result = load.run_round(
@@ -326,6 +369,23 @@ def run(args: argparse.Namespace, scratch: Path) -> load.Comparison:
             for target in targets
         ]
     return load.Comparison("echo", "platform", rounds)
+
+
+def sf1601_target(manifest: dict[str, Any], run_id: str) -> tuple[load.Target, Signer]:
+    """The afsendBrev target of the sandbox authority whose print route is SF1601."""
+    chosen = [a for a in manifest["authorities"] if a.get("print_route") == "sf1601"]
+    if not chosen:
+        raise BenchError("the sandbox has no authority on the SF1601 print route")
+    url = urlsplit(manifest["services"]["sf1600"]["url"])
+    assert url.hostname is not None and url.port is not None
+    target = load.Target("sf1601", url.hostname, url.port, url.path, SOAP12, b"resultat>true<")
+    prefix = "".join(ch for ch in run_id if ch.isalnum())[-12:]
+
+    def body(number: int) -> str:
+        # A fresh AfsendelseIdentifikator each: a repeated one would send nothing.
+        return AFSEND_BODY.format(tns=PRINT_TNS, sending=f"b-{prefix}-{number}", cpr=CITIZEN)
+
+    return target, Signer(manifest, "sf1600", chosen[0]["cvr"], AFSEND_ACTION, body)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -431,6 +491,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="floor",
         action="store_false",
         help="skip the floor target (bench/floor_app.py: spyne plus one PUT, nothing else)",
+    )
+    parser.add_argument(
+        "--no-sf1601",
+        dest="sf1601",
+        action="store_false",
+        help="skip the sf1601 target (afsendBrev through the SF1601 route, token-secured)",
     )
     parser.add_argument("--warmup", type=int, default=300, help="untimed requests per target")
     parser.add_argument("--keep", action="store_true", help="keep the sandbox directory and logs")

@@ -9,6 +9,12 @@ It builds a zeep client from the Print service's ``?wsdl`` (SOAP 1.1, as the con
 declares), asks whether the citizen is subscribed to NemSMS and, if so, sends the text as an
 SMS (``Kanalvalg`` D, ``Prioritet`` D, file format TXT). NemSMS sends only between 08:00 and
 22:00 Danish time; outside those hours the platform answers fault SP-503.
+
+The case system's calls are the same on both of the platform's print routes; which one an
+authority's calls take is the platform's choice per agreement (``print_route`` in
+``sandbox.json``). ``--print-route sf1601`` picks the sandbox authority whose calls go to the
+simulated SF1601 (PostForespoerg, KombiPostAfsend with a NEMSMS MeMo, token-secured); there
+the text is at most 150 characters (fault SP-510).
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path(".sandbox"))
     parser.add_argument("--cvr", help="authority CVR (default: the sandbox's first authority)")
+    parser.add_argument(
+        "--print-route",
+        choices=("sf1600", "sf1601"),
+        help="use the sandbox authority whose print calls take this route",
+    )
     parser.add_argument("--cpr", default="0101901234", help="the citizen to send to")
     parser.add_argument("--text", default="Husk din tid i morgen kl. 10.", help="at most 160 chars")
     parser.add_argument("--id", default=None, help="AfsendelseIdentifikator (default: new)")
@@ -34,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = load_manifest(args.workdir)
     cvr = args.cvr or manifest["authorities"][0]["cvr"]
+    if args.print_route and not args.cvr:
+        chosen = [a for a in manifest["authorities"] if a.get("print_route") == args.print_route]
+        if not chosen:
+            print(f"no sandbox authority uses {args.print_route}", file=sys.stderr)
+            return 2
+        cvr = chosen[0]["cvr"]
     client = make_client(manifest, cvr, "sf1600")
     try:
         tilmeldt = client.service.spoergTilmelding(

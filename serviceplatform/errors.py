@@ -390,6 +390,53 @@ class DistributorRejected(ServicePlatformError):
         self.status = status
 
 
+class TokenServiceUnavailable(ServicePlatformError):
+    """The STS could not be reached, timed out or answered 5xx (issue 15: STS down)."""
+
+    code = "SP-440"
+    text = "The security token service (STS) is unavailable"
+    retryable = True
+
+
+class TokenRequestRefused(ServicePlatformError):
+    """The STS answered 4xx to the issue request: it refuses the authority's CVR, the
+    certificate or the entity ID (no agreement in KOMBIT's administration module)."""
+
+    code = "SP-441"
+    text = "The security token service (STS) refused to issue a token"
+
+
+class TokenExchangeUnavailable(ServicePlatformError):
+    """The access-token service could not be reached, timed out or answered 5xx."""
+
+    code = "SP-442"
+    text = "The access-token service is unavailable"
+    retryable = True
+
+
+class TokenExchangeRefused(ServicePlatformError):
+    """The access-token service answered 4xx to the exchange of the STS token."""
+
+    code = "SP-443"
+    text = "The access-token service refused to exchange the STS token"
+
+
+class AccessTokenExpired(ServicePlatformError):
+    """The access token arrived already expired (or inside the refresh margin): a clock or
+    lifetime problem at the token services that another attempt would not mend."""
+
+    code = "SP-444"
+    text = "The access token issued for the outward call has expired"
+    retryable = True
+
+
+class TokenAnswerUnreadable(ServicePlatformError):
+    """The STS or the access-token service answered 2xx with a body the platform cannot read."""
+
+    code = "SP-445"
+    text = "The token service answered with something the platform cannot read"
+
+
 # --- SP-500: business rules of an integration (its subclasses live in the integration) -----
 
 

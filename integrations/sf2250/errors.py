@@ -1,4 +1,4 @@
-"""The errors of SF2250 NemSMS and SF1600 Print: codes SP-501..SP-599 (``INTEGRATION.errors``).
+"""The errors of SF2250 NemSMS, SF1600 Print and its SF1601 route: SP-501..SP-599.
 
 NemSMS's business rules (message length, sending hours, channel and priority), the sending
 ledger's two refusals, and the nightly subscription list's. Each is a ``BusinessRuleError`` of
@@ -60,6 +60,14 @@ class SendingInProgress(BusinessRuleError):
 class SendingIdentifierReused(BusinessRuleError):
     code = "SP-509"
     text = "This AfsendelseIdentifikator was already used for a different sending"
+
+
+class MemoNotificationTooLong(BusinessRuleError):
+    """The SF1601 route only: MeMo's ``notification`` (the SMS text) holds at most 150
+    characters; the register route takes NemSMS's 160."""
+
+    code = "SP-510"
+    text = "On the SF1601 route a NemSMS text is at most 150 characters (MeMo notification)"
 
 
 class RegisterServiceWindow(BusinessRuleError):

@@ -85,13 +85,20 @@ INTEGRATION = Integration(
             soap_versions=frozenset({11, 12}),
         ),
     ),
-    commands=("integrations.sf2250.commands:subscriptions",),
+    commands=(
+        "integrations.sf2250.commands:subscriptions",
+        "integrations.sf2250.print_route_commands:print_route",
+    ),
     errors=ErrorCodes("integrations.sf2250.errors", range(501, 600)),
     settings=SUBSCRIPTIONS,
     tables="integrations.sf2250.tables",
     migrations=Path(__file__).resolve().parent / "migrations",
     metrics=(MetricSource("nightly", "integrations.sf2250.metrics:nightly"),),
-    parts={"list_snapshots": "integrations.sf2250.snapshot_store:SnapshotStore"},
+    parts={
+        "list_snapshots": "integrations.sf2250.snapshot_store:SnapshotStore",
+        # The admin API's agreement print route (EP_SP1/EP_SP4: sf1600 or sf1601).
+        "agreement_print_route": "integrations.sf2250.print_routes:PrintRoutes",
+    },
     message_sources=("integrations.sf2250.message_log:message_source",),
     jobs=(
         ScheduledJob(

@@ -44,6 +44,9 @@ class Claim:
     result: str | None
     #: Which attempt this is (1 for a new key).
     attempt: int
+    #: The identifier this sending carries outward, the same on every attempt: the one the
+    #: first claim stored (SF1601's MeMo ``messageUUID``); None when none was given.
+    outward_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class SendingState:
     result: str | None
     error_code: str | None
     updated_at: datetime
+    outward_id: str | None = None
 
 
 class SendingLedger:
@@ -73,8 +77,13 @@ class SendingLedger:
         request_hash: str,
         message_id: str | None,
         now: datetime,
+        outward_id: str | None = None,
     ) -> Claim:
-        """Record the intent to send; raises the two errors of the module docstring."""
+        """Record the intent to send; raises the two errors of the module docstring.
+
+        ``outward_id`` is stored with a new key (or one that has none yet) and answered
+        in ``Claim.outward_id`` on every later attempt, so a retry after a lost answer
+        reuses it."""
         message_id = message_id[:MESSAGE_ID_LEN] if message_id else None
         where = _key(service, authority_cvr, key)
         with self._db.transaction(write_first=True) as connection:
@@ -88,6 +97,7 @@ class SendingLedger:
                     state="sending",
                     attempts=1,
                     message_id=message_id,
+                    outward_id=outward_id,
                     created_at=now,
                     updated_at=now,
                 )
@@ -101,15 +111,18 @@ class SendingLedger:
                 .returning(sendings.c.id)
             ).first()
             if inserted is not None:
-                return Claim(send=True, result=None, attempt=1)
+                return Claim(send=True, result=None, attempt=1, outward_id=outward_id)
             row = connection.execute(select(sendings).where(*where).with_for_update()).one()
             if row.request_hash != request_hash:
                 raise SendingIdentifierReused(f"AfsendelseIdentifikator {key}")
             if row.state == "sent":
-                return Claim(send=False, result=row.result, attempt=row.attempts)
+                return Claim(
+                    send=False, result=row.result, attempt=row.attempts, outward_id=row.outward_id
+                )
             if row.state == "sending" and row.updated_at > now - self._stale_after:
                 raise SendingInProgress(f"AfsendelseIdentifikator {key}")
             attempt = row.attempts + 1
+            kept = row.outward_id or outward_id
             connection.execute(
                 update(sendings)
                 .where(*where)
@@ -118,10 +131,11 @@ class SendingLedger:
                     attempts=attempt,
                     error_code=None,
                     message_id=message_id,
+                    outward_id=kept,
                     updated_at=now,
                 )
             )
-            return Claim(send=True, result=None, attempt=attempt)
+            return Claim(send=True, result=None, attempt=attempt, outward_id=kept)
 
     def succeeded(
         self, *, service: str, authority_cvr: str, key: str, result: str, now: datetime
@@ -151,6 +165,7 @@ class SendingLedger:
             result=row.result,
             error_code=row.error_code,
             updated_at=row.updated_at,
+            outward_id=row.outward_id,
         )
 
     def _finish(

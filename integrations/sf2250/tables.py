@@ -1,6 +1,7 @@
 """The tables of SF2250 and SF1600 Print, on the core's ``MetaData`` (``INTEGRATION.tables``).
 
-The sending ledger of SF1600 (``sendings``: migration 0002 in ``migrations/``) and the
+The sending ledger of SF1600 (``sendings``: migration 0002 in ``migrations/``, its
+``outward_id`` 0010), each agreement's print route (``print_routes``: 0010), and the
 nightly NemSMS subscription lists (``subscription_snapshots``, ``subscription_entries``:
 core migration 0003, written before the integrations had their own migrations).
 """
@@ -28,15 +29,19 @@ from serviceplatform.store.models import (
     HASH_LEN,
     KIND_LEN,
     MESSAGE_ID_LEN,
+    NAME_LEN,
     SERVICE_LEN,
     STATUS_LEN,
     SUBJECT_LEN,
+    UUID_LEN,
     Base,
     UtcDateTime,
 )
 
 #: An ``AfsendelseIdentifikator``'s length in the ledger.
 SENDING_KEY_LEN = 64
+#: A UUID's text form.
+OUTWARD_ID_LEN = 36
 
 
 class SendingRecord(Base):
@@ -62,8 +67,24 @@ class SendingRecord(Base):
     result: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(ERROR_CODE_LEN))
     message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_LEN))
+    #: The identifier the sending carries outward, kept across attempts (SF1601: the MeMo
+    #: ``messageUUID``, so a retry after a lost answer sends the same message). Migration 0010.
+    outward_id: Mapped[str | None] = mapped_column(String(OUTWARD_ID_LEN))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PrintRouteRecord(Base):
+    """How an agreement's EP_SP1/EP_SP4 calls go out (migration 0010): the SF1600-era way
+    (the NemSMS register, client certificate) or SF1601 (token). No row: ``sf1600``."""
+
+    __tablename__ = "print_routes"
+    __table_args__ = (CheckConstraint("route IN ('sf1600', 'sf1601')", name="route"),)
+
+    agreement_uuid: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    route: Mapped[str] = mapped_column(String(STATUS_LEN))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(NAME_LEN))
 
 
 class SubscriptionSnapshotRecord(Base):
@@ -103,5 +124,6 @@ class SubscriptionEntryRecord(Base):
 
 
 sendings = cast(Table, SendingRecord.__table__)
+print_routes = cast(Table, PrintRouteRecord.__table__)
 subscription_snapshots = cast(Table, SubscriptionSnapshotRecord.__table__)
 subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)

@@ -74,6 +74,8 @@ ROUTES: Final = (
         "transition",
     ),
     _route("PUT", f"/api/agreements/{_UUID}/configuration", "configure", "configure"),
+    _route("GET", f"/api/agreements/{_UUID}/print-route", "get_print_route"),
+    _route("PUT", f"/api/agreements/{_UUID}/print-route", "set_print_route", "print-route"),
     _route("GET", "/api/consumer-systems", "consumer_systems"),
     _route("POST", "/api/consumer-systems", "register_consumer_system", "register"),
     _route("GET", f"/api/consumer-systems/{_SYSTEM}", "get_consumer_system"),

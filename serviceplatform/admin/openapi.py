@@ -194,6 +194,27 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/agreements/{agreement_uuid}/print-route": {
+                **_get(
+                    "getPrintRoute",
+                    "How the agreement's EP_SP1/EP_SP4 calls go out (sf1600 or sf1601)",
+                    "PrintRoute",
+                    "agreements",
+                    parameters=[_AGREEMENT_ID],
+                ),
+                "put": {
+                    "operationId": "setPrintRoute",
+                    "summary": "Choose the print route and so its credential (operator)",
+                    "tags": ["agreements"],
+                    "parameters": [_AGREEMENT_ID],
+                    "requestBody": {"required": True, **_json("PrintRouteChange")},
+                    "responses": {
+                        "200": _ok("PrintRoute"),
+                        **_ERRORS,
+                        "404": {"description": "No such agreement (SP-603)", **_json("Error")},
+                    },
+                },
+            },
             "/api/consumer-systems": {
                 **_get(
                     "listConsumerSystems",
@@ -367,6 +388,23 @@ def openapi_document() -> dict[str, Any]:
                         "sysids": {"type": "object", "additionalProperties": {"type": "string"}},
                         "register_cert_alias": {"type": "string"},
                         "valid_to": {"type": ["string", "null"], "format": "date"},
+                        "reason": {"type": "string"},
+                    },
+                },
+                "PrintRoute": {
+                    "type": "object",
+                    "properties": {
+                        "agreement": {"type": "string", "format": "uuid"},
+                        "print_route": {"type": "string", "enum": ["sf1600", "sf1601"]},
+                        "credential": {"type": "string", "enum": ["certificate", "token"]},
+                        "chosen": {"type": "boolean"},
+                    },
+                },
+                "PrintRouteChange": {
+                    "type": "object",
+                    "required": ["print_route"],
+                    "properties": {
+                        "print_route": {"type": "string", "enum": ["sf1600", "sf1601"]},
                         "reason": {"type": "string"},
                     },
                 },

@@ -241,6 +241,32 @@ class AdminViews:
         )
         return agreement_json(changed)
 
+    # An integration's part of the post-configuration (SF2250: how EP_SP1/EP_SP4 go out).
+
+    def get_print_route(self, principal: Principal, agreement_uuid: str, **_: Any) -> Json:
+        self._get_visible(principal, agreement_uuid)
+        described: Json = part("agreement_print_route")(self.platform.db).describe(agreement_uuid)
+        return described
+
+    def set_print_route(
+        self, principal: Principal, agreement_uuid: str, body: Json, **_: Any
+    ) -> Json:
+        principal.require(OPERATOR)
+        self._get_visible(principal, agreement_uuid)
+        route = _text(body, "print_route", limit=16)
+        if route is None:
+            raise InvalidAdminRequest("print_route is required (sf1600 or sf1601)")
+        routes = part("agreement_print_route")(self.platform.db)
+        routes.set_route(
+            agreement_uuid,
+            route,
+            actor=principal.label,
+            now=self.platform.clock(),
+            reason=_text(body, "reason"),
+        )
+        described: Json = routes.describe(agreement_uuid)
+        return described
+
     # --- consumer systems ---------------------------------------------------------------
 
     def _own_system(self, principal: Principal, system_uuid: str) -> SystemView:

@@ -46,6 +46,12 @@ from serviceplatform.sandbox.oots_seed import (
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
 from serviceplatform.sandbox.private_file import make_private, write_private
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
+from serviceplatform.sandbox.sf1601_seed import (
+    PRINT_SERVICE,
+    ensure_sf1601_route,
+    kombi_peers,
+    print_route,
+)
 from serviceplatform.store.agreements_import import apply_import, read_import
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
@@ -148,6 +154,7 @@ def write_platform_config(
     gateway: SimulatedOotsGateway | None = None,
     *,
     base_url: str,
+    kombi: dict[str, str] | None = None,
 ) -> None:
     """Write ``DIR/platform.toml``; ``base_url`` is where the platform will listen.
 
@@ -174,6 +181,9 @@ def write_platform_config(
     }
     if gateway is not None:
         tables["oots"] = oots_settings(gateway)
+    # The simulated STS and SF1601 host (peer name -> base URL): the SF1601 route's peers.
+    for name, url in (kombi or {}).items():
+        tables["peers"][name] = {"base_url": url, "ca_cert": str(pki.ca_cert)}
     if user_config is not None:
         try:
             _overlay(tables, tomllib.loads(user_config.read_text(encoding="utf-8")))
@@ -237,6 +247,7 @@ def seed_database(settings: Settings, first_run: bool, pki: Pki) -> tuple[Databa
         systems, items = read_import(tables / "agreements.toml", known_services(), now=_now())
         apply_import(database, systems, items, now=_now(), actor=SANDBOX_ACTOR)
     ensure_sample_certificate(database, pki)
+    ensure_sf1601_route(database, SANDBOX_ACTOR)
     # Also into a sandbox made before OOTS existed; never over a state changed since.
     if all(a.uuid != OOTS_AGREEMENT.uuid for a in repository.list_agreements()):
         repository.upsert_agreement(OOTS_AGREEMENT)
@@ -271,6 +282,7 @@ def manifest(
     settings: Settings,
     database: Database,
     gateway: SimulatedOotsGateway,
+    kombi: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     repository = RoutingRepository(database)
     routes = repository.list_routes()
@@ -295,6 +307,8 @@ def manifest(
                 "sysids": sysids,
             }
         )
+        if agreement.service == PRINT_SERVICE:
+            described[-1]["print_route"] = print_route(database, agreement.uuid)
     peers: dict[str, Any] = {
         "nemsms": {"base_url": register.base_url, "control_url": register.control_url},
         "distributor": {
@@ -313,6 +327,7 @@ def manifest(
             "preview_ca_cert": str(gateway.preview_ca_cert),
             "control_url": gateway.control_url,
         },
+        **(kombi or {}),
     }
     return {
         "platform": {"base_url": base_url, "pid": os.getpid()},
@@ -367,8 +382,12 @@ def _authorities(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 **agreement,
                 "sysids": dict(agreement["sysids"]),
                 "services": [],
+                # How its print calls (EP_SP1/EP_SP4) go out; sf1600 without a print agreement.
+                "print_route": "sf1600",
             }
         entry["services"].append(agreement["service"])
+        if "print_route" in agreement:
+            entry["print_route"] = agreement["print_route"]
         for role, sysid in agreement["sysids"].items():
             entry["sysids"].setdefault(role, sysid)
     return sorted(merged.values(), key=lambda entry: str(entry["cvr"]))
@@ -386,6 +405,7 @@ def run_sandbox(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
+    sts, sf1601 = kombi_peers(pki)
     with (
         NemSmsRegister(
             server_cert=pki.nemsms_server_cert,
@@ -396,11 +416,25 @@ def run_sandbox(
         SimulatedOotsGateway(
             username=OOTS_USERNAME, password=OOTS_PASSWORD, tls_dir=paths.pki
         ) as gateway,
+        sts,
+        sf1601,
     ):
+        kombi = {
+            "sts": {"base_url": sts.base_url, "control_url": sts.control_url},
+            "sf1601": {"base_url": sf1601.base_url, "control_url": sf1601.control_url},
+        }
         # The port first: the settings name the base URL callers sign their wsa:To for.
         port = port or free_port()
         base_url = f"http://127.0.0.1:{port}"
-        write_platform_config(paths, pki, register, user_config, gateway, base_url=base_url)
+        write_platform_config(
+            paths,
+            pki,
+            register,
+            user_config,
+            gateway,
+            base_url=base_url,
+            kombi={name: peer["base_url"] for name, peer in kombi.items()},
+        )
         settings = load_settings(paths.config)
         database, watcher = seed_database(settings, first_run, pki)
         watcher.start()
@@ -422,7 +456,7 @@ def run_sandbox(
         )
         try:
             _wait_until_serving(base_url + "/healthz", child)
-            data = manifest(paths, pki, register, base_url, settings, database, gateway)
+            data = manifest(paths, pki, register, base_url, settings, database, gateway, kombi)
             # Every admin bearer token is in it: 0600 from the first byte (SANDBOX.md).
             write_private(paths.manifest, json.dumps(data, indent=2) + "\n")
             _announce(data, paths, first_run)
@@ -456,6 +490,8 @@ def _announce(data: dict[str, Any], paths: SandboxPaths, first_run: bool) -> Non
     lines += [
         f"  NemSMS register {data['peers']['nemsms']['base_url']} (mutual TLS)",
         f"  register hooks  {data['peers']['nemsms']['control_url']}",
+        f"  STS (SF1601)    {data['peers']['sts']['base_url']} (mutual TLS)",
+        f"  SF1601          {data['peers']['sf1601']['base_url']} (mutual TLS, token)",
     ]
     oots = data["peers"]["oots_gateway"]
     lines += [

@@ -215,6 +215,8 @@ ENDPOINTS = [
     ("POST", "/agreements/{uuid}/resume", {"ops", "adm-c"}),
     ("POST", "/agreements/{uuid}/revoke", {"ops", "adm-c"}),
     ("PUT", "/agreements/{uuid}/configuration", {"ops"}),
+    ("GET", "/agreements/{uuid}/print-route", {"ops", "adm-c", "supp"}),
+    ("PUT", "/agreements/{uuid}/print-route", {"ops"}),
     ("GET", "/consumer-systems", EVERYONE),
     ("POST", "/consumer-systems", {"ops", "supp"}),
     ("GET", "/consumer-systems/{system}", {"ops", "supp"} | AUTHORITY_ADMINS),
@@ -331,7 +333,34 @@ def _body(path: str) -> dict[str, Any]:
         }
     if path.endswith("configuration"):
         return {"register_cert_alias": "platform-register"}
+    if path.endswith("print-route"):
+        return {"print_route": "sf1601", "reason": "test"}
     return {"reason": "test"}
+
+
+def test_the_print_route_is_shown_changed_and_audited(admin: Admin) -> None:
+    uuid = "b7e2d9a4-5c3f-4f1a-8e6d-2a9c4b7e1f02"  # authority B's print agreement
+    assert admin.ok("GET", f"/agreements/{uuid}/print-route") == {
+        "agreement": uuid,
+        "print_route": "sf1600",
+        "credential": "certificate",
+        "chosen": False,
+    }
+    changed = admin.ok(
+        "PUT", f"/agreements/{uuid}/print-route", json={"print_route": "sf1601", "reason": "x"}
+    )
+    assert (changed["print_route"], changed["credential"], changed["chosen"]) == (
+        "sf1601",
+        "token",
+        True,
+    )
+    refused = admin.call("PUT", f"/agreements/{uuid}/print-route", json={"print_route": "sf9"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "SP-605")
+    history = admin.ok("GET", f"/agreements/{uuid}")["history"]
+    assert [h["action"] for h in history].count("print_route") == 1
+    records = admin.ok("GET", "/audit?limit=20")["records"]
+    operations = [(r["operation"], r["outcome"]) for r in records if r["service"] == "admin"]
+    assert ("print-route", "ok") in operations and ("print-route", "fault") in operations
 
 
 def test_admin_actions_and_refusals_are_audited(admin: Admin) -> None:

@@ -353,6 +353,48 @@ def run_at(moment: datetime, monkeypatch: pytest.MonkeyPatch, workdir: Path, *ar
 SUNDAY_NIGHT = datetime(2026, 1, 18, 1, 0, tzinfo=UTC)
 
 
+def test_sf1601_peers_and_print_routes_in_the_manifest(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    _, data = sandbox
+    for name in ("sts", "sf1601"):
+        peer = data["peers"][name]
+        assert peer["base_url"].startswith("https://127.0.0.1:")
+        assert peer["control_url"].endswith("/_sandbox")
+        assert session().get(peer["control_url"] + "/requests", timeout=5).status_code == 200
+    routes = {a["cvr"]: a["print_route"] for a in data["authorities"]}
+    assert routes == {"29189846": "sf1600", "29189854": "sf1601"}
+
+
+@pytest.mark.parametrize(("moment", "code"), [(WEDNESDAY_NOON, 0), (WEDNESDAY_NIGHT, 1)])
+def test_sms_example_over_sf1601_goes_through_sts_and_sf1601(
+    sandbox: tuple[Path, dict[str, Any]], tmp_path: Path, moment: datetime, code: int
+) -> None:
+    workdir, data = sandbox
+    sts, sf1601 = data["peers"]["sts"]["control_url"], data["peers"]["sf1601"]["control_url"]
+    register = data["peers"]["nemsms"]["control_url"]
+    for control in (sts, sf1601, register):
+        session().delete(control + "/requests", timeout=5)
+    with print_service_at(workdir, data, moment, tmp_path / "at") as manifest_dir:
+        result = sf1600_sms_client.main(["--workdir", str(manifest_dir), "--print-route", "sf1601"])
+        seen = session().get(sf1601 + "/requests", timeout=5).json()
+    paths = [r["path"].split("?")[0] for r in seen]
+    assert paths[:2] == ["/service/AccessTokenService_1/token", "/service/PostForespoerg_1/nemsms"]
+    assert all(
+        r["headers"].get("Authorization", "Holder-of-key ****").endswith("****") for r in seen
+    )
+    assert [r["path"] for r in session().get(sts + "/requests", timeout=5).json()] != []
+    assert session().get(register + "/requests", timeout=5).json() == []
+    # NemSMS sends 08:00-22:00 Danish time; at 23:00 the platform answers SP-503 itself.
+    assert result == code
+    if code == 0:
+        assert paths[-1] == "/service/KombiPostAfsend_1/kombi"
+        sent = session().get(sf1601 + "/sent", timeout=5).json()
+        assert sent[-1]["kombiValgKode"] == "NemSMS"
+    else:
+        assert "/service/KombiPostAfsend_1/kombi" not in paths
+
+
 def test_subscriptions_run_drops_one_file_per_change_and_status_shows_it(
     sandbox: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,98 @@
+"""Which way an agreement's EP_SP1/EP_SP4 calls go out: ``sf1600`` or ``sf1601``.
+
+Part of the agreement's post-configuration, kept by SF2250 in its own table
+(``print_routes``; no row: ``sf1600``, the way every agreement went before SF1601):
+
+- ``sf1600``: to the NemSMS register (EP_NS1/EP_NS4) with the agreement's client certificate;
+- ``sf1601``: to SF1601 (PostForespoerg, KombiPostAfsend) with a holder-of-key access token
+  for the authority, bound to the agreement's certificate.
+
+The credential follows from the route (the register takes certificates only, SF1601 tokens
+only), so the route is the one choice stored. A change is audited as an event of the
+agreement (action ``print_route``) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final, Literal, get_args
+
+from sqlalchemy import delete, insert, select
+
+from integrations.sf2250.tables import print_routes
+from serviceplatform.errors import AgreementNotFound, InvalidAdminRequest
+from serviceplatform.store.agreements import append_agreement_event
+from serviceplatform.store.db import Database
+from serviceplatform.store.models import agreements
+
+PrintRoute = Literal["sf1600", "sf1601"]
+ROUTES: Final[tuple[str, ...]] = get_args(PrintRoute)
+DEFAULT_ROUTE: Final[PrintRoute] = "sf1600"
+#: The credential each route's calls show.
+CREDENTIALS: Final[dict[str, str]] = {"sf1600": "certificate", "sf1601": "token"}
+
+
+class PrintRoutes:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def route_of(self, agreement_uuid: str) -> PrintRoute:
+        """The agreement's route (``sf1600`` when none was chosen)."""
+        return "sf1601" if self.chosen(agreement_uuid) == "sf1601" else DEFAULT_ROUTE
+
+    def describe(self, agreement_uuid: str) -> dict[str, str | bool]:
+        """The route, the credential it implies, and whether it was chosen (else the default)."""
+        route = self.route_of(agreement_uuid)
+        return {
+            "agreement": agreement_uuid,
+            "print_route": route,
+            "credential": CREDENTIALS[route],
+            "chosen": self.chosen(agreement_uuid) is not None,
+        }
+
+    def chosen(self, agreement_uuid: str) -> str | None:
+        """The route chosen for the agreement, None when none was."""
+        with self._db.transaction() as connection:
+            value: str | None = connection.execute(
+                select(print_routes.c.route).where(print_routes.c.agreement_uuid == agreement_uuid)
+            ).scalar_one_or_none()
+        return value
+
+    def set_route(
+        self,
+        agreement_uuid: str,
+        route: str,
+        *,
+        actor: str,
+        now: datetime,
+        reason: str | None = None,
+    ) -> None:
+        """Choose ``route`` for the agreement; audited. Unknown agreement: SP-603."""
+        if route not in ROUTES:
+            raise InvalidAdminRequest(f"print route {route!r} (one of {', '.join(ROUTES)})")
+        with self._db.transaction(write_first=True) as connection:
+            status = connection.execute(
+                select(agreements.c.status).where(agreements.c.uuid == agreement_uuid)
+            ).scalar_one_or_none()
+            if status is None:
+                raise AgreementNotFound(agreement_uuid)
+            connection.execute(
+                delete(print_routes).where(print_routes.c.agreement_uuid == agreement_uuid)
+            )
+            connection.execute(
+                insert(print_routes).values(
+                    agreement_uuid=agreement_uuid, route=route, updated_at=now, updated_by=actor
+                )
+            )
+            details = {"print_route": route, "credential": CREDENTIALS[route]}
+            append_agreement_event(
+                connection,
+                agreement_uuid,
+                now,
+                actor,
+                "print_route",
+                status,
+                status,
+                reason,
+                details,
+            )
