@@ -28,10 +28,10 @@ MUTMUT: Final = Path(sys.executable).with_name("mutmut")
 GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "sms-rules": ("integrations.sf2250.sf1600.sms_rules.*",),
     "replay": ("serviceplatform.security.replay.*", "serviceplatform.store.replay.*"),
-    "sendings": ("serviceplatform.store.sendings.*",),
+    "sendings": ("integrations.sf2250.sendings.*",),
     "security": ("serviceplatform.security.*",),
     "routing": ("serviceplatform.routing.*",),
-    "snapshots": ("serviceplatform.store.snapshots.*",),
+    "snapshots": ("integrations.sf2250.snapshot_store.*",),
 }
 GOAL: Final = 0.05
 #: mutmut's words for a mutant that the tests caught, and for one they did not.
