@@ -54,7 +54,8 @@ from integrations.oots.as4.usermessage import (
     open_message,
     unpack_user_message,
 )
-from serviceplatform.errors import RequestTooLarge, ServicePlatformError
+from serviceplatform.errors import ServicePlatformError
+from serviceplatform.soap.envelope import read_request_body
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ StartResponse = Callable[..., Any]
 
 #: The whole SwA message: evidence PDFs compressed and encrypted.
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
-_CHUNK: Final = 64 * 1024
 
 
 class AnswerStore(Protocol):
@@ -163,27 +163,7 @@ class As4ReceiverApp:
         return build_receipt(header.message_id, unpacked.signature.references, self.local.signing)
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
-        try:
-            declared = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > self._max_body:
-            raise RequestTooLarge(f"{declared} bytes")
-        stream = environ["wsgi.input"]
-        chunks: list[bytes] = []
-        size = 0
-        remaining = declared if declared > 0 else None
-        while remaining is None or remaining > 0:
-            chunk = stream.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > self._max_body:
-                raise RequestTooLarge(f"more than {self._max_body} bytes")
-            chunks.append(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-        return b"".join(chunks)
+        return read_request_body(environ, self._max_body)
 
     def _error(
         self, error: ServicePlatformError, message_id: str | None, start_response: StartResponse

@@ -66,6 +66,7 @@ from serviceplatform.errors import (
     ServicePlatformError,
     UpstreamNotFound,
 )
+from serviceplatform.soap.envelope import read_request_body
 
 if TYPE_CHECKING:
     from serviceplatform.platform import Platform
@@ -76,7 +77,6 @@ StartResponse = Callable[..., Any]
 
 #: Evidence attachments arrive base64 inside the push: room for a few tens of MB of PDF.
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
-_CHUNK: Final = 64 * 1024
 
 
 class BackendPushApp:
@@ -147,27 +147,7 @@ class BackendPushApp:
         content_type = str(environ.get("CONTENT_TYPE", "")).lower()
         if content_type.startswith("multipart/"):
             raise SchemaViolation("multipart (MTOM) pushes are not read; disable MTOM")
-        try:
-            declared = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > self._max_body:
-            raise RequestTooLarge(f"{declared} bytes")
-        stream = environ["wsgi.input"]
-        chunks: list[bytes] = []
-        size = 0
-        remaining = declared if declared > 0 else None
-        while remaining is None or remaining > 0:
-            chunk = stream.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > self._max_body:
-                raise RequestTooLarge(f"more than {self._max_body} bytes")
-            chunks.append(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-        return b"".join(chunks)
+        return read_request_body(environ, self._max_body)
 
     def _handle(self, call: PushCall) -> None:
         ids = ", ".join(call.message_ids)
