@@ -4,7 +4,8 @@ The platform runs in-process with admin principals; agreements are prepared thro
 API, then a person's steps are taken in the page: sign in with a token, filter, approve with
 a reason in the confirmation dialog, and the next SOAP call for that authority passes. Also:
 another authority's administrator does not see the agreement, a wrong token is refused with
-the API's 401 message, and the operator sees the platform's certificates with days left.
+the API's 401 message, the operator sees the platform's certificates with days left, and
+changes an SF1600 agreement's print route (to sf1601 and back) in its detail view.
 
 Chromium is not optional: without ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` the tests
 fail (with the install command), in CI and locally. Selenium is told both paths and runs
@@ -1061,3 +1062,84 @@ def test_every_action_button_is_visible_at_both_window_sizes(
         page.visible("confirm-dialog")
         assert page.clipped_buttons("confirm-dialog") == []
         page.find("confirm-cancel").click()
+
+
+#: Authority B's SF1600 Print agreement (routing_tables/agreements.toml): it has a print route.
+PRINT_AGREEMENT = "b7e2d9a4-5c3f-4f1a-8e6d-2a9c4b7e1f02"
+
+
+def test_the_operator_sees_and_changes_the_print_route_in_the_detail_view(
+    page: Page, admin_api: AdminApi
+) -> None:
+    path = f"/agreements/{PRINT_AGREEMENT}/print-route"
+    page.driver.set_window_size(1280, 800)
+
+    def shown_route(route: str) -> str:
+        return page.wait(
+            lambda _: (
+                (current := page.find("print-route-current")).get_attribute("data-route") == route
+                and current.text
+            ),
+            f"the detail view to show the print route {route}",
+        )
+
+    def change_to(route: str, reason: str) -> None:
+        Select(page.find("print-route-select")).select_by_value(route)
+        page.find("print-route-reason").send_keys(reason)
+        page.find("print-route-submit").click()
+        page.notice_says(f"now goes out via {route}")
+        shown_route(route)
+
+    with page.on_failure_screenshot("print-route"):
+        # An authority administrator sees its agreement's route but cannot change it.
+        page.sign_in("adm-b")
+        page.find("action-details", page.row(PRINT_AGREEMENT)).click()
+        page.visible("print-route")
+        assert "sf1600" in shown_route("sf1600") and "the default" in shown_route("sf1600")
+        assert not page.find("print-route-form").is_displayed()
+        page.sign_out()
+
+        page.sign_in("ops")
+        page.find("action-details", page.row(PRINT_AGREEMENT)).click()
+        page.visible("print-route-form")
+        assert "credential: certificate" in shown_route("sf1600")
+        assert page.clipped_buttons("agreement-detail") == []
+
+        change_to("sf1601", "moving B to Afsend post")
+        assert "credential: token" in shown_route("sf1601")
+        assert "chosen by an operator" in shown_route("sf1601")
+        assert admin_api.call("GET", path, "ops") == {
+            "agreement": PRINT_AGREEMENT,
+            "print_route": "sf1601",
+            "credential": "token",
+            "chosen": True,
+        }
+        # The history in the page names the change and its reason.
+        page.wait(
+            lambda _: any(
+                "print_route" in r.text and "moving B to Afsend post" in r.text
+                for r in page.find_all("history-row")
+            ),
+            "the history to show the print-route change",
+        )
+
+        change_to("sf1600", "back to the register")
+        assert "credential: certificate" in shown_route("sf1600")
+
+    answer = admin_api.call("GET", path, "ops")
+    assert (answer["print_route"], answer["credential"], answer["chosen"]) == (
+        "sf1600",
+        "certificate",
+        True,
+    )
+    history = admin_api.call("GET", f"/agreements/{PRINT_AGREEMENT}", "ops")["history"]
+    changes = [(h["reason"], h["actor"]) for h in history if h["action"] == "print_route"]
+    assert [reason for reason, _ in changes] == ["moving B to Afsend post", "back to the register"]
+    assert all("ops" in actor for _, actor in changes)
+    records = admin_api.call("GET", "/audit?limit=50", "ops")["records"]
+    audited = [
+        r["detail"]
+        for r in records
+        if r["service"] == "admin" and (r["operation"], r["outcome"]) == ("print-route", "ok")
+    ]
+    assert len(audited) == 2 and all("ops" in detail for detail in audited)

@@ -310,6 +310,7 @@
       case "request":
         return me.role === "operator" || me.role === "supplier";
       case "configure":
+      case "print-route":
       case "certificates":
         return me.role === "operator";
       case "systems":
@@ -848,7 +849,75 @@
       $("configure-reason").value = "";
       fieldError("configure-error", "");
     }
+    showPrintRoute(a);
     section.hidden = false;
+  }
+
+  // The print route only exists for SF1600 (Print) agreements: sf1600 (NemSMS register,
+  // client certificate) or sf1601 (Afsend post, token); other agreements hide the box.
+  const PRINT_SERVICE = "sf1600";
+
+  function showPrintRoute(a) {
+    const box = $("print-route");
+    box.hidden = a.service !== PRINT_SERVICE;
+    $("print-route-form").hidden = true;
+    if (box.hidden) return;
+    $("print-route-current").textContent = "Loading the print route…";
+    loadPrintRoute(a.uuid);
+  }
+
+  async function loadPrintRoute(uuid) {
+    const seq = state.seq.detail;
+    try {
+      const route = await api(`agreements/${uuid}/print-route`);
+      if (seq !== state.seq.detail || state.detailUuid !== uuid) return;
+      renderPrintRoute(route);
+    } catch (error) {
+      if (seq !== state.seq.detail) return;
+      if (state.detailUuid !== uuid) return;
+      $("print-route-current").textContent =
+        `The print route could not be loaded: ${errorText(error)}`;
+    }
+  }
+
+  function renderPrintRoute(route) {
+    const current = $("print-route-current");
+    current.dataset.route = route.print_route;
+    current.textContent =
+      `${route.print_route} (credential: ${route.credential}; ` +
+      `${route.chosen ? "chosen by an operator" : "the default"})`;
+    const form = $("print-route-form");
+    form.hidden = !can("print-route");
+    if (!form.hidden) {
+      $("print-route-select").value = route.print_route;
+      $("print-route-reason").value = "";
+      fieldError("print-route-error", "");
+    }
+  }
+
+  async function onPrintRoute(event) {
+    event.preventDefault();
+    const uuid = state.detailUuid;
+    if (!uuid) return;
+    const body = { print_route: $("print-route-select").value };
+    const reason = $("print-route-reason").value.trim();
+    if (reason) body.reason = reason;
+    const button = event.submitter || $("print-route-form").querySelector("button");
+    button.disabled = true;
+    fieldError("print-route-error", "");
+    try {
+      const changed = await api(`agreements/${uuid}/print-route`, { method: "PUT", body });
+      notice(
+        `Print route: the agreement ${uuid} now goes out via ${changed.print_route} ` +
+          `(credential: ${changed.credential}).`,
+      );
+      // Reload so the history shows the change (and the route as the API now has it).
+      await loadDetail(uuid);
+    } catch (error) {
+      fieldError("print-route-error", `Changing the print route failed: ${errorText(error)}`);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   function closeDetail() {
@@ -2035,6 +2104,7 @@
       $("request-authority").focus();
     });
     $("configure-form").addEventListener("submit", onConfigure);
+    $("print-route-form").addEventListener("submit", onPrintRoute);
     $("system-close").addEventListener("click", closeSystem);
     $("goto-register").addEventListener("click", () => {
       $("register-section").scrollIntoView({ block: "start" });
