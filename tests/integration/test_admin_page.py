@@ -5,7 +5,8 @@ API, then a person's steps are taken in the page: sign in with a token, filter, 
 a reason in the confirmation dialog, and the next SOAP call for that authority passes. Also:
 another authority's administrator does not see the agreement, a wrong token is refused with
 the API's 401 message, the operator sees the platform's certificates with days left, and
-changes an SF1600 agreement's print route (to sf1601 and back) in its detail view.
+changes an SF1600 agreement's print route (to sf1601 and back) in its detail view, and every
+authority-CVR filter refuses a value that is not 8 digits without loading.
 
 Chromium is not optional: without ``/usr/bin/chromium`` and ``/usr/bin/chromedriver`` the tests
 fail (with the install command), in CI and locally. Selenium is told both paths and runs
@@ -1143,3 +1144,35 @@ def test_the_operator_sees_and_changes_the_print_route_in_the_detail_view(
         if r["service"] == "admin" and (r["operation"], r["outcome"]) == ("print-route", "ok")
     ]
     assert len(audited) == 2 and all("ops" in detail for detail in audited)
+
+
+#: Each authority-CVR filter: its tab, its field and the button that loads with it.
+CVR_FILTERS = (
+    ("tab-agreements", "filter-authority", "filter-apply"),
+    ("tab-messages", "msg-authority", "msg-search"),
+    ("tab-usage", "usage-authority", "usage-reload"),
+    ("tab-audit", "audit-authority", "audit-apply"),
+)
+
+
+@pytest.mark.parametrize(("tab", "field", "button"), CVR_FILTERS, ids=[f[1] for f in CVR_FILTERS])
+def test_an_authority_filter_that_is_not_8_digits_is_marked_and_not_loaded(
+    page: Page, tab: str, field: str, button: str
+) -> None:
+    with page.on_failure_screenshot(field):
+        page.sign_in("ops")
+        page.find(tab).click()
+        page.find(field).send_keys("1234")
+        page.find(button).click()
+        assert "the authority CVR is 8 digits" in page.visible("error").text
+        page.wait(
+            lambda _: page.find(field).get_attribute("aria-invalid") == "true",
+            f"{field} to be marked invalid",
+        )
+        page.find(field).clear()
+        page.find(field).send_keys(B)
+        page.find(button).click()
+        page.wait(
+            lambda _: page.find(field).get_attribute("aria-invalid") is None,
+            f"{field} to be valid again",
+        )

@@ -515,6 +515,19 @@
     }
   }
 
+  // An authority CVR typed into a filter: empty (no filter) or 8 digits. A bad value is
+  // marked on its field and reported once, and the caller does not load.
+  function authorityFilterValid(inputId, value) {
+    const field = $(inputId);
+    if (value && !/^[0-9]{8}$/.test(value)) {
+      field.setAttribute("aria-invalid", "true");
+      showError("Filter", new Error("the authority CVR is 8 digits"));
+      return false;
+    }
+    field.removeAttribute("aria-invalid");
+    return true;
+  }
+
   // --- agreements ---------------------------------------------------------------------------
 
   function agreementFilters() {
@@ -535,12 +548,7 @@
   async function loadAgreements() {
     const table = $("agreements-table");
     const filters = agreementFilters();
-    if (filters.authority_cvr && !/^[0-9]{8}$/.test(filters.authority_cvr)) {
-      $("filter-authority").setAttribute("aria-invalid", "true");
-      showError("Filter", new Error("the authority CVR is 8 digits"));
-      return;
-    }
-    $("filter-authority").removeAttribute("aria-invalid");
+    if (!authorityFilterValid("filter-authority", filters.authority_cvr)) return;
     const seq = ++state.seq.agreements;
     setTableState(table, "loading");
     try {
@@ -1700,12 +1708,7 @@
   async function loadAudit() {
     const table = $("audit-table");
     const authority = state.me.role === "operator" ? $("audit-authority").value.trim() : "";
-    if (authority && !/^[0-9]{8}$/.test(authority)) {
-      $("audit-authority").setAttribute("aria-invalid", "true");
-      showError("Filter", new Error("the authority CVR is 8 digits"));
-      return;
-    }
-    $("audit-authority").removeAttribute("aria-invalid");
+    if (!authorityFilterValid("audit-authority", authority)) return;
     const seq = ++state.seq.audit;
     setTableState(table, "loading");
     try {
@@ -1773,12 +1776,7 @@
 
   function searchMessages() {
     const filters = messageFilters();
-    if (filters.authority_cvr && !/^[0-9]{8}$/.test(filters.authority_cvr)) {
-      $("msg-authority").setAttribute("aria-invalid", "true");
-      showError("Filter", new Error("the authority CVR is 8 digits"));
-      return;
-    }
-    $("msg-authority").removeAttribute("aria-invalid");
+    if (!authorityFilterValid("msg-authority", filters.authority_cvr)) return;
     state.messageFilters = filters;
     state.messagePages = [null];
     loadMessages();
@@ -2002,12 +2000,7 @@
   async function loadUsage() {
     const table = $("usage-table");
     const authority = state.me.role === "operator" ? $("usage-authority").value.trim() : "";
-    if (authority && !/^[0-9]{8}$/.test(authority)) {
-      $("usage-authority").setAttribute("aria-invalid", "true");
-      showError("Filter", new Error("the authority CVR is 8 digits"));
-      return;
-    }
-    $("usage-authority").removeAttribute("aria-invalid");
+    if (!authorityFilterValid("usage-authority", authority)) return;
     const seq = ++state.seq.usage;
     setTableState(table, "loading");
     try {
