@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import DEFAULT_POOLSIZE, BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 from urllib3.util import Timeout
 
 from serviceplatform.config import PeerSettings
@@ -135,6 +137,29 @@ class ContextAdapter(HTTPAdapter):
                 self._pools.clear()
             self._pools[origin] = pool
         return pool
+
+    def request_url(
+        self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
+    ) -> str:
+        """The path and query, as requests sends them without a proxy (its version looks
+        for a proxy of the URL first, though the seam never has any)."""
+        if proxies:
+            return super().request_url(request, proxies)
+        return request.path_url
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """requests' response, without reading ``Set-Cookie`` into a cookie jar: no peer
+        call sends cookies back, and each call's jar would be thrown away unread."""
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
 
     def close(self) -> None:
         self._pools.clear()

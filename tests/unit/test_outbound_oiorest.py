@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ssl
 from dataclasses import dataclass, field
 from http.client import RemoteDisconnected
@@ -323,3 +324,30 @@ def test_the_adapter_remembers_one_pool_per_origin():
     assert pools[3] is pools[4]
     assert (pools[2].host, pools[2].port, pools[3].host) == ("a.test", 444, "b.test")
     adapter.close()
+
+
+def test_the_adapter_builds_the_request_line_and_response_as_requests_does():
+    """The lean ``request_url`` and ``build_response`` agree with ``HTTPAdapter``'s own."""
+    from urllib3 import HTTPResponse
+
+    adapter = ContextAdapter(ssl.create_default_context(), max_retries=0)
+    plain = requests.adapters.HTTPAdapter()
+    prepared = requests.Request("PUT", "https://a.test/r/S/boks/0101901234?x=1 2").prepare()
+    assert adapter.request_url(prepared, {}) == plain.request_url(prepared, {})
+
+    def answer() -> HTTPResponse:
+        return HTTPResponse(
+            body=io.BytesIO(b"<ok/>"),
+            headers={"Content-Type": "application/xml; charset=latin-1", "X-A": "1"},
+            status=201,
+            reason="Created",
+            preload_content=False,
+        )
+
+    ours, theirs = (
+        adapter.build_response(prepared, answer()),
+        plain.build_response(prepared, answer()),
+    )
+    for name in ("status_code", "headers", "encoding", "reason", "url", "request", "content"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.connection is adapter and not ours.cookies
