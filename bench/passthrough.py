@@ -14,7 +14,12 @@ KombiPostAfsend with a NEMSMS MeMo per request, each with its own AfsendelseIden
 NemSMS sends only 08:00-22:00 Danish time, so outside those hours it is left out, as with
 ``--no-sf1601``. ``docs/benchmark.md`` explains how to read the figures.
 
-Exit status: 0 when both goals are met, 2 when a goal is missed, 1 when the run failed (any
+The goals (issue 18) are judged against the floor of the same run: platform/floor throughput
+at least 0.70 and platform server CPU per request (register excluded) at most 1.6 times the
+floor's, p99 under 25 ms at concurrency 8, and p99 under 10 ms in an open-loop run (fixed
+arrival rate) at half the platform's measured capacity (``--no-open`` skips it).
+
+Exit status: 0 when every goal is met, 2 when a goal is missed, 1 when the run failed (any
 request answered other than 200 with the expected content, or a server did not start).
 """
 
