@@ -288,6 +288,119 @@ def run_round(
     )
 
 
+def _drive_open(
+    target: Target,
+    frames: queue.SimpleQueue[tuple[float, bytes]],
+    seen: _Seen,
+    start: threading.Barrier,
+    ready: threading.Event,
+    origin: list[float],
+    timeout: float,
+) -> None:
+    """Send each frame at its scheduled time; its latency counts from that time.
+
+    Counting from the schedule, not from when a thread got round to sending, keeps a stalled
+    server's backlog in the figures (no coordinated omission).
+    """
+    connection = _Connection(target, timeout)
+    with contextlib.suppress(OSError):
+        connection.open()
+    clock = time.perf_counter
+    expect = target.expect
+    record = seen.latencies.append
+    start.wait()
+    ready.wait()
+    begin = origin[0]
+    take = frames.get_nowait
+    while True:
+        try:
+            offset, frame = take()
+        except queue.Empty:
+            break
+        due = begin + offset
+        wait = due - clock()
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            status, body = connection.exchange(frame)
+        except (OSError, ProtocolError, ValueError) as exc:
+            record(clock() - due)
+            seen.fail(f"{type(exc).__name__}: {exc}")
+            connection.close()
+            continue
+        record(clock() - due)
+        if status != 200:
+            seen.fail(f"HTTP {status}: {body[:600]!r}")
+        elif expect not in body:
+            seen.fail(f"200 without {expect!r}: {body[:600]!r}")
+    connection.close()
+
+
+def run_open(
+    target: Target,
+    bodies: Sequence[bytes],
+    *,
+    rate: float,
+    connections: int = 32,
+    server_cpu: Mapping[str, Callable[[], float]] | None = None,
+    timeout: float = 30.0,
+) -> RoundResult:
+    """Send every body once at a fixed arrival rate (open loop), on up to ``connections``.
+
+    Request ``i`` is due ``i / rate`` seconds after the start whatever the answers before it
+    did; its latency runs from that due time to the end of its answer. ``connections`` bounds
+    how many can be in flight: enough that a server keeping up never waits for the client.
+    """
+    if rate <= 0:
+        raise ValueError("the arrival rate must be positive")
+    probes = dict(server_cpu or {})
+    frames: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+    for index, body in enumerate(bodies):
+        frames.put((index / rate, target.frame(body)))
+    seen_by_thread = [_Seen() for _ in range(connections)]
+    start = threading.Barrier(connections + 1, timeout=timeout)
+    ready = threading.Event()
+    origin = [0.0]
+    threads = [
+        threading.Thread(
+            target=_drive_open,
+            args=(target, frames, seen, start, ready, origin, timeout),
+            daemon=True,
+        )
+        for seen in seen_by_thread
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    server_before = {name: probe() for name, probe in probes.items()}
+    client_before = time.process_time()
+    machine_before = machine_busy_seconds()
+    began = time.perf_counter()
+    origin[0] = began + 0.01  # a little ahead, so the first due times are not already past
+    ready.set()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    client_cpu = time.process_time() - client_before
+    machine = machine_busy_seconds() - machine_before
+    server_used = {name: probe() - server_before[name] for name, probe in probes.items()}
+    return RoundResult(
+        target=target.name,
+        requests=len(bodies),
+        errors=sum(seen.errors for seen in seen_by_thread)
+        + len(bodies)
+        - sum(len(seen.latencies) for seen in seen_by_thread),
+        wall_seconds=wall,
+        latencies=[latency for seen in seen_by_thread for latency in seen.latencies],
+        client_cpu_seconds=client_cpu,
+        server_cpu_seconds=server_used,
+        machine_cpu_seconds=machine,
+        error_samples=[sample for seen in seen_by_thread for sample in seen.samples][
+            :MAX_ERROR_SAMPLES
+        ],
+    )
+
+
 def tree_cpu_seconds(root_pid: int, *, root_only: bool = False) -> float:
     """CPU seconds (user + system) a process and its descendants have used (0 without /proc).
 

@@ -33,7 +33,7 @@ from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
 from serviceplatform.store.replay import DbReplayCache
 from serviceplatform.store.repository import RoutingRepository
-from serviceplatform.store.routing_cache import RoutingCache
+from serviceplatform.store.routing_cache import RoutingCache, VersionHandoff
 
 
 def _utc_now() -> datetime:
@@ -71,7 +71,9 @@ class Platform:
         self.db = database or Database.from_settings(settings)
         self.routing = RoutingRepository(self.db)
         #: What calls are routed by: the routing tables in memory, checked per call.
-        self.routing_cache = RoutingCache(self.db, self.routing)
+        #: The routing version read by each call's replay insert, for its routing.
+        handoff = VersionHandoff()
+        self.routing_cache = RoutingCache(self.db, self.routing, handoff)
         self.audit = AuditLog(self.db)
         self.certificates = CertificateStore(
             settings.path(settings.certificates.directory), clock=clock
@@ -85,7 +87,9 @@ class Platform:
             replay_window=_seconds(security.replay_window_seconds),
             require_token_binding=security.require_token_binding,
         )
-        self.validator = TokenValidator(policy, DbReplayCache(self.db), clock=clock)
+        self.validator = TokenValidator(
+            policy, DbReplayCache(self.db, handoff=handoff), clock=clock
+        )
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 
@@ -103,6 +107,7 @@ class Platform:
             authority_cvr=security.authority_cvr,
             service=call.service,
             subject=subject,
+            message_id=security.message_id,
         )
         if facts.consumer_system is None or facts.certificate is None:
             raise ConsumerSystemUnknown(

@@ -116,6 +116,12 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
         st = path.stat()
     except OSError:
         return None
+    return _stamp_of(st)
+
+
+def _stamp_of(st: os.stat_result | bool | None) -> tuple[int, int, int] | None:
+    if not isinstance(st, os.stat_result):
+        return None
     # The inode too: an atomic replace within the same clock tick still counts as a change.
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
@@ -166,6 +172,10 @@ def key_file_problem(key_path: Path) -> str | None:
         st = key_path.stat()
     except OSError:
         return None  # a missing or unreadable key is reported by parsing
+    return _key_stat_problem(key_path, st)
+
+
+def _key_stat_problem(key_path: Path, st: os.stat_result) -> str | None:
     mode = stat.S_IMODE(st.st_mode)
     uid = os.geteuid()
     if st.st_uid != uid:
@@ -201,17 +211,30 @@ class CertificateStore:
         readable by others or owned by another user) or ``CertificateExpired`` (outside its
         validity period).
         """
+        cert_file, key_file, _ = self.client_identity(alias)
+        return (cert_file, key_file)
+
+    def client_identity(self, alias: str) -> tuple[str, str, x509.Certificate]:
+        """``client_pair``'s paths, after the same checks, and the certificate they hold.
+
+        For every outward call: one ``stat`` per file, the key's serving both the cache
+        check and the permission check.
+        """
         cert_path, key_path = self.paths(alias)
-        parsed = self._parsed(alias, cert_path, key_path)
+        try:
+            key_stat: os.stat_result | None = key_path.stat()
+        except OSError:
+            key_stat = None
+        parsed = self._parsed(alias, cert_path, key_path, key_stat)
         if parsed.key_problem is not None:
             raise CertificateUnavailable(parsed.key_problem)
-        permissions = key_file_problem(key_path)
+        permissions = _key_stat_problem(key_path, key_stat) if key_stat is not None else None
         if permissions is not None:
             raise CertificateUnavailable(permissions)
         problem = _validity_problem(alias, parsed.cert, self._clock())
         if problem is not None:
             raise CertificateExpired(problem)
-        return (str(cert_path), str(key_path))
+        return (str(cert_path), str(key_path), parsed.cert)
 
     def certificate(self, alias: str) -> x509.Certificate:
         """The parsed certificate of ``alias`` (no validity check)."""
@@ -338,11 +361,20 @@ class CertificateStore:
             chain_length=len(parsed.chain),
         )
 
-    def _parsed(self, alias: str, cert_path: Path, key_path: Path) -> _Parsed:
+    def _parsed(
+        self,
+        alias: str,
+        cert_path: Path,
+        key_path: Path,
+        key_stat: os.stat_result | bool | None = False,
+    ) -> _Parsed:
+        """The pair parsed, from the cache while neither file changed. ``key_stat``: the key
+        file's ``stat`` if the caller has it (None: missing), False to stat it here."""
         cert_stamp = _stamp(cert_path)
         if cert_stamp is None:
             raise CertificateUnavailable(f"no certificate {alias!r} in the certificate store")
-        stamp = (cert_path, cert_stamp, key_path, _stamp(key_path))
+        key_stamp = _stamp(key_path) if key_stat is False else _stamp_of(key_stat)
+        stamp = (cert_path, cert_stamp, key_path, key_stamp)
         cached = self._cache.get(alias)
         if cached is not None and cached[0] == stamp:
             return cached[1]

@@ -61,9 +61,8 @@ class ClientCertificate:
         if certificates is None:
             raise ConfigurationError(f"no certificate store for client certificate {self.alias!r}")
         # Checked before any I/O: an expired or exposed certificate never reaches a handshake.
-        cert_file, key_file = certificates.client_pair(self.alias)
-        serial = certificates.certificate(self.alias).serial_number
-        return TlsIdentity((self.alias, serial), cert_file, key_file)
+        cert_file, key_file, certificate = certificates.client_identity(self.alias)
+        return TlsIdentity((self.alias, certificate.serial_number), cert_file, key_file)
 
     def headers(self) -> Mapping[str, str]:
         return _NO_HEADERS

@@ -26,6 +26,7 @@ streamed and read through ``bounded.read_bounded`` against the size limit and th
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import sys
 import threading
@@ -36,7 +37,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import DEFAULT_POOLSIZE, BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 from urllib3.util import Timeout
 
 from serviceplatform.config import PeerSettings
@@ -62,6 +65,14 @@ AdapterFactory = Callable[[Callable[[], ssl.SSLContext], int], BaseAdapter]
 
 _FAILURES = (requests.RequestException, OSError, AnswerTooLarge, AnswerOverdue)
 
+#: A URL that ``PreparedRequest.prepare_url`` leaves exactly as it is: http(s), a lowercase
+#: ASCII host (no userinfo, no IDNA), an optional port without leading zero, and a path of
+#: non-empty segments of unreserved characters that are not dot segments (urllib3 would
+#: remove those); no query, no fragment. Peer paths are of this form (SysIDs, CPR numbers).
+_PLAIN_URL = re.compile(
+    r"https?://[a-z0-9][a-z0-9.-]*(?::[1-9][0-9]{0,4})?(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?"
+)
+
 
 def prepare_request(
     request: OutboundRequest, url: str, extra: Mapping[str, str] | None = None
@@ -75,10 +86,16 @@ def prepare_request(
     """
     prepared = requests.PreparedRequest()
     prepared.prepare_method(request.method)
-    prepared.prepare_url(url, None)
+    plain = _PLAIN_URL.fullmatch(url) is not None
+    if plain:
+        # What prepare_url would make of it, without parsing it twice (see _PLAIN_URL).
+        prepared.url = url if "/" in url[8:] else url + "/"
+    else:
+        prepared.prepare_url(url, None)
     prepared.prepare_headers({**request.headers, **extra} if extra else request.headers)
     prepared.prepare_body(request.body, None)
-    prepared.prepare_auth(None, url)
+    if not plain:
+        prepared.prepare_auth(None, url)  # a plain URL has no userinfo to turn into auth
     return prepared
 
 
@@ -93,7 +110,60 @@ class ContextAdapter(HTTPAdapter):
 
     def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
         self._context = context
+        self._pools: dict[str, Any] = {}
+        # Never more than the pool manager keeps, so it has closed none of the remembered.
+        self._pools_kept = int(kwargs.get("pool_connections", DEFAULT_POOLSIZE))
         super().__init__(**kwargs)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: Any,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> Any:
+        """The pool of the request's origin, remembered: requests parses the URL and looks
+        the pool up in the pool manager on every call. Only without proxies (the seam never
+        has any); the scheme and authority (up to the path) pick the pool."""
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        url = request.url or ""
+        slash = url.find("/", url.find("//") + 2) if "//" in url else -1
+        origin = url[:slash] if slash >= 0 else url
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= self._pools_kept:
+                self._pools.clear()
+            self._pools[origin] = pool
+        return pool
+
+    def request_url(
+        self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
+    ) -> str:
+        """The path and query, as requests sends them without a proxy (its version looks
+        for a proxy of the URL first, though the seam never has any)."""
+        if proxies:
+            return super().request_url(request, proxies)
+        return request.path_url
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """requests' response, without reading ``Set-Cookie`` into a cookie jar: no peer
+        call sends cookies back, and each call's jar would be thrown away unread."""
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any

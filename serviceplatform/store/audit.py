@@ -93,10 +93,18 @@ def admin_entry(
     )
 
 
+#: The length of each string column with one (read once: ``write`` is on every call's path).
+_LENGTHS: dict[str, int] = {
+    name: length
+    for name in _COLUMNS
+    if isinstance(length := getattr(audit_records.c[name].type, "length", None), int)
+}
+
+
 def _fit(value: Any, column: str) -> Any:
     if not isinstance(value, str):
         return value
-    length = getattr(audit_records.c[column].type, "length", None)
+    length = _LENGTHS.get(column)
     return value[:length] if length is not None else value
 
 

@@ -12,20 +12,26 @@ SQLAlchemy emits ``BEGIN`` itself, so a transaction really spans every statement
 (the pysqlite default starts one only at the first INSERT/UPDATE/DELETE).
 
 The few statements every SOAP call runs go through :meth:`Database.run` instead: one
-statement, its own transaction, on a pooled DBAPI connection without SQLAlchemy's
-per-statement machinery (see :mod:`serviceplatform.store.prepared`).
+statement, its own transaction, on a DBAPI connection without SQLAlchemy's per-statement
+machinery (see :mod:`serviceplatform.store.prepared`). Those connections are kept by
+:class:`_RunConnections` rather than SQLAlchemy's pool, whose checkout and return (events,
+records, the reset) cost about as much as the statement itself; one whose statement failed
+is rolled back or, when the connection is gone, closed; a PostgreSQL connection idle for more
+than a second is pinged before use, as the pool's pre-ping would (a busy server never pings).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -49,6 +55,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Execution option: open the SQLite transaction with ``BEGIN IMMEDIATE`` (take the write
 #: lock first), for transactions that read and then write.
 BEGIN_IMMEDIATE = "sp_begin_immediate"
+
+#: Seconds a PostgreSQL connection of ``run`` may have been idle and be used without a ping.
+_PING_AFTER_IDLE: Final = 1.0
+#: Idle connections ``run`` keeps per process; more are closed when given back.
+_RUN_IDLE_MAX: Final = 8
 
 # Any constant works; it only has to be the same in every process migrating one database.
 _MIGRATION_LOCK_ID = zlib.crc32(b"serviceplatform.store.upgrade")
@@ -107,6 +118,67 @@ def _on_sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _RunConnections:
+    """DBAPI connections for ``Database.run``, taken from SQLAlchemy's pool once and kept.
+
+    Each is made by the engine (so its connect events, the SQLite pragmas, ran) and then
+    detached from the pool. Idle ones wait in a LIFO list; list ``pop``/``append`` are atomic,
+    so threads need no lock. A forked child never uses (nor closes) its parent's connections,
+    and a connection taken before ``close`` is closed when it comes back.
+    """
+
+    def __init__(self, engine: Engine, dbapi_error: type[Exception]) -> None:
+        self._engine = engine
+        self._dbapi_error = dbapi_error
+        self._ping = engine.dialect.name != "sqlite"
+        self._idle: list[tuple[Any, float, int]] = []
+        self._generation = 0
+        self._pid = os.getpid()
+
+    def take(self) -> tuple[Any, int]:
+        """(a detached pool connection, its generation), alive as far as we know."""
+        if self._pid != os.getpid():
+            self._idle, self._pid = [], os.getpid()
+        while True:
+            try:
+                connection, since, generation = self._idle.pop()
+            except IndexError:
+                generation = self._generation
+                connection = self._engine.raw_connection()
+                connection.detach()
+                return connection, generation
+            if not self._ping or time.monotonic() - since < _PING_AFTER_IDLE:
+                return connection, generation
+            if self._alive(connection):
+                return connection, generation
+            self.discard(connection)
+
+    def give_back(self, connection: Any, generation: int) -> None:
+        if generation != self._generation or len(self._idle) >= _RUN_IDLE_MAX:
+            self.discard(connection)
+        else:
+            self._idle.append((connection, time.monotonic(), generation))
+
+    def discard(self, connection: Any) -> None:
+        # Detached: really closed. A dead connection may fail to close; it is gone anyway.
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def _alive(self, connection: Any) -> bool:
+        try:
+            self._engine.dialect.do_ping(connection.dbapi_connection)
+            connection.dbapi_connection.rollback()  # the ping's SELECT opened a transaction
+        except self._dbapi_error:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for connection, _since, _generation in idle:
+            self.discard(connection)
+
+
 @dataclass(frozen=True)
 class Migration:
     """What one :meth:`Database.upgrade` did: the schema revision before and after it."""
@@ -148,6 +220,13 @@ class Database:
                 self._gate = WriterGate(Path(parsed.database).resolve())
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        # Only where the pool hands out independent connections to one database: an
+        # in-memory SQLite database exists once per connection.
+        self._run_connections = (
+            _RunConnections(self._engine, self._dbapi_error)
+            if self._dialect == "postgresql" or self._gate is not None
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -216,6 +295,8 @@ class Database:
             raise StorageError(f"the database writer lock failed: {exc}") from exc
 
     def _run(self, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
+        if self._run_connections is not None:
+            return self._run_kept(self._run_connections, sql, parameters)
         connection = self._engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -237,6 +318,37 @@ class Database:
                 cursor.close()
         finally:
             connection.close()  # back to the pool
+        return [tuple(row) for row in rows]
+
+    def _run_kept(self, kept: _RunConnections, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
+        connection, generation = kept.take()
+        dbapi_connection = connection.dbapi_connection
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(sql, parameters)
+                # Fetching every row ends the statement, which on SQLite (autocommit at the
+                # driver level) commits it before the writer gate is released.
+                rows = cursor.fetchall() if cursor.description is not None else []
+                if self._dialect != "sqlite":
+                    dbapi_connection.commit()
+            finally:
+                cursor.close()
+        except self._dbapi_error as exc:
+            if self._engine.dialect.is_disconnect(exc, dbapi_connection, None):  # type: ignore[arg-type]
+                kept.discard(connection)
+            else:
+                try:
+                    dbapi_connection.rollback()
+                except self._dbapi_error:
+                    kept.discard(connection)
+                else:
+                    kept.give_back(connection, generation)
+            raise StorageError(_describe(exc)) from exc
+        except BaseException:
+            kept.discard(connection)  # interrupted mid-statement: its state is unknown
+            raise
+        kept.give_back(connection, generation)
         return [tuple(row) for row in rows]
 
     @contextmanager
@@ -281,6 +393,8 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (call before forking and at shutdown)."""
+        if self._run_connections is not None:
+            self._run_connections.close()
         self._engine.dispose()
         if self._gate is not None:
             self._gate.close()

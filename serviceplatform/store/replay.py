@@ -8,7 +8,9 @@ same MessageID therefore never both succeed (PostgreSQL re-checks the WHERE clau
 winner's committed row; SQLite runs writers one at a time).
 
 The statement is its own transaction, run as a prepared statement on the DBAPI connection
-(``Database.run``): it is on the path of every call.
+(``Database.run``): it is on the path of every call. With a ``VersionHandoff`` its
+``RETURNING`` also reads the routing version (a scalar subquery, same statement), which the
+call's routing then uses instead of a SELECT of its own (``store/routing_cache.py``).
 
 Expired rows are deleted now and then (every ``purge_every`` calls per process) so the table
 stays small; correctness never depends on that purge.
@@ -19,12 +21,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import MESSAGE_ID_LEN, replay_cache
+from serviceplatform.store.models import MESSAGE_ID_LEN, replay_cache, routing_version
+from serviceplatform.store.repository import VERSION_ROW
+from serviceplatform.store.routing_cache import VersionHandoff
 
 
 def storage_key(message_id: str) -> str:
@@ -37,8 +43,11 @@ def storage_key(message_id: str) -> str:
 class DbReplayCache:
     """A :class:`~serviceplatform.security.replay.ReplayCache` in the platform's database."""
 
-    def __init__(self, db: Database, *, purge_every: int = 1000) -> None:
+    def __init__(
+        self, db: Database, *, purge_every: int = 1000, handoff: VersionHandoff | None = None
+    ) -> None:
         self._db = db
+        self._handoff = handoff
         self._purge_every = max(1, purge_every)
         self._calls = 0
         self._lock = threading.Lock()
@@ -48,12 +57,18 @@ class DbReplayCache:
             message_id=bindparam("p_message_id"),
             expires_at=bindparam("p_expires_at", type_=timestamp),
         )
+        returned: list[ColumnElement[Any]] = [replay_cache.c.message_id]
+        if handoff is not None:
+            version = select(routing_version.c.version).where(
+                routing_version.c.id == bindparam("p_id")
+            )
+            returned.append(version.scalar_subquery())
         self._statement = db.prepare(
             statement.on_conflict_do_update(
                 index_elements=[replay_cache.c.message_id],
                 set_={"expires_at": statement.excluded.expires_at},
                 where=replay_cache.c.expires_at <= bindparam("p_now", type_=timestamp),
-            ).returning(replay_cache.c.message_id)
+            ).returning(*returned)
         )
 
     def remember(self, message_id: str, expires_at: datetime, now: datetime) -> bool:
@@ -62,7 +77,13 @@ class DbReplayCache:
         Raises :class:`~serviceplatform.errors.StorageError` when the database fails.
         """
         values = {"p_message_id": storage_key(message_id), "p_expires_at": expires_at, "p_now": now}
-        accepted = bool(self._db.run(self._statement, values, write=True))
+        if self._handoff is not None:
+            values.update(VERSION_ROW)
+        rows = self._db.run(self._statement, values, write=True)
+        accepted = bool(rows)
+        if accepted and self._handoff is not None:
+            version = rows[0][1]
+            self._handoff.offer(message_id, int(version) if version is not None else None)
         if self._due_for_purge():
             self.purge(now)
         return accepted

@@ -12,6 +12,12 @@ Why this keeps "a change takes effect on the next call in every process": the ve
 change commit together, and every call reads the version before it routes, so a call that
 starts after the commit sees the new number and reloads. No time-to-live, no notification
 that could be missed: a process that missed nothing pays one single-row SELECT per call.
+
+That SELECT rides on the call's replay-cache insert (:class:`VersionHandoff`): the insert's
+``RETURNING`` also reads the version, in the same statement and transaction, and routing takes
+that number instead of asking again. The insert runs during the call, after its request
+arrived, so a change committed before the call began is still seen; the call saves a
+database round trip and a pool checkout.
 """
 
 from __future__ import annotations
@@ -29,6 +35,30 @@ from serviceplatform.store.repository import (
     RoutingData,
     RoutingRepository,
 )
+
+
+class VersionHandoff:
+    """The routing version read by a call's replay insert, handed to that call's routing.
+
+    Per thread and tied to the MessageID the insert accepted: routing takes it only for the
+    same MessageID (an accepted MessageID is unique), and only once, so a number left behind
+    by a call that never routed can never stand in for another call's read.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def offer(self, message_id: str, version: int | None) -> None:
+        self._local.offered = (message_id, version)
+
+    def take(self, message_id: str | None) -> int | None:
+        """The version offered for ``message_id`` in this thread, once; else None."""
+        offered: tuple[str, int | None] | None = getattr(self._local, "offered", None)
+        self._local.offered = None
+        if offered is None or message_id is None or offered[0] != message_id:
+            return None
+        return offered[1]
+
 
 _AgreementKey = tuple[str, str, str]  # authority, service, consumer system
 _RouteKey = tuple[str, str, str]  # authority, service, subject ('' for authority-wide)
@@ -86,9 +116,15 @@ def _group_routes(rows: Iterable[RouteRow]) -> dict[_RouteKey, dict[str, str]]:
 class RoutingCache:
     """Per-process routing data, reloaded when the database's routing version moves."""
 
-    def __init__(self, db: Database, repository: RoutingRepository) -> None:
+    def __init__(
+        self,
+        db: Database,
+        repository: RoutingRepository,
+        handoff: VersionHandoff | None = None,
+    ) -> None:
         self._db = db
         self._repository = repository
+        self._handoff = handoff
         self._version_query = db.prepare(VERSION_QUERY)
         self._snapshot: RoutingSnapshot | None = None
         self._lock = threading.Lock()
@@ -101,10 +137,22 @@ class RoutingCache:
         return int(rows[0][0])
 
     def call_facts(
-        self, *, holder_fingerprint: str, authority_cvr: str, service: str, subject: str | None
+        self,
+        *,
+        holder_fingerprint: str,
+        authority_cvr: str,
+        service: str,
+        subject: str | None,
+        message_id: str | None = None,
     ) -> CallFacts:
-        """The facts one call is routed by, as the database holds them now."""
-        seen = self.version()
+        """The facts one call is routed by, as the database holds them now.
+
+        ``message_id``: the call's accepted MessageID, whose replay insert may have read the
+        version already (``VersionHandoff``); else the version is read here.
+        """
+        seen = self._handoff.take(message_id) if self._handoff is not None else None
+        if seen is None:
+            seen = self.version()
         snapshot = self._snapshot
         if snapshot is None or snapshot.version != seen:
             snapshot = self._reload(seen)

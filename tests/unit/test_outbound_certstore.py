@@ -463,3 +463,22 @@ def test_expiring_includes_the_expired_and_not_the_unreadable(ca, tmp_path):
     assert gone.problems[-1].endswith("expired on 2030-06-01")
     with pytest.raises(CertificateUnavailable, match="no certificate 'nope'"):
         certs.info("nope")
+
+
+def test_client_identity_checks_as_client_pair_and_sees_a_renewal(ca, tmp_path):
+    """The outward call's one-stat-per-file check: same refusals, renewal on the next call."""
+    issue(ca, tmp_path, "reg")
+    certs = store(tmp_path)
+    cert_file, key_file, first = certs.client_identity("reg")
+    assert (cert_file, key_file) == certs.client_pair("reg")
+    assert first == x509.load_pem_x509_certificate((tmp_path / "reg.crt").read_bytes())
+    (tmp_path / "reg.key").chmod(0o644)
+    with pytest.raises(CertificateUnavailable, match="readable by others"):
+        certs.client_identity("reg")
+    (tmp_path / "reg.key").chmod(0o600)
+    issue(ca, tmp_path, "reg")  # renewed in place: a new serial
+    _, _, renewed = certs.client_identity("reg")
+    assert renewed.serial_number != first.serial_number
+    (tmp_path / "reg.key").unlink()
+    with pytest.raises(CertificateUnavailable, match="missing or unreadable"):
+        certs.client_identity("reg")

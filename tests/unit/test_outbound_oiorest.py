@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ssl
 from dataclasses import dataclass, field
 from http.client import RemoteDisconnected
@@ -30,7 +31,7 @@ from serviceplatform.outbound.certstore import CertificateStore
 from serviceplatform.outbound.credentials import NO_CREDENTIAL
 from serviceplatform.outbound.retry import MIN_ATTEMPT_SECONDS
 from serviceplatform.outbound.translate import translate_exception
-from serviceplatform.outbound.transport import HttpTransport
+from serviceplatform.outbound.transport import ContextAdapter, HttpTransport, prepare_request
 
 URL = "https://register.test/register/S/boks/0101901234"
 
@@ -273,3 +274,80 @@ def test_the_wire_request_is_what_requests_would_prepare(tmp_path, request_, bas
     ).prepare()
     assert (sent.method, sent.url, sent.body) == (expected.method, expected.url, expected.body)
     assert dict(sent.headers) == dict(expected.headers)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://register.test/register/S/boks/0101901234",  # the fast path
+        "https://register.test:8443/a/b/",
+        "https://register.test",
+        "http://127.0.0.1:1234/x_y~z-1.2",
+        "https://Register.TEST/a",  # not plain: requests lowercases the host
+        "https://register.test/a/../b",  # not plain: urllib3 removes dot segments
+        "https://register.test//a",
+        "https://register.test:0443/a",
+        "https://u:p@register.test/a",
+        "https://register.test/a?x=1",
+        "https://register.test/æ",
+        "https://xn--rsk-7na.test/a",
+    ],
+)
+def test_prepare_request_makes_every_url_as_requests_would(url):
+    """The plain-URL shortcut of ``prepare_request`` yields requests' own URL and auth."""
+    request_ = OutboundRequest("PUT", "", b"<a/>", {"Content-Type": "application/xml"})
+    sent = prepare_request(request_, url, {"Authorization": "x"})
+    expected = requests.Request(
+        "PUT", url, data=b"<a/>", headers={"Content-Type": "application/xml", "Authorization": "x"}
+    ).prepare()
+    assert (sent.method, sent.url, sent.body) == (expected.method, expected.url, expected.body)
+    assert dict(sent.headers) == dict(expected.headers)
+
+
+def test_the_adapter_remembers_one_pool_per_origin():
+    """Requests to one origin share the pool the pool manager gave the first of them."""
+    adapter = ContextAdapter(ssl.create_default_context(), pool_connections=2, max_retries=0)
+    pools = [
+        adapter.get_connection_with_tls_context(
+            requests.Request("GET", url).prepare(), verify=True, proxies={}
+        )
+        for url in (
+            "https://a.test/x/0101901234",
+            "https://a.test/y",
+            "https://a.test:444/x",
+            "https://b.test/x",
+            "https://b.test",
+        )
+    ]
+    assert pools[0] is pools[1]
+    assert pools[2] is not pools[0] and pools[3] not in (pools[0], pools[2])
+    assert pools[3] is pools[4]
+    assert (pools[2].host, pools[2].port, pools[3].host) == ("a.test", 444, "b.test")
+    adapter.close()
+
+
+def test_the_adapter_builds_the_request_line_and_response_as_requests_does():
+    """The lean ``request_url`` and ``build_response`` agree with ``HTTPAdapter``'s own."""
+    from urllib3 import HTTPResponse
+
+    adapter = ContextAdapter(ssl.create_default_context(), max_retries=0)
+    plain = requests.adapters.HTTPAdapter()
+    prepared = requests.Request("PUT", "https://a.test/r/S/boks/0101901234?x=1 2").prepare()
+    assert adapter.request_url(prepared, {}) == plain.request_url(prepared, {})
+
+    def answer() -> HTTPResponse:
+        return HTTPResponse(
+            body=io.BytesIO(b"<ok/>"),
+            headers={"Content-Type": "application/xml; charset=latin-1", "X-A": "1"},
+            status=201,
+            reason="Created",
+            preload_content=False,
+        )
+
+    ours, theirs = (
+        adapter.build_response(prepared, answer()),
+        plain.build_response(prepared, answer()),
+    )
+    for name in ("status_code", "headers", "encoding", "reason", "url", "request", "content"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.connection is adapter and not ours.cookies

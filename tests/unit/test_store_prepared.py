@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, event, func, insert, select, text
 
 from serviceplatform.errors import StorageError
+from serviceplatform.store import db as db_module
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import replay_cache
 from serviceplatform.store.prepared import PreparedStatement
@@ -82,3 +83,41 @@ def test_statements_that_cannot_be_prepared_are_refused(database: Database) -> N
     )
     with pytest.raises(ValueError, match="expanding"):
         database.prepare(expanding)
+
+
+def test_run_keeps_its_connections_and_a_failure_never_loses_one(database: Database) -> None:
+    """``run`` reuses one connection for sequential statements, also after a failed one."""
+    made: list[object] = []
+    event.listen(database.engine, "connect", lambda dbapi, record: made.append(dbapi))
+    statement = _insert(database)
+    for number in range(5):
+        database.run(statement, {"p_id": f"m-{number}", "p_at": WHEN}, write=True)
+    with pytest.raises(StorageError):
+        database.run(statement, {"p_id": "m-0", "p_at": WHEN}, write=True)
+    database.run(statement, {"p_id": "m-5", "p_at": WHEN}, write=True)
+    assert len(made) <= 1  # one made for run (none if the migration's was taken)
+    database.dispose()
+    database.run(statement, {"p_id": "m-6", "p_at": WHEN}, write=True)  # a new one after dispose
+    assert len(made) <= 2
+    with database.transaction() as connection:
+        assert len(connection.execute(select(replay_cache.c.message_id)).all()) == 7
+
+
+def test_a_postgresql_connection_dropped_while_idle_is_replaced_before_use(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pool's pre-ping did: a connection the server dropped is never used."""
+    database = Database(postgres_schema_url)
+    try:
+        database.upgrade()
+        monkeypatch.setattr(db_module, "_PING_AFTER_IDLE", 0.0)  # every idle one is pinged
+        backend = database.prepare(select(func.pg_backend_pid()))
+        [(first,)] = database.run(backend, {})
+        with database.transaction() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        [(second,)] = database.run(backend, {})
+        assert second != first
+        [(third,)] = database.run(backend, {})
+        assert third == second  # and the new one is kept
+    finally:
+        database.dispose()

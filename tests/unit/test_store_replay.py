@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import replay_cache
+from serviceplatform.store.models import replay_cache, routing_version
 from serviceplatform.store.replay import DbReplayCache, storage_key
+from serviceplatform.store.routing_cache import VersionHandoff
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)
@@ -116,3 +117,39 @@ def test_overlong_message_ids_are_stored_hashed(database: Database) -> None:
     assert cache.remember(long_id, NOW + WINDOW, NOW)
     assert not cache.remember(long_id, NOW + WINDOW, NOW)
     assert cache.remember(long_id + "y", NOW + WINDOW, NOW)
+
+
+def test_an_accepted_message_hands_its_routing_version_to_its_own_routing_once(
+    database: Database,
+) -> None:
+    handoff = VersionHandoff()
+    cache = DbReplayCache(database, handoff=handoff)
+    with database.transaction() as connection:
+        connection.execute(routing_version.update().values(version=41))
+    assert cache.remember("first", NOW + WINDOW, NOW)
+    assert handoff.take("other") is None  # another call's number is never taken
+    assert cache.remember("second", NOW + WINDOW, NOW)
+    assert handoff.take("second") == 41
+    assert handoff.take("second") is None  # once
+    # A refused replay offers nothing: the previous offer is gone, and none replaces it.
+    assert cache.remember("third", NOW + WINDOW, NOW)
+    assert not cache.remember("third", NOW + WINDOW, NOW)
+    assert handoff.take("third") == 41
+    assert handoff.take("third") is None
+
+
+def test_the_handoff_is_per_thread(database: Database) -> None:
+    handoff = VersionHandoff()
+    cache = DbReplayCache(database, handoff=handoff)
+    assert cache.remember("main", NOW + WINDOW, NOW)
+    seen: list[int | None] = []
+    thread = threading.Thread(target=lambda: seen.append(handoff.take("main")))
+    thread.start()
+    thread.join()
+    assert seen == [None]
+    assert handoff.take("main") == _version(database)
+
+
+def _version(db: Database) -> int:
+    with db.transaction() as connection:
+        return int(connection.execute(select(routing_version.c.version)).scalar_one())

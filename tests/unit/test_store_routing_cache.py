@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
@@ -12,8 +12,9 @@ from serviceplatform.errors import StorageError
 from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem, RouteRow
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import agreements, routing_version, system_certificates
+from serviceplatform.store.replay import DbReplayCache
 from serviceplatform.store.repository import RoutingData, RoutingRepository
-from serviceplatform.store.routing_cache import RoutingCache
+from serviceplatform.store.routing_cache import RoutingCache, VersionHandoff
 from serviceplatform.store.systems import SystemStore
 from tests.certificates import MadeCert, make_cert
 
@@ -215,3 +216,37 @@ def test_a_missing_version_row_is_a_storage_error(database: Database) -> None:
             service="sf2250",
             subject=None,
         )
+
+
+def test_routing_takes_the_version_its_replay_insert_read_and_no_other(
+    database: Database, database_url: str
+) -> None:
+    """The replay insert's version stands in for the SELECT only for the same MessageID."""
+    repo = CountingRepository(database)
+    _seed(repo, database)
+    handoff = VersionHandoff()
+    replay = DbReplayCache(database, handoff=handoff)
+    cache = RoutingCache(database, repo, handoff)
+    facts = {"holder_fingerprint": SYSTEM_CERT.fingerprint, "authority_cvr": A}
+    now = datetime.now(UTC)
+    assert replay.remember("call-1", now + timedelta(minutes=5), now)
+    first = cache.call_facts(**facts, service="sf2250", subject=None, message_id="call-1")
+    assert first.sysids["register"] == "1" and repo.loads == 1
+
+    # A call accepted, then another process changes a SysID before the next call.
+    assert replay.remember("call-2", now + timedelta(minutes=5), now)
+    other = Database(database_url)
+    try:
+        RoutingRepository(other).replace_routes([replace(ROWS[0], sysid="11"), *ROWS[1:]])
+    finally:
+        other.dispose()
+    # The next call's own insert reads the new version: the change is routed by at once.
+    assert replay.remember("call-3", now + timedelta(minutes=5), now)
+    after = cache.call_facts(**facts, service="sf2250", subject=None, message_id="call-3")
+    assert after.sysids["register"] == "11" and repo.loads == 2
+
+    # A number offered for one MessageID is never used for another: that call reads anew.
+    assert replay.remember("call-4", now + timedelta(minutes=5), now)
+    RoutingRepository(database).replace_routes([replace(ROWS[0], sysid="12"), *ROWS[1:]])
+    stale = cache.call_facts(**facts, service="sf2250", subject=None, message_id="call-5")
+    assert stale.sysids["register"] == "12" and repo.loads == 3
