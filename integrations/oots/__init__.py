@@ -91,6 +91,7 @@ def _integration() -> Integration:
         peer_kinds={
             "domibus-ws": "integrations.oots.domibus.client:open_transport",
             "common-services": "integrations.oots.common_services.client:open_transport",
+            "as4": "integrations.oots.as4.transport:open_transport",
         },
         message_sources=("integrations.oots.message_log:message_source",),
         peers=_peers,
