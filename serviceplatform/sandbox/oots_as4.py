@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -54,6 +54,7 @@ from integrations.oots.as4.transport import HttpTarget
 from integrations.oots.as4.usermessage import (
     TEST_ACTION,
     TEST_SERVICE,
+    UnpackedMessage,
     open_message,
     unpack_user_message,
 )
@@ -160,7 +161,7 @@ class SimulatedAs4AccessPoint:
             raise As4PartyUnknown(f"From/PartyId {party_id} ({party_type}) is not a partner")
         return platform
 
-    def _submit(self, message_id: str, unpacked: Any) -> None:
+    def _submit(self, message_id: str, unpacked: UnpackedMessage) -> None:
         with self.state.lock:
             if message_id in self.state.outgoing:
                 return  # a duplicate: receipted again, submitted once
