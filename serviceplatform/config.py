@@ -469,6 +469,7 @@ def read_settings(
     }
     for spec in specs:
         spec.adjust(settings.sections[spec.name], settings)
+        problems.extend(spec.problems(settings.sections[spec.name]))
     return LoadedSettings(settings, problems, file)
 
 

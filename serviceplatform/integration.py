@@ -86,6 +86,10 @@ def _no_adjustment(_section: Any, _settings: Settings) -> None:
     return None
 
 
+def _no_problems(_section: Any) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class SettingsSection(Generic[SectionT]):
     """An integration's own table of the settings file, loaded into its own dataclass.
@@ -106,6 +110,9 @@ class SettingsSection(Generic[SectionT]):
     #: Called once the whole file is loaded: lets a deprecated key of the section still set
     #: what a core section now holds (``[subscriptions] scheduler_enabled``).
     adjust: Callable[[SectionT, Settings], None] = _no_adjustment
+    #: Problems of values the types cannot express (one of a few names), each a line naming
+    #: the setting; reported like the loader's own (``config check``, ``serve``).
+    problems: Callable[[SectionT], Iterable[str]] = _no_problems
 
 
 @dataclass(frozen=True)

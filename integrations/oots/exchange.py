@@ -2,8 +2,8 @@
 
 ``OotsExchange`` is the integration's one stateful object per server process. It talks to the
 authority's access point through the ``Gateway`` Protocol (``gateway.py``) only; which gateway
-an access point has is decided in ``access_points.open_gateway`` (today: the Domibus WS
-plugin, whose operations are named below in brackets).
+an access point has is decided in ``access_points.open_gateway`` (the Domibus WS plugin, whose
+operations are named below in brackets, or the native AS4 access point).
 
 - ``submit_first`` records the AS4 message (``oots_messages``) and the ``oots_requests`` row
   (``queued``), then hands the message to the gateway (``submitMessage``): whatever answer
@@ -100,6 +100,7 @@ from serviceplatform.errors import (
     UpstreamUnreachable,
     rebuild_error,
 )
+from serviceplatform.outbound.certstore import CertificateStore
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
 
@@ -164,9 +165,12 @@ class OotsExchange:
         clock: Callable[[], datetime],
         path: Callable[[str], Path] = Path,
         client_factory: Callable[[AccessPoint], Gateway] | None = None,
+        certificates: CertificateStore | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
+        #: The AS4 access points' keys (``[certificates] directory``).
+        self._certificates = certificates
         self.settings = settings
         self._clock = clock
         #: Resolves a configured file name (``Settings.path``: against the settings' directory).
@@ -184,7 +188,15 @@ class OotsExchange:
     def from_settings(
         cls, db: Database, audit: AuditLog, settings: Settings, clock: Callable[[], datetime]
     ) -> OotsExchange:
-        return cls(db, audit, settings.section(OOTS_SETTINGS), clock=clock, path=settings.path)
+        certificates = CertificateStore(settings.path(settings.certificates.directory), clock=clock)
+        return cls(
+            db,
+            audit,
+            settings.section(OOTS_SETTINGS),
+            clock=clock,
+            path=settings.path,
+            certificates=certificates,
+        )
 
     # --- the gateways ------------------------------------------------------------------------
 
@@ -197,7 +209,14 @@ class OotsExchange:
         return access_point_for(self.settings, authority_cvr).configured
 
     def _open_gateway(self, point: AccessPoint) -> Gateway:
-        return open_gateway(point, self.settings, path=self._path)
+        return open_gateway(
+            point,
+            self.settings,
+            path=self._path,
+            certificates=self._certificates,
+            audit=self._audit,
+            clock=self._clock,
+        )
 
     def new_client(self, authority_cvr: str | None = None) -> Gateway:
         """A gateway of its own (a Domibus client with its own transport) for the access
@@ -540,7 +559,7 @@ class OotsExchange:
                     first_error = first_error or error
                     continue
                 if report.stored:
-                    log.info("oots: collected %d answer(s) from %s", len(report.stored), point.url)
+                    log.info("oots: collected %d answer(s) from %s", len(report.stored), point.name)
             self._last_collect = time.monotonic()
             if first_error is not None:
                 raise first_error

@@ -7,11 +7,11 @@ check``, which refuses them when group or others may read them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from integrations.oots.as4.settings import As4Settings
+from integrations.oots.as4.settings import As4AuthoritySettings, As4Settings
 from serviceplatform.integration import SettingsSection
 
 
@@ -29,6 +29,17 @@ class OotsRequesterSettings:
     domibus_password_file: str = ""
     domibus_ca_cert: str = ""
     party_id: str = ""
+    #: Which gateway its requests go through: ``domibus-ws`` (a Domibus WS plugin, the
+    #: platform's or its own above) or ``as4`` (the platform itself as its AS4 access point,
+    #: ``[oots.as4]`` with ``as4`` below over it; docs/oots-as4.md).
+    gateway: str = "domibus-ws"
+    as4: As4AuthoritySettings = field(default_factory=As4AuthoritySettings)
+
+
+#: The values of ``[oots.requesters.<CVR>] gateway``.
+GATEWAY_DOMIBUS_WS: Final = "domibus-ws"
+GATEWAY_AS4: Final = "as4"
+GATEWAYS: Final = (GATEWAY_DOMIBUS_WS, GATEWAY_AS4)
 
 
 @dataclass
@@ -89,4 +100,15 @@ def _secret_files(section: OotsSettings) -> Iterator[tuple[str, str]]:
             yield f"oots.requesters.{cvr}.domibus_password_file", requester.domibus_password_file
 
 
-OOTS_SETTINGS: Final = SettingsSection("oots", OotsSettings, secret_files=_secret_files)
+def _problems(section: OotsSettings) -> Iterable[str]:
+    for cvr, requester in sorted(section.requesters.items()):
+        if requester.gateway not in GATEWAYS:
+            yield (
+                f"setting oots.requesters.{cvr}.gateway: {requester.gateway!r} is not "
+                f"one of {', '.join(repr(g) for g in GATEWAYS)}"
+            )
+
+
+OOTS_SETTINGS: Final = SettingsSection(
+    "oots", OotsSettings, secret_files=_secret_files, problems=_problems
+)

@@ -8,7 +8,10 @@ implementation keeps the same promise:
 - a 2xx answer comes back as an ``OutboundResponse``;
 - every other outcome raises exactly one error of the SP-4xx tree, chosen in
   ``translate.py`` (the request's ``answer_check`` first, then ``error_for_status``), so
-  handlers never see a library exception or have to interpret a status code themselves.
+  handlers never see a library exception or have to interpret a status code themselves;
+- except for a request marked ``any_status``: a peer whose non-2xx answers carry what the
+  caller must read (an AS4 partner's ``eb:Error`` signal in an HTTP 500) gets every HTTP answer
+  back as it is; failures without an answer still raise the one translated error.
 
 Which class implements a peer is chosen by the peer's kind (``kinds.py``).
 
@@ -48,6 +51,10 @@ class OutboundRequest:
     answer_check: AnswerCheck | None = None
     #: Overrides the peer's ``read_timeout_seconds`` per attempt (a slow kind of request).
     read_timeout_seconds: float | None = None
+    #: True: every HTTP answer comes back as an ``OutboundResponse`` whatever its status, for
+    #: the caller to read (an AS4 partner answers an ``eb:Error`` signal with HTTP 500); only
+    #: a failure without an answer raises, and an answer is never repeated.
+    any_status: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,8 @@ class MemoryTransport(TransportBase):
             )
         if isinstance(reply, ServicePlatformError):
             raise reply
+        if request.any_status:
+            return reply
         error = answer_error(reply.status, reply.headers, reply.body, request.answer_check)
         if error is not None:
             raise error

@@ -9,7 +9,8 @@ credential may then send again with a fresh token).
 
 Each call ends within its budget (``budget_seconds``: the 1 s SLA of a simple integration),
 retries included, in a 2xx ``OutboundResponse`` or in exactly one platform error
-(``translate.py``); ``requests``/``urllib3``/``ssl`` exceptions never leave this module.
+(``translate.py``); ``requests``/``urllib3``/``ssl`` exceptions never leave this module. A
+request marked ``any_status`` gets every HTTP answer back whatever its status (never retried).
 
 Retries are a small loop with a deadline rather than urllib3's ``Retry``: ``Retry`` repeats
 with the same per-attempt timeout, so three attempts of a 0.75 s timeout would overrun a 1 s
@@ -257,7 +258,9 @@ class HttpTransport(TransportBase):
                     cause, error = exc, translate_exception(exc, self.peer)
                     may_repeat = may_repeat or never_sent(exc)
                 else:
-                    found = answer_error(status, answer_headers, body, check)
+                    found = None
+                    if not request.any_status:
+                        found = answer_error(status, answer_headers, body, check)
                     if found is None:
                         elapsed = self._clock() - started
                         return OutboundResponse(status, body, answer_headers, elapsed, attempts)

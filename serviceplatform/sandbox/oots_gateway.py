@@ -10,7 +10,13 @@
   (``oots_preview``). ``PreviewLocation`` must be an ``https://`` URL, so this one is TLS, with
   a certificate from the sandbox CA of ``tls_dir`` (``pki.ensure_pki``) or, without one, from a
   throw-away CA made for this gateway; trust ``preview_ca_cert``;
-- the test hooks (HTTP, loopback, ``control_port``): ``/_sandbox/...`` (``oots_hooks``).
+- the test hooks (HTTP, loopback, ``control_port``): ``/_sandbox/...`` (``oots_hooks``);
+- the providers' AS4 access points (HTTPS, ``host:as4_port``, ``POST /as4``; ``oots_as4``):
+  the platform's own AS4 access point sends an authority's requests there directly, and the
+  answers are pushed back to its receiving endpoint once ``connect_as4`` named it. The
+  signing and decryption key (one for ``AP_FI_01`` and ``AP_SE_01``) is ``as4_cert`` /
+  ``as4_key``, from the same CA as the preview server's TLS certificate, which this server
+  uses too.
 
 The network behind it (countries, access points, providers and their behaviour, EDM versions)
 is ``oots_network.DEFAULT_NETWORK``; ``version_by_country``/``version_by_provider`` change the
@@ -46,6 +52,14 @@ from serviceplatform.sandbox.httpserver import (
     ThreadedServer,
     server_tls_context,
 )
+from serviceplatform.sandbox.oots_as4 import (
+    AS4_PATH,
+    As4Pusher,
+    PlatformPeer,
+    SimulatedAs4AccessPoint,
+    as4_handler,
+    read_key_pair,
+)
 from serviceplatform.sandbox.oots_common_services import (
     EBRS_MEDIA_TYPE,
     Service,
@@ -80,6 +94,7 @@ from serviceplatform.sandbox.oots_wsplugin import (
     validate_submission,
 )
 from serviceplatform.sandbox.pki import (
+    CertificateAuthority,
     ensure_pki,
     issue_certificate,
     load_ca,
@@ -93,6 +108,8 @@ SEARCH_PATHS: dict[str, Service] = {
     "/dsd/rest/search": "dsd",
 }
 PREVIEW_SUBJECT = "CN=localhost,O=Sandbox OOTS Preview Space,C=DK"
+#: The providers' access points' AS4 key (one for all of them).
+AS4_SUBJECT = "CN=Sandbox OOTS AS4 access points,O=Serviceplatform Sandbox,C=DK"
 #: The CA of a preview server without ``tls_dir``.
 PREVIEW_CA_SUBJECT = "CN=Sandbox OOTS Preview CA,O=Serviceplatform Sandbox,C=DK"
 #: listPendingMessagesRequest filters (webservicePlugin-body.xsd), in schema order.
@@ -118,6 +135,7 @@ class SimulatedOotsGateway(ServerGroup):
         port: int = 0,
         control_port: int = 0,
         preview_port: int = 0,
+        as4_port: int = 0,
         username: str = "admin",
         password: str = "123456",
         response_delay: float = 0.2,
@@ -137,7 +155,8 @@ class SimulatedOotsGateway(ServerGroup):
         self.network = network.with_versions(version_by_country, version_by_provider)
         self._tmp: Path | None = None
         self._host = public_host or (host if host not in ("", "0.0.0.0", "::") else "localhost")
-        cert, key, self.preview_ca_cert = self._preview_tls(tls_dir)
+        cert, key, self.preview_ca_cert, ca, prefix = self._preview_tls(tls_dir)
+        self.as4_cert, self.as4_key = _as4_key_pair(ca, prefix.with_name("oots-as4-partner"))
         self.previews = PreviewStore(clock=time.monotonic)
         self.state = GatewayState(
             network=self.network,
@@ -146,6 +165,11 @@ class SimulatedOotsGateway(ServerGroup):
             response_delay=response_delay,
             preview_timeout=preview_timeout,
         )
+        as4_key, as4_certificate = read_key_pair(self.as4_cert, self.as4_key)
+        self.as4 = SimulatedAs4AccessPoint(
+            self.state, as4_key, as4_certificate, access_points=self.network.access_points()
+        )
+        self._pusher = As4Pusher(self.as4.push_due)
         gateway = type(
             "OotsGatewayHandler",
             (_GatewayHandler,),
@@ -165,6 +189,13 @@ class SimulatedOotsGateway(ServerGroup):
             servers.append(
                 ThreadedServer(("127.0.0.1", control_port), hooks_handler(state, self.previews))
             )
+            servers.append(
+                ThreadedServer(
+                    (host, as4_port),
+                    as4_handler(self.as4),
+                    ssl_context=server_tls_context(cert, key, None),
+                )
+            )
         except BaseException:
             for server in servers:
                 server.server_close()
@@ -173,7 +204,8 @@ class SimulatedOotsGateway(ServerGroup):
         self._gateway = ServerThread(servers[0], "oots-gateway")
         self._preview = ServerThread(servers[1], "oots-preview")
         self._control = ServerThread(servers[2], "oots-gateway-hooks")
-        super().__init__(self._gateway, self._preview, self._control)
+        self._as4 = ServerThread(servers[3], "oots-gateway-as4")
+        super().__init__(self._gateway, self._preview, self._control, self._as4)
         self.previews.base_url = self.preview_base_url
 
     # --- addresses -----------------------------------------------------------------------------
@@ -204,9 +236,30 @@ class SimulatedOotsGateway(ServerGroup):
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self._control.port}/_sandbox"
 
+    @property
+    def as4_endpoint_url(self) -> str:
+        """The providers' AS4 access points (HTTPS; trust ``preview_ca_cert``)."""
+        return f"https://{self._host}:{self._as4.port}{AS4_PATH}"
+
+    @property
+    def as4_party_ids(self) -> list[str]:
+        """The party ids the AS4 endpoint answers for (the providers' access points)."""
+        return sorted(self.as4.access_points)
+
+    def connect_as4(self, platform: PlatformPeer) -> None:
+        """Name the platform's AS4 access point: requests are taken from it, answers pushed
+        to its receiving endpoint."""
+        self.as4.connect(platform)
+
     # --- lifecycle -----------------------------------------------------------------------------
 
+    def start(self) -> None:
+        if not self._started:
+            super().start()
+            self._pusher.start()
+
     def stop(self) -> None:
+        self._pusher.stop()
         super().stop()
         self._remove_tmp()
 
@@ -215,8 +268,10 @@ class SimulatedOotsGateway(ServerGroup):
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def _preview_tls(self, tls_dir: Path | None) -> tuple[Path, Path, Path]:
-        """(certificate, key, CA certificate) of the preview server."""
+    def _preview_tls(
+        self, tls_dir: Path | None
+    ) -> tuple[Path, Path, Path, CertificateAuthority, Path]:
+        """(certificate, key, CA certificate) of the preview server, its CA and file prefix."""
         if tls_dir is not None:
             pki = ensure_pki(tls_dir)
             ca = load_ca(pki.ca_cert, pki.ca_key)
@@ -239,7 +294,22 @@ class SimulatedOotsGateway(ServerGroup):
                 server=True,
                 path_prefix=prefix,
             )
-        return cert, key, ca_path
+        return cert, key, ca_path, ca, prefix
+
+
+def _as4_key_pair(ca: CertificateAuthority, prefix: Path) -> tuple[Path, Path]:
+    """The simulated access points' AS4 signing and decryption pair, made once."""
+    cert, key = prefix.with_suffix(".crt"), prefix.with_suffix(".key")
+    if cert.is_file() and key.is_file():
+        return cert, key
+    now = datetime.now(UTC)
+    return issue_certificate(
+        ca,
+        AS4_SUBJECT,
+        not_before=now - timedelta(hours=1),
+        not_after=now + timedelta(days=3650),
+        path_prefix=prefix,
+    )
 
 
 class _GatewayHandler(QuietHandler):

@@ -12,7 +12,8 @@ Loopback only (they change the gateway's state):
   ``waiting-for-preview`` (the provider waits for the user's decision).
 - ``POST /_sandbox/faults`` ``{"status": 503 | "reset", "count": n, "endpoint": "wsplugin"}``:
   the next ``n`` requests to that endpoint (``wsplugin`` by default, ``common-services``,
-  ``preview``) answer that HTTP status, or end with a TCP reset; ``GET`` shows what is left.
+  ``preview``, ``as4``: the AS4 endpoint) answer that HTTP status, or end with a TCP
+  reset; ``GET`` shows what is left.
 - ``GET /_sandbox/previews``: every preview session (``state`` ``pending``/``approved``/
   ``declined``, ``used``, location, provider, conversation); ``POST /_sandbox/previews/<token>``
   ``{"decision": "approve" | "decline"}`` decides without the HTML page.

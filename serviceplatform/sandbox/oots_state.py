@@ -15,6 +15,10 @@
   plugin's ``markAsDownloaded`` semantics: a message retrieved with ``markAsDownloaded`` true
   (the default) leaves the pending list and cannot be retrieved again; with false it stays
   until ``markMessageAsDownloaded``.
+- A request that came over AS4 (``submit(..., via_as4=True)``: the platform's own AS4 access
+  point, ``as4_party_id``, sent it to ``oots_as4``'s endpoint) gets its answer the AS4 way: it
+  never shows in the WS plugin's pending list; ``due_as4`` hands it to the AS4 side, which
+  pushes it to the platform and marks it delivered (``delivered_as4``).
 - Time is a monotonic clock (``clock``), so tests need not sleep longer than the delay.
 """
 
@@ -47,7 +51,7 @@ from serviceplatform.sandbox.oots_wsplugin import (
 
 #: Right part of the message ids and content ids the simulated access points make.
 ID_DOMAIN: Final = "oots.eu"
-FAULT_ENDPOINTS: Final = ("wsplugin", "common-services", "preview")
+FAULT_ENDPOINTS: Final = ("wsplugin", "common-services", "preview", "as4")
 MAX_RECORDED: Final = 10_000
 
 
@@ -59,6 +63,8 @@ class Incoming:
     available_at: float
     outcome: str
     downloaded: bool = False
+    #: Answers a request that came over AS4: pushed over AS4, never listed as pending.
+    via_as4: bool = False
 
 
 @dataclass
@@ -132,13 +138,18 @@ class GatewayState:
     outgoing: dict[str, Message] = field(default_factory=dict)
     faults: dict[str, tuple[int | str, int]] = field(default_factory=dict)
     requests_received: int = 0
+    #: The platform's own AS4 access point (``From`` of the requests ``oots_as4`` takes).
+    as4_party_id: str | None = None
+    #: MessageIds of the requests that came over AS4.
+    as4_requests: set[str] = field(default_factory=set)
     _entity: int = 874945832007903000
 
     # --- submitMessage -------------------------------------------------------------------------
 
-    def submit(self, submission: Submission) -> tuple[str, int]:
-        """Route and record ``submission``; (message id, entity id) for ``submitResponse``."""
-        provider = self._route(submission)
+    def submit(self, submission: Submission, *, via_as4: bool = False) -> tuple[str, int]:
+        """Route and record ``submission``; (message id, entity id) for ``submitResponse``.
+        ``via_as4``: it came over AS4 from ``as4_party_id``, and its answer goes back so."""
+        provider = self._route(submission, via_as4=via_as4)
         now = self.clock()
         with self.lock:
             message_id = submission.message_id or f"{uuid.uuid4()}@{ID_DOMAIN}"
@@ -158,6 +169,8 @@ class GatewayState:
                 ref_to_message_id=submission.ref_to_message_id,
             )
             self.outgoing[message_id] = message
+            if via_as4:
+                self.as4_requests.add(message_id)
             self._entity += 1
             entity = self._entity
         reaction = provider.answer(
@@ -174,12 +187,13 @@ class GatewayState:
                 record.outcome = reaction.outcome
         return message_id, entity
 
-    def _route(self, submission: Submission) -> SimulatedProvider:
-        if submission.sender.party_id != self.party_id:
+    def _route(self, submission: Submission, *, via_as4: bool = False) -> SimulatedProvider:
+        expected = self.as4_party_id if via_as4 else self.party_id
+        if submission.sender.party_id != expected:
             raise WsPluginFault(
                 "WS_PLUGIN:0004",
                 f"From/PartyId [{submission.sender.party_id}] is not this access point "
-                f"([{self.party_id}]): a backend submits as its own gateway",
+                f"([{expected}]): a backend submits as its own gateway",
             )
         final = submission.prop("finalRecipient")
         provider = self.providers.get(final.value)
@@ -233,7 +247,8 @@ class GatewayState:
             timestamp=datetime.now(UTC),
             ref_to_message_id=request.message_id,
         )
-        self.incoming[message.message_id] = Incoming(message, at, answer.outcome)
+        via_as4 = request.message_id in self.as4_requests
+        self.incoming[message.message_id] = Incoming(message, at, answer.outcome, via_as4=via_as4)
         for record in self.submitted:
             if record.message is request:
                 record.outcome = answer.outcome
@@ -264,7 +279,7 @@ class GatewayState:
             found = []
             for item in self.incoming.values():
                 message = item.message
-                if item.downloaded or item.available_at > now:
+                if item.downloaded or item.via_as4 or item.available_at > now:
                     continue
                 if not _matches(message, filters):
                     continue
@@ -286,9 +301,27 @@ class GatewayState:
             item.downloaded = True
             return item.message
 
+    def due_as4(self) -> list[Message]:
+        """The answers due to be pushed over AS4 (oldest first), not yet delivered."""
+        self.settle()
+        now = self.clock()
+        with self.lock:
+            return [
+                item.message
+                for item in self.incoming.values()
+                if item.via_as4 and not item.downloaded and item.available_at <= now
+            ]
+
+    def delivered_as4(self, message_id: str) -> None:
+        """The platform's access point receipted the AS4 push of ``message_id``."""
+        with self.lock:
+            item = self.incoming.get(message_id)
+            if item is not None:
+                item.downloaded = True
+
     def _available(self, message_id: str) -> Incoming:
         item = self.incoming.get(message_id)
-        if item is None or item.downloaded or item.available_at > self.clock():
+        if item is None or item.downloaded or item.via_as4 or item.available_at > self.clock():
             raise WsPluginFault(
                 "WS_PLUGIN:0009", f"No message with id [{message_id}] pending for download"
             )

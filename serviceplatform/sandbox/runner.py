@@ -23,27 +23,37 @@ import time
 import tomllib
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+from cryptography import x509
 
+from integrations.oots.access_points import access_point_for
+from integrations.oots.settings import OOTS_SETTINGS
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.registry import known_services, soap_services
 from serviceplatform.resources import sample_routing_tables
 from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
+from serviceplatform.sandbox.oots_as4 import PLATFORM_AS4_PARTY, PlatformPeer
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.oots_network import REQUESTER_ACCESS_POINT
 from serviceplatform.sandbox.oots_seed import (
     OOTS_AGREEMENT,
+    OOTS_AGREEMENT_B,
     OOTS_AUTHORITY,
+    OOTS_AUTHORITY_B,
+    OOTS_AUTHORITY_B_NAME,
     OOTS_AUTHORITY_NAME,
+    OOTS_GATEWAYS,
+    PLATFORM_AS4_ALIAS,
+    PLATFORM_AS4_PATH,
     SANDBOX_CONSUMER_SYSTEM,
 )
-from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki
+from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki, issue_certificate, load_ca
 from serviceplatform.sandbox.private_file import make_private, write_private
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.sandbox.sf1601_seed import (
@@ -133,7 +143,14 @@ def _overlay(base: dict[str, Any], extra: dict[str, Any], prefix: str = "") -> N
 
 
 def oots_settings(gateway: SimulatedOotsGateway) -> dict[str, Any]:
-    """The ``[oots]`` table pointing the platform at the simulated gateway."""
+    """The ``[oots]`` table pointing the platform at the simulated gateway: authority A through
+    its WS plugin, authority B through the platform's own AS4 access point (``[oots.as4]``),
+    whose partners are the simulated providers' access points."""
+    partner = {
+        "endpoint_url": gateway.as4_endpoint_url,
+        "signing_cert": str(gateway.as4_cert),
+        "ca_cert": str(gateway.preview_ca_cert),
+    }
     return {
         "domibus_url": gateway.base_url,
         "domibus_username": OOTS_USERNAME,
@@ -142,8 +159,38 @@ def oots_settings(gateway: SimulatedOotsGateway) -> dict[str, Any]:
         "common_services_url": gateway.common_services_url,
         "poll_interval_seconds": 1.0,
         "answer_wait_seconds": 3.0,
-        "requesters": {OOTS_AUTHORITY: {"name": OOTS_AUTHORITY_NAME}},
+        "requesters": {
+            OOTS_AUTHORITY: {"name": OOTS_AUTHORITY_NAME, "gateway": OOTS_GATEWAYS[OOTS_AUTHORITY]},
+            OOTS_AUTHORITY_B: {
+                "name": OOTS_AUTHORITY_B_NAME,
+                "gateway": OOTS_GATEWAYS[OOTS_AUTHORITY_B],
+            },
+        },
+        "as4": {
+            "party_id": PLATFORM_AS4_PARTY,
+            "signing_alias": PLATFORM_AS4_ALIAS,
+            "receive_path": PLATFORM_AS4_PATH,
+            "partners": {party: dict(partner) for party in gateway.as4_party_ids},
+        },
     }
+
+
+def ensure_as4_key(paths: SandboxPaths, pki: Pki) -> Path:
+    """The platform's own AS4 signing and decryption pair in its certificate store (alias
+    ``oots-as4``, CN = its party id), from the sandbox CA; made once. Returns the certificate."""
+    prefix = paths.certs / PLATFORM_AS4_ALIAS
+    cert, key = prefix.with_suffix(".crt"), prefix.with_suffix(".key")
+    if not (cert.is_file() and key.is_file()):
+        now = _now()
+        cert, key = issue_certificate(
+            load_ca(pki.ca_cert, pki.ca_key),
+            f"CN={PLATFORM_AS4_PARTY},O=Serviceplatform Sandbox,C=DK",
+            not_before=now - timedelta(hours=1),
+            not_after=now + timedelta(days=3650),
+            path_prefix=prefix,
+        )
+    make_private(key)
+    return cert
 
 
 def write_platform_config(
@@ -209,6 +256,7 @@ def prepare_workdir(paths: SandboxPaths) -> tuple[Pki, bool]:
     # The database holds full CPR numbers (audit, subscriptions): owner-only. A new one is
     # created 0600 by the store (serviceplatform.store.db); one an older sandbox left 0644,
     # and its WAL files, are tightened here.
+    ensure_as4_key(paths, pki)
     for suffix in ("", "-wal", "-shm"):
         make_private(paths.database.with_name(paths.database.name + suffix))
     return pki, not paths.database.exists()
@@ -249,8 +297,9 @@ def seed_database(settings: Settings, first_run: bool, pki: Pki) -> tuple[Databa
     ensure_sample_certificate(database, pki)
     ensure_sf1601_route(database, SANDBOX_ACTOR)
     # Also into a sandbox made before OOTS existed; never over a state changed since.
-    if all(a.uuid != OOTS_AGREEMENT.uuid for a in repository.list_agreements()):
-        repository.upsert_agreement(OOTS_AGREEMENT)
+    for agreement in (OOTS_AGREEMENT, OOTS_AGREEMENT_B):
+        if all(a.uuid != agreement.uuid for a in repository.list_agreements()):
+            repository.upsert_agreement(agreement)
     watcher = RoutingWatcher(
         tables, database, known_services(), interval=settings.routing.reload_interval_seconds
     )
@@ -326,6 +375,14 @@ def manifest(
             "preview_base_url": gateway.preview_base_url,
             "preview_ca_cert": str(gateway.preview_ca_cert),
             "control_url": gateway.control_url,
+            # The simulated providers' AS4 access points (TLS: trust preview_ca_cert), and
+            # the platform's own AS4 access point they push answers to.
+            "as4_endpoint_url": gateway.as4_endpoint_url,
+            "as4_party_ids": gateway.as4_party_ids,
+            "as4_cert": str(gateway.as4_cert),
+            "as4_platform_party_id": PLATFORM_AS4_PARTY,
+            "as4_platform_cert": str(paths.certs / f"{PLATFORM_AS4_ALIAS}.crt"),
+            "as4_receive_url": base_url + PLATFORM_AS4_PATH,
         },
         **(kombi or {}),
     }
@@ -358,17 +415,19 @@ def manifest(
         "database": settings.database.url,
         # Authorities a client can call with; every sample agreement, whatever its state,
         # is under "agreements" (for tests of refused calls).
-        "authorities": _authorities(described),
+        "authorities": _authorities(described, settings),
         "agreements": described,
     }
 
 
-def _authorities(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _authorities(described: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
     """One entry per authority with an approved agreement, its SysIDs over all services.
 
     The entry keeps the fields of the authority's agreement for the first registered service
-    (as before more services existed) and lists every approved service under ``services``.
+    (as before more services existed), lists every approved service under ``services``, and
+    says which gateway its OOTS requests take (``oots_gateway``: ``domibus-ws`` or ``as4``).
     """
+    oots = settings.section(OOTS_SETTINGS)
     order = {service.key: index for index, service in enumerate(soap_services())}
     approved = sorted(
         (a for a in described if a["status"] == "approved"),
@@ -384,6 +443,7 @@ def _authorities(described: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "services": [],
                 # How its print calls (EP_SP1/EP_SP4) go out; sf1600 without a print agreement.
                 "print_route": "sf1600",
+                "oots_gateway": access_point_for(oots, agreement["cvr"]).gateway,
             }
         entry["services"].append(agreement["service"])
         if "print_route" in agreement:
@@ -436,6 +496,13 @@ def run_sandbox(
             kombi={name: peer["base_url"] for name, peer in kombi.items()},
         )
         settings = load_settings(paths.config)
+        gateway.connect_as4(
+            PlatformPeer(
+                PLATFORM_AS4_PARTY,
+                x509.load_pem_x509_certificate(ensure_as4_key(paths, pki).read_bytes()),
+                base_url + PLATFORM_AS4_PATH,
+            )
+        )
         database, watcher = seed_database(settings, first_run, pki)
         watcher.start()
         child = subprocess.Popen(
@@ -498,6 +565,7 @@ def _announce(data: dict[str, Any], paths: SandboxPaths, first_run: bool) -> Non
         f"  OOTS WS plugin  {oots['ws_plugin_url']}",
         f"  OOTS previews   {oots['preview_base_url']}",
         f"  OOTS hooks      {oots['control_url']}",
+        f"  OOTS AS4        {oots['as4_endpoint_url']} -> {oots['as4_receive_url']}",
         f"  manifest        {paths.manifest}",
         f"  token           serviceplatform token --workdir {paths.workdir} --cvr 29189846",
     ]

@@ -82,8 +82,9 @@ pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "oots-platform", "s3cret-oots"
 TNS: Final = "http://serviceplatformen.dk/xml/wsdl/soap12/OOTS/Dokumentation/1/"
-#: Authority B gets an approved OOTS agreement here, but no OOTS identifier (no route).
-UNCONFIGURED: Final = "29189854"
+#: Authority D gets an approved OOTS agreement here, but no OOTS identifier (no route; authority
+#: B has one in the sample tables since the sandbox sends its requests over AS4).
+UNCONFIGURED: Final = "29189870"
 #: Authority C has no OOTS agreement at all.
 NO_AGREEMENT: Final = "29189862"
 RETURN_URL: Final = "https://portal.example.dk/oots/retur"

@@ -638,3 +638,74 @@ def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     assert f"port {port} is in use" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "sandbox.json").exists()
+
+
+def test_the_manifest_says_which_oots_gateway_each_authority_uses(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    workdir, data = sandbox
+    gateways = {a["cvr"]: a["oots_gateway"] for a in data["authorities"]}
+    assert gateways == {"29189846": "domibus-ws", "29189854": "as4"}
+    gateway = data["peers"]["oots_gateway"]
+    assert gateway["as4_endpoint_url"].startswith("https://127.0.0.1:")
+    assert gateway["as4_party_ids"] == ["AP_FI_01", "AP_SE_01"]
+    assert gateway["as4_platform_party_id"] == "AP_DK_02"
+    assert gateway["as4_receive_url"] == data["platform"]["base_url"] + "/oots/as4"
+    for key in ("as4_cert", "as4_platform_cert"):
+        path = Path(gateway[key])
+        assert path.is_relative_to(workdir)
+        x509.load_pem_x509_certificate(path.read_bytes())
+    # The platform's AS4 key and the simulated partner's: owner-only.
+    for private in (workdir / "certs" / "oots-as4.key", workdir / "pki" / "oots-as4-partner.key"):
+        assert oct(private.stat().st_mode & 0o777) == "0o600", private
+    # The simulated access points speak AS4 over TLS only with the sandbox CA trusted.
+    with pytest.raises(requests.exceptions.SSLError):
+        session().post(gateway["as4_endpoint_url"], data=b"", timeout=5)
+    parties = cli(workdir, "as4", "parties")
+    assert parties.returncode == 0, parties.stderr
+    rows = [line.split() for line in parties.stdout.splitlines()]
+    assert ["29189846", "domibus-ws", "AP_DK_01", gateway["ws_plugin_url"]] in rows
+    assert ["29189854", "as4", "AP_DK_02"] in rows
+
+
+def _messages(workdir: Path) -> list[list[str]]:
+    listed = cli(workdir, "as4", "messages", "--limit", "1000")
+    assert listed.returncode == 0, listed.stderr
+    return [line.split()[2:7] for line in listed.stdout.splitlines()]
+
+
+def test_an_evidence_request_of_the_as4_authority_goes_over_as4_beside_domibus(
+    sandbox: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Authority B's request leaves through the platform's own AS4 access point (AP_DK_02) to
+    the simulated providers' AS4 endpoint (TLS), whose answer is pushed back to the platform's
+    receiving endpoint; authority A's still goes through the WS plugin (AP_DK_01)."""
+    workdir, data = sandbox
+    hooks = data["peers"]["oots_gateway"]["control_url"]
+    session().delete(hooks + "/submitted", timeout=5)
+    before = _messages(workdir)
+    out = tmp_path / "evidence-b.pdf"
+    code = oots_client.main(["--workdir", str(workdir), "--cvr", "29189854", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed
+    assert "HentStatus: BevisModtaget" in printed.out
+    assert out.read_bytes().startswith(b"%PDF")
+    submitted = session().get(hooks + "/submitted", timeout=5).json()
+    assert [s["from"]["party_id"] for s in submitted] == ["AP_DK_02", "AP_DK_02"]
+    new = [row for row in _messages(workdir) if row not in before]
+    # Requests out from the AS4 access point, the providers' answers in to it (stored by its
+    # receiving endpoint); nothing of B's went through the WS plugin.
+    assert ["out", "ExecuteQueryRequest", "AP_DK_02", "->", "AP_FI_01"] in new
+    assert ["in", "ExecuteQueryResponse", "AP_FI_01", "->", "AP_DK_02"] in new
+    assert all("AP_DK_01" not in row for row in new)
+
+    session().delete(hooks + "/submitted", timeout=5)
+    out_a = tmp_path / "evidence-a.pdf"
+    code = oots_client.main(["--workdir", str(workdir), "--out", str(out_a)])
+    printed = capsys.readouterr()
+    assert code == 0, printed
+    assert out_a.read_bytes().startswith(b"%PDF")
+    submitted = session().get(hooks + "/submitted", timeout=5).json()
+    assert [s["from"]["party_id"] for s in submitted] == ["AP_DK_01", "AP_DK_01"]

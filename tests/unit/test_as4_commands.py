@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from integrations.oots.as4.commands import as4
 from integrations.oots.as4.model import ReceivedAs4
 from integrations.oots.as4.receiver import As4ReceiverApp
-from integrations.oots.as4.settings import As4PartnerSettings, As4Settings
+from integrations.oots.as4.settings import As4AuthoritySettings, As4PartnerSettings, As4Settings
 from integrations.oots.as4.usermessage import open_message, pack_user_message, unpack_user_message
 from integrations.oots.domibus.inbox import DomibusInbox
-from integrations.oots.settings import OOTS_SETTINGS
+from integrations.oots.settings import OOTS_SETTINGS, OotsRequesterSettings
 from serviceplatform.commands.context import CliContext
 from serviceplatform.config import CertificateSettings, DatabaseSettings, Settings
 from serviceplatform.outbound.certstore import CertificateStore
@@ -98,3 +98,27 @@ def test_messages(tmp_path: Path) -> None:
     assert listed.exit_code == 0
     assert "in   ExecuteQueryResponse  AP_DE_01 -> AP_DK_01  received" in listed.output
     assert answer().message_id in listed.output
+
+
+def test_parties_shows_which_gateway_each_authority_uses(tmp_path: Path) -> None:
+    obj = _obj(tmp_path)
+    oots = obj.settings.section(OOTS_SETTINGS)
+    oots.domibus_url, oots.party_id = "https://domibus.example/wsplugin", "AP_DK_DOMIBUS"
+    oots.requesters = {
+        "29189846": OotsRequesterSettings(name="A"),
+        "29189854": OotsRequesterSettings(
+            name="B", gateway="as4", as4=As4AuthoritySettings(party_id="AP_DK_02")
+        ),
+    }
+    result = CliRunner().invoke(as4, ["parties"], obj=obj)
+    assert result.exit_code == 0, result.output
+    tail = result.output.splitlines()[-4:]
+    assert tail[0] == "authorities:"
+    assert tail[1].split() == [
+        "29189846",
+        "domibus-ws",
+        "AP_DK_DOMIBUS",
+        "https://domibus.example/wsplugin",
+    ]
+    assert tail[2].split() == ["29189854", "as4", "AP_DK_02"]
+    assert tail[3].split()[:2] == ["(others)", "domibus-ws"]

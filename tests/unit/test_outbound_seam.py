@@ -36,6 +36,8 @@ from serviceplatform.errors import (
     CertificateExpired,
     ConfigurationError,
     UpstreamAuthRefused,
+    UpstreamNotFound,
+    UpstreamUnavailable,
     UpstreamUnreachable,
 )
 from serviceplatform.integration import Integration
@@ -131,7 +133,7 @@ def test_an_unknown_kind_is_a_config_problem_and_never_opened(tmp_path: Path) ->
     problems = [p for p in serving_problems(settings) if p.startswith("peers.")]
     assert problems == [
         "peers.nemsms.kind: unknown peer kind 'soap-over-carrier-pigeon' "
-        "(known: common-services, domibus-ws, oiorest)"
+        "(known: as4, common-services, domibus-ws, oiorest)"
     ]
     platform = Platform(settings, database=Database(f"sqlite:///{tmp_path / 'p.sqlite'}"))
     try:
@@ -152,7 +154,7 @@ def test_config_check_names_the_unknown_kind(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert (
         "problem: peers.nemsms.kind: unknown peer kind 'oiorset' "
-        "(known: common-services, domibus-ws, oiorest)"
+        "(known: as4, common-services, domibus-ws, oiorest)"
     ) in result.stderr.splitlines()
 
 
@@ -377,3 +379,23 @@ def test_a_request_that_is_not_idempotent_is_repeated_only_when_never_sent() -> 
     assert (made(), adapter.closed) == (2, 2)
     adapter.statuses = [dropped, 200]  # type: ignore[list-item]
     assert transport.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL).attempts == 2
+
+
+def test_a_request_marked_any_status_gets_every_answer_back_once() -> None:
+    # An AS4 partner's eb:Error comes in an HTTP 500: the caller must read it, not a 5xx error.
+    adapter = Scripted([500, 200])
+    transport, _ = transport_with(adapter)
+    request = OutboundRequest("POST", "/as4", b"x", idempotent=False, any_status=True)
+    response = transport.send(request, credential=NO_CREDENTIAL)
+    assert (response.status, response.attempts, len(adapter.sent)) == (500, 1, 1)
+    adapter.statuses = [500]
+    with pytest.raises(UpstreamUnavailable):
+        transport.send(
+            OutboundRequest("POST", "/as4", b"x", idempotent=False), credential=NO_CREDENTIAL
+        )
+    memory = MemoryTransport()
+    memory.reply(status=404, body=b"signal")
+    assert memory.send(request, credential=NO_CREDENTIAL).body == b"signal"
+    memory.reply(status=404)
+    with pytest.raises(UpstreamNotFound):
+        memory.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL)

@@ -52,6 +52,10 @@ def test_the_oots_table_points_at_the_simulated_gateway(tmp_path: Path) -> None:
     gateway: Any = SimpleNamespace(
         base_url="http://127.0.0.1:5001/domibus/services/wsplugin",
         common_services_url="http://127.0.0.1:5001/rest/search",
+        as4_endpoint_url="https://127.0.0.1:5002/as4",
+        as4_party_ids=["AP_FI_01", "AP_SE_01"],
+        as4_cert=tmp_path / "pki" / "oots-as4-partner.crt",
+        preview_ca_cert=tmp_path / "pki" / "ca.crt",
     )
     paths = SandboxPaths(tmp_path)
     write_platform_config(paths, PKI, REGISTER, None, gateway, base_url=BASE_URL)
@@ -60,4 +64,17 @@ def test_the_oots_table_points_at_the_simulated_gateway(tmp_path: Path) -> None:
     assert oots.common_services_url == gateway.common_services_url
     assert oots.party_id == "AP_DK_01" and oots.domibus_username and oots.domibus_password
     assert oots.requesters["29189846"].name
+    # Authority A through the WS plugin, B through the platform's own AS4 access point, whose
+    # partners are the simulated providers' access points.
+    assert oots.requesters["29189846"].gateway == "domibus-ws"
+    assert oots.requesters["29189854"].gateway == "as4"
+    assert (oots.as4.party_id, oots.as4.signing_alias) == ("AP_DK_02", "oots-as4")
+    assert oots.as4.receive_path == "/oots/as4"
+    assert sorted(oots.as4.partners) == ["AP_FI_01", "AP_SE_01"]
+    partner = oots.as4.partners["AP_FI_01"]
+    assert partner.endpoint_url == gateway.as4_endpoint_url
+    assert (partner.signing_cert, partner.ca_cert) == (
+        str(gateway.as4_cert),
+        str(gateway.preview_ca_cert),
+    )
     assert load_settings(paths.config).service("oots").entity_id

@@ -9,8 +9,8 @@
 The native access point (``docs/oots-as4.md``) is built of: ``mime`` (SwA multipart),
 ``compression``, ``wssec``, ``signature``, ``encryption``, ``usermessage`` (pack/unpack),
 ``signals`` (receipt, ``eb:Error``), ``transport`` (the one HTTP call), ``sender``,
-``receiver`` (the WSGI endpoint), ``access_point`` (``As4Gateway``), ``settings`` and
-``errors`` (SP-780..SP-793).
+``receiver`` (the WSGI endpoint), ``access_point`` (``As4Gateway``), ``settings``, ``app``
+(built from the platform), ``commands`` and ``errors`` (SP-780..SP-793).
 
 A gateway moves these messages: ``integrations.oots.gateway`` is the Protocol the exchange
 talks to, ``integrations.oots.domibus`` its Domibus WS plugin implementation.

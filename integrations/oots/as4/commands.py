@@ -1,14 +1,15 @@
 """``serviceplatform as4``: the native AS4 access point's parties, a test message, the messages.
 
-- ``parties``: our party id and type with the signing and decryption certificates, and every
-  configured partner (endpoint, certificates, how long they are valid);
+- ``parties``: our party id and type with the signing and decryption certificates, every
+  configured partner (endpoint, certificates, how long they are valid), and which gateway
+  (``domibus-ws`` or ``as4``) and party id each authority of ``[oots.requesters]`` uses;
 - ``ping PARTY``: the ebMS test message to a partner, one attempt; its signed receipt is checked
   like any other (exit 1 and the platform error without one);
 - ``messages``: the newest OOTS messages with their direction, action, parties and state (the
   ``oots_messages`` table, whichever gateway carried them).
 
-The settings are ``[oots.as4]`` (``settings.As4Settings``), read from ``Settings.oots.as4`` once
-the OOTS settings carry that table; until then every command says it is not configured.
+The settings are ``[oots.as4]`` (``settings.As4Settings``, the OOTS settings' ``as4``); without
+a party id and signing key every command says it is not configured.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 from sqlalchemy import select
 
 from integrations.oots.as4.settings import As4Settings, local_access_point, partners
-from integrations.oots.settings import OOTS_SETTINGS
+from integrations.oots.settings import GATEWAY_AS4, OOTS_SETTINGS
 from serviceplatform.commands.context import CliContext, pass_cli
 from serviceplatform.errors import ConfigurationError
 
@@ -60,6 +61,21 @@ def parties_command(obj: CliContext) -> None:
         click.echo(f"{party_id}  ({partner.party_type})  {partner.endpoint.url}")
         click.echo(_certificate_line("signing", partner.signing_certificate))
         click.echo(_certificate_line("encryption", partner.encryption_certificate))
+    _authorities(obj)
+
+
+def _authorities(obj: CliContext) -> None:
+    """Which gateway each listed authority's requests go through (others: the platform's)."""
+    from integrations.oots.access_points import access_point_for, platform_access_point
+
+    oots = obj.settings.section(OOTS_SETTINGS)
+    click.echo("authorities:")
+    for cvr in sorted(oots.requesters):
+        point = access_point_for(oots, cvr)
+        where = "" if point.gateway == GATEWAY_AS4 else f"  {point.url or '(not configured)'}"
+        click.echo(f"  {cvr}  {point.gateway:<10}  {point.party_id or '?'}{where}")
+    default = platform_access_point(oots)
+    click.echo(f"  (others)  {default.gateway:<10}  {default.party_id or '?'}  {default.url}")
 
 
 @as4.command("ping")

@@ -3,8 +3,10 @@
 One POST = one SwA user message (AS4 One-Way/Push). In order:
 
 1. read the body (at most ``max_body_bytes``), split the MIME message, parse the SOAP part;
-2. read the ``UserMessage`` header and find the partner by ``From/PartyId`` (and its type) among
-   the configured ones, and check ``To/PartyId`` is this access point (``EBMS:0003`` else);
+2. read the ``UserMessage`` header, find the local access point by ``To/PartyId`` (one
+   endpoint may serve several: authorities with AS4 party ids of their own, ``others``) and
+   the partner by ``From/PartyId`` (and its type) among that one's partners (``EBMS:0003``
+   else);
 3. decrypt the payloads with the access point's key, verify the signature against the
    partner's certificate (``usermessage.unpack_user_message``), decompress within
    ``max_payload_bytes``;
@@ -115,9 +117,15 @@ class As4ReceiverApp:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_payload_bytes: int = DEFAULT_MAX_BYTES,
+        others: Iterable[tuple[LocalAccessPoint, Mapping[str, As4Partner]]] = (),
     ) -> None:
+        """``local`` and its ``partners`` first; ``others``: further access points served
+        here, each with its partners (chosen by ``To/PartyId``)."""
         self.local = local
         self.partners = dict(partners)
+        self._points: dict[str, tuple[LocalAccessPoint, Mapping[str, As4Partner]]] = {}
+        for point, its_partners in [(local, self.partners), *others]:
+            self._points.setdefault(point.party_id, (point, dict(its_partners)))
         self.store = store
         self._max_body = max_body_bytes
         self._max_payload = max_payload_bytes
@@ -142,11 +150,13 @@ class As4ReceiverApp:
 
     def _receive(self, opened: OpenedMessage) -> bytes:
         header = opened.user_header()
-        partner = _partner_of(header, self.local, self.partners)
+        to = header.to_party
+        local, partners = self._points.get(to.value if to else "", (self.local, self.partners))
+        partner = _partner_of(header, local, partners)
         unpacked = unpack_user_message(
             opened,
             sender_certificates=(partner.signing_certificate,),
-            decryption=self.local.decryption,
+            decryption=local.decryption,
             max_bytes=self._max_payload,
         )
         if check_header(header, unpacked.message):
@@ -160,7 +170,7 @@ class As4ReceiverApp:
             )
         else:
             log.info("as4: test message %s from %s", header.message_id, partner.party_id)
-        return build_receipt(header.message_id, unpacked.signature.references, self.local.signing)
+        return build_receipt(header.message_id, unpacked.signature.references, local.signing)
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         return read_request_body(environ, self._max_body)

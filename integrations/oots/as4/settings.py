@@ -1,7 +1,8 @@
 """The settings of the native AS4 access point, and the objects they open.
 
-The ``[oots.as4]`` table of the OOTS settings (``OotsSettings.as4``); a per-authority choice
-of gateway (``domibus-ws`` or ``as4``) is still to come:
+The ``[oots.as4]`` table of the OOTS settings (``OotsSettings.as4``), and an authority's own
+values under ``[oots.requesters.<CVR>.as4]`` (``As4AuthoritySettings``) for an authority whose
+``gateway = "as4"``; ``for_authority`` lays them over the platform's:
 
 .. code-block:: toml
 
@@ -17,6 +18,12 @@ of gateway (``domibus-ws`` or ``as4``) is still to come:
     encryption_cert = ""                      # empty: the signing certificate
     ca_cert = "partners/tls-ca.pem"           # TLS trust for endpoint_url; empty: public roots
 
+    [oots.requesters.29189854]
+    gateway = "as4"
+    [oots.requesters.29189854.as4]            # each field left empty: [oots.as4]'s
+    party_id = "AP_DK_02"
+    signing_alias = "as4-sign-b"              # the keys come as a whole (see for_authority)
+
 ``local_access_point`` reads the keys from the certificate store (checked usable: present,
 matching, valid, private), ``partners`` the partners' certificates; every problem is a
 ``ConfigurationError`` naming the setting.
@@ -25,7 +32,7 @@ matching, valid, private), ``partners`` the partners' certificates; every proble
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -69,6 +76,37 @@ class As4Settings:
     @property
     def configured(self) -> bool:
         return bool(self.party_id and self.signing_alias)
+
+
+@dataclass
+class As4AuthoritySettings:
+    """An authority's own AS4 values (``[oots.requesters.<CVR>.as4]``); empty: the platform's."""
+
+    party_id: str = ""
+    party_type: str = ""
+    signing_alias: str = ""
+    decryption_alias: str = ""
+    #: Partners of its own, by party id; the platform's partners stay known beside them.
+    partners: dict[str, As4PartnerSettings] = field(default_factory=dict)
+
+
+def for_authority(base: As4Settings, own: As4AuthoritySettings) -> As4Settings:
+    """The access point of an authority with ``own`` values over the platform's ``base``.
+
+    Each field falls back on its own, except the keys: they come as a whole, from the authority
+    when it names its signing key, else from the platform (never its signing key with the
+    platform's decryption key). Partners are the platform's with the authority's over them.
+    The receiving endpoint and its limits are the platform's.
+    """
+    own_keys = bool(own.signing_alias)
+    return replace(
+        base,
+        party_id=own.party_id or base.party_id,
+        party_type=own.party_type or base.party_type,
+        signing_alias=own.signing_alias if own_keys else base.signing_alias,
+        decryption_alias=own.decryption_alias if own_keys else base.decryption_alias,
+        partners={**base.partners, **own.partners},
+    )
 
 
 def _pair(
