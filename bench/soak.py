@@ -192,7 +192,10 @@ LATE_SECONDS = 1.0
 class Minute:
     requests: int = 0
     late: int = 0
+    #: From the due time (what a client on schedule waits).
     latencies: list[float] = field(default_factory=list)
+    #: From the send (the platform's own answer time, without the generator's backlog).
+    service: list[float] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -210,6 +213,7 @@ class Record:
             minute.requests += 1
             minute.late += sent - due > LATE_SECONDS
             minute.latencies.append(done - due)
+            minute.service.append(done - sent)
             if failure is not None:
                 minute.failures.append(failure)
 
@@ -225,6 +229,7 @@ class Record:
                 whole.requests += part.requests
                 whole.late += part.late
                 whole.latencies += part.latencies
+                whole.service += part.service
                 whole.failures += part.failures
             return whole
 
@@ -323,7 +328,7 @@ class Hooks:
 def header() -> str:
     return (
         f"{'min':>4}{'requests':>9}{'late':>6}{'inj':>5}{'expl':>6}{'unexpl':>7}"
-        f"{'p50 ms':>8}{'p99 ms':>9}"
+        f"{'p50 ms':>10}{'p99 ms':>10}{'svc p99':>9}"
         f"{'register MiB/fd':>17}{'platform MiB/fd (n)':>22}{'loadgen MiB/fd':>16}"
     )
 
@@ -331,12 +336,13 @@ def header() -> str:
 def row(index: int, minute: Minute, injected: int, explained: int, last: Sample) -> str:
     ordered = sorted(minute.latencies)
     p50, p99 = load.percentile(ordered, 0.5) * 1000, load.percentile(ordered, 0.99) * 1000
+    service = load.percentile(sorted(minute.service), 0.99) * 1000
     reg, plat, gen = (last.groups[name] for name in ("register", "platform", "loadgen"))
     unexplained = len(minute.failures) - explained
     return (
         f"{index + 1:>4}{minute.requests:>9}{minute.late:>6}{injected:>5}"
         f"{explained:>6}{unexplained:>7}"
-        f"{p50:>8.1f}{p99:>9.1f}"
+        f"{p50:>10.1f}{p99:>10.1f}{service:>9.1f}"
         f"{f'{reg[0] / MIB:.0f}/{reg[1]}':>17}"
         f"{f'{plat[0] / MIB:.0f}/{plat[1]} ({plat[2]})':>22}"
         f"{f'{gen[0] / MIB:.0f}/{gen[1]}':>16}"
