@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PEER_VENV := .venv-as4peer
 PEER_STAMP := $(PEER_VENV)/.installed
 
-.PHONY: sandbox test lint typecheck unit bench bench-as4 bench-nightly mutation clean
+.PHONY: sandbox test lint typecheck unit bench bench-as4 bench-nightly soak mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench-nightly: $(STAMP)
 # The native AS4 sender: build, sign, encrypt, send a 100 KB OOTS request to a local partner.
 bench-as4: $(STAMP)
 	$(BIN)/python bench/as4.py
+
+# The soak (bench/soak.py): the pass-through at 80% of its measured capacity for MINUTES
+# (default 30) with injected register faults; exit 0 pass, 2 fail (docs/benchmark.md).
+MINUTES ?= 30
+soak: $(STAMP)
+	nice $(BIN)/python bench/soak.py --minutes $(MINUTES)
 
 # Mutation testing (mutmut) of security, routing, the replay cache, the sending ledger, the
 # NemSMS rules and the snapshot diff against the unit tests; hours on two cores, so not part

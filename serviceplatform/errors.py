@@ -298,9 +298,14 @@ class UpstreamError(ServicePlatformError):
     code = "SP-400"
     text = "The upstream service failed"
 
-    def __init__(self, detail: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, detail: str | None = None, status: int | None = None, peer_code: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
+        #: The peer's own error code, where its answer names one (a register's ``FejlKode``):
+        #: lets an integration tell one refusal of a status class from another.
+        self.peer_code = peer_code
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -5,9 +5,17 @@ crash in between delivers it again (at least once, under the same deterministic 
 Rows go to the distributor a batch at a time (``deliver_batch``) and the accepted ones are
 marked in one transaction per batch: one transaction per message kept a national night's
 delivery at a few hundred messages a second.
+
+Each batch is claimed (:meth:`Outbox.claim`): the relay delivers and marks it while the claim's
+transaction holds the rows locked, so relays running at the same time (``subscriptions run``
+and ``subscriptions deliver``, two ``deliver``, the scheduler) never hand a row over twice. A
+relay that ends without committing (a crash, a lost database) leaves its rows pending for
+the next round.
+
 When the distributor cannot be reached the round stops at once (every later row would fail
 the same way) and the rows wait for the next round; a row the distributor rejects keeps its
-error text and stays pending, and the round goes on with the others.
+error text and stays pending, and the round goes on with the others (rows after it: a round
+tries each row once).
 """
 
 from __future__ import annotations
@@ -52,46 +60,48 @@ class OutboxRelay:
     def run(self, *, on_delivered: Callable[[int], None] | None = None) -> RelayResult:
         """Deliver until nothing is pending, the distributor is down or only rejects remain."""
         result = RelayResult()
-        seen: set[int] = set()
+        after = 0
         while True:
-            batch = [
-                row
-                for row in self._outbox.pending(limit=self._batch_size, topic=self._topic)
-                if row.id not in seen
-            ]
-            if not batch:
-                return result
-            seen.update(row.id for row in batch)
-            messages = [
-                OutgoingMessage(
-                    besked_id=row.message_id,
-                    authority_cvr=row.authority_cvr,
-                    body=row.body.encode("utf-8"),
-                )
-                for row in batch
-            ]
-            outcome = self._distributor.deliver_batch(messages)
-            accepted = [
-                row.id
-                for index, row in enumerate(batch)
-                if index in outcome and outcome[index] is None
-            ]
-            self._outbox.mark_delivered(accepted, self._clock())
+            with self._outbox.claim(
+                limit=self._batch_size, topic=self._topic, after=after
+            ) as claim:
+                batch = claim.rows
+                if not batch:
+                    return result
+                after = batch[-1].id
+                messages = [
+                    OutgoingMessage(
+                        besked_id=row.message_id,
+                        authority_cvr=row.authority_cvr,
+                        body=row.body.encode("utf-8"),
+                    )
+                    for row in batch
+                ]
+                outcome = self._distributor.deliver_batch(messages)
+                accepted = [
+                    row.id
+                    for index, row in enumerate(batch)
+                    if index in outcome and outcome[index] is None
+                ]
+                claim.mark_delivered(accepted, self._clock())
+                for index, error in sorted(outcome.items()):
+                    row = batch[index]
+                    if isinstance(error, DistributorUnavailable):
+                        claim.mark_failed(row.id, error.error_text)
+                        result.unavailable = True
+                        result.errors.append(error.error_text)
+                        # Row ids, not message ids: those are derived from a CPR number.
+                        log.warning(
+                            "distributor unavailable; outbox row %d waits: %s", row.id, error
+                        )
+                    elif error is not None:
+                        claim.mark_failed(row.id, error.error_text)
+                        result.rejected += 1
+                        result.errors.append(f"outbox row {row.id}: {error.error_text}")
+                        log.warning("distributor rejected outbox row %d: %s", row.id, error)
+            # Counted once the claim committed: a rolled-back batch was not delivered.
             result.delivered += len(accepted)
             if on_delivered is not None and accepted:
                 on_delivered(len(accepted))
-            for index, error in sorted(outcome.items()):
-                row = batch[index]
-                if isinstance(error, DistributorUnavailable):
-                    self._outbox.mark_failed(row.id, error.error_text)
-                    result.unavailable = True
-                    result.errors.append(error.error_text)
-                    # Row ids, not message ids: those are derived from a CPR number.
-                    log.warning("distributor unavailable; outbox row %d waits: %s", row.id, error)
-                elif error is not None:
-                    self._outbox.mark_failed(row.id, error.error_text)
-                    result.rejected += 1
-                    result.errors.append(f"outbox row {row.id}: {error.error_text}")
-                    log.warning("distributor rejected outbox row %d: %s", row.id, error)
             if result.unavailable:
                 return result

@@ -15,6 +15,13 @@ hands the messages to the distributor.
 * **First night** of an authority: the list is stored as the baseline and no message is sent.
 * **Service window.** NemSMS is down Sunday 00:00-04:00 Danish time; a run that would fetch
   then either waits until 04:00 (``wait=True``, the scheduler) or stops with SP-520.
+* **Delivery after the lease.** The lease covers fetching and diffing only: it is finished
+  once the night's messages are committed to the outbox, and the relay runs after it. A
+  second ``subscriptions run`` (which finds the night finished) or a ``subscriptions deliver``
+  starting in that gap relays at the same time, and that is harmless: the relay claims each
+  batch of rows under a lock (``serviceplatform.relay``, ``Outbox.claim``), so every row is
+  handed over by one relay only. Holding the lease through delivery instead would not stop a
+  ``deliver`` (which takes no lease) and would keep a crashed relay's night "running".
 * **Failures** of one authority (register down mid-fetch, ...) discard that authority's
   partial list, are reported, and leave the date unfinished so the next run retries it.
 """

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from integrations.sf2250.register_errors import REGISTER_ANSWERS
+from integrations.sf2250.errors import SmsOutsideSendingHours
+from integrations.sf2250.register_errors import OUTSIDE_SENDING_HOURS, REGISTER_ANSWERS
 from serviceplatform.call import PlatformCall
-from serviceplatform.errors import CertificateUnavailable
+from serviceplatform.errors import CertificateUnavailable, UpstreamRejected
 from serviceplatform.outbound.base import OutboundRequest, OutboundResponse
 from serviceplatform.outbound.credentials import ClientCertificate
 from serviceplatform.platform import Platform
@@ -39,15 +40,24 @@ def send_to_register(
     """Send ``request`` with the route's certificate; records the register's status on the call.
 
     The register's ``dkal:Fejl`` answers are read by ``register_errors.REGISTER_ANSWERS``.
+    Its refusal of an SMS outside the sending hours (400, FejlKode 1009) is the platform's
+    sending-hours fault (SP-503, retryable), as when the platform's own clock refuses first:
+    the two clocks may differ by a little at 08:00 and 22:00.
 
     A failure is raised as its platform error; the SOAP layer records it (``call.py``).
     """
     if route.cert_alias is None:
         # The register only talks mutual TLS: say so instead of failing the handshake.
         raise CertificateUnavailable(f"agreement {route.agreement.uuid} names no certificate")
-    response = platform.transport(PEER).send(
-        replace(request, answer_check=REGISTER_ANSWERS),
-        credential=ClientCertificate(route.cert_alias),
-    )
+    try:
+        response = platform.transport(PEER).send(
+            replace(request, answer_check=REGISTER_ANSWERS),
+            credential=ClientCertificate(route.cert_alias),
+        )
+    except UpstreamRejected as error:
+        if error.status == 400 and error.peer_code == OUTSIDE_SENDING_HOURS:
+            call.upstream_status = error.status
+            raise SmsOutsideSendingHours(f"the register refused it ({error.detail})") from error
+        raise
     call.upstream_status = response.status
     return response

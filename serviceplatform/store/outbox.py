@@ -1,20 +1,31 @@
 """The transactional outbox: messages decided in a transaction, delivered after it.
 
 Rows are written by the transaction that decided them (an integration's store), so a decision
-and its messages commit together or not at all. A relay (``serviceplatform.relay``) reads
-``pending`` rows oldest first and marks each ``delivered`` after the distributor accepted it;
-a crash between the two delivers the row again (at least once; receivers dedupe by the
-message id, which is deterministic). A failed attempt only counts and keeps the error text.
+and its messages commit together or not at all. A relay (``serviceplatform.relay``) claims
+``pending`` rows oldest first (:meth:`Outbox.claim`) and marks each ``delivered`` after the
+distributor accepted it; a crash between the two delivers the row again (at least once;
+receivers dedupe by the message id, which is deterministic). A failed attempt only counts and
+keeps the error text.
+
+**Claiming.** A claim is a transaction that locks its rows until it ends, and the relay
+delivers and marks them inside it, so two relays (a ``subscriptions run`` and a ``deliver``,
+or two ``deliver``) never hand the same row over twice. PostgreSQL locks the rows
+(``SELECT ... FOR UPDATE SKIP LOCKED``): a second relay skips them and takes the next ones,
+and nothing else waits. SQLite can only lock the whole database: the claim takes the writer
+lock (``BEGIN IMMEDIATE``, queued at the writer gate), so a second relay, and every other
+writer, waits until the batch is marked; the batch size bounds that wait. A crash, or any
+error, rolls the claim back: its rows are pending again, never lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import outbox
@@ -44,9 +55,42 @@ class OutboxCounts:
     failing: int
 
 
+class Claim:
+    """Rows locked for one relay until the claim's transaction ends; marks them inside it."""
+
+    def __init__(self, connection: Connection, rows: list[OutboxMessage]) -> None:
+        self._connection = connection
+        self.rows = rows
+
+    def mark_delivered(self, ids: Sequence[int], now: datetime) -> None:
+        _mark_delivered(self._connection, ids, now)
+
+    def mark_failed(self, row_id: int, error: str) -> None:
+        _mark_failed(self._connection, row_id, error)
+
+
 class Outbox:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @contextmanager
+    def claim(self, *, limit: int, topic: str | None = None, after: int = 0) -> Iterator[Claim]:
+        """Up to ``limit`` pending rows with an id above ``after``, oldest first, locked for
+        the caller until the block ends (committed on success, rolled back on an error)."""
+        query = (
+            select(outbox)
+            .where(outbox.c.state == "pending", outbox.c.id > after)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if topic is not None:
+            query = query.where(outbox.c.topic == topic)
+        if self._db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        # write_first: on SQLite the claim holds the writer lock from BEGIN on.
+        with self._db.transaction(write_first=True) as connection:
+            rows = [_message(row) for row in connection.execute(query)]
+            yield Claim(connection, rows)
 
     def pending(self, *, limit: int, topic: str | None = None) -> list[OutboxMessage]:
         query = select(outbox).where(outbox.c.state == "pending").order_by(outbox.c.id)
@@ -59,19 +103,11 @@ class Outbox:
         if not ids:
             return
         with self._db.transaction(write_first=True) as connection:
-            connection.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(list(ids)), outbox.c.state == "pending")
-                .values(state="delivered", delivered_at=now, attempts=outbox.c.attempts + 1)
-            )
+            _mark_delivered(connection, ids, now)
 
     def mark_failed(self, row_id: int, error: str) -> None:
         with self._db.transaction(write_first=True) as connection:
-            connection.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(attempts=outbox.c.attempts + 1, last_error=error[:_ERROR_TEXT_LIMIT])
-            )
+            _mark_failed(connection, row_id, error)
 
     def counts(self, topic: str | None = None, *, authority_cvr: str | None = None) -> OutboxCounts:
         """Pending, delivered and failing messages; of one topic and one authority if given."""
@@ -98,6 +134,24 @@ class Outbox:
             if state == "pending":
                 by_authority[authority] = by_authority.get(authority, 0) + count
         return OutboxCounts(totals["pending"], totals["delivered"], by_authority, failing)
+
+
+def _mark_delivered(connection: Connection, ids: Sequence[int], now: datetime) -> None:
+    if not ids:
+        return
+    connection.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(list(ids)), outbox.c.state == "pending")
+        .values(state="delivered", delivered_at=now, attempts=outbox.c.attempts + 1)
+    )
+
+
+def _mark_failed(connection: Connection, row_id: int, error: str) -> None:
+    connection.execute(
+        update(outbox)
+        .where(outbox.c.id == row_id)
+        .values(attempts=outbox.c.attempts + 1, last_error=error[:_ERROR_TEXT_LIMIT])
+    )
 
 
 def _message(row: Any) -> OutboxMessage:

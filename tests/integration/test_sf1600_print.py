@@ -266,6 +266,31 @@ def test_sending_hours_08_to_22_danish_time(
         assert outward(hooks) == []
 
 
+@pytest.mark.parametrize("version", [11, 12])
+def test_the_registers_out_of_hours_refusal_is_the_sending_hours_fault(
+    sms: PrintPlatform, hooks: RegisterHooks, version: int
+) -> None:
+    # The platform's clock says 21:59:59, the register's (a second ahead) 22:00:00: the
+    # register refuses with 400, FejlKode 1009 (docs/nemsms-register.md, rule 8).
+    sms.clock.now = datetime.fromisoformat("2026-01-15T21:59:59+01:00").astimezone(UTC)
+    hooks.set_clock(datetime.fromisoformat("2026-01-15T22:00:00+01:00").astimezone(UTC))
+    sending = new_id()
+    response = sms.call(afsend(afsendelse_id=sending), version=version)
+    status = 500 if version == 11 else 400
+    assert (response.status_code, fault_code(response, version)) == (status, "SP-503")
+    assert "1009" in response.text
+    assert [r["method"] for r in outward(hooks)] == ["PUT"]
+    assert hooks.sms() == []
+    ledger = SendingLedger(sms.app.platform.db)
+    state = ledger.get(service="sf1600", authority_cvr=AUTHORITY, key=sending)
+    assert state is not None and (state.state, state.error_code) == ("failed", "SP-503")
+    # Retryable: the same sending goes out once the window opens.
+    sms.at(datetime.fromisoformat("2026-01-16T08:00:00+01:00").astimezone(UTC))
+    again = sms.call(afsend(afsendelse_id=sending), version=version)
+    assert again.status_code == 200, again.text
+    assert [s["id"] for s in hooks.sms()] == [sending]
+
+
 @pytest.mark.parametrize(
     ("changes", "code"),
     [

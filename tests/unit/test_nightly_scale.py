@@ -154,6 +154,24 @@ def test_the_relay_delivers_in_batches_and_marks_each_batch(database: Database) 
     assert Outbox(database).counts("t").pending == 0
 
 
+def test_a_relay_that_dies_mid_batch_leaves_its_claimed_rows_pending(database: Database) -> None:
+    _pending(database, 5)
+
+    class Dying(MemoryDistributor):
+        def deliver_batch(self, messages: Any) -> Any:
+            super().deliver_batch(messages[:2])
+            raise RuntimeError("the process dies here")
+
+    relay = OutboxRelay(Outbox(database), Dying(), clock=lambda: NOW, topic="t", batch_size=5)
+    with pytest.raises(RuntimeError):
+        relay.run()
+    # The claim rolled back: nothing marked, every row is there for the next relay.
+    assert Outbox(database).counts("t").pending == 5
+    again = MemoryDistributor()
+    result = OutboxRelay(Outbox(database), again, clock=lambda: NOW, topic="t").run()
+    assert result.delivered == 5 and len(again.delivered) == 5
+
+
 def test_the_relay_keeps_the_rest_of_a_batch_when_the_distributor_goes_down(
     database: Database,
 ) -> None:
