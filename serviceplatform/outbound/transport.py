@@ -18,6 +18,8 @@ budget, whereas the loop caps every attempt by the time left and stops retrying 
 little is left. It retries connection failures, timeouts and 5xx answers, never 4xx; a
 request marked not idempotent only after a failure that proves it never left, and always
 on a fresh connection (an idle one the server dropped would make a failure ambiguous).
+The fresh connection still uses the identity's one ``SSLContext``: building a context loads
+the CA store, tens of milliseconds of CPU that would otherwise be paid on every such call.
 
 No ``requests.Session``: the adapter is called directly, so nothing from the environment
 (proxy variables, ``REQUESTS_CA_BUNDLE``), no cookie and no redirect ever applies. Bodies are
@@ -225,6 +227,7 @@ class HttpTransport(TransportBase):
         self._max_bytes = max_response_bytes or sys.maxsize
         self._adapter_factory = adapter_factory
         self._adapters: dict[Hashable, BaseAdapter] = {}
+        self._contexts: dict[Hashable, ssl.SSLContext] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -333,6 +336,17 @@ class HttpTransport(TransportBase):
         )
 
     def _tls_context(self, identity: TlsIdentity | None) -> ssl.SSLContext:
+        # One per identity (its key changes when the certificate files are renewed); an
+        # SSLContext is safe to share between threads and connections.
+        key = identity.key if identity is not None else None
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._new_tls_context(identity)
+            with self._lock:
+                context = self._contexts.setdefault(key, context)
+        return context
+
+    def _new_tls_context(self, identity: TlsIdentity | None) -> ssl.SSLContext:
         # Without ca_cert the system's trust store applies (never REQUESTS_CA_BUNDLE).
         try:
             context = ssl.create_default_context(cafile=self.settings.ca_cert or None)

@@ -381,6 +381,28 @@ def test_a_request_that_is_not_idempotent_is_repeated_only_when_never_sent() -> 
     assert transport.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL).attempts == 2
 
 
+def test_calls_on_connections_of_their_own_share_the_identitys_tls_context() -> None:
+    # Building an SSLContext loads the CA store (tens of ms): a fresh connection must not.
+    contexts: list[ssl.SSLContext] = []
+    adapter = Scripted([200, 200, 200])
+
+    def factory(context: Callable[[], ssl.SSLContext], size: int) -> Scripted:
+        contexts.append(context())
+        return adapter
+
+    transport = HttpTransport(
+        PeerSettings(base_url="https://peer.test"),
+        None,
+        adapter_factory=factory,  # type: ignore[arg-type]
+    )
+    once = OutboundRequest("POST", "/submit", b"x", idempotent=False)
+    for _ in range(2):
+        transport.send(once, credential=NO_CREDENTIAL)
+    transport.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL)
+    assert len(contexts) == 3 and adapter.closed == 2
+    assert contexts[0] is contexts[1] is contexts[2]
+
+
 def test_a_request_marked_any_status_gets_every_answer_back_once() -> None:
     # An AS4 partner's eb:Error comes in an HTTP 500: the caller must read it, not a 5xx error.
     adapter = Scripted([500, 200])

@@ -13,12 +13,18 @@ also not idempotent for the transport (never repeated there): AS4 reception awar
 resends on the PMode's schedule, in ``sender.As4Sender``.
 
 ``open_transport`` is the same for ``[peers.<name>] kind = "as4"``.
+
+One transport is kept open per target (``_transport``): building one means an SSL context
+with its CA store, tens of milliseconds of CPU, and a kept-alive connection saves the next
+message its handshake. Partners are static configuration, so the cache stays small; a
+transport that falls out of it is closed by the garbage collector once no send holds it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Protocol
 
 from serviceplatform.config import PeerSettings
@@ -97,6 +103,11 @@ def open_transport(
     return HttpTransport(settings, certificates, peer=name, max_response_bytes=MAX_ANSWER_BYTES)
 
 
+@lru_cache(maxsize=64)
+def _transport(target: HttpTarget) -> HttpTransport:
+    return open_transport(PEER, peer_settings(target), None)
+
+
 def post_message(target: HttpTarget, content_type: str, body: bytes) -> HttpAnswer:
     """POST ``body`` to ``target``; the answer whatever its status, or one SP-4xx error."""
     credential: Credential = (
@@ -110,6 +121,5 @@ def post_message(target: HttpTarget, content_type: str, body: bytes) -> HttpAnsw
         idempotent=False,
         any_status=True,
     )
-    with open_transport(PEER, peer_settings(target), None) as transport:
-        response = transport.send(request, credential=credential)
+    response = _transport(target).send(request, credential=credential)
     return HttpAnswer(response.status, response.headers.get("Content-Type", ""), response.body)
