@@ -1,4 +1,8 @@
-"""``As4Gateway`` is a ``Gateway`` the OOTS exchange can use: submit, status, nothing to collect."""
+"""``As4Gateway`` is a ``Gateway`` the OOTS exchange can use: submit, status, nothing to collect.
+
+Also: the EDM request the exchange builds arrives at the partner byte for byte and still
+validates against the OOTS (RegRep 4, SDG) schemas.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ from integrations.oots.as4.sender import As4Sender, RetrySchedule
 from integrations.oots.as4.signals import build_receipt
 from integrations.oots.as4.transport import HttpAnswer, HttpTarget
 from integrations.oots.as4.usermessage import open_message, unpack_user_message
+from integrations.oots.edm import EvidenceRequest, build_query_request
 from integrations.oots.gateway import NOT_FOUND, Gateway
 from serviceplatform.errors import UpstreamNotFound, UpstreamUnavailable, UpstreamUnreachable
 from tests.as4_material import de_partner, dk_access_point, dk_partner_of_de
 from tests.oots_domibus_material import outgoing
+from tests.unit.test_oots_edm_validation import BUILT, schema_errors
 
 
 def _receipting(target: HttpTarget, content_type: str, body: bytes) -> HttpAnswer:
@@ -66,3 +72,28 @@ def test_nothing_to_collect() -> None:
             gateway.retrieve("x")
         with pytest.raises(UpstreamNotFound):
             gateway.acknowledge("x")
+
+
+@pytest.mark.parametrize(("name", "request_"), BUILT[:2], ids=[name for name, _ in BUILT[:2]])
+def test_the_edm_request_the_partner_unpacks_still_validates_against_the_oots_schemas(
+    name: str, request_: EvidenceRequest
+) -> None:
+    # Compressed, signed and encrypted on the way, the RegRep document must arrive unchanged.
+    received: list[bytes] = []
+
+    def partner(target: HttpTarget, content_type: str, body: bytes) -> HttpAnswer:
+        german, platform = dk_partner_of_de()
+        unpacked = unpack_user_message(
+            open_message(content_type, body),
+            sender_certificates=(platform.signing_certificate,),
+            decryption=german.decryption,
+        )
+        assert unpacked.message.body is not None
+        received.append(unpacked.message.body)
+        return _receipting(target, content_type, body)
+
+    document = build_query_request(request_)
+    with _gateway(partner) as gateway:
+        gateway.submit(outgoing(message_id=f"edm-{name}@oots.eu", payload=document))
+    assert received == [document]
+    assert schema_errors(received[0]) == []
