@@ -229,6 +229,8 @@ class HttpTransport(TransportBase):
         self._adapters: dict[Hashable, BaseAdapter] = {}
         self._contexts: dict[Hashable, ssl.SSLContext] = {}
         self._lock = threading.Lock()
+        # Its own lock: an adapter factory may build the context while ``_lock`` is held.
+        self._contexts_lock = threading.Lock()
         self._closed = False
 
     def send(self, request: OutboundRequest, *, credential: Credential) -> OutboundResponse:
@@ -342,7 +344,7 @@ class HttpTransport(TransportBase):
         context = self._contexts.get(key)
         if context is None:
             context = self._new_tls_context(identity)
-            with self._lock:
+            with self._contexts_lock:
                 context = self._contexts.setdefault(key, context)
         return context
 

@@ -401,6 +401,15 @@ def test_calls_on_connections_of_their_own_share_the_identitys_tls_context() -> 
     transport.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL)
     assert len(contexts) == 3 and adapter.closed == 2
     assert contexts[0] is contexts[1] is contexts[2]
+    # A pooled adapter builds its context under the transport's lock: it must not deadlock.
+    pooled = HttpTransport(
+        PeerSettings(base_url="https://peer.test"),
+        None,
+        adapter_factory=factory,  # type: ignore[arg-type]
+    )
+    adapter.statuses = [200]
+    assert pooled.send(OutboundRequest("GET", "/a"), credential=NO_CREDENTIAL).status == 200
+    assert len(contexts) == 4 and contexts[3] is not contexts[0]
 
 
 def test_a_request_marked_any_status_gets_every_answer_back_once() -> None:
