@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import replay_cache, routing_version
+from serviceplatform.store.models import MESSAGE_ID_LEN, replay_cache, routing_version
 from serviceplatform.store.replay import DbReplayCache, storage_key
 from serviceplatform.store.routing_cache import VersionHandoff
+from tests.unit.writer_gate_probe import counting_gate
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)
@@ -153,3 +156,75 @@ def test_the_handoff_is_per_thread(database: Database) -> None:
 def _version(db: Database) -> int:
     with db.transaction() as connection:
         return int(connection.execute(select(routing_version.c.version)).scalar_one())
+
+
+def test_a_message_id_is_expired_at_its_expiry_instant(database: Database) -> None:
+    cache = DbReplayCache(database)
+    assert cache.remember("m", NOW + WINDOW, NOW)
+    # The window is [sent, expires): at the expiry instant the id may be used again.
+    assert cache.remember("m", NOW + 2 * WINDOW, NOW + WINDOW)
+    assert not cache.remember("m", NOW + 3 * WINDOW, NOW + WINDOW)
+
+
+def test_purge_deletes_a_row_at_its_expiry_instant(database: Database) -> None:
+    cache = DbReplayCache(database)
+    cache.remember("edge", NOW + WINDOW, NOW)
+    cache.remember("live", NOW + WINDOW + timedelta(microseconds=1), NOW)
+    assert cache.purge(NOW + WINDOW) == 1
+    assert _rows(database) == 1
+
+
+def test_a_message_id_that_just_fits_is_stored_as_itself(database: Database) -> None:
+    fits = "urn:uuid:" + "f" * (MESSAGE_ID_LEN - len("urn:uuid:"))
+    assert storage_key(fits) == fits
+    assert storage_key(fits + "x") != fits + "x"
+    cache = DbReplayCache(database)
+    assert cache.remember(fits, NOW + WINDOW, NOW)
+    with database.transaction() as connection:
+        assert connection.execute(select(replay_cache.c.message_id)).scalars().all() == [fits]
+
+
+def test_the_purge_runs_on_every_purge_every_th_call(database: Database) -> None:
+    # Rows written by another process, expired by the time this one starts calling.
+    DbReplayCache(database).remember("old", NOW + timedelta(seconds=1), NOW)
+    later = NOW + timedelta(minutes=1)
+    cache = DbReplayCache(database, purge_every=2)
+    cache.remember("a", later + WINDOW, later)
+    assert _rows(database) == 2  # first call: no purge yet
+    cache.remember("b", later + WINDOW, later)
+    assert _rows(database) == 2  # second call: "old" purged, "b" added
+    every_call = DbReplayCache(database, purge_every=0)  # below 1 means every call
+    DbReplayCache(database).remember("old-2", NOW + timedelta(seconds=1), NOW)
+    every_call.remember("c", later + WINDOW, later)
+    assert _rows(database) == 3
+
+
+def test_an_accepted_message_offers_no_version_when_the_version_row_is_missing(
+    database: Database,
+) -> None:
+    handoff = VersionHandoff()
+    cache = DbReplayCache(database, handoff=handoff)
+    with database.transaction() as connection:
+        connection.execute(routing_version.delete())
+    # The routing then reads the version itself (and reports the unmigrated database).
+    assert cache.remember("m", NOW + WINDOW, NOW)
+    assert handoff.take("m") is None
+
+
+def test_every_replay_cache_write_queues_at_the_sqlite_writer_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "platform.sqlite"
+    db = Database(f"sqlite:///{file}")
+    try:
+        db.upgrade()
+        gate = counting_gate(db, file, monkeypatch)
+        cache = DbReplayCache(db)
+        assert cache.remember("m", NOW + WINDOW, NOW)
+        assert gate.holds == 1
+        assert not cache.remember("m", NOW + WINDOW, NOW)
+        assert gate.holds == 2
+        cache.purge(NOW)
+        assert gate.holds == 3
+    finally:
+        db.dispose()

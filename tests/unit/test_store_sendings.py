@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from integrations.sf2250.errors import SendingIdentifierReused, SendingInProgress
 from integrations.sf2250.sendings import SendingLedger
+from integrations.sf2250.tables import sendings
 from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
+from serviceplatform.store.models import ERROR_CODE_LEN, MESSAGE_ID_LEN
+from tests.unit.writer_gate_probe import counting_gate
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 KEY: dict[str, Any] = {"service": "sf1600", "authority_cvr": "29189846", "key": "sms-1"}
@@ -101,3 +106,106 @@ def test_racing_claims_let_exactly_one_send(database_url: str) -> None:
         for db in databases:
             db.dispose()
     assert sorted(outcomes) == ["in progress"] * 3 + ["send"]
+
+
+def _stored(db: Database, key: str = "sms-1") -> Any:
+    with db.transaction() as connection:
+        return connection.execute(select(sendings).where(sendings.c.sending_key == key)).one()
+
+
+def test_each_attempt_records_the_calls_message_id_cut_to_its_column(database: Database) -> None:
+    # The message log finds a sending by the MessageID of the call that made it.
+    ledger = SendingLedger(database)
+    ledger.claim(**KEY, request_hash="h1", message_id="urn:uuid:first", now=NOW)
+    assert _stored(database).message_id == "urn:uuid:first"
+    ledger.failed(**KEY, error_code="SP-404", now=NOW)
+    ledger.claim(**KEY, request_hash="h1", message_id="urn:uuid:retry", now=NOW)
+    assert _stored(database).message_id == "urn:uuid:retry"
+    ledger.claim(**{**KEY, "key": "none"}, request_hash="h1", message_id=None, now=NOW)
+    assert _stored(database, "none").message_id is None
+    long_id = "urn:uuid:" + "x" * MESSAGE_ID_LEN
+    ledger.claim(**{**KEY, "key": "long"}, request_hash="h1", message_id=long_id, now=NOW)
+    assert _stored(database, "long").message_id == long_id[:MESSAGE_ID_LEN]
+
+
+def test_the_first_outward_id_is_kept_on_every_attempt(database: Database) -> None:
+    ledger = SendingLedger(database)
+    first = ledger.claim(**KEY, request_hash="h1", message_id=None, now=NOW, outward_id="o-1")
+    assert first.outward_id == "o-1"
+    state = ledger.get(**KEY)
+    assert state is not None and state.outward_id == "o-1"
+    ledger.failed(**KEY, error_code="SP-404", now=NOW)
+    # A retry after a lost answer must carry the same MeMo messageUUID, not its own new one.
+    retry = ledger.claim(**KEY, request_hash="h1", message_id=None, now=NOW, outward_id="o-2")
+    assert (retry.send, retry.attempt, retry.outward_id) == (True, 2, "o-1")
+    state = ledger.get(**KEY)
+    assert state is not None and (state.outward_id, state.attempts) == ("o-1", 2)
+    ledger.succeeded(**KEY, result="{}", now=NOW)
+    done = ledger.claim(**KEY, request_hash="h1", message_id=None, now=NOW, outward_id="o-3")
+    assert (done.send, done.attempt, done.outward_id) == (False, 2, "o-1")
+
+
+def test_a_key_stored_without_an_outward_id_takes_the_retrys(database: Database) -> None:
+    ledger = SendingLedger(database)
+    assert ledger.claim(**KEY, request_hash="h1", message_id=None, now=NOW).outward_id is None
+    ledger.failed(**KEY, error_code="SP-404", now=NOW)
+    retry = ledger.claim(**KEY, request_hash="h1", message_id=None, now=NOW, outward_id="o-2")
+    assert retry.outward_id == "o-2"
+    state = ledger.get(**KEY)
+    assert state is not None and state.outward_id == "o-2"
+
+
+def test_an_attempt_is_stale_at_exactly_stale_after_and_a_takeover_blocks_anew(
+    database: Database,
+) -> None:
+    ledger = SendingLedger(database)  # the default: a minute
+    claim(ledger)
+    with pytest.raises(SendingInProgress):
+        claim(ledger, NOW + timedelta(seconds=59))
+    taken = claim(ledger, NOW + timedelta(seconds=60))
+    assert (taken.send, taken.attempt) == (True, 2)
+    # The takeover is itself an attempt in flight, timed from when it began.
+    with pytest.raises(SendingInProgress):
+        claim(ledger, NOW + timedelta(seconds=61))
+    state = ledger.get(**KEY)
+    assert state is not None and (state.state, state.attempts) == ("sending", 2)
+    assert state.updated_at == NOW + timedelta(seconds=60)
+
+
+def test_get_answers_the_whole_stored_sending(database: Database) -> None:
+    ledger = SendingLedger(database)
+    claim(ledger)
+    later = NOW + timedelta(minutes=3)
+    ledger.succeeded(**KEY, result='{"resultat": true}', now=later)
+    state = ledger.get(**KEY)
+    assert state is not None
+    assert (state.service, state.authority_cvr, state.sending_key) == (
+        "sf1600",
+        "29189846",
+        "sms-1",
+    )
+    assert (state.state, state.result, state.error_code) == ("sent", '{"resultat": true}', None)
+    assert state.updated_at == later
+    claim(ledger, key="sms-3")
+    ledger.failed(**{**KEY, "key": "sms-3"}, error_code="SP-" + "9" * 40, now=later)
+    failed = ledger.get(**{**KEY, "key": "sms-3"})
+    assert failed is not None and failed.error_code == ("SP-" + "9" * 40)[:ERROR_CODE_LEN]
+
+
+def test_every_ledger_write_queues_at_the_sqlite_writer_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "platform.sqlite"
+    db = Database(f"sqlite:///{file}")
+    try:
+        db.upgrade()
+        gate = counting_gate(db, file, monkeypatch)
+        ledger = SendingLedger(db)
+        claim(ledger)
+        assert gate.holds == 1
+        ledger.failed(**KEY, error_code="SP-404", now=NOW)
+        assert gate.holds == 2
+        ledger.get(**KEY)  # a read does not queue
+        assert gate.holds == 2
+    finally:
+        db.dispose()
