@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -93,6 +93,13 @@ def _answer(stored: Stored, request: OutgoingAs4, timeout: float = 10.0) -> Rece
         time.sleep(0.02)
 
 
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited in vain for {what}"
+        time.sleep(0.02)
+
+
 def test_a_request_over_as4_is_receipted_and_its_answer_pushed_back(
     linked: tuple[SimulatedOotsGateway, As4Sender, Stored],
 ) -> None:
@@ -112,6 +119,9 @@ def test_a_request_over_as4_is_receipted_and_its_answer_pushed_back(
     (submitted,) = gateway.state.submitted_json()
     assert submitted["from"]["party_id"] == PLATFORM_AS4_PARTY
     assert gateway.state.pending({}) == []
+    # The platform stores the answer before it receipts it, and the gateway counts a push only
+    # once the receipt is verified: wait for that side too.
+    _wait_for(lambda: bool(gateway.as4.pushed), "the push to be receipted")
     assert gateway.as4.pushed == [answer.message_id]
 
 
