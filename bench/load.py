@@ -204,7 +204,6 @@ def _drive(
         connection.open()  # before the clock starts; on failure the first request tries again
     clock = time.perf_counter
     expect = target.expect
-    record = seen.latencies.append
     start.wait()
     ready.wait()
     take = frames.get_nowait
@@ -213,20 +212,26 @@ def _drive(
             frame = take()
         except queue.Empty:
             break
-        began = clock()
-        try:
-            status, body = connection.exchange(frame)
-        except (OSError, ProtocolError, ValueError) as exc:
-            record(clock() - began)
-            seen.fail(f"{type(exc).__name__}: {exc}")
-            connection.close()
-            continue
-        record(clock() - began)
-        if status != 200:
-            seen.fail(f"HTTP {status}: {body[:600]!r}")
-        elif expect not in body:
-            seen.fail(f"200 without {expect!r}: {body[:600]!r}")
+        _exchange(connection, frame, clock(), seen, expect)
     connection.close()
+
+
+def _exchange(
+    connection: _Connection, frame: bytes, since: float, seen: _Seen, expect: bytes
+) -> None:
+    """Send ``frame`` and read its answer; its latency runs from ``since``."""
+    try:
+        status, body = connection.exchange(frame)
+    except (OSError, ProtocolError, ValueError) as exc:
+        seen.latencies.append(time.perf_counter() - since)
+        seen.fail(f"{type(exc).__name__}: {exc}")
+        connection.close()
+        return
+    seen.latencies.append(time.perf_counter() - since)
+    if status != 200:
+        seen.fail(f"HTTP {status}: {body[:600]!r}")
+    elif expect not in body:
+        seen.fail(f"200 without {expect!r}: {body[:600]!r}")
 
 
 def run_round(
@@ -256,6 +261,24 @@ def run_round(
         )
         for seen in seen_by_thread
     ]
+    return _measured_round(target, len(bodies), threads, seen_by_thread, start, ready, probes)
+
+
+def _measured_round(
+    target: Target,
+    requests: int,
+    threads: Sequence[threading.Thread],
+    seen_by_thread: Sequence[_Seen],
+    start: threading.Barrier,
+    ready: threading.Event,
+    probes: Mapping[str, Callable[[], float]],
+    on_go: Callable[[float], None] = lambda began: None,
+) -> RoundResult:
+    """Start ``threads``, release them together once all are at ``start``, and measure the
+    round: wall time, client, server and machine CPU, latencies and errors.
+
+    ``on_go`` gets the start instant just before the threads are released.
+    """
     for thread in threads:
         thread.start()
     start.wait()
@@ -263,6 +286,7 @@ def run_round(
     client_before = time.process_time()
     machine_before = machine_busy_seconds()
     began = time.perf_counter()
+    on_go(began)
     ready.set()
     for thread in threads:
         thread.join()
@@ -272,10 +296,10 @@ def run_round(
     server_used = {name: probe() - server_before[name] for name, probe in probes.items()}
     return RoundResult(
         target=target.name,
-        requests=len(bodies),
+        requests=requests,
         # Requests no thread sent (every thread died early: a bug, not the server) are errors.
         errors=sum(seen.errors for seen in seen_by_thread)
-        + len(bodies)
+        + requests
         - sum(len(seen.latencies) for seen in seen_by_thread),
         wall_seconds=wall,
         latencies=[latency for seen in seen_by_thread for latency in seen.latencies],
@@ -307,7 +331,6 @@ def _drive_open(
         connection.open()
     clock = time.perf_counter
     expect = target.expect
-    record = seen.latencies.append
     start.wait()
     ready.wait()
     begin = origin[0]
@@ -321,18 +344,7 @@ def _drive_open(
         wait = due - clock()
         if wait > 0:
             time.sleep(wait)
-        try:
-            status, body = connection.exchange(frame)
-        except (OSError, ProtocolError, ValueError) as exc:
-            record(clock() - due)
-            seen.fail(f"{type(exc).__name__}: {exc}")
-            connection.close()
-            continue
-        record(clock() - due)
-        if status != 200:
-            seen.fail(f"HTTP {status}: {body[:600]!r}")
-        elif expect not in body:
-            seen.fail(f"200 without {expect!r}: {body[:600]!r}")
+        _exchange(connection, frame, due, seen, expect)
     connection.close()
 
 
@@ -369,35 +381,12 @@ def run_open(
         )
         for seen in seen_by_thread
     ]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    server_before = {name: probe() for name, probe in probes.items()}
-    client_before = time.process_time()
-    machine_before = machine_busy_seconds()
-    began = time.perf_counter()
-    origin[0] = began + 0.01  # a little ahead, so the first due times are not already past
-    ready.set()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - began
-    client_cpu = time.process_time() - client_before
-    machine = machine_busy_seconds() - machine_before
-    server_used = {name: probe() - server_before[name] for name, probe in probes.items()}
-    return RoundResult(
-        target=target.name,
-        requests=len(bodies),
-        errors=sum(seen.errors for seen in seen_by_thread)
-        + len(bodies)
-        - sum(len(seen.latencies) for seen in seen_by_thread),
-        wall_seconds=wall,
-        latencies=[latency for seen in seen_by_thread for latency in seen.latencies],
-        client_cpu_seconds=client_cpu,
-        server_cpu_seconds=server_used,
-        machine_cpu_seconds=machine,
-        error_samples=[sample for seen in seen_by_thread for sample in seen.samples][
-            :MAX_ERROR_SAMPLES
-        ],
+
+    def set_origin(began: float) -> None:
+        origin[0] = began + 0.01  # a little ahead, so the first due times are not already past
+
+    return _measured_round(
+        target, len(bodies), threads, seen_by_thread, start, ready, probes, set_origin
     )
 
 
