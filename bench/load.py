@@ -398,15 +398,26 @@ def tree_cpu_seconds(root_pid: int, *, root_only: bool = False) -> float:
     stats = _read_stats()
     wanted = {root_pid}
     if not root_only:
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _) in stats.items():
-            children.setdefault(ppid, []).append(pid)
-        pending = [root_pid]
-        while pending:
-            for child in children.get(pending.pop(), []):
-                wanted.add(child)
-                pending.append(child)
+        wanted.update(_descendants(root_pid, stats))
     return sum(stats[pid][1] for pid in wanted if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root_pid: int) -> list[int]:
+    """The pids of every process below ``root_pid`` still running, sorted (none without /proc)."""
+    return sorted(_descendants(root_pid, _read_stats()))
+
+
+def _descendants(root_pid: int, stats: Mapping[int, tuple[int, int]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    pending = [root_pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.add(child)
+            pending.append(child)
+    return found
 
 
 def machine_busy_seconds() -> float:

@@ -94,32 +94,6 @@ MIB = 1024 * 1024
 # --- processes --------------------------------------------------------------------------------
 
 
-def _parents() -> dict[int, int]:
-    found: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command may hold spaces and parentheses: the fields follow the last ')'.
-        found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return found
-
-
-def descendants(root: int) -> list[int]:
-    parents = _parents()
-    out: list[int] = []
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == pid]
-        out += children
-        frontier += children
-    return sorted(out)
-
-
 def rss_and_files(pid: int) -> tuple[int, int]:
     """(RSS bytes, open file descriptors) of ``pid``; (0, 0) when it is gone."""
     try:
@@ -142,7 +116,7 @@ def sample(sandbox_pid: int, at: float) -> Sample:
     groups: dict[str, tuple[int, int, int]] = {}
     for name, pids in (
         ("register", [sandbox_pid]),
-        ("platform", descendants(sandbox_pid)),
+        ("platform", load.descendants(sandbox_pid)),
         ("loadgen", [os.getpid()]),
     ):
         figures = [rss_and_files(pid) for pid in pids]
