@@ -167,6 +167,23 @@
     table.setAttribute("aria-busy", value === "loading" ? "true" : "false");
   }
 
+  // Loads a table: only the newest load of its kind renders (an older answer that arrives
+  // late is dropped), and the table's data-state says loading, ready or error.
+  async function loadTable(kind, table, failure, request, render) {
+    const seq = ++state.seq[kind];
+    setTableState(table, "loading");
+    try {
+      const data = await request();
+      if (seq !== state.seq[kind]) return;
+      render(data);
+      setTableState(table, "ready");
+    } catch (error) {
+      if (seq !== state.seq[kind]) return;
+      setTableState(table, "error");
+      if (state.me) showError(failure, error);
+    }
+  }
+
   // --- the API ------------------------------------------------------------------------------
 
   class ApiError extends Error {
@@ -549,18 +566,10 @@
     const table = $("agreements-table");
     const filters = agreementFilters();
     if (!authorityFilterValid("filter-authority", filters.authority_cvr)) return;
-    const seq = ++state.seq.agreements;
-    setTableState(table, "loading");
-    try {
-      const data = await api("agreements", { query: filters });
-      if (seq !== state.seq.agreements) return;
+    const request = () => api("agreements", { query: filters });
+    await loadTable("agreements", table, "Loading the agreements failed", request, (data) => {
       renderAgreements(data.agreements || [], filters);
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.agreements) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the agreements failed", error);
-    }
+    });
     if (can("request") && state.consumerSystems === null) loadConsumerSystems();
   }
 
@@ -1094,19 +1103,11 @@
 
   async function loadSystems() {
     const table = $("systems-table");
-    const seq = ++state.seq.systems;
-    setTableState(table, "loading");
-    try {
-      const data = await api("consumer-systems");
-      if (seq !== state.seq.systems) return;
+    const request = () => api("consumer-systems");
+    await loadTable("systems", table, "Loading the consumer systems failed", request, (data) => {
       state.systems = data.consumer_systems || [];
       renderSystems(state.systems);
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.systems) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the consumer systems failed", error);
-    }
+    });
   }
 
   function renderSystems(systems) {
@@ -1612,22 +1613,14 @@
 
   async function loadCertificates() {
     const table = $("certificates-table");
-    const seq = ++state.seq.certificates;
-    setTableState(table, "loading");
-    try {
-      const data = await api("certificates");
-      if (seq !== state.seq.certificates) return;
+    const request = () => api("certificates");
+    await loadTable("certificates", table, "Loading the certificates failed", request, (data) => {
       const certificates = [...(data.certificates || [])].sort(
         (a, b) => (a.days_to_expiry ?? Infinity) - (b.days_to_expiry ?? Infinity),
       );
       $("certificates-body").replaceChildren(...certificates.map(certificateRow));
       $("certificates-empty").hidden = certificates.length > 0;
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.certificates) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the certificates failed", error);
-    }
+    });
   }
 
   function certificateRow(c) {
@@ -1667,11 +1660,8 @@
 
   async function loadRuns() {
     const table = $("runs-table");
-    const seq = ++state.seq.runs;
-    setTableState(table, "loading");
-    try {
-      const data = await api("subscriptions/runs", { query: { limit: $("runs-limit").value } });
-      if (seq !== state.seq.runs) return;
+    const request = () => api("subscriptions/runs", { query: { limit: $("runs-limit").value } });
+    await loadTable("runs", table, "Loading the nightly runs failed", request, (data) => {
       const outbox = data.outbox || {};
       for (const key of ["pending", "delivered", "failing"]) {
         const cell = $(`outbox-${key}`);
@@ -1695,12 +1685,7 @@
         ),
       );
       $("runs-empty").hidden = runs.length > 0;
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.runs) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the nightly runs failed", error);
-    }
+    });
   }
 
   // --- audit ------------------------------------------------------------------------------------
@@ -1709,24 +1694,16 @@
     const table = $("audit-table");
     const authority = state.me.role === "operator" ? $("audit-authority").value.trim() : "";
     if (!authorityFilterValid("audit-authority", authority)) return;
-    const seq = ++state.seq.audit;
-    setTableState(table, "loading");
-    try {
-      const data = await api("audit", {
-        query: { limit: $("audit-limit").value, authority_cvr: authority },
-      });
-      if (seq !== state.seq.audit) return;
+    const request = () => api("audit", {
+      query: { limit: $("audit-limit").value, authority_cvr: authority },
+    });
+    await loadTable("audit", table, "Loading the audit records failed", request, (data) => {
       const records = [...(data.records || [])].sort(
         (a, b) => new Date(b.at).getTime() - new Date(a.at).getTime(),
       );
       $("audit-body").replaceChildren(...records.map(auditRow));
       $("audit-empty").hidden = records.length > 0;
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.audit) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the audit records failed", error);
-    }
+    });
   }
 
   function auditRow(r) {
@@ -1784,14 +1761,11 @@
 
   async function loadMessages() {
     const table = $("messages-table");
-    const seq = ++state.seq.messages;
     const after = state.messagePages[state.messagePages.length - 1];
-    setTableState(table, "loading");
-    try {
-      const data = await api("messages", {
-        query: { ...state.messageFilters, limit: $("msg-limit").value, after },
-      });
-      if (seq !== state.seq.messages) return;
+    const request = () => api("messages", {
+      query: { ...state.messageFilters, limit: $("msg-limit").value, after },
+    });
+    await loadTable("messages", table, "Loading the message log failed", request, (data) => {
       const messages = data.messages || [];
       $("messages-body").replaceChildren(...messages.map(messageRow));
       $("messages-empty").hidden = messages.length > 0;
@@ -1803,12 +1777,7 @@
       const filtered = Object.keys(state.messageFilters).length;
       $("messages-caption").textContent =
         `Newest first${filtered ? ", filtered" : ""}: page ${page}, ${messages.length} messages`;
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.messages) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the message log failed", error);
-    }
+    });
   }
 
   function olderMessages() {
@@ -2001,11 +1970,8 @@
     const table = $("usage-table");
     const authority = state.me.role === "operator" ? $("usage-authority").value.trim() : "";
     if (!authorityFilterValid("usage-authority", authority)) return;
-    const seq = ++state.seq.usage;
-    setTableState(table, "loading");
-    try {
-      const data = await api("usage", { query: { days: 30, authority_cvr: authority } });
-      if (seq !== state.seq.usage) return;
+    const request = () => api("usage", { query: { days: 30, authority_cvr: authority } });
+    await loadTable("usage", table, "Loading the usage failed", request, (data) => {
       const rows = data.rows || [];
       $("usage-body").replaceChildren(
         ...rows.map((r) =>
@@ -2024,12 +1990,7 @@
       );
       $("usage-empty").hidden = rows.length > 0;
       drawUsage(data.days || []);
-      setTableState(table, "ready");
-    } catch (error) {
-      if (seq !== state.seq.usage) return;
-      setTableState(table, "error");
-      if (state.me) showError("Loading the usage failed", error);
-    }
+    });
   }
 
   // One bar per day, its height the day's calls, the failed part in red. Heights are set
