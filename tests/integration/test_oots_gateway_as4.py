@@ -83,21 +83,24 @@ def _request(gateway: SimulatedOotsGateway, provider_id: str = "SE-UHR-DIRECT") 
     )
 
 
-def _answer(stored: Stored, request: OutgoingAs4, timeout: float = 10.0) -> ReceivedAs4:
-    deadline = time.monotonic() + timeout
-    while True:
-        for message in stored.messages.values():
-            if message.ref_to_message_id == request.message_id:
-                return message
-        assert time.monotonic() < deadline, "no answer pushed"
-        time.sleep(0.02)
-
-
 def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"waited in vain for {what}"
         time.sleep(0.02)
+
+
+def _answer(stored: Stored, request: OutgoingAs4) -> ReceivedAs4:
+    def found() -> ReceivedAs4 | None:
+        return next(
+            (m for m in stored.messages.values() if m.ref_to_message_id == request.message_id),
+            None,
+        )
+
+    _wait_for(lambda: found() is not None, "the answer to be pushed")
+    answer = found()
+    assert answer is not None
+    return answer
 
 
 def test_a_request_over_as4_is_receipted_and_its_answer_pushed_back(
