@@ -104,16 +104,6 @@ def error_for_status(
     return UpstreamBadResponse(f"unexpected {text}", status=status)
 
 
-def status_check(parse_error: ErrorParser) -> AnswerCheck:
-    """An ``AnswerCheck`` that keeps the status classes and takes the detail from
-    ``parse_error`` (a peer whose error bodies have a known form)."""
-
-    def check(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError | None:
-        return error_for_status(status, body, parse_error)
-
-    return check
-
-
 def answer_error(
     status: int, headers: Mapping[str, str], body: bytes, check: AnswerCheck | None
 ) -> UpstreamError | None:

@@ -52,10 +52,9 @@ class DbReplayCache:
         self._calls = 0
         self._lock = threading.Lock()
         insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        timestamp = replay_cache.c.expires_at.type
         statement = insert(replay_cache).values(
             message_id=bindparam("p_message_id"),
-            expires_at=bindparam("p_expires_at", type_=timestamp),
+            expires_at=bindparam("p_expires_at"),
         )
         returned: list[ColumnElement[Any]] = [replay_cache.c.message_id]
         if handoff is not None:
@@ -67,7 +66,7 @@ class DbReplayCache:
             statement.on_conflict_do_update(
                 index_elements=[replay_cache.c.message_id],
                 set_={"expires_at": statement.excluded.expires_at},
-                where=replay_cache.c.expires_at <= bindparam("p_now", type_=timestamp),
+                where=replay_cache.c.expires_at <= bindparam("p_now"),
             ).returning(*returned)
         )
 
