@@ -148,17 +148,23 @@ class OutboxSource:
             raise ResendRefused(f"no outbox row {key}")
         if row.state != "pending":
             raise ResendRefused(f"outbox row {key} was delivered at {_iso(row.delivered_at)}")
-        store = Outbox(self._db)
         message = OutgoingMessage(
             besked_id=row.message_id, authority_cvr=row.authority_cvr, body=row.body.encode()
         )
-        with distributor_from_settings(self._platform.settings) as distributor:
+        # The row is claimed as a relay claims it, so a relay running meanwhile (a night's
+        # delivery, `deliver`) never hands the same row over a second time.
+        with (
+            distributor_from_settings(self._platform.settings) as distributor,
+            Outbox(self._db).claim(limit=1, topic=row.topic, after=row.id - 1) as claim,
+        ):
+            if [claimed.id for claimed in claim.rows] != [row.id]:
+                raise ResendRefused(f"outbox row {key} is being delivered or was just delivered")
             try:
                 distributor.deliver(message)
             except (DistributorUnavailable, DistributorRejected) as error:
-                store.mark_failed(row.id, error.error_text)
+                claim.mark_failed(row.id, error.error_text)
                 return ResendResult(False, f"{error.code} {error.error_text}")
-        store.mark_delivered([row.id], self._platform.clock())
+            claim.mark_delivered([row.id], self._platform.clock())
         return ResendResult(True, f"delivered to the distributor (asked by {actor})")
 
 

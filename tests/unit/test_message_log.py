@@ -7,6 +7,7 @@ sources the integrations declare, so a source that is not wired in fails these t
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from serviceplatform.platform import Platform
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import outbox
+from serviceplatform.store.outbox import Outbox
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 A, B = "29189846", "29189854"
@@ -278,3 +280,28 @@ def test_percentile_matches_postgres_percentile_cont() -> None:
     assert percentile([], 0.95) == 0.0
     assert percentile([5.0], 0.95) == 5.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+
+
+def test_a_row_a_relay_is_delivering_is_not_resent_beside_it(
+    log: MessageLog, database: Database, tmp_path: Path
+) -> None:
+    # A night's relay holds the row: the resend waits for it (SQLite's writer lock) or skips
+    # it (PostgreSQL's SKIP LOCKED), and either way finds it no longer its to deliver.
+    outcome: list[object] = []
+
+    def resend() -> None:
+        try:
+            outcome.append(log.resend("outbox:2", actor="ops"))
+        except ResendRefused as refused:
+            outcome.append(refused)
+
+    with Outbox(database).claim(limit=10) as claim:
+        assert [row.id for row in claim.rows] == [2]
+        worker = threading.Thread(target=resend)
+        worker.start()
+        worker.join(timeout=0.5 if database.dialect == "postgresql" else 0.2)
+        claim.mark_delivered([2], at(101))
+    worker.join()
+    [refused] = outcome
+    assert isinstance(refused, ResendRefused), refused
+    assert not (tmp_path / "distributor").exists() or not any((tmp_path / "distributor").iterdir())
