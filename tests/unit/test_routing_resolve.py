@@ -228,3 +228,17 @@ def test_a_missing_role_is_reported_before_a_missing_certificate() -> None:
             today=TODAY,
             needs_certificate=True,
         )
+
+
+def test_the_scope_of_a_missing_role_for_a_subject() -> None:
+    with pytest.raises(NoRoute) as caught:
+        _resolve([APPROVED], sysids={}, subject="12345674")
+    assert "(for this subject or authority-wide)" in caught.value.error_text
+
+
+def test_an_agreement_starting_today_but_already_ended_is_described_as_ended() -> None:
+    # Not yet started means strictly after today; the agreements file refuses such a pair.
+    odd = replace(APPROVED, valid_from=TODAY, valid_to=date(2025, 5, 31))
+    with pytest.raises(AgreementNotActive) as caught:
+        _resolve([odd])
+    assert (caught.value.detail or "").endswith(f": {APPROVED.uuid} ended 2025-05-31")
