@@ -125,7 +125,8 @@ def _certificate_files(entry: _Entry, base: Path) -> tuple[Path, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         entry.problems.append("certificates must be a list of PEM file paths")
         return ()
-    return tuple(p if p.is_absolute() else base / p for p in (Path(v.strip()) for v in value))
+    # An absolute path stays as it is: pathlib's ``base / "/abs/x.pem"`` is ``/abs/x.pem``.
+    return tuple(base / v.strip() for v in value)
 
 
 def _systems(raw: Any, base: Path) -> tuple[list[SystemEntry], list[str]]:

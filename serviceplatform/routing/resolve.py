@@ -27,8 +27,8 @@ def _describe(agreement: Agreement, today: date) -> str:
         return f"{agreement.uuid} is {agreement.status.value}"
     if agreement.valid_from is not None and today < agreement.valid_from:
         return f"{agreement.uuid} starts {agreement.valid_from.isoformat()}"
-    end = agreement.valid_to.isoformat() if agreement.valid_to else "?"
-    return f"{agreement.uuid} ended {end}"
+    # Approved, started and not active: it has a ``valid_to`` before today.
+    return f"{agreement.uuid} ended {agreement.valid_to}"
 
 
 def resolve(

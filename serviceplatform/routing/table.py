@@ -101,7 +101,7 @@ def _parse_row(
             if value["sysid"]
             else "sysid is empty"
         )
-    subject = value.get("subject", "")
+    subject = value.get("subject")  # None without the column, "" when left empty
     if subject:
         subject_problem = _check_subject(subject)
         if subject_problem:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from serviceplatform.errors import RoutingTableInvalid
-from serviceplatform.routing.model import AgreementStatus
+from serviceplatform.routing.model import Agreement, AgreementStatus, ConsumerSystem
 from serviceplatform.routing_files import load_agreements
 from serviceplatform.sandbox.admin_tokens import SAMPLE_SUPPLIER_CVR
 
@@ -189,4 +189,83 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     assert _problems(tmp_path, "[[agreement]\n")[0].startswith("Expected")  # the TOML error
     assert _problems(tmp_path, "agreement = 3\n") == [
         "consumer_system and agreement must be arrays of tables ([[...]])"
+    ]
+
+
+def test_an_entry_that_is_not_a_table_and_several_missing_keys(tmp_path: Path) -> None:
+    text = "consumer_system = [1]\n" + 'agreement = ["approved"]\n'
+    assert _problems(tmp_path, text) == [
+        "consumer_system #1: must be a table",
+        "agreement #1: must be a table",
+    ]
+    bare = f'[[consumer_system]]\nuuid = "{SYSTEM_UUID}"\n'
+    assert _problems(tmp_path, bare) == ["consumer_system #1: missing key(s) name, supplier_cvr"]
+    strange = SYSTEM + 'colour = "red"\nsize = 3\n'
+    assert _problems(tmp_path, strange) == ["consumer_system #1: unknown key(s) colour, size"]
+
+
+@pytest.mark.parametrize("certificates", ['[1, "a.pem"]', '["a.pem", "  "]', '[["a.pem"]]'])
+def test_certificates_must_each_be_a_path(tmp_path: Path, certificates: str) -> None:
+    text = SYSTEM + f"certificates = {certificates}\n"
+    assert _problems(tmp_path, text) == [
+        "consumer_system #1: certificates must be a list of PEM file paths"
+    ]
+
+
+def test_a_cert_subject_entry_does_not_hide_the_problems_of_later_systems(tmp_path: Path) -> None:
+    old = SYSTEM.replace('supplier_cvr = "12345674"', 'cert_subject = "CN=case,C=DK"')
+    later = SYSTEM.replace(SYSTEM_UUID, "bad")
+    problems = _problems(tmp_path, old + later)
+    assert [p.split(":", 1)[0] for p in problems] == ["consumer_system #1", "consumer_system #2"]
+    assert problems[1] == "consumer_system #2: uuid 'bad' is not a UUID"
+
+
+def test_a_loaded_agreement_carries_every_value_of_its_entry(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(
+        SYSTEM
+        + AGREEMENT
+        + 'register_cert_alias = " platform-register "\n'
+        + "valid_from = 2025-03-01\nvalid_to = 2025-03-01\n",  # a one-day agreement
+        encoding="utf-8",
+    )
+    (entry,), (agreement,) = load_agreements(path)
+    assert entry.system == ConsumerSystem(SYSTEM_UUID, "Case system", "12345674")
+    assert agreement == Agreement(
+        uuid="9d3d53a2-af28-4372-9c0a-25550c8d048a",
+        authority_cvr="29189846",
+        service="sf2250",
+        consumer_system=SYSTEM_UUID,
+        supplier="Supplier",
+        status=AgreementStatus.APPROVED,
+        register_cert_alias="platform-register",
+        valid_from=date(2025, 3, 1),
+        valid_to=date(2025, 3, 1),
+    )
+
+
+@pytest.mark.parametrize("alias", ['""', '"   "'])
+def test_an_empty_certificate_alias_means_none(tmp_path: Path, alias: str) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(SYSTEM + AGREEMENT + f"register_cert_alias = {alias}\n", encoding="utf-8")
+    _, (agreement,) = load_agreements(path)
+    assert agreement.register_cert_alias is None
+
+
+def test_a_file_may_leave_out_either_array(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text("", encoding="utf-8")
+    assert load_agreements(path) == ([], [])
+    path.write_text(SYSTEM, encoding="utf-8")
+    (entry,), agreements = load_agreements(path)
+    assert (entry.system.uuid, agreements) == (SYSTEM_UUID, [])
+    # Agreements without any system: each names its undeclared system.
+    assert _problems(tmp_path, AGREEMENT) == [
+        f"agreement #1: consumer_system {SYSTEM_UUID} is not declared in this file"
+    ]
+
+
+def test_several_unknown_top_level_keys_are_named_together(tmp_path: Path) -> None:
+    assert _problems(tmp_path, "colour = 1\nsize = 2\n" + SYSTEM) == [
+        "unknown top-level key(s) colour, size"
     ]

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from serviceplatform.errors import AgreementNotActive, NoAgreement, NoRoute
+from serviceplatform.errors import AgreementNotActive, CertificateUnavailable, NoAgreement, NoRoute
 from serviceplatform.routing.model import Agreement, AgreementStatus, Route
 from serviceplatform.routing.resolve import resolve
 
@@ -142,3 +142,103 @@ def test_agreement_is_checked_before_routes() -> None:
 
 def test_no_roles_required_needs_only_the_agreement() -> None:
     assert _resolve([APPROVED], sysids={}, roles=()).sysids == {}
+
+
+def test_every_inactive_agreement_is_described_in_uuid_order() -> None:
+    later = replace(
+        APPROVED, uuid="fb6a4b0c-0d1c-4b8e-9d5e-1a2b3c4d5e6f", status=AgreementStatus.REVOKED
+    )
+    earlier = replace(
+        APPROVED, uuid="0a6a4b0c-0d1c-4b8e-9d5e-1a2b3c4d5e6f", valid_to=date(2025, 5, 31)
+    )
+    with pytest.raises(AgreementNotActive) as caught:
+        _resolve([later, earlier])
+    assert (caught.value.detail or "").endswith(
+        f": {earlier.uuid} ended 2025-05-31; {later.uuid} is revoked"
+    )
+
+
+def test_an_agreement_starting_tomorrow_is_described_as_starting() -> None:
+    tomorrow = replace(APPROVED, valid_from=date(2025, 6, 2), valid_to=date(2025, 6, 30))
+    with pytest.raises(AgreementNotActive) as caught:
+        _resolve([tomorrow])
+    assert (caught.value.detail or "").endswith(f": {APPROVED.uuid} starts 2025-06-02")
+
+
+def test_of_active_agreements_starting_the_same_day_the_highest_uuid_is_chosen() -> None:
+    low = replace(APPROVED, uuid="0a6a4b0c-0d1c-4b8e-9d5e-1a2b3c4d5e6f")
+    high = replace(APPROVED, uuid="fb6a4b0c-0d1c-4b8e-9d5e-1a2b3c4d5e6f")
+    assert _resolve([high, low]).agreement == high
+    assert _resolve([low, high]).agreement == high
+
+
+def test_an_agreement_with_a_start_day_wins_over_one_without() -> None:
+    unbounded = replace(APPROVED, uuid="fb6a4b0c-0d1c-4b8e-9d5e-1a2b3c4d5e6f", valid_from=None)
+    assert _resolve([unbounded, APPROVED]).agreement == APPROVED
+    assert _resolve([APPROVED, unbounded]).agreement == APPROVED
+
+
+def test_a_missing_authority_wide_role_says_so() -> None:
+    with pytest.raises(NoRoute) as caught:
+        _resolve([APPROVED], sysids={})
+    assert "(authority-wide)" in caught.value.error_text
+
+
+def test_the_route_keeps_its_own_copy_of_the_sysids() -> None:
+    sysids = {"register": "2250001"}
+    route = _resolve([APPROVED], sysids=sysids)
+    sysids["register"] = "changed"
+    assert route.sysids == {"register": "2250001"}
+
+
+def _with_certificate(agreement: Agreement, needs_certificate: bool) -> Route:
+    return resolve(
+        authority_cvr=A,
+        service="sf2250",
+        consumer_system=SYSTEM,
+        subject=None,
+        agreements=[agreement],
+        sysids=SYSIDS,
+        required_roles=ROLES,
+        today=TODAY,
+        needs_certificate=needs_certificate,
+    )
+
+
+def test_a_certificate_is_needed_only_when_the_service_calls_out_with_one() -> None:
+    without = replace(APPROVED, register_cert_alias=None)
+    assert _resolve([without]).cert_alias is None  # by default no certificate is needed
+    assert _with_certificate(without, needs_certificate=False).agreement == without
+    assert _with_certificate(APPROVED, needs_certificate=True).cert_alias == "platform-register"
+    with pytest.raises(CertificateUnavailable) as caught:
+        _with_certificate(without, needs_certificate=True)
+    assert caught.value.code == "SP-420"
+
+
+def test_a_missing_role_is_reported_before_a_missing_certificate() -> None:
+    with pytest.raises(NoRoute):
+        resolve(
+            authority_cvr=A,
+            service="sf2250",
+            consumer_system=SYSTEM,
+            subject=None,
+            agreements=[replace(APPROVED, register_cert_alias=None)],
+            sysids={},
+            required_roles=ROLES,
+            today=TODAY,
+            needs_certificate=True,
+        )
+
+
+def test_the_scope_of_a_missing_role_for_a_subject() -> None:
+    with pytest.raises(NoRoute) as caught:
+        _resolve([APPROVED], sysids={}, subject="12345674")
+    assert "(for this subject or authority-wide)" in caught.value.error_text
+
+
+def test_an_agreement_starting_today_but_already_ended_is_described_as_ended() -> None:
+    # Not yet started means strictly after today; the agreements file refuses such a pair.
+    odd = replace(APPROVED, valid_from=TODAY, valid_to=date(2025, 5, 31))
+    with pytest.raises(AgreementNotActive) as caught:
+        _resolve([odd])
+    assert (caught.value.detail or "").endswith(f": {APPROVED.uuid} ended 2025-05-31")

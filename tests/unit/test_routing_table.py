@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.registry import known_services
 from serviceplatform.routing.model import RouteRow
+from serviceplatform.routing.table import format_table, parse_table
 from serviceplatform.routing_files import load_directory, load_paths, load_table
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -240,3 +242,108 @@ def test_the_shipped_sample_table_is_valid() -> None:
     }
     assert printing == {"nemsms": "2250002", "digital_post": "2250003", "afsender": "2250004"}
     assert any(r.subject for r in rows), "the sample shows a subject-specific row"
+
+
+def test_an_exported_table_is_ordered_and_reads_back_to_the_same_rows() -> None:
+    rows = [
+        RouteRow("29189854", "sf2250", "register", "B-1"),
+        RouteRow("29189846", "sf2250", "register", "A-9", "0101901234"),
+        RouteRow("29189846", "sf2250", "nemsms", "A-2"),
+        RouteRow("29189846", "sf2250", "register", "A-1"),
+        RouteRow("29189846", "sf1600", "nemsms", "A-3"),
+    ]
+    text = format_table(rows)
+    # Authority by authority (a blank line between them), then service, role, and the
+    # subject's row after the authority-wide one; the subject written in full.
+    assert text == (
+        "# Routing table exported by `serviceplatform routing export`.\n"
+        "authority_cvr,service,role,sysid,subject\n"
+        "29189846,sf1600,nemsms,A-3,\n"
+        "29189846,sf2250,nemsms,A-2,\n"
+        "29189846,sf2250,register,A-1,\n"
+        "29189846,sf2250,register,A-9,0101901234\n"
+        "\n"
+        "29189854,sf2250,register,B-1,\n"
+    )
+    services = {**SF2250, "sf1600": frozenset({"nemsms"})}
+    parsed, problems = parse_table(text, "export.csv", services)
+    assert problems == []
+    assert {replace(row, source="") for row in parsed} == set(rows)
+    assert len(parsed) == len(rows)
+
+
+def test_an_empty_export_is_a_header_that_reads_back_to_no_rows() -> None:
+    text = format_table([])
+    assert text.splitlines()[1] == "authority_cvr,service,role,sysid,subject"
+    assert parse_table(text, "export.csv", SF2250) == ([], [])
+
+
+def test_a_duplicate_for_a_company_names_its_cvr_number_in_full(tables: Path) -> None:
+    # Only CPR numbers are personal data: a CVR subject is shown as it is.
+    path = _write(
+        tables,
+        "x.csv",
+        HEADER + "29189846,sf2250,register,1,12345674\n29189846,sf2250,register,2,12345674\n",
+    )
+    assert _problems(path) == [
+        "routing_tables/x.csv:3: duplicate route for authority 29189846, service sf2250, "
+        "role register, 12345674 (also at routing_tables/x.csv:2)"
+    ]
+
+
+def test_an_unknown_service_or_role_lists_the_known_ones() -> None:
+    line = "29189846,sf2250,printer,1\n"
+    two = {**SF2250, "oots": frozenset({"oots_requester"})}
+    assert parse_table(HEADER + line, "x.csv", two)[1] == [
+        "x.csv:2: service sf2250 has no role 'printer' "
+        "(roles: afsender, digital_post, nemsms, register)"
+    ]
+    assert parse_table(HEADER + "29189846,sf1600,nemsms,1\n", "x.csv", two)[1] == [
+        "x.csv:2: unknown service 'sf1600' (known: oots, sf2250)"
+    ]
+    assert parse_table(HEADER + line, "x.csv", {})[1] == [
+        "x.csv:2: unknown service 'sf2250' (known: none)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("authority_cvr,service,role,sysid,a,b", "unknown column(s) 'a', 'b' in the header"),
+        (
+            "authority_cvr,service,role,sysid,role,sysid",
+            "column(s) role, sysid appear twice in the header",
+        ),
+        ("authority_cvr,service", "header lacks column(s) role, sysid"),
+    ],
+)
+def test_header_problems_name_every_column(header: str, message: str) -> None:
+    assert parse_table(header + "\n", "x.csv", SF2250) == ([], [f"x.csv:1: {message}"])
+
+
+def test_a_quoted_field_after_a_space_is_read_without_its_quotes() -> None:
+    rows, problems = parse_table(
+        HEADER + '29189846, "sf2250", "register", "2250001"\n', "x.csv", SF2250
+    )
+    assert problems == []
+    assert rows == [RouteRow("29189846", "sf2250", "register", "2250001", None, "x.csv:2")]
+
+
+def test_a_line_the_csv_reader_refuses_is_reported_and_the_next_lines_still_checked() -> None:
+    huge = "29189846,sf2250,register," + "1" * 200_000
+    rows, problems = parse_table(
+        HEADER + huge + "\n29189847,sf2250,register,1\n29189846,sf2250,register,2\n",
+        "x.csv",
+        SF2250,
+    )
+    assert [p.split(": ", 1)[0] for p in problems] == ["x.csv:2", "x.csv:3"]
+    assert "field larger than field limit" in problems[0]
+    assert problems[1] == "x.csv:3: CVR 29189847 fails the modulus-11 check"
+    assert [row.sysid for row in rows] == ["2"]
+
+
+def test_no_header_line_says_which_columns_it_needs() -> None:
+    assert parse_table("# nothing\n", "x.csv", SF2250) == (
+        [],
+        ["x.csv: no header line (authority_cvr,service,role,sysid,subject)"],
+    )
