@@ -321,8 +321,9 @@ class AmqpDistributor(DistributorBase):
             # The first message without an answer carries the failure; the others sent with
             # it are left out (unknown: the broker or Beskedfordeler may have them), so they
             # stay pending and go again: at least once.
-            first = next(i for i in range(len(messages)) if i not in outcome)
-            outcome[first] = window.failure
+            first = next((i for i in range(len(messages)) if i not in outcome), None)
+            if first is not None:
+                outcome[first] = window.failure
         return outcome
 
     def _pipeline(self, window: _Window) -> None:
@@ -506,7 +507,11 @@ class AmqpDistributor(DistributorBase):
     def _pump(self, deadline: float) -> None:
         """Handle what arrived (waiting for it until ``deadline`` at most)."""
         assert self._ioloop is not None
-        poll_once(self._ioloop, deadline)
+        try:
+            poll_once(self._ioloop, deadline)
+        except _BROKEN as exc:
+            # pika reports most failures through the close callbacks; this is the rest.
+            self._lost = self._lost or exc
 
     def _ready_channel(self) -> None:
         """An open channel with confirms and the reply consumer, or DistributorUnavailable."""
