@@ -131,9 +131,9 @@ class AmqpDistributorSettings:
     sts_issuer: str = ""
     #: Audience of the tokens the sandbox STS mints.
     token_audience: str = "http://entityid.kombit.dk/service/beskedfordeler/1"
-    #: Messages of a batch in flight at once, each on a connection of its own: one message
-    #: at a time waits a round trip (confirm and reply) per message.
-    publishers: int = 8
+    #: Messages of a batch published ahead on the one connection before their confirms and
+    #: replies are in (the pipeline's window).
+    in_flight: int = 256
 
 
 @dataclass

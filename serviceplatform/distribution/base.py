@@ -10,7 +10,8 @@ receivers drop a repeat).
 ``deliver_batch`` hands over many messages at once, so a transport can make them durable
 together (the file drop) or have several in flight (AMQP); it answers per message index:
 None when the distributor has it, else the error. Once the distributor is unavailable the
-messages not yet tried are left out of the answer (they wait for the next round).
+messages not yet tried are left out of the answer (they wait for the next round), and so are
+messages handed over whose fate is unknown (AMQP: published, not yet confirmed and answered).
 
 Implementations: :class:`~serviceplatform.distribution.file_drop.FileDropDistributor` (one
 file per message, for a pick-up process or the embedded default),

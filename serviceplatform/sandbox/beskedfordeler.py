@@ -1,6 +1,7 @@
 """A simulated Beskedfordeler: consumes ``Haendelsesbesked`` messages over AMQP and answers.
 
-It runs in a thread with its own pika connection to a real broker (RabbitMQ). It declares the
+It runs in a thread with its own pika connection (the asynchronous ``SelectConnection``, so
+that answers leave in bulk) to a real broker (RabbitMQ). It declares the
 exchange (durable, ``direct`` by default) and a durable queue bound to it, and for each
 message checks, in this order, what the real distributor checks:
 
@@ -18,16 +19,21 @@ status  meaning (``StandardRetur/StatusKode``)
 
 The reply, a ``StandardRetur`` (namespace ``urn:oio:sagdok:3.0.0``), goes to the message's
 ``reply_to`` (RabbitMQ direct reply-to) with the same ``correlation_id``; the message is acked
-after the reply is published. ``fail_next(status, count)`` makes the next replies carry
+after the reply is published (one ``multiple`` ack for the messages answered in one turn of
+the I/O loop; up to 256 unacked). A token is verified in full once and remembered (the
+platform reuses one per authority); later messages with the same text have only its expiry
+checked again. ``fail_next(status, count)`` makes the next replies carry
 ``status`` without recording anything. When the broker connection is lost the thread
 reconnects (messages wait in the durable queue meanwhile); ``stop()`` ends it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,8 +45,9 @@ import pika
 import pika.exceptions
 from cryptography import x509
 from lxml import etree
+from pika.adapters.select_connection import IOLoop
 
-from serviceplatform.distribution.amqp import protect_pika_logging
+from serviceplatform.distribution.amqp import poll_once, protect_pika_logging
 from serviceplatform.distribution.base import KUVERT_NS, SAGDOK_NS, STATUS_OK
 from serviceplatform.errors import ConfigurationError, SecurityError
 from serviceplatform.security.certs import KnownCert, known_cert
@@ -53,7 +60,7 @@ from serviceplatform.security.xmldsig_verify import (
 )
 
 if TYPE_CHECKING:
-    from pika.adapters.blocking_connection import BlockingChannel
+    from pika.channel import Channel
     from pika.spec import Basic, BasicProperties
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,18 @@ _BROKEN: Final = (pika.exceptions.AMQPError, OSError)
 RECONNECT_DELAY: Final = 0.5
 # How often the consumer loop looks at the stop flag.
 _POLL_SECONDS: Final = 0.1
+#: Messages the broker hands over before their acks: enough for a publisher's whole window.
+_PREFETCH: Final = 256
+
+
+class _ThreadParser(threading.local):
+    """One hardened parser per thread: making one per message cost more than parsing it."""
+
+    def __init__(self) -> None:
+        self.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+_PARSERS = _ThreadParser()
 
 
 def _utc_now() -> datetime:
@@ -238,7 +257,7 @@ class SimulatedBeskedfordeler:
 
     def judge(self, body: bytes, headers: Mapping[str, object]) -> ReceivedMessage:
         """The record of an acceptable message; raises :class:`Refusal` otherwise."""
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        parser = _PARSERS.parser
         try:
             root = etree.fromstring(body, parser)
         except etree.XMLSyntaxError as exc:
@@ -275,7 +294,7 @@ class SimulatedBeskedfordeler:
             if self._clock() >= not_on_or_after:
                 raise Refusal(STATUS_TOKEN, f"the token expired at {not_on_or_after}")
             return cvr
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        parser = _PARSERS.parser
         try:
             facts = read_assertion(etree.fromstring(header.strip().encode("utf-8"), parser))
         except etree.XMLSyntaxError as exc:
@@ -309,39 +328,33 @@ class SimulatedBeskedfordeler:
                     self._stopping.wait(RECONNECT_DELAY)
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(self._parameters)
+        """One connection's life: declare, consume and answer until stopping or lost.
+
+        pika's asynchronous ``SelectConnection``, its I/O loop driven here: a reply and an
+        ack are queued, not flushed one by one, so the answers to many messages leave in
+        one write (the blocking adapter's flush per call capped this simulator at a few
+        hundred messages a second).
+        """
+        ioloop = IOLoop()
+        ioloop.activate_poller()
+        session = _Session(self, ioloop)
         try:
-            channel = connection.channel()
-            channel.exchange_declare(self.exchange, exchange_type=self.exchange_type, durable=True)
-            channel.queue_declare(self.queue, durable=True)
-            channel.queue_bind(  # type: ignore[no-untyped-call]  # untyped in types-pika-ts
-                self.queue, self.exchange, routing_key=self.routing_key
-            )
-            channel.basic_qos(prefetch_count=16)
-            consumer_tag = channel.basic_consume(self.queue, self._on_message)
+            session.open()
             with self._lock:
                 self._connections_opened += 1
             self._connected.set()
             self._first_attempt.set()
             while not self._stopping.is_set():
-                # pika takes seconds as a float; types-pika-ts says int.
-                connection.process_data_events(time_limit=_POLL_SECONDS)  # type: ignore[arg-type]
-            # Cancelled first: a queue deleted under its consumer makes pika warn at close.
-            channel.basic_cancel(consumer_tag)  # type: ignore[no-untyped-call]  # types-pika-ts
-            if self.delete_on_stop:
-                channel.queue_delete(self.queue)
-                channel.exchange_delete(self.exchange)
+                session.pump(time.monotonic() + _POLL_SECONDS)
+            session.finish(delete=self.delete_on_stop)
         finally:
             self._connected.clear()
-            try:
-                if connection.is_open:
-                    connection.close()
-            except _BROKEN as exc:
-                log.debug("closing the simulated Beskedfordeler's connection: %s", exc)
+            session.close()
+            ioloop.close()
 
     def _on_message(
         self,
-        channel: BlockingChannel,
+        channel: Channel,
         method: Basic.Deliver,
         properties: BasicProperties,
         body: bytes,
@@ -351,14 +364,14 @@ class SimulatedBeskedfordeler:
             channel.basic_publish(
                 exchange="",
                 routing_key=properties.reply_to,
-                body=standard_retur(status, text),
+                body=_reply(status, text),
                 properties=pika.BasicProperties(
                     correlation_id=properties.correlation_id, content_type="application/xml"
                 ),
             )
         else:
             log.warning("a message without reply_to was consumed; answered nothing")
-        channel.basic_ack(delivery_tag=method.delivery_tag)
+        # The ack follows (see _Session.pump), after the reply on the same connection.
 
     def _answer(self, body: bytes, headers: dict[str, object]) -> tuple[int, str | None]:
         with self._lock:
@@ -376,6 +389,130 @@ class SimulatedBeskedfordeler:
         with self._lock:
             self._received.append(record)
         return STATUS_OK, None
+
+
+class _Session:
+    """One broker connection of the simulator: its set-up, I/O loop and orderly end."""
+
+    def __init__(self, owner: SimulatedBeskedfordeler, ioloop: IOLoop) -> None:
+        self.owner = owner
+        self.ioloop = ioloop
+        self.connection: pika.SelectConnection | None = None
+        self.channel: Channel | None = None
+        self.consumer_tag: str | None = None
+        self.lost: BaseException | None = None
+        #: Set by the callback of the step awaited (declare, bind, consume, delete, ...).
+        self.step_done = False
+        #: The delivery tag of the last message answered and not yet acked.
+        self.ack_due: int | None = None
+
+    def pump(self, deadline: float) -> None:
+        poll_once(self.ioloop, deadline)
+        if self.lost is not None:
+            raise self.lost
+        if self.ack_due is not None and self.channel is not None:
+            # One ack for every message answered in this round (their replies went first):
+            # an ack per message cost the broker and this simulator as much as the reply.
+            self.channel.basic_ack(delivery_tag=self.ack_due, multiple=True)
+            self.ack_due = None
+
+    def _on_delivery(
+        self,
+        channel: Channel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> None:
+        self.owner._on_message(channel, method, properties, body)
+        self.ack_due = method.delivery_tag
+
+    def step(self, start: Callable[[Callable[[object], None]], object]) -> None:
+        """Start one asynchronous step and wait for its callback (or the time-out)."""
+        self.step_done = False
+        start(self._done)
+        self.wait()
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.owner.connect_timeout
+        while not self.step_done:
+            if time.monotonic() >= deadline:
+                raise pika.exceptions.AMQPConnectionError("the broker did not answer in time")
+            self.pump(deadline)
+
+    def _done(self, _frame: object) -> None:
+        self.step_done = True
+
+    def _on_lost(self, _what: object, reason: BaseException) -> None:
+        self.lost = self.lost or reason
+
+    def _on_channel(self, channel: Channel) -> None:
+        self.channel = channel
+        channel.add_on_close_callback(self._on_lost)
+        self.step_done = True
+
+    def open(self) -> None:
+        owner = self.owner
+        self.step_done = False
+        self.connection = connection = pika.SelectConnection(
+            owner._parameters,
+            on_open_callback=self._done,
+            on_open_error_callback=self._on_lost,
+            on_close_callback=self._on_lost,
+            custom_ioloop=self.ioloop,
+        )
+        self.wait()
+        self.step(lambda done: connection.channel(on_open_callback=self._on_channel))
+        channel = self.channel
+        assert channel is not None
+        self.step(
+            lambda done: channel.exchange_declare(
+                owner.exchange, exchange_type=owner.exchange_type, durable=True, callback=done
+            )
+        )
+        self.step(lambda done: channel.queue_declare(owner.queue, durable=True, callback=done))
+        self.step(
+            lambda done: channel.queue_bind(
+                owner.queue, owner.exchange, routing_key=owner.routing_key, callback=done
+            )
+        )
+        self.step(lambda done: channel.basic_qos(prefetch_count=_PREFETCH, callback=done))
+        self.step_done = False
+        self.consumer_tag = channel.basic_consume(
+            owner.queue, self._on_delivery, callback=self._done
+        )
+        self.wait()
+
+    def finish(self, *, delete: bool) -> None:
+        """Stop consuming and, when asked, delete the queue and the exchange."""
+        channel = self.channel
+        assert channel is not None and self.consumer_tag is not None
+        tag = self.consumer_tag
+        # Cancelled first: a queue deleted under its consumer makes pika warn at close.
+        self.step(lambda done: channel.basic_cancel(tag, callback=done))
+        self.pump(time.monotonic())  # the last ack
+        if delete:
+            owner = self.owner
+            self.step(lambda done: channel.queue_delete(owner.queue, callback=done))
+            self.step(lambda done: channel.exchange_delete(owner.exchange, callback=done))
+
+    def close(self) -> None:
+        connection = self.connection
+        if connection is None:
+            return
+        try:
+            if not (connection.is_closing or connection.is_closed):
+                connection.close()
+            deadline = time.monotonic() + 2.0
+            while not connection.is_closed and time.monotonic() < deadline:
+                poll_once(self.ioloop, deadline)
+        except _BROKEN as exc:
+            log.debug("closing the simulated Beskedfordeler's connection: %s", exc)
+
+
+@functools.lru_cache(maxsize=64)
+def _reply(status: int, text: str | None) -> bytes:
+    """``standard_retur`` of an answer; the same few answers recur, so each is built once."""
+    return standard_retur(status, text)
 
 
 def _load_trusted(path: Path) -> KnownCert:

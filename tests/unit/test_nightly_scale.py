@@ -240,7 +240,7 @@ def test_the_message_builder_gives_the_bytes_of_build_message(kind: Any, change:
 
 def test_a_closed_amqp_distributor_answers_a_batch_unavailable(tmp_path: Path) -> None:
     distributor = AmqpDistributor(
-        AmqpDistributorSettings(publishers=4), FileTokenSource(tmp_path), base_dir=tmp_path
+        AmqpDistributorSettings(in_flight=4), FileTokenSource(tmp_path), base_dir=tmp_path
     )
     distributor.close()
     outcome = distributor.deliver_batch(_messages(3))
