@@ -276,9 +276,10 @@ class SnapshotStore:
 
 def _changes(connection: Any, new_id: int, old_id: int) -> Iterator[list[tuple[str, str, Change]]]:
     """The changes from ``old_id`` to ``new_id`` in batches, streamed from the database."""
-    new = subscription_entries.alias("new")
-    old = subscription_entries.alias("old")
-    subscribed = select(new.c.kind, new.c.number, literal("tilmeldt").label("change")).where(
+    # Anonymous aliases and an unlabelled change column: the rows are read by position.
+    new = subscription_entries.alias()
+    old = subscription_entries.alias()
+    subscribed = select(new.c.kind, new.c.number, literal("tilmeldt")).where(
         new.c.snapshot_id == new_id,
         ~exists().where(
             and_(
@@ -286,7 +287,7 @@ def _changes(connection: Any, new_id: int, old_id: int) -> Iterator[list[tuple[s
             )
         ),
     )
-    unsubscribed = select(old.c.kind, old.c.number, literal("afmeldt").label("change")).where(
+    unsubscribed = select(old.c.kind, old.c.number, literal("afmeldt")).where(
         old.c.snapshot_id == old_id,
         ~exists().where(
             and_(
@@ -319,10 +320,8 @@ def _copy_entries(cursor: Any, chunk: list[tuple[int, str, str]]) -> None:
 
 
 def _delete_snapshot(connection: Any, snapshot_id: int) -> None:
-    # Entries first: SQLite enforces the foreign key's cascade only with a pragma.
-    connection.execute(
-        delete(subscription_entries).where(subscription_entries.c.snapshot_id == snapshot_id)
-    )
+    # The entries go by their foreign key's ON DELETE CASCADE (Database turns SQLite's
+    # foreign_keys pragma on for every connection).
     connection.execute(
         delete(subscription_snapshots).where(subscription_snapshots.c.id == snapshot_id)
     )
