@@ -67,8 +67,12 @@ def results() -> dict[str, str]:
 
 
 def module_of(mutant: str) -> str:
-    """``pkg.module`` of ``pkg.module.x_function__mutmut_3`` (or of a method's mutant)."""
-    return mutant.split(".x", 1)[0] if ".x" in mutant else mutant.rsplit(".", 1)[0]
+    """``pkg.module`` of ``pkg.module.x_function__mutmut_3`` or ``pkg.module.xǁClassǁm__mutmut_3``.
+
+    The mutant's own name is the last dotted part (a method's class is joined with ``ǁ``); a
+    module whose name starts with ``x`` (``xmldsig_verify``) is still a module.
+    """
+    return mutant.rsplit(".", 1)[0]
 
 
 def report(states: dict[str, str], wanted: list[str]) -> tuple[str, bool]:
