@@ -4,6 +4,8 @@ with the clock skew, the KeyInfo reference form, and which part or reference a r
 from __future__ import annotations
 
 import base64
+import copy
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -163,4 +165,25 @@ def test_an_enveloped_transform_in_the_message_signature_is_refused(pki: Pki) ->
     transforms.insert(0, etree.Element(qn(DS_NS, "Transform"), Algorithm=ALG_ENVELOPED))
     resign_signed_info(pki, envelope)
     with pytest.raises(MessageSignatureInvalid):
+        check(pki, envelope)
+
+
+def test_an_enveloped_reference_to_the_security_header_is_refused(pki: Pki) -> None:
+    # The one element the message signature lies in: an enveloped transform there would
+    # digest well, so only the policy refuses it.
+    envelope = etree.fromstring(pki.message())
+    security = find(envelope, "//wsse:Security")
+    security.set(qn(WSU_NS, "Id"), "_security")
+    without = copy.deepcopy(security)
+    without.remove(find(without, "ds:Signature"))
+    digest = hashlib.sha256(etree.tostring(without, method="c14n", exclusive=True)).digest()
+    reference = copy.deepcopy(body_reference(envelope))
+    reference.set("URI", "#_security")
+    find(reference, "ds:Transforms").insert(
+        0, etree.Element(qn(DS_NS, "Transform"), Algorithm=ALG_ENVELOPED)
+    )
+    find(reference, "ds:DigestValue").text = base64.b64encode(digest).decode("ascii")
+    find(envelope, "//wsse:Security/ds:Signature/ds:SignedInfo").append(reference)
+    resign_signed_info(pki, envelope)
+    with pytest.raises(MessageSignatureInvalid, match="enveloped"):
         check(pki, envelope)
