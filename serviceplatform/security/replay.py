@@ -25,8 +25,14 @@ class MemoryReplayCache:
         self._seen: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """MessageIDs held, expired ones not yet pruned included (the memory bound)."""
+        return len(self._seen)
+
     def remember(self, message_id: str, expires_at: datetime, now: datetime) -> bool:
         with self._lock:
+            # Past 10,000 held ids, the expired ones are dropped: memory stays bounded by
+            # the live ones.
             if len(self._seen) > 10_000:
                 self._seen = {k: v for k, v in self._seen.items() if v > now}
             previous = self._seen.get(message_id)

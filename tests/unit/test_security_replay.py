@@ -28,3 +28,21 @@ def test_a_large_cache_drops_expired_ids_and_still_refuses_live_ones() -> None:
     assert not cache.remember("live", later + WINDOW, later)
     assert cache.remember("old-1", later + WINDOW, later)
     assert not cache.remember("old-1", later + WINDOW, later)
+
+
+def _filled(count: int, expiring: datetime) -> MemoryReplayCache:
+    cache = MemoryReplayCache()
+    for number in range(count):
+        cache.remember(f"old-{number}", expiring, NOW)
+    return cache
+
+
+def test_expired_ids_are_pruned_only_past_10000_held() -> None:
+    later = NOW + WINDOW
+    at_bound = _filled(10_000, later)
+    assert at_bound.remember("new", later + WINDOW, later)
+    assert len(at_bound) == 10_001  # 10,000 held: nothing pruned yet
+    past_bound = _filled(10_001, later)
+    assert past_bound.remember("new", later + WINDOW, later)
+    # 10,001 held: the ids expiring at this very instant go too; only the new one is left.
+    assert len(past_bound) == 1
