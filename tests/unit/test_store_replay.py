@@ -14,7 +14,7 @@ from serviceplatform.store.db import Database
 from serviceplatform.store.models import MESSAGE_ID_LEN, replay_cache, routing_version
 from serviceplatform.store.replay import DbReplayCache, storage_key
 from serviceplatform.store.routing_cache import VersionHandoff
-from tests.unit.writer_gate_probe import counting_gate
+from tests.unit.writer_gate_probe import gated_database
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)
@@ -214,11 +214,7 @@ def test_an_accepted_message_offers_no_version_when_the_version_row_is_missing(
 def test_every_replay_cache_write_queues_at_the_sqlite_writer_gate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    file = tmp_path / "platform.sqlite"
-    db = Database(f"sqlite:///{file}")
-    try:
-        db.upgrade()
-        gate = counting_gate(db, file, monkeypatch)
+    with gated_database(tmp_path, monkeypatch) as (db, gate):
         cache = DbReplayCache(db)
         assert cache.remember("m", NOW + WINDOW, NOW)
         assert gate.holds == 1
@@ -226,5 +222,3 @@ def test_every_replay_cache_write_queues_at_the_sqlite_writer_gate(
         assert gate.holds == 2
         cache.purge(NOW)
         assert gate.holds == 3
-    finally:
-        db.dispose()

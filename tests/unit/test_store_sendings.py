@@ -16,7 +16,7 @@ from integrations.sf2250.tables import sendings
 from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import ERROR_CODE_LEN, MESSAGE_ID_LEN
-from tests.unit.writer_gate_probe import counting_gate
+from tests.unit.writer_gate_probe import gated_database
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 KEY: dict[str, Any] = {"service": "sf1600", "authority_cvr": "29189846", "key": "sms-1"}
@@ -195,11 +195,7 @@ def test_get_answers_the_whole_stored_sending(database: Database) -> None:
 def test_every_ledger_write_queues_at_the_sqlite_writer_gate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    file = tmp_path / "platform.sqlite"
-    db = Database(f"sqlite:///{file}")
-    try:
-        db.upgrade()
-        gate = counting_gate(db, file, monkeypatch)
+    with gated_database(tmp_path, monkeypatch) as (db, gate):
         ledger = SendingLedger(db)
         claim(ledger)
         assert gate.holds == 1
@@ -207,5 +203,3 @@ def test_every_ledger_write_queues_at_the_sqlite_writer_gate(
         assert gate.holds == 2
         ledger.get(**KEY)  # a read does not queue
         assert gate.holds == 2
-    finally:
-        db.dispose()

@@ -21,7 +21,7 @@ from integrations.sf2250.tables import subscription_entries
 from serviceplatform.store.db import Database
 from serviceplatform.store.outbox import Outbox
 from tests.unit.test_store_snapshots import NOW, A, message_for, people, store_list
-from tests.unit.writer_gate_probe import counting_gate
+from tests.unit.writer_gate_probe import gated_database
 
 B = "29189854"
 LATER = NOW + timedelta(hours=2)
@@ -245,11 +245,7 @@ def test_every_snapshot_write_queues_at_the_sqlite_writer_gate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 2)
-    file = tmp_path / "platform.sqlite"
-    db = Database(f"sqlite:///{file}")
-    try:
-        db.upgrade()
-        gate = counting_gate(db, file, monkeypatch)
+    with gated_database(tmp_path, monkeypatch) as (db, gate):
         store = SnapshotStore(db)
         snapshot_id = store.begin(A, day(1), NOW)
         assert gate.holds == 1
@@ -265,5 +261,3 @@ def test_every_snapshot_write_queues_at_the_sqlite_writer_gate(
         store.get(A, day(1))  # reads do not queue
         store.latest()
         assert gate.holds == 7
-    finally:
-        db.dispose()

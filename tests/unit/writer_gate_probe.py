@@ -33,3 +33,17 @@ def counting_gate(
     gate = CountingGate(database_file.resolve())
     monkeypatch.setattr(db, "_gate", gate)
     return gate
+
+
+@contextmanager
+def gated_database(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Database, CountingGate]]:
+    """A migrated SQLite file database in ``directory`` with a counting gate; disposed after."""
+    file = directory / "platform.sqlite"
+    db = Database(f"sqlite:///{file}")
+    try:
+        db.upgrade()
+        yield db, counting_gate(db, file, monkeypatch)
+    finally:
+        db.dispose()
