@@ -6,8 +6,8 @@ one national night of 6 million entries. Stored in key order instead, every page
 about once. So the night keeps the list until it is complete, 8 bytes an entry (48 MiB at 6
 million) in buckets by the number's leading digits, and sorts one bucket at a time.
 
-An entry is coded as one integer that sorts as (kind, number) does: a CPR number (10 digits)
-as itself, a CVR number (8 digits) as 10**10 plus itself.
+An entry is held as its code (``integrations.sf2250.entry_codes``), one integer that sorts as
+(kind, number) does, which is also how the snapshot store keeps it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-_CVR_OFFSET: Final = 10**10
+from integrations.sf2250.entry_codes import CVR_OFFSET, entry_of
+
 #: Bucket width: a bucket holds the numbers sharing their leading three (CPR) digits.
 _WIDTH: Final = 10**7
 
@@ -31,19 +32,18 @@ class EntryBuffer:
     def extend(self, entries: Iterable[tuple[str, str]]) -> None:
         buckets = self._buckets
         for kind, number in entries:
-            code = int(number) + (_CVR_OFFSET if kind == "cvr" else 0)
+            code = int(number) + (CVR_OFFSET if kind == "cvr" else 0)
             bucket = buckets.get(code // _WIDTH)
             if bucket is None:
                 bucket = buckets[code // _WIDTH] = array("q")
             bucket.append(code)
             self.received += 1
 
+    def codes(self) -> Iterator[int]:
+        """Every entry's code (``entry_codes``) once, ascending; empties the buffer as it goes."""
+        for key in sorted(self._buckets):
+            yield from sorted(set(self._buckets.pop(key)))
+
     def sorted(self) -> Iterator[tuple[str, str]]:
         """Every entry once, by (kind, number); empties the buffer as it goes."""
-        for key in sorted(self._buckets):
-            codes = sorted(set(self._buckets.pop(key)))
-            for code in codes:
-                if code >= _CVR_OFFSET:
-                    yield "cvr", f"{code - _CVR_OFFSET:08d}"
-                else:
-                    yield "cpr", f"{code:010d}"
+        return map(entry_of, self.codes())

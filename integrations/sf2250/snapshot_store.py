@@ -1,24 +1,26 @@
-"""Per-authority list snapshots and their diff, computed in the database.
+"""Per-authority list snapshots and their diff.
 
 A list (an authority's NemSMS subscribers on one date) is stored in three steps:
 
 1. :meth:`SnapshotStore.begin` creates the snapshot in state ``fetching`` (replacing a
    ``fetching`` leftover of a crashed run for the same authority and date);
-2. :meth:`SnapshotStore.add` stores the entries in chunks of ``_ADD_CHUNK``, each its own
-   short transaction, so a long list never holds the database's write lock for long; given
-   in key order (the nightly sorts a fetched list first) every index page is written about
-   once, where random order rewrites pages all over the index with every chunk. Rows go
-   through the driver directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL): national
-   lists have millions of them;
+2. :meth:`SnapshotStore.add_codes` (or :meth:`SnapshotStore.add`) stores the entries as
+   compressed blocks of up to ``_ADD_CHUNK`` codes (``integrations.sf2250.entry_codes``), each
+   block its own short transaction, so a long list never holds the database's write lock for
+   long. A national list of 6 million entries is about 90 blocks and 15 MB; as a row per entry
+   with its index it was 430 MB and gigabytes written a night;
 3. :meth:`SnapshotStore.complete` compares the snapshot with the latest *complete* snapshot
    of an earlier date and writes one outbox row per change, and marks the snapshot
    ``complete``, all in one transaction: the new list and its messages commit together.
 
-The comparison is two ``NOT EXISTS`` queries over the primary key, read as a stream in
-batches; neither list is ever held in Python (Copenhagen alone has 600,000 citizens). On
-PostgreSQL the entries are analysed first: planned with the statistics of before the load,
-the diff of a million new rows sorts on disk. A
-failed fetch is :meth:`SnapshotStore.discard`-ed: no snapshot, no message.
+The comparison walks both lists in key order, a block at a time, in windows of ``_STEP``
+codes covering the same range on both sides; a window that is equal on both sides (most are:
+a night changes about 1% of a list) is passed over with one comparison of two arrays. So
+neither list is held whole (Copenhagen alone has 600,000 citizens) when its blocks ascend,
+which they do when the entries come in key order, as the nightly gives them (it sorts a
+fetched list first: ``integrations.sf2250.entry_buffer``). Entries added in any other order
+are correct too, but that list is sorted in memory when read (8 bytes an entry). A failed
+fetch is :meth:`SnapshotStore.discard`-ed: no snapshot, no message.
 
 The first snapshot of an authority has nothing to compare with; it is stored as the baseline
 and produces no messages (rather than announcing every subscriber as new).
@@ -26,27 +28,26 @@ and produces no messages (rather than announcing every subscriber as new).
 
 from __future__ import annotations
 
+import operator
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from itertools import islice
+from itertools import chain, islice, pairwise
 from typing import Any, Literal
 
-from sqlalchemy import (
-    and_,
-    delete,
-    exists,
-    func,
-    insert,
-    literal,
-    select,
-    text,
-    union_all,
-    update,
-)
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from integrations.sf2250.tables import subscription_entries, subscription_snapshots
+from integrations.sf2250.entry_codes import (
+    BLOCK_CODES,
+    code_of,
+    decode_block,
+    encode_block,
+    entry_of,
+)
+from integrations.sf2250.tables import subscription_blocks, subscription_snapshots
 from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import outbox
@@ -55,9 +56,12 @@ Change = Literal["tilmeldt", "afmeldt"]
 #: (kind, number, change) -> (message id, message body) for the outbox.
 MessageFactory = Callable[[str, str, Change], tuple[str, str]]
 
+#: Outbox rows per insert.
 _BATCH = 1000
-#: Entries per transaction of :meth:`SnapshotStore.add`.
-_ADD_CHUNK = 100_000
+#: Codes per block, and so per transaction, of :meth:`SnapshotStore.add_codes`.
+_ADD_CHUNK = BLOCK_CODES
+#: Codes of the new list per comparison window of the diff.
+_STEP = 64
 
 
 @dataclass(frozen=True)
@@ -128,25 +132,42 @@ class SnapshotStore:
             )
 
     def add(self, snapshot_id: int, entries: Iterable[tuple[str, str]]) -> None:
-        """Store ``(kind, number)`` entries; a number listed twice is stored once.
+        """Store ``(kind, number)`` entries; a number listed twice is stored once."""
+        self.add_codes(snapshot_id, (code_of(kind, number) for kind, number in entries))
 
-        ``entries`` is read as a stream, one chunk per transaction.
+    def add_codes(self, snapshot_id: int, codes: Iterable[int]) -> None:
+        """Store entry codes (``entry_codes.code_of``); a code given twice is stored once.
+
+        ``codes`` is read as a stream, one block per transaction. Given in ascending order,
+        the list is compared block by block; in any other order it is sorted when read.
         """
-        rows = ((snapshot_id, kind, number) for kind, number in entries)
-        while chunk := list(islice(rows, _ADD_CHUNK)):
+        stream = iter(codes)
+        while chunk := array("q", islice(stream, _ADD_CHUNK)):
+            # The nightly gives its codes ascending already: checked, not sorted again.
+            ascending = all(map(operator.lt, chunk, islice(chunk, 1, None)))
+            block = chunk if ascending else array("q", sorted(set(chunk)))
             with self._db.transaction(write_first=True) as connection:
-                cursor = connection.connection.cursor()
-                try:
-                    if self._db.dialect == "postgresql":
-                        _copy_entries(cursor, chunk)
-                    else:
-                        cursor.executemany(
-                            f"INSERT OR IGNORE INTO {subscription_entries.name} "
-                            "(snapshot_id, kind, number) VALUES (?, ?, ?)",
-                            chunk,
-                        )
-                finally:
-                    cursor.close()
+                seq = connection.execute(
+                    select(func.coalesce(func.max(subscription_blocks.c.seq) + 1, 0)).where(
+                        subscription_blocks.c.snapshot_id == snapshot_id
+                    )
+                ).scalar_one()
+                connection.execute(
+                    insert(subscription_blocks).values(
+                        snapshot_id=snapshot_id,
+                        seq=seq,
+                        first_code=block[0],
+                        last_code=block[-1],
+                        entries=len(block),
+                        data=encode_block(block),
+                    )
+                )
+
+    def entries(self, snapshot_id: int) -> Iterator[tuple[str, str]]:
+        """The snapshot's ``(kind, number)`` entries in key order, each once."""
+        with self._db.transaction() as connection:
+            for block in _codes(connection, snapshot_id):
+                yield from map(entry_of, block)
 
     def discard(self, snapshot_id: int) -> None:
         with self._db.transaction(write_first=True) as connection:
@@ -162,9 +183,6 @@ class SnapshotStore:
     ) -> DiffResult:
         """Diff against the previous complete snapshot, write the outbox rows, mark complete."""
         with self._db.transaction(write_first=True) as connection:
-            if self._db.dialect == "postgresql":
-                # Without fresh statistics the diff is planned for a few thousand rows.
-                connection.execute(text(f"ANALYZE {subscription_entries.name}"))
             current = connection.execute(
                 select(subscription_snapshots).where(subscription_snapshots.c.id == snapshot_id)
             ).one()
@@ -178,39 +196,52 @@ class SnapshotStore:
                 .order_by(subscription_snapshots.c.list_date.desc())
                 .limit(1)
             ).scalar()
-            entry_count = connection.execute(
-                select(func.count()).where(subscription_entries.c.snapshot_id == snapshot_id)
-            ).scalar_one()
             counts = {"tilmeldt": 0, "afmeldt": 0}
             written = 0
-            if previous_id is not None:
-                insert_outbox = self._insert(outbox).on_conflict_do_nothing(
-                    index_elements=[outbox.c.message_id]
-                )
-                for batch in _changes(connection, snapshot_id, previous_id):
-                    rows = []
-                    for kind, number, change in batch:
-                        counts[change] += 1
-                        message_id, body = message_for(kind, number, change)
-                        rows.append(
-                            {
-                                "message_id": message_id,
-                                "topic": topic,
-                                "authority_cvr": current.authority_cvr,
-                                "body": body,
-                                "state": "pending",
-                                "attempts": 0,
-                                "created_at": completed_at,
-                            }
-                        )
-                    # Counted before: SQLAlchemy batches the rows into multi-row INSERTs on
-                    # psycopg, whose rowcount is then unknown (-1).
-                    ids = [row["message_id"] for row in rows]
-                    known = connection.execute(
-                        select(func.count()).where(outbox.c.message_id.in_(ids))
-                    ).scalar_one()
-                    connection.execute(insert_outbox, rows)
-                    written += len(ids) - known
+            entry_count = 0
+            insert_outbox = self._insert(outbox).on_conflict_do_nothing(
+                index_elements=[outbox.c.message_id]
+            )
+
+            def write(changes: list[tuple[int, Change]]) -> int:
+                rows = []
+                for code, change in changes:
+                    counts[change] += 1
+                    kind, number = entry_of(code)
+                    message_id, body = message_for(kind, number, change)
+                    rows.append(
+                        {
+                            "message_id": message_id,
+                            "topic": topic,
+                            "authority_cvr": current.authority_cvr,
+                            "body": body,
+                            "state": "pending",
+                            "attempts": 0,
+                            "created_at": completed_at,
+                        }
+                    )
+                # Counted before: SQLAlchemy batches the rows into multi-row INSERTs on
+                # psycopg, whose rowcount is then unknown (-1).
+                ids = [row["message_id"] for row in rows]
+                known = connection.execute(
+                    select(func.count()).where(outbox.c.message_id.in_(ids))
+                ).scalar_one()
+                connection.execute(insert_outbox, rows)
+                return len(ids) - known
+
+            new_codes = _codes(connection, snapshot_id)
+            if previous_id is None:
+                entry_count = sum(len(block) for block in new_codes)
+            else:
+                changes: list[tuple[int, Change]] = []
+                for new, old in _windows(new_codes, _codes(connection, previous_id)):
+                    entry_count += len(new)
+                    _diff_window(new, old, changes)
+                    while len(changes) >= _BATCH:
+                        written += write(changes[:_BATCH])
+                        del changes[:_BATCH]
+                if changes:
+                    written += write(changes)
             connection.execute(
                 update(subscription_snapshots)
                 .where(subscription_snapshots.c.id == snapshot_id)
@@ -274,49 +305,71 @@ class SnapshotStore:
         return len(doomed)
 
 
-def _changes(connection: Any, new_id: int, old_id: int) -> Iterator[list[tuple[str, str, Change]]]:
-    """The changes from ``old_id`` to ``new_id`` in batches, streamed from the database."""
-    # Anonymous aliases and an unlabelled change column: the rows are read by position.
-    new = subscription_entries.alias()
-    old = subscription_entries.alias()
-    subscribed = select(new.c.kind, new.c.number, literal("tilmeldt")).where(
-        new.c.snapshot_id == new_id,
-        ~exists().where(
-            and_(
-                old.c.snapshot_id == old_id, old.c.kind == new.c.kind, old.c.number == new.c.number
-            )
-        ),
-    )
-    unsubscribed = select(old.c.kind, old.c.number, literal("afmeldt")).where(
-        old.c.snapshot_id == old_id,
-        ~exists().where(
-            and_(
-                new.c.snapshot_id == new_id, new.c.kind == old.c.kind, new.c.number == old.c.number
-            )
-        ),
-    )
-    # Options on the statement, not the connection: they would stay on the connection and
-    # turn the outbox inserts into server-side-cursor statements too.
-    result = connection.execute(
-        union_all(subscribed, unsubscribed).execution_options(stream_results=True, yield_per=_BATCH)
-    )
-    for partition in result.partitions(_BATCH):
-        yield [(row[0], row[1], row[2]) for row in partition]
+def _codes(connection: Any, snapshot_id: int) -> Iterator[array[int]]:
+    """A snapshot's codes in ascending arrays, each code once, read a block at a time."""
+    blocks = subscription_blocks.c
+    stored = connection.execute(
+        select(blocks.seq, blocks.first_code, blocks.last_code, blocks.entries)
+        .where(blocks.snapshot_id == snapshot_id)
+        .order_by(blocks.seq)
+    ).all()
+
+    def read(seq: int, count: int) -> array[int]:
+        data = connection.execute(
+            select(blocks.data).where(blocks.snapshot_id == snapshot_id, blocks.seq == seq)
+        ).scalar_one()
+        return decode_block(data, count)
+
+    if all(a.last_code < b.first_code for a, b in pairwise(stored)):
+        for row in stored:
+            yield read(row.seq, row.entries)
+        return
+    # Added out of order: the whole list, sorted here.
+    codes = sorted(set(chain.from_iterable(read(row.seq, row.entries) for row in stored)))
+    for start in range(0, len(codes), BLOCK_CODES):
+        yield array("q", codes[start : start + BLOCK_CODES])
 
 
-def _copy_entries(cursor: Any, chunk: list[tuple[int, str, str]]) -> None:
-    """``COPY`` a chunk into a session's temporary table, then keep the rows not stored yet."""
-    cursor.execute(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS sp_entries_in "
-        "(snapshot_id integer, kind text, number text) ON COMMIT DELETE ROWS"
-    )
-    with cursor.copy("COPY sp_entries_in (snapshot_id, kind, number) FROM STDIN") as copy:
-        for row in chunk:
-            copy.write_row(row)
-    cursor.execute(
-        f"INSERT INTO {subscription_entries.name} (snapshot_id, kind, number) "
-        "SELECT snapshot_id, kind, number FROM sp_entries_in ON CONFLICT DO NOTHING"
-    )
+def _windows(
+    new: Iterator[array[int]], old: Iterator[array[int]]
+) -> Iterator[tuple[array[int], array[int]]]:
+    """Slices of two ascending streams of codes, pair by pair covering the same range."""
+    empty: array[int] = array("q")
+    a, b = next(new, None), next(old, None)
+    i = j = 0
+    while a is not None or b is not None:
+        if a is None:
+            assert b is not None
+            yield empty, b[j:]
+            b, j = next(old, None), 0
+        elif b is None:
+            yield a[i:], empty
+            a, i = next(new, None), 0
+        else:
+            # Up to the smaller of the two blocks' last codes: one block (or both) ends here.
+            bound = min(a[-1], b[-1])
+            end_a, end_b = bisect_right(a, bound, i), bisect_right(b, bound, j)
+            yield a[i:end_a], b[j:end_b]
+            i, j = end_a, end_b
+            if i == len(a):
+                a, i = next(new, None), 0
+            if j == len(b):
+                b, j = next(old, None), 0
+
+
+def _diff_window(new: array[int], old: array[int], changes: list[tuple[int, Change]]) -> None:
+    """Append to ``changes`` the codes only in ``new`` (subscribed) and only in ``old``."""
+    j = 0
+    for i in range(0, len(new), _STEP):
+        part = new[i : i + _STEP]
+        end = bisect_right(old, part[-1], j)
+        if part != old[j:end]:
+            before = set(old[j:end])
+            now = set(part)
+            changes.extend((code, "tilmeldt") for code in part if code not in before)
+            changes.extend((code, "afmeldt") for code in old[j:end] if code not in now)
+        j = end
+    changes.extend((code, "afmeldt") for code in old[j:])
 
 
 def _delete_snapshot(connection: Any, snapshot_id: int) -> None:

@@ -2,8 +2,9 @@
 
 The sending ledger of SF1600 (``sendings``: migration 0002 in ``migrations/``, its
 ``outward_id`` 0010), each agreement's print route (``print_routes``: 0010), and the
-nightly NemSMS subscription lists (``subscription_snapshots``, ``subscription_entries``:
-core migration 0003, written before the integrations had their own migrations).
+nightly NemSMS subscription lists (``subscription_snapshots``: core migration 0003, written
+before the integrations had their own migrations; ``subscription_blocks``: 0011, which replaced
+0003's ``subscription_entries``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -27,12 +30,10 @@ from serviceplatform.store.models import (
     CVR_LEN,
     ERROR_CODE_LEN,
     HASH_LEN,
-    KIND_LEN,
     MESSAGE_ID_LEN,
     NAME_LEN,
     SERVICE_LEN,
     STATUS_LEN,
-    SUBJECT_LEN,
     UUID_LEN,
     Base,
     UtcDateTime,
@@ -113,17 +114,27 @@ class SubscriptionSnapshotRecord(Base):
     previous_id: Mapped[int | None] = mapped_column(Integer)
 
 
-class SubscriptionEntryRecord(Base):
-    __tablename__ = "subscription_entries"
+class SubscriptionBlockRecord(Base):
+    """A run of up to ``BLOCK_CODES`` entries of one snapshot, coded and compressed
+    (``integrations.sf2250.entry_codes``). Migration 0011 replaced one row per entry."""
+
+    __tablename__ = "subscription_blocks"
 
     snapshot_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("subscription_snapshots.id", ondelete="CASCADE"), primary_key=True
     )
-    kind: Mapped[str] = mapped_column(String(KIND_LEN), primary_key=True)
-    number: Mapped[str] = mapped_column(String(SUBJECT_LEN), primary_key=True)
+    #: The block's place in its snapshot, from 0, in the order it was stored.
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The block's smallest and largest code: whether a snapshot's blocks ascend is read
+    #: from these without decoding any block.
+    first_code: Mapped[int] = mapped_column(BigInteger)
+    last_code: Mapped[int] = mapped_column(BigInteger)
+    #: Codes in the block.
+    entries: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 sendings = cast(Table, SendingRecord.__table__)
 print_routes = cast(Table, PrintRouteRecord.__table__)
 subscription_snapshots = cast(Table, SubscriptionSnapshotRecord.__table__)
-subscription_entries = cast(Table, SubscriptionEntryRecord.__table__)
+subscription_blocks = cast(Table, SubscriptionBlockRecord.__table__)

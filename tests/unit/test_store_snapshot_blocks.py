@@ -1,0 +1,267 @@
+"""Subscription lists stored as blocks of entry codes: the codes, the blocks, the block-wise
+diff against plain set arithmetic, and migration 0011 carrying stored lists over and back."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from array import array
+from datetime import date
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select, text
+
+from integrations.sf2250 import snapshot_store
+from integrations.sf2250.entry_codes import (
+    CVR_OFFSET,
+    code_of,
+    decode_block,
+    encode_block,
+    entry_of,
+)
+from integrations.sf2250.snapshot_store import SnapshotStore
+from integrations.sf2250.tables import subscription_blocks
+from serviceplatform.errors import StorageError
+from serviceplatform.store.db import Database, alembic_config
+from serviceplatform.store.outbox import Outbox
+from tests.unit.test_store_snapshots import NOW, A, message_for
+
+
+def test_codes_sort_as_kind_then_number() -> None:
+    entries = [
+        ("cvr", "00000001"),
+        ("cpr", "3112999999"),
+        ("cpr", "0000000001"),
+        ("cvr", "99999999"),
+    ]
+    codes = [code_of(kind, number) for kind, number in entries]
+    assert sorted(codes) == [code_of(*e) for e in sorted(entries)]
+    assert [entry_of(code) for code in codes] == entries
+    assert code_of("cvr", "00000000") == CVR_OFFSET
+    assert entry_of(CVR_OFFSET - 1) == ("cpr", "9999999999")
+
+
+@pytest.mark.parametrize(
+    ("kind", "number"),
+    [
+        ("cpr", "010190123"),  # 9 digits
+        ("cpr", "01019012345"),
+        ("cpr", "01019O1234"),
+        ("cpr", "٠١٠١٩٠١٢٣٤"),  # Arabic-Indic digits: isdigit, not ASCII
+        ("cvr", "2918984"),
+        ("cvr", "0101901234"),  # a CPR number given as a CVR
+        ("cpr", "29189846"),
+        ("ean", "29189846"),
+    ],
+)
+def test_a_number_of_the_wrong_form_is_refused(kind: str, number: str) -> None:
+    with pytest.raises(StorageError, match="no CPR or CVR"):
+        code_of(kind, number)
+
+
+def test_a_block_reads_back_as_written_and_is_compressed() -> None:
+    codes = array("q", sorted(random.Random(3).sample(range(10**10), 20_000)))
+    data = encode_block(codes)
+    assert decode_block(data, len(codes)) == codes
+    assert len(data) < len(codes) * codes.itemsize
+    # Stored little-endian whatever the machine: the bytes are the codes' own.
+    assert zlib.decompress(data)[:8] == codes[0].to_bytes(8, "little", signed=True)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-4],  # cut short
+        lambda data: b"x" + data,  # not zlib
+    ],
+)
+def test_a_damaged_block_is_refused(damage: object) -> None:
+    data = encode_block(array("q", [1, 2, 3]))
+    with pytest.raises(StorageError, match="damaged"):
+        decode_block(damage(data), 3)  # type: ignore[operator]
+
+
+def test_a_block_holding_another_count_is_refused() -> None:
+    data = encode_block(array("q", [1, 2, 3]))
+    with pytest.raises(StorageError, match="damaged"):
+        decode_block(data, 4)
+    with pytest.raises(StorageError, match="damaged"):
+        decode_block(data, 2)
+
+
+def _night(store: SnapshotStore, day: int, codes: list[int]) -> int:
+    snapshot_id = store.begin(A, date(2026, 11, day), NOW)
+    store.add_codes(snapshot_id, codes)
+    return snapshot_id
+
+
+def _outbox_changes(database: Database) -> set[tuple[str, str, str]]:
+    found = set()
+    for message in Outbox(database).pending(limit=100_000):
+        _, kind, number, change = message.message_id.split("-")
+        found.add((kind, number, change))
+    return found
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_block_wise_diff_is_set_arithmetic(
+    database: Database, monkeypatch: pytest.MonkeyPatch, seed: int, ascending: bool
+) -> None:
+    """Small blocks and windows, so changes fall at and across every kind of boundary: the
+    first and last codes, runs of changes longer than a window, a side that ends first."""
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 7)
+    monkeypatch.setattr(snapshot_store, "_STEP", 3)
+    rng = random.Random(seed)
+    universe = [*range(1_000, 1_400), *range(CVR_OFFSET, CVR_OFFSET + 100)]
+    old = set(rng.sample(universe, 300))
+    new = {c for c in old if rng.random() > 0.1} | set(rng.sample(universe, 40))
+    new |= {min(universe), max(universe)}
+    new |= set(range(1_200, 1_220))  # a run longer than a window
+    store = SnapshotStore(database)
+    order = sorted if ascending else (lambda codes: rng.sample(sorted(codes), len(codes)))
+    first = _night(store, 1, order(old))
+    store.complete(first, topic="t", message_for=message_for, completed_at=NOW)
+    second = _night(store, 2, order(new))
+    result = store.complete(second, topic="t", message_for=message_for, completed_at=NOW)
+    expected = {(*entry_of(c), "tilmeldt") for c in new - old} | {
+        (*entry_of(c), "afmeldt") for c in old - new
+    }
+    assert _outbox_changes(database) == expected
+    s = result.snapshot
+    assert (s.entry_count, s.subscribed_count, s.unsubscribed_count) == (
+        len(new),
+        len(new - old),
+        len(old - new),
+    )
+    assert result.messages == len(expected)
+    assert list(store.entries(second)) == [entry_of(c) for c in sorted(new)]
+
+
+def test_an_ascending_list_is_stored_in_blocks_that_ascend(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 4)
+    store = SnapshotStore(database)
+    snapshot_id = _night(store, 1, list(range(10, 20)))
+    with database.transaction() as connection:
+        rows = connection.execute(
+            select(
+                subscription_blocks.c.seq,
+                subscription_blocks.c.first_code,
+                subscription_blocks.c.last_code,
+                subscription_blocks.c.entries,
+            )
+            .where(subscription_blocks.c.snapshot_id == snapshot_id)
+            .order_by(subscription_blocks.c.seq)
+        ).all()
+    assert [tuple(r) for r in rows] == [(0, 10, 13, 4), (1, 14, 17, 4), (2, 18, 19, 2)]
+
+
+def test_a_block_given_out_of_order_is_stored_sorted_and_once(database: Database) -> None:
+    store = SnapshotStore(database)
+    snapshot_id = _night(store, 1, [5, 3, 9, 3, 1])
+    with database.transaction() as connection:
+        row = connection.execute(
+            select(
+                subscription_blocks.c.first_code,
+                subscription_blocks.c.last_code,
+                subscription_blocks.c.entries,
+                subscription_blocks.c.data,
+            ).where(subscription_blocks.c.snapshot_id == snapshot_id)
+        ).one()
+    assert (row.first_code, row.last_code, row.entries) == (1, 9, 4)
+    assert list(decode_block(row.data, row.entries)) == [1, 3, 5, 9]
+
+
+def test_blocks_that_overlap_are_read_sorted_and_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 2)
+    store = SnapshotStore(database)
+    snapshot_id = store.begin(A, date(2026, 11, 1), NOW)
+    store.add_codes(snapshot_id, [8, 9])
+    store.add_codes(snapshot_id, [1, 8, 2])  # blocks [1, 8] and [2]: they overlap the first
+    assert list(store.entries(snapshot_id)) == [entry_of(c) for c in (1, 2, 8, 9)]
+    result = store.complete(snapshot_id, topic="t", message_for=message_for, completed_at=NOW)
+    assert result.snapshot.entry_count == 4
+
+
+def test_migration_0011_carries_every_stored_list_over_and_back(database_url: str) -> None:
+    """Lists stored as rows before 0011 are blocks after it, with the same entries, and the
+    next night diffs against them; ``downgrade`` writes the rows back."""
+    db = Database(database_url)
+    try:
+        db.upgrade("0010")
+        numbers = [f"{n:010d}" for n in range(70_000)]  # more than one block
+        with db.transaction(write_first=True) as connection:
+            one, two = (
+                connection.execute(
+                    text(
+                        "INSERT INTO subscription_snapshots (authority_cvr, list_date, "
+                        "state, fetched_at, entry_count, subscribed_count, unsubscribed_count) "
+                        "VALUES (:cvr, :day, 'complete', :now, 0, 0, 0) RETURNING id"
+                    ),
+                    {"cvr": A, "day": date(2026, 11, day), "now": NOW},
+                ).scalar_one()
+                for day in (1, 2)
+            )
+            rows = [{"s": one, "k": "cpr", "n": n} for n in numbers] + [
+                {"s": two, "k": "cvr", "n": "29189846"},
+                {"s": two, "k": "cpr", "n": "0101901234"},
+            ]
+            connection.execute(
+                text(
+                    "INSERT INTO subscription_entries (snapshot_id, kind, number) "
+                    "VALUES (:s, :k, :n)"
+                ),
+                rows,
+            )
+        db.upgrade()
+        store = SnapshotStore(db)
+        assert list(store.entries(one)) == [("cpr", n) for n in numbers]
+        assert list(store.entries(two)) == [("cpr", "0101901234"), ("cvr", "29189846")]
+        with db.transaction() as connection:
+            blocks = connection.execute(
+                select(func.count()).where(subscription_blocks.c.snapshot_id == one)
+            ).scalar_one()
+        assert blocks == 2
+        night = store.begin(A, date(2026, 11, 3), NOW)
+        store.add(night, [("cvr", "29189846")])
+        result = store.complete(night, topic="t", message_for=message_for, completed_at=NOW)
+        assert (result.snapshot.subscribed_count, result.snapshot.unsubscribed_count) == (0, 1)
+
+        config = alembic_config()
+        with db.transaction(write_first=True) as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0010")
+        with db.transaction() as connection:
+            back = connection.execute(
+                text(
+                    "SELECT snapshot_id, kind, number FROM subscription_entries "
+                    "ORDER BY snapshot_id, kind, number"
+                )
+            ).all()
+        assert [tuple(r) for r in back] == (
+            [(one, "cpr", n) for n in numbers]
+            + [(two, "cpr", "0101901234"), (two, "cvr", "29189846"), (night, "cvr", "29189846")]
+        )
+    finally:
+        db.dispose()
+
+
+def test_blocks_that_share_a_boundary_code_hold_it_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks [1, 2] and [2, 3] ascend but for the 2 both hold: read as 1, 2, 3."""
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 2)
+    store = SnapshotStore(database)
+    base = _night(store, 1, [1, 3])
+    store.complete(base, topic="t", message_for=message_for, completed_at=NOW)
+    snapshot_id = store.begin(A, date(2026, 11, 2), NOW)
+    store.add_codes(snapshot_id, [1, 2])
+    store.add_codes(snapshot_id, [2, 3])
+    assert list(store.entries(snapshot_id)) == [entry_of(c) for c in (1, 2, 3)]
+    result = store.complete(snapshot_id, topic="t", message_for=message_for, completed_at=NOW)
+    assert (result.snapshot.entry_count, result.messages) == (3, 1)
