@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Final
 
 from integrations.sf2250.entry_codes import CVR_OFFSET, entry_of
@@ -39,11 +40,11 @@ class EntryBuffer:
             bucket.append(code)
             self.received += 1
 
-    def codes(self) -> Iterator[int]:
-        """Every entry's code (``entry_codes``) once, ascending; empties the buffer as it goes."""
+    def runs(self) -> Iterator[array[int]]:
+        """Every entry's code once, ascending, in runs (one per bucket); empties the buffer."""
         for key in sorted(self._buckets):
-            yield from sorted(set(self._buckets.pop(key)))
+            yield array("q", sorted(set(self._buckets.pop(key))))
 
     def sorted(self) -> Iterator[tuple[str, str]]:
         """Every entry once, by (kind, number); empties the buffer as it goes."""
-        return map(entry_of, self.codes())
+        return map(entry_of, chain.from_iterable(self.runs()))

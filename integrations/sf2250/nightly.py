@@ -324,7 +324,7 @@ class NightlyDiff:
                 if progress is not None:
                     progress.part()
                 self._keep_lease(lease_name)
-            self.snapshots.add_codes(snapshot_id, entries.codes())
+            self.snapshots.add_runs(snapshot_id, entries.runs())
             self._keep_lease(lease_name)
             result = self.snapshots.complete(
                 snapshot_id,

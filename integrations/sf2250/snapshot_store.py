@@ -142,26 +142,49 @@ class SnapshotStore:
         the list is compared block by block; in any other order it is sorted when read.
         """
         stream = iter(codes)
-        while chunk := array("q", islice(stream, _ADD_CHUNK)):
-            # The nightly gives its codes ascending already: checked, not sorted again.
-            ascending = all(map(operator.lt, chunk, islice(chunk, 1, None)))
-            block = chunk if ascending else array("q", sorted(set(chunk)))
-            with self._db.transaction(write_first=True) as connection:
-                seq = connection.execute(
-                    select(func.coalesce(func.max(subscription_blocks.c.seq) + 1, 0)).where(
-                        subscription_blocks.c.snapshot_id == snapshot_id
-                    )
-                ).scalar_one()
-                connection.execute(
-                    insert(subscription_blocks).values(
-                        snapshot_id=snapshot_id,
-                        seq=seq,
-                        first_code=block[0],
-                        last_code=block[-1],
-                        entries=len(block),
-                        data=encode_block(block),
-                    )
+        self.add_runs(snapshot_id, iter(lambda: array("q", islice(stream, _ADD_CHUNK)), array("q")))
+
+    def add_runs(self, snapshot_id: int, runs: Iterable[array[int]]) -> None:
+        """Store runs of entry codes, each in any order, in blocks of up to ``_ADD_CHUNK``
+        codes, one block per transaction.
+
+        The nightly hands over its list as runs that are ascending already, each after the
+        other (the buckets of ``entry_buffer``): that is checked, and they are stored as they
+        are, without sorting them again, joined into full blocks.
+        """
+        pending: array[int] = array("q")
+        for given in runs:
+            run = given
+            if not all(map(operator.lt, run, islice(run, 1, None))):
+                run = array("q", sorted(set(run)))
+            if pending and run and pending[-1] >= run[0]:
+                # Joined, the block would not ascend: the part so far goes as a block.
+                self._store_block(snapshot_id, pending)
+                pending = array("q")
+            pending.extend(run)
+            while len(pending) >= _ADD_CHUNK:
+                self._store_block(snapshot_id, pending[:_ADD_CHUNK])
+                del pending[:_ADD_CHUNK]
+        if pending:
+            self._store_block(snapshot_id, pending)
+
+    def _store_block(self, snapshot_id: int, block: array[int]) -> None:
+        with self._db.transaction(write_first=True) as connection:
+            seq = connection.execute(
+                select(func.coalesce(func.max(subscription_blocks.c.seq) + 1, 0)).where(
+                    subscription_blocks.c.snapshot_id == snapshot_id
                 )
+            ).scalar_one()
+            connection.execute(
+                insert(subscription_blocks).values(
+                    snapshot_id=snapshot_id,
+                    seq=seq,
+                    first_code=block[0],
+                    last_code=block[-1],
+                    entries=len(block),
+                    data=encode_block(block),
+                )
+            )
 
     def entries(self, snapshot_id: int) -> Iterator[tuple[str, str]]:
         """The snapshot's ``(kind, number)`` entries in key order, each once."""

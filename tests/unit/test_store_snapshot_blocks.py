@@ -265,3 +265,39 @@ def test_blocks_that_share_a_boundary_code_hold_it_once(
     assert list(store.entries(snapshot_id)) == [entry_of(c) for c in (1, 2, 3)]
     result = store.complete(snapshot_id, topic="t", message_for=message_for, completed_at=NOW)
     assert (result.snapshot.entry_count, result.messages) == (3, 1)
+
+
+def _blocks(database: Database, snapshot_id: int) -> list[list[int]]:
+    with database.transaction() as connection:
+        rows = connection.execute(
+            select(subscription_blocks.c.data, subscription_blocks.c.entries)
+            .where(subscription_blocks.c.snapshot_id == snapshot_id)
+            .order_by(subscription_blocks.c.seq)
+        ).all()
+    return [list(decode_block(row.data, row.entries)) for row in rows]
+
+
+def test_ascending_runs_are_joined_into_full_blocks(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly's buckets: small ascending runs, one after the other, make full blocks."""
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 4)
+    store = SnapshotStore(database)
+    snapshot_id = store.begin(A, date(2026, 11, 1), NOW)
+    runs = [array("q", r) for r in ([1, 2], [3], [4, 5, 6], [], [7, 8, 9, 10, 11])]
+    store.add_runs(snapshot_id, runs)
+    assert _blocks(database, snapshot_id) == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11]]
+
+
+def test_a_run_that_does_not_follow_on_starts_a_block_of_its_own(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 4)
+    store = SnapshotStore(database)
+    snapshot_id = store.begin(A, date(2026, 11, 1), NOW)
+    # [2, 3] repeats the 2 that ends the first run; [9, 1, 5] is out of order (sorted).
+    store.add_runs(snapshot_id, [array("q", [1, 2]), array("q", [2, 3]), array("q", [9, 1, 5])])
+    assert _blocks(database, snapshot_id) == [[1, 2], [2, 3], [1, 5, 9]]
+    assert list(store.entries(snapshot_id)) == [entry_of(c) for c in (1, 2, 3, 5, 9)]
+    result = store.complete(snapshot_id, topic="t", message_for=message_for, completed_at=NOW)
+    assert result.snapshot.entry_count == 5
