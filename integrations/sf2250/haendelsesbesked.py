@@ -143,8 +143,13 @@ class SubscriptionChange:
         )
 
 
+#: One encoder for every id: ``json.dumps`` with separators builds a new one per call, which
+#: was a fifth of building a national night's messages.
+_NAME_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
+
+
 def _derived_id(purpose: str, change: SubscriptionChange) -> str:
-    name = json.dumps(
+    name = _NAME_ENCODER.encode(
         [
             purpose,
             change.authority_cvr,
@@ -152,8 +157,7 @@ def _derived_id(purpose: str, change: SubscriptionChange) -> str:
             change.kind,
             change.number,
             change.change,
-        ],
-        separators=(",", ":"),
+        ]
     )
     return str(uuid.uuid5(ID_NAMESPACE, name))
 

@@ -201,6 +201,21 @@ def test_a_naive_created_at_is_refused() -> None:
         build_message(change(), VOCABULARY, created_at=datetime(2024, 7, 1, 0, 30))
 
 
+def test_ids_stay_the_ones_earlier_releases_gave() -> None:
+    """A night re-run after an upgrade must find its messages by the same ids (the outbox
+    ignores a known id): these values come from the ids' definition, ``json.dumps`` of the
+    name list with compact separators, as releases before this test computed them."""
+    subject = SubscriptionChange(
+        authority_cvr="29189846",
+        list_date=date(2026, 11, 17),
+        kind="cpr",
+        number="0101901234",
+        change="tilmeldt",
+    )
+    assert besked_id(subject) == "fe194a4c-1e46-59e7-8c9e-9c6320d66aeb"
+    assert registrering_id(subject) == "b5737dc7-fe5c-55aa-abd1-fdb34efdfd48"
+
+
 def test_ids_are_canonical_uuids_deterministic_and_distinct() -> None:
     subject = change()
     ids = {besked_id(subject), registrering_id(subject)}
