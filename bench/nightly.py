@@ -329,7 +329,7 @@ def register_process(pki_dir: Path) -> Iterator[dict[str, str]]:
         line = process.stdout.readline()
         if not line:
             raise SystemExit("the simulated register did not start")
-        yield json.loads(line)
+        yield {**json.loads(line), "pid": str(process.pid)}
     finally:
         assert process.stdin is not None
         process.stdin.close()
@@ -337,6 +337,13 @@ def register_process(pki_dir: Path) -> Iterator[dict[str, str]]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def process_cpu_seconds(pid: str) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux ``/proc/PID/stat``)."""
+    # The fields after the command name, which is in parentheses and may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def hooks_session() -> Any:
@@ -556,7 +563,12 @@ def bench_case(
                     sts_key=str(pki.sts_key),
                     sts_cert=str(pki.sts_cert),
                 )
+            register_cpu = process_cpu_seconds(register["pid"])
             nights.append(run_child(spec))
+            # The register runs on the same CPUs as the night: its share counts too.
+            nights[-1]["register_cpu_seconds"] = round(
+                process_cpu_seconds(register["pid"]) - register_cpu, 2
+            )
         sort_seconds, sort_cpu, sort_lines = sort_comm(scratch, authorities, seed)
     shutil.rmtree(scratch, ignore_errors=True)
     return {
@@ -668,6 +680,8 @@ def render(cases: list[dict[str, Any]], goals: list[Goal]) -> str:
                 f"{case['shape'] + ' ' + case['database']:<16} {night[-1]:>5}  {cells[0]:<25} "
                 f"{cells[1]:<25} {cells[2]:<25} {data['messages']:>6}  {sort}"
             )
+            if "register_cpu_seconds" in data:
+                lines.append(f"{'':<16}  register CPU {data['register_cpu_seconds']} s")
         amqp = case["night2"].get("amqp")
         if amqp:
             lines.append(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from integrations.sf2250.entry_buffer import EntryBuffer
+from integrations.sf2250.entry_codes import code_of
 from integrations.sf2250.haendelsesbesked import (
     MessageBuilder,
     MessageVocabulary,
@@ -41,8 +42,10 @@ CVR = "29189846"
 
 def test_the_entry_buffer_hands_out_sorted_entries_once() -> None:
     buffer = EntryBuffer()
-    buffer.extend([("cvr", "29189846"), ("cpr", "3112999999"), ("cpr", "0101901234")])
-    buffer.extend([("cpr", "0101901234"), ("cpr", "0000000001"), ("cvr", "00000001")])
+    first = [("cvr", "29189846"), ("cpr", "3112999999"), ("cpr", "0101901234")]
+    second = [("cpr", "0101901234"), ("cpr", "0000000001"), ("cvr", "00000001")]
+    buffer.extend([code_of(*entry) for entry in first])
+    buffer.extend([code_of(*entry) for entry in second])
     assert list(buffer.sorted()) == [
         ("cpr", "0000000001"),
         ("cpr", "0101901234"),
@@ -77,7 +80,8 @@ def _part(*entries: str) -> bytes:
 def test_the_part_parser_reads_cpr_and_cvr_entries() -> None:
     transport = _Answer(_part("<CPR>0101901234</CPR>", "<CVR>:29189846</CVR>"))
     client = SubscriptionListClient(transport, cert_alias="c")  # type: ignore[arg-type]
-    assert client.part("S", "ref", 1) == [("cpr", "0101901234"), ("cvr", "29189846")]
+    # Coded as the entry buffer holds them: a CPR number as itself, a CVR as 10**10 + itself.
+    assert client.part("S", "ref", 1) == [101901234, 10**10 + 29189846]
     (request,) = transport.requests
     # A part has a timeout of its own, longer than a SOAP call's.
     assert request.read_timeout_seconds == 30.0 and request.budget_seconds == 90.0
