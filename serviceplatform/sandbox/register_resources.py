@@ -28,7 +28,7 @@ from cryptography import x509
 from lxml import etree
 
 from serviceplatform.sandbox.httpserver import QuietHandler
-from serviceplatform.sandbox.register_lists import StoredList
+from serviceplatform.sandbox.register_lists import CVR_OFFSET, StoredList
 from serviceplatform.sandbox.register_state import (
     CPR,
     FEJL_NS,
@@ -53,6 +53,9 @@ _TILMELDING = re.compile(r"/register/([^/]+)/boks/([^/]+)/myndighedstilmelding")
 _LIST = re.compile(r"/register/([^/]+)/slutbrugerliste")
 _LIST_REF = re.compile(r"/register/([^/]+)/slutbrugerliste/([^/]+)")
 _LIST_PART = re.compile(r"/register/([^/]+)/slutbrugerliste/([^/]+)/dele/([^/]+)")
+#: One entry of a list part, from its code (``register_lists``).
+_CPR_ENTRY = "<Slutbruger><CPR>%010d</CPR></Slutbruger>"
+_CVR_ENTRY = "<Slutbruger><CVR>%08d</CVR></Slutbruger>"
 _AFSENDELSE = re.compile(r"/register/([^/]+)/afsendelse/([^/]+)")
 _SNAPSHOTS_KEPT = 100
 #: The list of a SysID the hook never set.
@@ -394,12 +397,12 @@ class _RegisterHandler(QuietHandler):
         if not raw_number.isdigit() or not 1 <= int(raw_number) <= parts:
             raise RegisterFault(404, 3003, f"the list has parts 1 to {parts}")
         number = int(raw_number)
-        chunk = snapshot.entries.part((number - 1) * state.part_size, number * state.part_size)
+        codes = snapshot.entries.codes((number - 1) * state.part_size, number * state.part_size)
         items = "".join(
-            f"<Slutbruger><CPR>{value}</CPR></Slutbruger>"
-            if kind == "cpr"
-            else f"<Slutbruger><CVR>{value}</CVR></Slutbruger>"
-            for kind, value in chunk
+            [
+                _CPR_ENTRY % code if code < CVR_OFFSET else _CVR_ENTRY % (code - CVR_OFFSET)
+                for code in codes
+            ]
         )
         return (
             f'<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -213,6 +213,22 @@ def test_a_generated_list_answers_look_ups_as_it_serves_its_parts() -> None:
         assert listed.contains(subject, start + timedelta(days=1)) == (subject in set(day_2))
 
 
+@pytest.mark.parametrize("ordered", [False, True])
+def test_a_list_view_codes_a_slice_as_its_entries(ordered: bool) -> None:
+    start = date(2026, 11, 16)
+    listed = GeneratedList(5_000, 3, 20, start, ordered)
+    for day in range(4):
+        view = listed.view(start + timedelta(days=day), "k")
+        # Computed a part at a time, not entry by entry (what keeps the register cheap).
+        assert view.coded is not None
+        # Slices across the end of the kept entries (5,000 - 50 a day), of odd lengths.
+        for first, last in [(0, 1_000), (4_850, 4_950), (4_899, 5_000), (4_990, 6_000), (7, 7)]:
+            expected = [code_of(*subject) for subject in view.part(first, last)]
+            assert view.codes(first, last) == expected
+    stored = StoredList(["0101901234", "3112999999"], ["29189846"]).view(start, "k")
+    assert stored.codes(0, 10) == [code_of(*subject) for subject in stored.part(0, 10)]
+
+
 def test_a_stored_list_is_served_whole_in_another_order() -> None:
     cprs = [f"{n:010d}" for n in range(1_000)]
     view = StoredList(list(cprs), ["29189846"]).view(date(2026, 11, 16), "key")
