@@ -63,7 +63,8 @@ _PLAIN_PART: Final = re.compile(
     rb'(?:<\?xml version="1\.0" encoding="UTF-8"\?>[ \t\r\n]*)?'
     + re.escape(f'<SlutbrugerDelliste xmlns="{REGISTER_NS}">'.encode())
     + rb"(?:<(ReferenceId|DelNummer|AntalDele)>[A-Za-z0-9-]*</\1>)*"
-    + rb"(?P<entries>(?:<Slutbruger><C(?:PR>[0-9]{10}</CPR|VR>:?[0-9]{8}</CVR)></Slutbruger>)*)"
+    # Possessive (*+): an entry that fails ends the match at once, without backtracking.
+    + rb"(?P<entries>(?:<Slutbruger><C(?:PR>[0-9]{10}</CPR|VR>:?[0-9]{8}</CVR)></Slutbruger>)*+)"
     + rb"</SlutbrugerDelliste>[ \t\r\n]*"
 )
 #: The digits that, written before a CVR number's eight, spell its code: "100" + "29189846"
