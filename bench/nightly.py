@@ -12,7 +12,8 @@ shape (1 M entries as one list, 6 M as one list, 6 M as 98 authorities whose lar
    configuration, each in a fresh process, and measures per phase (fetch and store; diff and
    outbox; delivery to the file drop) the wall time, the peak resident memory and the bytes
    written to disk (the process's own writes; on PostgreSQL also the server's WAL and
-   buffer writes);
+   buffer writes), and per night the CPU seconds of the register's process, which serves
+   the parts on the same CPUs;
 3. delivers night 2's messages again over AMQP with publisher confirms to the simulated
    Beskedfordeler (when ``SP_TEST_AMQP_URL`` is set);
 4. times ``LC_ALL=C sort`` of both nights' lists and ``comm -3`` on the same lists and checks
