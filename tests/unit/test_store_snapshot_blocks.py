@@ -40,6 +40,7 @@ def test_codes_sort_as_kind_then_number() -> None:
     assert [entry_of(code) for code in codes] == entries
     assert code_of("cvr", "00000000") == CVR_OFFSET
     assert entry_of(CVR_OFFSET - 1) == ("cpr", "9999999999")
+    assert entry_of(CVR_OFFSET) == ("cvr", "00000000")
 
 
 @pytest.mark.parametrize(
@@ -301,3 +302,74 @@ def test_a_run_that_does_not_follow_on_starts_a_block_of_its_own(
     assert list(store.entries(snapshot_id)) == [entry_of(c) for c in (1, 2, 3, 5, 9)]
     result = store.complete(snapshot_id, topic="t", message_for=message_for, completed_at=NOW)
     assert result.snapshot.entry_count == 5
+
+
+@pytest.mark.parametrize("longer", ["old", "new"])
+def test_a_list_that_outlasts_the_other_by_several_blocks_is_read_to_its_end(
+    database: Database, monkeypatch: pytest.MonkeyPatch, longer: str
+) -> None:
+    """When one list has no codes left, the other's remaining blocks are all changes, each
+    block read from its first code."""
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 3)
+    short, long = [1, 2, 3], list(range(1, 21))
+    old, new = (long, short) if longer == "old" else (short, long)
+    store = SnapshotStore(database)
+    store.complete(_night(store, 1, old), topic="t", message_for=message_for, completed_at=NOW)
+    result = store.complete(
+        _night(store, 2, new), topic="t", message_for=message_for, completed_at=NOW
+    )
+    change = "afmeldt" if longer == "old" else "tilmeldt"
+    assert _outbox_changes(database) == {(*entry_of(c), change) for c in range(4, 21)}
+    assert result.messages == 17
+
+
+def test_every_change_is_counted_when_the_last_batch_is_not_full(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_store, "_BATCH", 2)
+    store = SnapshotStore(database)
+    store.complete(_night(store, 1, [1]), topic="t", message_for=message_for, completed_at=NOW)
+    result = store.complete(
+        _night(store, 2, [2, 3, 4, 5]), topic="t", message_for=message_for, completed_at=NOW
+    )
+    # Five changes: two full batches and one of one.
+    assert result.messages == 5
+    assert len(_outbox_changes(database)) == 5
+
+
+def test_a_run_out_of_order_after_an_ascending_start_is_sorted(database: Database) -> None:
+    store = SnapshotStore(database)
+    snapshot_id = store.begin(A, date(2026, 11, 1), NOW)
+    store.add_runs(snapshot_id, [array("q", [1, 5, 3, 4])])  # its first two ascend
+    assert _blocks(database, snapshot_id) == [[1, 3, 4, 5]]
+
+
+def test_a_run_that_starts_inside_the_pending_block_starts_a_block_of_its_own(
+    database: Database,
+) -> None:
+    """[3, 4] follows [1, 2, 5]'s second code but not its last: joined, the block would not
+    ascend."""
+    store = SnapshotStore(database)
+    snapshot_id = store.begin(A, date(2026, 11, 1), NOW)
+    store.add_runs(snapshot_id, [array("q", [1, 2, 5]), array("q", [3, 4])])
+    assert _blocks(database, snapshot_id) == [[1, 2, 5], [3, 4]]
+    assert list(store.entries(snapshot_id)) == [entry_of(c) for c in (1, 2, 3, 4, 5)]
+
+
+def test_a_big_endian_machine_stores_the_same_little_endian_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stored form does not depend on the machine: where native order is big-endian,
+    the codes are swapped on the way in and out (shown here by claiming this machine is)."""
+    from integrations.sf2250 import entry_codes
+
+    codes = array("q", [1, 2, 3 * 2**40])
+    little = encode_block(codes)
+    monkeypatch.setattr(entry_codes, "_BIG_ENDIAN", True)
+    swapped = encode_block(codes)
+    assert list(codes) == [1, 2, 3 * 2**40]  # the caller's array is left alone
+    native_big = array("q", codes)
+    native_big.byteswap()
+    assert zlib.decompress(swapped) == native_big.tobytes()
+    assert zlib.decompress(swapped) != zlib.decompress(little)
+    assert decode_block(swapped, 3) == codes
