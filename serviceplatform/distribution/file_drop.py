@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
+import secrets
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -35,8 +36,13 @@ from serviceplatform.errors import DistributorUnavailable
 
 #: Mode of a directory this transport creates: the pick-up process reads through its group.
 DIRECTORY_MODE: Final = 0o750
-#: Mode of a message file (``mkstemp`` makes 0600; the pick-up process reads through its group).
+#: Mode of a message file (the pick-up process reads it through its group).
 FILE_MODE: Final = 0o640
+
+# O_EXCL: a temporary file is always new, never one that a link or another writer put there.
+_CREATE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+#: Random names tried for one temporary file before giving up.
+_TEMP_ATTEMPTS: Final = 100
 
 
 class FileDropDistributor(DistributorBase):
@@ -50,78 +56,117 @@ class FileDropDistributor(DistributorBase):
         return self.directory / f"{besked_id}.xml"
 
     def deliver(self, message: OutgoingMessage) -> None:
-        target = self.path_for(message.besked_id)
         try:
-            # Created here rather than in __init__: a drop directory on a mount that is
-            # missing at start-up is a retryable delivery failure, not a failed start.
-            self.directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-            if _same_content(target, message.body):
-                return
-            self._write_atomically(target, message.body)
+            with self._opened_directory() as directory:
+                name = f"{message.besked_id}.xml"
+                if _same_content(directory, name, message.body):
+                    return
+                temp = _write_temporary(directory, message.besked_id, message.body, sync=True)
+                try:
+                    os.replace(temp, name, src_dir_fd=directory, dst_dir_fd=directory)
+                except BaseException:
+                    _discard(directory, [temp])
+                    raise
+                os.fsync(directory)
         except OSError as exc:
-            # The directory, not the file: the BeskedId may be derived from a CPR number.
-            detail = f"cannot write to {self.directory}: {exc.strerror or exc}"
-            raise DistributorUnavailable(detail) from exc
+            raise self._unavailable(exc) from exc
 
     def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
-        written: list[tuple[str, Path]] = []
+        if not messages:
+            return {}
         try:
-            self.directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-            for message in messages:
-                target = self.path_for(message.besked_id)
-                if not _same_content(target, message.body):
-                    written.append(
-                        (self._write_temporary(target, message.body, sync=False), target)
-                    )
-            if written:
-                _sync_files(self.directory, [temp for temp, _ in written])
-                for temp, target in written:
-                    os.replace(temp, target)
-                _fsync_directory(self.directory)
+            with self._opened_directory() as directory:
+                _write_batch(directory, messages)
         except OSError as exc:
-            for temp, _ in written:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-            detail = f"cannot write to {self.directory}: {exc.strerror or exc}"
-            return {0: DistributorUnavailable(detail)} if messages else {}
+            return {0: self._unavailable(exc)}
         return dict.fromkeys(range(len(messages)))
 
-    def _write_temporary(self, target: Path, body: bytes, *, sync: bool) -> str:
-        fd, temp_name = tempfile.mkstemp(
-            dir=self.directory, prefix=f".{target.stem}.", suffix=".tmp"
-        )
+    @contextlib.contextmanager
+    def _opened_directory(self) -> Iterator[int]:
+        """The drop directory, created if missing, open for ``*at`` calls and fsync."""
+        # Created here rather than in __init__: a drop directory on a mount that is missing
+        # at start-up is a retryable delivery failure, not a failed start.
+        self.directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+        # Names relative to one open directory: a path is resolved once per batch, not
+        # once per file and call, and every file lands in the directory that is fsynced.
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fchmod(handle.fileno(), FILE_MODE)
-                if sync:
-                    os.fsync(handle.fileno())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-            raise
-        return temp_name
+            yield fd
+        finally:
+            os.close(fd)
 
-    def _write_atomically(self, target: Path, body: bytes) -> None:
-        temp_name = self._write_temporary(target, body, sync=True)
-        try:
-            os.replace(temp_name, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-            raise
-        _fsync_directory(self.directory)
+    def _unavailable(self, exc: OSError) -> DistributorUnavailable:
+        # The directory, not the file: the BeskedId may be derived from a CPR number.
+        return DistributorUnavailable(f"cannot write to {self.directory}: {exc.strerror or exc}")
 
 
-def _same_content(path: Path, body: bytes) -> bool:
-    """True when ``path`` exists and holds exactly ``body``."""
+def _write_batch(directory: int, messages: Sequence[OutgoingMessage]) -> None:
+    """Write, make durable and rename a batch; on any error no temporary file stays behind."""
+    written: list[tuple[str, str]] = []
+    renamed = 0
     try:
-        if path.stat().st_size != len(body):
+        for message in messages:
+            name = f"{message.besked_id}.xml"
+            if not _same_content(directory, name, message.body):
+                temp = _write_temporary(directory, message.besked_id, message.body, sync=False)
+                written.append((temp, name))
+        if not written:
+            return
+        _sync_files(directory, [temp for temp, _ in written])
+        # In the batch's order: of one BeskedId given twice, the later version stays.
+        for temp, name in written:
+            os.replace(temp, name, src_dir_fd=directory, dst_dir_fd=directory)
+            renamed += 1
+        os.fsync(directory)
+    except BaseException:
+        _discard(directory, [temp for temp, _ in written[renamed:]])
+        raise
+
+
+def _write_temporary(directory: int, besked_id: str, body: bytes, *, sync: bool) -> str:
+    """Write ``body`` to a new ``.<BeskedId>.<random>.tmp`` in ``directory``; its name."""
+    for _ in range(_TEMP_ATTEMPTS):
+        temp = f".{besked_id}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temp, _CREATE_FLAGS, FILE_MODE, dir_fd=directory)
+        except FileExistsError:
+            continue  # a leftover of a crashed run, or the same id twice in one batch
+        break
+    else:
+        raise FileExistsError(errno.EEXIST, "no unused temporary file name")
+    try:
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+            # The umask may have taken bits off the mode given to open.
+            os.fchmod(fd, FILE_MODE)
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _discard(directory, [temp])
+        raise
+    return temp
+
+
+def _discard(directory: int, names: Sequence[str]) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=directory)
+
+
+def _same_content(directory: int, name: str, body: bytes) -> bool:
+    """True when ``name`` exists in ``directory`` and holds exactly ``body``."""
+    try:
+        if os.stat(name, dir_fd=directory).st_size != len(body):
             return False
-        return path.read_bytes() == body
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
     except FileNotFoundError:
         return False
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(len(body) + 1) == body
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -137,28 +182,16 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS: Final = _load_syncfs()
 
 
-def _sync_files(directory: Path, names: Sequence[str]) -> None:
+def _sync_files(directory: int, names: Sequence[str]) -> None:
     """Make the written files durable: one ``syncfs`` of their file system, or fsync each."""
     if _SYNCFS is not None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if _SYNCFS(fd) != 0:
-                error = ctypes.get_errno()
-                raise OSError(error, os.strerror(error))
-        finally:
-            os.close(fd)
+        if _SYNCFS(directory) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
         return
     for name in names:
-        fd = os.open(name, os.O_RDONLY)
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
