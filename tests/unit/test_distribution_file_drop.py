@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import threading
 import uuid
@@ -152,6 +153,136 @@ def test_unwritable_directory_is_unavailable(tmp_path):
         distributor.deliver(message())
     assert str(blocker / "drop") in caught.value.error_text
     assert ".xml" not in caught.value.error_text
+
+
+# --- FileDropDistributor: batches -----------------------------------------------------------
+
+
+def _tmp_names(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
+
+
+def _fail_on_call(monkeypatch, name: str, number: int) -> None:
+    """``os.<name>`` raises EIO on its ``number``-th call from now on (1-based)."""
+    original = getattr(os, name)
+    calls = [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == number:
+            raise OSError(5, "Input/output error")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(os, name, failing)
+
+
+@pytest.mark.parametrize(
+    ("failing", "number"),
+    [("write", 2), ("fchmod", 3), ("replace", 2), ("fsync", 1)],
+    ids=["writing the second file", "its mode", "renaming the second file", "the directory"],
+)
+def test_a_batch_that_fails_part_way_leaves_no_temporary_file(
+    tmp_path, monkeypatch, failing, number
+):
+    distributor = FileDropDistributor(tmp_path)
+    kept = message(b"<besked>first</besked>")
+    distributor.deliver(kept)
+    batch = [
+        OutgoingMessage(kept.besked_id, CVR, b"<besked>second</besked>"),
+        message(b"<besked>b</besked>"),
+        message(b"<besked>c</besked>"),
+    ]
+    _fail_on_call(monkeypatch, failing, number)
+    outcome = distributor.deliver_batch(batch)
+    monkeypatch.undo()
+    assert list(outcome) == [0] and isinstance(outcome[0], DistributorUnavailable)
+    assert "Input/output error" in outcome[0].error_text
+    assert _tmp_names(tmp_path) == []
+    # Whatever was renamed before the failure is a whole file of the batch; the rest is as
+    # it was, and the whole batch is delivered again by the caller.
+    versions = {m.besked_id: {m.body} for m in batch}
+    versions[kept.besked_id].add(kept.body)
+    for path in tmp_path.glob("*.xml"):
+        assert path.read_bytes() in versions[path.stem]
+    assert distributor.deliver_batch(batch) == {0: None, 1: None, 2: None}
+    assert all(distributor.path_for(m.besked_id).read_bytes() == m.body for m in batch)
+    assert _tmp_names(tmp_path) == []
+
+
+def test_a_batch_is_synced_before_its_renames_and_the_directory_after(tmp_path, monkeypatch):
+    from serviceplatform.distribution import file_drop
+
+    distributor = FileDropDistributor(tmp_path)
+    batch = [message(b"<besked>a</besked>"), message(b"<besked>b</besked>")]
+    steps: list[str] = []
+    sync_files, replace, fsync = file_drop._sync_files, os.replace, os.fsync
+
+    def recorded_sync(directory, names):
+        # Every file is written and closed under its temporary name, none renamed yet.
+        steps.append(f"sync {len(names)} files, {len(list(tmp_path.glob('*.xml')))} renamed")
+        sync_files(directory, names)
+
+    def recorded_replace(source, target, **kwargs):
+        steps.append("rename")
+        replace(source, target, **kwargs)
+
+    def recorded_fsync(fd):
+        steps.append("fsync directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    monkeypatch.setattr(file_drop, "_sync_files", recorded_sync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    assert distributor.deliver_batch(batch) == {0: None, 1: None}
+    assert steps == ["sync 2 files, 0 renamed", "rename", "rename", "fsync directory"]
+
+
+def test_the_same_besked_id_twice_in_a_batch_keeps_the_later_version(tmp_path):
+    distributor = FileDropDistributor(tmp_path)
+    first = message(b"<besked>earlier</besked>")
+    later = OutgoingMessage(first.besked_id, CVR, b"<besked>later</besked>")
+    assert distributor.deliver_batch([first, later]) == {0: None, 1: None}
+    assert distributor.path_for(first.besked_id).read_bytes() == b"<besked>later</besked>"
+    assert os.listdir(tmp_path) == [f"{first.besked_id}.xml"]
+
+
+def test_a_leftover_temporary_file_is_neither_reused_nor_removed(tmp_path, monkeypatch):
+    sent = message(b"<besked>new</besked>")
+    # What a crashed run left under the name this run draws first.
+    leftover = tmp_path / f".{sent.besked_id}.aaaaaaaa.tmp"
+    leftover.write_bytes(b"<besked>a crashed run's longer version</besked>")
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda _: next(drawn))
+    assert FileDropDistributor(tmp_path).deliver_batch([sent]) == {0: None}
+    assert (tmp_path / f"{sent.besked_id}.xml").read_bytes() == b"<besked>new</besked>"
+    assert leftover.read_bytes() == b"<besked>a crashed run's longer version</besked>"
+
+
+def test_a_symlink_at_the_temporary_name_is_not_followed(tmp_path, monkeypatch):
+    sent = message(b"<besked>new</besked>")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"untouched")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / f".{sent.besked_id}.aaaaaaaa.tmp").symlink_to(outside)
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda _: next(drawn))
+    assert FileDropDistributor(drop).deliver_batch([sent]) == {0: None}
+    assert outside.read_bytes() == b"untouched"
+    assert (drop / f"{sent.besked_id}.xml").read_bytes() == b"<besked>new</besked>"
+
+
+def test_a_batch_files_mode_does_not_depend_on_the_umask(tmp_path):
+    batch = [message(b"<besked>a</besked>"), message(b"<besked>b</besked>")]
+    previous = os.umask(0o077)
+    try:
+        FileDropDistributor(tmp_path).deliver_batch(batch)
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE((tmp_path / f"{m.besked_id}.xml").stat().st_mode) for m in batch] == [
+        0o640,
+        0o640,
+    ]
 
 
 # --- MemoryDistributor ----------------------------------------------------------------------
