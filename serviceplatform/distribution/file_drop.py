@@ -58,6 +58,8 @@ class FileDropDistributor(DistributorBase):
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
+        # Cleared at the first batch whose file system has no unnamed files.
+        self._unnamed = _UNNAMED_FILES
 
     def path_for(self, besked_id: str) -> Path:
         """Where the message with ``besked_id`` is (or will be) written."""
@@ -84,7 +86,17 @@ class FileDropDistributor(DistributorBase):
             return {}
         try:
             with self._opened_directory() as directory:
-                _write_batch(directory, messages)
+                if self._unnamed:
+                    try:
+                        _write_batch_unnamed(directory, messages)
+                    except OSError as exc:
+                        if exc.errno not in _NO_UNNAMED_FILES:
+                            raise
+                        # Delivering the batch again is safe: what is in place stays as is.
+                        self._unnamed = False
+                        _write_batch_named(directory, messages)
+                else:
+                    _write_batch_named(directory, messages)
         except OSError as exc:
             return {0: self._unavailable(exc)}
         return dict.fromkeys(range(len(messages)))
@@ -108,7 +120,62 @@ class FileDropDistributor(DistributorBase):
         return DistributorUnavailable(f"cannot write to {self.directory}: {exc.strerror or exc}")
 
 
-def _write_batch(directory: int, messages: Sequence[OutgoingMessage]) -> None:
+def _write_batch_unnamed(directory: int, messages: Sequence[OutgoingMessage]) -> None:
+    """Write a batch as unnamed files, make them durable, link them under their names.
+
+    An unnamed file (``O_TMPFILE``) needs no directory entry until it is complete, so a file
+    costs one directory insert instead of a temporary name's insert, a rename and a look-up
+    of the final name; a crash leaves nothing behind (the kernel frees an unlinked file).
+    ``link`` never replaces a file: an existing name is compared, and only a different
+    version is replaced (through a temporary name, atomically).
+    """
+    opened: list[int] = []
+    try:
+        for message in messages:
+            fd = os.open(".", _UNNAMED_FLAGS, FILE_MODE, dir_fd=directory)
+            opened.append(fd)
+            _write_all(fd, message.body)
+            # The umask may have taken bits off the mode given to open.
+            os.fchmod(fd, FILE_MODE)
+        _syncfs(directory)  # the contents, before any name points at them
+        for fd, message in zip(opened, messages, strict=True):
+            _link(directory, fd, message)
+        # The names, and the files' link counts: without a journal (ext4 can run without
+        # one) the directory's fsync would not write the linked files' inodes.
+        _syncfs(directory)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def _link(directory: int, fd: int, message: OutgoingMessage) -> None:
+    """Give the unnamed file ``fd`` the message's name unless that name has these bytes."""
+    name = f"{message.besked_id}.xml"
+    try:
+        # linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N: the documented way to name an
+        # O_TMPFILE file without CAP_DAC_READ_SEARCH (AT_EMPTY_PATH needs it).
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=directory, follow_symlinks=True)
+        return
+    except FileExistsError:
+        if _same_content(directory, name, message.body):
+            return
+    for _ in range(_TEMP_ATTEMPTS):
+        temp = f".{message.besked_id}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.link(f"/proc/self/fd/{fd}", temp, dst_dir_fd=directory, follow_symlinks=True)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(errno.EEXIST, "no unused temporary file name")
+    try:
+        os.replace(temp, name, src_dir_fd=directory, dst_dir_fd=directory)
+    except BaseException:
+        _discard(directory, [temp])
+        raise
+
+
+def _write_batch_named(directory: int, messages: Sequence[OutgoingMessage]) -> None:
     """Write, make durable and rename a batch; on any error no temporary file stays behind."""
     written: list[tuple[str, str]] = []
     renamed = 0
@@ -144,9 +211,7 @@ def _write_temporary(directory: int, besked_id: str, body: bytes, *, sync: bool)
         raise FileExistsError(errno.EEXIST, "no unused temporary file name")
     try:
         try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, body)
             # The umask may have taken bits off the mode given to open.
             os.fchmod(fd, FILE_MODE)
             if sync:
@@ -157,6 +222,12 @@ def _write_temporary(directory: int, besked_id: str, body: bytes, *, sync: bool)
         _discard(directory, [temp])
         raise
     return temp
+
+
+def _write_all(fd: int, body: bytes) -> None:
+    view = memoryview(body)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _discard(directory: int, names: Sequence[str]) -> None:
@@ -190,12 +261,29 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS: Final = _load_syncfs()
 
 
+#: Unnamed files need O_TMPFILE, /proc to name them and syncfs to make them durable together.
+_UNNAMED_FILES: Final = (
+    hasattr(os, "O_TMPFILE") and _SYNCFS is not None and os.path.isdir("/proc/self/fd")
+)
+_UNNAMED_FLAGS: Final = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | os.O_CLOEXEC
+#: What opening an unnamed file answers on a file system without them (EISDIR: kernels
+#: before 3.11, which read O_TMPFILE as O_DIRECTORY).
+_NO_UNNAMED_FILES: Final = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+
+
+def _syncfs(directory: int) -> None:
+    """Write everything of the file system ``directory`` is on to its disk."""
+    if _SYNCFS is None:
+        raise OSError(errno.ENOSYS, "syncfs is not available")
+    if _SYNCFS(directory) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
 def _sync_files(directory: int, names: Sequence[str]) -> None:
     """Make the written files durable: one ``syncfs`` of their file system, or fsync each."""
     if _SYNCFS is not None:
-        if _SYNCFS(directory) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
+        _syncfs(directory)
         return
     for name in names:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)

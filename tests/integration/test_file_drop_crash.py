@@ -1,13 +1,14 @@
-"""A relay killed between writing a batch's files and renaming them loses no message.
+"""A relay killed between writing a batch's files and naming them loses no message.
 
 The relay runs in a process of its own on the test's database (SQLite file or PostgreSQL
 schema) and delivers one batch to the file drop. After the batch's files are written and made
-durable under their temporary names, the process kills itself (SIGKILL: no clean-up, no
-rollback, no ``finally``) at the second rename: one file is in place, the others are only
-temporary files. Nothing was marked delivered, so a second relay delivers every row again;
-the file already in place keeps its inode (same bytes: nothing changes) and the others appear
-whole. A relay that marked its rows before the files were renamed, or in a transaction of
-their own, would leave rows marked delivered without a file.
+durable (as unnamed files, or under temporary names where a file system has no unnamed
+files), the process kills itself (SIGKILL: no clean-up, no rollback, no ``finally``) as it
+names the second file: one file is in place, the others have no name (the kernel frees them)
+or only a temporary one. Nothing was marked delivered, so a second relay delivers every row
+again; the file already in place keeps its inode (same bytes: nothing changes) and the others
+appear whole. A relay that marked its rows before the files were named, or in a transaction
+of their own, would leave rows marked delivered without a file.
 """
 
 from __future__ import annotations
@@ -36,28 +37,32 @@ AUTHORITY = "29189846"
 TOPIC = "beskedfordeler"
 ROWS = 5
 
-# The crashing relay: the first rename goes through, the second kills the process.
+# The crashing relay: the first file gets its name, naming the second kills the process.
 CHILD = """
 import os, signal, sys
 from datetime import UTC, datetime
-from serviceplatform.distribution.file_drop import FileDropDistributor
+from serviceplatform.distribution import file_drop
 from serviceplatform.relay import OutboxRelay
 from serviceplatform.store.db import Database
 from serviceplatform.store.outbox import Outbox
 
-url, drop, topic = sys.argv[1:4]
-replace, renames = os.replace, []
+url, drop, topic, kind = sys.argv[1:5]
+if kind == "named":
+    file_drop._UNNAMED_FILES = False
+named = []
 
-def crashing_replace(*args, **kwargs):
-    renames.append(args)
-    if len(renames) == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-    replace(*args, **kwargs)
+def crashing(original):
+    def name(source, target, **kwargs):
+        named.append(target)
+        if len(named) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        original(source, target, **kwargs)
+    return name
 
-os.replace = crashing_replace
+os.link, os.replace = crashing(os.link), crashing(os.replace)
 now = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
-relay = OutboxRelay(Outbox(Database(url)), FileDropDistributor(drop), clock=lambda: now,
-                    topic=topic, batch_size=100)
+relay = OutboxRelay(Outbox(Database(url)), file_drop.FileDropDistributor(drop),
+                    clock=lambda: now, topic=topic, batch_size=100)
 relay.run()
 """
 
@@ -83,13 +88,14 @@ def _pending(database: Database) -> dict[str, bytes]:
     return bodies
 
 
-def test_a_relay_killed_between_write_and_rename_loses_nothing(
-    database: Database, database_url: str, tmp_path: Path
+@pytest.mark.parametrize("kind", ["unnamed", "named"])
+def test_a_relay_killed_between_writing_and_naming_loses_nothing(
+    database: Database, database_url: str, tmp_path: Path, kind: str
 ) -> None:
     bodies = _pending(database)
     drop = tmp_path / "drop"
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, database_url, str(drop), TOPIC],
+        [sys.executable, "-c", CHILD, database_url, str(drop), TOPIC, kind],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -99,8 +105,10 @@ def test_a_relay_killed_between_write_and_rename_loses_nothing(
     assert child.returncode == -signal.SIGKILL, child.stderr
     placed = list(drop.glob("*.xml"))
     assert len(placed) == 1
-    temporary = [name for name in os.listdir(drop) if name.endswith(".tmp")]
-    assert len(temporary) == ROWS - 1
+    others = sorted(set(os.listdir(drop)) - {path.name for path in placed})
+    # Unnamed files die with the process; temporary names stay (never ``*.xml``).
+    assert len(others) == (0 if kind == "unnamed" else ROWS - 1)
+    assert all(name.startswith(".") and name.endswith(".tmp") for name in others)
     first = placed[0]
     assert first.read_bytes() == bodies[first.stem]
     counts = Outbox(database).counts(TOPIC)

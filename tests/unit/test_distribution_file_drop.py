@@ -156,15 +156,30 @@ def test_unwritable_directory_is_unavailable(tmp_path):
 
 
 # --- FileDropDistributor: batches -----------------------------------------------------------
+#
+# Two ways to write a batch: unnamed files linked under their names once durable (Linux,
+# O_TMPFILE) and named temporary files renamed (elsewhere, or a file system without unnamed
+# files). Each batch test runs both.
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def kind(request, monkeypatch) -> str:
+    from serviceplatform.distribution import file_drop
+
+    if request.param == "named":
+        monkeypatch.setattr(file_drop, "_UNNAMED_FILES", False)
+    else:
+        assert file_drop._UNNAMED_FILES  # this machine (Linux) has them
+    return str(request.param)
 
 
 def _tmp_names(directory: Path) -> list[str]:
     return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
 
 
-def _fail_on_call(monkeypatch, name: str, number: int) -> None:
-    """``os.<name>`` raises EIO on its ``number``-th call from now on (1-based)."""
-    original = getattr(os, name)
+def _fail_on_call(monkeypatch, owner: object, name: str, number: int) -> None:
+    """``owner.<name>`` raises EIO on its ``number``-th call from now on (1-based)."""
+    original = getattr(owner, name)
     calls = [0]
 
     def failing(*args, **kwargs):
@@ -173,17 +188,19 @@ def _fail_on_call(monkeypatch, name: str, number: int) -> None:
             raise OSError(5, "Input/output error")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(os, name, failing)
+    monkeypatch.setattr(owner, name, failing)
 
 
-@pytest.mark.parametrize(
-    ("failing", "number"),
-    [("write", 2), ("fchmod", 3), ("replace", 2), ("fsync", 1)],
-    ids=["writing the second file", "its mode", "renaming the second file", "the directory"],
-)
-def test_a_batch_that_fails_part_way_leaves_no_temporary_file(
-    tmp_path, monkeypatch, failing, number
-):
+FAILURES = {
+    "unnamed": [("write", 2), ("fchmod", 3), ("_syncfs", 1), ("link", 2), ("_syncfs", 2)],
+    "named": [("write", 2), ("fchmod", 3), ("_syncfs", 1), ("replace", 2), ("fsync", 1)],
+}
+
+
+@pytest.mark.parametrize("step", range(5))
+def test_a_batch_that_fails_part_way_leaves_no_temporary_file(tmp_path, monkeypatch, kind, step):
+    from serviceplatform.distribution import file_drop
+
     distributor = FileDropDistributor(tmp_path)
     kept = message(b"<besked>first</besked>")
     distributor.deliver(kept)
@@ -192,13 +209,14 @@ def test_a_batch_that_fails_part_way_leaves_no_temporary_file(
         message(b"<besked>b</besked>"),
         message(b"<besked>c</besked>"),
     ]
-    _fail_on_call(monkeypatch, failing, number)
+    failing, number = FAILURES[kind][step]
+    _fail_on_call(monkeypatch, file_drop if failing.startswith("_") else os, failing, number)
     outcome = distributor.deliver_batch(batch)
     monkeypatch.undo()
     assert list(outcome) == [0] and isinstance(outcome[0], DistributorUnavailable)
     assert "Input/output error" in outcome[0].error_text
     assert _tmp_names(tmp_path) == []
-    # Whatever was renamed before the failure is a whole file of the batch; the rest is as
+    # Whatever got its name before the failure is a whole file of the batch; the rest is as
     # it was, and the whole batch is delivered again by the caller.
     versions = {m.besked_id: {m.body} for m in batch}
     versions[kept.besked_id].add(kept.body)
@@ -209,18 +227,29 @@ def test_a_batch_that_fails_part_way_leaves_no_temporary_file(
     assert _tmp_names(tmp_path) == []
 
 
-def test_a_batch_is_synced_before_its_renames_and_the_directory_after(tmp_path, monkeypatch):
+def test_a_batch_is_durable_before_it_is_named_and_named_durably(tmp_path, monkeypatch, kind):
     from serviceplatform.distribution import file_drop
 
     distributor = FileDropDistributor(tmp_path)
-    batch = [message(b"<besked>a</besked>"), message(b"<besked>b</besked>")]
+    kept = message(b"<besked>first</besked>")
+    distributor.deliver(kept)
+    # A new file, and a different version of one in place (replaced through a temporary name).
+    batch = [message(b"<besked>a</besked>"), OutgoingMessage(kept.besked_id, CVR, b"<b>2</b>")]
     steps: list[str] = []
-    sync_files, replace, fsync = file_drop._sync_files, os.replace, os.fsync
+    syncfs, link, replace, fsync = file_drop._syncfs, os.link, os.replace, os.fsync
 
-    def recorded_sync(directory, names):
-        # Every file is written and closed under its temporary name, none renamed yet.
-        steps.append(f"sync {len(names)} files, {len(list(tmp_path.glob('*.xml')))} renamed")
-        sync_files(directory, names)
+    def recorded_syncfs(directory):
+        names = sorted(os.listdir(tmp_path))
+        steps.append(f"syncfs, {sum(n.endswith('.xml') for n in names)} named")
+        syncfs(directory)
+
+    def recorded_link(source, target, **kwargs):
+        try:
+            link(source, target, **kwargs)
+        except FileExistsError:
+            steps.append("link: exists")
+            raise
+        steps.append("link temporary" if target.endswith(".tmp") else "link")
 
     def recorded_replace(source, target, **kwargs):
         steps.append("rename")
@@ -230,14 +259,39 @@ def test_a_batch_is_synced_before_its_renames_and_the_directory_after(tmp_path, 
         steps.append("fsync directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
         fsync(fd)
 
-    monkeypatch.setattr(file_drop, "_sync_files", recorded_sync)
+    monkeypatch.setattr(file_drop, "_syncfs", recorded_syncfs)
+    monkeypatch.setattr(os, "link", recorded_link)
     monkeypatch.setattr(os, "replace", recorded_replace)
     monkeypatch.setattr(os, "fsync", recorded_fsync)
     assert distributor.deliver_batch(batch) == {0: None, 1: None}
-    assert steps == ["sync 2 files, 0 renamed", "rename", "rename", "fsync directory"]
+    if kind == "unnamed":
+        expected = [
+            "syncfs, 1 named",
+            "link",
+            "link: exists",
+            "link temporary",
+            "rename",
+            "syncfs, 2 named",
+        ]
+    else:
+        expected = ["syncfs, 1 named", "rename", "rename", "fsync directory"]
+    assert steps == expected
+    assert all(distributor.path_for(m.besked_id).read_bytes() == m.body for m in batch)
 
 
-def test_the_same_besked_id_twice_in_a_batch_keeps_the_later_version(tmp_path):
+def test_a_batch_leaves_a_file_with_the_same_bytes_as_it_is(tmp_path, kind):
+    distributor = FileDropDistributor(tmp_path)
+    kept = message(b"<besked>same</besked>")
+    distributor.deliver_batch([kept])
+    before = distributor.path_for(kept.besked_id).stat()
+    again = OutgoingMessage(kept.besked_id, CVR, b"<besked>same</besked>")
+    assert distributor.deliver_batch([again, message()]) == {0: None, 1: None}
+    after = distributor.path_for(kept.besked_id).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_the_same_besked_id_twice_in_a_batch_keeps_the_later_version(tmp_path, kind):
     distributor = FileDropDistributor(tmp_path)
     first = message(b"<besked>earlier</besked>")
     later = OutgoingMessage(first.besked_id, CVR, b"<besked>later</besked>")
@@ -246,33 +300,38 @@ def test_the_same_besked_id_twice_in_a_batch_keeps_the_later_version(tmp_path):
     assert os.listdir(tmp_path) == [f"{first.besked_id}.xml"]
 
 
-def test_a_leftover_temporary_file_is_neither_reused_nor_removed(tmp_path, monkeypatch):
+def test_a_leftover_temporary_file_is_neither_reused_nor_removed(tmp_path, monkeypatch, kind):
     sent = message(b"<besked>new</besked>")
-    # What a crashed run left under the name this run draws first.
+    distributor = FileDropDistributor(tmp_path)
+    # An older version in place (so the unnamed way needs a temporary name too), and what a
+    # crashed run left under the name this run draws first.
+    distributor.deliver(OutgoingMessage(sent.besked_id, CVR, b"<besked>old</besked>"))
     leftover = tmp_path / f".{sent.besked_id}.aaaaaaaa.tmp"
     leftover.write_bytes(b"<besked>a crashed run's longer version</besked>")
     drawn = iter(["aaaaaaaa", "bbbbbbbb"])
     monkeypatch.setattr(secrets, "token_hex", lambda _: next(drawn))
-    assert FileDropDistributor(tmp_path).deliver_batch([sent]) == {0: None}
+    assert distributor.deliver_batch([sent]) == {0: None}
     assert (tmp_path / f"{sent.besked_id}.xml").read_bytes() == b"<besked>new</besked>"
     assert leftover.read_bytes() == b"<besked>a crashed run's longer version</besked>"
+    assert _tmp_names(tmp_path) == [leftover.name]
 
 
-def test_a_symlink_at_the_temporary_name_is_not_followed(tmp_path, monkeypatch):
+def test_a_symlink_at_the_temporary_name_is_not_followed(tmp_path, monkeypatch, kind):
     sent = message(b"<besked>new</besked>")
     outside = tmp_path / "outside"
     outside.write_bytes(b"untouched")
     drop = tmp_path / "drop"
-    drop.mkdir()
+    distributor = FileDropDistributor(drop)
+    distributor.deliver(OutgoingMessage(sent.besked_id, CVR, b"<besked>old</besked>"))
     (drop / f".{sent.besked_id}.aaaaaaaa.tmp").symlink_to(outside)
     drawn = iter(["aaaaaaaa", "bbbbbbbb"])
     monkeypatch.setattr(secrets, "token_hex", lambda _: next(drawn))
-    assert FileDropDistributor(drop).deliver_batch([sent]) == {0: None}
+    assert distributor.deliver_batch([sent]) == {0: None}
     assert outside.read_bytes() == b"untouched"
     assert (drop / f"{sent.besked_id}.xml").read_bytes() == b"<besked>new</besked>"
 
 
-def test_a_batch_files_mode_does_not_depend_on_the_umask(tmp_path):
+def test_a_batch_files_mode_does_not_depend_on_the_umask(tmp_path, kind):
     batch = [message(b"<besked>a</besked>"), message(b"<besked>b</besked>")]
     previous = os.umask(0o077)
     try:
@@ -283,6 +342,26 @@ def test_a_batch_files_mode_does_not_depend_on_the_umask(tmp_path):
         0o640,
         0o640,
     ]
+
+
+def test_a_file_system_without_unnamed_files_gets_named_temporary_files(tmp_path, monkeypatch):
+    real_open = os.open
+    refused: list[int] = []
+
+    def no_tmpfile(path, flags, *args, **kwargs):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            refused.append(flags)
+            raise OSError(95, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    distributor = FileDropDistributor(tmp_path)
+    first, second = [message(b"<besked>1</besked>")], [message(b"<besked>2</besked>")]
+    assert distributor.deliver_batch(first) == {0: None}
+    assert distributor.deliver_batch(second) == {0: None}
+    assert len(refused) == 1  # asked once; the second batch went the named way at once
+    assert all(distributor.path_for(m.besked_id).read_bytes() == m.body for m in first + second)
+    assert _tmp_names(tmp_path) == []
 
 
 # --- MemoryDistributor ----------------------------------------------------------------------
