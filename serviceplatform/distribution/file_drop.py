@@ -1,27 +1,34 @@
 """The file transport: one ``<BeskedId>.xml`` per message in a drop directory.
 
 A pick-up process (or an operator) takes the files from there; the embedded default needs no
-broker. Every file appears whole or not at all: the bytes go to a temporary file in the same
-directory (named ``.<BeskedId>.<random>.tmp``, so a reader globbing ``*.xml`` never sees it),
-are flushed and fsynced, renamed over the final name with ``os.replace`` (atomic within one
-file system), and the directory is fsynced so the rename itself survives a crash.
+broker. Every file appears whole or not at all. A single message (``deliver``) goes to a
+temporary file in the same directory (named ``.<BeskedId>.<random>.tmp``, so a reader globbing
+``*.xml`` never sees it), is flushed and fsynced, renamed over the final name with
+``os.replace`` (atomic within one file system), and the directory is fsynced so the rename
+itself survives a crash.
 
-A batch (``deliver_batch``) is made durable together: every file of the batch is written to
-its temporary name, then one ``syncfs`` flushes them all (Linux; elsewhere one ``fsync`` per
-file), then they are renamed in the batch's order and the directory is fsynced once. Two
-fsyncs per file held a national night's delivery to a few hundred files a second. A crash
-before the final fsync leaves whole files or none, and the caller, not told of success,
-delivers the batch again; a crash's temporary files stay (they never match ``*.xml``).
+A batch (``deliver_batch``) is made durable together. On Linux every message of the batch is
+written to an unnamed file in the drop directory (``O_TMPFILE``), one ``syncfs`` makes them
+all durable, each is linked under its final name, and a second ``syncfs`` makes the names
+durable (and, on a file system without a journal, the files' link counts, which the
+directory's fsync would not write). ``link`` never replaces a file: a name already there is
+compared and, holding other bytes, replaced through a temporary name and a rename. Elsewhere,
+or where the file system has no unnamed files, the batch goes to temporary names, one
+``syncfs`` (one ``fsync`` per file without it), the renames in the batch's order and one
+fsync of the directory. Two fsyncs per file held a national night's delivery to a few hundred
+files a second. A crash before the final sync leaves whole files or none, and the caller, not
+told of success, delivers the batch again; an unnamed file dies with the process, a temporary
+name stays (it never matches ``*.xml``).
 
-Each file costs the system calls it needs and no more: ``os.open`` (``O_EXCL``, a fresh random
-name; never a leftover or a link), ``write``, ``fchmod`` (the umask may have taken bits off),
-``close``, ``stat`` of the final name, ``rename``, all relative to the drop directory opened
-once per batch; ``mkstemp``, file objects and ``Path`` cost as much again in Python. Where the
-time goes at scale, and why creating a file can take 0.5 ms on some file systems:
-``docs/distribution.md``.
+Each file costs the system calls it needs and no more, relative to the drop directory opened
+once per batch: unnamed, ``open``, ``write``, ``fchmod`` (the umask may have taken bits off),
+``link``, ``close``; named, the same with ``O_EXCL`` on a fresh random name (never a leftover
+or a link), a ``stat`` of the final name and a ``rename``. ``mkstemp``, file objects and
+``Path`` cost as much again in Python. Where a night's delivery spends its time, and why
+creating a file can take half a millisecond on some file systems: ``docs/distribution.md``.
 
 Delivering the same ``BeskedId`` again with the same bytes changes nothing (a retry after a
-crash between the rename and the caller's bookkeeping). With different bytes the file is
+crash between the naming and the caller's bookkeeping). With different bytes the file is
 replaced, atomically as well: at-least-once re-delivery of a corrected message is the caller's
 business, and a reader that already took the first version will not see the second unless it
 looks again. Any ``OSError`` becomes ``DistributorUnavailable`` (retryable).
