@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import threading
 import uuid
@@ -152,6 +153,215 @@ def test_unwritable_directory_is_unavailable(tmp_path):
         distributor.deliver(message())
     assert str(blocker / "drop") in caught.value.error_text
     assert ".xml" not in caught.value.error_text
+
+
+# --- FileDropDistributor: batches -----------------------------------------------------------
+#
+# Two ways to write a batch: unnamed files linked under their names once durable (Linux,
+# O_TMPFILE) and named temporary files renamed (elsewhere, or a file system without unnamed
+# files). Each batch test runs both.
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def kind(request, monkeypatch) -> str:
+    from serviceplatform.distribution import file_drop
+
+    if request.param == "named":
+        monkeypatch.setattr(file_drop, "_UNNAMED_FILES", False)
+    else:
+        assert file_drop._UNNAMED_FILES  # this machine (Linux) has them
+    return str(request.param)
+
+
+def _tmp_names(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
+
+
+def _fail_on_call(monkeypatch, owner: object, name: str, number: int) -> None:
+    """``owner.<name>`` raises EIO on its ``number``-th call from now on (1-based)."""
+    original = getattr(owner, name)
+    calls = [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == number:
+            raise OSError(5, "Input/output error")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+FAILURES = {
+    "unnamed": [("write", 2), ("fchmod", 3), ("_syncfs", 1), ("link", 2), ("_syncfs", 2)],
+    "named": [("write", 2), ("fchmod", 3), ("_syncfs", 1), ("replace", 2), ("fsync", 1)],
+}
+
+
+@pytest.mark.parametrize("step", range(5))
+def test_a_batch_that_fails_part_way_leaves_no_temporary_file(tmp_path, monkeypatch, kind, step):
+    from serviceplatform.distribution import file_drop
+
+    distributor = FileDropDistributor(tmp_path)
+    kept = message(b"<besked>first</besked>")
+    distributor.deliver(kept)
+    batch = [
+        OutgoingMessage(kept.besked_id, CVR, b"<besked>second</besked>"),
+        message(b"<besked>b</besked>"),
+        message(b"<besked>c</besked>"),
+    ]
+    failing, number = FAILURES[kind][step]
+    _fail_on_call(monkeypatch, file_drop if failing.startswith("_") else os, failing, number)
+    outcome = distributor.deliver_batch(batch)
+    monkeypatch.undo()
+    assert list(outcome) == [0] and isinstance(outcome[0], DistributorUnavailable)
+    assert "Input/output error" in outcome[0].error_text
+    assert _tmp_names(tmp_path) == []
+    # Whatever got its name before the failure is a whole file of the batch; the rest is as
+    # it was, and the whole batch is delivered again by the caller.
+    versions = {m.besked_id: {m.body} for m in batch}
+    versions[kept.besked_id].add(kept.body)
+    for path in tmp_path.glob("*.xml"):
+        assert path.read_bytes() in versions[path.stem]
+    assert distributor.deliver_batch(batch) == {0: None, 1: None, 2: None}
+    assert all(distributor.path_for(m.besked_id).read_bytes() == m.body for m in batch)
+    assert _tmp_names(tmp_path) == []
+
+
+def test_a_batch_is_durable_before_it_is_named_and_named_durably(tmp_path, monkeypatch, kind):
+    from serviceplatform.distribution import file_drop
+
+    distributor = FileDropDistributor(tmp_path)
+    kept = message(b"<besked>first</besked>")
+    distributor.deliver(kept)
+    # A new file, and a different version of one in place (replaced through a temporary name).
+    batch = [message(b"<besked>a</besked>"), OutgoingMessage(kept.besked_id, CVR, b"<b>2</b>")]
+    steps: list[str] = []
+    syncfs, link, replace, fsync = file_drop._syncfs, os.link, os.replace, os.fsync
+
+    def recorded_syncfs(directory):
+        names = sorted(os.listdir(tmp_path))
+        steps.append(f"syncfs, {sum(n.endswith('.xml') for n in names)} named")
+        syncfs(directory)
+
+    def recorded_link(source, target, **kwargs):
+        try:
+            link(source, target, **kwargs)
+        except FileExistsError:
+            steps.append("link: exists")
+            raise
+        steps.append("link temporary" if target.endswith(".tmp") else "link")
+
+    def recorded_replace(source, target, **kwargs):
+        steps.append("rename")
+        replace(source, target, **kwargs)
+
+    def recorded_fsync(fd):
+        steps.append("fsync directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    monkeypatch.setattr(file_drop, "_syncfs", recorded_syncfs)
+    monkeypatch.setattr(os, "link", recorded_link)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    assert distributor.deliver_batch(batch) == {0: None, 1: None}
+    if kind == "unnamed":
+        expected = [
+            "syncfs, 1 named",
+            "link",
+            "link: exists",
+            "link temporary",
+            "rename",
+            "syncfs, 2 named",
+        ]
+    else:
+        expected = ["syncfs, 1 named", "rename", "rename", "fsync directory"]
+    assert steps == expected
+    assert all(distributor.path_for(m.besked_id).read_bytes() == m.body for m in batch)
+
+
+def test_a_batch_leaves_a_file_with_the_same_bytes_as_it_is(tmp_path, kind):
+    distributor = FileDropDistributor(tmp_path)
+    kept = message(b"<besked>same</besked>")
+    distributor.deliver_batch([kept])
+    before = distributor.path_for(kept.besked_id).stat()
+    again = OutgoingMessage(kept.besked_id, CVR, b"<besked>same</besked>")
+    assert distributor.deliver_batch([again, message()]) == {0: None, 1: None}
+    after = distributor.path_for(kept.besked_id).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_the_same_besked_id_twice_in_a_batch_keeps_the_later_version(tmp_path, kind):
+    distributor = FileDropDistributor(tmp_path)
+    first = message(b"<besked>earlier</besked>")
+    later = OutgoingMessage(first.besked_id, CVR, b"<besked>later</besked>")
+    assert distributor.deliver_batch([first, later]) == {0: None, 1: None}
+    assert distributor.path_for(first.besked_id).read_bytes() == b"<besked>later</besked>"
+    assert os.listdir(tmp_path) == [f"{first.besked_id}.xml"]
+
+
+def test_a_leftover_temporary_file_is_neither_reused_nor_removed(tmp_path, monkeypatch, kind):
+    sent = message(b"<besked>new</besked>")
+    distributor = FileDropDistributor(tmp_path)
+    # An older version in place (so the unnamed way needs a temporary name too), and what a
+    # crashed run left under the name this run draws first.
+    distributor.deliver(OutgoingMessage(sent.besked_id, CVR, b"<besked>old</besked>"))
+    leftover = tmp_path / f".{sent.besked_id}.aaaaaaaa.tmp"
+    leftover.write_bytes(b"<besked>a crashed run's longer version</besked>")
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda _: next(drawn))
+    assert distributor.deliver_batch([sent]) == {0: None}
+    assert (tmp_path / f"{sent.besked_id}.xml").read_bytes() == b"<besked>new</besked>"
+    assert leftover.read_bytes() == b"<besked>a crashed run's longer version</besked>"
+    assert _tmp_names(tmp_path) == [leftover.name]
+
+
+def test_a_symlink_at_the_temporary_name_is_not_followed(tmp_path, monkeypatch, kind):
+    sent = message(b"<besked>new</besked>")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"untouched")
+    drop = tmp_path / "drop"
+    distributor = FileDropDistributor(drop)
+    distributor.deliver(OutgoingMessage(sent.besked_id, CVR, b"<besked>old</besked>"))
+    (drop / f".{sent.besked_id}.aaaaaaaa.tmp").symlink_to(outside)
+    drawn = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda _: next(drawn))
+    assert distributor.deliver_batch([sent]) == {0: None}
+    assert outside.read_bytes() == b"untouched"
+    assert (drop / f"{sent.besked_id}.xml").read_bytes() == b"<besked>new</besked>"
+
+
+def test_a_batch_files_mode_does_not_depend_on_the_umask(tmp_path, kind):
+    batch = [message(b"<besked>a</besked>"), message(b"<besked>b</besked>")]
+    previous = os.umask(0o077)
+    try:
+        FileDropDistributor(tmp_path).deliver_batch(batch)
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE((tmp_path / f"{m.besked_id}.xml").stat().st_mode) for m in batch] == [
+        0o640,
+        0o640,
+    ]
+
+
+def test_a_file_system_without_unnamed_files_gets_named_temporary_files(tmp_path, monkeypatch):
+    real_open = os.open
+    refused: list[int] = []
+
+    def no_tmpfile(path, flags, *args, **kwargs):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            refused.append(flags)
+            raise OSError(95, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    distributor = FileDropDistributor(tmp_path)
+    first, second = [message(b"<besked>1</besked>")], [message(b"<besked>2</besked>")]
+    assert distributor.deliver_batch(first) == {0: None}
+    assert distributor.deliver_batch(second) == {0: None}
+    assert len(refused) == 1  # asked once; the second batch went the named way at once
+    assert all(distributor.path_for(m.besked_id).read_bytes() == m.body for m in first + second)
+    assert _tmp_names(tmp_path) == []
 
 
 # --- MemoryDistributor ----------------------------------------------------------------------
