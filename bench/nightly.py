@@ -571,7 +571,9 @@ def bench_case(
                 process_cpu_seconds(register["pid"]) - register_cpu, 2
             )
         sort_seconds, sort_cpu, sort_lines = sort_comm(scratch, authorities, seed)
-    shutil.rmtree(scratch, ignore_errors=True)
+    # Left for main() to remove after the last case: on an ext4 file system without a journal
+    # (this machine's), files created within a minute of deleting thousands cost up to 0.5 ms
+    # each (docs/distribution.md), which would slow the next case's file drop.
     return {
         "database": kind,
         "shape": shape,
