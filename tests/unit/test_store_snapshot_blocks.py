@@ -70,6 +70,13 @@ def test_a_block_reads_back_as_written_and_is_compressed() -> None:
     assert zlib.decompress(data)[:8] == codes[0].to_bytes(8, "little", signed=True)
 
 
+def test_a_block_holds_signed_64_bit_integers() -> None:
+    """The stored form is signed, as documented: no entry code is negative, but a block read
+    as unsigned would turn the format into another one."""
+    codes = array("q", [-(2**63), -1, 0, 2**63 - 1])
+    assert decode_block(encode_block(codes), 4) == codes
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -363,13 +370,13 @@ def test_a_big_endian_machine_stores_the_same_little_endian_bytes(
     the codes are swapped on the way in and out (shown here by claiming this machine is)."""
     from integrations.sf2250 import entry_codes
 
-    codes = array("q", [1, 2, 3 * 2**40])
+    codes = array("q", [-5, 1, 2, 3 * 2**40])
     little = encode_block(codes)
     monkeypatch.setattr(entry_codes, "_BIG_ENDIAN", True)
     swapped = encode_block(codes)
-    assert list(codes) == [1, 2, 3 * 2**40]  # the caller's array is left alone
+    assert list(codes) == [-5, 1, 2, 3 * 2**40]  # the caller's array is left alone
     native_big = array("q", codes)
     native_big.byteswap()
     assert zlib.decompress(swapped) == native_big.tobytes()
     assert zlib.decompress(swapped) != zlib.decompress(little)
-    assert decode_block(swapped, 3) == codes
+    assert decode_block(swapped, 4) == codes
