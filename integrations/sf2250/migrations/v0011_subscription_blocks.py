@@ -6,6 +6,7 @@ Revises: 0010
 A national night stored 6 million rows with their primary-key index (about 430 MB, gigabytes
 written); as blocks (``integrations.sf2250.entry_codes``) the same list is about 15 MB. Every
 stored list is carried over, block by block, in key order; ``downgrade`` writes the rows back.
+Old code reads the dropped table: stop every node for this upgrade (docs/deployment.md).
 Written by hand; ``tests/unit/test_store_schema.py`` checks the migrations against the models.
 """
 
