@@ -48,6 +48,16 @@ def encode_block(codes: array[int]) -> bytes:
     return zlib.compress(codes.tobytes(), _LEVEL)
 
 
+def block_columns(codes: array[int]) -> dict[str, int | bytes]:
+    """The stored row of a block but its place: first and last code, count, and its bytes."""
+    return {
+        "first_code": codes[0],
+        "last_code": codes[-1],
+        "entries": len(codes),
+        "data": encode_block(codes),
+    }
+
+
 def decode_block(data: bytes, count: int) -> array[int]:
     """The codes of a stored block; a block that does not hold ``count`` codes is refused."""
     codes: array[int] = array("q")

@@ -42,9 +42,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from integrations.sf2250.entry_codes import (
     BLOCK_CODES,
+    block_columns,
     code_of,
     decode_block,
-    encode_block,
     entry_of,
 )
 from integrations.sf2250.tables import subscription_blocks, subscription_snapshots
@@ -177,12 +177,7 @@ class SnapshotStore:
             ).scalar_one()
             connection.execute(
                 insert(subscription_blocks).values(
-                    snapshot_id=snapshot_id,
-                    seq=seq,
-                    first_code=block[0],
-                    last_code=block[-1],
-                    entries=len(block),
-                    data=encode_block(block),
+                    snapshot_id=snapshot_id, seq=seq, **block_columns(block)
                 )
             )
 

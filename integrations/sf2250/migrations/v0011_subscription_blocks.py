@@ -22,9 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from integrations.sf2250.entry_codes import (
     BLOCK_CODES,
+    block_columns,
     code_of,
     decode_block,
-    encode_block,
     entry_of,
 )
 
@@ -71,14 +71,7 @@ def upgrade() -> None:
         codes = (code_of(kind, number) for kind, number in rows)
         for seq, block in enumerate(_chunks(codes)):
             connection.execute(
-                blocks.insert().values(
-                    snapshot_id=snapshot_id,
-                    seq=seq,
-                    first_code=block[0],
-                    last_code=block[-1],
-                    entries=len(block),
-                    data=encode_block(block),
-                )
+                blocks.insert().values(snapshot_id=snapshot_id, seq=seq, **block_columns(block))
             )
     op.drop_table("subscription_entries")
 
