@@ -19,14 +19,15 @@ default in force. :func:`read_settings` lists every problem (``config check``);
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.integration import SectionT, SettingsSection
+from serviceplatform.integration import ZERO_ALLOWED, SectionT, SettingsSection
 
 
 @dataclass
@@ -42,7 +43,7 @@ class SecuritySettings:
     #: Accepted ``saml:Issuer`` values (``serve`` refuses to start without; empty accepts any
     #: issuer whose signature verifies, which only tests rely on).
     trusted_issuers: list[str] = field(default_factory=list)
-    clock_skew_seconds: int = 60
+    clock_skew_seconds: int = field(default=60, metadata=ZERO_ALLOWED)
     #: Longest accepted lifetime of a ``wsu:Timestamp`` (Created to Expires).
     max_timestamp_lifetime_seconds: int = 300
     #: How long a MessageID is remembered; at least the timestamp lifetime plus skew.
@@ -96,8 +97,8 @@ class PeerSettings:
     read_timeout_seconds: float = 0.5
     #: The whole call, retries included, must end within this budget (the SLA).
     budget_seconds: float = 1.0
-    max_retries: int = 2
-    backoff_seconds: float = 0.05
+    max_retries: int = field(default=2, metadata=ZERO_ALLOWED)
+    backoff_seconds: float = field(default=0.05, metadata=ZERO_ALLOWED)
     pool_size: int = 16
 
 
@@ -317,7 +318,7 @@ def _build(
         problems.append(f"setting {_dotted(key)} {origins.at(key)} must be a table")
         return cls()
     hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.metadata.get("setting", True)}
+    known = {f.name: f for f in fields(cls) if f.metadata.get("setting", True)}
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         here = (*key, name)
@@ -342,7 +343,9 @@ def _build(
             }
         else:
             try:
-                kwargs[name] = _coerce(value, hint, here, origins)
+                kwargs[name] = _in_range(
+                    _coerce(value, hint, here, origins), known[name], here, origins
+                )
             except ValueError as exc:
                 problems.append(str(exc))
     return cls(**kwargs)
@@ -377,6 +380,26 @@ def _coerce(value: Any, hint: Any, key: Key, origins: _Origins) -> Any:
         raise ValueError(
             f"setting {_dotted(key)} {origins.at(key)} must be {_describe(hint)}, {found}"
         )
+    return value
+
+
+def _in_range(value: Any, spec: Field[Any], key: Key, origins: _Origins) -> Any:
+    """``value`` when it is no number, or a finite one above 0 (or 0, where ``ZERO_ALLOWED``).
+
+    No count, size, timeout or interval of the platform means anything at 0 or below unless
+    its field says so: ``batch_size = 0`` would hand nothing over, every night, silently.
+    Raises ValueError with the line to report.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    where = f"setting {_dotted(key)} {origins.at(key)}"
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, not {value}")
+    if spec.metadata.get("zero_allowed"):
+        if value < 0:
+            raise ValueError(f"{where} must be 0 or more, not {value}")
+    elif value <= 0:
+        raise ValueError(f"{where} must be more than 0, not {value}")
     return value
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 if TYPE_CHECKING:
     from serviceplatform.config import Settings
@@ -76,6 +76,12 @@ class ErrorCodes:
     #: The code numbers they take (``range(700, 800)``: SP-700 to SP-799). Ranges of two
     #: integrations must not overlap, nor hold a code of the core (``errors.check_codes``).
     numbers: range
+
+
+#: Field metadata of a numeric setting that may be 0 (a count of retries, a pause, a cache
+#: lifetime): ``x: int = field(default=2, metadata=ZERO_ALLOWED)``. Every other number, in the
+#: core's sections and the integrations' alike, must be above 0; every number must be finite.
+ZERO_ALLOWED: Final[Mapping[str, bool]] = {"zero_allowed": True}
 
 
 def _no_secret_files(_section: Any) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from integrations.oots.as4.settings import As4AuthoritySettings, As4Settings
-from serviceplatform.integration import SettingsSection
+from serviceplatform.integration import ZERO_ALLOWED, SettingsSection
 
 
 @dataclass
@@ -62,12 +62,12 @@ class OotsSettings:
     common_services_url: str = ""
     common_services_timeout_seconds: float = 10.0
     #: How long an Evidence Broker or DSD answer is reused.
-    cache_ttl_seconds: int = 3600
+    cache_ttl_seconds: int = field(default=3600, metadata=ZERO_ALLOWED)
     #: Seconds between two collections of answers from Domibus in each server process
     #: (0: only when a call waits for or asks about an answer).
-    poll_interval_seconds: float = 5.0
+    poll_interval_seconds: float = field(default=5.0, metadata=ZERO_ALLOWED)
     #: How long AnmodBevis waits for the provider's answer before answering ``Afventer``.
-    answer_wait_seconds: float = 2.0
+    answer_wait_seconds: float = field(default=2.0, metadata=ZERO_ALLOWED)
     #: A request still unanswered after this long fails with SP-721; one the gateway never
     #: took (it stayed queued) fails with SP-723.
     answer_timeout_seconds: int = 86400

@@ -161,3 +161,60 @@ def test_an_integrations_section_loads_into_its_own_type_with_the_same_checks(
 def test_sections_is_no_setting(tmp_path: Path) -> None:
     path = write(tmp_path, "[sections]\noots = 1\n")
     assert refusal(path, {}) == f"unknown setting sections in {path}"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "wording"),
+    [
+        ("[distributor]\nbatch_size = 0\n", "distributor.batch_size", "must be more than 0, not 0"),
+        ("[distributor.amqp]\nin_flight = -1\n", "distributor.amqp.in_flight", "more than 0"),
+        ("[soap]\nmax_body_bytes = 0\n", "soap.max_body_bytes", "must be more than 0, not 0"),
+        ("[peers.nemsms]\nread_timeout_seconds = 0.0\n", "peers.nemsms.read_timeout_seconds", ""),
+        ("[peers.nemsms]\nmax_retries = -1\n", "peers.nemsms.max_retries", "must be 0 or more"),
+        ("[subscriptions]\nlist_parts_in_flight = 0\n", "subscriptions.list_parts_in_flight", ""),
+        ("[oots]\ncache_ttl_seconds = -5\n", "oots.cache_ttl_seconds", "must be 0 or more, not -5"),
+        ("[oots.as4]\nmax_body_bytes = 0\n", "oots.as4.max_body_bytes", "more than 0"),
+        ("[routing]\nreload_interval_seconds = nan\n", "routing.reload_interval_seconds", "finite"),
+        ("[peers.nemsms]\nbudget_seconds = inf\n", "peers.nemsms.budget_seconds", "finite"),
+    ],
+)
+def test_a_number_out_of_range_in_the_file_names_key_and_file(
+    tmp_path: Path, text: str, key: str, wording: str
+) -> None:
+    path = write(tmp_path, text)
+    detail = refusal(path, {})
+    assert detail.startswith(f"setting {key} in {path} must be ")
+    assert wording in detail
+
+
+def test_a_number_out_of_range_from_a_variable_names_the_variable() -> None:
+    detail = refusal(None, {"SP_DISTRIBUTOR__BATCH_SIZE": "-3"})
+    variable = "from SP_DISTRIBUTOR__BATCH_SIZE"
+    assert detail == f"setting distributor.batch_size {variable} must be more than 0, not -3"
+
+
+def test_zero_is_taken_where_a_setting_allows_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[security]\nclock_skew_seconds = 0\n"
+        "[peers.nemsms]\nmax_retries = 0\nbackoff_seconds = 0.0\n"
+        "[oots]\ncache_ttl_seconds = 0\npoll_interval_seconds = 0\nanswer_wait_seconds = 0\n",
+    )
+    settings = load_settings(path, {})
+    assert settings.security.clock_skew_seconds == 0
+    assert (settings.peer("nemsms").max_retries, settings.peer("nemsms").backoff_seconds) == (0, 0)
+    oots = settings.section(OOTS_SETTINGS)
+    assert (oots.cache_ttl_seconds, oots.poll_interval_seconds, oots.answer_wait_seconds) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_config_check_lists_each_number_out_of_range(tmp_path: Path) -> None:
+    path = write(tmp_path, "[distributor]\nbatch_size = 0\n[distributor.amqp]\nin_flight = 0\n")
+    problems = read_settings(path, {}).problems
+    assert [p.split(" in ")[0] for p in problems] == [
+        "setting distributor.batch_size",
+        "setting distributor.amqp.in_flight",
+    ]
