@@ -91,6 +91,8 @@ _STATUS_KODE: Final = (f"{{{SAGDOK_NS}}}StatusKode", "StatusKode")
 _FEJLBESKED: Final = (f"{{{SAGDOK_NS}}}FejlbeskedTekst", "FejlbeskedTekst")
 # The failures that mean "the connection or channel is no longer usable".
 _BROKEN: Final = (pika.exceptions.AMQPError, OSError)
+# The largest write ``coalesce_output`` makes of queued frames.
+_WRITE_CHUNK: Final = 256 * 1024
 
 
 # --- connection settings --------------------------------------------------------------------
@@ -209,8 +211,28 @@ _PARSERS = _ThreadParser()
 def parse_standard_retur(body: bytes) -> tuple[int, str | None]:
     """``(StatusKode, FejlbeskedTekst)`` of a ``StandardRetur``, with or without namespace.
 
-    Raises ValueError when ``body`` is not XML or carries no integer ``StatusKode``.
+    Raises ValueError when ``body`` is not XML or carries no integer ``StatusKode``. The
+    answer for a short body is remembered: Beskedfordeler answers most messages with the very
+    same bytes, and the same bytes always read the same.
     """
+    known = _RETUR_SEEN.get(body)
+    if known is not None:
+        return known
+    answer = _parse_standard_retur(body)
+    if len(body) <= _RETUR_REMEMBERED_SIZE:
+        if len(_RETUR_SEEN) >= _RETUR_REMEMBERED:
+            _RETUR_SEEN.clear()
+        _RETUR_SEEN[body] = answer
+    return answer
+
+
+#: Replies remembered by ``parse_standard_retur``, and the longest body remembered.
+_RETUR_REMEMBERED: Final = 64
+_RETUR_REMEMBERED_SIZE: Final = 1024
+_RETUR_SEEN: dict[bytes, tuple[int, str | None]] = {}
+
+
+def _parse_standard_retur(body: bytes) -> tuple[int, str | None]:
     try:
         root = etree.fromstring(body, _PARSERS.parser)
     except etree.XMLSyntaxError as exc:
@@ -508,6 +530,7 @@ class AmqpDistributor(DistributorBase):
         """Handle what arrived (waiting for it until ``deadline`` at most)."""
         assert self._ioloop is not None
         try:
+            coalesce_output(self._connection)
             poll_once(self._ioloop, deadline)
         except _BROKEN as exc:
             # pika reports most failures through the close callbacks; this is the rest.
@@ -590,6 +613,37 @@ class AmqpDistributor(DistributorBase):
         with self._lock:
             self._closed = True
             self._drop()
+
+
+def coalesce_output(connection: object) -> None:
+    """Join the frames pika queued for sending, so they leave in a few large writes.
+
+    pika sends each frame it queued with a ``send`` of its own: three a message (method,
+    header, body), and on the loopback each write costs the kernel, and the broker's reading
+    of it, about as much as the message's whole handling in Python. Joined, the frames of a
+    window leave together. The first buffer is never touched: after a TLS write that wants to
+    be retried, OpenSSL needs the same bytes again.
+    """
+    transport = getattr(connection, "_transport", None)
+    buffers = getattr(transport, "_tx_buffers", None)
+    if not isinstance(buffers, deque) or len(buffers) <= 2:
+        return
+    head = buffers.popleft()
+    joined: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for data in buffers:
+        group.append(data)
+        size += len(data)
+        # Bounded chunks: a partial send copies the rest of its chunk.
+        if size >= _WRITE_CHUNK:
+            joined.append(b"".join(group))
+            group, size = [], 0
+    if group:
+        joined.append(b"".join(group))
+    buffers.clear()
+    buffers.append(head)
+    buffers.extend(joined)
 
 
 def poll_once(ioloop: IOLoop, deadline: float) -> None:

@@ -47,7 +47,7 @@ from cryptography import x509
 from lxml import etree
 from pika.adapters.select_connection import IOLoop
 
-from serviceplatform.distribution.amqp import poll_once, protect_pika_logging
+from serviceplatform.distribution.amqp import coalesce_output, poll_once, protect_pika_logging
 from serviceplatform.distribution.base import KUVERT_NS, SAGDOK_NS, STATUS_OK
 from serviceplatform.errors import ConfigurationError, SecurityError
 from serviceplatform.security.certs import KnownCert, known_cert
@@ -407,14 +407,17 @@ class _Session:
         self.ack_due: int | None = None
 
     def pump(self, deadline: float) -> None:
+        if self.ack_due is not None and self.channel is not None:
+            # One ack for every message answered in the last round (their replies were queued
+            # first): an ack per message cost the broker and this simulator as much as the
+            # reply.
+            self.channel.basic_ack(delivery_tag=self.ack_due, multiple=True)
+            self.ack_due = None
+        # The round's replies and the ack leave in a few writes, not three per reply.
+        coalesce_output(self.connection)
         poll_once(self.ioloop, deadline)
         if self.lost is not None:
             raise self.lost
-        if self.ack_due is not None and self.channel is not None:
-            # One ack for every message answered in this round (their replies went first):
-            # an ack per message cost the broker and this simulator as much as the reply.
-            self.channel.basic_ack(delivery_tag=self.ack_due, multiple=True)
-            self.ack_due = None
 
     def _on_delivery(
         self,

@@ -1,0 +1,82 @@
+"""The AMQP transport's per-message savings: frames joined before sending, replies read once."""
+
+from __future__ import annotations
+
+from collections import deque
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from serviceplatform.distribution import amqp
+from serviceplatform.distribution.amqp import coalesce_output, parse_standard_retur
+
+
+def connection_with(buffers: list[bytes]) -> Any:
+    return SimpleNamespace(_transport=SimpleNamespace(_tx_buffers=deque(buffers)))
+
+
+def test_queued_frames_are_joined_behind_the_untouched_first_buffer():
+    frames = [b"head"] + [bytes([65 + i % 26]) * 100 for i in range(300)]
+    connection = connection_with(frames)
+    coalesce_output(connection)
+    buffers = connection._transport._tx_buffers
+    # The first buffer may be a TLS write waiting to be retried: it stays as it was.
+    assert buffers[0] is frames[0]
+    assert len(buffers) == 2
+    assert b"".join(buffers) == b"".join(frames)
+
+
+def test_joined_chunks_are_bounded():
+    frames = [b"head"] + [b"x" * 100_000 for _ in range(10)]
+    connection = connection_with(frames)
+    coalesce_output(connection)
+    buffers = list(connection._transport._tx_buffers)
+    assert b"".join(buffers) == b"".join(frames)
+    assert 2 < len(buffers) < len(frames)
+    # Each chunk ends at the first frame that takes it past the bound.
+    assert all(len(chunk) < amqp._WRITE_CHUNK + 100_000 for chunk in buffers)
+
+
+@pytest.mark.parametrize("buffers", [[], [b"a"], [b"a", b"b"]])
+def test_nothing_to_join_leaves_the_buffers_alone(buffers):
+    connection = connection_with(buffers)
+    coalesce_output(connection)
+    assert list(connection._transport._tx_buffers) == buffers
+
+
+def test_a_connection_without_a_transport_is_left_alone():
+    coalesce_output(None)
+    coalesce_output(SimpleNamespace(_transport=None))
+
+
+def test_the_same_reply_is_read_once(monkeypatch):
+    reads: list[bytes] = []
+    parse = amqp._parse_standard_retur
+
+    def counting(body: bytes) -> tuple[int, str | None]:
+        reads.append(body)
+        return parse(body)
+
+    monkeypatch.setattr(amqp, "_parse_standard_retur", counting)
+    monkeypatch.setattr(amqp, "_RETUR_SEEN", {})
+    ok = b'<StandardRetur xmlns="urn:oio:sagdok:3.0.0"><StatusKode>20</StatusKode></StandardRetur>'
+    refused = ok.replace(b">20<", b">41<")
+    assert [parse_standard_retur(ok) for _ in range(5)] == [(20, None)] * 5
+    assert parse_standard_retur(refused) == (41, None)
+    assert parse_standard_retur(ok) == (20, None)
+    assert reads == [ok, refused]
+
+
+def test_garbage_is_refused_every_time_and_long_replies_are_not_remembered(monkeypatch):
+    monkeypatch.setattr(amqp, "_RETUR_SEEN", {})
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            parse_standard_retur(b"<StandardRetur/>")
+    long = (
+        b"<StandardRetur><StatusKode>42</StatusKode><FejlbeskedTekst>"
+        + b"x" * 2000
+        + b"</FejlbeskedTekst></StandardRetur>"
+    )
+    assert parse_standard_retur(long) == (42, "x" * 2000)
+    assert amqp._RETUR_SEEN == {}
