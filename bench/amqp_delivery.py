@@ -3,8 +3,8 @@
 Run ``.venv/bin/python bench/amqp_delivery.py --messages 10000`` with ``SP_TEST_AMQP_URL``
 set (default ``amqp://guest:guest@127.0.0.1:5672/``, virtual host ``BF``). It starts the
 simulated Beskedfordeler in a process of its own (trusting the sandbox STS, as
-``bench/nightly.py`` does), hands ``--messages`` messages (the official example
-``Haendelsesbesked``, one token per authority) to ``AmqpDistributor.deliver_batch`` in batches
+``bench/nightly.py`` does), hands ``--messages`` messages (built as a night builds
+them, four authorities, one token each) to ``AmqpDistributor.deliver_batch`` in batches
 of ``--batch`` (the relay's default 500) and prints, for the measured messages:
 
 - the wall time and messages a second;
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
-EXAMPLE = (
-    ROOT.parent / "shared/conformance/kombit/beskedfordeler/example_messages/externTestBesked.xml"
-)
 AUTHORITIES = ("29189846", "12345674", "11111111", "22222222")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,21 +60,36 @@ def broker_pid() -> int | None:
     return None
 
 
-def haendelsesbesked(besked_id: str, cvr: str) -> bytes:
-    """The official example message with ``besked_id`` and authority ``cvr``."""
-    from lxml import etree
+def night_messages(count: int, seed: int) -> list[Any]:
+    """``count`` messages as a night builds them (``build_message``), spread over authorities."""
+    import random
+    from datetime import date
 
-    from serviceplatform.distribution.base import KUVERT_NS, SAGDOK_NS
+    from integrations.sf2250.haendelsesbesked import (
+        MessageVocabulary,
+        SubscriptionChange,
+        besked_id,
+        build_message,
+    )
+    from serviceplatform.distribution.base import OutgoingMessage
 
-    root = etree.parse(str(EXAMPLE)).getroot()
-    id_path = f"{{{KUVERT_NS}}}BeskedId/{{{SAGDOK_NS}}}UUIDIdentifikator"
-    urn_path = f".//{{{KUVERT_NS}}}ObjektAnsvarligMyndighed/{{{SAGDOK_NS}}}URNIdentifikator"
-    element = root.find(id_path)
-    assert element is not None
-    element.text = besked_id
-    for element in root.findall(urn_path):
-        element.text = f"urn:oio:cvr-nr:{cvr}"
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    vocabulary = MessageVocabulary(
+        message_type_uuid=str(uuid.UUID(int=1)), actor_uuid=str(uuid.UUID(int=2))
+    )
+    created = datetime(2026, 11, 17, 1, 0, tzinfo=UTC)
+    chance = random.Random(seed)
+    made = []
+    for index in range(count):
+        change = SubscriptionChange(
+            authority_cvr=AUTHORITIES[index % len(AUTHORITIES)],
+            list_date=date(2026, 11, 17),
+            kind="cpr",
+            number=f"{chance.randrange(10**10):010d}",
+            change="tilmeldt" if chance.random() < 0.5 else "afmeldt",
+        )
+        body = build_message(change, vocabulary, created_at=created)
+        made.append(OutgoingMessage(besked_id(change), change.authority_cvr, body))
+    return made
 
 
 # --- the simulator, in a process of its own ----------------------------------------------------
@@ -115,7 +128,6 @@ def child_simulator(spec: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from serviceplatform.config import AmqpDistributorSettings
     from serviceplatform.distribution.amqp import AmqpDistributor
-    from serviceplatform.distribution.base import OutgoingMessage
     from serviceplatform.sandbox.pki import STS_ISSUER, ensure_pki
     from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
 
@@ -143,23 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tokens = SandboxStsTokenSource.from_files(
             pki.sts_key, pki.sts_cert, STS_ISSUER, settings.token_audience
         )
-        template = {
-            cvr: haendelsesbesked("00000000-0000-0000-0000-000000000000", cvr)
-            for cvr in AUTHORITIES
-        }
-
-        def messages(count: int) -> list[OutgoingMessage]:
-            made = []
-            for index in range(count):
-                besked_id = str(uuid.uuid4())
-                cvr = AUTHORITIES[index % len(AUTHORITIES)]
-                body = template[cvr].replace(
-                    b"00000000-0000-0000-0000-000000000000", besked_id.encode()
-                )
-                made.append(OutgoingMessage(besked_id, cvr, body))
-            return made
-
-        warm, measured = messages(args.batch), messages(args.messages)
+        warm, measured = night_messages(args.batch, 1), night_messages(args.messages, 2)
         beam = broker_pid()
         with AmqpDistributor(settings, tokens, base_dir=scratch) as distributor:
             assert all(e is None for e in distributor.deliver_batch(warm).values())
