@@ -246,6 +246,74 @@ def _parse_standard_retur(body: bytes) -> tuple[int, str | None]:
     return status, (fejl.strip() or None) if fejl else None
 
 
+# --- the properties of a publish --------------------------------------------------------------
+
+#: Stands for the BeskedId in a template's encoding; a BeskedId is always a 36-character UUID.
+_ID_PLACEHOLDER: Final = "00000000-0000-0000-0000-000000000000"
+
+
+def publish_properties(besked_id: str, token: str) -> pika.BasicProperties:
+    """The properties of a message (see the module docstring), as pika would build them."""
+    return pika.BasicProperties(
+        content_type="application/xml",
+        delivery_mode=pika.DeliveryMode.Persistent,
+        correlation_id=besked_id,
+        message_id=besked_id,
+        reply_to=REPLY_TO,
+        headers={TOKEN_HEADER: token},
+    )
+
+
+class PropertiesTemplate:
+    """pika's encoding of one token's properties, made once, with each message's id spliced in.
+
+    The properties differ between a token's messages only in the BeskedId (correlation and
+    message id), yet pika encodes every field, the 6 KB token header among them, for each
+    publish: a third of the platform's CPU a message. The template is pika's own encoding
+    with a placeholder id; ``properties(besked_id)`` puts the id where the placeholder was.
+    When the placeholder is not found where it belongs (another pika), each message is
+    encoded by pika as before.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        encoded = b"".join(publish_properties(_ID_PLACEHOLDER, token).encode())
+        field = bytes([len(_ID_PLACEHOLDER)]) + _ID_PLACEHOLDER.encode("ascii")
+        reply_to = bytes([len(REPLY_TO)]) + REPLY_TO.encode("ascii")
+        # The last fields, in AMQP's order: correlation_id, reply_to, message_id.
+        tail = field + reply_to + field
+        self._head: bytes | None = None
+        if encoded.endswith(tail):
+            self._head = encoded[: -len(tail)] + field[:1]
+            self._middle = reply_to + field[:1]
+
+    def properties(self, besked_id: str) -> pika.BasicProperties:
+        if self._head is None or len(besked_id) != len(_ID_PLACEHOLDER):
+            return publish_properties(besked_id, self.token)
+        id_bytes = besked_id.encode("ascii")
+        return _EncodedProperties(
+            besked_id, self.token, b"".join((self._head, id_bytes, self._middle, id_bytes))
+        )
+
+
+class _EncodedProperties(pika.BasicProperties):
+    """Properties with their encoding made beforehand (see ``PropertiesTemplate``)."""
+
+    def __init__(self, besked_id: str, token: str, encoded: bytes) -> None:
+        super().__init__(
+            content_type="application/xml",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            correlation_id=besked_id,
+            message_id=besked_id,
+            reply_to=REPLY_TO,
+            headers={TOKEN_HEADER: token},
+        )
+        self._encoded = encoded
+
+    def encode(self) -> list[bytes]:
+        return [self._encoded]
+
+
 # --- the distributor ------------------------------------------------------------------------
 
 
@@ -356,7 +424,7 @@ class AmqpDistributor(DistributorBase):
             window.failure = error
             return
         messages, limit = window.messages, max(1, self.settings.in_flight)
-        tokens: dict[str, str] = {}
+        tokens: dict[str, PropertiesTemplate] = {}
         following = 0
         while True:
             while following < len(messages) and window.in_flight < limit and not window.halted:
@@ -365,15 +433,14 @@ class AmqpDistributor(DistributorBase):
                     break  # the same BeskedId twice: the second waits for the first's reply
                 try:
                     # Read once per authority and batch (a file source reads its file).
-                    token = tokens.get(message.authority_cvr)
-                    if token is None:
-                        token = tokens[message.authority_cvr] = self._tokens.token_for(
-                            message.authority_cvr
-                        )
+                    template = tokens.get(message.authority_cvr)
+                    if template is None:
+                        token = self._tokens.token_for(message.authority_cvr)
+                        template = tokens[message.authority_cvr] = PropertiesTemplate(token)
                 except ServicePlatformError as error:
                     window.outcome[following] = error
                 else:
-                    self._publish(window, following, token)
+                    self._publish(window, following, template)
                 following += 1
             if window.failure is not None:
                 return
@@ -398,17 +465,10 @@ class AmqpDistributor(DistributorBase):
                 self._drop()
                 return
 
-    def _publish(self, window: _Window, index: int, token: str) -> None:
+    def _publish(self, window: _Window, index: int, template: PropertiesTemplate) -> None:
         assert self._channel is not None
         message = window.messages[index]
-        properties = pika.BasicProperties(
-            content_type="application/xml",
-            delivery_mode=pika.DeliveryMode.Persistent,
-            correlation_id=message.besked_id,
-            message_id=message.besked_id,
-            reply_to=REPLY_TO,
-            headers={TOKEN_HEADER: token},
-        )
+        properties = template.properties(message.besked_id)
         try:
             self._channel.basic_publish(
                 exchange=self.settings.exchange,

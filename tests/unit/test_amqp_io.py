@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from types import SimpleNamespace
 from typing import Any
 
+import pika
 import pytest
 
 from serviceplatform.distribution import amqp
@@ -80,3 +82,56 @@ def test_garbage_is_refused_every_time_and_long_replies_are_not_remembered(monke
     )
     assert parse_standard_retur(long) == (42, "x" * 2000)
     assert amqp._RETUR_SEEN == {}
+
+
+TOKEN = '<saml:Assertion ID="_a">\u00e6\u00f8\u00e5 ' + "x" * 6000 + "</saml:Assertion>"
+
+
+def test_templated_properties_encode_as_pika_does():
+    template = amqp.PropertiesTemplate(TOKEN)
+    for _ in range(20):
+        besked_id = str(uuid.uuid4())
+        properties = template.properties(besked_id)
+        expected = amqp.publish_properties(besked_id, TOKEN)
+        assert b"".join(properties.encode()) == b"".join(expected.encode())
+        # What pika decodes from it is what was meant.
+        decoded = pika.BasicProperties()
+        decoded.decode(b"".join(properties.encode()))
+        assert decoded.correlation_id == decoded.message_id == besked_id
+        assert decoded.headers == {"token": TOKEN}
+        assert decoded.reply_to == amqp.REPLY_TO
+        assert decoded.delivery_mode == 2 and decoded.content_type == "application/xml"
+
+
+def test_the_template_is_used_for_every_message_of_its_token(monkeypatch):
+    template = amqp.PropertiesTemplate(TOKEN)
+    encoded: list[str] = []
+
+    def encode(self: pika.BasicProperties) -> list[bytes]:
+        encoded.append("pika")
+        return [b""]
+
+    monkeypatch.setattr(pika.BasicProperties, "encode", encode)
+    for _ in range(3):
+        template.properties(str(uuid.uuid4())).encode()
+    assert encoded == []
+
+
+def test_without_the_placeholder_where_it_belongs_pika_encodes_each_message(monkeypatch):
+    # Another pika might order or encode the fields otherwise: then nothing is spliced.
+    monkeypatch.setattr(amqp, "publish_properties", _with_a_field_after_the_message_id)
+    template = amqp.PropertiesTemplate(TOKEN)
+    besked_id = str(uuid.uuid4())
+    properties = template.properties(besked_id)
+    assert not isinstance(properties, amqp._EncodedProperties)
+    assert properties.encode() == _with_a_field_after_the_message_id(besked_id, TOKEN).encode()
+
+
+def _with_a_field_after_the_message_id(besked_id: str, token: str) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        correlation_id=besked_id,
+        message_id=besked_id,
+        reply_to=amqp.REPLY_TO,
+        headers={"token": token},
+        app_id="elsewhere",
+    )
