@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,37 @@ def child_simulator(spec: dict[str, Any]) -> None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
 
 
+@contextmanager
+def simulator_process(
+    url: str, exchange: str, sts_cert: Path, *, profile: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """The simulated Beskedfordeler running in a process of its own, until the block ends."""
+    spec = {"url": url, "exchange": exchange, "sts_cert": str(sts_cert), "profile": profile}
+    simulator = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--simulator", json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert simulator.stdin is not None and simulator.stdout is not None
+    try:
+        if simulator.stdout.readline().strip() != "ready":
+            raise SystemExit("the simulated Beskedfordeler did not start")
+        yield simulator
+    finally:
+        # Closing its input ends it (it deletes its queue and exchange).
+        simulator.stdin.close()
+        simulator.wait(60)
+
+
+def simulator_received(simulator: subprocess.Popen[str]) -> int:
+    """How many messages the simulator accepted (and forgets them)."""
+    assert simulator.stdin is not None and simulator.stdout is not None
+    simulator.stdin.write("received\n")
+    simulator.stdin.flush()
+    return int(simulator.stdout.readline())
+
+
 # --- the platform side -------------------------------------------------------------------------
 
 
@@ -135,22 +168,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="sp-bench-amqp-"))
     pki = ensure_pki(scratch / "pki")
     exchange = f"BENCH_{uuid.uuid4().hex[:12]}"
-    spec = {
-        "url": url,
-        "exchange": exchange,
-        "sts_cert": str(pki.sts_cert),
-        "profile": args.profile == "simulator",
-    }
-    simulator = subprocess.Popen(
-        [sys.executable, __file__, "--simulator", json.dumps(spec)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert simulator.stdin is not None and simulator.stdout is not None
-    try:
-        if simulator.stdout.readline().strip() != "ready":
-            raise SystemExit("the simulator did not start")
+    with simulator_process(
+        url, exchange, pki.sts_cert, profile=args.profile == "simulator"
+    ) as simulator:
         settings = AmqpDistributorSettings(url=url, exchange=exchange, in_flight=args.in_flight)
         tokens = SandboxStsTokenSource.from_files(
             pki.sts_key, pki.sts_cert, STS_ISSUER, settings.token_audience
@@ -179,12 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             platform_cpu = time.process_time() - marks[1]
             simulator_cpu = cpu_seconds(simulator.pid) - marks[2]
             broker_cpu = (cpu_seconds(beam) - marks[3]) if beam else None
-        simulator.stdin.write("received\n")
-        simulator.stdin.flush()
-        received = int(simulator.stdout.readline())
-    finally:
-        simulator.stdin.close()
-        simulator.wait(60)
+        received = simulator_received(simulator)
     if profiler is not None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     per = 1000 / max(delivered, 1)

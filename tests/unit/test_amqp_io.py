@@ -1,4 +1,5 @@
-"""The AMQP transport's per-message savings: frames joined before sending, replies read once."""
+"""The AMQP transport's per-message savings: frames joined, replies read once, properties
+encoded once per token, and the relay's larger batches over AMQP."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pika
 import pytest
 
+from serviceplatform.config import AMQP_BATCH_SIZE, FILE_BATCH_SIZE, DistributorSettings
 from serviceplatform.distribution import amqp
 from serviceplatform.distribution.amqp import coalesce_output, parse_standard_retur
 
@@ -135,3 +137,10 @@ def _with_a_field_after_the_message_id(besked_id: str, token: str) -> pika.Basic
         headers={"token": token},
         app_id="elsewhere",
     )
+
+
+def test_the_relay_batch_is_the_transports_unless_set():
+    assert DistributorSettings().relay_batch_size() == FILE_BATCH_SIZE == 500
+    assert DistributorSettings(transport="amqp").relay_batch_size() == AMQP_BATCH_SIZE == 2000
+    assert DistributorSettings(transport="amqp", batch_size=7).relay_batch_size() == 7
+    assert DistributorSettings(batch_size=3).relay_batch_size() == 3
