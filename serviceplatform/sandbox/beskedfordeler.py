@@ -22,8 +22,9 @@ The reply, a ``StandardRetur`` (namespace ``urn:oio:sagdok:3.0.0``), goes to the
 after the reply is published (one ``multiple`` ack for the messages answered in one turn of
 the I/O loop; up to 256 unacked). A token is verified in full once and remembered (the
 platform reuses one per authority); later messages with the same text have only its expiry
-checked again. ``fail_next(status, count)`` makes the next replies carry
-``status`` without recording anything. When the broker connection is lost the thread
+checked again, and their record shares the remembered text. The replies and acks of one turn
+leave in a few writes (``coalesce_output``). ``fail_next(status, count)`` makes the next
+replies carry ``status`` without recording anything. When the broker connection is lost the thread
 reconnects (messages wait in the durable queue meanwhile); ``stop()`` ends it.
 """
 
