@@ -149,8 +149,8 @@ class DistributorSettings:
     transport: str = "file"
     directory: str = "distributor"
     amqp: AmqpDistributorSettings = field(default_factory=AmqpDistributorSettings)
-    #: Messages handed over per relay round (one transaction each); 0, the default, takes the
-    #: transport's own (``relay_batch_size``).
+    #: Messages handed over per relay round (one transaction each). Not set (0 stands for
+    #: that), the transport's own (``relay_batch_size``).
     batch_size: int = 0
 
     def relay_batch_size(self) -> int:
