@@ -246,6 +246,6 @@ def test_a_window_leaves_in_a_few_writes_not_three_per_message(
         outcome = distributor.deliver_batch(sent[1:])
     assert outcome == dict.fromkeys(range(199))
     # Without joining: at least 3 x 199 writes. Joined, a write still may go out in parts
-    # (the socket takes what fits), but far fewer than one a message.
-    assert 0 < len(sends) < len(sent) // 2
+    # (the socket takes what fits, less on a busy machine), but fewer than one a message.
+    assert 0 < len(sends) < len(sent)
     assert sum(sends) > sum(len(m.body) for m in sent[1:])
