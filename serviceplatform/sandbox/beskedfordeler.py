@@ -95,7 +95,7 @@ class _ThreadParser(threading.local):
 
     The paths are compiled XPath, evaluated by libxml2: ``findtext``/``iterfind`` walked the
     tree in Python, an object per element on the way, which cost half as much as parsing.
-    Like the parser they are kept per thread, as lxml advises for XPath objects.
+    Like the parser, they are kept per thread.
     """
 
     def __init__(self) -> None:
