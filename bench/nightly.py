@@ -15,7 +15,10 @@ shape (1 M entries as one list, 6 M as one list, 6 M as 98 authorities whose lar
    buffer writes), and per night the CPU seconds of the register's process, which serves
    the parts on the same CPUs;
 3. delivers night 2's messages again over AMQP with publisher confirms to the simulated
-   Beskedfordeler (when ``SP_TEST_AMQP_URL`` is set);
+   Beskedfordeler (when ``SP_TEST_AMQP_URL`` is set), which runs in a process of its own as
+   Beskedfordeler does in a deployment, with the relay's AMQP batch size; prints the CPU
+   milliseconds a message of the platform, the simulator and the broker (``beam.smp``,
+   shared with whatever else uses it: an upper bound);
 4. times ``LC_ALL=C sort`` of both nights' lists and ``comm -3`` on the same lists and checks
    that it finds as many changes as the night sent messages.
 
@@ -252,7 +255,7 @@ def child_amqp(platform: Any, spec: dict[str, Any], memory: PeakMemory) -> dict[
     from sqlalchemy import update
 
     from integrations.sf2250.nightly import TOPIC
-    from serviceplatform.config import AmqpDistributorSettings
+    from serviceplatform.config import AmqpDistributorSettings, DistributorSettings
     from serviceplatform.distribution.amqp import AmqpDistributor
     from serviceplatform.relay import OutboxRelay
     from serviceplatform.sandbox.pki import STS_ISSUER
@@ -279,7 +282,8 @@ def child_amqp(platform: Any, spec: dict[str, Any], memory: PeakMemory) -> dict[
                 distributor,
                 clock=platform.clock,
                 topic=TOPIC,
-                batch_size=platform.settings.distributor.batch_size,
+                # What a platform with transport = "amqp" uses (no batch_size set).
+                batch_size=DistributorSettings(transport="amqp").relay_batch_size(),
             ).run()
             delivered, rejected = delivered + relay.delivered, rejected + relay.rejected
             if not relay.unavailable:
@@ -345,6 +349,27 @@ def process_cpu_seconds(pid: str) -> float:
     # The fields after the command name, which is in parentheses and may hold spaces.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def amqp_cpu_marks(simulator: dict[str, Any] | None) -> dict[str, float]:
+    """CPU seconds so far of the simulator's process and of the broker on this machine."""
+    from bench.amqp_delivery import broker_pid
+
+    if simulator is None:
+        return {}
+    marks = {"simulator_cpu_seconds": process_cpu_seconds(str(simulator["pid"]))}
+    beam = broker_pid()
+    if beam is not None:
+        marks["broker_cpu_seconds"] = process_cpu_seconds(str(beam))
+    return marks
+
+
+def amqp_cpu_used(simulator: dict[str, Any] | None, marks: dict[str, float]) -> dict[str, float]:
+    """What the simulator and the broker used since ``marks`` (the whole night: only its
+    AMQP part gives them work; the broker may serve others too, so its figure is an upper
+    bound)."""
+    now = amqp_cpu_marks(simulator)
+    return {name: round(now[name] - marks[name], 2) for name in marks if name in now}
 
 
 def hooks_session() -> Any:
@@ -508,19 +533,22 @@ def database_url(kind: str, scratch: Path) -> Iterator[str]:
 
 
 @contextmanager
-def beskedfordeler(amqp_url: str | None, pki_dir: Path) -> Iterator[str | None]:
+def beskedfordeler(amqp_url: str | None, pki_dir: Path) -> Iterator[dict[str, Any] | None]:
+    """The simulated Beskedfordeler in a process of its own: its exchange and pid.
+
+    Not a thread of this process: Beskedfordeler runs elsewhere in a deployment, and in its
+    own process its CPU is measured apart from the platform's and the broker's.
+    """
     if not amqp_url:
         yield None
         return
-    from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler
+    from bench.amqp_delivery import simulator_process
     from serviceplatform.sandbox.pki import ensure_pki
 
     exchange = f"BENCH_{uuid.uuid4().hex[:12]}"
     pki = ensure_pki(pki_dir)
-    with SimulatedBeskedfordeler(
-        amqp_url, exchange=exchange, trusted_sts_cert=pki.sts_cert, delete_on_stop=True
-    ):
-        yield exchange
+    with simulator_process(amqp_url, exchange, pki.sts_cert) as simulator:
+        yield {"exchange": exchange, "pid": simulator.pid}
 
 
 def bench_case(
@@ -532,7 +560,7 @@ def bench_case(
     with (
         register_process(pki_dir) as register,
         database_url(kind, scratch) as url,
-        beskedfordeler(args.amqp_url, pki_dir) as exchange,
+        beskedfordeler(args.amqp_url, pki_dir) as simulator,
     ):
         settings, authorities = prepare(scratch, pki_dir, register, url, sizes)
         hooks = hooks_session()
@@ -557,15 +585,18 @@ def bench_case(
                 "now": now.isoformat(),
                 "drop": str(scratch / "drop"),
             }
-            if night == 1 and exchange is not None:
+            if night == 1 and simulator is not None:
                 spec.update(
                     amqp=args.amqp_url,
-                    exchange=exchange,
+                    exchange=simulator["exchange"],
                     sts_key=str(pki.sts_key),
                     sts_cert=str(pki.sts_cert),
                 )
             register_cpu = process_cpu_seconds(register["pid"])
+            others = amqp_cpu_marks(simulator)
             nights.append(run_child(spec))
+            if "amqp" in nights[-1]:
+                nights[-1]["amqp"].update(amqp_cpu_used(simulator, others))
             # The register runs on the same CPUs as the night: its share counts too.
             nights[-1]["register_cpu_seconds"] = round(
                 process_cpu_seconds(register["pid"]) - register_cpu, 2
@@ -690,6 +721,12 @@ def render(cases: list[dict[str, Any]], goals: list[Goal]) -> str:
             lines.append(
                 f"{'':<16}  AMQP with confirms: {amqp['delivered']} messages in "
                 f"{amqp['seconds']} s, CPU {amqp['cpu_seconds']} s (peak {amqp['peak_mib']} MiB)"
+            )
+            per = 1000 / max(amqp["delivered"], 1)
+            lines.append(
+                f"{'':<16}  CPU ms a message: platform {amqp['cpu_seconds'] * per:.3f}, "
+                f"simulator {amqp.get('simulator_cpu_seconds', 0) * per:.3f}, broker "
+                f"{amqp.get('broker_cpu_seconds', 0) * per:.3f} (whole night 2, shared broker)"
             )
     lines.append("")
     lines.append("goals at 6 M (issue 18):")

@@ -24,7 +24,7 @@ import os
 import tomllib
 from dataclasses import Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Final, get_type_hints
 
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.integration import ZERO_ALLOWED, SectionT, SettingsSection
@@ -137,6 +137,11 @@ class AmqpDistributorSettings:
     in_flight: int = 256
 
 
+#: The relay's batch for each transport when ``[distributor] batch_size`` is not set.
+FILE_BATCH_SIZE: Final = 500
+AMQP_BATCH_SIZE: Final = 2000
+
+
 @dataclass
 class DistributorSettings:
     """Where the messages to the message distributor (Beskedfordeler) go."""
@@ -145,8 +150,21 @@ class DistributorSettings:
     transport: str = "file"
     directory: str = "distributor"
     amqp: AmqpDistributorSettings = field(default_factory=AmqpDistributorSettings)
-    #: Messages handed over per relay round.
-    batch_size: int = 500
+    #: Messages handed over per relay round (one transaction each). Not set (0 stands for
+    #: that), the transport's own (``relay_batch_size``).
+    batch_size: int = 0
+
+    def relay_batch_size(self) -> int:
+        """``batch_size``, or the transport's own: 500 for the file drop, 2,000 for AMQP.
+
+        AMQP's pipeline empties at the end of each batch and waits for the batch's
+        transaction before it fills again, so fewer, larger batches deliver faster (10,000
+        messages: 8-10 s in batches of 500, 6-7 s in batches of 2,000); the file drop's
+        batches are made durable together and are faster at 500.
+        """
+        if self.batch_size > 0:
+            return self.batch_size
+        return AMQP_BATCH_SIZE if self.transport == "amqp" else FILE_BATCH_SIZE
 
 
 @dataclass

@@ -238,7 +238,7 @@ class NightlyDiff:
             self.distributor,
             clock=self.platform.clock,
             topic=TOPIC,
-            batch_size=self.platform.settings.distributor.batch_size,
+            batch_size=self.platform.settings.distributor.relay_batch_size(),
         )
         return relay.run(on_delivered=on_delivered)
 
