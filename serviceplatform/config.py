@@ -405,7 +405,7 @@ def _in_range(value: Any, spec: Field[Any], key: Key, origins: _Origins) -> Any:
     """``value`` when it is no number, or a finite one above 0 (or 0, where ``ZERO_ALLOWED``).
 
     No count, size, timeout or interval of the platform means anything at 0 or below unless
-    its field says so: ``batch_size = 0`` would hand nothing over, every night, silently.
+    its field says so: ``read_timeout_seconds = 0`` would fail every call to the peer.
     Raises ValueError with the line to report.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
