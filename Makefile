@@ -33,9 +33,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # tests/servers.sh brings up PostgreSQL, RabbitMQ and Chromium (as root on Debian: installs and
-# starts what is missing; otherwise one line per missing server), then runs pytest.
+# starts what is missing; otherwise one line per missing server), then runs pytest: first every
+# test but the `serial` ones on two workers (pytest-xdist; a file's tests stay on one worker, so
+# its module-scoped servers start once), then the `serial` ones (they stop the shared RabbitMQ)
+# alone. tests/conftest.py refuses `serial` tests on an xdist worker.
+PYTEST_WORKERS ?= 2
 test: lint typecheck $(PEER_STAMP)
-	bash tests/servers.sh $(BIN)/pytest -q
+	bash tests/servers.sh $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
+	bash tests/servers.sh $(BIN)/pytest -q -p no:xdist -m serial
 
 # Both benchmarks run; the exit status is 1 if one failed, else 2 if a goal was missed.
 bench: $(STAMP)

@@ -15,16 +15,23 @@ the local default (``amqp://guest:guest@127.0.0.1:5672/``). It makes sure the vi
 A missing server fails the tests that need it, in CI and locally alike, with one line saying how
 to start one: they are never skipped. ``make test`` runs ``tests/servers.sh``, which installs and
 starts both servers when run as root on Debian.
+
+``make test`` runs the suite on two pytest-xdist workers, then the tests marked ``serial`` (they
+stop the RabbitMQ every other test shares) alone; a ``serial`` test on a worker fails.
+Before the run, the platform's sources are compiled to ``__pycache__`` once, so that the many
+child Pythons the tests start (CLI, sandbox, ``serve``) do not each compile them again.
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pika
@@ -44,6 +51,31 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 AMQP_VHOST = "BF"
 #: What sets the local servers up (run as root on Debian); ``make test`` runs it too.
 SERVERS_HOWTO = "bash tests/servers.sh (installs it with apt-get if missing, starts, prepares it)"
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+#: The source folders child processes of the tests import from.
+_CHILD_SOURCES = ("serviceplatform", "integrations", "examples", "bench")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Where PYTHONDONTWRITEBYTECODE is set (as on this project's machines) no Python writes the
+    # bytecode it compiles, so every child process would compile the platform anew; pyc files
+    # written here are read all the same. Once, in the main process: not on each xdist worker.
+    if hasattr(config, "workerinput"):
+        return
+    for folder in _CHILD_SOURCES:
+        compileall.compile_dir(PROJECT / folder, quiet=1, workers=1)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A serial test stops a server the other worker's tests are using: it must run alone.
+    if item.get_closest_marker("serial") and hasattr(item.config, "workerinput"):
+        pytest.fail(
+            "a test marked serial cannot run on an xdist worker, beside other tests; run it "
+            'alone, as make test does: pytest -m serial (and -n 2 -m "not serial")',
+            pytrace=False,
+        )
 
 
 def _backends() -> list[object]:
