@@ -36,11 +36,13 @@ typecheck: $(STAMP)
 # starts what is missing; otherwise one line per missing server), then runs pytest: first every
 # test but the `serial` ones on two workers (pytest-xdist; a file's tests stay on one worker, so
 # its module-scoped servers start once), then the `serial` ones (they stop the shared RabbitMQ)
-# alone. tests/conftest.py refuses `serial` tests on an xdist worker.
+# alone, collected from the files that mention the mark only (collecting the whole suite again
+# costs more than the tests). tests/conftest.py fails a `serial` test on an xdist worker.
 PYTEST_WORKERS ?= 2
+SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'mark\.serial' tests)
 test: lint typecheck $(PEER_STAMP)
 	bash tests/servers.sh $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
-	bash tests/servers.sh $(BIN)/pytest -q -p no:xdist -m serial
+	$(if $(SERIAL_FILES),bash tests/servers.sh $(BIN)/pytest -q -p no:xdist -m serial $(SERIAL_FILES))
 
 # Both benchmarks run; the exit status is 1 if one failed, else 2 if a goal was missed.
 bench: $(STAMP)

@@ -24,10 +24,13 @@ child Pythons the tests start (CLI, sandbox, ``serve``) do not each compile them
 
 from __future__ import annotations
 
+import atexit
 import compileall
+import functools
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,14 +164,17 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated to the newest revision, closed: the ``database`` fixture copies it.
+@functools.cache
+def migrated_sqlite_file() -> Path:
+    """A SQLite file migrated to the newest revision, closed; one per test process.
 
-    Hundreds of tests each want a migrated SQLite database; copying the file is a fraction of
-    running every migration again, and gives the same bytes.
+    Hundreds of tests each want a migrated SQLite database (the ``database`` fixture, the
+    platforms of the integration tests): copying this file costs a fraction of running every
+    migration again, and gives the same bytes, mode 0600 included (``shutil.copy2``).
     """
-    path = tmp_path_factory.mktemp("migrated") / "platform.sqlite"
+    folder = Path(tempfile.mkdtemp(prefix="sp-migrated-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "platform.sqlite"
     template = Database(f"sqlite:///{path}")
     try:
         template.upgrade()
@@ -178,13 +184,22 @@ def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def copy_migrated_sqlite(url: str) -> None:
+    """Put a migrated database at ``url`` when it is a SQLite file that does not exist yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    target = Path(parsed.database)
+    # A relative path is the platform's to resolve (against its base_dir): left to it.
+    if not target.is_absolute() or target.exists():
+        return
+    shutil.copy2(migrated_sqlite_file(), target)
+
+
 @pytest.fixture
-def database(database_url: str, request: pytest.FixtureRequest) -> Iterator[Database]:
+def database(database_url: str) -> Iterator[Database]:
     """A migrated database, empty of data; disposed after the test."""
-    sqlite_file = make_url(database_url).database
-    if make_url(database_url).get_backend_name() == "sqlite" and sqlite_file:
-        # copy2 keeps the template's owner-only mode, which Database gave it.
-        shutil.copy2(request.getfixturevalue("migrated_sqlite_file"), sqlite_file)
+    copy_migrated_sqlite(database_url)
     db = Database(database_url)
     # On the copy this finds the newest revision and migrates nothing.
     db.upgrade()
