@@ -16,8 +16,8 @@ A missing server fails the tests that need it, in CI and locally alike, with one
 to start one: they are never skipped. ``make test`` runs ``tests/servers.sh``, which installs and
 starts both servers when run as root on Debian.
 
-``make test`` runs the suite on two pytest-xdist workers, then the tests marked ``serial`` (they
-stop the RabbitMQ every other test shares) alone; a ``serial`` test on a worker fails.
+Tests marked ``serial`` stop the RabbitMQ every other test shares: with pytest-xdist
+(``make test PYTEST_WORKERS=2``) they run alone after the others, and one on a worker fails.
 Before the run, the platform's sources are compiled to ``__pycache__`` once, so that the many
 child Pythons the tests start (CLI, sandbox, ``serve``) do not each compile them again.
 """
@@ -76,7 +76,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("serial") and hasattr(item.config, "workerinput"):
         pytest.fail(
             "a test marked serial cannot run on an xdist worker, beside other tests; run it "
-            'alone, as make test does: pytest -m serial (and -n 2 -m "not serial")',
+            'alone, as make test PYTEST_WORKERS=2 does: pytest -n 2 -m "not serial", then '
+            "pytest -m serial",
             pytrace=False,
         )
 
