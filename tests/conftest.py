@@ -15,16 +15,26 @@ the local default (``amqp://guest:guest@127.0.0.1:5672/``). It makes sure the vi
 A missing server fails the tests that need it, in CI and locally alike, with one line saying how
 to start one: they are never skipped. ``make test`` runs ``tests/servers.sh``, which installs and
 starts both servers when run as root on Debian.
+
+Tests marked ``serial`` stop the RabbitMQ every other test shares: with pytest-xdist
+(``make test PYTEST_WORKERS=2``) they run alone after the others, and one on a worker fails.
+Before the run, the platform's sources are compiled to ``__pycache__`` once, so that the many
+child Pythons the tests start (CLI, sandbox, ``serve``) do not each compile them again.
 """
 
 from __future__ import annotations
 
+import atexit
+import compileall
+import functools
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pika
@@ -44,6 +54,32 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 AMQP_VHOST = "BF"
 #: What sets the local servers up (run as root on Debian); ``make test`` runs it too.
 SERVERS_HOWTO = "bash tests/servers.sh (installs it with apt-get if missing, starts, prepares it)"
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+#: The source folders child processes of the tests import from.
+_CHILD_SOURCES = ("serviceplatform", "integrations", "examples", "bench")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Where PYTHONDONTWRITEBYTECODE is set (as on this project's machines) no Python writes the
+    # bytecode it compiles, so every child process would compile the platform anew; pyc files
+    # written here are read all the same. Once, in the main process: not on each xdist worker.
+    if hasattr(config, "workerinput"):
+        return
+    for folder in _CHILD_SOURCES:
+        compileall.compile_dir(PROJECT / folder, quiet=1, workers=1)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A serial test stops a server the other worker's tests are using: it must run alone.
+    if item.get_closest_marker("serial") and hasattr(item.config, "workerinput"):
+        pytest.fail(
+            "a test marked serial cannot run on an xdist worker, beside other tests; run it "
+            'alone, as make test PYTEST_WORKERS=2 does: pytest -n 2 -m "not serial", then '
+            "pytest -m serial",
+            pytrace=False,
+        )
 
 
 def _backends() -> list[object]:
@@ -129,10 +165,44 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@functools.cache
+def migrated_sqlite_file() -> Path:
+    """A SQLite file migrated to the newest revision, closed; one per test process.
+
+    Hundreds of tests each want a migrated SQLite database (the ``database`` fixture, the
+    platforms of the integration tests): copying this file costs a fraction of running every
+    migration again, and gives the same bytes, mode 0600 included (``shutil.copy2``).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="sp-migrated-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "platform.sqlite"
+    template = Database(f"sqlite:///{path}")
+    try:
+        template.upgrade()
+    finally:
+        # Every connection closed: the WAL is checkpointed into the file and removed.
+        template.dispose()
+    return path
+
+
+def copy_migrated_sqlite(url: str) -> None:
+    """Put a migrated database at ``url`` when it is a SQLite file that does not exist yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    target = Path(parsed.database)
+    # A relative path is the platform's to resolve (against its base_dir): left to it.
+    if not target.is_absolute() or target.exists():
+        return
+    shutil.copy2(migrated_sqlite_file(), target)
+
+
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     """A migrated database, empty of data; disposed after the test."""
+    copy_migrated_sqlite(database_url)
     db = Database(database_url)
+    # On the copy this finds the newest revision and migrates nothing.
     db.upgrade()
     try:
         yield db

@@ -39,6 +39,7 @@ from serviceplatform.sandbox.runner import REGISTER_CERT_ALIAS, ensure_sample_ce
 from serviceplatform.store.agreements_import import apply_import, read_import
 from serviceplatform.store.db import Database
 from serviceplatform.store.repository import RoutingRepository
+from tests.conftest import copy_migrated_sqlite
 from tests.wsgi_serving import LocalWsgiServer
 
 SF2250_PATH = "/service/NemSMS/VedligeholdTilmelding/2"
@@ -106,6 +107,7 @@ def make_settings(tmp: Path, pki: Pki, register_url: str, **peer: Any) -> Settin
 
 def seed(settings: Settings) -> None:
     """The sample agreements and routes, and the test client's certificate for the sample system."""
+    copy_migrated_sqlite(settings.database.url)
     database = Database(settings.database.url)
     try:
         database.upgrade()

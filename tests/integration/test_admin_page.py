@@ -169,35 +169,62 @@ def _require_chromium() -> None:
     )
 
 
-@pytest.fixture()
-def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
+#: The window every test starts with; a test may change it for itself.
+WINDOW = (1400, 1000)
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """One headless Chromium for the module: starting one per test cost more than the test."""
     _require_chromium()
-    # Selenium Manager must not fetch anything; the driver talks to localhost only.
-    monkeypatch.setenv("SE_OFFLINE", "1")
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    options = ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--no-proxy-server",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    service = ChromeService(
-        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
-    )
-    browser = webdriver.Chrome(options=options, service=service)
+    folder = tmp_path_factory.mktemp("chromium")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # Selenium Manager must not fetch anything; the driver talks to localhost only.
+        monkeypatch.setenv("SE_OFFLINE", "1")
+        for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        options = ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for argument in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--no-proxy-server",
+            "--no-first-run",
+            f"--window-size={WINDOW[0]},{WINDOW[1]}",
+            f"--user-data-dir={folder / 'chromium-profile'}",
+        ):
+            options.add_argument(argument)
+        service = ChromeService(
+            executable_path=str(CHROMEDRIVER), log_output=str(folder / "chromedriver.log")
+        )
+        browser = webdriver.Chrome(options=options, service=service)
     browser.set_page_load_timeout(30)
     try:
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture()
+def driver(chromium: WebDriver) -> Iterator[WebDriver]:
+    """The module's browser as a fresh one: the first window size, no page, no stored state.
+
+    Each test's platform listens on a port of its own, so no page of an earlier test shares
+    its origin (storage, cookies); what is left is cleared all the same.
+    """
+    chromium.set_window_size(*WINDOW)
+    try:
+        yield chromium
+    finally:
+        # An error page (its platform is stopped by now) has no storage to clear.
+        chromium.execute_script(
+            "try { localStorage.clear(); sessionStorage.clear(); } catch (error) {}"
+        )
+        chromium.delete_all_cookies()
+        # Off the page, so that none of its requests reach the next test's platform.
+        chromium.get("about:blank")
 
 
 @dataclass

@@ -278,6 +278,8 @@ def test_the_service_window_on_sunday_night_waits_or_refuses(night: Night) -> No
     assert night.job().run(list_date=date(2026, 11, 29)).lease == "finished"
 
 
+# stop_app stops the broker for every test on the machine: `make test` runs this one alone.
+@pytest.mark.serial
 def test_rabbitmq_stopped_during_delivery_delays_but_loses_nothing(
     night: Night, rabbitmq_url: str, pki: Pki
 ) -> None:

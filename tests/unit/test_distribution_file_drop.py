@@ -46,7 +46,12 @@ def umask() -> int:
 # --- OutgoingMessage ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("besked_id", ["", "not-a-uuid", "../../etc/passwd", f"{uuid.uuid4()}/x"])
+# Named, since a fresh UUID in the id would differ between xdist workers' collections.
+@pytest.mark.parametrize(
+    "besked_id",
+    ["", "not-a-uuid", "../../etc/passwd", f"{uuid.uuid4()}/x"],
+    ids=["empty", "not-a-uuid", "a-path", "uuid-and-more"],
+)
 def test_besked_id_must_be_a_uuid(besked_id):
     with pytest.raises(ValueError, match="UUID"):
         OutgoingMessage(besked_id, CVR, b"<x/>")

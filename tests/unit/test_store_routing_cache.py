@@ -138,6 +138,17 @@ def test_reads_and_failed_writes_leave_the_version(database: Database) -> None:
         (OTHER_CERT.fingerprint, A, "sf2250", None),  # another system's agreements
         (LOOKALIKE_CERT.fingerprint, A, "sf2250", None),  # same subject, another CA
     ],
+    # The certificates are made per process: ids without their fingerprints, so that every
+    # xdist worker collects the same tests.
+    ids=[
+        "agreement",
+        "subject-row",
+        "other-subject",
+        "sysids-no-agreement",
+        "no-agreement",
+        "other-system",
+        "lookalike-ca",
+    ],
 )
 def test_cached_facts_equal_the_database_facts(
     database: Database, holder: str, authority: str, service: str, subject: str | None
