@@ -256,9 +256,11 @@ def _parse_standard_retur(body: bytes) -> tuple[int, str | None]:
 _ID_PLACEHOLDER: Final = "00000000-0000-0000-0000-000000000000"
 
 
-def publish_properties(besked_id: str, token: str) -> pika.BasicProperties:
+def publish_properties(
+    besked_id: str, token: str, kind: type[pika.BasicProperties] = pika.BasicProperties
+) -> pika.BasicProperties:
     """The properties of a message (see the module docstring), as pika would build them."""
-    return pika.BasicProperties(
+    return kind(
         content_type="application/xml",
         delivery_mode=pika.DeliveryMode.Persistent,
         correlation_id=besked_id,
@@ -295,27 +297,19 @@ class PropertiesTemplate:
         if self._head is None or len(besked_id) != len(_ID_PLACEHOLDER):
             return publish_properties(besked_id, self.token)
         id_bytes = besked_id.encode("ascii")
-        return _EncodedProperties(
-            besked_id, self.token, b"".join((self._head, id_bytes, self._middle, id_bytes))
-        )
+        properties = publish_properties(besked_id, self.token, _EncodedProperties)
+        assert isinstance(properties, _EncodedProperties)
+        properties.encoded = b"".join((self._head, id_bytes, self._middle, id_bytes))
+        return properties
 
 
 class _EncodedProperties(pika.BasicProperties):
     """Properties with their encoding made beforehand (see ``PropertiesTemplate``)."""
 
-    def __init__(self, besked_id: str, token: str, encoded: bytes) -> None:
-        super().__init__(
-            content_type="application/xml",
-            delivery_mode=pika.DeliveryMode.Persistent,
-            correlation_id=besked_id,
-            message_id=besked_id,
-            reply_to=REPLY_TO,
-            headers={TOKEN_HEADER: token},
-        )
-        self._encoded = encoded
+    encoded: bytes = b""
 
     def encode(self) -> list[bytes]:
-        return [self._encoded]
+        return [self.encoded]
 
 
 # --- the distributor ------------------------------------------------------------------------
