@@ -9,7 +9,10 @@ error, never in a peer's TLS handshake.
 
 Parsing is cached by (path, mtime, size, inode), so the check costs a ``stat`` per call and a
 file replaced in place (certificate renewal, ``import_pem(..., replace=True)``) is picked up
-on the next call. Private key material never appears in an error or a listing.
+on the next call. An outward call's check (``client_identity``) is cheaper still once a pair
+has passed it: while both files' ``stat`` results (the key's mode and owner included) are
+unchanged, only the validity period is checked again, against the clock of that call.
+Private key material never appears in an error or a listing.
 
 Why the key file's permissions are checked on every use: the key proves the platform's
 identity (a FOCES/OCES function certificate) towards the register on behalf of every
@@ -99,6 +102,22 @@ class CertInfo:
         return self.days_to_expiry is not None and self.days_to_expiry < days
 
 
+#: What ``client_identity`` may reuse: (certificate stat, key stat incl. mode and owner).
+_Stamps = tuple[tuple[int, int, int], tuple[int, int, int, int, int]]
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A pair that passed every check of ``client_identity``, with what those checks read."""
+
+    cert_file: str
+    key_file: str
+    stamps: _Stamps
+    not_before: datetime
+    not_after: datetime
+    answer: tuple[str, str, x509.Certificate]
+
+
 @dataclass(frozen=True)
 class _Parsed:
     cert: x509.Certificate
@@ -124,6 +143,21 @@ def _stamp_of(st: os.stat_result | bool | None) -> tuple[int, int, int] | None:
         return None
     # The inode too: an atomic replace within the same clock tick still counts as a change.
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _key_stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    # Mode and owner too: the permission check depends on them, and chmod leaves mtime.
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
+
+
+def _ready_stamps(cert_file: str, key_file: str) -> _Stamps | None:
+    """What ``client_identity``'s reuse compares: both files' stats; None if one is gone."""
+    try:
+        cert_st = os.stat(cert_file)
+        key_st = os.stat(key_file)
+    except OSError:
+        return None
+    return ((cert_st.st_mtime_ns, cert_st.st_size, cert_st.st_ino), _key_stamp(key_st))
 
 
 def _spki(public: PublicKeyTypes) -> bytes:
@@ -196,6 +230,8 @@ class CertificateStore:
         self.directory = Path(directory)
         self._clock = clock
         self._cache: dict[str, tuple[tuple[object, ...], _Parsed]] = {}
+        #: Pairs that passed ``client_identity``, by alias: reused while their stats hold.
+        self._ready: dict[str, _Ready] = {}
         self._lock = threading.Lock()
 
     def paths(self, alias: str) -> tuple[Path, Path]:
@@ -218,8 +254,15 @@ class CertificateStore:
         """``client_pair``'s paths, after the same checks, and the certificate they hold.
 
         For every outward call: one ``stat`` per file, the key's serving both the cache
-        check and the permission check.
+        check and the permission check. While neither stat changed since the pair last
+        passed, the key's parse and permissions are known good and only the validity period
+        is checked again (a ``chmod`` changes the key's mode, a renewal its inode or mtime).
         """
+        ready = self._ready.get(alias)
+        if ready is not None:
+            stamps = _ready_stamps(ready.cert_file, ready.key_file)
+            if stamps == ready.stamps and ready.not_before <= self._clock() <= ready.not_after:
+                return ready.answer
         cert_path, key_path = self.paths(alias)
         try:
             key_stat: os.stat_result | None = key_path.stat()
@@ -234,7 +277,28 @@ class CertificateStore:
         problem = _validity_problem(alias, parsed.cert, self._clock())
         if problem is not None:
             raise CertificateExpired(problem)
-        return (str(cert_path), str(key_path), parsed.cert)
+        cert_file, key_file = str(cert_path), str(key_path)
+        answer = (cert_file, key_file, parsed.cert)
+        stamps = _ready_stamps(cert_file, key_file)
+        cached = self._cache.get(alias)
+        # Remembered only if the files are still the ones parsed and checked above.
+        if (
+            stamps is not None
+            and key_stat is not None
+            and stamps[1] == _key_stamp(key_stat)
+            and cached is not None
+            and cached[1] is parsed
+            and cached[0][1] == stamps[0]
+        ):
+            self._ready[alias] = _Ready(
+                cert_file,
+                key_file,
+                stamps,
+                parsed.cert.not_valid_before_utc,
+                parsed.cert.not_valid_after_utc,
+                answer,
+            )
+        return answer
 
     def certificate(self, alias: str) -> x509.Certificate:
         """The parsed certificate of ``alias`` (no validity check)."""
@@ -323,6 +387,7 @@ class CertificateStore:
         cert_path.unlink(missing_ok=True)
         with self._lock:
             self._cache.pop(alias, None)
+            self._ready.pop(alias, None)
 
     # --- internals ----------------------------------------------------------------------
 

@@ -482,3 +482,33 @@ def test_client_identity_checks_as_client_pair_and_sees_a_renewal(ca, tmp_path):
     (tmp_path / "reg.key").unlink()
     with pytest.raises(CertificateUnavailable, match="missing or unreadable"):
         certs.client_identity("reg")
+
+
+def test_client_identity_reuses_a_passed_pair_until_a_stat_or_the_clock_changes(
+    ca, tmp_path, monkeypatch
+):
+    """A passed pair is not parsed or checked again while both files' stats hold; the
+    validity period is still checked on every call, against that call's clock."""
+    issue(ca, tmp_path, "reg", days=10)
+    now = [NOW]
+    certs = CertificateStore(tmp_path, clock=lambda: now[0])
+    first = certs.client_identity("reg")
+    parsed: list[str] = []
+    original = certs._parsed
+    monkeypatch.setattr(
+        certs, "_parsed", lambda alias, *rest: parsed.append(alias) or original(alias, *rest)
+    )
+    assert certs.client_identity("reg") is first
+    assert parsed == []  # the reuse, not a second parse
+    now[0] = NOW + timedelta(days=11)
+    with pytest.raises(CertificateExpired, match="expired"):
+        certs.client_identity("reg")
+    now[0] = NOW
+    assert certs.client_identity("reg") == first
+    (tmp_path / "reg.key").chmod(0o640)  # mode only: mtime, size and inode stay
+    with pytest.raises(CertificateUnavailable, match="readable by others"):
+        certs.client_identity("reg")
+    (tmp_path / "reg.key").chmod(0o600)
+    certs.remove("reg")
+    with pytest.raises(CertificateUnavailable, match="no certificate"):
+        certs.client_identity("reg")
