@@ -22,6 +22,7 @@ its own SP-2xx error:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from serviceplatform.security.xmldsig_verify import (
     SignedReference,
     digest_matches,
     parse_signature,
+    reference_digest,
     signature_value_valid,
 )
 
@@ -117,6 +119,9 @@ class TokenValidator:
         self._replay = replay
         self._clock = clock
         self._verified: dict[bytes, None] = {}
+        #: Digests of verified assertions as message signatures cover them, by (the
+        #: assertion's exact bytes, the reference's c14n prefixes); see ``_verify_message``.
+        self._assertion_digests: dict[tuple[bytes, tuple[str, ...] | None], bytes | None] = {}
         try:
             self._trusted = tuple(known_cert(cert) for cert in policy.trusted_sts_certs)
         except UnsupportedAlgorithm as exc:
@@ -145,8 +150,10 @@ class TokenValidator:
         self._check_claims(token, audience, now)
         holder = self._holder(token, now)
         signed = self._message_signature(parts, token)
-        self._verify_assertion(token)
-        self._verify_message(signed, parts, holder)
+        # The assertion's exact bytes: what verified once stays verified (and digested).
+        token_key = hashlib.sha256(etree.tostring(token.element, with_tail=False)).digest()
+        self._verify_assertion(token, token_key)
+        self._verify_message(signed, parts, holder, token_key)
         to = (parts.to.text or "").strip()
         if address is not None and to != address:
             raise AddressingHeaderMissing(f"wsa:To {to} is not this endpoint")
@@ -268,11 +275,11 @@ class TokenValidator:
 
     # --- crypto -------------------------------------------------------------------------
 
-    def _verify_assertion(self, token: AssertionFacts) -> None:
+    def _verify_assertion(self, token: AssertionFacts, key: bytes) -> None:
         # A client reuses one token for hours: byte-identical assertions verified before need
         # no second check (same bytes, same canonical form, same digest and signature).
-        # Claims, validity and audience are still checked on every call.
-        key = hashlib.sha256(etree.tostring(token.element, with_tail=False)).digest()
+        # Claims, validity and audience are still checked on every call. ``key``: the
+        # SHA-256 of the assertion's serialization.
         if key in self._verified:
             return
         self._verify_assertion_signature(token)
@@ -317,10 +324,15 @@ class TokenValidator:
             raise TokenUntrustedIssuer(f"signed by {named.subject}, not a trusted STS")
         return matching
 
-    def _verify_message(self, signed: _Signed, parts: MessageParts, holder: KnownCert) -> None:
+    def _verify_message(
+        self, signed: _Signed, parts: MessageParts, holder: KnownCert, token_key: bytes
+    ) -> None:
         for reference, target in signed.targets:
             try:
-                intact = digest_matches(reference, target, parts.signature)
+                if target is parts.assertion and not reference.enveloped:
+                    intact = self._assertion_digest_matches(reference, target, token_key)
+                else:
+                    intact = digest_matches(reference, target, parts.signature)
             except SignatureFormatError as exc:
                 raise MessageSignatureInvalid(str(exc)) from exc
             if not intact and target is parts.assertion:
@@ -332,6 +344,24 @@ class TokenValidator:
         # signer's key is not the holder-of-key key the STS vouched for.
         if holder.rsa_key is None or not signature_value_valid(signed.signature, holder.rsa_key):
             raise HolderOfKeyMismatch("the message is not signed with the holder-of-key key")
+
+    def _assertion_digest_matches(
+        self, reference: SignedReference, assertion: etree._Element, token_key: bytes
+    ) -> bool:
+        # The token is the largest part a message signature covers (its c14n about as much
+        # as all other parts together), and it is the same for hours. Its exclusive c14n is
+        # a function of its serialization (lxml writes every namespace in scope) and the
+        # prefix list, so the digest of those bytes is reused; only the comparison with
+        # this message's signed digest is done per call. The key is known verified here.
+        key = (token_key, reference.inclusive_prefixes)
+        if key in self._assertion_digests:
+            digest = self._assertion_digests[key]
+        else:
+            digest = reference_digest(reference, assertion, assertion)
+            if len(self._assertion_digests) >= _VERIFIED_CACHE_SIZE:
+                self._assertion_digests.clear()
+            self._assertion_digests[key] = digest
+        return digest is not None and hmac.compare_digest(digest, reference.digest)
 
     # --- replay -------------------------------------------------------------------------
 

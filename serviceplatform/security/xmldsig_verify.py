@@ -218,13 +218,22 @@ def digest_matches(
     With the enveloped transform, ``signature`` must be a direct child of ``target``; it is
     left out of a copy of ``target`` (the request's tree is never changed).
     """
+    digest = reference_digest(reference, target, signature)
+    return digest is not None and hmac.compare_digest(digest, reference.digest)
+
+
+def reference_digest(
+    reference: SignedReference, target: etree._Element, signature: etree._Element
+) -> bytes | None:
+    """The SHA-256 of ``target`` after ``reference``'s transforms; None when ``target``
+    cannot be canonicalized (it then matches no digest). See ``digest_matches``."""
     if reference.enveloped:
         target = _without_child(target, signature)
     try:
         data = canonicalize(target, reference.inclusive_prefixes)
     except (etree.LxmlError, ValueError):
-        return False
-    return hmac.compare_digest(hashlib.sha256(data).digest(), reference.digest)
+        return None
+    return hashlib.sha256(data).digest()
 
 
 def _without_child(parent: etree._Element, child: etree._Element) -> etree._Element:

@@ -74,3 +74,46 @@ def test_signed_to_must_name_the_endpoint_when_an_address_is_configured(pki: Pki
     # Refused before the replay cache: the same message is still accepted where it belongs.
     context = validator.validate(etree.fromstring(message), AUDIENCE, address=TO)
     assert context.to == TO
+
+
+def count_assertion_c14n(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from serviceplatform.security import xmldsig_verify
+    from serviceplatform.security.wire import SAML_ASSERTION
+
+    calls = [0]
+    original = xmldsig_verify.canonicalize
+
+    def counting(element: etree._Element, prefixes: Any = None) -> bytes:
+        if element.tag == SAML_ASSERTION:
+            calls[0] += 1
+        return original(element, prefixes)
+
+    monkeypatch.setattr(xmldsig_verify, "canonicalize", counting)
+    return calls
+
+
+@pytest.mark.parametrize("binding", ["str-transform", "id"])
+def test_reused_token_is_canonicalized_once_for_the_message_digests(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch, binding: str
+) -> None:
+    calls = count_assertion_c14n(monkeypatch)
+    validator = make_validator(pki)
+    token = pki.token()
+    for _ in range(3):
+        validator.validate(etree.fromstring(pki.message(token, token_binding=binding)), AUDIENCE)
+    # Once for the STS signature (enveloped), once for the first message's reference to it.
+    assert calls[0] == 2
+
+
+@pytest.mark.parametrize("binding", ["str-transform", "id"])
+def test_a_swap_between_two_remembered_tokens_is_still_refused(pki: Pki, binding: str) -> None:
+    from serviceplatform.errors import TokenNotBound
+    from tests.unit.test_security_token_binding import OTHER_CVR, swap_token
+
+    validator = make_validator(pki)
+    mine, other = pki.token(), pki.token(authority_cvr=OTHER_CVR)
+    for token in (mine, other):  # both verified and digested before the swap
+        validator.validate(etree.fromstring(pki.message(token, token_binding=binding)), AUDIENCE)
+    envelope = swap_token(etree.fromstring(pki.message(mine, token_binding=binding)), other)
+    with pytest.raises(TokenNotBound):
+        validator.validate(envelope, AUDIENCE)
