@@ -21,6 +21,7 @@ its own SP-2xx error:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -58,6 +59,7 @@ from serviceplatform.security.message import MessageParts, collect_ids, read_mes
 from serviceplatform.security.replay import ReplayCache
 from serviceplatform.security.token import AssertionFacts, read_assertion
 from serviceplatform.security.wire import (
+    DS_SIGNATURE,
     SAML_ASSERTION,
     SAMLID_VALUE_TYPE,
     WSSE_KEY_IDENTIFIER,
@@ -119,6 +121,8 @@ class TokenValidator:
         self._replay = replay
         self._clock = clock
         self._verified: dict[bytes, None] = {}
+        #: The facts of assertions read before, by their exact bytes (see ``_read_assertion``).
+        self._facts: dict[bytes, AssertionFacts] = {}
         #: Digests of verified assertions as message signatures cover them, by (the
         #: assertion's exact bytes, the reference's c14n prefixes); see ``_verify_message``.
         self._assertion_digests: dict[tuple[bytes, tuple[str, ...] | None], bytes | None] = {}
@@ -146,12 +150,12 @@ class TokenValidator:
             raise ConfigurationError("the validator's clock must return aware datetimes")
         parts = read_message(envelope)
         self._check_timestamp(parts, now)
-        token = read_assertion(parts.assertion)
+        # The assertion's exact bytes: what was read, verified and digested once stays so.
+        token_key = hashlib.sha256(etree.tostring(parts.assertion, with_tail=False)).digest()
+        token = self._read_assertion(parts.assertion, token_key)
         self._check_claims(token, audience, now)
         holder = self._holder(token, now)
         signed = self._message_signature(parts, token)
-        # The assertion's exact bytes: what verified once stays verified (and digested).
-        token_key = hashlib.sha256(etree.tostring(token.element, with_tail=False)).digest()
         self._verify_assertion(token, token_key)
         self._verify_message(signed, parts, holder, token_key)
         to = (parts.to.text or "").strip()
@@ -173,6 +177,22 @@ class TokenValidator:
             to=to,
             transaction_uuid=_signed_transaction_uuid(parts, signed),
         )
+
+    def _read_assertion(self, assertion: etree._Element, key: bytes) -> AssertionFacts:
+        # A client sends the same token for hours; its facts are a function of its bytes
+        # (``key``), so they are read once. Only the elements are this message's own, and
+        # the claims are still judged on every call. Only tokens that read are remembered.
+        known = self._facts.get(key)
+        if known is None:
+            facts = read_assertion(assertion)
+            if len(self._facts) >= _VERIFIED_CACHE_SIZE:
+                self._facts.clear()
+            self._facts[key] = facts
+            return facts
+        signature = assertion.find(DS_SIGNATURE)  # the one it had when read, same bytes
+        if signature is None:  # cannot be, with the same bytes; read it as it is
+            return read_assertion(assertion)
+        return dataclasses.replace(known, element=assertion, signature=signature)
 
     # --- claims -------------------------------------------------------------------------
 

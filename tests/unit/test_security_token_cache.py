@@ -117,3 +117,38 @@ def test_a_swap_between_two_remembered_tokens_is_still_refused(pki: Pki, binding
     envelope = swap_token(etree.fromstring(pki.message(mine, token_binding=binding)), other)
     with pytest.raises(TokenNotBound):
         validator.validate(envelope, AUDIENCE)
+
+
+def test_a_reused_token_is_read_once_and_each_token_keeps_its_own_facts(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_security_token_binding import OTHER_CVR
+
+    reads = [0]
+    from serviceplatform.security.token import read_assertion as original
+
+    def counting(assertion: etree._Element) -> Any:
+        reads[0] += 1
+        return original(assertion)
+
+    monkeypatch.setattr(validator_module, "read_assertion", counting)
+    seen: list[Any] = []
+    signature_check = validator_module.TokenValidator._message_signature
+
+    def capturing(self: Any, parts: Any, token: Any) -> Any:
+        seen.append((parts.assertion, token.element, token.signature.getparent()))
+        return signature_check(self, parts, token)
+
+    monkeypatch.setattr(validator_module.TokenValidator, "_message_signature", capturing)
+    validator = make_validator(pki)
+    mine, other = pki.token(), pki.token(authority_cvr=OTHER_CVR)
+    for _ in range(2):
+        for token, cvr in ((mine, "29189846"), (other, OTHER_CVR)):
+            envelope = etree.fromstring(pki.message(token))
+            context = validator.validate(envelope, AUDIENCE)
+            assert context.authority_cvr == cvr
+            assert context.assertion_id == token.get("ID")
+            # The facts name this message's elements, not those of the first message.
+            assertion, element, signature_parent = seen[-1]
+            assert element is assertion and signature_parent is assertion
+    assert reads[0] == 2
