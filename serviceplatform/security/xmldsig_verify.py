@@ -139,11 +139,17 @@ def _parse_reference(
     if not uri.startswith("#") or not target or "(" in target or "#" in target:
         raise SignatureFormatError(f"reference URI {uri!r} is not a same-document id")
     parts = _elements(reference)
-    if len(parts) != 3 or [p.tag for p in parts] != [_TRANSFORMS, _DIGEST_METHOD, _DIGEST_VALUE]:
+    if (
+        len(parts) != 3
+        or parts[0].tag != _TRANSFORMS
+        or parts[1].tag != _DIGEST_METHOD
+        or parts[2].tag != _DIGEST_VALUE
+    ):
         raise SignatureFormatError(f"reference {uri} is not Transforms, DigestMethod, DigestValue")
     transforms = _elements(parts[0])
-    if any(t.tag != _TRANSFORM for t in transforms):
-        raise SignatureFormatError(f"reference {uri} has an unexpected transform element")
+    for transform in transforms:
+        if transform.tag != _TRANSFORM:
+            raise SignatureFormatError(f"reference {uri} has an unexpected transform element")
     first = transforms[0].get("Algorithm") if transforms else None
     enveloped = first == ALG_ENVELOPED
     if enveloped and not allow_enveloped:
