@@ -495,9 +495,12 @@ def test_client_identity_reuses_a_passed_pair_until_a_stat_or_the_clock_changes(
     first = certs.client_identity("reg")
     parsed: list[str] = []
     original = certs._parsed
-    monkeypatch.setattr(
-        certs, "_parsed", lambda alias, *rest: parsed.append(alias) or original(alias, *rest)
-    )
+
+    def counting(alias, *rest):
+        parsed.append(alias)
+        return original(alias, *rest)
+
+    monkeypatch.setattr(certs, "_parsed", counting)
     assert certs.client_identity("reg") is first
     assert parsed == []  # the reuse, not a second parse
     now[0] = NOW + timedelta(days=11)
