@@ -125,7 +125,7 @@ class TokenValidator:
         self._facts: dict[bytes, AssertionFacts] = {}
         #: Digests of verified assertions as message signatures cover them, by (the
         #: assertion's exact bytes, the reference's c14n prefixes); see ``_verify_message``.
-        self._assertion_digests: dict[tuple[bytes, tuple[str, ...] | None], bytes | None] = {}
+        self._assertion_digests: dict[tuple[bytes, tuple[str, ...] | None], bytes] = {}
         try:
             self._trusted = tuple(known_cert(cert) for cert in policy.trusted_sts_certs)
         except UnsupportedAlgorithm as exc:
@@ -374,14 +374,15 @@ class TokenValidator:
         # prefix list, so the digest of those bytes is reused; only the comparison with
         # this message's signed digest is done per call. The key is known verified here.
         key = (token_key, reference.inclusive_prefixes)
-        if key in self._assertion_digests:
-            digest = self._assertion_digests[key]
-        else:
-            digest = reference_digest(reference, assertion, assertion)
+        # One lookup: another thread may clear the cache between a test and a read.
+        digest = self._assertion_digests.get(key)
+        if digest is None:
+            # b"": it cannot be canonicalized, so it matches no digest.
+            digest = reference_digest(reference, assertion, assertion) or b""
             if len(self._assertion_digests) >= _VERIFIED_CACHE_SIZE:
                 self._assertion_digests.clear()
             self._assertion_digests[key] = digest
-        return digest is not None and hmac.compare_digest(digest, reference.digest)
+        return bool(digest) and hmac.compare_digest(digest, reference.digest)
 
     # --- replay -------------------------------------------------------------------------
 
