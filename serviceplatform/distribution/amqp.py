@@ -401,6 +401,8 @@ class AmqpDistributor(DistributorBase):
         self._closed = False
         #: Connections opened so far (tests read it to see a reconnect).
         self.connections_opened = 0
+        #: Batches taken while an earlier one was still on its way (``overlap``; tests read it).
+        self.batches_overlapped = 0
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -463,6 +465,7 @@ class AmqpDistributor(DistributorBase):
                 if batch is None:
                     exhausted = True
                 else:
+                    self.batches_overlapped += 1 if windows else 0
                     windows.append(_Window(batch))
             if windows and not halted:
                 newest = windows[-1]
