@@ -20,7 +20,11 @@ refused by the broker (returned as unroutable, or nacked) or answered with anoth
 fails alone, and nothing new is published after a refusal. When the connection is lost or a
 reply is overdue the batch ends: the first message without an answer carries the error and
 the others published with it are left out of the answer, so they stay pending and go again
-(at least once; the BeskedId lets receivers drop a repeat). One connection suffices: the
+(at least once; the BeskedId lets receivers drop a repeat). A stream of batches
+(``deliver_stream``) with ``overlap`` takes the next batch as soon as the last one is all
+published, so the window stays full across batches (two at most are open; each batch's outcome
+is yielded, in order, once all of it is done); a failure then ends the stream, and the first
+unanswered message of the oldest open batch carries it. One connection suffices: the
 pipeline, not more connections, keeps many messages in flight (each blocking round trip
 used to cost about 0.6 ms of CPU per message). Per message the pipeline does as little as it
 can: the properties are pika's encoding made once per token and batch with the BeskedId
