@@ -459,6 +459,11 @@ class AmqpDistributor(DistributorBase):
         windows, limit = self._windows, max(1, self.settings.in_flight)
         exhausted = halted = False
         while True:
+            if halted or any(w.halted for w in windows):
+                # A refusal: nothing new is published, in its batch or a later one.
+                halted = True
+                for window in windows:
+                    window.halted = True
             # The next batch: when nothing is open, or (overlap) when the newest is published.
             if (
                 not exhausted
@@ -481,12 +486,11 @@ class AmqpDistributor(DistributorBase):
                 window = windows.popleft()
                 halted = halted or window.halted
                 yield window.outcome
-            halted = halted or any(w.halted for w in windows)
             if not windows:
                 if exhausted or halted:
                     return
                 continue
-            if not windows[-1].published and not halted and self._room(windows, limit):
+            if not windows[-1].published and self._room(windows, limit):
                 continue  # a batch just taken has room to fill before waiting
             pending = [d for d in (w.next_deadline() for w in windows) if d is not None]
             deadline = min(pending) if pending else time.monotonic()

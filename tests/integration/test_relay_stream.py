@@ -28,20 +28,27 @@ from serviceplatform.distribution.base import (
     MemoryDistributor,
     OutgoingMessage,
 )
+from serviceplatform.errors import DistributorUnavailable
 from serviceplatform.relay import OutboxRelay
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.db import Database
 from serviceplatform.store.outbox import Outbox
 from tests.integration.test_distribution_amqp import (  # noqa: F401  # fixtures
+    OTHER_AUTHORITY,
     TcpProxy,
     amqp_settings,
     beskedfordeler,
     broker_address,
     exchange,
+    message,
     tokens,
     with_port,
 )
-from tests.integration.test_distribution_amqp_pipeline import _delivered_ids, _Holding
+from tests.integration.test_distribution_amqp_pipeline import (  # noqa: F401  # fixtures
+    _delivered_ids,
+    _Holding,
+    by_token,
+)
 from tests.integration.test_relay_race import TOPIC, _pending
 
 pytestmark = [pytest.mark.integration, pytest.mark.amqp]
@@ -70,6 +77,30 @@ def test_batches_overlap_on_postgresql_and_each_row_goes_once(
     else:
         # SQLite's claim holds the writer lock: one claim, one batch at a time.
         assert overlapped == 0
+
+
+def test_a_refusal_in_one_batch_stops_publishing_the_next(
+    beskedfordeler, by_token, rabbitmq_url, tokens, tmp_path: Path
+):
+    front, _ = by_token
+    first = [message() for _ in range(4)]
+    first[2] = message(OTHER_AUTHORITY)  # unroutable through the front exchange
+    second = [message() for _ in range(6)]
+    # A window of four: the second batch is taken at once, and publishes only as the first's
+    # messages are done; the refusal comes back before them.
+    settings = amqp_settings(rabbitmq_url, front, in_flight=4)
+    with AmqpDistributor(settings, tokens, base_dir=tmp_path) as distributor:
+        outcomes = list(distributor.deliver_stream([first, second], overlap=True))
+    assert len(outcomes) == 2
+    refused = outcomes[0].pop(2)
+    assert isinstance(refused, DistributorUnavailable) and "did not route" in refused.error_text
+    assert outcomes[0] == {0: None, 1: None, 3: None}
+    # Nothing of the second batch was published after the refusal: left out (pending), never
+    # failed as unanswered. Whatever went out before it was answered.
+    assert set(outcomes[1].values()) <= {None} and len(outcomes[1]) < len(second)
+    received = {r.besked_id for r in beskedfordeler.received}
+    expected = {m.besked_id for i, m in enumerate(first) if i != 2}
+    assert received == expected | {second[i].besked_id for i in outcomes[1]}
 
 
 def test_a_connection_lost_with_two_batches_open_leaves_the_unanswered_pending(
