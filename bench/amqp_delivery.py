@@ -5,7 +5,9 @@ set (default ``amqp://guest:guest@127.0.0.1:5672/``, virtual host ``BF``). It st
 simulated Beskedfordeler in a process of its own (trusting the sandbox STS, as
 ``bench/nightly.py`` does), hands ``--messages`` messages (built as a night builds
 them, four authorities, one token each) to ``AmqpDistributor.deliver_batch`` in batches
-of ``--batch`` (the relay's default 500) and prints, for the measured messages:
+of ``--batch`` (500 unless given; with ``--overlap`` to ``deliver_stream(overlap=True)``, as
+the relay on PostgreSQL does, so the window does not empty between batches) and prints, for
+the measured messages:
 
 - the wall time and messages a second;
 - CPU milliseconds a message of this process (the platform's distributor, no database), of
@@ -187,14 +189,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cpu_seconds(simulator.pid),
                 cpu_seconds(beam) if beam else 0.0,
             )
-            delivered = 0
-            for start in range(0, len(measured), args.batch):
-                batch = measured[start : start + args.batch]
-                if profiler is not None:
-                    outcome = profiler.runcall(distributor.deliver_batch, batch)
+            batches = [
+                measured[start : start + args.batch]
+                for start in range(0, len(measured), args.batch)
+            ]
+
+            def deliver() -> int:
+                if args.overlap:
+                    outcomes = list(distributor.deliver_stream(batches, overlap=True))
                 else:
-                    outcome = distributor.deliver_batch(batch)
-                delivered += sum(1 for e in outcome.values() if e is None)
+                    outcomes = [distributor.deliver_batch(batch) for batch in batches]
+                return sum(1 for o in outcomes for e in o.values() if e is None)
+
+            delivered = profiler.runcall(deliver) if profiler is not None else deliver()
             seconds = time.perf_counter() - marks[0]
             platform_cpu = time.process_time() - marks[1]
             simulator_cpu = cpu_seconds(simulator.pid) - marks[2]
@@ -205,6 +212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per = 1000 / max(delivered, 1)
     return {
         "messages": len(measured),
+        "batch": args.batch,
+        "overlap": args.overlap,
         "delivered": delivered,
         "received_by_simulator": received - len(warm),
         "seconds": round(seconds, 2),
@@ -222,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--in-flight", type=int, default=256)
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="deliver_stream(overlap=True): the next batch fills the window while the last drains",
+    )
     parser.add_argument("--profile", choices=("platform", "simulator"))
     parser.add_argument("--simulator", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

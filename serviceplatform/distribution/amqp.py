@@ -20,7 +20,11 @@ refused by the broker (returned as unroutable, or nacked) or answered with anoth
 fails alone, and nothing new is published after a refusal. When the connection is lost or a
 reply is overdue the batch ends: the first message without an answer carries the error and
 the others published with it are left out of the answer, so they stay pending and go again
-(at least once; the BeskedId lets receivers drop a repeat). One connection suffices: the
+(at least once; the BeskedId lets receivers drop a repeat). A stream of batches
+(``deliver_stream``) with ``overlap`` takes the next batch as soon as the last one is all
+published, so the window stays full across batches (two at most are open; each batch's outcome
+is yielded, in order, once all of it is done); a failure then ends the stream, and the first
+unanswered message of the oldest open batch carries it. One connection suffices: the
 pipeline, not more connections, keeps many messages in flight (each blocking round trip
 used to cost about 0.6 ms of CPU per message). Per message the pipeline does as little as it
 can: the properties are pika's encoding made once per token and batch with the BeskedId
@@ -47,7 +51,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
@@ -316,7 +320,7 @@ class _EncodedProperties(pika.BasicProperties):
 
 
 class _Window:
-    """The state of one ``deliver_batch`` call's messages on their way (internal).
+    """The state of one batch's messages on their way (internal).
 
     A message is done when the broker confirmed it and its reply arrived (either order), or
     when the broker refused it; ``outcome`` holds the answer of every message that is done.
@@ -325,6 +329,8 @@ class _Window:
     def __init__(self, messages: Sequence[OutgoingMessage]) -> None:
         self.messages = messages
         self.outcome: BatchOutcome = {}
+        #: The index of the next message to publish.
+        self.following = 0
         #: Delivery tag -> message index, until the broker confirmed or refused it.
         self.by_tag: dict[int, int] = {}
         #: The tags in publishing order (entries already confirmed are skipped lazily).
@@ -335,11 +341,27 @@ class _Window:
         self.replies: dict[int, bytes] = {}
         #: (deadline, index) in publishing order, for the reply timeout.
         self.deadlines: deque[tuple[float, int]] = deque()
+        #: The properties' encoding per authority: tokens are read once per batch.
+        self.templates: dict[str, PropertiesTemplate] = {}
         self.in_flight = 0
         #: Set once a message was refused by the broker: nothing new is published.
         self.halted = False
-        #: The failure that ends the batch (lost connection, no reply in time).
+        #: The failure that ends the stream (a publish on a broken channel).
         self.failure: DistributorUnavailable | None = None
+
+    @property
+    def published(self) -> bool:
+        """Every message was published, or nothing more will be."""
+        return self.following == len(self.messages) or self.halted
+
+    @property
+    def finished(self) -> bool:
+        return self.in_flight == 0 and self.published
+
+    def next_deadline(self) -> float | None:
+        while self.deadlines and self.deadlines[0][1] in self.outcome:
+            self.deadlines.popleft()
+        return self.deadlines[0][0] if self.deadlines else None
 
     def done(self, index: int, error: ServicePlatformError | None) -> None:
         if index in self.outcome:
@@ -354,8 +376,8 @@ class AmqpDistributor(DistributorBase):
     """Delivers messages to Beskedfordeler over AMQP; see the module docstring.
 
     One connection (pika's ``SelectConnection``, its I/O loop driven by the delivering
-    thread), used by one delivery or batch at a time; it is opened on the first delivery, so a
-    broker that is down at start-up does not stop the platform from starting.
+    thread), used by one delivery or stream of batches at a time; it is opened on the first
+    delivery, so a broker that is down at start-up does not stop the platform from starting.
     """
 
     def __init__(
@@ -378,10 +400,13 @@ class AmqpDistributor(DistributorBase):
         self._lost: BaseException | None = None
         self._ready = False
         self._next_tag = 1
-        self._window: _Window | None = None
+        #: The batches on their way, oldest first (at most two; none between deliveries).
+        self._windows: deque[_Window] = deque()
         self._closed = False
         #: Connections opened so far (tests read it to see a reconnect).
         self.connections_opened = 0
+        #: Batches taken while an earlier one was still on its way (``overlap``; tests read it).
+        self.batches_overlapped = 0
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -395,73 +420,141 @@ class AmqpDistributor(DistributorBase):
     def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
         if not messages:
             return {}
-        with self._lock:
-            if self._closed:
-                return {0: DistributorUnavailable("the AMQP distributor is closed")}
-            window = _Window(messages)
-            self._window = window
-            try:
-                self._pipeline(window)
-            finally:
-                self._window = None
-        outcome = window.outcome
-        if window.failure is not None:
-            # The first message without an answer carries the failure; the others sent with
-            # it are left out (unknown: the broker or Beskedfordeler may have them), so they
-            # stay pending and go again: at least once.
-            first = next((i for i in range(len(messages)) if i not in outcome), None)
-            if first is not None:
-                outcome[first] = window.failure
-        return outcome
-
-    def _pipeline(self, window: _Window) -> None:
-        """Publish up to ``in_flight`` messages ahead, until each is done or the batch fails."""
+        stream = self.deliver_stream([messages])
         try:
-            self._ready_channel()
-        except DistributorUnavailable as error:
-            window.failure = error
-            return
-        messages, limit = window.messages, max(1, self.settings.in_flight)
-        tokens: dict[str, PropertiesTemplate] = {}
-        following = 0
-        while True:
-            while following < len(messages) and window.in_flight < limit and not window.halted:
-                message = messages[following]
-                if message.besked_id in window.by_id:
-                    break  # the same BeskedId twice: the second waits for the first's reply
+            return next(stream)
+        finally:
+            stream.close()
+
+    def deliver_stream(
+        self, batches: Iterable[Sequence[OutgoingMessage]], *, overlap: bool = False
+    ) -> Generator[BatchOutcome, None, None]:
+        source = iter(batches)
+        with self._lock:
+            failure: DistributorUnavailable | None = None
+            if self._closed:
+                failure = DistributorUnavailable("the AMQP distributor is closed")
+            else:
                 try:
-                    # Read once per authority and batch (a file source reads its file).
-                    template = tokens.get(message.authority_cvr)
-                    if template is None:
-                        token = self._tokens.token_for(message.authority_cvr)
-                        template = tokens[message.authority_cvr] = PropertiesTemplate(token)
-                except ServicePlatformError as error:
-                    window.outcome[following] = error
+                    self._ready_channel()
+                except DistributorUnavailable as error:
+                    failure = error
+            if failure is not None:
+                first = next(source, None)
+                if first is not None:
+                    yield {0: failure} if first else {}
+                return
+            try:
+                yield from self._pipeline(source, overlap)
+            finally:
+                # Abandoned (the caller stopped, or taking a batch failed): late confirms
+                # and replies find no window and are dropped.
+                self._windows.clear()
+
+    def _pipeline(
+        self, source: Iterator[Sequence[OutgoingMessage]], overlap: bool
+    ) -> Generator[BatchOutcome, None, None]:
+        """Publish up to ``in_flight`` messages ahead, batch after batch, until each is done
+        or the stream fails; yield each batch's outcome as soon as all of it is done."""
+        windows, limit = self._windows, max(1, self.settings.in_flight)
+        exhausted = halted = False
+        while True:
+            if halted or any(w.halted for w in windows):
+                # A refusal: nothing new is published, in its batch or a later one.
+                halted = True
+                for window in windows:
+                    window.halted = True
+            # The next batch: when nothing is open, or (overlap) when the newest is published.
+            if (
+                not exhausted
+                and not halted
+                and (not windows or (overlap and len(windows) < 2 and windows[-1].published))
+            ):
+                batch = next(source, None)
+                if batch is None:
+                    exhausted = True
                 else:
-                    self._publish(window, following, template)
-                following += 1
-            if window.failure is not None:
-                return
-            if window.in_flight == 0 and (following == len(messages) or window.halted):
-                return
-            while window.deadlines and window.deadlines[0][1] in window.outcome:
-                window.deadlines.popleft()
-            deadline = window.deadlines[0][0] if window.deadlines else time.monotonic()
+                    self.batches_overlapped += 1 if windows else 0
+                    windows.append(_Window(batch))
+            if windows and not halted:
+                newest = windows[-1]
+                self._fill(newest, limit - sum(w.in_flight for w in windows))
+                if newest.failure is not None:
+                    yield from self._fail(newest.failure)
+                    return
+            while windows and windows[0].finished:
+                window = windows.popleft()
+                halted = halted or window.halted
+                yield window.outcome
+            if not windows:
+                if exhausted or halted:
+                    return
+                continue
+            if not windows[-1].published and self._room(windows, limit):
+                continue  # a batch just taken has room to fill before waiting
+            pending = [d for d in (w.next_deadline() for w in windows) if d is not None]
+            deadline = min(pending) if pending else time.monotonic()
             if time.monotonic() >= deadline:
                 timeout = self.settings.reply_timeout_seconds
                 log.warning("no StandardRetur from %s within %s s", self._where, timeout)
-                window.failure = DistributorUnavailable(f"no reply within {timeout} s")
-                # A silently dead connection looks like this: the next batch starts afresh.
+                # A silently dead connection looks like this: the next delivery starts afresh.
                 self._drop()
+                yield from self._fail(DistributorUnavailable(f"no reply within {timeout} s"))
                 return
             self._pump(deadline)
             if self._lost is not None:
                 log.warning("AMQP failure at %s: %s", self._where, _reason(self._lost))
-                window.failure = DistributorUnavailable(
-                    f"AMQP at {self._where}: {_reason(self._lost)}"
-                )
+                failure = DistributorUnavailable(f"AMQP at {self._where}: {_reason(self._lost)}")
                 self._drop()
+                yield from self._fail(failure)
                 return
+
+    @staticmethod
+    def _room(windows: deque[_Window], limit: int) -> bool:
+        newest = windows[-1]
+        following = newest.messages[newest.following] if not newest.published else None
+        if following is not None and any(following.besked_id in w.by_id for w in windows):
+            return False  # waits for the first one's reply
+        return sum(w.in_flight for w in windows) < limit
+
+    def _fill(self, window: _Window, room: int) -> None:
+        """Publish the window's next messages while the pipeline has ``room``."""
+        messages = window.messages
+        while room > 0 and window.following < len(messages) and not window.halted:
+            message = messages[window.following]
+            if any(message.besked_id in w.by_id for w in self._windows):
+                break  # the same BeskedId twice: the second waits for the first's reply
+            try:
+                # Read once per authority and batch (a file source reads its file).
+                template = window.templates.get(message.authority_cvr)
+                if template is None:
+                    token = self._tokens.token_for(message.authority_cvr)
+                    template = PropertiesTemplate(token)
+                    window.templates[message.authority_cvr] = template
+            except ServicePlatformError as error:
+                window.outcome[window.following] = error
+            else:
+                self._publish(window, window.following, template)
+                room -= 1
+            window.following += 1
+
+    def _fail(self, failure: DistributorUnavailable) -> Iterator[BatchOutcome]:
+        """The open batches' outcomes after ``failure``, which ends the stream.
+
+        The first message without an answer carries the failure; the others sent with it are
+        left out (unknown: the broker or Beskedfordeler may have them), so they stay pending
+        and go again: at least once.
+        """
+        windows, carried = self._windows, False
+        while windows:
+            window = windows.popleft()
+            outcome = window.outcome
+            if not carried:
+                first = next((i for i in range(len(window.messages)) if i not in outcome), None)
+                if first is not None:
+                    outcome[first] = failure
+                    carried = True
+            yield outcome
 
     def _publish(self, window: _Window, index: int, template: PropertiesTemplate) -> None:
         assert self._channel is not None
@@ -488,39 +581,45 @@ class AmqpDistributor(DistributorBase):
         window.deadlines.append((time.monotonic() + self.settings.reply_timeout_seconds, index))
         window.in_flight += 1
 
+    def _by_id(self, correlation_id: str | None) -> tuple[_Window, int] | None:
+        """The open batch and index of the message with this BeskedId (forgotten now)."""
+        for window in self._windows:
+            index = window.by_id.pop(correlation_id or "", None)
+            if index is not None:
+                return window, index
+        return None
+
     # --- pika's callbacks (run inside _pump, in the delivering thread) -----------------------
 
     def _on_confirm(self, frame: pika.frame.Method[Any]) -> None:
-        window = self._window
-        if window is None:
-            return
         method = frame.method
         tag, multiple = method.delivery_tag, method.multiple
-        if multiple:
-            indexes = []
-            while window.tags and window.tags[0] <= tag:
-                index = window.by_tag.pop(window.tags.popleft(), None)
-                if index is not None:
-                    indexes.append(index)
-        else:
-            one = window.by_tag.pop(tag, None)
-            indexes = [] if one is None else [one]
         nacked = isinstance(method, pika.spec.Basic.Nack)
-        for index in indexes:
-            if nacked:
-                window.by_id.pop(window.messages[index].besked_id, None)
-                log.warning("the broker refused a message at %s (nack)", self._where)
-                window.done(
-                    index,
-                    DistributorUnavailable(
-                        f"the broker did not take the message for exchange "
-                        f"{self.settings.exchange!r} (nack)"
-                    ),
-                )
-            elif index not in window.outcome:
-                window.confirmed.add(index)
-                if index in window.replies:
-                    self._answered(window, index)
+        for window in self._windows:
+            if multiple:
+                indexes = []
+                while window.tags and window.tags[0] <= tag:
+                    index = window.by_tag.pop(window.tags.popleft(), None)
+                    if index is not None:
+                        indexes.append(index)
+            else:
+                one = window.by_tag.pop(tag, None)
+                indexes = [] if one is None else [one]
+            for index in indexes:
+                if nacked:
+                    window.by_id.pop(window.messages[index].besked_id, None)
+                    log.warning("the broker refused a message at %s (nack)", self._where)
+                    window.done(
+                        index,
+                        DistributorUnavailable(
+                            f"the broker did not take the message for exchange "
+                            f"{self.settings.exchange!r} (nack)"
+                        ),
+                    )
+                elif index not in window.outcome:
+                    window.confirmed.add(index)
+                    if index in window.replies:
+                        self._answered(window, index)
 
     def _on_return(
         self,
@@ -529,10 +628,10 @@ class AmqpDistributor(DistributorBase):
         properties: BasicProperties,
         body: bytes,
     ) -> None:
-        window = self._window
-        index = None if window is None else window.by_id.pop(properties.correlation_id or "", None)
-        if window is None or index is None:
+        found = self._by_id(properties.correlation_id)
+        if found is None:
             return
+        window, index = found
         # RabbitMQ sends the return before the confirm; the message is done now.
         log.warning("the broker returned a message at %s: %s", self._where, method.reply_text)
         window.done(
@@ -550,12 +649,12 @@ class AmqpDistributor(DistributorBase):
         properties: BasicProperties,
         body: bytes,
     ) -> None:
-        window = self._window
-        index = None if window is None else window.by_id.pop(properties.correlation_id or "", None)
-        if window is None or index is None:
+        found = self._by_id(properties.correlation_id)
+        if found is None:
             # A reply to a message given up on earlier: its sender already reported SP-430.
             log.info("dropped a reply that came after its sender gave up")
             return
+        window, index = found
         window.replies[index] = body
         if index in window.confirmed:
             self._answered(window, index)

@@ -13,6 +13,15 @@ None when the distributor has it, else the error. Once the distributor is unavai
 messages not yet tried are left out of the answer (they wait for the next round), and so are
 messages handed over whose fate is unknown (AMQP: published, not yet confirmed and answered).
 
+``deliver_stream`` hands over a stream of batches and yields each batch's outcome (as
+``deliver_batch`` answers it) in the batches' order. It takes the next batch from the iterable
+only when it can use it: by default once the previous outcome was taken (the implementations'
+common base), so the caller may finish with one batch before it makes the next. With
+``overlap`` a transport that keeps messages in flight (AMQP) takes the next batch while the
+previous one's answers are still coming, so its pipeline does not empty between batches; at
+most two batches are then open at once. Once the distributor is unavailable no further batch
+is taken: the batches already taken get their outcomes, and the stream ends.
+
 Implementations: :class:`~serviceplatform.distribution.file_drop.FileDropDistributor` (one
 file per message, for a pick-up process or the embedded default),
 :class:`~serviceplatform.distribution.amqp.AmqpDistributor` (the real Beskedfordeler) and
@@ -26,7 +35,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Protocol, Self
@@ -78,6 +87,10 @@ class Distributor(Protocol):
 
     def deliver_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome: ...
 
+    def deliver_stream(
+        self, batches: Iterable[Sequence[OutgoingMessage]], *, overlap: bool = False
+    ) -> Generator[BatchOutcome, None, None]: ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Self: ...
@@ -109,6 +122,16 @@ class DistributorBase(Closing):
             else:
                 outcome[index] = None
         return outcome
+
+    def deliver_stream(
+        self, batches: Iterable[Sequence[OutgoingMessage]], *, overlap: bool = False
+    ) -> Generator[BatchOutcome, None, None]:
+        # One batch after the other: nothing is in flight between two batches to overlap.
+        for batch in batches:
+            outcome = self.deliver_batch(batch)
+            yield outcome
+            if any(isinstance(error, DistributorUnavailable) for error in outcome.values()):
+                return
 
 
 class MemoryDistributor(DistributorBase):

@@ -83,6 +83,12 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def claims_overlap(self) -> bool:
+        """Whether one relay may hold a second claim while the first is open: PostgreSQL
+        locks rows, SQLite's claim holds the one writer lock (a second would wait for it)."""
+        return self._db.dialect == "postgresql"
+
     @contextmanager
     def claim(self, *, limit: int, topic: str | None = None, after: int = 0) -> Iterator[Claim]:
         """Up to ``limit`` pending rows with an id above ``after``, oldest first, locked for

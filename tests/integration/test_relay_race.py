@@ -10,7 +10,8 @@ for the writer lock, so the first gives it a few seconds and goes on (no duratio
 asserted: the second relay merely had every chance to take the rows twice).
 
 The distributors are real: the file drop (counting what each relay wrote) and AMQP to the
-simulated Beskedfordeler over RabbitMQ (which records every message it accepted).
+simulated Beskedfordeler over RabbitMQ (which records every message it accepted), each through
+its own ``deliver_stream``, so on PostgreSQL AMQP holds two claims and batches at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,6 +94,28 @@ class Recording(DistributorBase):
         outcome = self.inner.deliver_batch(messages)
         self.accepted += [m.besked_id for i, m in enumerate(messages) if outcome.get(i, 0) is None]
         return outcome
+
+    def deliver_stream(
+        self, batches: Iterable[Sequence[OutgoingMessage]], *, overlap: bool = False
+    ) -> Generator[BatchOutcome, None, None]:
+        # The inner distributor's own stream, so AMQP overlaps its batches on PostgreSQL.
+        taken: list[Sequence[OutgoingMessage]] = []
+
+        def hooked() -> Iterator[Sequence[OutgoingMessage]]:
+            for batch in batches:  # claimed now
+                self.called.set()
+                hook, self.before_first = self.before_first, None
+                if hook is not None:
+                    hook()
+                taken.append(batch)
+                yield batch
+
+        for outcome in self.inner.deliver_stream(hooked(), overlap=overlap):
+            messages = taken.pop(0)
+            self.accepted += [
+                m.besked_id for i, m in enumerate(messages) if outcome.get(i, 0) is None
+            ]
+            yield outcome
 
     def deliver(self, message: OutgoingMessage) -> None:
         self.inner.deliver(message)

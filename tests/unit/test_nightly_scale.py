@@ -146,6 +146,28 @@ def _pending(database: Database, count: int) -> None:
         )
 
 
+def test_a_stream_takes_each_batch_after_the_last_outcome_and_stops_when_down() -> None:
+    def batch(size: int) -> list[OutgoingMessage]:
+        return [OutgoingMessage(str(uuid.uuid4()), CVR, b"<m/>") for _ in range(size)]
+
+    taken: list[int] = []
+
+    def batches() -> Any:
+        for size in (2, 3, 2, 4):
+            taken.append(size)
+            yield batch(size)
+
+    distributor = MemoryDistributor()
+    stream = distributor.deliver_stream(batches(), overlap=True)
+    # Without a pipeline the next batch is taken only after the last outcome was taken.
+    assert next(stream) == {0: None, 1: None} and taken == [2]
+    distributor.fail_next(DistributorUnavailable("down"))
+    second = next(stream)
+    assert list(second) == [0] and isinstance(second[0], DistributorUnavailable)
+    # The second batch found the distributor down: no further batch is taken.
+    assert list(stream) == [] and taken == [2, 3]
+
+
 def test_the_relay_delivers_in_batches_and_marks_each_batch(database: Database) -> None:
     _pending(database, 7)
     distributor = MemoryDistributor()
