@@ -26,6 +26,10 @@ The goals (issue 18) are judged at 6 M on both databases: night 2 whole at most 
 outbox at most 3 times ``sort | comm``; at most 2 GB written; peak memory under 256 MiB;
 delivery at least 2,000 messages a second to the file drop and over AMQP.
 
+``--profile DIR`` writes a cProfile file of the platform's process per night and phase into
+DIR (the main thread only: the list's parts are read in threads, whose CPU is the transport's
+and the parts' parsing).
+
 Exit status: 0 when every goal is met, 2 when one is missed, 1 when the run failed (wrong
 results, a night failed, a server did not start).
 """
