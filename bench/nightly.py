@@ -26,6 +26,10 @@ The goals (issue 18) are judged at 6 M on both databases: night 2 whole at most 
 outbox at most 3 times ``sort | comm``; at most 2 GB written; peak memory under 256 MiB;
 delivery at least 2,000 messages a second to the file drop and over AMQP.
 
+``--profile DIR`` writes a cProfile file of the platform's process per night and phase into
+DIR (the main thread only: the list's parts are read in threads, whose CPU is the transport's
+and the parts' parsing).
+
 Exit status: 0 when every goal is met, 2 when one is missed, 1 when the run failed (wrong
 results, a night failed, a server did not start).
 """
@@ -33,6 +37,7 @@ results, a night failed, a server did not start).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import resource
@@ -201,10 +206,15 @@ def child_night(spec: dict[str, Any]) -> dict[str, Any]:
     memory = PeakMemory()
     server = ServerWrites(platform.db)
     phases: dict[str, Phase] = {}
+    profile_dir = Path(spec["profile"]) if spec.get("profile") else None
+    profiler = cProfile.Profile() if profile_dir is not None else None
+    if profiler is not None:
+        profiler.enable()
     marks: dict[str, float] = {
         "at": time.perf_counter(),
         "cpu": time.process_time(),
         "written": written_bytes() + server.total(),
+        "closed": 0,
     }
 
     def close_phase(name: str) -> None:
@@ -215,6 +225,17 @@ def child_night(spec: dict[str, Any]) -> dict[str, Any]:
         marks["cpu"] = time.process_time()
         phase.written_bytes += int(written - marks["written"])
         phase.peak_bytes = max(phase.peak_bytes, memory.take())
+        if profiler is not None and profile_dir is not None:
+            # A file per closed phase, numbered: fetch_store is closed twice (its tail ends
+            # after the diff). The main thread only: the list's parts are read in threads.
+            profiler.disable()
+            marks["closed"] += 1
+            case = Path(spec["drop"]).parent.name
+            profiler.dump_stats(
+                profile_dir / f"{case}-{spec['now'][:10]}-{int(marks['closed'])}-{name}.prof"
+            )
+            profiler.clear()
+            profiler.enable()
         marks["at"], marks["written"] = now_at, written
 
     original = snapshot_module.SnapshotStore.complete
@@ -585,6 +606,8 @@ def bench_case(
                 "now": now.isoformat(),
                 "drop": str(scratch / "drop"),
             }
+            if args.profile:
+                spec["profile"] = str(Path(args.profile).resolve())
             if night == 1 and simulator is not None:
                 spec.update(
                     amqp=args.amqp_url,
@@ -744,6 +767,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shapes", default="1M,6M,6Mx98", help="1M, 6M, 6Mx98 (comma list)")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="write a cProfile file per night and phase of the platform's process into DIR",
+    )
     parser.add_argument("--night", help=argparse.SUPPRESS)
     parser.add_argument("--register", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

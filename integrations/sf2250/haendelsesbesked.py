@@ -64,7 +64,9 @@ vocabulary's UUIDs itself and writes them in canonical lowercase form.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time
@@ -146,6 +148,17 @@ class SubscriptionChange:
 #: One encoder for every id: ``json.dumps`` with separators builds a new one per call, which
 #: was a fifth of building a national night's messages.
 _NAME_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))
+_NAMESPACE_BYTES: Final = ID_NAMESPACE.bytes
+
+
+def _uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(ID_NAMESPACE, name))`` without the ``UUID`` object in between, whose
+    construction and formatting were most of building a night's messages (two ids each)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    hexed = digest.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def _derived_id(purpose: str, change: SubscriptionChange) -> str:
@@ -159,7 +172,7 @@ def _derived_id(purpose: str, change: SubscriptionChange) -> str:
             change.change,
         ]
     )
-    return str(uuid.uuid5(ID_NAMESPACE, name))
+    return _uuid5_text(name)
 
 
 def besked_id(change: SubscriptionChange) -> str:
@@ -334,8 +347,20 @@ class MessageBuilder:
         self._authority_cvr = authority_cvr
         self._list_date = list_date
         self._created_at = created_at
-        #: (kind, change) -> (document, its number, its BeskedId, its ObjektRegistreringId).
-        self._templates: dict[tuple[str, str], tuple[str, str, str, str] | None] = {}
+        #: (kind, change) -> its document split at the number and the ids: text at even
+        #: places, at odd places which value goes there (``number``, ``besked`` or
+        #: ``registrering``); None if the document cannot be a template.
+        self._templates: dict[tuple[str, str], list[str] | None] = {}
+        # The ids' names (see _derived_id) up to the kind: the JSON text of ASCII digits and
+        # fixed words is the words in quotes, so the rest is appended as text.
+        head = f'"{authority_cvr}","{list_date.isoformat()}","'
+        self._besked_head = '["besked",' + head
+        self._registrering_head = '["objektregistrering",' + head
+        checked = self.change("cpr", "0" * 10, "tilmeldt")  # the CVR and the date, once
+        if _derived_id("besked", checked) != _uuid5_text(
+            f'{self._besked_head}cpr","{checked.number}","tilmeldt"]'
+        ):
+            raise ValueError("the message ids' names are not plain JSON text")
 
     def change(self, kind: str, number: str, change: str) -> SubscriptionChange:
         return SubscriptionChange(
@@ -348,29 +373,42 @@ class MessageBuilder:
 
     def __call__(self, kind: str, number: str, change: str) -> tuple[str, str]:
         """``(BeskedId, document)`` of one change."""
-        wanted = self.change(kind, number, change)
         key = (kind, change)
         if key not in self._templates:
+            # The first of its kind: checked as SubscriptionChange checks it (a bad kind or
+            # change raises here), then its template.
+            self.change(kind, number, change)
             self._templates[key] = self._template(kind, change)
         template = self._templates[key]
         if template is None:
+            wanted = self.change(kind, number, change)
             body = build_message(wanted, self._vocabulary, created_at=self._created_at)
             return besked_id(wanted), body.decode("utf-8")
-        text, sample_number, sample_id, sample_registrering = template
-        identifier = besked_id(wanted)
-        # The number first: a replaced id can then never be mistaken for the sample number.
-        return identifier, (
-            text.replace(sample_number, number)
-            .replace(sample_id, identifier)
-            .replace(sample_registrering, registrering_id(wanted))
-        )
+        if not _is_ascii_digits(number, _NUMBER_LENGTH[kind]):
+            self.change(kind, number, change)  # raises the ValueError that names the field
+        # The name's tail: its kind and change are known words, its number ASCII digits.
+        tail = f'{kind}","{number}","{change}"]'
+        identifier = _uuid5_text(self._besked_head + tail)
+        values = {
+            "number": number,
+            "besked": identifier,
+            "registrering": _uuid5_text(self._registrering_head + tail),
+        }
+        pieces = template.copy()
+        for place in range(1, len(pieces), 2):
+            pieces[place] = values[pieces[place]]
+        return identifier, "".join(pieces)
 
-    def _template(self, kind: str, change: str) -> tuple[str, str, str, str] | None:
+    def _template(self, kind: str, change: str) -> list[str] | None:
         # A number made of one digit repeated: it may not occur elsewhere in the document.
         for digit in "97531":
             sample = self.change(kind, digit * _NUMBER_LENGTH[kind], change)
             text = build_message(sample, self._vocabulary, created_at=self._created_at).decode()
-            # The number stands in the object's URN twice and once in Beskeddata.
-            if text.count(sample.number) == 3:
-                return text, sample.number, besked_id(sample), registrering_id(sample)
+            # The number stands in the object's URN twice and once in Beskeddata; each id once.
+            ids = besked_id(sample), registrering_id(sample)
+            if text.count(sample.number) == 3 and all(text.count(i) == 1 for i in ids):
+                names = {sample.number: "number", ids[0]: "besked", ids[1]: "registrering"}
+                pieces = re.split("(" + "|".join(map(re.escape, names)) + ")", text)
+                pieces[1::2] = [names[found] for found in pieces[1::2]]
+                return pieces
         return None

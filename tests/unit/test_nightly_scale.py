@@ -307,3 +307,29 @@ def test_the_diff_counts_the_outbox_rows_it_wrote_on_every_database(database: Da
     assert night(3, list(range(1_500))) == 1_500  # the way back: 500 new, 1,000 gone
     # Night 2's changes once more: the same message ids, so no row is written.
     assert night(4, list(range(500, 2_500))) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "number", "change"),
+    [
+        ("cpr", "01019012", "tilmeldt"),
+        ("cpr", "010190123x", "afmeldt"),
+        ("cvr", "2918984", "tilmeldt"),
+        ("cpr", "0101901234", "slettet"),
+        ("xyz", "0101901234", "tilmeldt"),
+    ],
+)
+def test_the_message_builder_refuses_a_malformed_change_after_its_template(
+    kind: str, number: str, change: str
+) -> None:
+    builder = MessageBuilder(
+        MessageVocabulary.from_settings(SubscriptionSettings()),
+        authority_cvr=CVR,
+        list_date=date(2026, 11, 17),
+        created_at=NOW,
+    )
+    builder("cpr", "0101901234", "tilmeldt")  # the templates exist: the fast path is taken
+    builder("cvr", "29189846", "tilmeldt")
+    with pytest.raises(ValueError) as refused:
+        builder(kind, number, change)
+    assert number not in str(refused.value)
