@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from serviceplatform.distribution.file_drop import FileDropDistributor
 from serviceplatform.relay import OutboxRelay
@@ -88,6 +89,17 @@ def _pending(database: Database) -> dict[str, bytes]:
     return bodies
 
 
+def _until_the_killed_claim_ends(database: Database) -> None:
+    # PostgreSQL ends a killed client's session when it notices the closed socket, not at
+    # once; until then the claim's row locks stand and the next claim (SKIP LOCKED) passes
+    # the rows by, to be found by a later round. A plain FOR UPDATE waits for them instead.
+    # (SQLite: the killed process's file lock went with it; nothing to wait for.)
+    with database.transaction() as connection:
+        connection.execute(
+            select(outbox.c.id).where(outbox.c.topic == TOPIC).with_for_update()
+        ).all()
+
+
 @pytest.mark.parametrize("kind", ["unnamed", "named"])
 def test_a_relay_killed_between_writing_and_naming_loses_nothing(
     database: Database, database_url: str, tmp_path: Path, kind: str
@@ -115,6 +127,7 @@ def test_a_relay_killed_between_writing_and_naming_loses_nothing(
     assert (counts.pending, counts.delivered) == (ROWS, 0)
 
     before = first.stat()
+    _until_the_killed_claim_ends(database)
     result = OutboxRelay(
         Outbox(database), FileDropDistributor(drop), clock=lambda: NOW, topic=TOPIC
     ).run()
