@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import BigInteger, Connection, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import outbox
@@ -155,9 +156,15 @@ class Outbox:
 def _mark_delivered(connection: Connection, ids: Sequence[int], now: datetime) -> None:
     if not ids:
         return
+    if connection.dialect.name == "postgresql":
+        # One array parameter: an IN list of a batch's 2,000 ids costs psycopg and SQLAlchemy
+        # about 20 ms of CPU per batch to expand and bind (measured: 30 against 7-9 ms).
+        chosen = outbox.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
+    else:
+        chosen = outbox.c.id.in_(list(ids))
     connection.execute(
         update(outbox)
-        .where(outbox.c.id.in_(list(ids)), outbox.c.state == "pending")
+        .where(chosen, outbox.c.state == "pending")
         .values(state="delivered", delivered_at=now, attempts=outbox.c.attempts + 1)
     )
 

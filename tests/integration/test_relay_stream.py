@@ -72,8 +72,10 @@ def test_batches_overlap_on_postgresql_and_each_row_goes_once(
     received = [r.besked_id for r in beskedfordeler.received]
     assert sorted(received) == sorted(ids)
     if database.dialect == "postgresql":
-        # Each later batch was taken while the one before it was still on its way.
-        assert overlapped == rows // batch - 1
+        # A later batch was taken while the one before it was still on its way: at least
+        # the second, taken as soon as the first was published. Later ones may find the
+        # one before already answered while the relay committed (timing), so not all.
+        assert 1 <= overlapped <= rows // batch - 1
     else:
         # SQLite's claim holds the writer lock: one claim, one batch at a time.
         assert overlapped == 0
