@@ -3,8 +3,9 @@
 On PostgreSQL (``Outbox.claims_overlap``) the relay claims the next batch while the previous
 one's answers are still coming, so the AMQP window does not empty between batches; on SQLite a
 batch is claimed only after the previous one committed. Either way a row is marked delivered
-only with its confirm and StatusKode 20, a connection lost with two batches open leaves every
-unanswered row pending, and an error while two claims are open rolls the open ones back.
+only with its confirm and StatusKode 20 and an error while two claims are open rolls the open
+ones back. (A connection lost with two batches open: test_distribution_amqp_pipeline's
+``test_a_connection_lost_mid_window_leaves_the_unanswered_pending[five-batches]``.)
 Real RabbitMQ, the simulated Beskedfordeler and real databases (SQLite and PostgreSQL).
 """
 
@@ -14,7 +15,6 @@ Real RabbitMQ, the simulated Beskedfordeler and real databases (SQLite and Postg
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,23 +30,18 @@ from serviceplatform.distribution.base import (
 )
 from serviceplatform.errors import DistributorUnavailable
 from serviceplatform.relay import OutboxRelay
-from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.db import Database
 from serviceplatform.store.outbox import Outbox
 from tests.integration.test_distribution_amqp import (  # noqa: F401  # fixtures
     OTHER_AUTHORITY,
-    TcpProxy,
     amqp_settings,
     beskedfordeler,
-    broker_address,
     exchange,
     message,
     tokens,
-    with_port,
 )
 from tests.integration.test_distribution_amqp_pipeline import (  # noqa: F401  # fixtures
     _delivered_ids,
-    _Holding,
     by_token,
 )
 from tests.integration.test_relay_race import TOPIC, _pending
@@ -103,56 +98,6 @@ def test_a_refusal_in_one_batch_stops_publishing_the_next(
     received = {r.besked_id for r in beskedfordeler.received}
     expected = {m.besked_id for i, m in enumerate(first) if i != 2}
     assert received == expected | {second[i].besked_id for i in outcomes[1]}
-
-
-def test_a_connection_lost_with_two_batches_open_leaves_the_unanswered_pending(
-    database: Database, rabbitmq_url, exchange, pki: Pki, tokens, tmp_path: Path
-):
-    rows, batch, answered = 40, 8, 10
-    ids = _pending(database, rows)
-    proxy = TcpProxy(broker_address(rabbitmq_url)).start()
-    settings = amqp_settings(with_port(rabbitmq_url, proxy.port), exchange, in_flight=64)
-    holding = _Holding(
-        rabbitmq_url,
-        exchange=exchange,
-        trusted_sts_cert=pki.sts_cert,
-        delete_on_stop=True,
-        answer_first=answered,
-    )
-
-    def drop_the_connection() -> None:
-        # Beskedfordeler answered ten (the first batch and two of the second) and holds the
-        # eleventh; on PostgreSQL the third batch is out too. The connection goes.
-        if holding.holding.wait(30):
-            proxy.stop()
-        holding.release.set()
-
-    dropper = threading.Thread(target=drop_the_connection)
-    try:
-        with holding, AmqpDistributor(settings, tokens, base_dir=tmp_path) as distributor:
-            relay = OutboxRelay(
-                Outbox(database), distributor, clock=lambda: NOW, topic=TOPIC, batch_size=batch
-            )
-            dropper.start()
-            first = relay.run()
-            dropper.join()
-            assert first.unavailable
-            delivered = _delivered_ids(database)
-            # Only messages Beskedfordeler answered can count, the held one and later never.
-            assert batch <= first.delivered == len(delivered) <= answered
-            assert delivered <= {r.besked_id for r in holding.received[:answered]}
-            assert Outbox(database).counts(TOPIC).pending == rows - len(delivered)
-            if database.dialect == "postgresql":
-                assert distributor.batches_overlapped >= 1
-            # The next round, over a connection again, delivers the rest.
-            proxy.start()
-            second = relay.run()
-            assert (second.delivered, second.unavailable) == (rows - len(delivered), False)
-        assert _delivered_ids(database) == set(ids)
-        assert {r.besked_id for r in holding.received} >= set(ids)
-    finally:
-        holding.release.set()
-        proxy.stop()
 
 
 class _TakesTwo(DistributorBase):
