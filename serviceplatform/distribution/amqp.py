@@ -490,8 +490,6 @@ class AmqpDistributor(DistributorBase):
                 if exhausted or halted:
                     return
                 continue
-            if not windows[-1].published and self._room(windows, limit):
-                continue  # a batch just taken has room to fill before waiting
             pending = [d for d in (w.next_deadline() for w in windows) if d is not None]
             deadline = min(pending) if pending else time.monotonic()
             if time.monotonic() >= deadline:
@@ -508,14 +506,6 @@ class AmqpDistributor(DistributorBase):
                 self._drop()
                 yield from self._fail(failure)
                 return
-
-    @staticmethod
-    def _room(windows: deque[_Window], limit: int) -> bool:
-        newest = windows[-1]
-        following = newest.messages[newest.following] if not newest.published else None
-        if following is not None and any(following.besked_id in w.by_id for w in windows):
-            return False  # waits for the first one's reply
-        return sum(w.in_flight for w in windows) < limit
 
     def _fill(self, window: _Window, room: int) -> None:
         """Publish the window's next messages while the pipeline has ``room``."""
