@@ -21,6 +21,10 @@ spyne 2.14 dispatches SOAP requests to service methods well; the rest is replace
   :class:`~serviceplatform.soap.contract_docs.ContractDocuments` (the hand-written WSDL and
   the documents it references, links rewritten to the caller's URL), never by spyne.
 
+A service method may take the validated body element itself (``AnyXml``) and answer a
+:class:`~serviceplatform.soap.spyne_protocol.CannedAnswer` (bytes rendered once), skipping
+spyne's model objects on both sides; SF2250 does (``integrations/sf2250/service.py``).
+
 An integration describes its service once as a :class:`ContractService` (contract, names,
 SOAP versions, the spyne class bound to a handler); its ``build_wsgi_app`` is the one way a
 WSGI application is built around a handler.
@@ -58,6 +62,7 @@ from serviceplatform.soap.fault_version import fault_version
 from serviceplatform.soap.faults import fault_response
 from serviceplatform.soap.spyne_protocol import (
     DEFAULT_MAX_BODY_BYTES,
+    CannedAnswer,
     PlatformFault,
     PlatformSoap11,
     PlatformSoap12,
@@ -69,6 +74,7 @@ from serviceplatform.soap.spyne_protocol import (
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "ENVELOPE_ENVIRON_KEY",
+    "CannedAnswer",
     "ContractApplication",
     "ContractDocuments",
     "ContractService",

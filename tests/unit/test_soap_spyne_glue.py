@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from lxml import etree
-from spyne import Application, ComplexModel, Integer, ServiceBase, Unicode, rpc
+from spyne import AnyXml, Application, ComplexModel, Integer, ServiceBase, Unicode, rpc
 from spyne.error import RequestNotAllowed, RequestTooLongError, ResourceNotFoundError
 from spyne.model.fault import Fault
 from spyne.protocol.soap import Soap12
@@ -39,6 +39,7 @@ from serviceplatform.soap.envelope import (
 )
 from serviceplatform.soap.faults import SPF_NS
 from serviceplatform.soap.spyne_glue import (
+    CannedAnswer,
     ContractApplication,
     PlatformFault,
     PlatformSoap12,
@@ -342,6 +343,79 @@ def test_a_crash_inside_spyne_becomes_sp900(app: ContractApplication) -> None:
     app.spyne_apps = {12: broken}
     status, _, payload = call(app, echo())
     assert (status, error_code(payload)) == ("500 Internal Server Error", "SP-900")
+
+
+# --- a method on the body element itself, answering canned bytes -----------------------------
+
+CANNED_OK = CannedAnswer(f'<g:EchoResponse xmlns:g="{TNS}"><g:n>7</g:n></g:EchoResponse>'.encode())
+# Outside the contract: EchoResponse has no child x.
+CANNED_BAD = CannedAnswer(f'<g:EchoResponse xmlns:g="{TNS}"><g:x/></g:EchoResponse>'.encode())
+RECEIVED: list[Any] = []
+
+
+class RawEchoService(ServiceBase):  # type: ignore[misc]
+    @rpc(  # type: ignore[untyped-decorator]
+        AnyXml,
+        _returns=AnyXml,
+        _body_style="bare",
+        _operation_name="Echo",
+        _in_message_name="Echo",
+        _out_message_name="EchoResponse",
+    )
+    def Echo(ctx: Any, request: Any) -> Any:  # noqa: N802, N805
+        RECEIVED.append(request)
+        if request.findtext(f"{{{TNS}}}note") == "platform":
+            raise NoAgreement("from the method")
+        return CANNED_BAD if request.findtext(f"{{{TNS}}}note") == "bad" else CANNED_OK
+
+
+@pytest.fixture
+def raw_app(contract: Path) -> ContractApplication:
+    RECEIVED.clear()
+    return contract_application(
+        [RawEchoService], tns=TNS, name="Glue", wsdl_path=contract, soap_version={11, 12}
+    )
+
+
+@pytest.mark.parametrize("ns", [SOAP12_ENV_NS, SOAP11_ENV_NS])
+def test_an_any_xml_method_gets_the_body_element_and_answers_canned_bytes(
+    raw_app: ContractApplication, ns: str
+) -> None:
+    body = echo("5", note="hi", ns=ns)
+    status, headers, payload = call(raw_app, body)
+    assert status == "200 OK"
+    # The validated Body child itself, not spyne's first child of it.
+    (request,) = RECEIVED
+    assert request.tag == f"{{{TNS}}}Echo"
+    assert request.findtext(f"{{{TNS}}}note") == "hi"
+    prefix = "soap12env" if ns == SOAP12_ENV_NS else "soap11env"
+    assert payload == (
+        b"<?xml version='1.0' encoding='UTF-8'?>\n"
+        + f'<{prefix}:Envelope xmlns:{prefix}="{ns}" xmlns:tns="{TNS}"><{prefix}:Body>'
+        f"<tns:EchoResponse><tns:n>7</tns:n></tns:EchoResponse></{prefix}:Body>"
+        f"</{prefix}:Envelope>".encode()
+    )
+    assert headers["Content-Length"] == str(len(payload))
+    assert call(raw_app, body)[2] == payload  # rendered once, the same bytes again
+
+
+@pytest.mark.parametrize("ns", [SOAP12_ENV_NS, SOAP11_ENV_NS])
+def test_a_canned_answer_outside_the_contract_is_sp900_every_time(
+    raw_app: ContractApplication, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(2):
+        status, _, payload = call(raw_app, echo(note="bad", ns=ns))
+        assert (status, error_code(payload)) == ("500 Internal Server Error", "SP-900")
+        assert etree.fromstring(payload).tag == f"{{{ns}}}Envelope"
+    assert "violates the contract" in caplog.text
+
+
+def test_any_xml_methods_keep_contract_and_method_faults(raw_app: ContractApplication) -> None:
+    assert error_code(call(raw_app, echo(n="abc"))[2]) == "SP-105"
+    assert error_code(call(raw_app, soap(f'<g:Echo xmlns:g="{TNS}"/>'))[2]) == "SP-105"
+    assert RECEIVED == []  # a request outside the contract never reaches the method
+    status, _, payload = call(raw_app, echo(note="platform"))
+    assert (status, error_code(payload)) == ("400 Bad Request", "SP-301")
 
 
 def test_soap11_application_renders_soap11_faults(contract: Path) -> None:
