@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import spyne.const
-from spyne import Application, ServiceBase
+from spyne import Application, EventManager, ServiceBase
 from spyne.model.fault import Fault
 from spyne.server.wsgi import WsgiApplication
 
@@ -117,6 +117,32 @@ class PlatformApplication(Application):  # type: ignore[misc]
                 error = ServicePlatformError()
             ctx.out_error = PlatformFault(error)
             return None
+
+
+class LeanEventManager(EventManager):  # type: ignore[misc]
+    """spyne's ``EventManager`` without its cost when an event has no handlers.
+
+    spyne fires some 17 events per request, through five event managers, and its
+    ``fire_event`` builds an empty ordered set for every event nobody listens to (none here,
+    unless a test adds one): ~5 µs each. Handlers, their order and their arguments are as
+    in spyne.
+    """
+
+    def fire_event(self, event_name: str, ctx: Any, *args: Any, **kwargs: Any) -> None:
+        handlers = self.handlers.get(event_name)
+        if handlers:
+            for handler in handlers:
+                handler(ctx, *args, **kwargs)
+
+
+def _lean_events(*owners: Any) -> None:
+    """Make the event managers of ``owners`` lean, in place."""
+    for owner in owners:
+        manager = owner.event_manager
+        # In place, not replaced: a service class's manager is also referenced from each of
+        # its method descriptors. LeanEventManager adds no state, so the swap is safe.
+        if type(manager) is EventManager:
+            manager.__class__ = LeanEventManager
 
 
 class ContractApplication:
@@ -257,6 +283,10 @@ def contract_application(
         # One byte over the limit, so that spyne never truncates a chunked body to the limit
         # (which would turn "too large" into "malformed").
         spyne_apps[version] = WsgiApplication(application, max_content_length=max_body_bytes + 1)
+        _lean_events(
+            spyne_apps[version], application, application.in_protocol, application.out_protocol
+        )
+    _lean_events(*services)
     return ContractApplication(spyne_apps, documents, max_body_bytes=max_body_bytes)
 
 

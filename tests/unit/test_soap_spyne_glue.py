@@ -41,6 +41,7 @@ from serviceplatform.soap.faults import SPF_NS
 from serviceplatform.soap.spyne_glue import (
     CannedAnswer,
     ContractApplication,
+    LeanEventManager,
     PlatformFault,
     PlatformSoap12,
     contract_application,
@@ -584,3 +585,40 @@ def test_unreadable_contract(tmp_path: Path) -> None:
     broken.write_text("<wsdl")
     with pytest.raises(ConfigurationError, match="cannot be read"):
         ContractDocuments(broken)
+
+
+# --- spyne's events --------------------------------------------------------------------------
+
+
+def test_event_managers_are_lean_and_still_fire_every_listener(app: ContractApplication) -> None:
+    server = app.spyne_apps[12]
+    spyne_app = server.app
+    owners = [server, spyne_app, spyne_app.in_protocol, spyne_app.out_protocol, EchoService]
+    assert all(type(owner.event_manager) is LeanEventManager for owner in owners)
+    fired: list[str] = []
+    listeners = [
+        (server, "wsgi_return"),
+        (spyne_app, "method_call"),
+        (spyne_app.in_protocol, "after_deserialize"),
+        (spyne_app.out_protocol, "before_serialize"),
+        (EchoService, "method_return_object"),  # through the method descriptor
+    ]
+    for owner, event in listeners:
+        owner.event_manager.add_listener(event, lambda ctx, e=event: fired.append(e))
+    try:
+        status, _, _ = call(app, echo("1"))
+    finally:
+        for owner, event in listeners:
+            owner.event_manager.del_listener(event)
+    assert status == "200 OK"
+    assert sorted(fired) == sorted(event for _, event in listeners)
+
+
+def test_lean_event_manager_calls_handlers_in_order_with_their_arguments() -> None:
+    manager = LeanEventManager(None)
+    seen: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+    manager.add_listener("e", lambda ctx, *a, **k: seen.append(("first", ctx, a, k)))
+    manager.add_listener("e", lambda ctx, *a, **k: seen.append(("second", ctx, a, k)))
+    manager.fire_event("other", "ctx")
+    manager.fire_event("e", "ctx", 1, x=2)
+    assert seen == [("first", "ctx", (1,), {"x": 2}), ("second", "ctx", (1,), {"x": 2})]
