@@ -94,6 +94,8 @@ logger = logging.getLogger(__name__)
 spyne.const.MIN_GC_INTERVAL = float("inf")
 
 WsgiStartResponse = Callable[..., Any]
+#: The ``wsgi_url`` handed to spyne's WSGI application (see ``_call_spyne``).
+_NOT_A_WSDL_URL = ""
 
 
 class PlatformApplication(Application):  # type: ignore[misc]
@@ -209,7 +211,9 @@ class ContractApplication:
             return lambda _data: None
 
         try:
-            chunks = self.spyne_apps[version](environ, capture)
+            # The URL is spyne's only for answering WSDL requests, which never reach it (GETs
+            # are answered above): given, spyne does not rebuild it from the environ per call.
+            chunks = self.spyne_apps[version](environ, capture, _NOT_A_WSDL_URL)
             try:
                 body = b"".join(chunks)
             finally:

@@ -338,7 +338,7 @@ def test_an_envelope_parsed_by_the_front_is_reused(app: ContractApplication) -> 
 
 
 def test_a_crash_inside_spyne_becomes_sp900(app: ContractApplication) -> None:
-    def broken(environ: Any, start_response: Any) -> Any:
+    def broken(environ: Any, start_response: Any, wsgi_url: str | None = None) -> Any:
         raise KeyError("internal")
 
     app.spyne_apps = {12: broken}
@@ -622,3 +622,17 @@ def test_lean_event_manager_calls_handlers_in_order_with_their_arguments() -> No
     manager.fire_event("other", "ctx")
     manager.fire_event("e", "ctx", 1, x=2)
     assert seen == [("first", "ctx", (1,), {"x": 2}), ("second", "ctx", (1,), {"x": 2})]
+
+
+def test_spyne_does_not_rebuild_the_request_url_of_a_post(
+    app: ContractApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spyne.server.wsgi
+
+    def unused(environ: Any) -> str:
+        raise AssertionError("spyne rebuilt the URL")
+
+    monkeypatch.setattr(spyne.server.wsgi, "_reconstruct_url", unused)
+    status, _, payload = call(app, echo("2"))
+    assert status == "200 OK"
+    assert etree.fromstring(payload).findtext(f".//{{{TNS}}}n") == "3"
