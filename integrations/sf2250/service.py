@@ -1,19 +1,21 @@
 """SF2250 VedligeholdTilmelding 2 as a spyne service behind the hand-written contract.
 
-The spyne models below mirror ``wsdl/sf2250`` element for element (names, namespaces,
-cardinalities): the contract validates every request first (see
-:mod:`serviceplatform.soap.spyne_glue`), and spyne then only reads the values and writes the
-response. Each method turns the request into a value of :mod:`integrations.sf2250.messages`,
-calls the platform's handler with the WSGI environ and answers ``StatusKode`` 20 (KOMBIT's
-"OK"). A ``ServicePlatformError`` from the handler becomes its platform fault; anything
-else becomes SP-900 without any of its text (the glue logs it).
+spyne dispatches each request to its method by the body element's name; there are no spyne
+models. The contract validates every request first (see
+:mod:`serviceplatform.soap.spyne_glue`), so each method takes the body element as it is
+(``AnyXml``), reads its few values by direct child access into a value of
+:mod:`integrations.sf2250.messages`, calls the platform's handler with the WSGI environ and
+answers ``StatusKode`` 20 (KOMBIT's "OK") as a ``CannedAnswer``: bytes rendered once, checked
+against the contract the first time. A ``ServicePlatformError`` from the handler becomes its
+platform fault; anything else becomes SP-900 without any of its text (the glue logs it).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
-from spyne import Boolean, ComplexModel, Integer, ServiceBase, Unicode, rpc
+from lxml import etree
+from spyne import AnyXml, ServiceBase, rpc
 
 from integrations.sf2250.messages import (
     OpdaterBorgerNemSMS,
@@ -22,7 +24,7 @@ from integrations.sf2250.messages import (
     TilmeldNemSMS,
 )
 from serviceplatform.resources import contract
-from serviceplatform.soap.spyne_glue import ContractService
+from serviceplatform.soap.spyne_glue import CannedAnswer, ContractService
 
 TNS: Final = "http://serviceplatformen.dk/xml/wsdl/soap12/NemSMS/VedligeholdTilmelding/2/"
 DKAL_NS: Final = "urn:oio:dkal:1.0.0"
@@ -50,101 +52,70 @@ class Sf2250Handler(Protocol):
     def tilmeld_nemsms(self, environ: dict[str, Any], request: TilmeldNemSMS) -> None: ...
 
 
-# --- models: one per contract type ----------------------------------------------------------
-# Mandatory children are min_occurs=1, nillable=False, as the contract declares them.
+# --- reading a request ----------------------------------------------------------------------
+# The request element reaches the methods validated against the contract: its children are
+# there, in the contract's order and namespaces. Only the few values are read out of it.
 
-_REQUIRED: Final[dict[str, Any]] = {"min_occurs": 1, "nillable": False}
-
-
-class CPRCVRType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = TNS
-    _type_info = [
-        ("cpr", Unicode(sub_name="CPR-nr", min_occurs=0, pattern="[0-9]{10}")),
-        ("cvr", Unicode(sub_name="CVR-nr", min_occurs=0, pattern="[0-9]{8}")),
-    ]
-
-
-class SlutbrugerStamdataType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = DKAL_NS
-    _type_info = [
-        ("Navn", Unicode(min_occurs=0, min_len=1, max_len=100)),
-        ("MobiltelefonNummer", Unicode(pattern=r"(\+45)?[0-9]{8}", **_REQUIRED)),
-        ("EmailAdresse", Unicode(min_occurs=0, max_len=254)),
-    ]
+_CPRCVR: Final = f"{{{TNS}}}CPRCVR"
+_CPR: Final = f"{{{TNS}}}CPR-nr"
+_CVR: Final = f"{{{TNS}}}CVR-nr"
+_STAMDATA: Final = f"{{{DKAL_NS}}}SlutbrugerStamdata"
+_NAVN: Final = f"{{{DKAL_NS}}}Navn"
+_MOBIL: Final = f"{{{DKAL_NS}}}MobiltelefonNummer"
+_EMAIL: Final = f"{{{DKAL_NS}}}EmailAdresse"
+_TILMELDING: Final = f"{{{DKAL_NS}}}Myndighedstilmelding"
+_INDIKATOR: Final = f"{{{DKAL_NS}}}TilmeldingIndikator"
+_EMPTY: Final[dict[str, Any]] = {}
 
 
-class MyndighedstilmeldingType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = DKAL_NS
-    _type_info = [("TilmeldingIndikator", Boolean(**_REQUIRED))]
+def _texts(parent: etree._Element | None) -> dict[str, Any]:
+    """Each child element's text by its qualified tag (an empty element reads as "")."""
+    if parent is None:
+        return _EMPTY
+    # Comments are dropped by the parser; the isinstance also passes over any that are not.
+    return {child.tag: child.text or "" for child in parent if isinstance(child.tag, str)}
 
 
-class StandardReturType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = SAGDOK_NS
-    _type_info = [
-        ("StatusKode", Integer(**_REQUIRED)),
-        ("FejlbeskedTekst", Unicode(min_occurs=0)),
-    ]
+def _subject(request: etree._Element) -> Subject:
+    cprcvr = _texts(request.find(_CPRCVR))
+    return Subject.from_choice(cprcvr.get(_CPR), cprcvr.get(_CVR))
 
 
-class OpdaterBorgerNemSMSRequestType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = TNS
-    _type_info = [
-        ("CPRCVR", CPRCVRType.customize(**_REQUIRED)),
-        ("SlutbrugerStamdata", SlutbrugerStamdataType.customize(sub_ns=DKAL_NS, **_REQUIRED)),
-    ]
-
-
-class TilmeldNemSMSRequestType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = TNS
-    _type_info = [
-        ("CPRCVR", CPRCVRType.customize(**_REQUIRED)),
-        (
-            "Myndighedstilmelding",
-            MyndighedstilmeldingType.customize(sub_ns=DKAL_NS, **_REQUIRED),
-        ),
-    ]
-
-
-class OpdaterBorgerNemSMSResponseType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = TNS
-    _type_info = [("StandardRetur", StandardReturType.customize(sub_ns=SAGDOK_NS, **_REQUIRED))]
-
-
-class TilmeldNemSMSResponseType(ComplexModel):  # type: ignore[misc]
-    __namespace__ = TNS
-    _type_info = [("StandardRetur", StandardReturType.customize(sub_ns=SAGDOK_NS, **_REQUIRED))]
-
-
-# --- conversion -----------------------------------------------------------------------------
-
-
-def _subject(cprcvr: Any) -> Subject:
-    return Subject.from_choice(getattr(cprcvr, "cpr", None), getattr(cprcvr, "cvr", None))
-
-
-def to_opdater_borger(request: Any) -> OpdaterBorgerNemSMS:
-    """The message value of a deserialized ``OpdaterBorgerNemSMSRequest``."""
-    stamdata = request.SlutbrugerStamdata
+def to_opdater_borger(request: etree._Element) -> OpdaterBorgerNemSMS:
+    """The message value of a validated ``OpdaterBorgerNemSMSRequest`` element."""
+    stamdata = _texts(request.find(_STAMDATA))
     return OpdaterBorgerNemSMS(
-        subject=_subject(request.CPRCVR),
+        subject=_subject(request),
         stamdata=SlutbrugerStamdata(
-            mobiltelefon_nummer=stamdata.MobiltelefonNummer,
-            navn=stamdata.Navn,
-            email_adresse=stamdata.EmailAdresse,
+            mobiltelefon_nummer=stamdata.get(_MOBIL, ""),
+            navn=stamdata.get(_NAVN),
+            email_adresse=stamdata.get(_EMAIL),
         ),
     )
 
 
-def to_tilmeld_nemsms(request: Any) -> TilmeldNemSMS:
-    """The message value of a deserialized ``TilmeldNemSMSRequest``."""
-    return TilmeldNemSMS(
-        subject=_subject(request.CPRCVR),
-        tilmeld=bool(request.Myndighedstilmelding.TilmeldingIndikator),
+def to_tilmeld_nemsms(request: etree._Element) -> TilmeldNemSMS:
+    """The message value of a validated ``TilmeldNemSMSRequest`` element."""
+    flag = _texts(request.find(_TILMELDING)).get(_INDIKATOR, "")
+    # xsd:boolean: "true"/"1" or "false"/"0", surrounding whitespace collapsed.
+    return TilmeldNemSMS(subject=_subject(request), tilmeld=flag.strip() in ("true", "1"))
+
+
+# --- the answers ----------------------------------------------------------------------------
+
+
+def _ok_answer(response_element: str) -> CannedAnswer:
+    """``StatusKode`` 20 in the named response element, as spyne's models used to write it."""
+    return CannedAnswer(
+        f'<tns:{response_element} xmlns:tns="{TNS}">'
+        f'<ns2:StandardRetur xmlns:ns2="{SAGDOK_NS}"><ns2:StatusKode>{STATUS_OK}</ns2:StatusKode>'
+        f"</ns2:StandardRetur></tns:{response_element}>".encode()
     )
 
 
-def _ok() -> StandardReturType:
-    return StandardReturType(StatusKode=STATUS_OK)
+#: The answers of the two operations: the same bytes for every successful call.
+OPDATER_OK: Final = _ok_answer("OpdaterBorgerNemSMSResponse")
+TILMELD_OK: Final = _ok_answer("TilmeldNemSMSResponse")
 
 
 def service_class(handler: Sf2250Handler) -> type[ServiceBase]:
@@ -152,28 +123,28 @@ def service_class(handler: Sf2250Handler) -> type[ServiceBase]:
 
     class VedligeholdTilmeldingService(ServiceBase):  # type: ignore[misc]
         @rpc(  # type: ignore[untyped-decorator]
-            OpdaterBorgerNemSMSRequestType,
-            _returns=OpdaterBorgerNemSMSResponseType,
+            AnyXml,
+            _returns=AnyXml,
             _body_style="bare",
             _operation_name="OpdaterBorgerNemSMS",
             _in_message_name="OpdaterBorgerNemSMSRequest",
             _out_message_name="OpdaterBorgerNemSMSResponse",
         )
-        def OpdaterBorgerNemSMS(ctx: Any, request: Any) -> OpdaterBorgerNemSMSResponseType:  # noqa: N802, N805
+        def OpdaterBorgerNemSMS(ctx: Any, request: etree._Element) -> CannedAnswer:  # noqa: N802, N805
             handler.opdater_borger(ctx.transport.req_env, to_opdater_borger(request))
-            return OpdaterBorgerNemSMSResponseType(StandardRetur=_ok())
+            return OPDATER_OK
 
         @rpc(  # type: ignore[untyped-decorator]
-            TilmeldNemSMSRequestType,
-            _returns=TilmeldNemSMSResponseType,
+            AnyXml,
+            _returns=AnyXml,
             _body_style="bare",
             _operation_name="TilmeldNemSMS",
             _in_message_name="TilmeldNemSMSRequest",
             _out_message_name="TilmeldNemSMSResponse",
         )
-        def TilmeldNemSMS(ctx: Any, request: Any) -> TilmeldNemSMSResponseType:  # noqa: N802, N805
+        def TilmeldNemSMS(ctx: Any, request: etree._Element) -> CannedAnswer:  # noqa: N802, N805
             handler.tilmeld_nemsms(ctx.transport.req_env, to_tilmeld_nemsms(request))
-            return TilmeldNemSMSResponseType(StandardRetur=_ok())
+            return TILMELD_OK
 
     return VedligeholdTilmeldingService
 

@@ -79,16 +79,39 @@ SOURCE_ERRORS = Counter(
 )
 
 _observe_failed = False
+#: Label sets a process keeps its children for (services x operations x outcomes is far less).
+_CHILDREN_MAX = 1024
+#: (service, operation, outcome) -> the children of CALLS and CALL_DURATION for those labels.
+#: ``labels()`` checks and joins the label values under a lock on every call; a child, once
+#: made, is the same object for as long as the metric lives (nothing here removes children).
+_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _call_children(service: str, operation: str, outcome: str) -> tuple[Any, Any]:
+    key = (service, operation, outcome)
+    children = _children.get(key)
+    if children is None:
+        children = (
+            CALLS.labels(service, operation, outcome),
+            CALL_DURATION.labels(service, operation),
+        )
+        if len(_children) < _CHILDREN_MAX:
+            _children[key] = children
+    return children
 
 
 def observe_call(call: PlatformCall) -> None:
     """Count ``call`` and its latency; never raises (a metric must not break a call)."""
     global _observe_failed
     try:
-        operation = call.operation or UNKNOWN_OPERATION
         error = call.error
-        CALLS.labels(call.service, operation, "ok" if error is None else error.code).inc()
-        CALL_DURATION.labels(call.service, operation).observe(max(call.latency_ms(), 0.0) / 1e3)
+        counter, duration = _call_children(
+            call.service,
+            call.operation or UNKNOWN_OPERATION,
+            "ok" if error is None else error.code,
+        )
+        counter.inc()
+        duration.observe(max(call.latency_ms(), 0.0) / 1e3)
         if error is not None and _UPSTREAM_CODE.fullmatch(error.code):
             UPSTREAM_ERRORS.labels(call.service, type(error).__name__).inc()
     except Exception:

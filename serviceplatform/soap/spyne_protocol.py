@@ -5,14 +5,24 @@ against the hand-written contract, and serialize every fault, from anywhere in s
 :func:`~serviceplatform.soap.faults.fault_envelope_element`; ``platform_error`` maps spyne's
 and everyone else's exceptions onto the platform's error tree. The WSGI side is in
 :mod:`serviceplatform.soap.spyne_glue`.
+
+A service method may also skip spyne's object model on either side. Declared with
+``AnyXml`` as its (bare) argument, it receives the request's body element as it is: the
+contract has validated it already, so the method reads its few values straight from the
+element instead of spyne building model objects it would then copy out again. Returning a
+:class:`CannedAnswer`, it answers bytes rendered once per protocol: the envelope spyne itself
+would write around that body element, checked against the contract the first time.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
+from lxml import etree
+from spyne import AnyXml
 from spyne.const.http import HTTP_405
 from spyne.error import (
     RequestNotAllowed,
@@ -48,6 +58,21 @@ DEFAULT_MAX_BODY_BYTES: Final = 512 * 1024
 #: Model classes whose attributes one protocol remembers (a service has a few dozen).
 _CLS_ATTRS_MAX: Final = 4096
 _HTTP_STATUS: Final = {400: "400 Bad Request", 500: "500 Internal Server Error"}
+
+
+class CannedAnswer:
+    """A service method's fixed answer: one body element, the same bytes for every call.
+
+    ``body`` is the response element (the Body's one child) as XML. The protocol renders it
+    into its envelope once, checks it against the contract the first time and then answers
+    those bytes; an answer outside the contract becomes SP-900 on every call, as a response
+    spyne serialized would.
+    """
+
+    __slots__ = ("element",)
+
+    def __init__(self, body: bytes) -> None:
+        self.element = etree.fromstring(body)
 
 
 class PlatformFault(Fault):  # type: ignore[misc]
@@ -106,6 +131,8 @@ class _PlatformSoapMixin:
         **kwargs: Any,
     ) -> None:
         self._cls_attrs: dict[Any, Any] = {}
+        #: Each canned answer in this protocol's envelope, rendered on first use.
+        self._canned: dict[CannedAnswer, bytes] = {}
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.contract = contract
@@ -193,9 +220,35 @@ class _PlatformSoapMixin:
         except ServicePlatformError as exc:
             raise PlatformFault(exc) from exc
 
+    def deserialize(self, ctx: Any, message: Any) -> None:
+        descriptor = ctx.descriptor
+        if (
+            descriptor is not None
+            and message is self.REQUEST  # type: ignore[attr-defined]
+            and _is_any_xml(descriptor.in_message)
+            and ctx.in_body_doc is not None
+            and ctx.in_body_doc.tag != f"{{{self.ns_soap_env}}}Fault"  # type: ignore[attr-defined]
+        ):
+            # The method takes the validated body element itself (see the module docstring);
+            # spyne's own AnyXml reading would hand it the element's first child instead.
+            self.event_manager.fire_event("before_deserialize", ctx)
+            ctx.in_object = ctx.in_body_doc
+            self.event_manager.fire_event("after_deserialize", ctx)
+            return
+        super().deserialize(ctx, message)  # type: ignore[misc]
+
     # --- response side ----------------------------------------------------------------
 
     def serialize(self, ctx: Any, message: Any) -> None:
+        answer = _canned(ctx) if ctx.out_error is None else None
+        if answer is not None:
+            self.event_manager.fire_event("before_serialize", ctx)
+            if self._canned_bytes(answer, ctx) is not None:
+                # create_out_string answers the rendered bytes; no document is built.
+                self.event_manager.fire_event("after_serialize", ctx)
+                return
+            ctx.out_error = PlatformFault(ServicePlatformError())
+            ctx.transport.resp_code = self.fault_to_http_response_code(ctx.out_error)
         if ctx.out_error is None:
             super().serialize(ctx, message)  # type: ignore[misc]
             if self.contract is None or self._response_is_valid(ctx):
@@ -226,9 +279,58 @@ class _PlatformSoapMixin:
             return False
         return True
 
+    def _canned_bytes(self, answer: CannedAnswer, ctx: Any) -> bytes | None:
+        """``answer`` in this protocol's envelope; None when it violates the contract."""
+        rendered = self._canned.get(answer)
+        if rendered is None:
+            if self.contract is not None:
+                try:
+                    self.contract.validate(answer.element)
+                except SchemaViolation as exc:
+                    name = getattr(ctx.descriptor, "name", "?")
+                    logger.error("response of %s violates the contract: %s", name, exc.detail)
+                    return None
+            # What spyne's serialize and create_out_string write around a body element.
+            ns_env = self.ns_soap_env  # type: ignore[attr-defined]
+            document = etree.Element(f"{{{ns_env}}}Envelope", nsmap=self.app.interface.nsmap)
+            body = etree.SubElement(document, f"{{{ns_env}}}Body")
+            body.append(copy.deepcopy(answer.element))
+            etree.cleanup_namespaces(document)
+            text: Any = etree.tostring(
+                document,
+                encoding=self.encoding,  # type: ignore[attr-defined]
+                pretty_print=self.pretty_print,  # type: ignore[attr-defined]
+                xml_declaration=self.xml_declaration,  # type: ignore[attr-defined]
+            )
+            # bytes: a SOAP protocol's encoding is a charset, never "unicode".
+            rendered = bytes(text)
+            self._canned[answer] = rendered
+        return rendered
+
+    def create_out_string(self, ctx: Any, charset: str | None = None) -> None:
+        answer = _canned(ctx) if ctx.out_error is None else None
+        if answer is not None:
+            rendered = self._canned.get(answer)
+            if rendered is not None:
+                ctx.out_string = [rendered]
+                return
+        super().create_out_string(ctx, charset)  # type: ignore[misc]
+
     def fault_to_http_response_code(self, fault: BaseException) -> str:
         status = fault_http_status(platform_error(fault), self.soap_version)
         return _HTTP_STATUS[status]
+
+
+def _is_any_xml(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, AnyXml)
+
+
+def _canned(ctx: Any) -> CannedAnswer | None:
+    """The canned answer a service method returned, if it did."""
+    out = ctx.out_object
+    if out is not None and len(out) == 1 and isinstance(out[0], CannedAnswer):
+        return out[0]
+    return None
 
 
 class PlatformSoap11(_PlatformSoapMixin, Soap11):  # type: ignore[misc]

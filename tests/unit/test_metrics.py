@@ -202,6 +202,25 @@ def test_certificate_faults_are_upstream_errors_too(
     assert value(samples, upstream, service=service, kind="CertificateExpired") == 1
 
 
+def test_every_call_of_a_label_set_is_counted_with_its_children_kept(
+    tmp_path: Path, sqlite_db: Database, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        observe_call(call(service, seconds=0.02))
+    # Past the bound new label sets are still counted, only not kept.
+    monkeypatch.setattr(metrics, "_CHILDREN_MAX", len(metrics._children))
+    for _ in range(2):
+        observe_call(call(service, operation="TilmeldNemSMS", seconds=0.3))
+    assert (service, "TilmeldNemSMS", "ok") not in metrics._children
+
+    samples = scrape(metrics_app(make_platform(tmp_path, sqlite_db)))
+    calls = "serviceplatform_calls_total"
+    count = "serviceplatform_call_duration_seconds_count"
+    for operation, expected in (("OpdaterBorgerNemSMS", 3), ("TilmeldNemSMS", 2)):
+        assert value(samples, calls, service=service, operation=operation, outcome="ok") == expected
+        assert value(samples, count, service=service, operation=operation) == expected
+
+
 def test_recording_never_raises_and_logs_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, service: str
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from lxml import etree
-from spyne import Application, ComplexModel, Integer, ServiceBase, Unicode, rpc
+from spyne import AnyXml, Application, ComplexModel, Integer, ServiceBase, Unicode, rpc
 from spyne.error import RequestNotAllowed, RequestTooLongError, ResourceNotFoundError
 from spyne.model.fault import Fault
 from spyne.protocol.soap import Soap12
@@ -39,7 +39,9 @@ from serviceplatform.soap.envelope import (
 )
 from serviceplatform.soap.faults import SPF_NS
 from serviceplatform.soap.spyne_glue import (
+    CannedAnswer,
     ContractApplication,
+    LeanEventManager,
     PlatformFault,
     PlatformSoap12,
     contract_application,
@@ -336,12 +338,85 @@ def test_an_envelope_parsed_by_the_front_is_reused(app: ContractApplication) -> 
 
 
 def test_a_crash_inside_spyne_becomes_sp900(app: ContractApplication) -> None:
-    def broken(environ: Any, start_response: Any) -> Any:
+    def broken(environ: Any, start_response: Any, wsgi_url: str | None = None) -> Any:
         raise KeyError("internal")
 
     app.spyne_apps = {12: broken}
     status, _, payload = call(app, echo())
     assert (status, error_code(payload)) == ("500 Internal Server Error", "SP-900")
+
+
+# --- a method on the body element itself, answering canned bytes -----------------------------
+
+CANNED_OK = CannedAnswer(f'<g:EchoResponse xmlns:g="{TNS}"><g:n>7</g:n></g:EchoResponse>'.encode())
+# Outside the contract: EchoResponse has no child x.
+CANNED_BAD = CannedAnswer(f'<g:EchoResponse xmlns:g="{TNS}"><g:x/></g:EchoResponse>'.encode())
+RECEIVED: list[Any] = []
+
+
+class RawEchoService(ServiceBase):  # type: ignore[misc]
+    @rpc(  # type: ignore[untyped-decorator]
+        AnyXml,
+        _returns=AnyXml,
+        _body_style="bare",
+        _operation_name="Echo",
+        _in_message_name="Echo",
+        _out_message_name="EchoResponse",
+    )
+    def Echo(ctx: Any, request: Any) -> Any:  # noqa: N802, N805
+        RECEIVED.append(request)
+        if request.findtext(f"{{{TNS}}}note") == "platform":
+            raise NoAgreement("from the method")
+        return CANNED_BAD if request.findtext(f"{{{TNS}}}note") == "bad" else CANNED_OK
+
+
+@pytest.fixture
+def raw_app(contract: Path) -> ContractApplication:
+    RECEIVED.clear()
+    return contract_application(
+        [RawEchoService], tns=TNS, name="Glue", wsdl_path=contract, soap_version={11, 12}
+    )
+
+
+@pytest.mark.parametrize("ns", [SOAP12_ENV_NS, SOAP11_ENV_NS])
+def test_an_any_xml_method_gets_the_body_element_and_answers_canned_bytes(
+    raw_app: ContractApplication, ns: str
+) -> None:
+    body = echo("5", note="hi", ns=ns)
+    status, headers, payload = call(raw_app, body)
+    assert status == "200 OK"
+    # The validated Body child itself, not spyne's first child of it.
+    (request,) = RECEIVED
+    assert request.tag == f"{{{TNS}}}Echo"
+    assert request.findtext(f"{{{TNS}}}note") == "hi"
+    prefix = "soap12env" if ns == SOAP12_ENV_NS else "soap11env"
+    assert payload == (
+        b"<?xml version='1.0' encoding='UTF-8'?>\n"
+        + f'<{prefix}:Envelope xmlns:{prefix}="{ns}" xmlns:tns="{TNS}"><{prefix}:Body>'
+        f"<tns:EchoResponse><tns:n>7</tns:n></tns:EchoResponse></{prefix}:Body>"
+        f"</{prefix}:Envelope>".encode()
+    )
+    assert headers["Content-Length"] == str(len(payload))
+    assert call(raw_app, body)[2] == payload  # rendered once, the same bytes again
+
+
+@pytest.mark.parametrize("ns", [SOAP12_ENV_NS, SOAP11_ENV_NS])
+def test_a_canned_answer_outside_the_contract_is_sp900_every_time(
+    raw_app: ContractApplication, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(2):
+        status, _, payload = call(raw_app, echo(note="bad", ns=ns))
+        assert (status, error_code(payload)) == ("500 Internal Server Error", "SP-900")
+        assert etree.fromstring(payload).tag == f"{{{ns}}}Envelope"
+    assert "violates the contract" in caplog.text
+
+
+def test_any_xml_methods_keep_contract_and_method_faults(raw_app: ContractApplication) -> None:
+    assert error_code(call(raw_app, echo(n="abc"))[2]) == "SP-105"
+    assert error_code(call(raw_app, soap(f'<g:Echo xmlns:g="{TNS}"/>'))[2]) == "SP-105"
+    assert RECEIVED == []  # a request outside the contract never reaches the method
+    status, _, payload = call(raw_app, echo(note="platform"))
+    assert (status, error_code(payload)) == ("400 Bad Request", "SP-301")
 
 
 def test_soap11_application_renders_soap11_faults(contract: Path) -> None:
@@ -510,3 +585,54 @@ def test_unreadable_contract(tmp_path: Path) -> None:
     broken.write_text("<wsdl")
     with pytest.raises(ConfigurationError, match="cannot be read"):
         ContractDocuments(broken)
+
+
+# --- spyne's events --------------------------------------------------------------------------
+
+
+def test_event_managers_are_lean_and_still_fire_every_listener(app: ContractApplication) -> None:
+    server = app.spyne_apps[12]
+    spyne_app = server.app
+    owners = [server, spyne_app, spyne_app.in_protocol, spyne_app.out_protocol, EchoService]
+    assert all(type(owner.event_manager) is LeanEventManager for owner in owners)
+    fired: list[str] = []
+    listeners = [
+        (server, "wsgi_return"),
+        (spyne_app, "method_call"),
+        (spyne_app.in_protocol, "after_deserialize"),
+        (spyne_app.out_protocol, "before_serialize"),
+        (EchoService, "method_return_object"),  # through the method descriptor
+    ]
+    for owner, event in listeners:
+        owner.event_manager.add_listener(event, lambda ctx, e=event: fired.append(e))
+    try:
+        status, _, _ = call(app, echo("1"))
+    finally:
+        for owner, event in listeners:
+            owner.event_manager.del_listener(event)
+    assert status == "200 OK"
+    assert sorted(fired) == sorted(event for _, event in listeners)
+
+
+def test_lean_event_manager_calls_handlers_in_order_with_their_arguments() -> None:
+    manager = LeanEventManager(None)
+    seen: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+    manager.add_listener("e", lambda ctx, *a, **k: seen.append(("first", ctx, a, k)))
+    manager.add_listener("e", lambda ctx, *a, **k: seen.append(("second", ctx, a, k)))
+    manager.fire_event("other", "ctx")
+    manager.fire_event("e", "ctx", 1, x=2)
+    assert seen == [("first", "ctx", (1,), {"x": 2}), ("second", "ctx", (1,), {"x": 2})]
+
+
+def test_spyne_does_not_rebuild_the_request_url_of_a_post(
+    app: ContractApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spyne.server.wsgi
+
+    def unused(environ: Any) -> str:
+        raise AssertionError("spyne rebuilt the URL")
+
+    monkeypatch.setattr(spyne.server.wsgi, "_reconstruct_url", unused)
+    status, _, payload = call(app, echo("2"))
+    assert status == "200 OK"
+    assert etree.fromstring(payload).findtext(f".//{{{TNS}}}n") == "3"
