@@ -145,6 +145,14 @@ class Outbox:
             query = query.with_for_update(skip_locked=True, of=outbox_state)
         # write_first: on SQLite the claim holds the writer lock from BEGIN on.
         with self._db.transaction(write_first=True) as connection:
+            if self._db.dialect == "postgresql":
+                # The only good plan walks the pending index in id order and stops at the
+                # limit. Right after a night's insert (or with statistics from when nearly
+                # nothing was pending) PostgreSQL estimates a handful of pending rows and
+                # sorts every pending row above ``after`` for each claim instead: measured
+                # 35-55 ms a claim at 30,000 pending against 2.4 ms (the file drop's 120
+                # claims of a 6 M night: 27.5 s against 10 s). No claim needs a sort.
+                connection.exec_driver_sql("SET LOCAL enable_sort = off")
             rows = [ClaimedMessage(*row) for row in connection.execute(query)]
             yield Claim(connection, rows)
 
