@@ -43,7 +43,7 @@ def run(kind: str, args: argparse.Namespace, scratch: Path) -> list[dict[str, An
     from serviceplatform.sandbox.pki import STS_ISSUER, ensure_pki
     from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
     from serviceplatform.store.db import Database
-    from serviceplatform.store.models import outbox
+    from serviceplatform.store.models import outbox, outbox_state
     from serviceplatform.store.outbox import Outbox
 
     url = os.environ.get("SP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -64,8 +64,6 @@ def run(kind: str, args: argparse.Namespace, scratch: Path) -> list[dict[str, An
                         "topic": TOPIC,
                         "authority_cvr": m.authority_cvr,
                         "body": m.body.decode("utf-8"),
-                        "state": "pending",
-                        "attempts": 0,
                         "created_at": _now(),
                     }
                     for m in night_messages(args.messages, 2)
@@ -80,7 +78,7 @@ def run(kind: str, args: argparse.Namespace, scratch: Path) -> list[dict[str, An
             for round_ in range(args.rounds):
                 for way in ("serial", "overlap") if round_ % 2 == 0 else ("overlap", "serial"):
                     with database.transaction(write_first=True) as connection:
-                        connection.execute(update(outbox).values(state="pending"))
+                        connection.execute(update(outbox_state).values(state="pending"))
                     box = Outbox(database)
                     if way == "serial":
                         # As before: one claim at a time, the window empties between batches.

@@ -281,11 +281,11 @@ def child_amqp(platform: Any, spec: dict[str, Any], memory: PeakMemory) -> dict[
     from serviceplatform.relay import OutboxRelay
     from serviceplatform.sandbox.pki import STS_ISSUER
     from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
-    from serviceplatform.store.models import outbox
+    from serviceplatform.store.models import outbox_state
     from serviceplatform.store.outbox import Outbox
 
     with platform.db.transaction(write_first=True) as connection:
-        connection.execute(update(outbox).values(state="pending", delivered_at=None))
+        connection.execute(update(outbox_state).values(state="pending", delivered_at=None))
     settings = AmqpDistributorSettings(url=spec["amqp"], exchange=spec["exchange"])
     tokens = SandboxStsTokenSource.from_files(
         Path(spec["sts_key"]), Path(spec["sts_cert"]), STS_ISSUER, settings.token_audience

@@ -25,8 +25,8 @@ from serviceplatform.messagelog.model import (
     after_cursor,
     nothing,
 )
-from serviceplatform.store.models import outbox
-from serviceplatform.store.outbox import Outbox
+from serviceplatform.store.models import outbox, outbox_state
+from serviceplatform.store.outbox import OUTBOX_COLUMNS, OUTBOX_WITH_STATE, PENDING, Outbox
 
 if TYPE_CHECKING:
     from serviceplatform.platform import Platform
@@ -69,16 +69,16 @@ class OutboxSource:
             return []
         if query.subject or query.error_code or query.conversation_id:
             return []  # no such columns: the subject is inside the body, never searched
-        c = outbox.c
-        statement = select(outbox)
+        c, state = outbox.c, outbox_state.c
+        statement = select(*OUTBOX_COLUMNS).select_from(OUTBOX_WITH_STATE)
         if query.authority_cvr is not None:
             statement = statement.where(c.authority_cvr == query.authority_cvr)
         if query.message_id is not None:
             statement = statement.where(c.message_id == query.message_id)
         outcomes = {
-            "ok": c.state == "delivered",
-            "fault": and_(c.state == "pending", c.attempts > 0),
-            "pending": and_(c.state == "pending", c.attempts == 0),
+            "ok": state.state == "delivered",
+            "fault": and_(PENDING, state.attempts > 0),
+            "pending": and_(PENDING, state.attempts == 0),
         }
         if query.outcome is not None:
             statement = statement.where(outcomes.get(query.outcome, nothing()))
@@ -101,7 +101,11 @@ class OutboxSource:
         if not key.isdigit():
             return None
         with self._db.transaction() as connection:
-            return connection.execute(select(outbox).where(outbox.c.id == int(key))).first()
+            return connection.execute(
+                select(*OUTBOX_COLUMNS)
+                .select_from(OUTBOX_WITH_STATE)
+                .where(outbox.c.id == int(key))
+            ).first()
 
     def detail(self, key: str) -> MessageDetail | None:
         row = self._get(key)

@@ -224,8 +224,6 @@ class SnapshotStore:
                 .values(
                     topic=topic,
                     authority_cvr=current.authority_cvr,
-                    state="pending",
-                    attempts=0,
                     created_at=completed_at,
                 )
                 .on_conflict_do_nothing(index_elements=[outbox.c.message_id])

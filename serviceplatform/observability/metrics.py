@@ -41,7 +41,8 @@ from serviceplatform.outbound.certstore import CertificateStore
 from serviceplatform.platform import Platform
 from serviceplatform.registry import load_attribute, metric_sources
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox
+from serviceplatform.store.models import outbox, outbox_state
+from serviceplatform.store.outbox import OUTBOX_WITH_STATE, PENDING
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,15 @@ class PlatformCollector:
                 log.info("metrics source %s can be read again", source)
 
     def _outbox(self) -> list[Metric]:
-        # One grouped query over the (state, id) index: pending and failing rows per topic.
+        # One grouped query over the index of pending rows: pending and failing rows per topic.
         query = (
             select(
                 outbox.c.topic,
                 func.count(),
-                func.sum(case((outbox.c.attempts > 0, 1), else_=0)),
+                func.sum(case((outbox_state.c.attempts > 0, 1), else_=0)),
             )
-            .where(outbox.c.state == "pending")
+            .select_from(OUTBOX_WITH_STATE)
+            .where(PENDING)
             .group_by(outbox.c.topic)
             .order_by(outbox.c.topic)
         )

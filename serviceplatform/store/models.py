@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -222,24 +223,46 @@ class ReplayRecord(Base):
 
 
 class OutboxRecord(Base):
-    """A message that must leave the platform: written in the transaction that decided it."""
+    """A message that must leave the platform: written in the transaction that decided it.
+
+    Written once and never updated: its delivery state is a narrow row of its own
+    (:class:`OutboxStateRecord`), so marking a message delivered does not rewrite its body.
+    """
 
     __tablename__ = "outbox"
-    __table_args__ = (
-        Index(None, "state", "id"),
-        Index(None, "created_at"),
-        CheckConstraint("state IN ('pending', 'delivered')", name="state"),
-    )
+    __table_args__ = (Index(None, "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(UUID_LEN), unique=True)
     topic: Mapped[str] = mapped_column(String(TOPIC_LEN))
     authority_cvr: Mapped[str] = mapped_column(String(CVR_LEN))
     body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutboxStateRecord(Base):
+    """The delivery state of one outbox row (same ``id``).
+
+    A trigger (migration 0012) writes it ``pending`` with every outbox row, whoever inserts
+    the row; the relay updates only this narrow row. The partial index holds the pending
+    rows alone, so a claim never passes over the delivered ones of earlier nights.
+    """
+
+    __tablename__ = "outbox_state"
+    __table_args__ = (
+        Index(
+            "ix_outbox_state_pending",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        CheckConstraint("state IN ('pending', 'delivered')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     state: Mapped[str] = mapped_column(String(STATUS_LEN))
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -296,6 +319,7 @@ routes = cast(Table, RouteRecord.__table__)
 audit_records = cast(Table, AuditRecord.__table__)
 replay_cache = cast(Table, ReplayRecord.__table__)
 outbox = cast(Table, OutboxRecord.__table__)
+outbox_state = cast(Table, OutboxStateRecord.__table__)
 job_leases = cast(Table, JobLeaseRecord.__table__)
 agreement_events = cast(Table, AgreementEventRecord.__table__)
 routing_version = cast(Table, RoutingVersionRecord.__table__)

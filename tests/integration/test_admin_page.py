@@ -40,7 +40,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from integrations.oots.exchange import Destination, OotsExchange
 from integrations.oots.request_store import RequestStore
@@ -52,7 +52,7 @@ from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.audit import AuditEntry, AuditLog
-from serviceplatform.store.models import outbox
+from serviceplatform.store.models import outbox, outbox_state
 from serviceplatform.store.systems import SystemStore
 from tests.certificates import make_cert
 from tests.integration.conftest import (
@@ -1036,10 +1036,12 @@ def test_every_action_button_is_visible_at_both_window_sizes(
                 topic="beskedfordeler",
                 authority_cvr=B,
                 body="<Haendelsesbesked/>",
-                state="pending",
-                attempts=1,
-                last_error="SP-430 the distributor is unavailable",
                 created_at=datetime.now(UTC),
+            )
+        )
+        connection.execute(
+            update(outbox_state).values(
+                attempts=1, last_error="SP-430 the distributor is unavailable"
             )
         )
     page.driver.set_window_size(*size)

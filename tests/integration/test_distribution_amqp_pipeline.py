@@ -32,8 +32,8 @@ from serviceplatform.sandbox.beskedfordeler import SimulatedBeskedfordeler
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.sandbox.sts_tokens import SandboxStsTokenSource
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox
-from serviceplatform.store.outbox import Outbox
+from serviceplatform.store.models import outbox, outbox_state
+from serviceplatform.store.outbox import OUTBOX_WITH_STATE, Outbox
 from tests.conftest import AMQP_VHOST
 from tests.integration.test_distribution_amqp import (  # noqa: F401  # fixtures
     AUTHORITY,
@@ -148,7 +148,11 @@ class _Holding(SimulatedBeskedfordeler):
 
 def _delivered_ids(database: Database) -> set[str]:
     with database.transaction() as connection:
-        rows = connection.execute(select(outbox.c.message_id).where(outbox.c.state == "delivered"))
+        rows = connection.execute(
+            select(outbox.c.message_id)
+            .select_from(OUTBOX_WITH_STATE)
+            .where(outbox_state.c.state == "delivered")
+        )
         return {row.message_id for row in rows}
 
 

@@ -79,8 +79,6 @@ def _pending(database: Database) -> dict[str, bytes]:
                     "topic": TOPIC,
                     "authority_cvr": AUTHORITY,
                     "body": body.decode(),
-                    "state": "pending",
-                    "attempts": 0,
                     "created_at": NOW,
                 }
                 for besked_id, body in bodies.items()

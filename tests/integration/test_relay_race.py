@@ -67,8 +67,6 @@ def _pending(database: Database, count: int) -> list[str]:
                     "topic": TOPIC,
                     "authority_cvr": AUTHORITY,
                     "body": haendelsesbesked(besked_id, AUTHORITY).decode("utf-8"),
-                    "state": "pending",
-                    "attempts": 0,
                     "created_at": NOW,
                 }
                 for besked_id in ids

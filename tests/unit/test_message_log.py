@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from integrations.oots.tables import oots_messages, oots_requests
 from serviceplatform.config import Settings
@@ -24,7 +24,7 @@ from serviceplatform.messagelog.usage import percentile, usage, usage_json
 from serviceplatform.platform import Platform
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox
+from serviceplatform.store.models import outbox, outbox_state
 from serviceplatform.store.outbox import Outbox
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -77,16 +77,24 @@ def _oots(database: Database, minute: int, request_id: str, state: str, **values
 
 def _outbox(database: Database, minute: int, state: str, attempts: int, cvr: str = A) -> None:
     with database.transaction(write_first=True) as connection:
-        connection.execute(
-            insert(outbox).values(
+        row_id = connection.execute(
+            insert(outbox)
+            .values(
                 message_id=str(uuid.uuid4()),
                 topic="beskedfordeler",
                 authority_cvr=cvr,
                 body="<Haendelsesbesked>0101901234</Haendelsesbesked>",
+                created_at=at(minute),
+            )
+            .returning(outbox.c.id)
+        ).scalar_one()
+        connection.execute(
+            update(outbox_state)
+            .where(outbox_state.c.id == row_id)
+            .values(
                 state=state,
                 attempts=attempts,
                 last_error="SP-430 unavailable" if attempts and state == "pending" else None,
-                created_at=at(minute),
                 delivered_at=at(minute + 1) if state == "delivered" else None,
             )
         )
@@ -238,7 +246,9 @@ def test_an_undelivered_outbox_row_is_resent_and_a_delivered_one_is_not(
     [written] = (tmp_path / "distributor").iterdir()
     assert CPR in written.read_text()  # the body went out unchanged
     with database.transaction() as connection:
-        state = connection.execute(select(outbox.c.state).where(outbox.c.id == 2)).scalar()
+        state = connection.execute(
+            select(outbox_state.c.state).where(outbox_state.c.id == 2)
+        ).scalar()
     assert state == "delivered"
     with pytest.raises(ResendRefused):
         log.resend("outbox:2", actor="ops")

@@ -137,8 +137,6 @@ def _pending(database: Database, count: int) -> None:
                     "topic": "t",
                     "authority_cvr": CVR,
                     "body": "<besked/>",
-                    "state": "pending",
-                    "attempts": 0,
                     "created_at": NOW,
                 }
                 for _ in range(count)

@@ -45,7 +45,7 @@ def test_comparison_would_notice_a_difference(database: Database) -> None:
 
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = migration_head()
-    assert head == "0011"  # a new migration updates this line on purpose
+    assert head == "0012"  # a new migration updates this line on purpose
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -232,6 +232,7 @@ def test_migration_files_live_in_the_package_and_their_integrations() -> None:
         "v0006_routing_version.py",
         "v0008_consumer_system_certificates.py",
         "v0009_message_log_indexes.py",
+        "v0012_outbox_state.py",
     ]
     assert names(Path(sf2250.__file__).parent / "migrations") == [
         "v0002_sendings.py",
@@ -248,9 +249,10 @@ def test_the_revision_chain_is_the_one_databases_were_migrated_along() -> None:
     # Moving scripts into the integrations kept every id and link: a database made before
     # (at 0008) lies on the one line to the head, and the chain has one head.
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0011"]
+    assert script.get_heads() == ["0012"]
     chain = [(r.revision, r.down_revision) for r in script.walk_revisions()]
     assert chain == [
+        ("0012", "0011"),
         ("0011", "0010"),
         ("0010", "0009"),
         ("0009", "0008"),
