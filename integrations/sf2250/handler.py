@@ -19,6 +19,7 @@ from integrations.sf2250.mapping import (
 )
 from integrations.sf2250.messages import OpdaterBorgerNemSMS, Subject, TilmeldNemSMS
 from integrations.sf2250.register_calls import route_by_role, send_to_register
+from integrations.sf2250.register_errors import REGISTER_ANSWERS
 from serviceplatform.call import PlatformCall, current_call
 from serviceplatform.outbound.base import OutboundRequest
 from serviceplatform.platform import Platform
@@ -60,5 +61,6 @@ class VedligeholdTilmeldingHandler:
             path=path_for(sysid),
             body=body,
             headers={"Content-Type": CONTENT_TYPE, "Accept": "application/xml"},
+            answer_check=REGISTER_ANSWERS,
         )
         send_to_register(self.platform, call, route, request)

@@ -46,9 +46,21 @@ from serviceplatform.security.wire import (
     qn,
 )
 
+#: ``RequestHeader`` is sorted out on the same pass; it may appear more than once (the first
+#: is read, as ``find`` would).
 _HEADER_PARTS: Final = frozenset(
-    {SBF_FRAMEWORK, WSA_ACTION, WSA_MESSAGE_ID, WSA_TO, WSA_REPLY_TO, WSSE_SECURITY}
+    {
+        SBF_FRAMEWORK,
+        WSA_ACTION,
+        WSA_MESSAGE_ID,
+        WSA_TO,
+        WSA_REPLY_TO,
+        WSSE_SECURITY,
+        RH_REQUEST_HEADER,
+    }
 )
+_ENVELOPES: Final = {qn(ns, "Envelope"): ns for ns in (SOAP11_NS, SOAP12_NS)}
+_HEADER_BODY: Final = {ns: (qn(ns, "Header"), qn(ns, "Body")) for ns in (SOAP11_NS, SOAP12_NS)}
 _SECURITY_PARTS: Final = frozenset({WSU_TIMESTAMP, SAML_ASSERTION, DS_SIGNATURE})
 _IDS: Final = etree.XPath(
     "//@wsu:Id | //saml:Assertion/@ID", namespaces={"wsu": WSU_NS, "saml": SAML_NS}
@@ -83,11 +95,18 @@ def read_message(envelope: etree._Element) -> MessageParts:
     Raises FrameworkVersionMismatch, AddressingHeaderMissing or SecurityHeaderMissing for a
     missing, repeated or wrong part, NotSoapEnvelope when the envelope itself is broken.
     """
-    soap_ns = etree.QName(envelope).namespace
-    if soap_ns not in (SOAP11_NS, SOAP12_NS) or etree.QName(envelope).localname != "Envelope":
+    soap_ns = _ENVELOPES.get(envelope.tag)
+    if soap_ns is None:
         raise NotSoapEnvelope("the document element is not a SOAP Envelope")
-    headers = envelope.findall(qn(soap_ns, "Header"))
-    bodies = envelope.findall(qn(soap_ns, "Body"))
+    # One pass over the Envelope's children, as two findall() would make.
+    header_tag, body_tag = _HEADER_BODY[soap_ns]
+    headers: list[etree._Element] = []
+    bodies: list[etree._Element] = []
+    for child in envelope:
+        if child.tag == header_tag:
+            headers.append(child)
+        elif child.tag == body_tag:
+            bodies.append(child)
     if len(headers) > 1 or len(bodies) != 1:
         raise NotSoapEnvelope("an Envelope has at most one Header and exactly one Body")
     found = _children_by_tag(headers[0] if headers else None, _HEADER_PARTS)
@@ -118,7 +137,7 @@ def read_message(envelope: etree._Element) -> MessageParts:
         message_id=message_id,
         to=to,
         reply_to=reply_to[0] if reply_to else None,
-        transaction_uuid=_transaction_uuid(headers[0]),
+        transaction_uuid=_transaction_uuid(found.get(RH_REQUEST_HEADER)),
         security=security[0],
         timestamp=timestamp,
         created=created,
@@ -167,11 +186,11 @@ def _single_text(found: dict[str, list[etree._Element]], tag: str, name: str) ->
     return elements[0]
 
 
-def _transaction_uuid(header: etree._Element | None) -> etree._Element | None:
-    request_header = header.find(RH_REQUEST_HEADER) if header is not None else None
-    if request_header is None:
+def _transaction_uuid(request_headers: list[etree._Element] | None) -> etree._Element | None:
+    """The first ``RequestHeader``'s first ``TransactionUUID``, when it has text."""
+    if not request_headers:
         return None
-    element = request_header.find(RH_TRANSACTION_UUID)
+    element = request_headers[0].find(RH_TRANSACTION_UUID)
     return element if element is not None and (element.text or "").strip() else None
 
 

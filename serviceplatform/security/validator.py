@@ -270,7 +270,9 @@ class TokenValidator:
         if parts.reply_to is not None:
             required.append(("ReplyTo", parts.reply_to))
         # Identity, not equality: the signed element must be the very one the platform reads.
-        missing = [name for name, part in required if not any(t is part for _, t in targets)]
+        # The targets are alive (held in ``targets``), so an element with the id of one is it.
+        signed_ids = {id(target) for _, target in targets}
+        missing = [name for name, part in required if id(part) not in signed_ids]
         # A dangling reference with every required part signed may be the token's own, left
         # behind by a swap: that is told by the binding check below.
         if unresolved and (missing or not self._policy.require_token_binding):
@@ -401,8 +403,11 @@ def _signed_transaction_uuid(parts: MessageParts, signed: _Signed) -> str | None
     if element is None:
         return None
     # Identity, not equality, as for the required parts: the signed element must be the one read.
-    covering = [element, *element.iterancestors()]
-    if not any(target is candidate for _, target in signed.targets for candidate in covering):
+    signed_ids = {id(target) for _, target in signed.targets}
+    # The targets are alive (held by ``signed``), so an element with the id of one is it.
+    if id(element) not in signed_ids and not any(
+        id(ancestor) in signed_ids for ancestor in element.iterancestors()
+    ):
         return None
     return (element.text or "").strip() or None
 

@@ -122,6 +122,32 @@ def test_a_request_header_without_transaction_uuid_gives_none() -> None:
     assert read_message(root).transaction_uuid is None
 
 
+def test_the_first_of_two_request_headers_is_read() -> None:
+    root = envelope()
+    request_header = first(root, RH_TRANSACTION_UUID).getparent()
+    assert request_header is not None
+    repeat(root, request_header.tag)
+    second = request_header.getnext()
+    assert second is not None
+    second[0].text = "tx-2"
+    assert read_message(root).transaction_uuid is first(root, RH_TRANSACTION_UUID)
+
+
+@pytest.mark.parametrize("soap", [SOAP11_NS, SOAP12_NS])
+def test_header_and_body_of_the_other_soap_version_are_not_read(soap: str) -> None:
+    # The Envelope's namespace says which Header and Body count; the other version's do not.
+    other = SOAP12_NS if soap == SOAP11_NS else SOAP11_NS
+    root = envelope(soap)
+    for name in ("Header", "Body"):
+        first(root, f"{{{soap}}}{name}").tag = f"{{{other}}}{name}"
+    with pytest.raises(NotSoapEnvelope, match="at most one Header and exactly one Body"):
+        read_message(root)
+    root = envelope(soap)
+    first(root, f"{{{soap}}}Header").tag = f"{{{other}}}Header"
+    with pytest.raises(FrameworkVersionMismatch, match="found 0"):
+        read_message(root)
+
+
 @pytest.mark.parametrize(
     ("namespace", "name"),
     [(SOAP11_NS, "Body"), (SOAP12_NS, "Header"), ("urn:other", "Envelope")],

@@ -180,6 +180,56 @@ def test_digest_value_must_be_strict_base64_named_in_the_fault() -> None:
         parse_signature(_signature([reference]), allow_enveloped=False)
 
 
+def test_line_wrapped_base64_values_are_read_as_the_unwrapped_ones() -> None:
+    # Signers may wrap base64 (xmlsec does at 64 columns): not the strict fast path, the same bytes.
+    value = base64.b64encode(b"\x02" * 256).decode()
+    wrapped = "\n".join(value[i : i + 64] for i in range(0, len(value), 64))
+    reference = _reference(digest=f"\n  {DIGEST[:20]}\n  {DIGEST[20:]}\n")
+    parsed = parse_signature(_signature([reference], value=wrapped), allow_enveloped=False)
+    assert parsed.references[0].digest == b"\x01" * 32
+    assert parsed.value == b"\x02" * 256
+
+
+@pytest.mark.parametrize(
+    "digest",
+    [
+        DIGEST[:43] + "=AAAA",  # data after the padding
+        DIGEST[:43],  # cut short, padding missing
+        DIGEST.replace("A", "-", 1),  # the URL-safe alphabet
+    ],
+)
+def test_digest_value_that_is_not_plain_base64_is_refused(digest: str) -> None:
+    reference = _reference(digest=digest)
+    with pytest.raises(SignatureFormatError, match="DigestValue is not base64"):
+        parse_signature(_signature([reference]), allow_enveloped=False)
+
+
+def test_a_digest_of_the_wrong_length_is_refused() -> None:
+    reference = _reference(digest=base64.b64encode(b"\x01" * 20).decode())
+    with pytest.raises(SignatureFormatError, match="digest of the wrong length"):
+        parse_signature(_signature([reference]), allow_enveloped=False)
+
+
+def test_processing_instructions_between_elements_are_skipped() -> None:
+    signature = _signature()
+    reference = signature[0][-1]
+    reference.insert(1, etree.ProcessingInstruction("pi", "in Reference"))
+    reference[0].insert(0, etree.ProcessingInstruction("pi", "in Transforms"))
+    reference[0][-1].append(etree.Comment(" in the c14n Transform "))
+    parsed = parse_signature(signature, allow_enveloped=False)
+    assert parsed.references[0].digest == b"\x01" * 32
+    assert parsed.references[0].inclusive_prefixes is None
+
+
+def test_an_element_beside_a_comment_in_a_reference_is_still_refused() -> None:
+    # The comment is skipped; the extra element is not.
+    reference = _reference()
+    reference.insert(1, etree.Comment(" skipped "))
+    etree.SubElement(reference, DS + "Object")
+    with pytest.raises(SignatureFormatError, match="not Transforms, DigestMethod, DigestValue"):
+        parse_signature(_signature([reference]), allow_enveloped=False)
+
+
 def test_inclusive_namespaces_without_prefix_list_is_an_empty_list() -> None:
     reference = _reference()
     etree.SubElement(reference[0][0], f"{{{EXC_C14N_NS}}}InclusiveNamespaces")

@@ -101,6 +101,18 @@ def test_dtd_and_entities_are_forbidden(data: bytes) -> None:
     assert info.value.code == "SP-102"
 
 
+@pytest.mark.parametrize("marker", ["<!DOCTYPE x>", "<!ENTITY x 'y'>"])
+@pytest.mark.parametrize("where", ["comment", "cdata"])
+def test_dtd_markers_are_refused_before_parsing_wherever_they_are(marker: str, where: str) -> None:
+    # Inside a comment or CDATA the parsed tree would show nothing: only the byte check sees it.
+    hidden = f"<!-- {marker} -->" if where == "comment" else f"<![CDATA[{marker}]]>"
+    data = envelope(body=f'<x:Ping xmlns:x="urn:test">{hidden}</x:Ping>')
+    with pytest.raises(ForbiddenXmlConstruct, match="document type declaration"):
+        parse_envelope(data, max_bytes=LIMIT)
+    harmless = data.replace(b"<!DOCTYPE", b"DOCTYPE").replace(b"<!ENTITY", b"ENTITY")
+    assert parse_envelope(harmless, max_bytes=LIMIT).soap_version == 12
+
+
 def test_dtd_in_utf16_is_forbidden_after_parsing() -> None:
     # The byte pre-check cannot see an UTF-16 DOCTYPE; the parsed tree's DTD gives it away.
     text = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE s:Envelope>' + envelope().decode()
