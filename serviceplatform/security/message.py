@@ -23,6 +23,7 @@ from serviceplatform.errors import (
 )
 from serviceplatform.security.wire import (
     DS_SIGNATURE,
+    PROCESSED_HEADERS,
     RH_REQUEST_HEADER,
     RH_TRANSACTION_UUID,
     SAML_ASSERTION,
@@ -46,19 +47,6 @@ from serviceplatform.security.wire import (
     qn,
 )
 
-#: ``RequestHeader`` is sorted out on the same pass; it may appear more than once (the first
-#: is read, as ``find`` would).
-_HEADER_PARTS: Final = frozenset(
-    {
-        SBF_FRAMEWORK,
-        WSA_ACTION,
-        WSA_MESSAGE_ID,
-        WSA_TO,
-        WSA_REPLY_TO,
-        WSSE_SECURITY,
-        RH_REQUEST_HEADER,
-    }
-)
 _ENVELOPES: Final = {qn(ns, "Envelope"): ns for ns in (SOAP11_NS, SOAP12_NS)}
 _HEADER_BODY: Final = {ns: (qn(ns, "Header"), qn(ns, "Body")) for ns in (SOAP11_NS, SOAP12_NS)}
 _SECURITY_PARTS: Final = frozenset({WSU_TIMESTAMP, SAML_ASSERTION, DS_SIGNATURE})
@@ -109,7 +97,8 @@ def read_message(envelope: etree._Element) -> MessageParts:
             bodies.append(child)
     if len(headers) > 1 or len(bodies) != 1:
         raise NotSoapEnvelope("an Envelope has at most one Header and exactly one Body")
-    found = _children_by_tag(headers[0] if headers else None, _HEADER_PARTS)
+    # RequestHeader is sorted out on the same pass; of several, the first is read (as find).
+    found = _children_by_tag(headers[0] if headers else None, PROCESSED_HEADERS)
 
     framework = _check_framework(found.get(SBF_FRAMEWORK, []))
     action = _single_text(found, WSA_ACTION, "wsa:Action")

@@ -75,6 +75,20 @@ DS_KEY_INFO: Final = qn(DS_NS, "KeyInfo")
 DS_X509_DATA: Final = qn(DS_NS, "X509Data")
 DS_X509_CERTIFICATE: Final = qn(DS_NS, "X509Certificate")
 
+#: The header blocks the platform processes: what ``read_message`` reads from a request's
+#: Header, and so what a ``mustUnderstand`` mark may ask of it (``soap/must_understand.py``).
+PROCESSED_HEADERS: Final = frozenset(
+    {
+        SBF_FRAMEWORK,
+        WSA_ACTION,
+        WSA_MESSAGE_ID,
+        WSA_TO,
+        WSA_REPLY_TO,
+        WSSE_SECURITY,
+        RH_REQUEST_HEADER,
+    }
+)
+
 
 def parse_instant(text: str | None) -> datetime | None:
     """An ``xs:dateTime`` with a time zone as an aware UTC datetime; None if absent or invalid.

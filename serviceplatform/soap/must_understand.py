@@ -16,29 +16,11 @@ from typing import Final
 from lxml import etree
 
 from serviceplatform.errors import HeaderNotUnderstood
-from serviceplatform.security.wire import (
-    RH_REQUEST_HEADER,
-    SBF_FRAMEWORK,
-    WSA_ACTION,
-    WSA_MESSAGE_ID,
-    WSA_REPLY_TO,
-    WSA_TO,
-    WSSE_SECURITY,
-)
+from serviceplatform.security.wire import PROCESSED_HEADERS
 from serviceplatform.soap.envelope import SOAP11_ENV_NS, SOAP12_ENV_NS, ParsedEnvelope
 
 #: The header blocks the platform processes.
-UNDERSTOOD: Final = frozenset(
-    {
-        SBF_FRAMEWORK,
-        WSA_ACTION,
-        WSA_MESSAGE_ID,
-        WSA_TO,
-        WSA_REPLY_TO,
-        WSSE_SECURITY,
-        RH_REQUEST_HEADER,
-    }
-)
+UNDERSTOOD: Final = PROCESSED_HEADERS
 _MARKED: Final = {12: frozenset({"true", "1"}), 11: frozenset({"1"})}
 #: Roles (SOAP 1.2 ``role``, SOAP 1.1 ``actor``) the platform plays; no attribute means the
 #: ultimate receiver, which the platform is.
