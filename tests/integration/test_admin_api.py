@@ -3,7 +3,6 @@ and that an administrator's change routes (or stops) the next SOAP call."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ from typing import Any
 import pytest
 import requests
 from openapi_spec_validator import validate
-from sqlalchemy import insert, update
 
 from serviceplatform.admin.app import MESSAGE, ROUTES
 from serviceplatform.admin.auth import token_digest
@@ -21,7 +19,6 @@ from serviceplatform.config import AdminPrincipal
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.audit import AuditEntry
-from serviceplatform.store.models import outbox, outbox_state
 from tests.certificates import make_cert
 from tests.integration.conftest import (
     CaseSystem,
@@ -32,6 +29,7 @@ from tests.integration.conftest import (
     start_platform,
 )
 from tests.integration.sf2250_requests import fault_code, opdater
+from tests.outbox_rows import add_outbox_row
 
 CONSUMER = "0d7fcabb-3505-4065-a006-d48b1cf50cc2"
 A, B, C = "29189846", "29189854", "29189862"
@@ -293,24 +291,11 @@ def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: 
 def undelivered_outbox_row(admin: Admin, cvr: str, attempts: int = 1) -> str:
     """The ref of a new pending outbox row of ``cvr`` that failed ``attempts`` times."""
     with admin.platform.platform.db.transaction(write_first=True) as connection:
-        row_id = connection.execute(
-            insert(outbox)
-            .values(
-                message_id=str(uuid.uuid4()),
-                topic="beskedfordeler",
-                authority_cvr=cvr,
-                body="<Haendelsesbesked/>",
-                created_at=datetime.now(UTC),
-            )
-            .returning(outbox.c.id)
-        ).scalar_one()
-        connection.execute(
-            update(outbox_state)
-            .where(outbox_state.c.id == row_id)
-            .values(
-                attempts=attempts,
-                last_error="SP-430 the distributor is unavailable" if attempts else None,
-            )
+        row_id = add_outbox_row(
+            connection,
+            authority_cvr=cvr,
+            attempts=attempts,
+            last_error="SP-430 the distributor is unavailable" if attempts else None,
         )
     return f"outbox:{row_id}"
 
@@ -636,22 +621,14 @@ def test_an_authority_administrator_sees_its_own_outbox_counts(admin: Admin) -> 
     }
     with admin.platform.platform.db.transaction() as connection:
         for message_id, (authority, state, attempts) in states.items():
-            row_id = connection.execute(
-                insert(outbox)
-                .values(
-                    message_id=message_id,
-                    topic="test",
-                    authority_cvr=authority,
-                    body="{}",
-                    created_at=datetime.now(UTC),
-                )
-                .returning(outbox.c.id)
-            ).scalar_one()
-            # The trigger wrote the row's state pending.
-            connection.execute(
-                update(outbox_state)
-                .where(outbox_state.c.id == row_id)
-                .values(state=state, attempts=attempts)
+            add_outbox_row(
+                connection,
+                authority_cvr=authority,
+                message_id=message_id,
+                topic="test",
+                body="{}",
+                state=state,
+                attempts=attempts,
             )
     everything = admin.ok("GET", "/subscriptions/runs")["outbox"]
     assert everything == {"pending": 7, "delivered": 7, "failing": 3}

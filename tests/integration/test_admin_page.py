@@ -40,7 +40,6 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
-from sqlalchemy import insert, update
 
 from integrations.oots.exchange import Destination, OotsExchange
 from integrations.oots.request_store import RequestStore
@@ -52,7 +51,6 @@ from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.audit import AuditEntry, AuditLog
-from serviceplatform.store.models import outbox, outbox_state
 from serviceplatform.store.systems import SystemStore
 from tests.certificates import make_cert
 from tests.integration.conftest import (
@@ -64,6 +62,7 @@ from tests.integration.conftest import (
     start_platform,
 )
 from tests.integration.sf2250_requests import fault_code, opdater
+from tests.outbox_rows import add_outbox_row
 from tests.unit.test_oots_exchange import request as evidence_request
 
 pytestmark = pytest.mark.integration
@@ -1030,19 +1029,12 @@ def test_every_action_button_is_visible_at_both_window_sizes(
     # revoke), an undelivered nightly delivery to resend.
     admin_api.request_for_c()
     with platform.platform.db.transaction(write_first=True) as connection:
-        connection.execute(
-            insert(outbox).values(
-                message_id="6f1c0f4e-0000-4000-8000-00000000beef",
-                topic="beskedfordeler",
-                authority_cvr=B,
-                body="<Haendelsesbesked/>",
-                created_at=datetime.now(UTC),
-            )
-        )
-        connection.execute(
-            update(outbox_state).values(
-                attempts=1, last_error="SP-430 the distributor is unavailable"
-            )
+        add_outbox_row(
+            connection,
+            authority_cvr=B,
+            message_id="6f1c0f4e-0000-4000-8000-00000000beef",
+            attempts=1,
+            last_error="SP-430 the distributor is unavailable",
         )
     page.driver.set_window_size(*size)
     with page.on_failure_screenshot(f"layout-{size[0]}x{size[1]}"):

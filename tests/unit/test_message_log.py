@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from integrations.oots.tables import oots_messages, oots_requests
 from serviceplatform.config import Settings
@@ -24,8 +24,9 @@ from serviceplatform.messagelog.usage import percentile, usage, usage_json
 from serviceplatform.platform import Platform
 from serviceplatform.store.audit import AuditEntry, AuditLog
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox, outbox_state
+from serviceplatform.store.models import outbox_state
 from serviceplatform.store.outbox import Outbox
+from tests.outbox_rows import add_outbox_row
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 A, B = "29189846", "29189854"
@@ -77,26 +78,15 @@ def _oots(database: Database, minute: int, request_id: str, state: str, **values
 
 def _outbox(database: Database, minute: int, state: str, attempts: int, cvr: str = A) -> None:
     with database.transaction(write_first=True) as connection:
-        row_id = connection.execute(
-            insert(outbox)
-            .values(
-                message_id=str(uuid.uuid4()),
-                topic="beskedfordeler",
-                authority_cvr=cvr,
-                body="<Haendelsesbesked>0101901234</Haendelsesbesked>",
-                created_at=at(minute),
-            )
-            .returning(outbox.c.id)
-        ).scalar_one()
-        connection.execute(
-            update(outbox_state)
-            .where(outbox_state.c.id == row_id)
-            .values(
-                state=state,
-                attempts=attempts,
-                last_error="SP-430 unavailable" if attempts and state == "pending" else None,
-                delivered_at=at(minute + 1) if state == "delivered" else None,
-            )
+        add_outbox_row(
+            connection,
+            authority_cvr=cvr,
+            body="<Haendelsesbesked>0101901234</Haendelsesbesked>",
+            created_at=at(minute),
+            state=state,
+            attempts=attempts,
+            last_error="SP-430 unavailable" if attempts and state == "pending" else None,
+            delivered_at=at(minute + 1) if state == "delivered" else None,
         )
 
 
