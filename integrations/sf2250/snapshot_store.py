@@ -188,8 +188,15 @@ class SnapshotStore:
                 yield from map(entry_of, block)
 
     def discard(self, snapshot_id: int) -> None:
+        """Drop a snapshot still being fetched; a complete one is never dropped here (it is
+        the base of the next night's diff)."""
         with self._db.transaction(write_first=True) as connection:
-            _delete_snapshot(connection, snapshot_id)
+            connection.execute(
+                delete(subscription_snapshots).where(
+                    subscription_snapshots.c.id == snapshot_id,
+                    subscription_snapshots.c.state == "fetching",
+                )
+            )
 
     def complete(
         self,
@@ -199,11 +206,20 @@ class SnapshotStore:
         message_for: MessageFactory,
         completed_at: datetime,
     ) -> DiffResult:
-        """Diff against the previous complete snapshot, write the outbox rows, mark complete."""
+        """Diff against the previous complete snapshot, write the outbox rows, mark complete.
+
+        A snapshot that is gone (discarded, or replaced by another run's ``begin``) is a
+        StorageError and nothing is written. Completing a complete one again is harmless: the
+        same base and counts, and no second message.
+        """
         with self._db.transaction(write_first=True) as connection:
             current = connection.execute(
                 select(subscription_snapshots).where(subscription_snapshots.c.id == snapshot_id)
-            ).one()
+            ).first()
+            if current is None:
+                raise StorageError(
+                    f"snapshot {snapshot_id} is gone: discarded, or replaced by another run"
+                )
             previous_id = connection.execute(
                 select(subscription_snapshots.c.id)
                 .where(

@@ -120,6 +120,27 @@ def test_begin_replaces_a_crashed_fetch_but_never_a_complete_list(database: Data
         store.begin(A, date(2026, 11, 1), NOW)
 
 
+def test_a_gone_snapshot_is_not_completed_and_a_complete_one_not_discarded(
+    database: Database,
+) -> None:
+    store = SnapshotStore(database)
+    diff(store, store_list(store, date(2026, 11, 1), people(1, 2)))
+    night = store_list(store, date(2026, 11, 2), people(2, 3))
+    assert diff(store, night) == (2, 1, 1, False)
+    # A complete list is the next night's base: discarding it by id leaves it.
+    store.discard(night)
+    kept = store.get(A, date(2026, 11, 2))
+    assert kept is not None and (kept.id, kept.state) == (night, "complete")
+    # A fetch that was dropped (discarded, or replaced by another run's begin) cannot be
+    # completed.
+    dropped = store_list(store, date(2026, 11, 3), people(2, 3, 4))
+    store.discard(dropped)
+    with pytest.raises(StorageError, match="is gone"):
+        diff(store, dropped)
+    assert diff(store, store_list(store, date(2026, 11, 3), people(2, 3))) == (2, 0, 0, False)
+    assert len(Outbox(database).pending(limit=10)) == 2
+
+
 def test_purge_keeps_the_newest_complete_list(database: Database) -> None:
     store = SnapshotStore(database)
     for day in (1, 2, 3):
