@@ -115,6 +115,8 @@ class SnapshotStore:
                 if existing.state == "complete":
                     raise StorageError(f"the list of {authority_cvr} for {list_date} is complete")
                 _delete_snapshot(connection, existing.id)
+            # The new row never gets the deleted one's id (on SQLite, AUTOINCREMENT: migration
+            # 0013), so a straggler still holding that id cannot write into this fetch.
             return int(
                 connection.execute(
                     insert(subscription_snapshots)

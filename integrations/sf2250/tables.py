@@ -3,8 +3,8 @@
 The sending ledger of SF1600 (``sendings``: migration 0002 in ``migrations/``, its
 ``outward_id`` 0010), each agreement's print route (``print_routes``: 0010), and the
 nightly NemSMS subscription lists (``subscription_snapshots``: core migration 0003, written
-before the integrations had their own migrations; ``subscription_blocks``: 0011, which replaced
-0003's ``subscription_entries``).
+before the integrations had their own migrations, its SQLite ``AUTOINCREMENT`` 0013;
+``subscription_blocks``: 0011, which replaced 0003's ``subscription_entries``).
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ class SubscriptionSnapshotRecord(Base):
     __table_args__ = (
         UniqueConstraint("authority_cvr", "list_date"),
         CheckConstraint("state IN ('fetching', 'complete')", name="state"),
+        # SQLite would give a dropped fetch's id (the highest) to the next one, and a
+        # straggler holding it would write into that fetch (migration 0013).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

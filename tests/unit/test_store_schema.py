@@ -43,9 +43,33 @@ def test_comparison_would_notice_a_difference(database: Database) -> None:
     assert "modify_type" in kinds
 
 
+def test_sqlite_autoincrement_is_as_in_the_models(tmp_path: Path) -> None:
+    """The comparison above cannot see SQLite's AUTOINCREMENT (kept only in the CREATE
+    TABLE text): each table has it after the migrations exactly when its model asks for it."""
+    db = Database(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    try:
+        db.upgrade()
+        with db.transaction() as connection:
+            created: dict[str, str] = {
+                name: sql
+                for name, sql in connection.execute(
+                    text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+                )
+            }
+    finally:
+        db.dispose()
+    wanted = {
+        name
+        for name, table in Base.metadata.tables.items()
+        if table.dialect_options["sqlite"]["autoincrement"]
+    }
+    assert "subscription_snapshots" in wanted
+    assert {name for name, sql in created.items() if "AUTOINCREMENT" in sql} == wanted
+
+
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = migration_head()
-    assert head == "0012"  # a new migration updates this line on purpose
+    assert head == "0013"  # a new migration updates this line on purpose
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -238,6 +262,7 @@ def test_migration_files_live_in_the_package_and_their_integrations() -> None:
         "v0002_sendings.py",
         "v0010_print_routes.py",
         "v0011_subscription_blocks.py",
+        "v0013_snapshot_ids.py",
     ]
     assert names(Path(oots.__file__).parent / "migrations") == [
         "v0005_oots_messages.py",
@@ -249,9 +274,10 @@ def test_the_revision_chain_is_the_one_databases_were_migrated_along() -> None:
     # Moving scripts into the integrations kept every id and link: a database made before
     # (at 0008) lies on the one line to the head, and the chain has one head.
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0012"]
+    assert script.get_heads() == ["0013"]
     chain = [(r.revision, r.down_revision) for r in script.walk_revisions()]
     assert chain == [
+        ("0013", "0012"),
         ("0012", "0011"),
         ("0011", "0010"),
         ("0010", "0009"),

@@ -259,6 +259,95 @@ def test_migration_0011_carries_every_stored_list_over_and_back(database_url: st
         db.dispose()
 
 
+def _stored(db: Database) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Every snapshot row and every block, in key order."""
+    with db.transaction() as connection:
+        snapshots = connection.execute(
+            text("SELECT * FROM subscription_snapshots ORDER BY id")
+        ).all()
+        blocks = connection.execute(
+            text("SELECT * FROM subscription_blocks ORDER BY snapshot_id, seq")
+        ).all()
+    return [tuple(r) for r in snapshots], [tuple(r) for r in blocks]
+
+
+def _table_sql(db: Database) -> str:
+    with db.transaction() as connection:
+        return str(
+            connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'subscription_snapshots'")
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("purged_base", [False, True])
+def test_migration_0013_keeps_every_list_and_gives_no_id_twice(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, purged_base: bool
+) -> None:
+    """Complete and fetching lists, several blocks each, survive the rebuild of
+    ``subscription_snapshots`` with their ids (foreign keys on: dropping the old table would
+    cascade into the blocks); afterwards the highest id ever used is not handed out again,
+    nor the id of a purged base a stored row names as ``previous_id``. ``downgrade`` keeps
+    every row and block too."""
+    monkeypatch.setattr(snapshot_store, "_ADD_CHUNK", 2)
+    db = Database(database_url)
+    sqlite = db.dialect == "sqlite"
+    try:
+        db.upgrade("0012")
+        store = SnapshotStore(db)
+        other = store.begin("29189854", date(2026, 11, 1), NOW)
+        store.add_codes(other, [7, 8, 9])
+        store.complete(other, topic="t", message_for=message_for, completed_at=NOW)
+        if purged_base:
+            # The 2nd is completed late against the 1st, fetched after it; the purge then
+            # drops the 1st, the highest id, which the 2nd names as its previous_id.
+            late = store.begin(A, date(2026, 11, 2), NOW)
+            store.add_codes(late, [1, 2, 3, 5])
+            base = _night(store, 1, [1, 2, 3, 4])
+            store.complete(base, topic="t", message_for=message_for, completed_at=NOW)
+            store.complete(late, topic="t", message_for=message_for, completed_at=NOW)
+            assert store.purge(date(2026, 11, 2)) == 1
+            top = base
+        else:
+            for day in (1, 2):
+                night = _night(store, day, list(range(day, day + 5)))
+                store.complete(night, topic="t", message_for=message_for, completed_at=NOW)
+            top = _night(store, 3, [1, 2, 3, 6, 7])  # still fetching, the highest id
+        before = _stored(db)
+        # Every stored list has blocks, more than one.
+        ids = [row[0] for row in before[0]]
+        assert len(ids) == (2 if purged_base else 4)
+        assert all([row[0] for row in before[1]].count(i) >= 2 for i in ids)
+        if sqlite:
+            assert "AUTOINCREMENT" not in _table_sql(db)
+
+        db.upgrade()
+        assert _stored(db) == before
+        if sqlite:
+            assert "AUTOINCREMENT" in _table_sql(db)
+        else:
+            with db.transaction() as connection:
+                sequence = connection.execute(
+                    text("SELECT pg_get_serial_sequence('subscription_snapshots', 'id')")
+                ).scalar()
+            assert sequence is not None
+        store.discard(top)
+        again = store.begin(A, date(2026, 11, 3), NOW)
+        assert again > top
+        store.add_codes(again, [4])
+        after = _stored(db)
+
+        config = alembic_config()
+        with db.transaction(write_first=True) as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0012")
+        assert _stored(db) == after
+        if sqlite:
+            assert "AUTOINCREMENT" not in _table_sql(db)
+    finally:
+        db.dispose()
+
+
 def test_blocks_that_share_a_boundary_code_hold_it_once(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

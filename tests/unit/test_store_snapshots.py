@@ -141,6 +141,34 @@ def test_a_gone_snapshot_is_not_completed_and_a_complete_one_not_discarded(
     assert len(Outbox(database).pending(limit=10)) == 2
 
 
+@pytest.mark.parametrize("dropped_by", ["begin", "discard"])
+def test_a_dropped_fetchs_id_is_never_given_to_the_next_one(
+    database: Database, dropped_by: str
+) -> None:
+    """A straggler still holding the id of a fetch that was dropped (replaced by another run's
+    begin, or discarded) can neither add to nor complete the new fetch: the new one has an id
+    of its own, even on SQLite, where the dropped row had the highest id (migration 0013)."""
+    store = SnapshotStore(database)
+    day = date(2026, 11, 1)
+    straggler = store.begin(A, day, NOW)
+    store.add(straggler, people(1))
+    if dropped_by == "discard":
+        store.discard(straggler)
+    current = store.begin(A, day, NOW)
+    store.add(current, people(2, 3))
+    assert current != straggler
+    with pytest.raises(StorageError):
+        store.add(straggler, people(4))
+    with pytest.raises(StorageError, match="is gone"):
+        diff(store, straggler)
+    kept = store.get(A, day)
+    assert kept is not None
+    assert (kept.id, kept.state, kept.completed_at) == (current, "fetching", None)
+    assert (kept.entry_count, kept.subscribed_count, kept.unsubscribed_count) == (0, 0, 0)
+    assert list(store.entries(current)) == people(2, 3)
+    assert diff(store, current) == (2, 0, 0, True)
+
+
 def test_purge_keeps_the_newest_complete_list(database: Database) -> None:
     store = SnapshotStore(database)
     for day in (1, 2, 3):
