@@ -172,6 +172,19 @@ class SnapshotStore:
 
     def _store_block(self, snapshot_id: int, block: array[int]) -> None:
         with self._db.transaction(write_first=True) as connection:
+            state = connection.execute(
+                select(subscription_snapshots.c.state).where(
+                    subscription_snapshots.c.id == snapshot_id
+                )
+            ).scalar_one_or_none()
+            # The foreign key would refuse a gone snapshot too, but in the database's words;
+            # a complete list is the next night's base and takes no more entries.
+            if state != "fetching":
+                raise StorageError(
+                    f"snapshot {snapshot_id} is gone: discarded, or replaced by another run"
+                    if state is None
+                    else f"snapshot {snapshot_id} is complete and takes no more entries"
+                )
             seq = connection.execute(
                 select(func.coalesce(func.max(subscription_blocks.c.seq) + 1, 0)).where(
                     subscription_blocks.c.snapshot_id == snapshot_id

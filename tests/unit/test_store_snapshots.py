@@ -131,6 +131,10 @@ def test_a_gone_snapshot_is_not_completed_and_a_complete_one_not_discarded(
     store.discard(night)
     kept = store.get(A, date(2026, 11, 2))
     assert kept is not None and (kept.id, kept.state) == (night, "complete")
+    # Nor does it take more entries: it would no longer be the list its diff was made from.
+    with pytest.raises(StorageError, match="is complete and takes no more entries"):
+        store.add(night, people(9))
+    assert list(store.entries(night)) == people(2, 3)
     # A fetch that was dropped (discarded, or replaced by another run's begin) cannot be
     # completed.
     dropped = store_list(store, date(2026, 11, 3), people(2, 3, 4))
@@ -157,7 +161,7 @@ def test_a_dropped_fetchs_id_is_never_given_to_the_next_one(
     current = store.begin(A, day, NOW)
     store.add(current, people(2, 3))
     assert current != straggler
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError, match=f"snapshot {straggler} is gone"):
         store.add(straggler, people(4))
     with pytest.raises(StorageError, match="is gone"):
         diff(store, straggler)
