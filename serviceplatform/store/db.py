@@ -285,10 +285,11 @@ class Database:
             parameters = statement.parameters(values)
         except (KeyError, TypeError, ValueError) as exc:
             raise StorageError(f"{type(exc).__name__}: {exc}") from exc
-        gate = self._gate.hold() if write and self._gate is not None else nullcontext()
         try:
-            with gate:
-                return self._run(statement.sql, parameters)
+            if write and self._gate is not None:
+                with self._gate.hold():
+                    return self._run(statement.sql, parameters)
+            return self._run(statement.sql, parameters)
         except SQLAlchemyError as exc:  # the pool: connecting, pre-ping
             raise StorageError(_describe(exc)) from exc
         except OSError as exc:  # the gate's lock file

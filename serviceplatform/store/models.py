@@ -22,8 +22,9 @@ Conventions that keep the schema identical on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -73,6 +74,9 @@ HOLDER_LEN = 255
 TOPIC_LEN = 64
 
 
+_BindProcessor = Callable[[Any], Any]
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp that is always tz-aware UTC on the Python side."""
 
@@ -92,6 +96,24 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> _BindProcessor | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # On SQLite the generic path is process_bind_param, then SQLite's DATETIME formatting
+        # through a %-format of seven fields: 2.4 us per value, and every SOAP call binds three
+        # (replay entry, audit record). isoformat writes the same text in half the time;
+        # tests/unit/test_store_models_utc.py holds it to SQLAlchemy's own result.
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given for a UTC timestamp column")
+            # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset.
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+
+        return process
 
 
 class Base(DeclarativeBase):

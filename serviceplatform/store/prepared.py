@@ -29,7 +29,7 @@ class PreparedStatement:
     """A statement's SQL and parameter conversion for one dialect.
 
     Raises ``ValueError`` at construction for a statement whose parameters cannot be passed
-    by name (escaped or expanding bind names).
+    by name (escaped or expanding bind names, or a bind the SQL does not use).
     """
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
@@ -50,8 +50,13 @@ class PreparedStatement:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
-        self._processors = processors
         self.names = frozenset(compiled.binds)
+        if self.order is not None and set(self.order) != self.names:
+            raise ValueError("bind parameters missing from the SQL are not supported")
+        # (name, its conversion) in the order the driver takes them, worked out once:
+        # ``parameters`` runs twice per SOAP call.
+        ordered = self.order if self.order is not None else tuple(sorted(self.names))
+        self._plan = tuple((name, processors.get(name)) for name in ordered)
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """``values`` converted by the column types, in the form the DBAPI driver takes.
@@ -59,11 +64,12 @@ class PreparedStatement:
         Raises ``KeyError`` for a missing value and whatever a type's conversion raises
         (``ValueError`` for a naive datetime in a ``UtcDateTime`` column).
         """
-        converted = {}
-        for name in self.names:
-            value = values[name]
-            processor = self._processors.get(name)
-            converted[name] = processor(value) if processor is not None else value
         if self.order is None:
-            return converted
-        return [converted[name] for name in self.order]
+            return {
+                name: values[name] if processor is None else processor(values[name])
+                for name, processor in self._plan
+            }
+        return [
+            values[name] if processor is None else processor(values[name])
+            for name, processor in self._plan
+        ]

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from serviceplatform.store.writer_gate import WriterGate
 
 
@@ -56,3 +58,48 @@ def test_another_process_waits_for_the_holder(tmp_path: Path) -> None:
     finally:
         other.join(10)
     assert other.exitcode == 0
+
+
+def _enter_after_parent(gate: WriterGate, held: object, parent_holds: object, out: object) -> None:
+    assert held.wait(10)  # type: ignore[attr-defined]
+    with gate.hold():
+        # Still set: this process got in while the parent held the gate.
+        out.value = 1 if parent_holds.is_set() else 0  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_opens_its_own_lock_and_waits_for_its_parent(tmp_path: Path) -> None:
+    # The gate was created and used (its descriptor opened) before the fork. A child that kept
+    # the parent's descriptor would share its open file description, whose flock the parent
+    # holds, and would get in at once.
+    gate = WriterGate(tmp_path / "db.sqlite")
+    with gate.hold():
+        pass
+    context = multiprocessing.get_context("fork")
+    held, parent_holds = context.Event(), context.Event()
+    out = context.Value("i", -1)
+    child = context.Process(target=_enter_after_parent, args=(gate, held, parent_holds, out))
+    child.start()
+    try:
+        with gate.hold():
+            parent_holds.set()
+            held.set()
+            time.sleep(0.3)  # the child's chance to get in wrongly
+            parent_holds.clear()
+    finally:
+        child.join(10)
+    assert child.exitcode == 0
+    assert out.value == 0
+    with gate.hold():  # and the parent's own descriptor still works after the fork
+        pass
+
+
+def test_a_lock_file_that_cannot_be_opened_fails_the_hold_and_frees_the_gate(
+    tmp_path: Path,
+) -> None:
+    gate = WriterGate(tmp_path / "missing" / "db.sqlite")
+    with pytest.raises(FileNotFoundError), gate.hold():
+        pass
+    assert not gate._lock.locked()  # a thread lock left held would stop every later writer
+    (tmp_path / "missing").mkdir()
+    with gate.hold():
+        assert (tmp_path / "missing" / "db.sqlite.writer-lock").exists()
