@@ -74,59 +74,27 @@ def environ_for(path: str, body: bytes) -> dict[str, Any]:
 
 WsgiCallable = Callable[..., Any]
 
+_FRONT = "serviceplatform.soap.front"
+_CHECKS = "serviceplatform.security.validator"
+_OUT = "serviceplatform.outbound.transport"
 #: The platform's main steps for ``--steps``: (label, module, attribute path, depth). A step's
 #: time includes that of the steps indented under it.
 STEPS: tuple[tuple[str, str, str, int], ...] = (
-    ("parse the request (lxml)", "serviceplatform.soap.front", "parse_xml", 0),
-    ("envelope and mustUnderstand checks", "serviceplatform.soap.front", "check_envelope", 0),
-    (
-        "token and signature checks",
-        "serviceplatform.security.validator",
-        "TokenValidator.validate",
-        0,
-    ),
-    ("find the security header's parts", "serviceplatform.security.validator", "read_message", 1),
-    (
-        "token facts (cached by its bytes)",
-        "serviceplatform.security.validator",
-        "TokenValidator._read_assertion",
-        1,
-    ),
-    ("claims", "serviceplatform.security.validator", "TokenValidator._check_claims", 1),
-    (
-        "holder-of-key certificate",
-        "serviceplatform.security.validator",
-        "TokenValidator._holder",
-        1,
-    ),
-    (
-        "message signature: shape, ids, coverage",
-        "serviceplatform.security.validator",
-        "TokenValidator._message_signature",
-        1,
-    ),
-    (
-        "message signature: digests and RSA",
-        "serviceplatform.security.validator",
-        "TokenValidator._verify_message",
-        1,
-    ),
-    ("RSA and SignedInfo c14n", "serviceplatform.security.validator", "signature_value_valid", 2),
-    (
-        "replay entry (database write)",
-        "serviceplatform.security.validator",
-        "TokenValidator._remember",
-        1,
-    ),
+    ("parse the request (lxml)", _FRONT, "parse_xml", 0),
+    ("envelope and mustUnderstand checks", _FRONT, "check_envelope", 0),
+    ("token and signature checks", _CHECKS, "TokenValidator.validate", 0),
+    ("find the security header's parts", _CHECKS, "read_message", 1),
+    ("token facts (cached by its bytes)", _CHECKS, "TokenValidator._read_assertion", 1),
+    ("claims", _CHECKS, "TokenValidator._check_claims", 1),
+    ("holder-of-key certificate", _CHECKS, "TokenValidator._holder", 1),
+    ("message signature: shape, ids, coverage", _CHECKS, "TokenValidator._message_signature", 1),
+    ("message signature: digests and RSA", _CHECKS, "TokenValidator._verify_message", 1),
+    ("RSA and SignedInfo c14n", _CHECKS, "signature_value_valid", 2),
+    ("replay entry (database write)", _CHECKS, "TokenValidator._remember", 1),
     ("routing", "serviceplatform.platform", "Platform.route", 0),
-    ("outbound PUT, whole", "serviceplatform.outbound.transport", "HttpTransport.send", 0),
-    (
-        "one attempt (requests adapter, read)",
-        "serviceplatform.outbound.transport",
-        "HttpTransport._attempt",
-        1,
-    ),
-    ("log line, metrics, audit", "serviceplatform.soap.front", "SoapEndpoint._finish", 0),
+    ("outbound PUT, whole", _OUT, "HttpTransport.send", 0),
+    ("one attempt (requests adapter, read)", _OUT, "HttpTransport._attempt", 1),
+    ("log line, metrics, audit", _FRONT, "SoapEndpoint._finish", 0),
     ("audit record (database write)", "serviceplatform.store.audit", "AuditLog.write", 1),
     ("metrics", "serviceplatform.observability.metrics", "observe_call", 1),
 )
