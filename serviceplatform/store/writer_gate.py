@@ -21,6 +21,7 @@ import fcntl
 import os
 import threading
 import weakref
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
@@ -53,7 +54,7 @@ class WriterGate:
         self._held = -1
         _GATES.add(self)
 
-    def hold(self) -> WriterGate:
+    def hold(self) -> AbstractContextManager[None]:
         """The gate, to be used once as ``with gate.hold():`` (any number of threads)."""
         return self
 
