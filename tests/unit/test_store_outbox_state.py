@@ -12,14 +12,14 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from alembic import command
 from psycopg import sql as pg_sql
 from sqlalchemy import event, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serviceplatform.store.db import Database, alembic_config
+from serviceplatform.store.db import Database
 from serviceplatform.store.models import outbox, outbox_state
 from serviceplatform.store.outbox import Outbox
+from tests.schema_downgrade import downgrade
 
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 LATER = datetime(2026, 12, 7, 2, 5, tzinfo=UTC)
@@ -214,10 +214,7 @@ def test_upgrade_keeps_every_rows_state_and_downgrade_gives_it_back(database_url
         counts = box.counts()
         assert (counts.pending, counts.delivered, counts.failing) == (1, 3, 1)
 
-        config = alembic_config()
-        with db.transaction(write_first=True) as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0011")
+        downgrade(db, "0011")
         with db.transaction() as connection:
             back = connection.execute(
                 text("SELECT id, state, attempts, last_error FROM outbox ORDER BY id")

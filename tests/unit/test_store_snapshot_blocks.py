@@ -9,7 +9,6 @@ from array import array
 from datetime import date
 
 import pytest
-from alembic import command
 from sqlalchemy import func, select, text
 
 from integrations.sf2250 import snapshot_store
@@ -23,8 +22,9 @@ from integrations.sf2250.entry_codes import (
 from integrations.sf2250.snapshot_store import SnapshotStore
 from integrations.sf2250.tables import subscription_blocks
 from serviceplatform.errors import StorageError
-from serviceplatform.store.db import Database, alembic_config
+from serviceplatform.store.db import Database
 from serviceplatform.store.outbox import Outbox
+from tests.schema_downgrade import downgrade
 from tests.unit.test_store_snapshots import NOW, A, message_for
 
 
@@ -240,10 +240,7 @@ def test_migration_0011_carries_every_stored_list_over_and_back(database_url: st
         result = store.complete(night, topic="t", message_for=message_for, completed_at=NOW)
         assert (result.snapshot.subscribed_count, result.snapshot.unsubscribed_count) == (0, 1)
 
-        config = alembic_config()
-        with db.transaction(write_first=True) as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0010")
+        downgrade(db, "0010")
         with db.transaction() as connection:
             back = connection.execute(
                 text(
@@ -337,10 +334,7 @@ def test_migration_0013_keeps_every_list_and_gives_no_id_twice(
         store.add_codes(again, [4])
         after = _stored(db)
 
-        config = alembic_config()
-        with db.transaction(write_first=True) as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0012")
+        downgrade(db, "0012")
         assert _stored(db) == after
         if sqlite:
             assert "AUTOINCREMENT" not in _table_sql(db)
