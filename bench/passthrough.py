@@ -65,6 +65,7 @@ from integrations.sf2250.sf1600.sms_rules import within_sending_hours  # noqa: E
 from serviceplatform.client.request_signer import build_signed_envelope, mint_assertion  # noqa: E402
 from serviceplatform.routing.identifiers import is_valid_cpr  # noqa: E402
 from serviceplatform.sandbox.runner import free_port  # noqa: E402
+from serviceplatform.server import socket_per_worker  # noqa: E402
 
 #: The goals of issue 18, judged against the floor measured in the same run.
 GOAL_FLOOR_RATIO = 0.70  # platform / floor requests per second at concurrency 8, at least
@@ -182,8 +183,11 @@ def start(
 
 def gunicorn_argv(port: int, workers: int, threads: int, app: str) -> list[str]:
     """A baseline server under the platform's gunicorn settings (serviceplatform/server.py)."""
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    bind = f"127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind]
     argv += ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
+    if socket_per_worker(bind, workers):
+        argv.append("--reuse-port")
     argv += ["--keep-alive", str(KEEPALIVE), "--graceful-timeout", "10"]
     return [*argv, "--no-control-socket", "--log-level", "warning", app]
 

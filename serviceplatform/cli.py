@@ -17,7 +17,7 @@ from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.audit import audit
 from serviceplatform.commands.certs import certs
 from serviceplatform.commands.config import config_group
-from serviceplatform.commands.context import CliContext
+from serviceplatform.commands.context import CliContext, reports_errors
 from serviceplatform.commands.messages import messages
 from serviceplatform.commands.routing import routing
 from serviceplatform.commands.settings_source import (
@@ -108,7 +108,9 @@ def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
 
     Refuses to start (exit 5) without trusted STS certificates and issuers, without
     soap.public_base_url, with a private key readable by others, or with any invalid
-    setting; `serviceplatform config check` lists every such problem.
+    setting; `serviceplatform config check` lists every such problem. Refuses an address
+    another server listens on (exit 1). With several workers and a TCP port, each worker
+    listens on its own socket, so that connections are spread over the workers.
     """
     from serviceplatform import logsetup
     from serviceplatform.config_check import serving_problems
@@ -122,7 +124,8 @@ def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
         source = settings_file(meta.get("config"), meta.get("workdir"))
         raise BadSettings(f"cannot serve with {source}: {summarize(problems)}")
     logsetup.configure(obj.settings.logging.level)
-    run(obj.settings, bind=bind, workers=workers, threads=threads)
+    with reports_errors():
+        run(obj.settings, bind=bind, workers=workers, threads=threads)
 
 
 @cli.group()

@@ -103,6 +103,31 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         assert not (workdir / "sandbox.json").exists()
 
 
+def _listening_sockets(port: int) -> int:
+    """How many IPv4 TCP sockets listen on ``port`` (``/proc/net/tcp``; state 0A is LISTEN)."""
+    rows = Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]
+    local_and_state = (row.split()[1:4:2] for row in rows)
+    return sum(
+        1
+        for local, state in local_and_state
+        if state == "0A" and int(local.split(":")[1], 16) == port
+    )
+
+
+def test_each_platform_worker_listens_on_its_own_socket(
+    sandbox: tuple[Path, dict[str, Any]],
+) -> None:
+    """server.py: with one socket shared by the (default two) workers, a burst of kept-alive
+    connections often lands on one worker; each worker listens on its own, so the kernel
+    spreads connections over them."""
+    _, data = sandbox
+    port = int(data["platform"]["base_url"].rsplit(":", 1)[1])
+    deadline = time.monotonic() + 60
+    while _listening_sockets(port) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # a worker opens its socket as it boots, maybe after the manifest
+    assert _listening_sockets(port) == 2
+
+
 def session() -> requests.Session:
     s = requests.Session()
     s.trust_env = False

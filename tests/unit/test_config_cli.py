@@ -7,6 +7,7 @@ configuration reaches the server function, which is replaced by a recorder here.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,67 @@ def test_serve_sets_up_the_masking_production_logging_first(
     result = run("serve", "--config", str(config), "--bind", "127.0.0.1:1")
     assert result.exit_code == 0, result.output
     assert steps == ["logging WARNING", "serve"]
+
+
+@pytest.fixture
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The real ``server.serve`` down to gunicorn, which is replaced by a recorder."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(server, "prepare_metrics_dir", lambda: (tmp_path / "metrics", False))
+    monkeypatch.setattr(server, "_run", lambda settings, **options: calls.append(options))
+    monkeypatch.setattr(logsetup, "configure", lambda level: None)
+    return calls
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "SO_REUSEPORT"])
+def test_serve_refuses_an_address_another_server_listens_on(
+    tmp_path: Path, pki: Pki, started: list[dict[str, Any]], reuse_port: bool
+) -> None:
+    """Workers that listen with SO_REUSEPORT would silently share a port with another
+    platform of the same user: ``serve`` refuses a taken address before starting anything."""
+    with socket.socket() as other:
+        if reuse_port:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        bind = f"127.0.0.1:{other.getsockname()[1]}"
+        line = one_line(run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", bind), 1)
+    assert line == (
+        f"error: SP-901 The platform is misconfigured: {bind} is in use: another server "
+        "listens there (a platform already running?); stop it or give serve another --bind"
+    )
+    assert started == []
+
+
+def test_serve_starts_gunicorn_on_a_free_address(
+    tmp_path: Path, pki: Pki, started: list[dict[str, Any]]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        bind = f"127.0.0.1:{probe.getsockname()[1]}"
+    result = run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", bind)
+    assert result.exit_code == 0, result.output
+    assert started == [{"bind": bind, "workers": 2, "threads": 4}]
+
+
+@pytest.mark.parametrize(
+    ("bind", "workers", "expected"),
+    [
+        ("127.0.0.1:8080", 2, True),
+        ("0.0.0.0:8080", 4, True),
+        ("[::1]:8080", 2, True),
+        ("127.0.0.1:8080", 1, False),  # nothing to spread; a restart keeps its queue
+        ("127.0.0.1:0", 2, False),  # each worker would get a port of its own
+        ("unix:/run/serviceplatform.sock", 2, False),
+        ("fd://3", 2, False),
+    ],
+)
+def test_each_worker_listens_on_its_own_socket_where_it_can(
+    bind: str, workers: int, expected: bool
+) -> None:
+    """The option gunicorn is given; that the workers then listen on their own sockets is
+    checked on a running sandbox (tests/integration/test_sandbox.py)."""
+    assert server.socket_per_worker(bind, workers) is expected
 
 
 def refused(config: Path) -> str:
