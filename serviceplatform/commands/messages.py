@@ -38,7 +38,7 @@ def _cell(value: Any) -> str:
 
 @click.group()
 def messages() -> None:
-    """The message log: calls and outward messages; details; resend."""
+    """The message log: calls and outward messages; details; resend; purge."""
 
 
 @messages.command("list")
@@ -124,7 +124,7 @@ def purge(obj: CliContext, dry_run: bool) -> None:
     """Delete delivered outbox messages older than [distributor] delivered_retention_days.
 
     Pending messages (failed ones too) are never deleted. Prints how many were deleted, with a
-    progress line per 5,000 on stderr. Exit 6 when the database fails (the rows deleted
+    progress line per 2,000 on stderr. Exit 6 when the database fails (the rows deleted
     before that stay deleted; run it again for the rest).
     """
     from datetime import UTC, datetime
