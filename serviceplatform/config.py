@@ -153,6 +153,9 @@ class DistributorSettings:
     #: Messages handed over per relay round (one transaction each). Not set (0 stands for
     #: that), the transport's own (``relay_batch_size``).
     batch_size: int = 0
+    #: Days a delivered message is kept in the outbox; then the daily purge deletes it (its
+    #: body carries personal data). 0: deleted by the next purge. Pending ones always stay.
+    delivered_retention_days: int = field(default=14, metadata=ZERO_ALLOWED)
 
     def relay_batch_size(self) -> int:
         """``batch_size``, or the transport's own: 500 for the file drop, 2,000 for AMQP.

@@ -83,7 +83,10 @@ def wsgi_mounts() -> list[WsgiMount]:
 
 
 def scheduled_jobs() -> list[ScheduledJob]:
-    return [job for integration in integrations() for job in integration.jobs]
+    """The core's daily jobs (the outbox purge), then every integration's."""
+    from serviceplatform.outbox_purge import PURGE_JOB
+
+    return [PURGE_JOB, *(job for integration in integrations() for job in integration.jobs)]
 
 
 def command_objects() -> list[Any]:

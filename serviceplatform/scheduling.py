@@ -1,14 +1,16 @@
-"""The platform's scheduler: the integrations' daily jobs, at their configured local time.
+"""The platform's scheduler: the daily jobs, at their configured local time.
 
-APScheduler runs the jobs of ``registry.scheduled_jobs()`` with a cron trigger in the
-configured time zone and keeps them in a persistent job store in the platform's database
+The jobs are the core's (the purge of delivered outbox messages, ``outbox_purge``) and the
+integrations'. APScheduler runs those of ``registry.scheduled_jobs()`` with a cron trigger in
+the configured time zone and keeps them in a persistent job store in the platform's database
 (table ``apscheduler_jobs``, created and owned by APScheduler), so a job missed while the
 platform was down runs when it comes back (within a grace time) instead of being lost.
 
 Several platform processes or machines may run a scheduler against one database; each fires
 the job, and the job's own lease in the database (``store/leases.py``) lets exactly one of
-them do the night's work. Jobs read the settings through :func:`current_settings`, because
-a persistent job store keeps only a reference to the function, never its arguments' objects.
+them do the night's work (the purge needs none: a second run finds the rows gone). Jobs
+read the settings through :func:`current_settings`, because a persistent job store keeps
+only a reference to the function, never its arguments' objects.
 """
 
 from __future__ import annotations

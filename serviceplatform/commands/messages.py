@@ -1,10 +1,13 @@
-"""``serviceplatform messages list|show|resend``: the message log from the command line.
+"""``serviceplatform messages list|show|resend|purge``: the message log from the command line.
 
 The same log as the admin API's (docs/admin-api.md, "Message log"), with operator rights:
 every call and every outward message, newest first, one page at a time (``--after`` takes
 the cursor the previous page printed). CPR numbers are shown masked. ``resend`` hands a
 failed OOTS request or an undelivered outbox row on again and leaves an ``admin`` audit
 record with the operating-system user, as every change from the command line does.
+``purge`` deletes the delivered outbox messages past ``[distributor]
+delivered_retention_days`` now, as the daily job does (``serviceplatform.outbox_purge``); a
+database failure is exit code 6 (:data:`EXIT_DATABASE`), the batches before it stay deleted.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 import click
 
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.settings_source import EXIT_DATABASE
 from serviceplatform.commands.tables import echo_table
+from serviceplatform.errors import StorageError
 from serviceplatform.messagelog.log import MessageLog
 from serviceplatform.messagelog.model import MAX_PAGE, OUTCOMES
 from serviceplatform.messagelog.render import detail_json, message_json, page_json
@@ -33,7 +38,7 @@ def _cell(value: Any) -> str:
 
 @click.group()
 def messages() -> None:
-    """The message log: calls and outward messages; details; resend."""
+    """The message log: calls and outward messages; details; resend; purge."""
 
 
 @messages.command("list")
@@ -110,3 +115,43 @@ def resend(obj: CliContext, ref: str) -> None:
     click.echo(("resent: " if result.sent else "not resent: ") + result.text)
     if not result.sent:
         raise click.exceptions.Exit(1)
+
+
+@messages.command()
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@pass_cli
+def purge(obj: CliContext, dry_run: bool) -> None:
+    """Delete delivered outbox messages older than [distributor] delivered_retention_days.
+
+    Pending messages (failed ones too) are never deleted. Prints how many were deleted, with a
+    progress line per 2,000 on stderr. Exit 6 when the database fails (the rows deleted
+    before that stay deleted; run it again for the rest).
+    """
+    from datetime import UTC, datetime
+
+    from serviceplatform.outbox_purge import cutoff, purge
+    from serviceplatform.store.outbox import Outbox
+
+    days = obj.settings.distributor.delivered_retention_days
+    now = datetime.now(UTC)
+    before = cutoff(obj.settings, now)
+    what = (
+        f"delivered outbox messages older than {days} day(s) (before {before:%Y-%m-%d %H:%M} UTC)"
+    )
+    try:
+        database = obj.database()
+        due = Outbox(database).purgeable(before)
+        if dry_run:
+            click.echo(f"would delete {due} {what}")
+            return
+
+        def progress(deleted: int) -> None:
+            if due > 0 and deleted < due:
+                click.echo(f"  purging: {deleted} of {due}", err=True)
+
+        with audited_change(obj, "purge", what):
+            deleted = purge(obj.settings, database, now=now, on_batch=progress)
+    except StorageError as error:
+        click.echo(f"error: {error.code} {error.error_text}", err=True)
+        raise click.exceptions.Exit(EXIT_DATABASE) from None
+    click.echo(f"deleted {deleted} {what}")

@@ -252,7 +252,13 @@ class OutboxRecord(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index(None, "created_at"),)
+    __table_args__ = (
+        Index(None, "created_at"),
+        # Covers the joins from ``outbox_state`` that need only the topic or the authority
+        # (``Outbox.counts``, the metrics): on SQLite they would read each row's page, body
+        # and all, otherwise (migration 0014).
+        Index(None, "id", "topic", "authority_cvr"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(UUID_LEN), unique=True)
@@ -267,7 +273,8 @@ class OutboxStateRecord(Base):
 
     A trigger (migration 0012) writes it ``pending`` with every outbox row, whoever inserts
     the row; the relay updates only this narrow row. The partial index holds the pending
-    rows alone, so a claim never passes over the delivered ones of earlier nights.
+    rows alone, so a claim never passes over the delivered ones of earlier nights; another
+    holds the delivered ones by ``delivered_at``, for the purge after the retention.
     """
 
     __tablename__ = "outbox_state"
@@ -277,6 +284,13 @@ class OutboxStateRecord(Base):
             "id",
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
+        ),
+        # The purge's delivered rows by age (migration 0014); pending rows are not in it.
+        Index(
+            "ix_outbox_state_delivered_at",
+            "delivered_at",
+            postgresql_where=text("state = 'delivered'"),
+            sqlite_where=text("state = 'delivered'"),
         ),
         CheckConstraint("state IN ('pending', 'delivered')", name="state"),
     )

@@ -110,7 +110,11 @@ def test_the_scheduler_section_and_its_deprecated_alias(
 
 
 def test_the_integrations_declare_the_nightly_job_and_its_command() -> None:
-    assert [job.id for job in scheduled_jobs()] == ["sf2250-subscriptions-nightly"]
+    # The core's purge of delivered outbox messages first (tests/unit/test_outbox_purge.py).
+    assert [job.id for job in scheduled_jobs()] == [
+        "outbox-purge-delivered",
+        "sf2250-subscriptions-nightly",
+    ]
     result = CliRunner().invoke(cli, ["subscriptions", "--help"])
     assert result.exit_code == 0
     assert "run" in result.output and "status" in result.output and "deliver" in result.output
