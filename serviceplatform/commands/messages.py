@@ -6,8 +6,8 @@ the cursor the previous page printed). CPR numbers are shown masked. ``resend`` 
 failed OOTS request or an undelivered outbox row on again and leaves an ``admin`` audit
 record with the operating-system user, as every change from the command line does.
 ``purge`` deletes the delivered outbox messages past ``[distributor]
-delivered_retention_days`` now, as the daily job does (``serviceplatform.outbox_purge``); a
-database failure is exit code 6 (:data:`EXIT_DATABASE`), the batches before it stay deleted.
+delivered_retention_days`` now, as the daily job does (``serviceplatform.outbox_purge``); on
+a database failure (exit 1, as every command) the batches before it stay deleted.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from typing import Any
 import click
 
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
-from serviceplatform.commands.settings_source import EXIT_DATABASE
 from serviceplatform.commands.tables import echo_table
-from serviceplatform.errors import StorageError
 from serviceplatform.messagelog.log import MessageLog
 from serviceplatform.messagelog.model import MAX_PAGE, OUTCOMES
 from serviceplatform.messagelog.render import detail_json, message_json, page_json
@@ -124,8 +122,8 @@ def purge(obj: CliContext, dry_run: bool) -> None:
     """Delete delivered outbox messages older than [distributor] delivered_retention_days.
 
     Pending messages (failed ones too) are never deleted. Prints how many were deleted, with a
-    progress line per 2,000 on stderr. Exit 6 when the database fails (the rows deleted
-    before that stay deleted; run it again for the rest).
+    progress line per 2,000 on stderr. When the database fails (exit 1), the rows deleted
+    before that stay deleted; run it again for the rest.
     """
     from datetime import UTC, datetime
 
@@ -138,20 +136,16 @@ def purge(obj: CliContext, dry_run: bool) -> None:
     what = (
         f"delivered outbox messages older than {days} day(s) (before {before:%Y-%m-%d %H:%M} UTC)"
     )
-    try:
-        database = obj.database()
-        due = Outbox(database).purgeable(before)
-        if dry_run:
-            click.echo(f"would delete {due} {what}")
-            return
+    database = obj.database()
+    due = Outbox(database).purgeable(before)
+    if dry_run:
+        click.echo(f"would delete {due} {what}")
+        return
 
-        def progress(deleted: int) -> None:
-            if due > 0 and deleted < due:
-                click.echo(f"  purging: {deleted} of {due}", err=True)
+    def progress(deleted: int) -> None:
+        if due > 0 and deleted < due:
+            click.echo(f"  purging: {deleted} of {due}", err=True)
 
-        with audited_change(obj, "purge", what):
-            deleted = purge(obj.settings, database, now=now, on_batch=progress)
-    except StorageError as error:
-        click.echo(f"error: {error.code} {error.error_text}", err=True)
-        raise click.exceptions.Exit(EXIT_DATABASE) from None
+    with audited_change(obj, "purge", what):
+        deleted = purge(obj.settings, database, now=now, on_batch=progress)
     click.echo(f"deleted {deleted} {what}")

@@ -32,8 +32,6 @@ EXIT_USAGE = 2
 EXIT_NO_SETTINGS = 4
 #: The settings are wrong (unreadable file, unknown key, wrong type) or unfit to serve.
 EXIT_BAD_SETTINGS = 5
-#: ``messages purge``: the database failed (SP-902).
-EXIT_DATABASE = 6
 
 EXIT_CODES_HELP = f"""Exit codes:
 
@@ -44,7 +42,6 @@ EXIT_CODES_HELP = f"""Exit codes:
   {EXIT_EXPIRING}  certs expiring: a certificate expires within the days given
   {EXIT_NO_SETTINGS}  no settings: give --config FILE, --workdir DIR or {CONFIG_ENV}=FILE
   {EXIT_BAD_SETTINGS}  the settings are wrong or unfit to serve (config check lists why)
-  {EXIT_DATABASE}  messages purge: the database failed (error: SP-902 ...)
 """
 
 NO_SETTINGS_MESSAGE = (
