@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from serviceplatform.call import ENVIRON_KEY, PlatformCall
+from serviceplatform.call import ENVIRON_KEY, PlatformCall, drop_tracebacks
 from serviceplatform.errors import (
     NotSoapEnvelope,
     ServicePlatformError,
@@ -98,6 +98,9 @@ class SoapEndpoint:
             self._finish(call)
             start_response(answer.status, answer.headers)
             return [answer.body]
+        finally:
+            # The error's traceback holds this frame, which holds the call: a cycle.
+            drop_tracebacks(call.error)
 
         environ[ENVIRON_KEY] = call
         # The spyne glue reuses the parsed envelope instead of parsing the body a second time.
@@ -116,6 +119,8 @@ class SoapEndpoint:
             # that reached the caller unrecorded is a bug, and the audit must not say "ok".
             log.error("a %s fault left the service unrecorded", captured.get("status"))
             call.fail(ServicePlatformError("a fault was answered without its error recorded"))
+        # The spyne glue has cut the cycles of what it ran (release_spyne_contexts), the
+        # tracebacks of the error it recorded in ``call`` included.
         self._finish(call)
         return [chunks]
 
