@@ -27,6 +27,7 @@ from serviceplatform.logmask import mask_cpr
 from serviceplatform.platform import Platform
 from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
+    ParsedEnvelope,
     check_envelope,
     parse_xml,
     read_request_body,
@@ -71,12 +72,12 @@ class SoapEndpoint:
         call = PlatformCall(service=self.service.key, received_at=self.platform.clock())
         body = b""
         root: etree._Element | None = None
+        parsed: ParsedEnvelope | None = None
         try:
             body = read_request_body(environ, self.max_bytes)
             root = parse_xml(body, max_bytes=self.max_bytes)
             parsed = check_envelope(root)
             call.operation = self.service.operations.get(etree.QName(parsed.body_child).localname)
-            call.message_id = _unverified_message_id(parsed.root)
             if parsed.soap_version not in self.service.soap_versions:
                 raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
             check_must_understand(parsed)
@@ -87,6 +88,9 @@ class SoapEndpoint:
             )
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
+            if parsed is not None:
+                # Looked up only for a refusal: a validated call's comes from its security.
+                call.message_id = _unverified_message_id(parsed.root)
             call.fail(error)
             version = fault_version(
                 self.service.soap_versions,
