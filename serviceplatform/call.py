@@ -61,6 +61,28 @@ def record_error(environ: dict[str, Any], error: ServicePlatformError) -> None:
         call.fail(error)
 
 
+def drop_tracebacks(error: BaseException | None) -> None:
+    """Forget the tracebacks of ``error``, of its causes and of a wrapped platform error.
+
+    A traceback holds the frames the error passed through, and those frames hold the call
+    (its environ, its parsed request): a reference cycle through the call's own ``error``,
+    which only Python's cyclic collector would free. Once the answer is complete and logged
+    nothing reads the traceback, so the call is freed as soon as it is released.
+    """
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending.extend((current.__cause__, current.__context__))
+        wrapped = getattr(current, "error", None)  # spyne's PlatformFault carries one
+        if isinstance(wrapped, BaseException):
+            pending.append(wrapped)
+
+
 def current_call(environ: dict[str, Any]) -> PlatformCall:
     """The call of this request; only the SOAP front creates it."""
     call = environ.get(ENVIRON_KEY)

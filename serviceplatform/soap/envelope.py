@@ -44,6 +44,10 @@ ENVELOPE_ENVIRON_KEY: Final = "serviceplatform.soap.envelope"
 # the common attacks without building a tree. The post-parse check covers other encodings.
 # One regular expression finds either in one pass (half the time of two ``in`` searches).
 _DTD_MARKERS: Final = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
+#: Every match of ``_DTD_MARKERS`` holds this byte. A signed request usually has none (base64,
+#: names and URLs never do), and ``in`` finds a single byte with memchr: 0.3 µs for 11 kB,
+#: where the regular expression, stopping at every ``<``, takes 4.4 µs.
+_DTD_MARKER_BYTE: Final = b"!"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def parse_xml(data: bytes, *, max_bytes: int) -> etree._Element:
     """
     if len(data) > max_bytes:
         raise RequestTooLarge(f"{len(data)} bytes, the limit is {max_bytes}")
-    if _DTD_MARKERS.search(data) is not None:
+    if _DTD_MARKER_BYTE in data and _DTD_MARKERS.search(data) is not None:
         raise ForbiddenXmlConstruct("a document type declaration is not allowed")
     if not data.strip():
         raise MalformedXml("the request body is empty")

@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from serviceplatform.call import ENVIRON_KEY, PlatformCall
+from serviceplatform.call import ENVIRON_KEY, PlatformCall, drop_tracebacks
 from serviceplatform.errors import (
     NotSoapEnvelope,
     ServicePlatformError,
@@ -27,6 +27,7 @@ from serviceplatform.logmask import mask_cpr
 from serviceplatform.platform import Platform
 from serviceplatform.soap.envelope import (
     ENVELOPE_ENVIRON_KEY,
+    ParsedEnvelope,
     check_envelope,
     parse_xml,
     read_request_body,
@@ -71,12 +72,12 @@ class SoapEndpoint:
         call = PlatformCall(service=self.service.key, received_at=self.platform.clock())
         body = b""
         root: etree._Element | None = None
+        parsed: ParsedEnvelope | None = None
         try:
             body = read_request_body(environ, self.max_bytes)
             root = parse_xml(body, max_bytes=self.max_bytes)
             parsed = check_envelope(root)
             call.operation = self.service.operations.get(etree.QName(parsed.body_child).localname)
-            call.message_id = _unverified_message_id(parsed.root)
             if parsed.soap_version not in self.service.soap_versions:
                 raise NotSoapEnvelope(f"SOAP {parsed.soap_version / 10:.1f} is not offered here")
             check_must_understand(parsed)
@@ -87,6 +88,9 @@ class SoapEndpoint:
             )
             call.message_id = call.security.message_id
         except ServicePlatformError as error:
+            if parsed is not None:
+                # Looked up only for a refusal: a validated call's comes from its security.
+                call.message_id = _unverified_message_id(parsed.root)
             call.fail(error)
             version = fault_version(
                 self.service.soap_versions,
@@ -98,6 +102,9 @@ class SoapEndpoint:
             self._finish(call)
             start_response(answer.status, answer.headers)
             return [answer.body]
+        finally:
+            # The error's traceback holds this frame, which holds the call: a cycle.
+            drop_tracebacks(call.error)
 
         environ[ENVIRON_KEY] = call
         # The spyne glue reuses the parsed envelope instead of parsing the body a second time.
@@ -116,6 +123,8 @@ class SoapEndpoint:
             # that reached the caller unrecorded is a bug, and the audit must not say "ok".
             log.error("a %s fault left the service unrecorded", captured.get("status"))
             call.fail(ServicePlatformError("a fault was answered without its error recorded"))
+        # The spyne glue has cut the cycles of what it ran (release_spyne_contexts), the
+        # tracebacks of the error it recorded in ``call`` included.
         self._finish(call)
         return [chunks]
 

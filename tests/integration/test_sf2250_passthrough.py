@@ -210,11 +210,32 @@ def test_replayed_message_id_is_refused_and_forwarded_once(
 def test_stale_timestamp(
     running: RunningPlatform, case_system: CaseSystem, hooks: RegisterHooks
 ) -> None:
+    message_id = "urn:uuid:2f7c1b52-2d0a-4d43-9b0e-7b7a3c1e0002"
     payload = case_system.envelope(
-        opdater(), running.sf2250_url, now=utc_now() - timedelta(minutes=10)
+        opdater(),
+        running.sf2250_url,
+        now=utc_now() - timedelta(minutes=10),
+        message_id=message_id,
     )
     assert fault_code(post(running.sf2250_url, payload)) == "SP-204"
     assert hooks.requests() == []
+    # Refused by the security checks: the audit record still names the MessageID as sent.
+    record = latest_audit(running)
+    assert record["error_code"] == "SP-204" and record["message_id"] == message_id
+
+
+def test_a_document_that_is_no_envelope_is_audited_without_a_message_id(
+    running: RunningPlatform, hooks: RegisterHooks
+) -> None:
+    wsa = "http://www.w3.org/2005/08/addressing"
+    payload = (
+        f'<x:Envelope xmlns:x="urn:not-soap" xmlns:wsa="{wsa}"><x:Header>'
+        "<wsa:MessageID>urn:uuid:not-read</wsa:MessageID></x:Header><x:Body/></x:Envelope>"
+    ).encode()
+    answer = post(running.sf2250_url, payload)
+    assert answer.status_code == 400
+    record = latest_audit(running)
+    assert record["error_code"] == fault_code(answer) and record["message_id"] is None
 
 
 def test_missing_framework_header(
