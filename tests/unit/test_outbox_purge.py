@@ -86,6 +86,14 @@ def _url(database: Database) -> str:
     return database.engine.url.render_as_string(hide_password=False)
 
 
+def _before_real_now(age: timedelta) -> timedelta:
+    """The ``age`` for :func:`_add` of a row delivered ``age`` before the real clock's now.
+
+    The job and the command measure the retention with the real clock, not :data:`NOW`.
+    """
+    return age - (datetime.now(UTC) - NOW)
+
+
 def _settings(database: Database, days: int = 14, **extra: Any) -> Settings:
     return Settings(
         database=DatabaseSettings(url=_url(database)),
@@ -275,10 +283,9 @@ def test_the_purge_is_a_scheduled_daily_job_after_the_night(tmp_path: Path) -> N
 def test_the_job_purges_with_the_schedulers_settings(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Delivered 15 days before the real clock's now: the job uses the platform's clock.
-    now = datetime.now(UTC)
-    old = _add(database, 1, age=(now - NOW) + 15 * DAY)
-    young = _add(database, 2, age=(now - NOW) + 13 * DAY)
+    # Delivered 15 and 13 days before the real clock's now: the job uses the platform's clock.
+    old = _add(database, 1, age=_before_real_now(15 * DAY))
+    young = _add(database, 2, age=_before_real_now(13 * DAY))
     monkeypatch.setattr(scheduling, "_settings", _settings(database))
     outbox_purge.purge_job()
     assert _ids(database) == ([young], [young])
@@ -316,10 +323,9 @@ def _run(*args: str) -> Result:
 def test_the_command_purges_with_config_and_says_how_many(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    now = datetime.now(UTC)
     for n in range(1, 6):
-        _add(database, n, age=(now - NOW) + 20 * DAY)
-    pending = _add(database, 6, state="pending", attempts=3, age=(now - NOW) + 20 * DAY)
+        _add(database, n, age=_before_real_now(20 * DAY))
+    pending = _add(database, 6, state="pending", attempts=3, age=_before_real_now(20 * DAY))
     config = _config(tmp_path, _url(database))
 
     dry = _run("--config", str(config), "messages", "purge", "--dry-run")
