@@ -79,6 +79,11 @@ from serviceplatform.security.xmldsig_verify import (
 _CVR: Final = re.compile(r"[0-9]{8}")
 #: Distinct verified assertions remembered per process (a few per calling system).
 _VERIFIED_CACHE_SIZE: Final = 1024
+#: Stands in a remembered token's facts for its elements. An element keeps its whole document
+#: alive (a signed request parsed: about 130 kB), so facts holding the first message's
+#: elements kept up to ``_VERIFIED_CACHE_SIZE`` requests per process; every use of remembered
+#: facts gives them that message's own elements (``_read_assertion``).
+_NOT_KEPT: Final = etree.Element("element-not-kept")
 
 
 def utc_now() -> datetime:
@@ -187,7 +192,7 @@ class TokenValidator:
             facts = read_assertion(assertion)
             if len(self._facts) >= _VERIFIED_CACHE_SIZE:
                 self._facts.clear()
-            self._facts[key] = facts
+            self._facts[key] = dataclasses.replace(facts, element=_NOT_KEPT, signature=_NOT_KEPT)
             return facts
         signature = assertion.find(DS_SIGNATURE)  # the one it had when read, same bytes
         if signature is None:  # cannot be, with the same bytes; read it as it is
