@@ -186,14 +186,12 @@ class TokenValidator:
     def _read_assertion(self, assertion: etree._Element, key: bytes) -> AssertionFacts:
         # A client sends the same token for hours; its facts are a function of its bytes
         # (``key``), so they are read once. Only the elements are this message's own, and
-        # the claims are still judged on every call. Only tokens that read are remembered.
+        # the claims are still judged on every call. Only verified tokens are remembered
+        # (``_verify_assertion``): anyone can send a token that reads, and its claims can be
+        # as large as the body limit.
         known = self._facts.get(key)
         if known is None:
-            facts = read_assertion(assertion)
-            if len(self._facts) >= _VERIFIED_CACHE_SIZE:
-                self._facts.clear()
-            self._facts[key] = dataclasses.replace(facts, element=_NOT_KEPT, signature=_NOT_KEPT)
-            return facts
+            return read_assertion(assertion)
         signature = assertion.find(DS_SIGNATURE)  # the one it had when read, same bytes
         if signature is None:  # cannot be, with the same bytes; read it as it is
             return read_assertion(assertion)
@@ -307,12 +305,15 @@ class TokenValidator:
         # no second check (same bytes, same canonical form, same digest and signature).
         # Claims, validity and audience are still checked on every call. ``key``: the
         # SHA-256 of the assertion's serialization.
-        if key in self._verified:
-            return
-        self._verify_assertion_signature(token)
-        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
-            self._verified.clear()
-        self._verified[key] = None
+        if key not in self._verified:
+            self._verify_assertion_signature(token)
+            if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[key] = None
+        if key not in self._facts:  # read by ``_read_assertion`` from now on
+            if len(self._facts) >= _VERIFIED_CACHE_SIZE:
+                self._facts.clear()
+            self._facts[key] = dataclasses.replace(token, element=_NOT_KEPT, signature=_NOT_KEPT)
 
     def _verify_assertion_signature(self, token: AssertionFacts) -> None:
         try:

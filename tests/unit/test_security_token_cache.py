@@ -188,3 +188,26 @@ def test_remembered_tokens_keep_no_element_of_a_message(pki: Pki) -> None:
     assert len(validator._facts) == 3
     kept = _elements_reachable_from(validator)
     assert not [e for e in kept if any(e.getroottree().getroot() is r for r in envelopes)]
+
+
+def test_a_token_that_fails_its_check_is_not_remembered(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Anyone can send a token that reads; only verified ones may take a place in the cache.
+    reads = [0]
+    from serviceplatform.security.token import read_assertion as original
+
+    def counting(assertion: etree._Element) -> Any:
+        reads[0] += 1
+        return original(assertion)
+
+    monkeypatch.setattr(validator_module, "read_assertion", counting)
+    validator = make_validator(pki)
+    token = pki.token()
+    cvr = find(token, "//saml:Attribute[@Name='dk:gov:saml:attribute:CvrNumberIdentifier']/*")
+    cvr.text = "12345674"  # after the STS signed it
+    for _ in range(2):
+        with pytest.raises(TokenSignatureInvalid):
+            validator.validate(etree.fromstring(pki.message(token)), AUDIENCE)
+    assert reads[0] == 2
+    assert not validator._facts
