@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
+from serviceplatform.commands.context import CommandFailed
 from serviceplatform.commands.settings_source import load_cli_settings
 from serviceplatform.registry import soap_services
 from serviceplatform.routing.identifiers import is_valid_cvr
@@ -23,6 +24,8 @@ from serviceplatform.routing.identifiers import is_valid_cvr
 DEFAULT_SANDBOX_DIR = Path(".sandbox")
 #: The service whose audience ``token`` uses by default (SANDBOX.md: the SF2250 entity id).
 DEFAULT_TOKEN_SERVICE = "sf2250"
+#: The longest ``token --ttl``: a year, in seconds.
+MAX_TOKEN_TTL = 366 * 24 * 3600
 
 
 @click.command()
@@ -63,12 +66,13 @@ def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
         raise click.BadParameter(f"{cvr} is not an 8-digit CVR number with a valid check digit")
     if ttl <= 0:
         raise click.BadParameter("--ttl must be positive")
+    if ttl > MAX_TOKEN_TTL:
+        # Beyond timedelta's range a huge number would end in a traceback.
+        raise click.BadParameter(f"--ttl must be at most {MAX_TOKEN_TTL} seconds (a year)")
     workdir = ctx.find_root().meta.get("workdir") or DEFAULT_SANDBOX_DIR
     pki_dir = workdir / "pki"
     if not (pki_dir / "sts.key").exists():
-        raise click.ClickException(
-            f"{workdir} holds no sandbox PKI: run `serviceplatform sandbox` once"
-        )
+        raise CommandFailed(f"{workdir} holds no sandbox PKI: run `serviceplatform sandbox` once")
     pki = ensure_pki(pki_dir)
     if audience is None:
         configured = load_cli_settings(None, workdir).service(DEFAULT_TOKEN_SERVICE).entity_id
