@@ -29,9 +29,16 @@ MAX_TOKEN_TTL = 366 * 24 * 3600
 
 
 @click.command()
-@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
-@click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=4, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0 picks a free port.",
+)
+# serve's bounds (serviceplatform.cli.MAX_WORKERS, MAX_THREADS; the CLI imports this module).
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 1024), default=4, show_default=True)
 @click.pass_context
 def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
     """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C.
