@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, pass_cli
+from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.outbound.certstore import CertificateStore, CertInfo
 
@@ -319,7 +319,13 @@ def remove(obj: CliContext, alias: str, yes: bool) -> None:
         if cert_path.exists():
             info = store.info(alias)
             what = f"{alias} ({info.subject or 'unreadable'}, not after {_date(info.not_after)})"
-        click.confirm(f"remove certificate {what}?", abort=True)
+        try:
+            confirmed = click.confirm(f"remove certificate {what}?")
+        except click.Abort:  # no answer: standard input closed (a script without --yes)
+            click.echo()  # ends the prompt's line
+            confirmed = False
+        if not confirmed:
+            raise CommandFailed(f"{alias} not removed: answer y, or give --yes")
     with audited_change(obj, "remove-certificate", f"certificate {alias}", outside_database=True):
         store.remove(alias)
     click.echo(f"removed {alias}")
