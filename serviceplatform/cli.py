@@ -30,6 +30,11 @@ from serviceplatform.commands.systems import systems
 from serviceplatform.config import Settings, summarize
 from serviceplatform.errors import ServicePlatformError
 
+#: Bounds of ``serve --workers`` and ``--threads`` (and the sandbox's): 0 or a negative
+#: number started a server without workers, a huge one would fork until the machine stops.
+MAX_WORKERS = 256
+MAX_THREADS = 1024
+
 
 def _settings(config: Path | None, workdir: Path | None) -> Settings:
     return load_cli_settings(config, workdir)
@@ -100,8 +105,8 @@ cli.add_command(config_group)
 
 @cli.command()
 @click.option("--bind", default="127.0.0.1:8080", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=4, show_default=True)
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=4, show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
     """Serve the platform's SOAP endpoints (gunicorn, threaded workers).
@@ -114,8 +119,12 @@ def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
     """
     from serviceplatform import logsetup
     from serviceplatform.config_check import serving_problems
+    from serviceplatform.server import bind_problem
     from serviceplatform.server import serve as run
 
+    address_problem = bind_problem(bind)
+    if address_problem is not None:
+        raise click.BadParameter(address_problem, param_hint="--bind")
     obj: CliContext = ctx.obj
     # Before gunicorn: a refusal is one line here, not a traceback from every worker.
     problems = serving_problems(obj.settings)

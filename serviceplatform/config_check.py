@@ -14,7 +14,9 @@
   (``SettingsSection.secret_files``: OOTS's Domibus password files). Any local account could
   copy them and act as the platform;
 - a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
-  integrations' ``peer_kinds``): no transport could be built for it.
+  integrations' ``peer_kinds``): no transport could be built for it;
+- a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL:
+  every command would fail opening it.
 
 Each problem is one line that starts with the setting to change. The checks only read files;
 they open no database and no connection.
@@ -29,11 +31,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
 from serviceplatform.registry import settings_sections, unknown_peer_kind
+
+#: The databases the platform runs on (``serviceplatform.store.db.Database``).
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
 def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,12 +62,25 @@ def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
 
 def serving_problems(settings: Settings) -> list[str]:
     """Every reason ``settings`` must not be served, one line each; empty when fit."""
+    url_problem = database_url_problem(settings.database.url)
     return [
+        *([url_problem] if url_problem else []),
         *_sts_problems(settings),
         *_public_url_problems(settings),
         *_secret_file_problems(settings),
         *_peer_kind_problems(settings),
     ]
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name the platform's database (read, not connected); None if it can."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return "database.url: not a database URL (sqlite:///FILE or postgresql+psycopg://...)"
+    if backend not in SUPPORTED_DATABASES:
+        return f"database.url: unsupported database {backend!r} (sqlite, postgresql)"
+    return None
 
 
 def _peer_kind_problems(settings: Settings) -> list[str]:

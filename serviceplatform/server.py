@@ -153,6 +153,22 @@ def tcp_address(bind: str) -> tuple[str, int] | None:
     return None  # a Unix socket path or an inherited file descriptor
 
 
+def bind_problem(bind: str) -> str | None:
+    """What is wrong with ``bind`` as an address to listen on, before anything starts; None
+    when nothing is.
+
+    gunicorn would report a malformed address on its own, but as its own ``Error:`` line, and
+    a port outside 0-65535 would end in a traceback from the probe of ``ensure_address_free``.
+    """
+    try:
+        address = parse_address(bind)
+    except (RuntimeError, ValueError) as exc:
+        return str(exc) or f"{bind!r} is not HOST:PORT"
+    if isinstance(address, tuple) and not 0 <= int(address[1]) <= 65535:
+        return f"port {address[1]} is not 0-65535"
+    return None
+
+
 def socket_per_worker(bind: str, workers: int) -> bool:
     """Whether each worker listens on its own socket (see the module's docstring).
 
@@ -180,7 +196,12 @@ def ensure_address_free(bind: str) -> None:
             probe.bind(address)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
-                return  # gunicorn's own bind reports any other problem with the address
+                # A host that does not resolve, an address not on this machine, a port
+                # this user may not bind: with a socket per worker, gunicorn's workers
+                # would retry such an address forever instead of stopping.
+                raise ConfigurationError(
+                    f"cannot listen on {bind}: {exc.strerror or exc}"
+                ) from None
             raise ConfigurationError(
                 f"{bind} is in use: another server listens there (a platform already "
                 "running?); stop it or give serve another --bind"

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.routing.identifiers import is_valid_cvr
 
 
 class _Bar:
@@ -75,6 +76,10 @@ def run(
     no_deliver: bool,
 ) -> None:
     """Fetch, diff and hand over the subscription lists now."""
+    if authority is not None and not is_valid_cvr(authority):
+        raise click.BadParameter(
+            f"{authority!r} is not a valid CVR number", param_hint="--authority"
+        )
     job = _job(obj)
     bar = _Bar()
     day: date | None = list_date.date() if list_date is not None else None
@@ -130,7 +135,14 @@ def deliver(obj: CliContext) -> None:
 
 
 @subscriptions.command()
-@click.option("-n", "runs", type=int, default=3, show_default=True, help="Runs per authority.")
+@click.option(
+    "-n",
+    "runs",
+    type=click.IntRange(1, 1000),
+    default=3,
+    show_default=True,
+    help="Runs per authority.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_cli
 def status(obj: CliContext, runs: int, as_json: bool) -> None:

@@ -24,6 +24,7 @@ from serviceplatform.messagelog.model import (
     Section,
     after_cursor,
     nothing,
+    row_id,
 )
 from serviceplatform.store.models import outbox, outbox_state
 from serviceplatform.store.outbox import OUTBOX_COLUMNS, OUTBOX_WITH_STATE, PENDING, Outbox
@@ -87,10 +88,8 @@ class OutboxSource:
         if query.until is not None:
             statement = statement.where(c.created_at < query.until)
         cursor = query.after
-        own = cursor is not None and cursor.source == NAME and cursor.key.isdigit()
-        after = after_cursor(
-            NAME, c.created_at, c.id, cursor, int(cursor.key) if own and cursor else 0
-        )
+        own = row_id(cursor.key) if cursor is not None and cursor.source == NAME else None
+        after = after_cursor(NAME, c.created_at, c.id, cursor, own or 0)
         if after is not None:
             statement = statement.where(after)
         statement = statement.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
@@ -98,13 +97,12 @@ class OutboxSource:
             return [_row(row) for row in connection.execute(statement)]
 
     def _get(self, key: str) -> Any:
-        if not key.isdigit():
+        number = row_id(key)
+        if number is None:
             return None
         with self._db.transaction() as connection:
             return connection.execute(
-                select(*OUTBOX_COLUMNS)
-                .select_from(OUTBOX_WITH_STATE)
-                .where(outbox.c.id == int(key))
+                select(*OUTBOX_COLUMNS).select_from(OUTBOX_WITH_STATE).where(outbox.c.id == number)
             ).first()
 
     def detail(self, key: str) -> MessageDetail | None:

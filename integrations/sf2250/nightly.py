@@ -209,6 +209,9 @@ class NightlyDiff:
         list_date = list_date or today
         if list_date > today:
             raise ListDateUnavailable(f"{list_date} is in the future")
+        if authority is not None and not self.targets(today, authority):
+            # Before the lease: a run for an authority without an agreement leaves no row.
+            raise ListDateUnavailable(f"authority {authority} has no active SF2250 agreement")
         name = f"{JOB}:{list_date.isoformat()}" + (f":{authority}" if authority else "")
         outcome = self.leases.acquire(name, self.holder, self.platform.clock(), self.lease_ttl)
         if outcome == "held":

@@ -17,16 +17,9 @@ from serviceplatform.commands.context import CliContext, audited_change, cli_act
 
 
 def _describe(obj: CliContext, agreement_uuid: str) -> dict[str, str | bool]:
-    from integrations.sf2250.print_routes import CREDENTIALS, PrintRoutes
+    from integrations.sf2250.print_routes import PrintRoutes
 
-    routes = PrintRoutes(obj.database())
-    route = routes.route_of(agreement_uuid)
-    return {
-        "agreement": agreement_uuid,
-        "print_route": route,
-        "credential": CREDENTIALS[route],
-        "chosen": routes.chosen(agreement_uuid) is not None,
-    }
+    return PrintRoutes(obj.database()).describe(agreement_uuid)
 
 
 def _print(data: dict[str, str | bool], as_json: bool) -> None:

@@ -26,6 +26,8 @@ from serviceplatform.store.db import Database
 from serviceplatform.store.models import agreements
 
 PrintRoute = Literal["sf1600", "sf1601"]
+#: The only service whose agreements have a print route (SF1600 Print, as SF2250 uses it).
+PRINT_SERVICE: Final = "sf1600"
 ROUTES: Final[tuple[str, ...]] = get_args(PrintRoute)
 DEFAULT_ROUTE: Final[PrintRoute] = "sf1600"
 #: The credential each route's calls show.
@@ -41,7 +43,16 @@ class PrintRoutes:
         return "sf1601" if self.chosen(agreement_uuid) == "sf1601" else DEFAULT_ROUTE
 
     def describe(self, agreement_uuid: str) -> dict[str, str | bool]:
-        """The route, the credential it implies, and whether it was chosen (else the default)."""
+        """The route, the credential it implies, and whether it was chosen (else the default).
+
+        Unknown agreement: SP-603 (not the default route of an agreement that is not there).
+        """
+        with self._db.transaction() as connection:
+            found = connection.execute(
+                select(agreements.c.uuid).where(agreements.c.uuid == agreement_uuid)
+            ).first()
+        if found is None:
+            raise AgreementNotFound(agreement_uuid)
         route = self.route_of(agreement_uuid)
         return {
             "agreement": agreement_uuid,
@@ -67,15 +78,24 @@ class PrintRoutes:
         now: datetime,
         reason: str | None = None,
     ) -> None:
-        """Choose ``route`` for the agreement; audited. Unknown agreement: SP-603."""
+        """Choose ``route`` for the agreement; audited. Unknown agreement: SP-603; an agreement
+        of another service than ``sf1600`` (whose calls never use the route): SP-605."""
         if route not in ROUTES:
             raise InvalidAdminRequest(f"print route {route!r} (one of {', '.join(ROUTES)})")
         with self._db.transaction(write_first=True) as connection:
-            status = connection.execute(
-                select(agreements.c.status).where(agreements.c.uuid == agreement_uuid)
-            ).scalar_one_or_none()
-            if status is None:
+            found = connection.execute(
+                select(agreements.c.status, agreements.c.service).where(
+                    agreements.c.uuid == agreement_uuid
+                )
+            ).first()
+            if found is None:
                 raise AgreementNotFound(agreement_uuid)
+            status, service = found
+            if service != PRINT_SERVICE:
+                raise InvalidAdminRequest(
+                    f"agreement {agreement_uuid} is of service {service}: only an "
+                    f"{PRINT_SERVICE} agreement has a print route"
+                )
             connection.execute(
                 delete(print_routes).where(print_routes.c.agreement_uuid == agreement_uuid)
             )

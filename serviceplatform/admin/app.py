@@ -297,6 +297,9 @@ def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidAdminRequest(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        # Thousands of nested arrays fit in MAX_BODY and exhaust the parser's stack.
+        raise InvalidAdminRequest("the body is not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidAdminRequest("the body must be a JSON object")
     return body

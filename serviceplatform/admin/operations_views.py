@@ -47,9 +47,15 @@ def parse_moment(name: str, text: str, *, end: bool = False) -> datetime:
             day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
             return datetime.combine(day, time(), tzinfo=UTC)
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # In UTC here, so that a moment outside the years 1-9999 in UTC is this request's
+        # error, not the database's.
+        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(
+            UTC
+        )
+    except (ValueError, OverflowError):
+        # OverflowError: the day after 9999-12-31, the end of an ``until`` of that day.
         raise InvalidAdminRequest(f"{name} must be YYYY-MM-DD or an ISO timestamp") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def message_query(params: dict[str, str], sources: set[str]) -> MessageQuery:
@@ -68,7 +74,7 @@ def message_query(params: dict[str, str], sources: set[str]) -> MessageQuery:
     if source is not None and source not in sources:
         raise InvalidAdminRequest(f"source must be one of {', '.join(sorted(sources))}")
     limit = params.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_PAGE:
         raise InvalidAdminRequest(f"limit must be 1-{MAX_PAGE}")
     after = None
     if params.get("after"):
@@ -135,7 +141,7 @@ class OperationsViews:
     def usage(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         principal.require(OPERATOR, AUTHORITY_ADMIN)
         raw = query.get("days", "30")
-        if not raw.isdigit() or not 1 <= int(raw) <= 31:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 31:
             raise InvalidAdminRequest("days must be 1-31")
         days = int(raw)
         authority = query.get("authority_cvr") or None

@@ -105,7 +105,7 @@ def _text(body: Json, key: str, *, required: bool = False, limit: int = 1000) ->
 
 def _limit(query: dict[str, str], default: int = 50) -> int:
     raw = query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
         raise InvalidAdminRequest("limit must be 1-1000")
     return int(raw)
 

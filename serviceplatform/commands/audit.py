@@ -17,6 +17,10 @@ from serviceplatform.commands.tables import echo_table
 from serviceplatform.logmask import mask_cpr_numbers, mask_subject
 from serviceplatform.store.audit import AuditEntry, AuditLog
 
+#: The most records ``tail -n`` shows: a bound the databases' integers hold (a larger number
+#: failed inside SQLite with a traceback).
+MAX_LINES = 1_000_000
+
 
 def _as_json(entry: AuditEntry) -> dict[str, Any]:
     return {
@@ -65,7 +69,9 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("-n", "--lines", "limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "-n", "--lines", "limit", type=click.IntRange(1, MAX_LINES), default=20, show_default=True
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON (a list, oldest first).")
 @pass_cli
 def tail(obj: CliContext, limit: int, as_json: bool) -> None:

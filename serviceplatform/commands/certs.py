@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, pass_cli
+from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.outbound.certstore import CertificateStore, CertInfo
 
@@ -257,6 +257,9 @@ def import_cert(
         raise click.UsageError("--cert and --key go together")
     password = _password(password_file, password_env)
     store = _store(obj)
+    # The database holds the change's audit record: opened first, one that cannot be reached
+    # stops the import before the files are written (not after, reported as failed).
+    obj.database()
     operation = "replace-certificate" if replace else "import-certificate"
     with audited_change(obj, operation, f"certificate {alias}", outside_database=True):
         if cert_file is not None and key_file is not None:
@@ -309,12 +312,20 @@ def remove(obj: CliContext, alias: str, yes: bool) -> None:
     cert_path, key_path = store.paths(alias)
     if not (cert_path.exists() or key_path.exists()):
         store.remove(alias)  # raises: nothing to remove, so nothing to confirm
+    # As for import: no removal that could not be recorded.
+    obj.database()
     if not yes:
         what = alias
         if cert_path.exists():
             info = store.info(alias)
             what = f"{alias} ({info.subject or 'unreadable'}, not after {_date(info.not_after)})"
-        click.confirm(f"remove certificate {what}?", abort=True)
+        try:
+            confirmed = click.confirm(f"remove certificate {what}?")
+        except click.Abort:  # no answer: standard input closed (a script without --yes)
+            click.echo()  # ends the prompt's line
+            confirmed = False
+        if not confirmed:
+            raise CommandFailed(f"{alias} not removed: answer y, or give --yes")
     with audited_change(obj, "remove-certificate", f"certificate {alias}", outside_database=True):
         store.remove(alias)
     click.echo(f"removed {alias}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, pass_cli
+from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.routing.identifiers import is_valid_cvr
@@ -106,6 +106,14 @@ def check(obj: CliContext, paths: tuple[Path, ...]) -> None:
 
 
 def _rows(obj: CliContext, path: Path | None) -> list[RouteRow]:
+    if path is not None and path.suffix == ".toml" and not path.is_dir():
+        # Left out of the tables, an agreements file read as no routes at all, and importing
+        # it removed every route of the platform.
+        raise click.BadParameter(
+            f"{path} is an agreements file, not a routing table: "
+            "`serviceplatform agreements import` reads it",
+            param_hint="PATH",
+        )
     targets = _paths(obj, [path] if path is not None else [])
     return load_paths([p for p in targets if p.suffix != ".toml"], obj.known_services())
 
@@ -176,8 +184,12 @@ def export(obj: CliContext, output: Path | None, service: str | None) -> None:
         click.echo(text, nl=False)
         return
     temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(output)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(output)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise CommandFailed(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {len(rows)} routes to {output}", err=True)
 
 

@@ -85,8 +85,15 @@ def settings_file(
 
 def load_cli_settings(config: Path | None, workdir: Path | None) -> Settings:
     """The settings of the named file with the ``SP_*`` variables on top; one line if wrong."""
+    from serviceplatform.config_check import database_url_problem
+
     path = settings_file(config, workdir)
     try:
-        return load_settings(path)
+        settings = load_settings(path)
     except ConfigurationError as exc:
         raise BadSettings(f"invalid settings: {exc.detail or exc.error_text}") from exc
+    # A URL that names no database is a wrong setting (exit 5), not a database failure.
+    problem = database_url_problem(settings.database.url)
+    if problem is not None:
+        raise BadSettings(f"invalid settings: {problem}")
+    return settings

@@ -168,7 +168,7 @@ def register(
 @_cert_option("The new certificate (PEM).")
 @click.option(
     "--overlap-days",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=3650),
     default=DEFAULT_OVERLAP.days,
     show_default=True,
     help="How long the certificates accepted now stay accepted beside the new one.",
@@ -185,6 +185,9 @@ def rotate(
     as_json: bool,
 ) -> None:
     """Add a new certificate; the current ones are retired after the overlap."""
+    if not 0 <= overlap_days <= 3650:
+        # NaN passes click's range (every comparison with it is false); timedelta refuses it.
+        raise click.BadParameter("must be a number of days, 0-3650", param_hint="--overlap-days")
     with audited_change(obj, "rotate", f"consumer system {system_uuid}"):
         view = _store(obj).add_certificate(
             system_uuid,

@@ -22,6 +22,7 @@ from serviceplatform.messagelog.model import (
     Section,
     after_cursor,
     nothing,
+    row_id,
 )
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import audit_records
@@ -90,7 +91,8 @@ class CallSource:
         self._db = db
 
     def find(self, query: MessageQuery, limit: int) -> Sequence[MessageRow]:
-        if query.after is not None and query.after.source == NAME and not query.after.key.isdigit():
+        after = query.after
+        if after is not None and after.source == NAME and row_id(after.key) is None:
             return []
         statement = (
             filtered(query)
@@ -101,11 +103,12 @@ class CallSource:
             return [call_row(row) for row in connection.execute(statement)]
 
     def detail(self, key: str) -> MessageDetail | None:
-        if not key.isdigit():
+        number = row_id(key)
+        if number is None:
             return None
         with self._db.transaction() as connection:
             row = connection.execute(
-                select(audit_records).where(audit_records.c.id == int(key))
+                select(audit_records).where(audit_records.c.id == number)
             ).first()
             if row is None:
                 return None

@@ -51,9 +51,27 @@ class Cursor:
         return cls(moment, source, key)
 
 
+#: The largest row id the databases hold (a signed 64-bit integer).
+MAX_ROW_ID: Final = 2**63 - 1
+
+
+def row_id(key: str) -> int | None:
+    """The row id a key names, or None when it names none.
+
+    Only ASCII digits within the databases' integer range: ``str.isdigit`` also accepts
+    ``²``, which ``int`` refuses, and a larger number failed inside the database driver.
+    """
+    # Cursors carry keys zero-padded to 20 digits; a long number is not even converted.
+    if not (key.isascii() and key.isdigit()) or len(key.lstrip("0")) > 19:
+        return None
+    number = int(key)
+    return number if number <= MAX_ROW_ID else None
+
+
 def sort_key(key: str) -> str:
     """A row key as it sorts: numbers zero-padded so text order is number order."""
-    return f"{int(key):020d}" if key.isdigit() else key
+    number = row_id(key)
+    return f"{number:020d}" if number is not None else key
 
 
 @dataclass(frozen=True, kw_only=True)

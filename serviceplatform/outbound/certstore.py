@@ -383,8 +383,12 @@ class CertificateStore:
         if not (cert_path.exists() or key_path.exists()):
             raise CertificateUnavailable(f"no certificate {alias!r} in the certificate store")
         # Key first: a half-done removal leaves a certificate without key, reported as such.
-        key_path.unlink(missing_ok=True)
-        cert_path.unlink(missing_ok=True)
+        for path in (key_path, cert_path):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                # A directory the platform may not change: one line, as a write says it.
+                raise CertificateUnavailable(f"cannot remove {path}: {exc.strerror}") from exc
         with self._lock:
             self._cache.pop(alias, None)
             self._ready.pop(alias, None)

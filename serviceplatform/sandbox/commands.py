@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from lxml import etree
 
+from serviceplatform.commands.context import CommandFailed
 from serviceplatform.commands.settings_source import load_cli_settings
 from serviceplatform.registry import soap_services
 from serviceplatform.routing.identifiers import is_valid_cvr
@@ -23,12 +24,21 @@ from serviceplatform.routing.identifiers import is_valid_cvr
 DEFAULT_SANDBOX_DIR = Path(".sandbox")
 #: The service whose audience ``token`` uses by default (SANDBOX.md: the SF2250 entity id).
 DEFAULT_TOKEN_SERVICE = "sf2250"
+#: The longest ``token --ttl``: a year, in seconds.
+MAX_TOKEN_TTL = 366 * 24 * 3600
 
 
 @click.command()
-@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
-@click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=4, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0 picks a free port.",
+)
+# serve's bounds (serviceplatform.cli.MAX_WORKERS, MAX_THREADS; the CLI imports this module).
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 1024), default=4, show_default=True)
 @click.pass_context
 def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
     """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C.
@@ -63,12 +73,13 @@ def token(ctx: click.Context, cvr: str, audience: str | None, ttl: int) -> None:
         raise click.BadParameter(f"{cvr} is not an 8-digit CVR number with a valid check digit")
     if ttl <= 0:
         raise click.BadParameter("--ttl must be positive")
+    if ttl > MAX_TOKEN_TTL:
+        # Beyond timedelta's range a huge number would end in a traceback.
+        raise click.BadParameter(f"--ttl must be at most {MAX_TOKEN_TTL} seconds (a year)")
     workdir = ctx.find_root().meta.get("workdir") or DEFAULT_SANDBOX_DIR
     pki_dir = workdir / "pki"
     if not (pki_dir / "sts.key").exists():
-        raise click.ClickException(
-            f"{workdir} holds no sandbox PKI: run `serviceplatform sandbox` once"
-        )
+        raise CommandFailed(f"{workdir} holds no sandbox PKI: run `serviceplatform sandbox` once")
     pki = ensure_pki(pki_dir)
     if audience is None:
         configured = load_cli_settings(None, workdir).service(DEFAULT_TOKEN_SERVICE).entity_id

@@ -68,8 +68,8 @@ class Admin:
         assert answer.status_code in (200, 201), answer.text
         return answer.json()
 
-    def request_c(self, token: str = "supp") -> dict[str, Any]:
-        body = {"authority_cvr": C, "service": "sf2250", "consumer_system": CONSUMER}
+    def request_c(self, token: str = "supp", service: str = "sf2250") -> dict[str, Any]:
+        body = {"authority_cvr": C, "service": service, "consumer_system": CONSUMER}
         if token == "ops":
             body["supplier"] = "Sandbox Supplier"
         created: dict[str, Any] = self.ok("POST", "/agreements", token, json=body)
@@ -263,7 +263,9 @@ def test_roles_on_every_endpoint(admin: Admin, method: str, path: str, allowed: 
             return path.replace("{system}", system)
         if "{uuid}" not in path:
             return path
-        uuid = admin.request_c("ops")["uuid"]
+        # Only an SF1600 agreement has a print route (docs/sf1601.md).
+        service = "sf1600" if path.endswith("/print-route") else "sf2250"
+        uuid = admin.request_c("ops", service)["uuid"]
         for step in PREPARE.get(path.rsplit("/", 1)[-1], []):
             admin.ok("POST", f"/agreements/{uuid}/{step}", json={"reason": "prepare"})
         return path.replace("{uuid}", uuid)
