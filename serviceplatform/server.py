@@ -165,10 +165,13 @@ def socket_per_worker(bind: str, workers: int) -> bool:
 
 
 def ensure_address_free(bind: str) -> None:
-    """Refuse a TCP address some socket is bound to already, another platform's included.
+    """Refuse a TCP address some socket is bound to already, or one no socket can be bound to.
 
     A plain bind fails where any listener holds the port, ``SO_REUSEPORT`` or not; with
     ``SO_REUSEADDR``, as gunicorn binds, the closed connections of a previous run do not count.
+    Any other failure (a host name that does not resolve, an address of another machine, a
+    port the user may not take) is refused here too: with a socket per worker the master
+    binds nothing, and gunicorn would restart the failing workers for ever.
     """
     address = tcp_address(bind)
     if address is None:
@@ -179,18 +182,23 @@ def ensure_address_free(bind: str) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return  # gunicorn's own bind reports any other problem with the address
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigurationError(
+                    f"{bind} is in use: another server listens there (a platform already "
+                    "running?); stop it or give serve another --bind"
+                ) from None
+            reason = exc.strerror or str(exc)
             raise ConfigurationError(
-                f"{bind} is in use: another server listens there (a platform already "
-                "running?); stop it or give serve another --bind"
+                f"cannot listen on {bind}: {reason}; give serve an address of this machine "
+                "(--bind HOST:PORT)"
             ) from None
 
 
 def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
     """Serve until SIGINT/SIGTERM; gunicorn handles both by stopping its workers cleanly.
 
-    Raises ConfigurationError when ``bind`` is in use, before anything is started.
+    Raises ConfigurationError when ``bind`` is in use or cannot be listened on, before
+    anything is started.
     """
     ensure_address_free(bind)
     metrics_dir, owned = prepare_metrics_dir()

@@ -221,6 +221,30 @@ def test_serve_refuses_an_address_another_server_listens_on(
     assert started == []
 
 
+@pytest.mark.parametrize(
+    ("bind", "reason"),
+    [
+        # The resolver's words depend on the machine's DNS (none, or one that answers).
+        ("no-such-host.invalid:8080", None),
+        ("192.0.2.1:8080", "Cannot assign requested address"),  # TEST-NET-1: not this machine
+    ],
+    ids=["unresolvable", "not-local"],
+)
+def test_serve_refuses_an_address_it_cannot_listen_on(
+    tmp_path: Path, pki: Pki, started: list[dict[str, Any]], bind: str, reason: str | None
+) -> None:
+    """With a socket per worker the master binds nothing: a bad address would only fail in
+    the workers, which gunicorn restarts for ever. ``serve`` refuses it in one line first."""
+    line = one_line(run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", bind), 1)
+    prefix = f"error: SP-901 The platform is misconfigured: cannot listen on {bind}: "
+    suffix = "; give serve an address of this machine (--bind HOST:PORT)"
+    assert line.startswith(prefix) and line.endswith(suffix), line
+    assert len(line) > len(prefix) + len(suffix)  # the reason is named
+    if reason is not None:
+        assert line == prefix + reason + suffix
+    assert started == []
+
+
 def test_serve_starts_gunicorn_on_a_free_address(
     tmp_path: Path, pki: Pki, started: list[dict[str, Any]]
 ) -> None:
