@@ -376,6 +376,58 @@ def test_serve_refuses_a_password_file_readable_by_others(
     assert served == []
 
 
+@pytest.mark.parametrize(
+    ("principal", "problem"),
+    [
+        (
+            'role = "operater"\ntoken_sha256 = "' + "ab" * 32 + '"',
+            "admin.principals.ops.role 'operater' is not a role: authority_admin, operator, "
+            "supplier",
+        ),
+        (
+            'role = "authority_admin"\ncert_subject = "CN=kk"',
+            "admin.principals.ops.authority_cvr is empty: an authority_admin needs the CVR "
+            "number of the authority it administers",
+        ),
+        (
+            'role = "supplier"\nsupplier = "Acme"\ncert_subject = "CN=acme"',
+            "admin.principals.ops: a supplier needs supplier and supplier_cvr",
+        ),
+        (
+            'role = "operator"\ntoken_sha256 = "\u2026"',  # deployment.md's placeholder
+            "admin.principals.ops.token_sha256 is not a SHA-256 in hex (64 digits): give the "
+            "digest of the token, e.g. printf %s TOKEN | sha256sum",
+        ),
+    ],
+    ids=["role", "authority_cvr", "supplier_cvr", "token_sha256"],
+)
+def test_serve_and_config_check_refuse_an_admin_principal_the_api_cannot_use(
+    tmp_path: Path, pki: Pki, served: list[Any], principal: str, problem: str
+) -> None:
+    """Such a principal used to pass both and fail every worker at start, with a traceback
+    and gunicorn's exit code 3 (or, for the digest, to match no token ever)."""
+    config = fit_config(tmp_path, pki, extra=f"[admin.principals.ops]\n{principal}\n")
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+
+
+def test_an_admin_principal_with_a_hex_digest_is_served(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    digest = "AB" * 32  # sha256sum prints lower case; upper case is the same digest
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=f'[admin.principals.ops]\nrole = "operator"\ntoken_sha256 = "{digest}"\n',
+    )
+    result = run("serve", "--config", str(config), "--bind", "127.0.0.1:1")
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+
+
 def test_serve_refuses_a_wrong_type(tmp_path: Path, pki: Pki, served: list[Any]) -> None:
     soap = 'public_base_url = "https://sp.example.dk"\nmax_body_bytes = "1MB"'
     config = fit_config(tmp_path, pki, soap=soap)
@@ -416,7 +468,7 @@ SECRETS = {
 
 
 def test_config_check_prints_the_settings_with_secrets_masked(tmp_path: Path, pki: Pki) -> None:
-    config = fit_config(tmp_path, pki)
+    config = fit_config(tmp_path, pki, extra='[admin.principals.ops]\nrole = "operator"\n')
     result = run("config", "check", "--config", str(config), env=SECRETS)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
