@@ -201,6 +201,9 @@ def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
     anything is started.
     """
     ensure_address_free(bind)
+    if socket_per_worker(bind, workers):
+        # gunicorn's own "Listening at:" line names the master's sockets, here none.
+        log.info("listening at %s: each of the %d workers on its own socket", bind, workers)
     metrics_dir, owned = prepare_metrics_dir()
     master = os.getpid()
     try:

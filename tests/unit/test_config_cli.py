@@ -6,6 +6,7 @@ configuration reaches the server function, which is replaced by a recorder here.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tomllib
@@ -254,6 +255,28 @@ def test_serve_starts_gunicorn_on_a_free_address(
     result = run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", bind)
     assert result.exit_code == 0, result.output
     assert started == [{"bind": bind, "workers": 2, "threads": 4}]
+
+
+@pytest.mark.parametrize(("workers", "said"), [(2, True), (1, False)])
+def test_serve_says_where_it_listens_when_the_workers_bind(
+    tmp_path: Path,
+    pki: Pki,
+    started: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+    said: bool,
+) -> None:
+    """With a socket per worker gunicorn logs "Listening at:" with no address (its master
+    has no socket): the platform's own line names it. One worker: gunicorn's line does."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        bind = f"127.0.0.1:{probe.getsockname()[1]}"
+    caplog.set_level(logging.INFO, logger="serviceplatform.server")
+    config = str(fit_config(tmp_path, pki))
+    result = run("serve", "--config", config, "--bind", bind, "--workers", str(workers))
+    assert result.exit_code == 0, result.output
+    line = f"listening at {bind}: each of the 2 workers on its own socket"
+    assert (line in caplog.messages) is said
 
 
 @pytest.mark.parametrize(
