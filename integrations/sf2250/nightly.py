@@ -39,7 +39,12 @@ from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
 from integrations.sf2250.entry_buffer import EntryBuffer
-from integrations.sf2250.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
+from integrations.sf2250.errors import (
+    JobAlreadyRunning,
+    ListDateUnavailable,
+    NoNightlyAgreement,
+    RegisterServiceWindow,
+)
 from integrations.sf2250.haendelsesbesked import MessageBuilder, MessageVocabulary
 from integrations.sf2250.register_calls import PEER
 from integrations.sf2250.settings import SUBSCRIPTIONS
@@ -253,7 +258,9 @@ class NightlyDiff:
     ) -> None:
         targets = self.targets(today, authority)
         if authority is not None and not targets:
-            raise ListDateUnavailable(f"authority {authority} has no active SF2250 agreement")
+            raise NoNightlyAgreement(
+                f"authority {authority} (agreements list --authority {authority} shows why)"
+            )
         todo: list[Target] = []
         for target in targets:
             existing = self.snapshots.get(target.authority_cvr, summary.list_date)
