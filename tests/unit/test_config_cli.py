@@ -531,3 +531,38 @@ def test_the_exit_codes_are_in_the_help() -> None:
     result = run("--help")
     assert f"{EXIT_NO_SETTINGS}  no settings: give --config FILE" in result.stdout
     assert f"{EXIT_BAD_SETTINGS}  the settings are wrong or unfit to serve" in result.stdout
+
+
+#: Tables whose next key is a name the operator chooses: compared as ``<name>``.
+_NAMED = ("admin.principals.", "oots.requesters.", "oots.as4.partners.")
+
+
+def _setting_keys(table: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in table.items():
+        name = "<name>" if prefix in _NAMED else key
+        if isinstance(value, dict):
+            keys |= _setting_keys(value, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def test_the_settings_block_of_the_docs_names_every_setting(tmp_path: Path, pki: Pki) -> None:
+    """docs/configuration.md's "The settings" is the operator's list of keys: every setting
+    ``config check`` prints is in it (a principal's, a requester's and a partner's keys in
+    any of their example tables)."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    block = docs.read_text(encoding="utf-8").split("## The settings", 1)[1]
+    documented = _setting_keys(tomllib.loads(block.split("```toml", 1)[1].split("```", 1)[0]))
+    extra = (
+        '[admin.principals.ops]\nrole = "operator"\n'
+        '[oots.as4.partners.AP_FI_01]\nendpoint_url = "https://ap.example.fi/as4"\n'
+        '[oots.requesters.29189846]\nname = "K"\n'
+    )
+    result = run("config", "check", "--config", str(fit_config(tmp_path, pki, extra=extra)))
+    assert result.exit_code == 0, result.output
+    shown = _setting_keys(tomllib.loads(result.stdout))
+    # Named in the comments beside the keys that replace them.
+    in_comments = {"oots.domibus_password", "subscriptions.scheduler_enabled"}
+    assert shown - documented - in_comments == set()
