@@ -100,8 +100,8 @@ cli.add_command(config_group)
 
 @cli.command()
 @click.option("--bind", default="127.0.0.1:8080", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=4, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
     """Serve the platform's SOAP endpoints (gunicorn, threaded workers).

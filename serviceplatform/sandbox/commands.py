@@ -27,8 +27,8 @@ DEFAULT_TOKEN_SERVICE = "sf2250"
 
 @click.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
-@click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=4, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True)
 @click.pass_context
 def sandbox(ctx: click.Context, port: int, workers: int, threads: int) -> None:
     """Run the platform with simulated peers in DIR (default .sandbox/), until Ctrl-C.

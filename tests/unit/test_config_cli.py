@@ -257,6 +257,29 @@ def test_serve_starts_gunicorn_on_a_free_address(
     assert started == [{"bind": bind, "workers": 2, "threads": 4}]
 
 
+@pytest.mark.parametrize("command", ["serve", "sandbox"])
+@pytest.mark.parametrize("option", ["--workers=0", "--threads=0", "--workers=-1"])
+def test_no_workers_or_threads_is_a_usage_error(
+    tmp_path: Path,
+    pki: Pki,
+    started: list[dict[str, Any]],
+    served: list[dict[str, Any]],
+    command: str,
+    option: str,
+) -> None:
+    """0 workers served nothing for ever, 0 threads failed every worker (exit 3), -1 got
+    gunicorn's own exit 1: each is click's usage error before anything starts."""
+    where = ["--config", str(fit_config(tmp_path, pki))]
+    if command == "sandbox":
+        where = ["--workdir", str(tmp_path / "sbx")]
+    result = run(command, *where, option)
+    assert result.exit_code == 2, result.output
+    name, value = option.split("=")
+    assert f"Invalid value for '{name}': {value} is not in the range x>=1." in result.stderr
+    assert started == [] and served == []
+    assert not (tmp_path / "sbx").exists()
+
+
 @pytest.mark.parametrize(("workers", "said"), [(2, True), (1, False)])
 def test_serve_says_where_it_listens_when_the_workers_bind(
     tmp_path: Path,
