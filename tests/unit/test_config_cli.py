@@ -135,6 +135,16 @@ def test_db_upgrade_names_the_revisions_it_migrated_between(tmp_path: Path) -> N
     assert result.stdout == f"migrated {url} from {earlier} to {head}\n"
 
 
+def test_a_settings_file_with_a_byte_order_mark_is_read(tmp_path: Path, pki: Pki) -> None:
+    """A Windows editor may start the UTF-8 file with one; TOML's parser alone said only
+    "Invalid statement (at line 1, column 1)" (exit 5)."""
+    config = fit_config(tmp_path, pki)
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    result = run("config", "check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.stdout)["soap"]["public_base_url"] == "https://sp.example.dk"
+
+
 def test_config_beats_sp_config(tmp_path: Path) -> None:
     config = tmp_path / "platform.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "a.sqlite"}"\n')
