@@ -494,7 +494,7 @@ def read_settings(
     file = None if path is None else Path(path)
     if file is not None:
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
+            data = tomllib.loads(file.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise ConfigurationError(f"configuration file {file} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:

@@ -16,7 +16,11 @@
 - a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
   integrations' ``peer_kinds``): no transport could be built for it;
 - a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL:
-  every command would fail opening it.
+  every command would fail opening it;
+- an ``[admin.principals.<name>]`` the admin API could not use: an unknown role, an
+  authority administrator without ``authority_cvr``, a supplier without ``supplier`` and
+  ``supplier_cvr``, a ``token_sha256`` that is no hex SHA-256 (every worker would otherwise
+  fail at start with a traceback, or the token would never match).
 
 Each problem is one line that starts with the setting to change. The checks only read files;
 they open no database and no connection.
@@ -34,6 +38,7 @@ from cryptography import x509
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from serviceplatform.admin.auth import principal_problems
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
@@ -69,6 +74,7 @@ def serving_problems(settings: Settings) -> list[str]:
         *_public_url_problems(settings),
         *_secret_file_problems(settings),
         *_peer_kind_problems(settings),
+        *principal_problems(settings.admin),
     ]
 
 

@@ -73,7 +73,7 @@ def load_agreements(
     path = Path(path)
     name = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise RoutingTableInvalid(detail=f"{name}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

@@ -181,10 +181,13 @@ def socket_per_worker(bind: str, workers: int) -> bool:
 
 
 def ensure_address_free(bind: str) -> None:
-    """Refuse a TCP address some socket is bound to already, another platform's included.
+    """Refuse a TCP address some socket is bound to already, or one no socket can be bound to.
 
     A plain bind fails where any listener holds the port, ``SO_REUSEPORT`` or not; with
     ``SO_REUSEADDR``, as gunicorn binds, the closed connections of a previous run do not count.
+    Any other failure (a host name that does not resolve, an address of another machine, a
+    port the user may not take) is refused here too: with a socket per worker the master
+    binds nothing, and gunicorn would restart the failing workers for ever.
     """
     address = tcp_address(bind)
     if address is None:
@@ -195,25 +198,28 @@ def ensure_address_free(bind: str) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                # A host that does not resolve, an address not on this machine, a port
-                # this user may not bind: with a socket per worker, gunicorn's workers
-                # would retry such an address forever instead of stopping.
+            if exc.errno == errno.EADDRINUSE:
                 raise ConfigurationError(
-                    f"cannot listen on {bind}: {exc.strerror or exc}"
+                    f"{bind} is in use: another server listens there (a platform already "
+                    "running?); stop it or give serve another --bind"
                 ) from None
+            reason = exc.strerror or str(exc)
             raise ConfigurationError(
-                f"{bind} is in use: another server listens there (a platform already "
-                "running?); stop it or give serve another --bind"
+                f"cannot listen on {bind}: {reason}; give serve an address of this machine "
+                "(--bind HOST:PORT)"
             ) from None
 
 
 def serve(settings: Settings, *, bind: str, workers: int, threads: int) -> None:
     """Serve until SIGINT/SIGTERM; gunicorn handles both by stopping its workers cleanly.
 
-    Raises ConfigurationError when ``bind`` is in use, before anything is started.
+    Raises ConfigurationError when ``bind`` is in use or cannot be listened on, before
+    anything is started.
     """
     ensure_address_free(bind)
+    if socket_per_worker(bind, workers):
+        # gunicorn's own "Listening at:" line names the master's sockets, here none.
+        log.info("listening at %s: each of the %d workers on its own socket", bind, workers)
     metrics_dir, owned = prepare_metrics_dir()
     master = os.getpid()
     try:

@@ -89,3 +89,13 @@ class JobAlreadyRunning(BusinessRuleError):
 class ListDateUnavailable(BusinessRuleError):
     code = "SP-522"
     text = "The register serves only today's list, and no list is stored for this date"
+
+
+class NoNightlyAgreement(BusinessRuleError):
+    # Its own code: SP-522's text (the list date) misled an operator who named an authority
+    # without an agreement.
+    code = "SP-523"
+    text = (
+        "The authority has no approved SF2250 agreement active today with a Register SysID "
+        "and an outward certificate"
+    )

@@ -39,7 +39,12 @@ from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
 from integrations.sf2250.entry_buffer import EntryBuffer
-from integrations.sf2250.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
+from integrations.sf2250.errors import (
+    JobAlreadyRunning,
+    ListDateUnavailable,
+    NoNightlyAgreement,
+    RegisterServiceWindow,
+)
 from integrations.sf2250.haendelsesbesked import MessageBuilder, MessageVocabulary
 from integrations.sf2250.register_calls import PEER
 from integrations.sf2250.settings import SUBSCRIPTIONS
@@ -211,7 +216,9 @@ class NightlyDiff:
             raise ListDateUnavailable(f"{list_date} is in the future")
         if authority is not None and not self.targets(today, authority):
             # Before the lease: a run for an authority without an agreement leaves no row.
-            raise ListDateUnavailable(f"authority {authority} has no active SF2250 agreement")
+            raise NoNightlyAgreement(
+                f"authority {authority} (agreements list --authority {authority} shows why)"
+            )
         name = f"{JOB}:{list_date.isoformat()}" + (f":{authority}" if authority else "")
         outcome = self.leases.acquire(name, self.holder, self.platform.clock(), self.lease_ttl)
         if outcome == "held":
@@ -256,7 +263,9 @@ class NightlyDiff:
     ) -> None:
         targets = self.targets(today, authority)
         if authority is not None and not targets:
-            raise ListDateUnavailable(f"authority {authority} has no active SF2250 agreement")
+            raise NoNightlyAgreement(
+                f"authority {authority} (agreements list --authority {authority} shows why)"
+            )
         todo: list[Target] = []
         for target in targets:
             existing = self.snapshots.get(target.authority_cvr, summary.list_date)

@@ -48,22 +48,49 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def principal_problems(settings: AdminSettings) -> list[str]:
+    """Every reason the admin principals cannot be used, one line each naming the setting.
+
+    ``config check`` and ``serve`` list them before any worker starts (a worker that met them
+    first would fail with a traceback, as every other worker after it).
+    """
+    problems: list[str] = []
+    for name, configured in settings.principals.items():
+        at = f"admin.principals.{name}"
+        if configured.role not in ROLES:
+            problems.append(
+                f"{at}.role {configured.role!r} is not a role: {', '.join(sorted(ROLES))}"
+            )
+        if configured.role == AUTHORITY_ADMIN and not configured.authority_cvr:
+            problems.append(
+                f"{at}.authority_cvr is empty: an authority_admin needs the CVR number of the "
+                "authority it administers"
+            )
+        if configured.role == SUPPLIER and not (configured.supplier and configured.supplier_cvr):
+            problems.append(f"{at}: a supplier needs supplier and supplier_cvr")
+        digest = configured.token_sha256
+        if digest and (len(digest) != 64 or not _HEX_DIGITS.issuperset(digest)):
+            # A digest that is not 64 hex digits matches no token: the caller would only
+            # ever get SP-601.
+            problems.append(
+                f"{at}.token_sha256 is not a SHA-256 in hex (64 digits): give the digest of "
+                "the token, e.g. printf %s TOKEN | sha256sum"
+            )
+    return problems
+
+
 class Authenticator:
     def __init__(self, settings: AdminSettings) -> None:
         self._settings = settings
         self._by_token: list[tuple[bytes, Principal]] = []
         self._by_subject: dict[str, Principal] = {}
+        problems = principal_problems(settings)
+        if problems:
+            raise ConfigurationError(problems[0])
         for name, configured in settings.principals.items():
-            if configured.role not in ROLES:
-                raise ConfigurationError(f"[admin.principals.{name}] role {configured.role!r}")
-            if configured.role == AUTHORITY_ADMIN and not configured.authority_cvr:
-                raise ConfigurationError(f"[admin.principals.{name}] needs authority_cvr")
-            if configured.role == SUPPLIER and not (
-                configured.supplier and configured.supplier_cvr
-            ):
-                raise ConfigurationError(
-                    f"[admin.principals.{name}] needs supplier and supplier_cvr"
-                )
             principal = Principal(
                 name,
                 configured.role,

@@ -66,6 +66,44 @@ def _print_change(change: RouteChange) -> None:
         click.echo(f"  - {_describe(row)}")
 
 
+def _stranded(obj: CliContext, rows: Sequence[RouteRow]) -> list[str]:
+    """The approved agreements routable now that the table ``rows`` leaves without a SysID
+    they need: an import replaces the rows ``agreements configure`` set too, without a word
+    about the agreements it stops (docs/routing.md)."""
+    from serviceplatform.registry import service_needs
+    from serviceplatform.routing.needs import ServiceNeeds, unmet_needs
+    from serviceplatform.store.agreements import AgreementStore
+
+    needs = service_needs()
+    sysids: dict[tuple[str, str], dict[str, str]] = {}
+    for row in rows:
+        if not row.subject:
+            sysids.setdefault((row.authority_cvr, row.service), {})[row.role] = row.sysid
+    stranded: list[str] = []
+    for view in AgreementStore(obj.database(), needs).find(status="approved"):
+        agreement = view.agreement
+        if not view.routable:
+            continue
+        need = needs.get(agreement.service, ServiceNeeds())
+        unmet = unmet_needs(
+            required_roles=need.required_roles,
+            certificate=need.certificate,
+            sysids=sysids.get((agreement.authority_cvr, agreement.service), {}),
+            cert_alias=agreement.register_cert_alias,
+        )
+        if unmet:
+            stranded.append(
+                f"agreement {agreement.uuid} ({agreement.authority_cvr} {agreement.service}, "
+                f"approved) lacks {', '.join(unmet.describe())} in this table"
+            )
+    return stranded
+
+
+def _warn_stranded(lines: list[str], consequence: str) -> None:
+    for line in lines:
+        click.echo(f"warning: {line}: {consequence}", err=True)
+
+
 @click.group()
 def routing() -> None:
     """The SysID routing table (routing_tables/*.csv)."""
@@ -131,12 +169,14 @@ def import_table(obj: CliContext, path: Path | None) -> None:
     # A refused table is recorded too, so the database is opened for its record.
     with audited_change(obj, "import-routing", what, outside_database=True):
         rows = _rows(obj, path)
+        stranded = _stranded(obj, rows)
         change = RoutingRepository(obj.database()).replace_routes(rows)
     click.echo(
         f"loaded {len(rows)} routes: {change.added} added, {change.changed} changed, "
         f"{change.removed} removed, {change.unchanged} unchanged"
     )
     _print_change(change)
+    _warn_stranded(stranded, "its calls are refused (SP-303) until the SysID is back")
 
 
 # ``load`` was the first name of ``import``; scripts written against it keep working.
@@ -159,6 +199,7 @@ def diff(obj: CliContext, path: Path | None, exit_code: bool) -> None:
         f"{change.unchanged} unchanged"
     )
     _print_change(change)
+    _warn_stranded(_stranded(obj, rows), "importing it would stop the agreement's calls")
     if exit_code:
         raise click.exceptions.Exit(1)
 

@@ -63,7 +63,11 @@ def _read_header(fields: list[str]) -> tuple[dict[str, int], str | None]:
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
     unknown = [n for n in names if n not in known]
     if unknown:
-        return {}, f"unknown column(s) {', '.join(map(repr, unknown))} in the header"
+        problem = f"unknown column(s) {', '.join(map(repr, unknown))} in the header"
+        if any(";" in name for name in unknown):
+            # A spreadsheet set to Danish saves "CSV" with semicolons.
+            problem += "; the columns are separated by commas, not semicolons"
+        return {}, problem
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         return {}, f"column(s) {', '.join(duplicated)} appear twice in the header"

@@ -21,7 +21,12 @@ import pytest
 from lxml import etree
 
 from integrations.sf2250 import jobs, nightly
-from integrations.sf2250.errors import JobAlreadyRunning, ListDateUnavailable, RegisterServiceWindow
+from integrations.sf2250.errors import (
+    JobAlreadyRunning,
+    ListDateUnavailable,
+    NoNightlyAgreement,
+    RegisterServiceWindow,
+)
 from integrations.sf2250.nightly import NightlyDiff, RunSummary
 from integrations.sf2250.snapshot_store import Change, SnapshotStore
 from serviceplatform import scheduling
@@ -171,6 +176,24 @@ def test_a_past_date_that_was_never_stored_cannot_be_fetched(night: Night) -> No
     assert night.hooks.requests() == []
     with pytest.raises(ListDateUnavailable):
         night.job().run(list_date=(NIGHT + timedelta(days=2)).date())
+
+
+def test_an_authority_without_an_agreement_is_named_as_such_not_as_a_list_date(
+    night: Night,
+) -> None:
+    """``subscriptions run --authority`` for an authority the night would not run: the error
+    says it has no agreement (SP-523), not that the register serves only today's list."""
+    night.lists(["0101901234"])
+    without = "29189862"  # routed in the sample data, but no agreement
+    with pytest.raises(NoNightlyAgreement) as raised:
+        night.job().run(authority=without)
+    assert raised.value.code == "SP-523"
+    assert raised.value.error_text == (
+        "The authority has no approved SF2250 agreement active today with a Register SysID and "
+        f"an outward certificate: authority {without} (agreements list --authority {without} "
+        "shows why)"
+    )
+    assert night.hooks.requests() == []
 
 
 def test_the_register_failing_mid_fetch_stores_nothing_and_the_next_run_succeeds(

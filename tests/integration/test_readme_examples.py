@@ -93,3 +93,14 @@ def test_an_example_command_does_what_the_readme_says(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert DONE[module] in done.stdout, done.stdout
+
+
+def test_the_readme_command_line_names_every_command() -> None:
+    """The README's "Command line" block is where an operator of the wheel looks first: every
+    command ``serviceplatform --help`` lists has a line there."""
+    from serviceplatform.cli import cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Command line", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    named = {line.split()[1] for line in block.splitlines() if line.startswith("serviceplatform ")}
+    assert set(cli.commands) - named == set()

@@ -6,6 +6,7 @@ configuration reaches the server function, which is replaced by a recorder here.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tomllib
@@ -134,6 +135,16 @@ def test_db_upgrade_names_the_revisions_it_migrated_between(tmp_path: Path) -> N
     assert result.stdout == f"migrated {url} from {earlier} to {head}\n"
 
 
+def test_a_settings_file_with_a_byte_order_mark_is_read(tmp_path: Path, pki: Pki) -> None:
+    """A Windows editor may start the UTF-8 file with one; TOML's parser alone said only
+    "Invalid statement (at line 1, column 1)" (exit 5)."""
+    config = fit_config(tmp_path, pki)
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    result = run("config", "check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.stdout)["soap"]["public_base_url"] == "https://sp.example.dk"
+
+
 def test_config_beats_sp_config(tmp_path: Path) -> None:
     config = tmp_path / "platform.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "a.sqlite"}"\n')
@@ -221,6 +232,30 @@ def test_serve_refuses_an_address_another_server_listens_on(
     assert started == []
 
 
+@pytest.mark.parametrize(
+    ("bind", "reason"),
+    [
+        # The resolver's words depend on the machine's DNS (none, or one that answers).
+        ("no-such-host.invalid:8080", None),
+        ("192.0.2.1:8080", "Cannot assign requested address"),  # TEST-NET-1: not this machine
+    ],
+    ids=["unresolvable", "not-local"],
+)
+def test_serve_refuses_an_address_it_cannot_listen_on(
+    tmp_path: Path, pki: Pki, started: list[dict[str, Any]], bind: str, reason: str | None
+) -> None:
+    """With a socket per worker the master binds nothing: a bad address would only fail in
+    the workers, which gunicorn restarts for ever. ``serve`` refuses it in one line first."""
+    line = one_line(run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", bind), 1)
+    prefix = f"error: SP-901 The platform is misconfigured: cannot listen on {bind}: "
+    suffix = "; give serve an address of this machine (--bind HOST:PORT)"
+    assert line.startswith(prefix) and line.endswith(suffix), line
+    assert len(line) > len(prefix) + len(suffix)  # the reason is named
+    if reason is not None:
+        assert line == prefix + reason + suffix
+    assert started == []
+
+
 def test_serve_starts_gunicorn_on_a_free_address(
     tmp_path: Path, pki: Pki, started: list[dict[str, Any]]
 ) -> None:
@@ -230,6 +265,51 @@ def test_serve_starts_gunicorn_on_a_free_address(
     result = run("serve", "--config", str(fit_config(tmp_path, pki)), "--bind", bind)
     assert result.exit_code == 0, result.output
     assert started == [{"bind": bind, "workers": 2, "threads": 4}]
+
+
+@pytest.mark.parametrize("command", ["serve", "sandbox"])
+@pytest.mark.parametrize("option", ["--workers=0", "--threads=0", "--workers=-1"])
+def test_no_workers_or_threads_is_a_usage_error(
+    tmp_path: Path,
+    pki: Pki,
+    started: list[dict[str, Any]],
+    served: list[dict[str, Any]],
+    command: str,
+    option: str,
+) -> None:
+    """0 workers served nothing for ever, 0 threads failed every worker (exit 3), -1 got
+    gunicorn's own exit 1: each is click's usage error before anything starts."""
+    where = ["--config", str(fit_config(tmp_path, pki))]
+    if command == "sandbox":
+        where = ["--workdir", str(tmp_path / "sbx")]
+    result = run(command, *where, option)
+    assert result.exit_code == 2, result.output
+    name, value = option.split("=")
+    assert f"Invalid value for '{name}': {value} is not in the range x>=1." in result.stderr
+    assert started == [] and served == []
+    assert not (tmp_path / "sbx").exists()
+
+
+@pytest.mark.parametrize(("workers", "said"), [(2, True), (1, False)])
+def test_serve_says_where_it_listens_when_the_workers_bind(
+    tmp_path: Path,
+    pki: Pki,
+    started: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+    said: bool,
+) -> None:
+    """With a socket per worker gunicorn logs "Listening at:" with no address (its master
+    has no socket): the platform's own line names it. One worker: gunicorn's line does."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        bind = f"127.0.0.1:{probe.getsockname()[1]}"
+    caplog.set_level(logging.INFO, logger="serviceplatform.server")
+    config = str(fit_config(tmp_path, pki))
+    result = run("serve", "--config", config, "--bind", bind, "--workers", str(workers))
+    assert result.exit_code == 0, result.output
+    line = f"listening at {bind}: each of the 2 workers on its own socket"
+    assert (line in caplog.messages) is said
 
 
 @pytest.mark.parametrize(
@@ -352,6 +432,58 @@ def test_serve_refuses_a_password_file_readable_by_others(
     assert served == []
 
 
+@pytest.mark.parametrize(
+    ("principal", "problem"),
+    [
+        (
+            'role = "operater"\ntoken_sha256 = "' + "ab" * 32 + '"',
+            "admin.principals.ops.role 'operater' is not a role: authority_admin, operator, "
+            "supplier",
+        ),
+        (
+            'role = "authority_admin"\ncert_subject = "CN=kk"',
+            "admin.principals.ops.authority_cvr is empty: an authority_admin needs the CVR "
+            "number of the authority it administers",
+        ),
+        (
+            'role = "supplier"\nsupplier = "Acme"\ncert_subject = "CN=acme"',
+            "admin.principals.ops: a supplier needs supplier and supplier_cvr",
+        ),
+        (
+            'role = "operator"\ntoken_sha256 = "\u2026"',  # deployment.md's placeholder
+            "admin.principals.ops.token_sha256 is not a SHA-256 in hex (64 digits): give the "
+            "digest of the token, e.g. printf %s TOKEN | sha256sum",
+        ),
+    ],
+    ids=["role", "authority_cvr", "supplier_cvr", "token_sha256"],
+)
+def test_serve_and_config_check_refuse_an_admin_principal_the_api_cannot_use(
+    tmp_path: Path, pki: Pki, served: list[Any], principal: str, problem: str
+) -> None:
+    """Such a principal used to pass both and fail every worker at start, with a traceback
+    and gunicorn's exit code 3 (or, for the digest, to match no token ever)."""
+    config = fit_config(tmp_path, pki, extra=f"[admin.principals.ops]\n{principal}\n")
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+
+
+def test_an_admin_principal_with_a_hex_digest_is_served(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    digest = "AB" * 32  # sha256sum prints lower case; upper case is the same digest
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=f'[admin.principals.ops]\nrole = "operator"\ntoken_sha256 = "{digest}"\n',
+    )
+    result = run("serve", "--config", str(config), "--bind", "127.0.0.1:1")
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+
+
 def test_serve_refuses_a_wrong_type(tmp_path: Path, pki: Pki, served: list[Any]) -> None:
     soap = 'public_base_url = "https://sp.example.dk"\nmax_body_bytes = "1MB"'
     config = fit_config(tmp_path, pki, soap=soap)
@@ -392,7 +524,7 @@ SECRETS = {
 
 
 def test_config_check_prints_the_settings_with_secrets_masked(tmp_path: Path, pki: Pki) -> None:
-    config = fit_config(tmp_path, pki)
+    config = fit_config(tmp_path, pki, extra='[admin.principals.ops]\nrole = "operator"\n')
     result = run("config", "check", "--config", str(config), env=SECRETS)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
@@ -432,3 +564,38 @@ def test_the_exit_codes_are_in_the_help() -> None:
     result = run("--help")
     assert f"{EXIT_NO_SETTINGS}  no settings: give --config FILE" in result.stdout
     assert f"{EXIT_BAD_SETTINGS}  the settings are wrong or unfit to serve" in result.stdout
+
+
+#: Tables whose next key is a name the operator chooses: compared as ``<name>``.
+_NAMED = ("admin.principals.", "oots.requesters.", "oots.as4.partners.")
+
+
+def _setting_keys(table: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in table.items():
+        name = "<name>" if prefix in _NAMED else key
+        if isinstance(value, dict):
+            keys |= _setting_keys(value, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def test_the_settings_block_of_the_docs_names_every_setting(tmp_path: Path, pki: Pki) -> None:
+    """docs/configuration.md's "The settings" is the operator's list of keys: every setting
+    ``config check`` prints is in it (a principal's, a requester's and a partner's keys in
+    any of their example tables)."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    block = docs.read_text(encoding="utf-8").split("## The settings", 1)[1]
+    documented = _setting_keys(tomllib.loads(block.split("```toml", 1)[1].split("```", 1)[0]))
+    extra = (
+        '[admin.principals.ops]\nrole = "operator"\n'
+        '[oots.as4.partners.AP_FI_01]\nendpoint_url = "https://ap.example.fi/as4"\n'
+        '[oots.requesters.29189846]\nname = "K"\n'
+    )
+    result = run("config", "check", "--config", str(fit_config(tmp_path, pki, extra=extra)))
+    assert result.exit_code == 0, result.output
+    shown = _setting_keys(tomllib.loads(result.stdout))
+    # Named in the comments beside the keys that replace them.
+    in_comments = {"oots.domibus_password", "subscriptions.scheduler_enabled"}
+    assert shown - documented - in_comments == set()

@@ -29,7 +29,8 @@ def test_the_integrations_classes_are_in_the_tree_within_their_ranges() -> None:
     assert by_code["SP-700"] == "integrations.oots.errors"
     assert by_code["SP-745"] == "integrations.oots.errors"
     integration_codes = sorted(c for c, m in by_code.items() if m.startswith("integrations."))
-    assert len(integration_codes) == 43  # 13 of SF2250/SF1600/SF1601, 30 of OOTS
+    assert by_code["SP-523"] == "integrations.sf2250.errors"
+    assert len(integration_codes) == 44  # 14 of SF2250/SF1600/SF1601, 30 of OOTS
     assert check_codes() == []
 
 

@@ -99,6 +99,16 @@ def test_a_minimal_file_with_dates_as_toml_dates_or_strings(tmp_path: Path) -> N
     assert agreement.register_cert_alias is None
 
 
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """As in the routing tables: an editor on Windows may start a UTF-8 file with one, and
+    TOML's parser alone would call it an "Invalid statement (at line 1, column 1)"."""
+    path = tmp_path / "a.toml"
+    path.write_text("\ufeff" + SYSTEM + AGREEMENT, encoding="utf-8")
+    systems, (agreement,) = load_agreements(path)
+    assert systems[0].system.uuid == SYSTEM_UUID
+    assert agreement.consumer_system == SYSTEM_UUID
+
+
 def test_uuids_are_normalised_to_lower_case(tmp_path: Path) -> None:
     path = tmp_path / "a.toml"
     path.write_text((SYSTEM + AGREEMENT).replace("0d7fcabb", "0D7FCABB"), encoding="utf-8")

@@ -293,3 +293,38 @@ def test_an_import_and_a_refused_one_leave_admin_audit_records(
         ("import-routing", "fault", "SP-310"),
     ]
     assert all(e.detail and e.detail.startswith(f"cli:{getpass.getuser()}: ") for e in records)
+
+
+def test_diff_and_import_warn_of_approved_agreements_the_table_leaves_without_a_sysid(
+    with_db: CliContext, tables: Path, database: Database
+) -> None:
+    """An import replaces every stored row, those ``agreements configure`` set included; an
+    approved agreement it leaves without a SysID it needs stops routing, so both commands
+    name it (on stderr; the exit code stays that of the table)."""
+    from datetime import UTC, datetime
+
+    from serviceplatform.registry import known_services
+    from serviceplatform.store.agreements_import import apply_import, read_import
+
+    now = datetime.now(UTC)
+    found = read_import(tables / "agreements.toml", known_services(), now=now)
+    apply_import(database, *found, now=now, actor="test")
+    shutil.copy(PROJECT / "routing_tables" / "sf1600.csv", tables)
+    first = _run(with_db, "import")
+    assert first.exit_code == 0 and first.stderr == ""
+    # Authority A's afsender row goes: its sf1600 agreement would miss that SysID.
+    edited = tables / "sf1600.csv"
+    edited.write_text(edited.read_text().replace("29189846,sf1600,afsender,2250004,\n", ""))
+    warning = (
+        "warning: agreement 6a1f4c1e-2f4b-4d7e-9a53-0b8f3c2d1e01 (29189846 sf1600, approved) "
+        "lacks SysID for role afsender in this table: "
+    )
+    diff = _run(with_db, "diff")
+    assert diff.exit_code == 0
+    assert diff.stderr == warning + "importing it would stop the agreement's calls\n"
+    imported = _run(with_db, "import")
+    assert imported.exit_code == 0
+    assert "  - 29189846 sf1600 afsender authority-wide -> 2250004" in imported.stdout
+    assert imported.stderr == (warning + "its calls are refused (SP-303) until the SysID is back\n")
+    # Nothing more to warn of once the table is stored: the agreement no longer routes.
+    assert _run(with_db, "import").stderr == ""

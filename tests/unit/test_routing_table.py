@@ -215,6 +215,18 @@ def test_a_byte_order_mark_is_accepted(tables: Path) -> None:
     assert len(load_table(path, SF2250)) == 1
 
 
+def test_a_table_separated_by_semicolons_is_told_the_separator(tables: Path) -> None:
+    tables.mkdir()
+    path = tables / "excel.csv"
+    path.write_text(HEADER.replace(",", ";") + "29189846;sf2250;register;1;\n", encoding="utf-8")
+    (problem,) = _problems(path)
+    assert problem == (
+        "routing_tables/excel.csv:1: unknown column(s) "
+        "'authority_cvr;service;role;sysid;subject' in the header; the columns are separated "
+        "by commas, not semicolons"
+    )
+
+
 def test_paths_outside_the_working_directory_are_shown_as_given(tmp_path: Path) -> None:
     path = _write(tmp_path, "x.csv", HEADER + "29189847,sf2250,register,1,\n")
     (problem,) = _problems(path)
