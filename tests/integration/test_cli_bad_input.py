@@ -411,7 +411,7 @@ def test_a_refused_run_for_an_authority_without_agreement_leaves_no_lease(
     workdir = clone(pristine, tmp_path / "sb")
     result = _run(["subscriptions", "run", "--authority", "29189862", "--workdir", str(workdir)])
     assert result.exit_code == 1
-    assert "29189862 has no active SF2250 agreement" in result.stderr
+    assert result.stderr.startswith("error: SP-523 ") and "29189862" in result.stderr
     engine = create_engine(_database_url(workdir))
     try:
         with engine.connect() as connection:

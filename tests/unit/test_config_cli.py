@@ -285,7 +285,7 @@ def test_no_workers_or_threads_is_a_usage_error(
     result = run(command, *where, option)
     assert result.exit_code == 2, result.output
     name, value = option.split("=")
-    assert f"Invalid value for '{name}': {value} is not in the range x>=1." in result.stderr
+    assert f"Invalid value for '{name}': {value} is not in the range 1<=x<=" in result.stderr
     assert started == [] and served == []
     assert not (tmp_path / "sbx").exists()
 
