@@ -593,9 +593,11 @@ def _api_cases() -> list[tuple[int, str, str, str | None]]:
         (404, "POST", f"/consumer-systems/{UNKNOWN}/activate", "{}"),
         (404, "GET", f"/messages/call/{HUGE}", None),
         (404, "GET", f"/messages/outbox/{HUGE}", None),
-        (409, "POST", f"/messages/call/{HUGE}/resend", "{}"),
-        # An unknown row is refused as not resendable (SP-612), as the other sources do.
-        (409, "POST", f"/messages/outbox/{HUGE}/resend", "{}"),
+        # An id that names nothing is not found (SP-611), as for its detail; SP-612 (409)
+        # is for a row that exists and cannot be resent.
+        (404, "POST", f"/messages/call/{HUGE}/resend", "{}"),
+        (404, "POST", f"/messages/outbox/{HUGE}/resend", "{}"),
+        (404, "POST", "/messages/oots/no-such-request/resend", "{}"),
         (400, "GET", "/messages?until=9999-12-31", None),
         (400, "GET", "/messages?since=0001-01-01T00:00:00%2B05:00", None),
         (400, "GET", "/messages?after=abc", None),

@@ -58,6 +58,13 @@ def test_show_prints_the_record_and_its_outward_status(obj: CliContext) -> None:
     assert unknown.exit_code == 1 and "SP-611" in unknown.output
 
 
+def test_resend_of_an_id_that_names_nothing_is_sp_611(obj: CliContext) -> None:
+    for ref in ("outbox:99", "call:99", "oots:nosuch"):
+        unknown = run(obj, "resend", ref)
+        assert unknown.exit_code == 1
+        assert unknown.stderr == f"error: SP-611 No such message in the message log: {ref}\n"
+
+
 def test_resend_an_undelivered_row_is_audited_with_the_os_user(
     obj: CliContext, database: Database
 ) -> None:
