@@ -29,6 +29,8 @@ def _store(obj: CliContext) -> SystemStore:
 
 
 def _pem(path: Path) -> bytes:
+    # A file that cannot be read as a certificate (missing, a directory, unreadable, not PEM)
+    # is one failure, SP-608 and exit 1: click's own check made a directory a usage error.
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -66,7 +68,7 @@ def _cert_option(help_text: str) -> Callable[[F], F]:
         "--cert",
         "cert_file",
         required=True,
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=click.Path(path_type=Path),
         help=help_text,
     )
 

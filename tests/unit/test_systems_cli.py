@@ -111,6 +111,8 @@ def test_registration_refusals_exit_1_with_their_code_and_change_nothing(
         (["--cert", str(cert)], "SP-607"),  # registered already
         (["--cert", str(garbage)], "SP-608"),
         (["--cert", str(tmp_path / "missing.pem")], "SP-608"),
+        # A directory was a usage error (exit 2) where a missing file is SP-608 (exit 1).
+        (["--cert", str(tmp_path)], "SP-608"),
     ):
         result = run(
             obj, "systems", "register", "--name", "X", "--supplier-cvr", SUPPLIER_CVR, *args
