@@ -199,6 +199,7 @@ def _cases(f: Files) -> list[Case]:
         (2, ["certs", "expiring", "--days", "-1"]),
         (2, ["token", "--cvr", "29189846", "--ttl", HUGE]),
         (2, ["token", "--cvr", "29189846", "--ttl", "-1"]),
+        (2, ["token", "--cvr", "29189846", "--audience", ""]),
         # A valid CVR without an SF2250 agreement.
         (1, ["subscriptions", "run", "--authority", "29189862", "--no-deliver"]),
         (1, ["subscriptions", "run", "--date", "2999-01-01", "--no-deliver"]),
