@@ -179,6 +179,7 @@ def _cases(f: Files) -> list[Case]:
         (2, ["bogus"]),
         (2, ["db", "upgrade", "extra"]),
         # State conflicts.
+        (1, ["agreements", "configure", AGREEMENT, "--valid-to", "2001-01-01"]),
         (1, ["agreements", "approve", AGREEMENT]),
         (1, ["agreements", "resume", AGREEMENT]),
         (1, ["agreements", "approve", SUSPENDED]),
@@ -378,6 +379,7 @@ def test_an_unreachable_database_stops_every_command_before_it_changes_anything(
     before = sorted(p.name for p in certs.iterdir())
     cases: list[Case] = [
         (1, ["agreements", "list"]),
+        (1, ["agreements", "configure", AGREEMENT, "--valid-to", "2001-01-01"]),
         (1, ["agreements", "approve", AGREEMENT]),
         (1, ["db", "upgrade"]),
         (1, ["routing", "import"]),
@@ -582,6 +584,7 @@ def _api_cases() -> list[tuple[int, str, str, str | None]]:
         (400, "POST", "/agreements", '{"authority_cvr": 29189862, "service": "sf2250"}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"sysids": "x"}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"valid_to": "abc"}'),
+        (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"valid_to": "2001-01-01"}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"register_cert_alias": 5}'),
         (400, "PUT", f"/agreements/{PRINT_AGREEMENT}/print-route", '{"print_route": 5}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/print-route", '{"print_route": "sf1601"}'),

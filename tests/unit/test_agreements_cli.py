@@ -153,3 +153,21 @@ def test_every_cli_change_leaves_an_admin_audit_record_with_the_os_user(
     assert done.authority_cvr == C
     assert done.detail == f"cli:{user}: configure agreement {uuid}"
     assert ("request", "ok") in by_operation
+
+
+def test_configure_refuses_an_end_date_in_the_past(obj: CliContext) -> None:
+    # A past end date stopped every call at once (SP-302) with the status still "approved";
+    # suspend and revoke do that, with a reason and a status that says so.
+    uuid = request(obj)
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    past = run(obj, "configure", uuid, "--valid-to", yesterday.isoformat())
+    assert past.exit_code == 1
+    assert past.stderr == (
+        f"error: SP-605 The administration request is malformed: valid_to {yesterday} is in "
+        f"the past (today is {today}): suspend or revoke the agreement to stop it\n"
+    )
+    assert json.loads(run(obj, "show", uuid, "--json").output)["valid_to"] is None
+    ends_today = run(obj, "configure", uuid, "--valid-to", today.isoformat(), "--json")
+    assert ends_today.exit_code == 0, ends_today.output
+    assert json.loads(ends_today.output)["valid_to"] == today.isoformat()
