@@ -19,6 +19,7 @@ import click
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import CertificateInvalid
+from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemStore, SystemView
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,6 +86,13 @@ def systems() -> None:
 def list_systems(obj: CliContext, supplier_cvr: str | None, as_json: bool) -> None:
     """List the consumer systems."""
     from serviceplatform.admin.views import system_json
+
+    if supplier_cvr is not None and not is_valid_cvr(supplier_cvr):
+        # A filter that cannot match: a usage error, not "no consumer systems".
+        raise click.BadParameter(
+            f"{supplier_cvr!r} is not a CVR number (8 digits with a valid check digit)",
+            param_hint="--supplier-cvr",
+        )
 
     views = _store(obj).find(supplier_cvr=supplier_cvr)
     now = datetime.now(UTC)

@@ -171,6 +171,14 @@ def _cases(f: Files) -> list[Case]:
     cases += [
         (1, ["messages", "list", "--after", "call:1"]),
         (2, ["messages", "list", "--outcome", "bogus"]),
+        (2, ["messages", "list", "--authority", "2918984X"]),
+        (2, ["messages", "list", "--service", "bogus"]),
+        (2, ["messages", "list", "--error-code", "302"]),
+        (2, ["messages", "list", "--subject", "abc"]),
+        (2, ["messages", "list", "--source", "bogus"]),
+        (2, ["agreements", "list", "--service", "bogus"]),
+        (2, ["agreements", "list", "--authority", "2918984X"]),
+        (2, ["systems", "list", "--supplier-cvr", "abc"]),
         (2, ["agreements", "list", "--status", "bogus"]),
         (2, ["agreements", "request", "--authority", "29189862"]),
         (2, ["agreements", "show"]),
@@ -609,6 +617,10 @@ def _api_cases() -> list[tuple[int, str, str, str | None]]:
         (400, "GET", "/messages?since=0001-01-01T00:00:00%2B05:00", None),
         (400, "GET", "/messages?after=abc", None),
         (400, "GET", "/messages?outcome=bogus", None),
+        (400, "GET", "/messages?authority_cvr=2918984X", None),
+        (400, "GET", "/messages?service=bogus", None),
+        (400, "GET", "/messages?error_code=302", None),
+        (400, "GET", "/messages?subject=abc", None),
     ]
     for path in ["/audit?limit=", "/messages?limit=", "/subscriptions/runs?limit=", "/usage?days="]:
         for value in ["%C2%B2", "-1", "0", "abc", HUGE]:

@@ -105,6 +105,15 @@ def test_list_filters_and_bad_input(obj: CliContext) -> None:
     assert unknown.exit_code == 1 and "SP-603" in unknown.output
     bad = run(obj, "configure", request(obj), "--sysid", "nonsense")
     assert bad.exit_code == 2 and "ROLE=SYSID" in bad.output
+    # Filters that cannot match answered "no agreements".
+    service = run(obj, "list", "--service", "sf225")
+    assert service.exit_code == 2
+    assert "Invalid value for --service: 'sf225' is not a service: " in service.stderr
+    assert "sf2250" in service.stderr
+    authority = run(obj, "list", "--authority", "2918984")
+    assert authority.exit_code == 2
+    assert "Invalid value for --authority: '2918984' is not a CVR number" in authority.stderr
+    assert C in run(obj, "list", "--service", "sf2250", "--authority", C).output
 
 
 def test_configure_refuses_an_alias_not_in_the_certificate_store(obj: CliContext) -> None:

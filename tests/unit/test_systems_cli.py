@@ -98,6 +98,11 @@ def test_register_rotate_deactivate_activate_with_history_and_audit(
     ]
     listed = run(obj, "systems", "list")
     assert SYSTEM_UUID in listed.output and "2 accepted / 2" in listed.output
+    assert SYSTEM_UUID in run(obj, "systems", "list", "--supplier-cvr", SUPPLIER_CVR).output
+    # A filter that cannot match answered "no consumer systems".
+    bad = run(obj, "systems", "list", "--supplier-cvr", "1234567")
+    assert bad.exit_code == 2
+    assert "Invalid value for --supplier-cvr: '1234567' is not a CVR number" in bad.output
 
 
 def test_registration_refusals_exit_1_with_their_code_and_change_nothing(
