@@ -359,12 +359,12 @@ class UpstreamBadResponse(UpstreamError):
 
 class CertificateUnavailable(ServicePlatformError):
     code = "SP-420"
-    text = "The outward certificate for this agreement is missing or unreadable"
+    text = "The outward certificate is missing or unreadable"
 
 
 class CertificateExpired(ServicePlatformError):
     code = "SP-421"
-    text = "The outward certificate for this agreement has expired or is not yet valid"
+    text = "The outward certificate has expired or is not yet valid"
 
 
 class CertificateAliasTaken(ServicePlatformError):

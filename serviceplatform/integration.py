@@ -152,6 +152,9 @@ class Integration:
     #: ``module:attribute`` of callables Platform -> ``messagelog.model.MessageSource``: the
     #: integration's outward messages in the message log (the core lists the calls itself).
     message_sources: tuple[str, ...] = ()
+    #: The ``service`` of audit records it writes besides its SOAP services' keys (the
+    #: message log's service filter accepts exactly the services that can be there).
+    audit_services: frozenset[str] = frozenset()
     jobs: tuple[ScheduledJob, ...] = ()
     mounts: tuple[WsgiMount, ...] = ()
     #: Its error classes and their code range (None: it raises only the core's errors).

@@ -193,6 +193,17 @@ def known_services() -> dict[str, frozenset[str]]:
     return merged
 
 
+def message_log_services() -> frozenset[str]:
+    """Every ``service`` an audit record, and so the message log, can name: the SOAP
+    services, the routing keys, the integrations' own audit services, and ``admin``."""
+    names = {"admin"}
+    for integration in integrations():
+        names.update(service.key for service in integration.services)
+        names.update(integration.roles)
+        names.update(integration.audit_services)
+    return frozenset(names)
+
+
 def error_codes() -> dict[str, ErrorCodes]:
     """Integration name -> its error module and code range, for those that declare errors."""
     return {i.name: i.errors for i in integrations() if i.errors is not None}

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from serviceplatform.errors import RoutingTableInvalid
-from serviceplatform.routing.agreements_file import SystemEntry, parse_agreements
+from serviceplatform.routing.agreements_file import SystemEntry, check_agreements
 from serviceplatform.routing.model import Agreement, RouteRow
 from serviceplatform.routing.table import check_tables, parse_table
 
@@ -70,6 +70,17 @@ def load_agreements(
 
     Certificate files the systems name are taken relative to the file's directory.
     """
+    systems, items, problems = read_agreements(path, known_services)
+    if problems:
+        raise RoutingTableInvalid(detail="\n".join(problems))
+    return systems, items
+
+
+def read_agreements(
+    path: Path, known_services: KnownServices | None = None
+) -> tuple[list[SystemEntry], list[Agreement], list[str]]:
+    """As :func:`load_agreements`, with the problems returned beside what is valid
+    (``routing.agreements_file.check_agreements``); a file it cannot read still raises."""
     path = Path(path)
     name = display_path(path)
     try:
@@ -78,4 +89,4 @@ def load_agreements(
         raise RoutingTableInvalid(detail=f"{name}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise RoutingTableInvalid(detail=f"{name}: {exc}") from exc
-    return parse_agreements(text, name, path.resolve().parent, known_services)
+    return check_agreements(text, name, path.resolve().parent, known_services)

@@ -114,6 +114,8 @@ def _integration() -> Integration:
             "as4": "integrations.oots.as4.transport:open_transport",
         },
         message_sources=("integrations.oots.message_log:message_source",),
+        # The AS4 access point's own records (integrations.oots.as4.sender.AUDIT_SERVICE).
+        audit_services=frozenset({"oots-as4"}),
         peers=_peers,
         commands=("integrations.oots.as4.commands:as4",),
     )

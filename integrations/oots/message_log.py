@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 from integrations.oots import SERVICE_KEY
 from integrations.oots.request_store import ANSWERED, FAILED, RequestStore
 from integrations.oots.tables import oots_messages, oots_requests
-from serviceplatform.errors import ResendRefused
+from serviceplatform.errors import MessageNotFound
 from serviceplatform.messagelog.model import (
     MessageDetail,
     MessageQuery,
@@ -212,7 +212,7 @@ class OotsRequestSource:
 
         record = RequestStore(self._db).get(key)
         if record is None:
-            raise ResendRefused(f"no OOTS request {key}")
+            raise MessageNotFound(f"oots:{key}")
         platform = self._platform
         exchange = OotsExchange.from_settings(
             platform.db, platform.audit, platform.settings, platform.clock

@@ -1,6 +1,7 @@
 """``serviceplatform subscriptions``: run the nightly NemSMS list diff by hand and watch it.
 
-``run`` does what the scheduler does each night, with a progress bar and a summary;
+``run`` does what the scheduler does each night, with progress on stderr (bars on a
+terminal, else a plain line per phase and at most every 10 s) and a summary on stdout;
 ``deliver`` only hands pending outbox messages to the distributor; ``status`` shows the last
 runs per authority and the pending messages. Exit code 1 when something failed (an
 authority's list, or messages left undelivered because the distributor is down).
@@ -9,36 +10,131 @@ authority's list, or messages left undelivered because the distributor is down).
 from __future__ import annotations
 
 import json
+import sys
+import time
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from serviceplatform.commands.context import CliContext, pass_cli
 from serviceplatform.routing.identifiers import is_valid_cvr
 
+if TYPE_CHECKING:
+    from integrations.sf2250.nightly import AuthorityResult
 
-class _Bar:
-    """A click progress bar over one authority's list parts at a time."""
 
-    def __init__(self) -> None:
+class _Bars:
+    """Progress on a terminal: a click progress bar per authority and phase, on stderr."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
         self._bar: Any = None
 
-    def authority(self, cvr: str, parts: int) -> None:
+    def _open(self, label: str, length: int) -> None:
         self.close()
-        self._bar = click.progressbar(length=max(parts, 1), label=f"  {cvr}", file=None)
+        self._bar = click.progressbar(length=max(length, 1), label=label, file=self._stream)
         self._bar.__enter__()
-        if parts == 0:
+        if length == 0:
             self._bar.update(1)
 
+    def authority(self, cvr: str, parts: int) -> None:
+        self._open(f"  {cvr} fetching", parts)
+
     def part(self) -> None:
+        self.advance(1)
+
+    def phase(self, cvr: str, name: str, total: int) -> None:
+        self._open(f"  {cvr} {name}", total)
+
+    def advance(self, entries: int) -> None:
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(entries)
+
+    def finished(self, result: AuthorityResult) -> None:
+        self.close()
+
+    def delivering(self, pending: int) -> None:
+        self._open("  delivering", pending)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
+
+
+class _Lines:
+    """Progress without a terminal (a pipe, cron, systemd's journal): plain lines on stderr.
+
+    A line when a phase starts and ends (fetching, storing, diffing per authority; then
+    delivering), and in between at most one every ``every`` seconds, with counts, so a log
+    shows that a night of a million entries is moving. No bar: its carriage returns and
+    escapes would garble the log.
+    """
+
+    def __init__(
+        self, stream: TextIO, *, every: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._stream = stream
+        self._every = every
+        self._clock = clock
+        self._what: str | None = None
+        self._unit = ""
+        self._total = 0
+        self._done = 0
+        self._started = self._said = clock()
+
+    def _say(self, text: str) -> None:
+        click.echo(f"  {text}", file=self._stream)
+        self._stream.flush()
+        self._said = self._clock()
+
+    def _counts(self) -> str:
+        return f"{self._done} of {self._total} {self._unit}"
+
+    def _open(self, what: str, total: int, unit: str) -> None:
+        self.close()
+        self._what, self._unit, self._total, self._done = what, unit, total, 0
+        self._started = self._clock()
+        self._say(f"{what}: {total} {unit}")
+
+    def _step(self, count: int) -> None:
+        self._done += count
+        if self._what is not None and self._clock() - self._said >= self._every:
+            elapsed = self._clock() - self._started
+            self._say(f"{self._what}: {self._counts()} ({elapsed:.0f} s)")
+
+    def authority(self, cvr: str, parts: int) -> None:
+        self._open(f"{cvr} fetching", parts, "parts")
+
+    def part(self) -> None:
+        self._step(1)
+
+    def phase(self, cvr: str, name: str, total: int) -> None:
+        self._open(f"{cvr} {name}", total, "entries")
+
+    def advance(self, entries: int) -> None:
+        self._step(entries)
+
+    def finished(self, result: AuthorityResult) -> None:
+        self.close()
+        self._say(f"{result.authority_cvr} {result.outcome}")
+
+    def delivering(self, pending: int) -> None:
+        self._open("delivering", pending, "messages")
+
+    def close(self) -> None:
+        if self._what is not None:
+            elapsed = self._clock() - self._started
+            self._say(f"{self._what} done: {self._counts()} ({elapsed:.0f} s)")
+            self._what = None
+
+
+def _progress() -> _Bars | _Lines:
+    """Bars where stderr is a terminal, else plain lines: progress never goes to stdout."""
+    stream = sys.stderr
+    return _Bars(stream) if stream.isatty() else _Lines(stream)
 
 
 def _job(obj: CliContext) -> Any:
@@ -81,14 +177,14 @@ def run(
             f"{authority!r} is not a valid CVR number", param_hint="--authority"
         )
     job = _job(obj)
-    bar = _Bar()
+    progress = _progress()
     day: date | None = list_date.date() if list_date is not None else None
     try:
         summary = job.run(
-            list_date=day, authority=authority, deliver=False, wait=wait, progress=bar
+            list_date=day, authority=authority, deliver=False, wait=wait, progress=progress
         )
     finally:
-        bar.close()
+        progress.close()
     if summary.waited_until is not None:
         click.echo(f"waited for NemSMS's service window to end at {summary.waited_until:%H:%M}")
     if summary.lease == "finished":
@@ -100,10 +196,11 @@ def run(
         )
         click.echo(line + (f"  {result.error}" if result.error else ""))
     if not no_deliver:
-        with click.progressbar(
-            length=max(job.outbox.counts("beskedfordeler").pending, 1), label="  delivering"
-        ) as delivering:
-            relay = job.deliver(on_delivered=delivering.update)
+        progress.delivering(job.outbox.counts("beskedfordeler").pending)
+        try:
+            relay = job.deliver(on_delivered=progress.advance)
+        finally:
+            progress.close()
     else:
         relay = None
     pending = job.outbox.counts("beskedfordeler").pending

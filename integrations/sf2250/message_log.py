@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import and_, select
 
 from integrations.sf2250.tables import sendings
-from serviceplatform.errors import DistributorRejected, DistributorUnavailable, ResendRefused
+from serviceplatform.errors import (
+    DistributorRejected,
+    DistributorUnavailable,
+    MessageNotFound,
+    ResendRefused,
+)
 from serviceplatform.messagelog.model import (
     MessageDetail,
     MessageQuery,
@@ -147,7 +152,7 @@ class OutboxSource:
 
         row = self._get(key)
         if row is None:
-            raise ResendRefused(f"no outbox row {key}")
+            raise MessageNotFound(f"outbox:{key}")
         if row.state != "pending":
             raise ResendRefused(f"outbox row {key} was delivered at {_iso(row.delivered_at)}")
         message = OutgoingMessage(

@@ -71,11 +71,24 @@ WINDOW_ENDS_HOUR: Final = 4
 
 
 class Progress(Protocol):
-    """What a run reports while it works (the CLI draws a progress bar from it)."""
+    """What a run reports while it works, per authority: fetching the list's parts, then
+    storing and diffing its entries (the CLI draws bars or prints lines from it)."""
 
-    def authority(self, cvr: str, parts: int) -> None: ...
+    def authority(self, cvr: str, parts: int) -> None:
+        """Fetching ``cvr``'s list of ``parts`` parts begins."""
 
-    def part(self) -> None: ...
+    def part(self) -> None:
+        """One more part is fetched."""
+
+    def phase(self, cvr: str, name: str, total: int) -> None:
+        """``storing`` or ``diffing`` the ``total`` entries fetched begins (minutes at a
+        national list: the part bar was full and nothing moved)."""
+
+    def advance(self, entries: int) -> None:
+        """``entries`` more entries of the phase are done."""
+
+    def finished(self, result: AuthorityResult) -> None:
+        """The authority is done (its outcome, also ``failed``)."""
 
 
 @dataclass(frozen=True)
@@ -336,21 +349,30 @@ class NightlyDiff:
                 if progress is not None:
                     progress.part()
                 self._keep_lease(lease_name)
-            self.snapshots.add_runs(snapshot_id, entries.runs())
+            advance = progress.advance if progress is not None else None
+            if progress is not None:
+                progress.phase(target.authority_cvr, "storing", entries.received)
+            self.snapshots.add_runs(snapshot_id, entries.runs(), on_stored=advance)
             self._keep_lease(lease_name)
+            if progress is not None:
+                progress.phase(target.authority_cvr, "diffing", entries.received)
             result = self.snapshots.complete(
                 snapshot_id,
                 topic=TOPIC,
                 message_for=self._message_factory(target.authority_cvr, list_date, fetched_at),
                 completed_at=self.platform.clock(),
+                on_compared=advance,
             )
         except ServicePlatformError as error:
             if snapshot_id is not None:
                 self.snapshots.discard(snapshot_id)
             log.warning("subscription list of %s failed: %s", target.authority_cvr, error)
-            return AuthorityResult(target.authority_cvr, "failed", error=error.error_text)
+            failed = AuthorityResult(target.authority_cvr, "failed", error=error.error_text)
+            if progress is not None:
+                progress.finished(failed)
+            return failed
         snapshot = result.snapshot
-        return AuthorityResult(
+        done = AuthorityResult(
             target.authority_cvr,
             "baseline" if result.first else "complete",
             entries=snapshot.entry_count,
@@ -358,6 +380,9 @@ class NightlyDiff:
             unsubscribed=snapshot.unsubscribed_count,
             messages=result.messages,
         )
+        if progress is not None:
+            progress.finished(done)
+        return done
 
     def _message_factory(
         self, authority_cvr: str, list_date: date, created_at: datetime

@@ -146,9 +146,15 @@ class SnapshotStore:
         stream = iter(codes)
         self.add_runs(snapshot_id, iter(lambda: array("q", islice(stream, _ADD_CHUNK)), array("q")))
 
-    def add_runs(self, snapshot_id: int, runs: Iterable[array[int]]) -> None:
+    def add_runs(
+        self,
+        snapshot_id: int,
+        runs: Iterable[array[int]],
+        *,
+        on_stored: Callable[[int], None] | None = None,
+    ) -> None:
         """Store runs of entry codes, each in any order, in blocks of up to ``_ADD_CHUNK``
-        codes, one block per transaction.
+        codes, one block per transaction; ``on_stored`` hears each block's count.
 
         The nightly hands over its list as runs that are ascending already, each after the
         other (the buckets of ``entry_buffer``): that is checked, and they are stored as they
@@ -161,16 +167,26 @@ class SnapshotStore:
                 run = array("q", sorted(set(run)))
             if pending and run and pending[-1] >= run[0]:
                 # Joined, the block would not ascend: the part so far goes as a block.
-                self._store_block(snapshot_id, pending)
+                self._store_block(snapshot_id, pending, on_stored)
                 pending = array("q")
             pending.extend(run)
             while len(pending) >= _ADD_CHUNK:
-                self._store_block(snapshot_id, pending[:_ADD_CHUNK])
+                self._store_block(snapshot_id, pending[:_ADD_CHUNK], on_stored)
                 del pending[:_ADD_CHUNK]
         if pending:
-            self._store_block(snapshot_id, pending)
+            self._store_block(snapshot_id, pending, on_stored)
 
-    def _store_block(self, snapshot_id: int, block: array[int]) -> None:
+    def _store_block(
+        self,
+        snapshot_id: int,
+        block: array[int],
+        on_stored: Callable[[int], None] | None = None,
+    ) -> None:
+        self._insert_block(snapshot_id, block)
+        if on_stored is not None:
+            on_stored(len(block))
+
+    def _insert_block(self, snapshot_id: int, block: array[int]) -> None:
         with self._db.transaction(write_first=True) as connection:
             state = connection.execute(
                 select(subscription_snapshots.c.state).where(
@@ -220,8 +236,12 @@ class SnapshotStore:
         topic: str,
         message_for: MessageFactory,
         completed_at: datetime,
+        on_compared: Callable[[int], None] | None = None,
     ) -> DiffResult:
         """Diff against the previous complete snapshot, write the outbox rows, mark complete.
+
+        ``on_compared`` hears the count of the new list's entries compared (or, for a
+        baseline, counted) as the work goes on, a window at a time.
 
         A snapshot that is gone (discarded, or replaced by another run's ``begin``) is a
         StorageError and nothing is written. Completing a complete one again is harmless: the
@@ -278,12 +298,17 @@ class SnapshotStore:
 
             new_codes = _codes(connection, snapshot_id)
             if previous_id is None:
-                entry_count = sum(len(block) for block in new_codes)
+                for block in new_codes:
+                    entry_count += len(block)
+                    if on_compared is not None:
+                        on_compared(len(block))
             else:
                 changes: list[tuple[int, Change]] = []
                 for new, old in _windows(new_codes, _codes(connection, previous_id)):
                     entry_count += len(new)
                     _diff_window(new, old, changes)
+                    if on_compared is not None and new:
+                        on_compared(len(new))
                     while len(changes) >= _BATCH:
                         written += write(changes[:_BATCH])
                         del changes[:_BATCH]

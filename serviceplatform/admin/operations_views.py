@@ -9,8 +9,11 @@ operator resends, and the app audits it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Final
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, Principal
 from serviceplatform.errors import InvalidAdminRequest, MessageNotFound
@@ -19,10 +22,15 @@ from serviceplatform.messagelog.model import MAX_PAGE, OUTCOMES, Cursor, Message
 from serviceplatform.messagelog.render import detail_json, page_json
 from serviceplatform.messagelog.usage import usage, usage_json
 from serviceplatform.platform import Platform
+from serviceplatform.registry import message_log_services
+from serviceplatform.routing.identifiers import is_valid_cvr
 
 Json = dict[str, Any]
 #: The longest a text filter may be (MessageIDs are the longest values searched).
 _MAX_TEXT = 255
+_ERROR_CODE: Final = re.compile(r"SP-[0-9]{3}")
+#: A subject is searched in full: a CPR number (10 digits) or a CVR number (8).
+_SUBJECT: Final = re.compile(r"[0-9]{10}|[0-9]{8}")
 _TEXT_FILTERS = (
     "authority_cvr",
     "service",
@@ -58,14 +66,41 @@ def parse_moment(name: str, text: str, *, end: bool = False) -> datetime:
     return moment
 
 
-def message_query(params: dict[str, str], sources: set[str]) -> MessageQuery:
-    """The query the URL parameters describe; ``InvalidAdminRequest`` naming a bad one."""
+def filter_problem(name: str, value: str, services: Collection[str]) -> str | None:
+    """What is wrong with a message-log filter of a fixed vocabulary or format; else None.
+
+    Such a filter that matches nothing by its form (``--authority abc``, ``--service sf225``)
+    answered an empty page, as if there were no such messages.
+    """
+    if name == "authority_cvr" and not is_valid_cvr(value):
+        return f"{value!r} is not a CVR number (8 digits with a valid check digit)"
+    if name == "service" and value not in services:
+        return f"{value!r} is not a service: {', '.join(sorted(services))}"
+    if name == "error_code" and not _ERROR_CODE.fullmatch(value):
+        return f"{value!r} is not an error code: SP- and three digits, e.g. SP-302"
+    if name == "subject" and not (_SUBJECT.fullmatch(value)):
+        return f"{value!r} is not a CPR number (10 digits) or CVR number (8 digits)"
+    return None
+
+
+def message_query(
+    params: dict[str, str], sources: set[str], services: Collection[str] | None = None
+) -> MessageQuery:
+    """The query the URL parameters describe; ``InvalidAdminRequest`` naming a bad one.
+
+    ``services``: the service names the log can hold (default: the registry's).
+    """
+    if services is None:
+        services = message_log_services()
     values: dict[str, Any] = {}
     for name in _TEXT_FILTERS:
         value = (params.get(name) or "").strip()
         if len(value) > _MAX_TEXT:
             raise InvalidAdminRequest(f"{name} is longer than {_MAX_TEXT} characters")
         if value:
+            problem = filter_problem(name, value, services)
+            if problem is not None:
+                raise InvalidAdminRequest(f"{name}: {problem}")
             values[name] = value
     outcome = params.get("outcome") or None
     if outcome is not None and outcome not in OUTCOMES:
@@ -112,10 +147,12 @@ class OperationsViews:
 
     def list_messages(self, principal: Principal, query: dict[str, str], **_: Any) -> Json:
         principal.require(OPERATOR, AUTHORITY_ADMIN)
-        params = dict(query)
+        parsed = message_query(dict(query), set(self.log.sources))
         if principal.role == AUTHORITY_ADMIN:
-            params["authority_cvr"] = principal.authority_cvr
-        page = self.log.page(message_query(params, set(self.log.sources)))
+            # Its own authority, whatever it asked for: set after the caller's filters are
+            # checked, as the principal's CVR is the configuration's, not the request's.
+            parsed = replace(parsed, authority_cvr=principal.authority_cvr)
+        page = self.log.page(parsed)
         answer = page_json(page, full_subjects=full_subjects(principal))
         answer["sources"] = sorted(self.log.sources)
         return answer

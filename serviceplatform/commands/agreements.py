@@ -16,6 +16,7 @@ import click
 
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
 from serviceplatform.commands.tables import echo_table
+from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.lifecycle import TRANSITIONS
 from serviceplatform.routing.model import Agreement
 from serviceplatform.store.agreements import AgreementStore, AgreementView
@@ -78,7 +79,21 @@ def agreements() -> None:
 def list_agreements(
     obj: CliContext, status: str | None, service: str | None, authority: str | None, as_json: bool
 ) -> None:
-    """List agreements, with filters."""
+    """List agreements, with filters.
+
+    --service must be a service of the platform and --authority a CVR number: a filter that
+    cannot match anything is a usage error (exit 2), not an empty list.
+    """
+    if authority is not None and not is_valid_cvr(authority):
+        raise click.BadParameter(
+            f"{authority!r} is not a CVR number (8 digits with a valid check digit)",
+            param_hint="--authority",
+        )
+    services = sorted(obj.known_services())
+    if service is not None and service not in services:
+        raise click.BadParameter(
+            f"{service!r} is not a service: {', '.join(services)}", param_hint="--service"
+        )
     views = _store(obj).find(status=status, service=service, authority_cvr=authority)
     if as_json:
         click.echo(json.dumps([_as_dict(v) for v in views], indent=2))

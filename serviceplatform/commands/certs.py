@@ -22,6 +22,7 @@ import click
 
 from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
+from serviceplatform.errors import CertificateUnavailable
 from serviceplatform.outbound.certstore import CertificateStore, CertInfo
 
 #: ``certs list`` calls a certificate "expiring" when it has fewer days left than this.
@@ -209,13 +210,15 @@ def _password(password_file: Path | None, password_env: str | None) -> bytes | N
 
 
 def _read(path: Path, option: str) -> bytes:
+    # A file that cannot be read as a certificate or key (missing, a directory, unreadable)
+    # fails as one that is not PEM does: SP-420 and exit 1, as `systems register --cert`.
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=option) from exc
+        raise CertificateUnavailable(f"{option} {path}: cannot read: {exc.strerror}") from None
 
 
-_FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
+_FILE = click.Path(path_type=Path)
 
 
 @certs.command("import")

@@ -30,6 +30,10 @@ def _log(obj: CliContext) -> MessageLog:
     return MessageLog.for_platform(Platform(obj.settings, database=obj.database()))
 
 
+#: The option of a filter whose name differs from the query parameter's.
+_OPTION = {"authority_cvr": "--authority", "error_code": "--error-code"}
+
+
 def _cell(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
@@ -56,12 +60,27 @@ def messages() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON: {messages, next}.")
 @pass_cli
 def list_messages(obj: CliContext, /, as_json: bool, **filters: Any) -> None:
-    """One page of the message log, newest first."""
-    from serviceplatform.admin.operations_views import message_query
+    """One page of the message log, newest first.
 
-    log = _log(obj)
+    A filter of a fixed vocabulary or format (--authority, --service, --outcome,
+    --error-code, --subject, --source) that cannot match is a usage error (exit 2).
+    """
+    from serviceplatform.admin.operations_views import filter_problem, message_query
+    from serviceplatform.registry import message_log_services
+
     params = {k: str(v) for k, v in filters.items() if v is not None}
-    page = log.page(message_query(params, set(log.sources)))
+    services = message_log_services()
+    for name, value in params.items():
+        problem = filter_problem(name, value.strip(), services) if value.strip() else None
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint=_OPTION.get(name, f"--{name}"))
+    log = _log(obj)
+    source = params.get("source")
+    if source and source not in log.sources:
+        raise click.BadParameter(
+            f"{source!r} is not a source: {', '.join(sorted(log.sources))}", param_hint="--source"
+        )
+    page = log.page(message_query(params, set(log.sources), services))
     if as_json:
         click.echo(json.dumps(page_json(page), indent=2))
         return

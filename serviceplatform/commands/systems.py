@@ -19,6 +19,7 @@ import click
 from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import CertificateInvalid
+from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.store.systems import DEFAULT_OVERLAP, SystemStore, SystemView
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,6 +30,8 @@ def _store(obj: CliContext) -> SystemStore:
 
 
 def _pem(path: Path) -> bytes:
+    # A file that cannot be read as a certificate (missing, a directory, unreadable, not PEM)
+    # is one failure, SP-608 and exit 1: click's own check made a directory a usage error.
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -66,7 +69,7 @@ def _cert_option(help_text: str) -> Callable[[F], F]:
         "--cert",
         "cert_file",
         required=True,
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=click.Path(path_type=Path),
         help=help_text,
     )
 
@@ -83,6 +86,13 @@ def systems() -> None:
 def list_systems(obj: CliContext, supplier_cvr: str | None, as_json: bool) -> None:
     """List the consumer systems."""
     from serviceplatform.admin.views import system_json
+
+    if supplier_cvr is not None and not is_valid_cvr(supplier_cvr):
+        # A filter that cannot match: a usage error, not "no consumer systems".
+        raise click.BadParameter(
+            f"{supplier_cvr!r} is not a CVR number (8 digits with a valid check digit)",
+            param_hint="--supplier-cvr",
+        )
 
     views = _store(obj).find(supplier_cvr=supplier_cvr)
     now = datetime.now(UTC)

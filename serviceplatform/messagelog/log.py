@@ -67,5 +67,9 @@ class MessageLog:
         return found
 
     def resend(self, ref: str, *, actor: str) -> ResendResult:
+        """Hand the row ``ref`` names on again: SP-611 (404) when it names no row, as for
+        :meth:`detail`; SP-612 (409) when the row exists but cannot be resent."""
         source, key = self._source(ref)
+        if source.detail(key) is None:
+            raise MessageNotFound(ref)
         return source.resend(key, actor=actor)

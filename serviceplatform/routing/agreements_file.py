@@ -227,6 +227,23 @@ def parse_agreements(
 
     With ``known_services``, an agreement for a service not in it is a problem too.
     """
+    systems, items, problems = check_agreements(text, name, base, known_services)
+    if problems:
+        raise RoutingTableInvalid(detail="\n".join(problems))
+    return systems, items
+
+
+def check_agreements(
+    text: str,
+    name: str,
+    base: Path,
+    known_services: Mapping[str, frozenset[str]] | None = None,
+) -> tuple[list[SystemEntry], list[Agreement], list[str]]:
+    """As :func:`parse_agreements`, but the problems are returned (each starting with
+    ``name``) beside the systems and agreements that are valid, so that a caller can add
+    its own (a certificate file it cannot read) and report all of them at once. A file
+    that is no TOML, or not of arrays of tables, still raises: nothing in it can be read.
+    """
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -247,6 +264,4 @@ def parse_agreements(
     }
     items, agreement_errors = _agreements(raw_agreements, declared, known_services)
     errors += system_errors + agreement_errors
-    if errors:
-        raise RoutingTableInvalid(detail="\n".join(f"{name}: {e}" for e in errors))
-    return systems, items
+    return systems, items, [f"{name}: {e}" for e in errors]

@@ -233,6 +233,9 @@ class AgreementStore:
 
         A certificate alias must name a certificate of the store that has not expired (the
         ``alias_check``), so a typo is refused here and not found by the first real call.
+        An end date before today (UTC, the router's day) or before the agreement's start is
+        refused: it would stop every call at once without a word in the status; suspend or
+        revoke the agreement for that (docs/routing.md).
         """
         if register_cert_alias is not None:
             if not _ALIAS.fullmatch(register_cert_alias):
@@ -251,6 +254,15 @@ class AgreementStore:
                     )
                 if not _SYSID.fullmatch(sysid):
                     raise InvalidAdminRequest(f"SysID {sysid!r} is not 1-64 of A-Z a-z 0-9 _ -")
+            if valid_to is not None and valid_to < now.date():
+                raise InvalidAdminRequest(
+                    f"valid_to {valid_to} is in the past (today is {now.date()}): "
+                    "suspend or revoke the agreement to stop it"
+                )
+            if valid_to is not None and row.valid_from is not None and valid_to < row.valid_from:
+                raise InvalidAdminRequest(
+                    f"valid_to {valid_to} is before the agreement's valid_from {row.valid_from}"
+                )
             values: dict[str, Any] = {"updated_at": now}
             if register_cert_alias is not None:
                 values["register_cert_alias"] = register_cert_alias

@@ -18,9 +18,13 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from serviceplatform.errors import CertificateAlreadyRegistered, CertificateInvalid
+from serviceplatform.errors import (
+    CertificateAlreadyRegistered,
+    CertificateInvalid,
+    RoutingTableInvalid,
+)
 from serviceplatform.routing.model import Agreement, ConsumerSystem
-from serviceplatform.routing_files import display_path, load_agreements
+from serviceplatform.routing_files import display_path, read_agreements
 from serviceplatform.store.agreements import append_agreement_event
 from serviceplatform.store.db import Database
 from serviceplatform.store.models import agreements, consumer_systems
@@ -59,9 +63,16 @@ class ImportReport:
 def read_import(
     path: Path, known_services: Mapping[str, frozenset[str]], *, now: datetime
 ) -> tuple[list[SystemImport], list[Agreement]]:
-    """The file's systems (with their certificate files read and checked) and agreements."""
-    entries, items = load_agreements(path, known_services)
+    """The file's systems (with their certificate files read and checked) and agreements.
+
+    Every problem is reported at once: those of the file (RoutingTableInvalid, SP-310, with
+    the certificate files' among them), or when the file is right, every certificate file
+    that cannot be read or is no usable certificate (CertificateInvalid, SP-608). A missing
+    certificate used to be reported only once everything else was fixed.
+    """
+    entries, items, problems = read_agreements(path, known_services)
     systems: list[SystemImport] = []
+    unreadable: list[str] = []
     for entry in entries:
         certificates: list[ParsedCertificate] = []
         for file in entry.certificate_files:
@@ -69,12 +80,17 @@ def read_import(
             try:
                 pem = file.read_bytes()
             except OSError as exc:
-                raise CertificateInvalid(f"{where}: cannot read: {exc.strerror or exc}") from None
+                unreadable.append(f"{where}: cannot read: {exc.strerror or exc}")
+                continue
             try:
                 certificates.append(parse_certificate(pem, now=now))
             except CertificateInvalid as exc:
-                raise CertificateInvalid(f"{where}: {exc.detail}") from None
+                unreadable.append(f"{where}: {exc.detail}")
         systems.append(SystemImport(entry.system, tuple(certificates)))
+    if problems:
+        raise RoutingTableInvalid(detail="\n".join(problems + unreadable))
+    if unreadable:
+        raise CertificateInvalid("\n".join(unreadable))
     return systems, items
 
 

@@ -171,6 +171,14 @@ def _cases(f: Files) -> list[Case]:
     cases += [
         (1, ["messages", "list", "--after", "call:1"]),
         (2, ["messages", "list", "--outcome", "bogus"]),
+        (2, ["messages", "list", "--authority", "2918984X"]),
+        (2, ["messages", "list", "--service", "bogus"]),
+        (2, ["messages", "list", "--error-code", "302"]),
+        (2, ["messages", "list", "--subject", "abc"]),
+        (2, ["messages", "list", "--source", "bogus"]),
+        (2, ["agreements", "list", "--service", "bogus"]),
+        (2, ["agreements", "list", "--authority", "2918984X"]),
+        (2, ["systems", "list", "--supplier-cvr", "abc"]),
         (2, ["agreements", "list", "--status", "bogus"]),
         (2, ["agreements", "request", "--authority", "29189862"]),
         (2, ["agreements", "show"]),
@@ -179,6 +187,7 @@ def _cases(f: Files) -> list[Case]:
         (2, ["bogus"]),
         (2, ["db", "upgrade", "extra"]),
         # State conflicts.
+        (1, ["agreements", "configure", AGREEMENT, "--valid-to", "2001-01-01"]),
         (1, ["agreements", "approve", AGREEMENT]),
         (1, ["agreements", "resume", AGREEMENT]),
         (1, ["agreements", "approve", SUSPENDED]),
@@ -199,6 +208,7 @@ def _cases(f: Files) -> list[Case]:
         (2, ["certs", "expiring", "--days", "-1"]),
         (2, ["token", "--cvr", "29189846", "--ttl", HUGE]),
         (2, ["token", "--cvr", "29189846", "--ttl", "-1"]),
+        (2, ["token", "--cvr", "29189846", "--audience", ""]),
         # A valid CVR without an SF2250 agreement.
         (1, ["subscriptions", "run", "--authority", "29189862", "--no-deliver"]),
         (1, ["subscriptions", "run", "--date", "2999-01-01", "--no-deliver"]),
@@ -225,8 +235,9 @@ def _cases(f: Files) -> list[Case]:
         cases.append((1, [*register, f[cert]]))
         cases.append((1, ["systems", "rotate", SYSTEM, "--cert", f[cert]]))
         cases.append((1, ["systems", "add-certificate", SYSTEM, "--cert", f[cert]]))
+    # A file that cannot be read as a certificate is one failure (SP-608), whatever the reason.
     cases.append((1, [*register, f["missing.crt"]]))
-    cases.append((2, [*register, f["nocsv"]]))
+    cases.append((1, [*register, f["nocsv"]]))
     for cvr in ["1234567", "abc", ""]:
         cases.append((1, [*register[:-3], "--supplier-cvr", cvr, "--cert", f["good.crt"]]))
     cases.append((1, [*register, f["good.crt"], "--uuid", "not-a-uuid"]))
@@ -244,7 +255,9 @@ def _cases(f: Files) -> list[Case]:
     cases += [
         (2, ["certs", "import", "new-alias", "--cert", f["good.crt"]]),
         (2, ["certs", "import", "new-alias"]),
-        (2, ["certs", "import", "new-alias", "--cert", f["nocsv"], "--key", f["good.key"]]),
+        (1, ["certs", "import", "new-alias", "--cert", f["nocsv"], "--key", f["good.key"]]),
+        (1, ["certs", "import", "new-alias", "--cert", f["missing.crt"], "--key", f["good.key"]]),
+        (1, ["certs", "import", "new-alias", "--cert", f["good.crt"], "--key", f["missing.key"]]),
         (2, ["certs", "import", "new-alias", "--pkcs12", f["garbage.pem"], "--password-env", "X"]),
         (
             1,
@@ -374,6 +387,7 @@ def test_an_unreachable_database_stops_every_command_before_it_changes_anything(
     before = sorted(p.name for p in certs.iterdir())
     cases: list[Case] = [
         (1, ["agreements", "list"]),
+        (1, ["agreements", "configure", AGREEMENT, "--valid-to", "2001-01-01"]),
         (1, ["agreements", "approve", AGREEMENT]),
         (1, ["db", "upgrade"]),
         (1, ["routing", "import"]),
@@ -578,6 +592,7 @@ def _api_cases() -> list[tuple[int, str, str, str | None]]:
         (400, "POST", "/agreements", '{"authority_cvr": 29189862, "service": "sf2250"}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"sysids": "x"}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"valid_to": "abc"}'),
+        (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"valid_to": "2001-01-01"}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/configuration", '{"register_cert_alias": 5}'),
         (400, "PUT", f"/agreements/{PRINT_AGREEMENT}/print-route", '{"print_route": 5}'),
         (400, "PUT", f"/agreements/{AGREEMENT}/print-route", '{"print_route": "sf1601"}'),
@@ -593,13 +608,19 @@ def _api_cases() -> list[tuple[int, str, str, str | None]]:
         (404, "POST", f"/consumer-systems/{UNKNOWN}/activate", "{}"),
         (404, "GET", f"/messages/call/{HUGE}", None),
         (404, "GET", f"/messages/outbox/{HUGE}", None),
-        (409, "POST", f"/messages/call/{HUGE}/resend", "{}"),
-        # An unknown row is refused as not resendable (SP-612), as the other sources do.
-        (409, "POST", f"/messages/outbox/{HUGE}/resend", "{}"),
+        # An id that names nothing is not found (SP-611), as for its detail; SP-612 (409)
+        # is for a row that exists and cannot be resent.
+        (404, "POST", f"/messages/call/{HUGE}/resend", "{}"),
+        (404, "POST", f"/messages/outbox/{HUGE}/resend", "{}"),
+        (404, "POST", "/messages/oots/no-such-request/resend", "{}"),
         (400, "GET", "/messages?until=9999-12-31", None),
         (400, "GET", "/messages?since=0001-01-01T00:00:00%2B05:00", None),
         (400, "GET", "/messages?after=abc", None),
         (400, "GET", "/messages?outcome=bogus", None),
+        (400, "GET", "/messages?authority_cvr=2918984X", None),
+        (400, "GET", "/messages?service=bogus", None),
+        (400, "GET", "/messages?error_code=302", None),
+        (400, "GET", "/messages?subject=abc", None),
     ]
     for path in ["/audit?limit=", "/messages?limit=", "/subscriptions/runs?limit=", "/usage?days="]:
         for value in ["%C2%B2", "-1", "0", "abc", HUGE]:

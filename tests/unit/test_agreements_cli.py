@@ -105,6 +105,15 @@ def test_list_filters_and_bad_input(obj: CliContext) -> None:
     assert unknown.exit_code == 1 and "SP-603" in unknown.output
     bad = run(obj, "configure", request(obj), "--sysid", "nonsense")
     assert bad.exit_code == 2 and "ROLE=SYSID" in bad.output
+    # Filters that cannot match answered "no agreements".
+    service = run(obj, "list", "--service", "sf225")
+    assert service.exit_code == 2
+    assert "Invalid value for --service: 'sf225' is not a service: " in service.stderr
+    assert "sf2250" in service.stderr
+    authority = run(obj, "list", "--authority", "2918984")
+    assert authority.exit_code == 2
+    assert "Invalid value for --authority: '2918984' is not a CVR number" in authority.stderr
+    assert C in run(obj, "list", "--service", "sf2250", "--authority", C).output
 
 
 def test_configure_refuses_an_alias_not_in_the_certificate_store(obj: CliContext) -> None:
@@ -153,3 +162,21 @@ def test_every_cli_change_leaves_an_admin_audit_record_with_the_os_user(
     assert done.authority_cvr == C
     assert done.detail == f"cli:{user}: configure agreement {uuid}"
     assert ("request", "ok") in by_operation
+
+
+def test_configure_refuses_an_end_date_in_the_past(obj: CliContext) -> None:
+    # A past end date stopped every call at once (SP-302) with the status still "approved";
+    # suspend and revoke do that, with a reason and a status that says so.
+    uuid = request(obj)
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    past = run(obj, "configure", uuid, "--valid-to", yesterday.isoformat())
+    assert past.exit_code == 1
+    assert past.stderr == (
+        f"error: SP-605 The administration request is malformed: valid_to {yesterday} is in "
+        f"the past (today is {today}): suspend or revoke the agreement to stop it\n"
+    )
+    assert json.loads(run(obj, "show", uuid, "--json").output)["valid_to"] is None
+    ends_today = run(obj, "configure", uuid, "--valid-to", today.isoformat(), "--json")
+    assert ends_today.exit_code == 0, ends_today.output
+    assert json.loads(ends_today.output)["valid_to"] == today.isoformat()

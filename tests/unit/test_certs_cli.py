@@ -198,7 +198,7 @@ def test_import_with_a_wrong_or_missing_password(obj, issue, tmp_path, store_dir
     wrong = run(obj, "import", "a", "--pkcs12", str(data), "--password-env", "PW", PW="wrong")
     assert wrong.exit_code == 1
     assert wrong.stderr == (
-        "error: SP-420 The outward certificate for this agreement is missing or unreadable: "
+        "error: SP-420 The outward certificate is missing or unreadable: "
         "the PKCS#12 data for 'a' cannot be read: wrong password, or not PKCS#12 data\n"
     )
     missing = run(obj, "import", "a", "--pkcs12", str(data))
@@ -237,7 +237,6 @@ def test_import_an_encrypted_pem_key(obj, issue, tmp_path, store_dir):
             ["--pkcs12", "{cert}", "--password-env", "X", "--password-file", "{cert}"],
             "either --password-file or --password-env",
         ),
-        (["--cert", "nope.crt", "--key", "{key}"], "does not exist"),
     ],
 )
 def test_import_usage_errors_exit_2(obj, issue, args, message):
@@ -247,6 +246,33 @@ def test_import_usage_errors_exit_2(obj, issue, args, message):
     result = run(obj, "import", "reg", *filled)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--cert", "{missing}", "--key", "{key}"], "--cert {missing}: cannot read: No such file"),
+        (["--cert", "{cert}", "--key", "{missing}"], "--key {missing}: cannot read: No such file"),
+        (["--cert", "{dir}", "--key", "{key}"], "--cert {dir}: cannot read: Is a directory"),
+        (["--pkcs12", "{dir}", "--password-env", "PW"], "--pkcs12 {dir}: cannot read: Is a dir"),
+    ],
+)
+def test_a_file_that_cannot_be_read_fails_as_unreadable_data_does(
+    obj, issue, tmp_path, store_dir, args, problem
+):
+    # Exit 1 and SP-420, as a file of garbage: not a usage error (exit 2) for some reasons
+    # and a failure for others, and the same as `systems register --cert`.
+    pair = issue("reg")
+    SECRETS.extend(pair.secrets())
+    names = {"cert": pair.cert, "key": pair.key, "missing": tmp_path / "nope.crt", "dir": tmp_path}
+    filled = [a.format(**names) for a in args]
+    result = run(obj, "import", "reg", *filled, PW="x")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        "error: SP-420 The outward certificate is missing or unreadable: " + problem.format(**names)
+    )
+    assert result.stderr.count("\n") == 1
+    assert not (store_dir / "reg.crt").exists() and not (store_dir / "reg.key").exists()
 
 
 def test_mismatching_key_and_expired_certificate_are_refused(obj, issue, store_dir):
@@ -285,7 +311,7 @@ def test_an_invalid_alias_is_one_error_line(obj, issue):
     result = imported(obj, "../etc/x", issue("reg"))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "error: SP-420 The outward certificate for this agreement is missing or unreadable: "
+        "error: SP-420 The outward certificate is missing or unreadable: "
         "'../etc/x' is not a valid certificate alias"
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,20 @@ def test_config_check_lists_each_number_out_of_range(tmp_path: Path) -> None:
         "setting distributor.batch_size",
         "setting distributor.amqp.in_flight",
     ]
+
+
+def test_the_documented_entity_ids_are_the_code_defaults() -> None:
+    """docs/deployment.md showed entityid.kombit.dk where docs/configuration.md and the code
+    have serviceplatformen.dk: an operator copying either got a different token audience."""
+    from serviceplatform.registry import soap_services
+
+    defaults = {service.key: service.default_entity_id for service in soap_services()}
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    pattern = re.compile(r'^\[services\.(\w+)\][^\n]*\nentity_id = "([^"]+)"', re.M)
+    found = [
+        (name, key, value)
+        for name in ("configuration.md", "deployment.md")
+        for key, value in pattern.findall((docs / name).read_text(encoding="utf-8"))
+    ]
+    assert {name for name, _, _ in found} == {"configuration.md", "deployment.md"}
+    assert [f for f in found if defaults.get(f[1]) != f[2]] == []

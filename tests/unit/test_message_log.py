@@ -225,6 +225,15 @@ def test_unknown_refs_are_not_found(log: MessageLog) -> None:
             log.detail(ref)
 
 
+def test_resending_an_unknown_ref_is_not_found_not_refused(log: MessageLog) -> None:
+    # An id that names nothing is SP-611 (404) as for its detail; SP-612 (409) is for a row
+    # that exists and cannot be resent (the outbox and OOTS sources said "no outbox row").
+    for ref in ("call:999", "oots:nosuch", "outbox:999", "outbox:x", "nosuch:1"):
+        with pytest.raises(MessageNotFound) as raised:
+            log.resend(ref, actor="ops")
+        assert raised.value.code == "SP-611" and raised.value.http_status == 404
+
+
 def test_an_undelivered_outbox_row_is_resent_and_a_delivered_one_is_not(
     log: MessageLog, database: Database, tmp_path: Path
 ) -> None:

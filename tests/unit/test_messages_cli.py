@@ -58,6 +58,13 @@ def test_show_prints_the_record_and_its_outward_status(obj: CliContext) -> None:
     assert unknown.exit_code == 1 and "SP-611" in unknown.output
 
 
+def test_resend_of_an_id_that_names_nothing_is_sp_611(obj: CliContext) -> None:
+    for ref in ("outbox:99", "call:99", "oots:nosuch"):
+        unknown = run(obj, "resend", ref)
+        assert unknown.exit_code == 1
+        assert unknown.stderr == f"error: SP-611 No such message in the message log: {ref}\n"
+
+
 def test_resend_an_undelivered_row_is_audited_with_the_os_user(
     obj: CliContext, database: Database
 ) -> None:
@@ -72,3 +79,34 @@ def test_resend_an_undelivered_row_is_audited_with_the_os_user(
         for e in records
     )
     assert A not in {e.authority_cvr for e in records}
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--authority", "abc"], "Invalid value for --authority: 'abc' is not a CVR number"),
+        (["--authority", "29189847"], "'29189847' is not a CVR number"),
+        (
+            ["--service", "sf225"],
+            "Invalid value for --service: 'sf225' is not a service: admin, oots, oots-as4, "
+            "sf1600, sf2250",
+        ),
+        (["--error-code", "302"], "'302' is not an error code: SP- and three digits"),
+        (["--subject", "0101-90"], "'0101-90' is not a CPR number (10 digits) or CVR number"),
+        (["--source", "calls"], "Invalid value for --source: 'calls' is not a source: call, "),
+    ],
+)
+def test_a_filter_that_cannot_match_is_a_usage_error(
+    obj: CliContext, args: list[str], said: str
+) -> None:
+    # They answered "no messages", as if there were none.
+    result = run(obj, "list", *args)
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr
+
+
+def test_the_oots_integration_declares_its_as4_audit_service() -> None:
+    from integrations.oots.as4.sender import AUDIT_SERVICE
+    from serviceplatform.registry import message_log_services
+
+    assert AUDIT_SERVICE in message_log_services()

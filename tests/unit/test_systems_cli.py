@@ -98,6 +98,11 @@ def test_register_rotate_deactivate_activate_with_history_and_audit(
     ]
     listed = run(obj, "systems", "list")
     assert SYSTEM_UUID in listed.output and "2 accepted / 2" in listed.output
+    assert SYSTEM_UUID in run(obj, "systems", "list", "--supplier-cvr", SUPPLIER_CVR).output
+    # A filter that cannot match answered "no consumer systems".
+    bad = run(obj, "systems", "list", "--supplier-cvr", "1234567")
+    assert bad.exit_code == 2
+    assert "Invalid value for --supplier-cvr: '1234567' is not a CVR number" in bad.output
 
 
 def test_registration_refusals_exit_1_with_their_code_and_change_nothing(
@@ -111,6 +116,8 @@ def test_registration_refusals_exit_1_with_their_code_and_change_nothing(
         (["--cert", str(cert)], "SP-607"),  # registered already
         (["--cert", str(garbage)], "SP-608"),
         (["--cert", str(tmp_path / "missing.pem")], "SP-608"),
+        # A directory was a usage error (exit 2) where a missing file is SP-608 (exit 1).
+        (["--cert", str(tmp_path)], "SP-608"),
     ):
         result = run(
             obj, "systems", "register", "--name", "X", "--supplier-cvr", SUPPLIER_CVR, *args
@@ -208,3 +215,36 @@ def test_an_import_with_a_problem_changes_nothing(
     result = run(obj, "agreements", "import", str(bad))
     assert result.exit_code == 1 and "SP-608" in result.output and "absent.pem" in result.output
     assert RoutingRepository(database).list_agreements() == []
+
+
+def test_diff_reports_every_problem_of_the_file_in_one_pass(
+    obj: CliContext, database: Database, tmp_path: Path
+) -> None:
+    # A missing certificate file was reported only once every other problem was fixed.
+    (tmp_path / "empty.pem").write_text("")
+    path = _agreements_file(tmp_path, cert="absent.pem")
+    (tmp_path / "absent.pem").unlink()
+    text = path.read_text().replace('status = "approved"', 'status = "bogus"')
+    text = text.replace(
+        'certificates = ["absent.pem"]', 'certificates = ["absent.pem", "empty.pem"]'
+    )
+    path.write_text(text)
+    result = run(obj, "agreements", "diff", str(path))
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: SP-310 ")
+    problems = [line.strip() for line in lines[1:]]
+    assert len(problems) == 3, problems
+    assert "agreement #1" in problems[0] and "bogus" in problems[0]
+    assert problems[1].endswith("absent.pem: cannot read: No such file or directory")
+    assert "empty.pem" in problems[2]
+    # The file right but for its certificates: every certificate file, SP-608.
+    path.write_text(text.replace('status = "bogus"', 'status = "approved"'))
+    result = run(obj, "agreements", "diff", str(path))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: SP-608 The certificate cannot be registered:"
+    assert len(lines) == 3
+    assert lines[1].endswith("absent.pem: cannot read: No such file or directory")
+    assert "empty.pem: " in lines[2]
+    assert SystemStore(database).find() == []
