@@ -34,6 +34,7 @@ from integrations.oots.access_points import access_point_for
 from integrations.oots.settings import OOTS_SETTINGS
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
+from serviceplatform.private_file import make_private, write_private
 from serviceplatform.registry import known_services, soap_services
 from serviceplatform.resources import sample_routing_tables
 from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
@@ -54,7 +55,6 @@ from serviceplatform.sandbox.oots_seed import (
     SANDBOX_CONSUMER_SYSTEM,
 )
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki, issue_certificate, load_ca
-from serviceplatform.sandbox.private_file import make_private, write_private
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.sandbox.sf1601_seed import (
     PRINT_SERVICE,
