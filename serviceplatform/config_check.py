@@ -13,6 +13,12 @@
   (``distributor.amqp.sts_key``) and the files the integrations' sections name
   (``SettingsSection.secret_files``: OOTS's Domibus password files). Any local account could
   copy them and act as the platform;
+- the settings file itself readable (or writable) by group or others while it holds a
+  password: a ``database.url`` or ``distributor.amqp.url`` with a password in it, or a key
+  ending in ``password`` (``oots.domibus_password``, ``oots.push_password``, ...). A password
+  given by an ``SP_*`` variable is not in the file and does not count; one in the file does
+  even when a variable overrides it (the file still shows it). ``token_sha256`` does not
+  count: it is a digest, and a caller needs the token itself;
 - a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
   integrations' ``peer_kinds``): no transport could be built for it;
 - a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL:
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,6 +47,7 @@ from sqlalchemy.exc import ArgumentError
 
 from serviceplatform.admin.auth import principal_problems
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
+from serviceplatform.config_view import password_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
 from serviceplatform.registry import settings_sections, unknown_peer_kind
@@ -59,17 +67,22 @@ def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
     if not path:
         raise ConfigurationError(f"{CONFIG_ENV} names no configuration file")
     settings = load_settings(path, env)
-    problems = serving_problems(settings)
+    problems = serving_problems(settings, Path(path))
     if problems:
         raise ConfigurationError(f"cannot serve with {path}: {summarize(problems)}")
     return settings
 
 
-def serving_problems(settings: Settings) -> list[str]:
-    """Every reason ``settings`` must not be served, one line each; empty when fit."""
+def serving_problems(settings: Settings, file: Path | None = None) -> list[str]:
+    """Every reason ``settings`` must not be served, one line each; empty when fit.
+
+    ``file``: the settings file they were read from, whose own mode is checked when it holds
+    a password.
+    """
     url_problem = database_url_problem(settings.database.url)
     return [
         *([url_problem] if url_problem else []),
+        *_settings_file_problems(file),
         *_sts_problems(settings),
         *_public_url_problems(settings),
         *_secret_file_problems(settings),
@@ -131,6 +144,28 @@ def _public_url_problems(settings: Settings) -> list[str]:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return [f"soap.public_base_url {base!r} is not an http(s) URL with a host"]
     return []
+
+
+def _settings_file_problems(file: Path | None) -> list[str]:
+    """The settings file open to group or others while it holds a password."""
+    if file is None:
+        return []
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+        what = exposure(mode)
+        if what is None:
+            return []
+        # The file as written, without the SP_* variables: only what is in it is exposed.
+        data = tomllib.loads(file.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []  # reading the settings reports that, with its own error
+    passwords = password_settings(data)
+    if not passwords:
+        return []
+    return [
+        f"{', '.join(passwords)}: {file} holds a password and is {what} by group or others "
+        f"(mode {mode:04o}): chmod 600 {file}"
+    ]
 
 
 def _secret_files(settings: Settings) -> list[tuple[str, Path]]:

@@ -432,6 +432,88 @@ def test_serve_refuses_a_password_file_readable_by_others(
     assert served == []
 
 
+PASSWORD_TABLES = {
+    "database.url": '[database]\nurl = "postgresql+psycopg://sp:hunter2@db.example.dk/sp"\n',
+    "distributor.amqp.url": '[distributor.amqp]\nurl = "amqps://bf:hunter2@bf.example.dk/"\n',
+    "oots.domibus_password": '[oots]\ndomibus_password = "hunter2"\n',
+    "oots.push_password": '[oots]\npush_password = "hunter2"\n',
+    "oots.requesters.29189846.domibus_password": (
+        '[oots.requesters.29189846]\ndomibus_password = "hunter2"\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(PASSWORD_TABLES))
+def test_serve_refuses_a_settings_file_with_a_password_readable_by_others(
+    tmp_path: Path, pki: Pki, served: list[Any], setting: str
+) -> None:
+    table = PASSWORD_TABLES[setting]
+    if setting == "database.url":
+        config = fit_config(tmp_path, pki, database=table.split("\n", 1)[1])
+    else:
+        config = fit_config(tmp_path, pki, extra=table)
+    config.chmod(0o644)
+    problem = (
+        f"{setting}: {config} holds a password and is readable by group or others "
+        f"(mode 0644): chmod 600 {config}"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    # Over SP_CONFIG too, and with the password overridden by a variable: the file still
+    # shows it.
+    env = {"SP_CONFIG": str(config), "SP_OOTS__DOMIBUS_PASSWORD": "other"}
+    assert one_line(run("serve", env=env), EXIT_BAD_SETTINGS).endswith(problem)
+    config.chmod(0o600)
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+def test_a_settings_file_open_to_the_group_names_every_password_in_it(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra='[oots]\ndomibus_password = "a"\npush_password = "b"\n',
+        database='url = "postgresql+psycopg://sp:pw@db/sp"',
+    )
+    config.chmod(0o620)
+    assert refused(config) == (
+        f"error: cannot serve with {config}: database.url, oots.domibus_password, "
+        f"oots.push_password: {config} holds a password and is writable by group or others "
+        f"(mode 0620): chmod 600 {config}"
+    )
+    assert served == []
+
+
+def test_a_password_given_by_variable_leaves_a_0644_settings_file_servable(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    """The file holds no password (empty ones, a URL without one, a digest): only the
+    variables do, and they are not in the file."""
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            '[oots]\ndomibus_password = ""\n'
+            '[distributor.amqp]\nurl = "amqp://bf@127.0.0.1:5672/"\n'
+            '[admin.principals.ops]\nrole = "operator"\ntoken_sha256 = "' + "ab" * 32 + '"\n'
+        ),
+    )
+    config.chmod(0o644)
+    env = {
+        "SP_DATABASE__URL": "postgresql+psycopg://sp:hunter2@db.example.dk/sp",
+        "SP_OOTS__DOMIBUS_PASSWORD": "hunter2",
+    }
+    result = run("serve", "--config", str(config), "--bind", "127.0.0.1:1", env=env)
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    checked = run("config", "check", "--config", str(config), env=env)
+    assert checked.exit_code == 0, checked.output
+
+
 @pytest.mark.parametrize(
     ("principal", "problem"),
     [
