@@ -21,6 +21,10 @@
   count: it is a digest, and a caller needs the token itself;
 - a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
   integrations' ``peer_kinds``): no transport could be built for it;
+- a ``[peers.<name>]`` whose ``base_url`` is not an absolute http(s) URL with a host (and a
+  valid port, if any), or whose ``ca_cert`` is missing, unreadable or holds no PEM
+  certificate: every call to the peer would fail with SP-901 (every kind's transport is
+  HTTP, ``outbound/transport.py``);
 - a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL:
   every command would fail opening it;
 - an ``[admin.principals.<name>]`` the admin API could not use: an unknown role, an
@@ -87,6 +91,7 @@ def serving_problems(settings: Settings, file: Path | None = None) -> list[str]:
         *_public_url_problems(settings),
         *_secret_file_problems(settings),
         *_peer_kind_problems(settings),
+        *_peer_address_problems(settings),
         *principal_problems(settings.admin),
     ]
 
@@ -112,6 +117,43 @@ def _peer_kind_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _peer_address_problems(settings: Settings) -> list[str]:
+    """A peer whose address or trusted CA could not be used: each call would fail SP-901."""
+    problems: list[str] = []
+    for name in sorted(settings.peers):
+        peer = settings.peers[name]
+        if not _is_http_url(peer.base_url):
+            problems.append(
+                f"peers.{name}.base_url {peer.base_url!r} is not an absolute http(s) URL with a "
+                "host (https://host[:port]/path)"
+            )
+        if peer.ca_cert:
+            problem = _pem_certificates_problem(settings.path(peer.ca_cert))
+            if problem is not None:
+                problems.append(f"peers.{name}.ca_cert: {problem}")
+    return problems
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - it raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _pem_certificates_problem(path: Path) -> str | None:
+    """Why ``path`` is no readable file of PEM certificates, or None when it is one."""
+    try:
+        x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    except ValueError:
+        return f"{path} holds no PEM certificate"
+    return None
+
+
 def _sts_problems(settings: Settings) -> list[str]:
     security = settings.security
     problems: list[str] = []
@@ -121,13 +163,9 @@ def _sts_problems(settings: Settings) -> list[str]:
             "whose tokens are trusted"
         )
     for raw in security.trusted_sts_certs:
-        path = settings.path(raw)
-        try:
-            x509.load_pem_x509_certificates(path.read_bytes())
-        except OSError as exc:
-            problems.append(f"security.trusted_sts_certs: {path} cannot be read ({exc.strerror})")
-        except ValueError:
-            problems.append(f"security.trusted_sts_certs: {path} holds no PEM certificate")
+        problem = _pem_certificates_problem(settings.path(raw))
+        if problem is not None:
+            problems.append(f"security.trusted_sts_certs: {problem}")
     if not security.trusted_issuers:
         problems.append("security.trusted_issuers is empty: name the Issuer of the STS's tokens")
     return problems

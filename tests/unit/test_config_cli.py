@@ -515,6 +515,85 @@ def test_a_password_given_by_variable_leaves_a_0644_settings_file_servable(
 
 
 @pytest.mark.parametrize(
+    "base_url",
+    [
+        "",
+        "register.example.dk",
+        "/register",
+        "ftp://register.example.dk",
+        "https://",
+        "https://:8443/x",
+        "https://register.example.dk:99999/",
+        "https://register.example.dk:x/",
+    ],
+)
+def test_serve_and_config_check_refuse_a_peer_base_url_no_call_could_use(
+    tmp_path: Path, pki: Pki, served: list[Any], base_url: str
+) -> None:
+    """Such a peer used to pass both; every call to it then failed with SP-901."""
+    config = fit_config(tmp_path, pki, extra=f'[peers.nemsms]\nbase_url = "{base_url}"\n')
+    problem = (
+        f"peers.nemsms.base_url {base_url!r} is not an absolute http(s) URL with a host "
+        "(https://host[:port]/path)"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+
+
+def test_config_check_refuses_a_peer_ca_cert_that_is_no_readable_pem(
+    tmp_path: Path, pki: Pki
+) -> None:
+    (tmp_path / "peers").mkdir()
+    (tmp_path / "peers" / "junk.pem").write_text("no certificate here\n", encoding="utf-8")
+    (tmp_path / "peers" / "key.pem").write_bytes(pki.ca_key.read_bytes())
+    peers = {
+        "a": "peers/missing.pem",
+        "b": "peers",  # a directory: cannot be read as a file
+        "c": "peers/junk.pem",
+        "d": "peers/key.pem",  # PEM, but a key
+    }
+    extra = "".join(
+        f'[peers.{name}]\nbase_url = "https://{name}.example.dk"\nca_cert = "{ca}"\n'
+        for name, ca in peers.items()
+    )
+    config = fit_config(tmp_path, pki, extra=extra)
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    # Relative paths are the settings file's directory's.
+    peers_dir = tmp_path / "peers"
+    assert checked.stderr.splitlines() == [
+        f"problem: peers.a.ca_cert: {peers_dir / 'missing.pem'} cannot be read "
+        "(No such file or directory)",
+        f"problem: peers.b.ca_cert: {peers_dir} cannot be read (Is a directory)",
+        f"problem: peers.c.ca_cert: {peers_dir / 'junk.pem'} holds no PEM certificate",
+        f"problem: peers.d.ca_cert: {peers_dir / 'key.pem'} holds no PEM certificate",
+    ]
+
+
+def test_a_peer_with_an_http_url_and_a_pem_ca_is_served(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    (tmp_path / "peers").mkdir()
+    (tmp_path / "peers" / "ca.pem").write_bytes(pki.ca_cert.read_bytes())
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            '[peers.nemsms]\nbase_url = "https://register.example.dk:8443/api"\n'
+            'ca_cert = "peers/ca.pem"\n'
+            '[peers.sts]\nbase_url = "http://127.0.0.1:8081"\n'
+        ),
+    )
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == 0, checked.output
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+@pytest.mark.parametrize(
     ("principal", "problem"),
     [
         (
