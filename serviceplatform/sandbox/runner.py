@@ -295,7 +295,7 @@ def seed_database(settings: Settings, first_run: bool, pki: Pki) -> tuple[Databa
         systems, items = read_import(tables / "agreements.toml", known_services(), now=_now())
         apply_import(database, systems, items, now=_now(), actor=SANDBOX_ACTOR)
     ensure_sample_certificate(database, pki)
-    ensure_sf1601_route(database, SANDBOX_ACTOR)
+    ensure_sf1601_route(database, SANDBOX_ACTOR, settings.peers)
     # Also into a sandbox made before OOTS existed; never over a state changed since.
     for agreement in (OOTS_AGREEMENT, OOTS_AGREEMENT_B):
         if all(a.uuid != agreement.uuid for a in repository.list_agreements()):
