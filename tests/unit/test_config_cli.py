@@ -119,6 +119,24 @@ def test_sp_config_names_the_settings_file(tmp_path: Path, monkeypatch: pytest.M
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]  # nothing in the cwd
 
 
+@pytest.mark.parametrize(
+    "argv", [["db", "upgrade"], ["agreements", "list"], ["audit", "tail"]], ids=" ".join
+)
+def test_a_sqlite_database_in_a_missing_folder_is_named_as_such(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    """It used to be reported as a failure of the "writer lock", which says nothing."""
+    database = tmp_path / "no" / "such" / "platform.sqlite"
+    config = tmp_path / "platform.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
+    line = one_line(run("--config", str(config), *argv), 1)
+    assert line == (
+        f"error: SP-902 The platform's database failed: the folder of the SQLite database "
+        f"file {database} does not exist: create {database.parent}, or correct database.url"
+    )
+    assert not (tmp_path / "no").exists()
+
+
 def test_db_upgrade_names_the_revisions_it_migrated_between(tmp_path: Path) -> None:
     head = migration_head()
     assert head is not None
