@@ -40,7 +40,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
@@ -265,9 +265,15 @@ class Database:
                 with connection.begin():
                     yield connection
         except SQLAlchemyError as exc:
-            raise StorageError(self._folder_problem(writing=False) or _describe(exc)) from exc
+            raise StorageError(self._open_failure(exc)) from exc
         except OSError as exc:  # the gate's lock file
             raise StorageError(self._lock_failure(exc)) from exc
+
+    def _open_failure(self, exc: Exception) -> str:
+        # SQLite in WAL mode makes its -shm file beside the database even to read, so a
+        # folder it cannot write is why it cannot open (OperationalError "unable to open").
+        connecting = isinstance(exc, OperationalError | self._dbapi_error)
+        return self._folder_problem(writing=connecting) or _describe(exc)
 
     def _folder_problem(self, *, writing: bool) -> str | None:
         """What is wrong with the folder of the SQLite database file, if anything.
@@ -320,9 +326,9 @@ class Database:
                     return self._run(statement.sql, parameters)
             return self._run(statement.sql, parameters)
         except SQLAlchemyError as exc:  # the pool: connecting, pre-ping
-            raise StorageError(self._folder_problem(writing=False) or _describe(exc)) from exc
+            raise StorageError(self._open_failure(exc)) from exc
         except self._dbapi_error as exc:  # a kept connection's first connect, unwrapped
-            raise StorageError(self._folder_problem(writing=False) or _describe(exc)) from exc
+            raise StorageError(self._open_failure(exc)) from exc
         except OSError as exc:  # the gate's lock file
             raise StorageError(self._lock_failure(exc)) from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,37 @@ def test_a_sqlite_database_in_a_missing_folder_is_named_as_such(
         f"file {database} does not exist: create {database.parent}, or correct database.url"
     )
     assert not (tmp_path / "no").exists()
+
+
+def test_a_sqlite_database_in_a_folder_that_cannot_be_written_is_named_as_such(
+    tmp_path: Path,
+) -> None:
+    """A read-only work dir: even a command that only reads fails (it migrates on open, and
+    SQLite's WAL needs its -shm file beside the database to read), and says why. Made
+    immutable with chattr, which holds for root too (the suite runs as root)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    database = folder / "platform.sqlite"
+    config = tmp_path / "platform.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
+    migrated = Database(f"sqlite:///{database}")
+    migrated.upgrade()
+    migrated.dispose()  # closed: SQLite removes its -wal and -shm files, as after a stop
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "platform.sqlite",
+        "platform.sqlite.writer-lock",
+    ]
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        for argv in (["agreements", "list"], ["audit", "tail"], ["db", "upgrade"]):
+            line = one_line(run("--config", str(config), *argv), 1)
+            assert line == (
+                "error: SP-902 The platform's database failed: the folder of the SQLite "
+                f"database file {database} cannot be written: {folder} (the database needs "
+                "its lock, -wal and -shm files beside it)"
+            ), argv
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def test_db_upgrade_names_the_revisions_it_migrated_between(tmp_path: Path) -> None:
