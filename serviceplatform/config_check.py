@@ -25,8 +25,8 @@
   valid port, if any), or whose ``ca_cert`` is missing, unreadable or holds no PEM
   certificate: every call to the peer would fail with SP-901 (every kind's transport is
   HTTP, ``outbound/transport.py``);
-- a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL:
-  every command would fail opening it;
+- a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL,
+  or a SQLite file whose folder does not exist: every command would fail opening it;
 - an ``[admin.principals.<name>]`` the admin API could not use: an unknown role, an
   authority administrator without ``authority_cvr``, a supplier without ``supplier`` and
   ``supplier_cvr``, a ``token_sha256`` that is no hex SHA-256 (every worker would otherwise
@@ -83,7 +83,7 @@ def serving_problems(settings: Settings, file: Path | None = None) -> list[str]:
     ``file``: the settings file they were read from, whose own mode is checked when it holds
     a password.
     """
-    url_problem = database_url_problem(settings.database.url)
+    url_problem = database_url_problem(settings.database.url) or _sqlite_folder_problem(settings)
     return [
         *([url_problem] if url_problem else []),
         *_settings_file_problems(file),
@@ -105,6 +105,20 @@ def database_url_problem(url: str) -> str | None:
     if backend not in SUPPORTED_DATABASES:
         return f"database.url: unsupported database {backend!r} (sqlite, postgresql)"
     return None
+
+
+def _sqlite_folder_problem(settings: Settings) -> str | None:
+    """A SQLite file in a folder that does not exist (the platform creates no folders)."""
+    url = make_url(settings.database.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    file = settings.path(url.database)
+    if file.parent.is_dir():
+        return None
+    return (
+        f"database.url: the folder of the SQLite database file {file} does not exist: create "
+        f"{file.parent}, or correct database.url"
+    )
 
 
 def _peer_kind_problems(settings: Settings) -> list[str]:

@@ -138,6 +138,28 @@ def test_a_sqlite_database_in_a_missing_folder_is_named_as_such(
     assert not (tmp_path / "no").exists()
 
 
+def test_config_check_and_serve_name_a_missing_sqlite_folder(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    database = tmp_path / "no" / "such" / "platform.sqlite"
+    config = fit_config(tmp_path, pki, database=f'url = "sqlite:///{database}"')
+    problem = (
+        f"database.url: the folder of the SQLite database file {database} does not exist: "
+        f"create {database.parent}, or correct database.url"
+    )
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    # A relative path is the settings file's directory's, as the database takes it.
+    relative = fit_config(tmp_path, pki, database='url = "sqlite:///data/platform.sqlite"')
+    assert f"{tmp_path / 'data' / 'platform.sqlite'} does not exist" in refused(relative)
+    (tmp_path / "data").mkdir()
+    assert run("config", "check", "--config", str(relative)).exit_code == 0
+    assert not (tmp_path / "no").exists()
+
+
 def test_a_sqlite_database_in_a_folder_that_cannot_be_written_is_named_as_such(
     tmp_path: Path,
 ) -> None:
