@@ -112,11 +112,11 @@ def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
     """Serve the platform's SOAP endpoints (gunicorn, threaded workers).
 
     Refuses to start (exit 5) without trusted STS certificates and issuers, without
-    soap.public_base_url, with a private key readable by others, or with any invalid
-    setting; `serviceplatform config check` lists every such problem. Refuses an address
-    another server listens on, or one it cannot listen on (exit 1). With several workers and
-    a TCP port, each worker listens on its own socket, so that connections are spread over
-    the workers.
+    soap.public_base_url, with a private key readable by others, with a settings file
+    holding a password readable by others, or with any invalid setting; `serviceplatform
+    config check` lists every such problem. Refuses an address another server listens on,
+    or one it cannot listen on (exit 1). With several workers and a TCP port, each worker
+    listens on its own socket, so that connections are spread over the workers.
     """
     from serviceplatform import logsetup
     from serviceplatform.config_check import serving_problems
@@ -128,10 +128,10 @@ def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
         raise click.BadParameter(address_problem, param_hint="--bind")
     obj: CliContext = ctx.obj
     # Before gunicorn: a refusal is one line here, not a traceback from every worker.
-    problems = serving_problems(obj.settings)
+    meta = ctx.find_root().meta
+    source = settings_file(meta.get("config"), meta.get("workdir"))
+    problems = serving_problems(obj.settings, source)
     if problems:
-        meta = ctx.find_root().meta
-        source = settings_file(meta.get("config"), meta.get("workdir"))
         raise BadSettings(f"cannot serve with {source}: {summarize(problems)}")
     logsetup.configure(obj.settings.logging.level)
     with reports_errors():

@@ -13,10 +13,20 @@
   (``distributor.amqp.sts_key``) and the files the integrations' sections name
   (``SettingsSection.secret_files``: OOTS's Domibus password files). Any local account could
   copy them and act as the platform;
+- the settings file itself readable (or writable) by group or others while it holds a
+  password: a ``database.url`` or ``distributor.amqp.url`` with a password in it, or a key
+  ending in ``password`` (``oots.domibus_password``, ``oots.push_password``, ...). A password
+  given by an ``SP_*`` variable is not in the file and does not count; one in the file does
+  even when a variable overrides it (the file still shows it). ``token_sha256`` does not
+  count: it is a digest, and a caller needs the token itself;
 - a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
   integrations' ``peer_kinds``): no transport could be built for it;
-- a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL:
-  every command would fail opening it;
+- a ``[peers.<name>]`` whose ``base_url`` is not an absolute http(s) URL with a host (and a
+  valid port, if any), or whose ``ca_cert`` is missing, unreadable or holds no PEM
+  certificate: every call to the peer would fail with SP-901 (every kind's transport is
+  HTTP, ``outbound/transport.py``);
+- a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL,
+  or a SQLite file whose folder does not exist: every command would fail opening it;
 - an ``[admin.principals.<name>]`` the admin API could not use: an unknown role, an
   authority administrator without ``authority_cvr``, a supplier without ``supplier`` and
   ``supplier_cvr``, a ``token_sha256`` that is no hex SHA-256 (every worker would otherwise
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,6 +51,7 @@ from sqlalchemy.exc import ArgumentError
 
 from serviceplatform.admin.auth import principal_problems
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
+from serviceplatform.config_view import password_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
 from serviceplatform.registry import settings_sections, unknown_peer_kind
@@ -59,21 +71,27 @@ def settings_for_serving(environ: Mapping[str, str] | None = None) -> Settings:
     if not path:
         raise ConfigurationError(f"{CONFIG_ENV} names no configuration file")
     settings = load_settings(path, env)
-    problems = serving_problems(settings)
+    problems = serving_problems(settings, Path(path))
     if problems:
         raise ConfigurationError(f"cannot serve with {path}: {summarize(problems)}")
     return settings
 
 
-def serving_problems(settings: Settings) -> list[str]:
-    """Every reason ``settings`` must not be served, one line each; empty when fit."""
-    url_problem = database_url_problem(settings.database.url)
+def serving_problems(settings: Settings, file: Path | None = None) -> list[str]:
+    """Every reason ``settings`` must not be served, one line each; empty when fit.
+
+    ``file``: the settings file they were read from, whose own mode is checked when it holds
+    a password.
+    """
+    url_problem = database_url_problem(settings.database.url) or _sqlite_folder_problem(settings)
     return [
         *([url_problem] if url_problem else []),
+        *_settings_file_problems(file),
         *_sts_problems(settings),
         *_public_url_problems(settings),
         *_secret_file_problems(settings),
         *_peer_kind_problems(settings),
+        *_peer_address_problems(settings),
         *principal_problems(settings.admin),
     ]
 
@@ -89,6 +107,20 @@ def database_url_problem(url: str) -> str | None:
     return None
 
 
+def _sqlite_folder_problem(settings: Settings) -> str | None:
+    """A SQLite file in a folder that does not exist (the platform creates no folders)."""
+    url = make_url(settings.database.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    file = settings.path(url.database)
+    if file.parent.is_dir():
+        return None
+    return (
+        f"database.url: the folder of the SQLite database file {file} does not exist: create "
+        f"{file.parent}, or correct database.url"
+    )
+
+
 def _peer_kind_problems(settings: Settings) -> list[str]:
     """A peer whose ``kind`` names no transport could never be called."""
     problems: list[str] = []
@@ -97,6 +129,43 @@ def _peer_kind_problems(settings: Settings) -> list[str]:
         if problem is not None:
             problems.append(f"peers.{name}.kind: {problem}")
     return problems
+
+
+def _peer_address_problems(settings: Settings) -> list[str]:
+    """A peer whose address or trusted CA could not be used: each call would fail SP-901."""
+    problems: list[str] = []
+    for name in sorted(settings.peers):
+        peer = settings.peers[name]
+        if not _is_http_url(peer.base_url):
+            problems.append(
+                f"peers.{name}.base_url {peer.base_url!r} is not an absolute http(s) URL with a "
+                "host (https://host[:port]/path)"
+            )
+        if peer.ca_cert:
+            problem = _pem_certificates_problem(settings.path(peer.ca_cert))
+            if problem is not None:
+                problems.append(f"peers.{name}.ca_cert: {problem}")
+    return problems
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - it raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _pem_certificates_problem(path: Path) -> str | None:
+    """Why ``path`` is no readable file of PEM certificates, or None when it is one."""
+    try:
+        x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    except ValueError:
+        return f"{path} holds no PEM certificate"
+    return None
 
 
 def _sts_problems(settings: Settings) -> list[str]:
@@ -108,13 +177,9 @@ def _sts_problems(settings: Settings) -> list[str]:
             "whose tokens are trusted"
         )
     for raw in security.trusted_sts_certs:
-        path = settings.path(raw)
-        try:
-            x509.load_pem_x509_certificates(path.read_bytes())
-        except OSError as exc:
-            problems.append(f"security.trusted_sts_certs: {path} cannot be read ({exc.strerror})")
-        except ValueError:
-            problems.append(f"security.trusted_sts_certs: {path} holds no PEM certificate")
+        problem = _pem_certificates_problem(settings.path(raw))
+        if problem is not None:
+            problems.append(f"security.trusted_sts_certs: {problem}")
     if not security.trusted_issuers:
         problems.append("security.trusted_issuers is empty: name the Issuer of the STS's tokens")
     return problems
@@ -131,6 +196,28 @@ def _public_url_problems(settings: Settings) -> list[str]:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return [f"soap.public_base_url {base!r} is not an http(s) URL with a host"]
     return []
+
+
+def _settings_file_problems(file: Path | None) -> list[str]:
+    """The settings file open to group or others while it holds a password."""
+    if file is None:
+        return []
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+        what = exposure(mode)
+        if what is None:
+            return []
+        # The file as written, without the SP_* variables: only what is in it is exposed.
+        data = tomllib.loads(file.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []  # reading the settings reports that, with its own error
+    passwords = password_settings(data)
+    if not passwords:
+        return []
+    return [
+        f"{', '.join(passwords)}: {file} holds a password and is {what} by group or others "
+        f"(mode {mode:04o}): chmod 600 {file}"
+    ]
 
 
 def _secret_files(settings: Settings) -> list[tuple[str, Path]]:

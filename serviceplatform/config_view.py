@@ -12,6 +12,7 @@ secret is visible.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -41,6 +42,22 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
 def masked_toml(settings: Settings) -> str:
     """The settings as a TOML document, secrets masked."""
     return tomli_w.dumps(masked_settings(settings))
+
+
+def password_settings(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of TOML ``data`` that hold a password: a non-empty value of a key
+    ending in ``password``, or a URL with a password in it (``database.url``)."""
+    found: list[str] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found += password_settings(value, f"{dotted}.")
+            continue
+        values = value if isinstance(value, list) else [value]
+        texts = [v for v in values if isinstance(v, str) and v]
+        if texts and (key.endswith("password") or any(_URL_PASSWORD.match(v) for v in texts)):
+            found.append(dotted)
+    return found
 
 
 def _is_secret(key: str) -> bool:

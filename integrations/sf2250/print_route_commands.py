@@ -56,11 +56,19 @@ def show(obj: CliContext, agreement_uuid: str, as_json: bool) -> None:
 def set_route(
     obj: CliContext, agreement_uuid: str, route: str, reason: str | None, as_json: bool
 ) -> None:
-    """Send the agreement's print calls through ROUTE from the next call on (audited)."""
+    """Send the agreement's print calls through ROUTE from the next call on (audited).
+
+    sf1601 needs the [peers.sts] and [peers.sf1601] sections in the settings.
+    """
     from integrations.sf2250.print_routes import PrintRoutes
 
     with audited_change(obj, "print_route", f"agreement {agreement_uuid} -> {route}"):
         PrintRoutes(obj.database()).set_route(
-            agreement_uuid, route, actor=cli_actor(), now=datetime.now(UTC), reason=reason
+            agreement_uuid,
+            route,
+            actor=cli_actor(),
+            now=datetime.now(UTC),
+            peers=obj.settings.peers,
+            reason=reason,
         )
     _print(_describe(obj, agreement_uuid), as_json)

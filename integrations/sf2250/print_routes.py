@@ -10,10 +10,15 @@ Part of the agreement's post-configuration, kept by SF2250 in its own table
 The credential follows from the route (the register takes certificates only, SF1601 tokens
 only), so the route is the one choice stored. A change is audited as an event of the
 agreement (action ``print_route``) in the same transaction.
+
+``sf1601`` is chosen only while the settings have the peers its calls need (``[peers.sts]``
+and ``[peers.sf1601]``, docs/sf1601.md): without them every call would fail with SP-901. An
+agreement set to ``sf1601`` before keeps its route; only the change is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Final, Literal, get_args
 
@@ -32,6 +37,20 @@ ROUTES: Final[tuple[str, ...]] = get_args(PrintRoute)
 DEFAULT_ROUTE: Final[PrintRoute] = "sf1600"
 #: The credential each route's calls show.
 CREDENTIALS: Final[dict[str, str]] = {"sf1600": "certificate", "sf1601": "token"}
+#: The ``[peers.<name>]`` sections each route's calls need besides the register's.
+NEEDED_PEERS: Final[dict[str, tuple[str, ...]]] = {"sf1600": (), "sf1601": ("sts", "sf1601")}
+
+
+def missing_peers_problem(route: str, peers: Collection[str]) -> str | None:
+    """Why ``route`` cannot be chosen with the configured ``peers``; None when it can."""
+    missing = [name for name in NEEDED_PEERS.get(route, ()) if name not in peers]
+    if not missing:
+        return None
+    sections = " and ".join(f"[peers.{name}]" for name in missing)
+    return (
+        f"print route {route} needs {sections} in the settings, and they have no such "
+        "section (docs/sf1601.md): every call would fail with SP-901; the route is unchanged"
+    )
 
 
 class PrintRoutes:
@@ -76,10 +95,13 @@ class PrintRoutes:
         *,
         actor: str,
         now: datetime,
+        peers: Collection[str],
         reason: str | None = None,
     ) -> None:
         """Choose ``route`` for the agreement; audited. Unknown agreement: SP-603; an agreement
-        of another service than ``sf1600`` (whose calls never use the route): SP-605."""
+        of another service than ``sf1600`` (whose calls never use the route), or ``sf1601``
+        while ``peers`` (the names of the configured ``[peers.<name>]``) lack one it needs:
+        SP-605."""
         if route not in ROUTES:
             raise InvalidAdminRequest(f"print route {route!r} (one of {', '.join(ROUTES)})")
         with self._db.transaction(write_first=True) as connection:
@@ -96,6 +118,10 @@ class PrintRoutes:
                     f"agreement {agreement_uuid} is of service {service}: only an "
                     f"{PRINT_SERVICE} agreement has a print route"
                 )
+            # After the agreement's own checks: an unknown one is SP-603 whatever the route.
+            problem = missing_peers_problem(route, peers)
+            if problem is not None:
+                raise InvalidAdminRequest(problem)
             connection.execute(
                 delete(print_routes).where(print_routes.c.agreement_uuid == agreement_uuid)
             )

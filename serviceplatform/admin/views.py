@@ -262,6 +262,8 @@ class AdminViews:
             route,
             actor=principal.label,
             now=self.platform.clock(),
+            # A route may need peers the settings lack; the integration says which.
+            peers=self.platform.settings.peers,
             reason=_text(body, "reason"),
         )
         described: Json = routes.describe(agreement_uuid)

@@ -42,7 +42,7 @@ def check(ctx: click.Context) -> None:
         loaded = read_settings(path)
     except ConfigurationError as exc:
         raise BadSettings(exc.detail or exc.error_text) from exc
-    problems = [*loaded.problems, *serving_problems(loaded.settings)]
+    problems = [*loaded.problems, *serving_problems(loaded.settings, path)]
     click.echo(f"# The effective settings: {path} with the SP_* variables on top.")
     click.echo(f"# Relative paths are taken from {loaded.settings.base_dir}; secrets show as ***.")
     click.echo(masked_toml(loaded.settings), nl=False)

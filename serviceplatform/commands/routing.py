@@ -18,6 +18,7 @@ import click
 from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
+from serviceplatform.private_file import write_private
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.model import RouteRow
 from serviceplatform.routing.table import describe_subject, format_table
@@ -214,7 +215,10 @@ def diff(obj: CliContext, path: Path | None, exit_code: bool) -> None:
 @click.option("--service", help="Only this service's routes.")
 @pass_cli
 def export(obj: CliContext, output: Path | None, service: str | None) -> None:
-    """Write the platform's routing table in the routing_tables/*.csv format."""
+    """Write the platform's routing table in the routing_tables/*.csv format.
+
+    The file is written 0600 (owner only): a route's subject may be a CPR number.
+    """
     rows = [
         r
         for r in RoutingRepository(obj.database()).list_routes()
@@ -224,12 +228,10 @@ def export(obj: CliContext, output: Path | None, service: str | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    temporary = output.with_name(f".{output.name}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(output)
+        # 0600 like every file with personal data: a subject may be a CPR number.
+        write_private(output, text)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise CommandFailed(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {len(rows)} routes to {output}", err=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from serviceplatform.admin.auth import AUTHORITY_ADMIN, OPERATOR, SUPPLIER, token_digest
-from serviceplatform.sandbox.private_file import write_private
+from serviceplatform.private_file import write_private
 
 #: The sample supplier of ``routing_tables/agreements.toml``.
 SAMPLE_SUPPLIER = "Sandbox Supplier"

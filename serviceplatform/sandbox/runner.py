@@ -34,6 +34,7 @@ from integrations.oots.access_points import access_point_for
 from integrations.oots.settings import OOTS_SETTINGS
 from serviceplatform.config import Settings, load_settings
 from serviceplatform.errors import ConfigurationError
+from serviceplatform.private_file import make_private, write_private
 from serviceplatform.registry import known_services, soap_services
 from serviceplatform.resources import sample_routing_tables
 from serviceplatform.sandbox.admin_tokens import admin_settings, ensure_tokens
@@ -54,7 +55,6 @@ from serviceplatform.sandbox.oots_seed import (
     SANDBOX_CONSUMER_SYSTEM,
 )
 from serviceplatform.sandbox.pki import STS_ISSUER, Pki, ensure_pki, issue_certificate, load_ca
-from serviceplatform.sandbox.private_file import make_private, write_private
 from serviceplatform.sandbox.routing_watch import RoutingWatcher
 from serviceplatform.sandbox.sf1601_seed import (
     PRINT_SERVICE,
@@ -295,7 +295,7 @@ def seed_database(settings: Settings, first_run: bool, pki: Pki) -> tuple[Databa
         systems, items = read_import(tables / "agreements.toml", known_services(), now=_now())
         apply_import(database, systems, items, now=_now(), actor=SANDBOX_ACTOR)
     ensure_sample_certificate(database, pki)
-    ensure_sf1601_route(database, SANDBOX_ACTOR)
+    ensure_sf1601_route(database, SANDBOX_ACTOR, settings.peers)
     # Also into a sandbox made before OOTS existed; never over a state changed since.
     for agreement in (OOTS_AGREEMENT, OOTS_AGREEMENT_B):
         if all(a.uuid != agreement.uuid for a in repository.list_agreements()):

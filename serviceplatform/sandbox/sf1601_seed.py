@@ -9,6 +9,7 @@ run side by side. ``sandbox.json`` lists the two peers under ``peers.sts`` and
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Final
 
@@ -47,7 +48,7 @@ def kombi_peers(pki: Pki) -> tuple[SimulatedSts, SimulatedSf1601]:
     return sts, sf1601
 
 
-def ensure_sf1601_route(database: Database, actor: str) -> None:
+def ensure_sf1601_route(database: Database, actor: str, peers: Collection[str]) -> None:
     """Authority B's print agreement on SF1601, unless a route was chosen for it already."""
     routes = PrintRoutes(database)
     if routes.chosen(SF1601_AGREEMENT) is None:
@@ -56,6 +57,7 @@ def ensure_sf1601_route(database: Database, actor: str) -> None:
             "sf1601",
             actor=actor,
             now=datetime.now(UTC),
+            peers=peers,
             reason="the sandbox's second authority uses SF1601",
         )
 

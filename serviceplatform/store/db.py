@@ -40,7 +40,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
@@ -212,12 +212,15 @@ class Database:
         except ArgumentError as exc:
             raise StorageError(f"cannot open database: {exc}") from exc
         self._gate: WriterGate | None = None
+        #: The SQLite database file, None for PostgreSQL and an in-memory database.
+        self._file: Path | None = None
         if self._dialect == "sqlite":
             event.listen(self._engine, "connect", _on_sqlite_connect)
             event.listen(self._engine, "begin", _on_sqlite_begin)
             if parsed.database and parsed.database != ":memory:":
-                _create_private(Path(parsed.database))
-                self._gate = WriterGate(Path(parsed.database).resolve())
+                self._file = Path(parsed.database).resolve()
+                _create_private(self._file)
+                self._gate = WriterGate(self._file)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
         # Only where the pool hands out independent connections to one database: an
@@ -262,9 +265,41 @@ class Database:
                 with connection.begin():
                     yield connection
         except SQLAlchemyError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise StorageError(self._open_failure(exc)) from exc
         except OSError as exc:  # the gate's lock file
-            raise StorageError(f"the database writer lock failed: {exc}") from exc
+            raise StorageError(self._lock_failure(exc)) from exc
+
+    def _open_failure(self, exc: Exception) -> str:
+        # SQLite in WAL mode makes its -shm file beside the database even to read, so a
+        # folder it cannot write is why it cannot open (OperationalError "unable to open").
+        connecting = isinstance(exc, OperationalError | self._dbapi_error)
+        return self._folder_problem(writing=connecting) or _describe(exc)
+
+    def _folder_problem(self, *, writing: bool) -> str | None:
+        """What is wrong with the folder of the SQLite database file, if anything.
+
+        A missing folder makes SQLite and the writer gate fail with their own words ("unable
+        to open database file", "the writer lock failed: No such file or directory") that do
+        not say where to look. ``writing``: a folder that cannot be written is a problem too
+        (the gate's lock file, SQLite's ``-wal`` and ``-shm`` files are made there).
+        """
+        if self._file is None:
+            return None
+        folder = self._file.parent
+        if not folder.is_dir():
+            return (
+                f"the folder of the SQLite database file {self._file} does not exist: create "
+                f"{folder}, or correct database.url"
+            )
+        if writing and not os.access(folder, os.W_OK | os.X_OK):
+            return (
+                f"the folder of the SQLite database file {self._file} cannot be written: "
+                f"{folder} (the database needs its lock, -wal and -shm files beside it)"
+            )
+        return None
+
+    def _lock_failure(self, exc: OSError) -> str:
+        return self._folder_problem(writing=True) or f"the database writer lock failed: {exc}"
 
     def prepare(self, statement: ClauseElement) -> PreparedStatement:
         """``statement`` compiled for this database, to be run with :meth:`run`."""
@@ -291,9 +326,11 @@ class Database:
                     return self._run(statement.sql, parameters)
             return self._run(statement.sql, parameters)
         except SQLAlchemyError as exc:  # the pool: connecting, pre-ping
-            raise StorageError(_describe(exc)) from exc
+            raise StorageError(self._open_failure(exc)) from exc
+        except self._dbapi_error as exc:  # a kept connection's first connect, unwrapped
+            raise StorageError(self._open_failure(exc)) from exc
         except OSError as exc:  # the gate's lock file
-            raise StorageError(f"the database writer lock failed: {exc}") from exc
+            raise StorageError(self._lock_failure(exc)) from exc
 
     def _run(self, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
         if self._run_connections is not None:

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 
 from serviceplatform.admin.app import MESSAGE, ROUTES
 from serviceplatform.admin.auth import token_digest
-from serviceplatform.config import AdminPrincipal
+from serviceplatform.config import AdminPrincipal, PeerSettings
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.pki import Pki
 from serviceplatform.store.audit import AuditEntry
@@ -77,8 +77,15 @@ class Admin:
 
 
 @pytest.fixture()
-def admin(tmp_path: Path, pki: Pki, register: NemSmsRegister) -> Iterator[Admin]:
+def admin(
+    request: pytest.FixtureRequest, tmp_path: Path, pki: Pki, register: NemSmsRegister
+) -> Iterator[Admin]:
+    """The platform with the admin principals; ``indirect`` False: no SF1601 peers."""
     settings = make_settings(tmp_path, pki, register.base_url)
+    if getattr(request, "param", True):
+        # What print route sf1601 needs configured (no test here calls them).
+        for name in ("sts", "sf1601"):
+            settings.peers[name] = PeerSettings(base_url=f"https://{name}.invalid")
     settings.admin.principals = {
         name: AdminPrincipal(
             role=role,
@@ -353,6 +360,26 @@ def test_the_print_route_is_shown_changed_and_audited(admin: Admin) -> None:
     records = admin.ok("GET", "/audit?limit=20")["records"]
     operations = [(r["operation"], r["outcome"]) for r in records if r["service"] == "admin"]
     assert ("print-route", "ok") in operations and ("print-route", "fault") in operations
+
+
+@pytest.mark.parametrize("admin", [False], indirect=True, ids=["no SF1601 peers"])
+def test_print_route_sf1601_is_refused_without_its_peers(admin: Admin) -> None:
+    """It used to be accepted; every print call then failed SP-901 (no [peers.sf1601])."""
+    uuid = "b7e2d9a4-5c3f-4f1a-8e6d-2a9c4b7e1f02"  # authority B's print agreement
+    refused = admin.call(
+        "PUT", f"/agreements/{uuid}/print-route", json={"print_route": "sf1601", "reason": "x"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "code": "SP-605",
+        "text": "The administration request is malformed: print route sf1601 needs [peers.sts] "
+        "and [peers.sf1601] in the settings, and they have no such section (docs/sf1601.md): "
+        "every call would fail with SP-901; the route is unchanged",
+    }
+    assert admin.ok("GET", f"/agreements/{uuid}/print-route")["chosen"] is False
+    # sf1600 needs nothing more.
+    kept = admin.ok("PUT", f"/agreements/{uuid}/print-route", json={"print_route": "sf1600"})
+    assert (kept["print_route"], kept["chosen"]) == ("sf1600", True)
 
 
 def test_admin_actions_and_refusals_are_audited(admin: Admin) -> None:

@@ -45,7 +45,7 @@ from integrations.oots.exchange import Destination, OotsExchange
 from integrations.oots.request_store import RequestStore
 from integrations.oots.settings import OOTS_SETTINGS, OotsSettings
 from serviceplatform.admin.auth import token_digest
-from serviceplatform.config import AdminPrincipal
+from serviceplatform.config import AdminPrincipal, PeerSettings
 from serviceplatform.errors import UpstreamRejected
 from serviceplatform.sandbox.nemsms_register import NemSmsRegister
 from serviceplatform.sandbox.oots_gateway import SimulatedOotsGateway
@@ -124,6 +124,9 @@ class AdminApi:
 @pytest.fixture()
 def platform(tmp_path: Path, pki: Pki, register: NemSmsRegister) -> Iterator[RunningPlatform]:
     settings = make_settings(tmp_path, pki, register.base_url)
+    # What print route sf1601 needs configured (the page changes it; nothing calls them).
+    for name in ("sts", "sf1601"):
+        settings.peers[name] = PeerSettings(base_url=f"https://{name}.invalid")
     settings.admin.principals = {
         name: AdminPrincipal(
             role=role,

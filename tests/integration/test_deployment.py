@@ -156,6 +156,8 @@ register_cert_alias = "platform-register"
         },
     }
     config.write_text(tomli_w.dumps(settings), encoding="utf-8")
+    # The documented mode: its database URL holds the password (serve refuses it 0644).
+    config.chmod(0o600)
     return config
 
 

@@ -109,7 +109,9 @@ def routes(
         )
     seed(settings)
     database = Database(settings.database.url)
-    PrintRoutes(database).set_route(AGREEMENT_B, "sf1601", actor="test", now=datetime.now(UTC))
+    PrintRoutes(database).set_route(
+        AGREEMENT_B, "sf1601", actor="test", now=datetime.now(UTC), peers=settings.peers
+    )
     database.dispose()
     app = PlatformApp(settings, lambda: Platform(settings, business_clock=lambda: NOON))
     server = LocalWsgiServer(app)

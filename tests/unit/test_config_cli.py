@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,77 @@ def test_sp_config_names_the_settings_file(tmp_path: Path, monkeypatch: pytest.M
     again = run("db", "upgrade", env={"SP_CONFIG": str(config)})
     assert again.stdout == f"sqlite:///{database} is already at the newest schema ({head})\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]  # nothing in the cwd
+
+
+@pytest.mark.parametrize(
+    "argv", [["db", "upgrade"], ["agreements", "list"], ["audit", "tail"]], ids=" ".join
+)
+def test_a_sqlite_database_in_a_missing_folder_is_named_as_such(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    """It used to be reported as a failure of the "writer lock", which says nothing."""
+    database = tmp_path / "no" / "such" / "platform.sqlite"
+    config = tmp_path / "platform.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
+    line = one_line(run("--config", str(config), *argv), 1)
+    assert line == (
+        f"error: SP-902 The platform's database failed: the folder of the SQLite database "
+        f"file {database} does not exist: create {database.parent}, or correct database.url"
+    )
+    assert not (tmp_path / "no").exists()
+
+
+def test_config_check_and_serve_name_a_missing_sqlite_folder(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    database = tmp_path / "no" / "such" / "platform.sqlite"
+    config = fit_config(tmp_path, pki, database=f'url = "sqlite:///{database}"')
+    problem = (
+        f"database.url: the folder of the SQLite database file {database} does not exist: "
+        f"create {database.parent}, or correct database.url"
+    )
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    # A relative path is the settings file's directory's, as the database takes it.
+    relative = fit_config(tmp_path, pki, database='url = "sqlite:///data/platform.sqlite"')
+    assert f"{tmp_path / 'data' / 'platform.sqlite'} does not exist" in refused(relative)
+    (tmp_path / "data").mkdir()
+    assert run("config", "check", "--config", str(relative)).exit_code == 0
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_sqlite_database_in_a_folder_that_cannot_be_written_is_named_as_such(
+    tmp_path: Path,
+) -> None:
+    """A read-only work dir: even a command that only reads fails (it migrates on open, and
+    SQLite's WAL needs its -shm file beside the database to read), and says why. Made
+    immutable with chattr, which holds for root too (the suite runs as root)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    database = folder / "platform.sqlite"
+    config = tmp_path / "platform.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{database}"\n', encoding="utf-8")
+    migrated = Database(f"sqlite:///{database}")
+    migrated.upgrade()
+    migrated.dispose()  # closed: SQLite removes its -wal and -shm files, as after a stop
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "platform.sqlite",
+        "platform.sqlite.writer-lock",
+    ]
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        for argv in (["agreements", "list"], ["audit", "tail"], ["db", "upgrade"]):
+            line = one_line(run("--config", str(config), *argv), 1)
+            assert line == (
+                "error: SP-902 The platform's database failed: the folder of the SQLite "
+                f"database file {database} cannot be written: {folder} (the database needs "
+                "its lock, -wal and -shm files beside it)"
+            ), argv
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def test_db_upgrade_names_the_revisions_it_migrated_between(tmp_path: Path) -> None:
@@ -430,6 +502,167 @@ def test_serve_refuses_a_password_file_readable_by_others(
         "by group or others (mode 0604): chmod 600 it"
     )
     assert served == []
+
+
+PASSWORD_TABLES = {
+    "database.url": '[database]\nurl = "postgresql+psycopg://sp:hunter2@db.example.dk/sp"\n',
+    "distributor.amqp.url": '[distributor.amqp]\nurl = "amqps://bf:hunter2@bf.example.dk/"\n',
+    "oots.domibus_password": '[oots]\ndomibus_password = "hunter2"\n',
+    "oots.push_password": '[oots]\npush_password = "hunter2"\n',
+    "oots.requesters.29189846.domibus_password": (
+        '[oots.requesters.29189846]\ndomibus_password = "hunter2"\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(PASSWORD_TABLES))
+def test_serve_refuses_a_settings_file_with_a_password_readable_by_others(
+    tmp_path: Path, pki: Pki, served: list[Any], setting: str
+) -> None:
+    table = PASSWORD_TABLES[setting]
+    if setting == "database.url":
+        config = fit_config(tmp_path, pki, database=table.split("\n", 1)[1])
+    else:
+        config = fit_config(tmp_path, pki, extra=table)
+    config.chmod(0o644)
+    problem = (
+        f"{setting}: {config} holds a password and is readable by group or others "
+        f"(mode 0644): chmod 600 {config}"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    # Over SP_CONFIG too, and with the password overridden by a variable: the file still
+    # shows it.
+    env = {"SP_CONFIG": str(config), "SP_OOTS__DOMIBUS_PASSWORD": "other"}
+    assert one_line(run("serve", env=env), EXIT_BAD_SETTINGS).endswith(problem)
+    config.chmod(0o600)
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+def test_a_settings_file_open_to_the_group_names_every_password_in_it(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra='[oots]\ndomibus_password = "a"\npush_password = "b"\n',
+        database='url = "postgresql+psycopg://sp:pw@db/sp"',
+    )
+    config.chmod(0o620)
+    assert refused(config) == (
+        f"error: cannot serve with {config}: database.url, oots.domibus_password, "
+        f"oots.push_password: {config} holds a password and is writable by group or others "
+        f"(mode 0620): chmod 600 {config}"
+    )
+    assert served == []
+
+
+def test_a_password_given_by_variable_leaves_a_0644_settings_file_servable(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    """The file holds no password (empty ones, a URL without one, a digest): only the
+    variables do, and they are not in the file."""
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            '[oots]\ndomibus_password = ""\n'
+            '[distributor.amqp]\nurl = "amqp://bf@127.0.0.1:5672/"\n'
+            '[admin.principals.ops]\nrole = "operator"\ntoken_sha256 = "' + "ab" * 32 + '"\n'
+        ),
+    )
+    config.chmod(0o644)
+    env = {
+        "SP_DATABASE__URL": "postgresql+psycopg://sp:hunter2@db.example.dk/sp",
+        "SP_OOTS__DOMIBUS_PASSWORD": "hunter2",
+    }
+    result = run("serve", "--config", str(config), "--bind", "127.0.0.1:1", env=env)
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    checked = run("config", "check", "--config", str(config), env=env)
+    assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "",
+        "register.example.dk",
+        "/register",
+        "ftp://register.example.dk",
+        "https://",
+        "https://:8443/x",
+        "https://register.example.dk:99999/",
+        "https://register.example.dk:x/",
+    ],
+)
+def test_serve_and_config_check_refuse_a_peer_base_url_no_call_could_use(
+    tmp_path: Path, pki: Pki, served: list[Any], base_url: str
+) -> None:
+    """Such a peer used to pass both; every call to it then failed with SP-901."""
+    config = fit_config(tmp_path, pki, extra=f'[peers.nemsms]\nbase_url = "{base_url}"\n')
+    problem = (
+        f"peers.nemsms.base_url {base_url!r} is not an absolute http(s) URL with a host "
+        "(https://host[:port]/path)"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+
+
+def test_config_check_refuses_a_peer_ca_cert_that_is_no_readable_pem(
+    tmp_path: Path, pki: Pki
+) -> None:
+    (tmp_path / "peers").mkdir()
+    (tmp_path / "peers" / "junk.pem").write_text("no certificate here\n", encoding="utf-8")
+    (tmp_path / "peers" / "key.pem").write_bytes(pki.ca_key.read_bytes())
+    peers = {
+        "a": "peers/missing.pem",
+        "b": "peers",  # a directory: cannot be read as a file
+        "c": "peers/junk.pem",
+        "d": "peers/key.pem",  # PEM, but a key
+    }
+    extra = "".join(
+        f'[peers.{name}]\nbase_url = "https://{name}.example.dk"\nca_cert = "{ca}"\n'
+        for name, ca in peers.items()
+    )
+    config = fit_config(tmp_path, pki, extra=extra)
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    # Relative paths are the settings file's directory's.
+    peers_dir = tmp_path / "peers"
+    assert checked.stderr.splitlines() == [
+        f"problem: peers.a.ca_cert: {peers_dir / 'missing.pem'} cannot be read "
+        "(No such file or directory)",
+        f"problem: peers.b.ca_cert: {peers_dir} cannot be read (Is a directory)",
+        f"problem: peers.c.ca_cert: {peers_dir / 'junk.pem'} holds no PEM certificate",
+        f"problem: peers.d.ca_cert: {peers_dir / 'key.pem'} holds no PEM certificate",
+    ]
+
+
+def test_a_peer_with_an_http_url_and_a_pem_ca_is_served(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    (tmp_path / "peers").mkdir()
+    (tmp_path / "peers" / "ca.pem").write_bytes(pki.ca_cert.read_bytes())
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            '[peers.nemsms]\nbase_url = "https://register.example.dk:8443/api"\n'
+            'ca_cert = "peers/ca.pem"\n'
+            '[peers.sts]\nbase_url = "http://127.0.0.1:8081"\n'
+        ),
+    )
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == 0, checked.output
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
 
 
 @pytest.mark.parametrize(

@@ -61,3 +61,20 @@ def test_fit_settings_make_the_application(
     assert isinstance(app, PlatformApp)
     assert app.settings.soap.public_base_url == "https://sp.example.dk"
     assert app.settings.logging.level == "DEBUG"
+
+
+def test_a_settings_file_with_a_password_open_to_others_is_refused(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = config(tmp_path, pki, "https://sp.example.dk")
+    path.write_text(
+        path.read_text(encoding="utf-8") + '[oots]\npush_password = "hunter2"\n', encoding="utf-8"
+    )
+    path.chmod(0o604)
+    monkeypatch.setenv("SP_CONFIG", str(path))
+    with pytest.raises(ConfigurationError) as caught:
+        create_app()
+    assert caught.value.detail == (
+        f"cannot serve with {path}: oots.push_password: {path} holds a password and is "
+        f"readable by group or others (mode 0604): chmod 600 {path}"
+    )

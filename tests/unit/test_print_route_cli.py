@@ -13,7 +13,7 @@ from integrations.sf2250.print_route_commands import print_route
 from integrations.sf2250.print_routes import PrintRoutes
 from serviceplatform.cli import cli
 from serviceplatform.commands.context import CliContext
-from serviceplatform.config import DatabaseSettings, Settings
+from serviceplatform.config import DatabaseSettings, PeerSettings, Settings
 from serviceplatform.registry import known_services
 from serviceplatform.resources import sample_routing_tables
 from serviceplatform.store.agreements_import import apply_import, read_import
@@ -23,7 +23,7 @@ from serviceplatform.store.models import agreement_events, audit_records
 AGREEMENT_B = "b7e2d9a4-5c3f-4f1a-8e6d-2a9c4b7e1f02"
 
 
-def context(tmp_path: Path, database: Database) -> CliContext:
+def context(tmp_path: Path, database: Database, *, sf1601_peers: bool = True) -> CliContext:
     now = datetime.now(UTC)
     tables = sample_routing_tables()
     apply_import(
@@ -33,6 +33,10 @@ def context(tmp_path: Path, database: Database) -> CliContext:
         actor="test",
     )
     settings = Settings(database=DatabaseSettings(url="sqlite://"), base_dir=str(tmp_path))
+    if sf1601_peers:
+        # What print route sf1601 needs configured (nothing here calls them).
+        for name in ("sts", "sf1601"):
+            settings.peers[name] = PeerSettings(base_url=f"https://{name}.invalid")
     return CliContext(settings, database=database)
 
 
@@ -61,6 +65,23 @@ def test_show_set_and_show_again(tmp_path: Path, database: Database) -> None:
         ).all()
     assert [e.reason for e in events] == ["SF1600 retired"]
     assert len(audits) == 1
+
+
+def test_sf1601_without_its_peers_is_refused_naming_the_section(
+    tmp_path: Path, database: Database
+) -> None:
+    """It used to be accepted; every print call then failed SP-901 (no [peers.sf1601])."""
+    obj = context(tmp_path, database, sf1601_peers=False)
+    obj.settings.peers["sts"] = PeerSettings(base_url="https://sts.invalid")
+    result = CliRunner().invoke(print_route, ["set", AGREEMENT_B, "sf1601"], obj=obj)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr == (
+        "error: SP-605 The administration request is malformed: print route sf1601 needs "
+        "[peers.sf1601] in the settings, and they have no such section (docs/sf1601.md): "
+        "every call would fail with SP-901; the route is unchanged\n"
+    )
+    assert PrintRoutes(database).chosen(AGREEMENT_B) is None
 
 
 def test_an_unknown_route_is_a_usage_error(tmp_path: Path, database: Database) -> None:

@@ -28,6 +28,10 @@ NOW = datetime(2026, 1, 15, 11, 0, tzinfo=UTC)
 AGREEMENT_B = "b7e2d9a4-5c3f-4f1a-8e6d-2a9c4b7e1f02"
 
 
+#: The configured peers an SF1601 print route needs (and the register's).
+PEERS = frozenset({"nemsms", "sts", "sf1601"})
+
+
 def seeded(database: Database) -> Database:
     tables: Path = sample_routing_tables()
     apply_import(
@@ -42,9 +46,11 @@ def seeded(database: Database) -> Database:
 def test_the_default_route_is_sf1600_and_a_choice_is_kept_and_audited(database: Database) -> None:
     routes = PrintRoutes(seeded(database))
     assert routes.route_of(AGREEMENT_B) == "sf1600"
-    routes.set_route(AGREEMENT_B, "sf1601", actor="operator-1", now=NOW, reason="SF1600 retired")
+    routes.set_route(
+        AGREEMENT_B, "sf1601", actor="operator-1", now=NOW, peers=PEERS, reason="SF1600 retired"
+    )
     assert routes.route_of(AGREEMENT_B) == "sf1601"
-    routes.set_route(AGREEMENT_B, "sf1600", actor="operator-1", now=NOW)
+    routes.set_route(AGREEMENT_B, "sf1600", actor="operator-1", now=NOW, peers=PEERS)
     assert routes.route_of(AGREEMENT_B) == "sf1600"
     with database.transaction() as connection:
         events = connection.execute(
@@ -60,10 +66,40 @@ def test_the_default_route_is_sf1600_and_a_choice_is_kept_and_audited(database: 
 def test_an_unknown_route_or_agreement_is_refused(database: Database) -> None:
     routes = PrintRoutes(seeded(database))
     with pytest.raises(InvalidAdminRequest):
-        routes.set_route(AGREEMENT_B, "sf9999", actor="x", now=NOW)
+        routes.set_route(AGREEMENT_B, "sf9999", actor="x", now=NOW, peers=PEERS)
     with pytest.raises(AgreementNotFound):
-        routes.set_route("00000000-0000-4000-8000-000000000000", "sf1601", actor="x", now=NOW)
+        routes.set_route(
+            "00000000-0000-4000-8000-000000000000", "sf1601", actor="x", now=NOW, peers=PEERS
+        )
     assert routes.route_of(AGREEMENT_B) == "sf1600"
+
+
+@pytest.mark.parametrize(
+    ("peers", "missing"),
+    [
+        ({"nemsms"}, "[peers.sts] and [peers.sf1601]"),
+        ({"nemsms", "sts"}, "[peers.sf1601]"),
+        ({"sf1601"}, "[peers.sts]"),
+    ],
+)
+def test_sf1601_is_refused_without_the_peers_its_calls_need(
+    database: Database, peers: set[str], missing: str
+) -> None:
+    routes = PrintRoutes(seeded(database))
+    with pytest.raises(InvalidAdminRequest) as caught:
+        routes.set_route(AGREEMENT_B, "sf1601", actor="x", now=NOW, peers=peers)
+    assert caught.value.detail == (
+        f"print route sf1601 needs {missing} in the settings, and they have no such section "
+        "(docs/sf1601.md): every call would fail with SP-901; the route is unchanged"
+    )
+    assert routes.chosen(AGREEMENT_B) is None
+    # sf1600 needs no more than the register; an agreement on sf1601 before keeps it.
+    routes.set_route(AGREEMENT_B, "sf1600", actor="x", now=NOW, peers=peers)
+    assert routes.chosen(AGREEMENT_B) == "sf1600"
+    routes.set_route(AGREEMENT_B, "sf1601", actor="x", now=NOW, peers=PEERS)
+    with pytest.raises(InvalidAdminRequest):
+        routes.set_route(AGREEMENT_B, "sf1601", actor="x", now=NOW, peers=peers)
+    assert routes.route_of(AGREEMENT_B) == "sf1601"
 
 
 def test_the_ledger_keeps_the_first_outward_id(database: Database) -> None:

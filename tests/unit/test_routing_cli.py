@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -261,6 +263,25 @@ def test_export_writes_the_same_format_and_round_trips(
     assert "no changes" in _run(with_db, "diff", str(out)).output
     only = _run(with_db, "export", "--service", "sf2250").output
     assert only.count("\n") == 2 + len(stored) + 3  # comment, header, rows, blank lines
+
+
+def test_export_file_is_owner_only_like_every_file_with_personal_data(
+    with_db: CliContext, tables: Path, tmp_path: Path
+) -> None:
+    assert _run(with_db, "import").exit_code == 0
+    out = tmp_path / "exported.csv"
+    out.write_text("an older export\n", encoding="utf-8")
+    out.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        result = _run(with_db, "export", "-o", str(out))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # The subjects are written in full: the sample tables' CPR-routed rows.
+    assert any(len(row.split(",")[4]) == 10 for row in out.read_text().splitlines()[2:] if row)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".exported")] == []
 
 
 @pytest.mark.parametrize("command", ["check", "import", "diff"])

@@ -135,6 +135,32 @@ def test_a_new_sqlite_database_is_owner_only(tmp_path: Path) -> None:
         os.umask(previous)
 
 
+def test_a_sqlite_file_in_a_missing_folder_is_named_by_every_kind_of_access(
+    tmp_path: Path,
+) -> None:
+    """Writing (the writer gate's lock file), reading (SQLite's connect) and one statement of
+    ``run`` all say which folder is missing, not "writer lock" or "unable to open"."""
+    file = tmp_path / "gone" / "sp.sqlite"
+    db = Database(f"sqlite:///{file}")
+    expected = (
+        f"the folder of the SQLite database file {file} does not exist: create "
+        f"{file.parent}, or correct database.url"
+    )
+    try:
+        for access in (
+            lambda: db.upgrade(),
+            lambda: db.current_revision(),
+            lambda: db.run(db.prepare(text("SELECT 1")), {}),
+            lambda: db.run(db.prepare(text("SELECT 1")), {}, write=True),
+        ):
+            with pytest.raises(StorageError) as caught:
+                access()
+            assert caught.value.detail == expected
+    finally:
+        db.dispose()
+    assert not file.parent.exists()
+
+
 def test_transaction_rolls_back_on_error_and_raises_storage_error(database: Database) -> None:
     with database.transaction() as connection:
         connection.execute(text("INSERT INTO replay_cache VALUES ('kept', '2030-01-01 00:00:00')"))

@@ -1,7 +1,8 @@
-"""Writing the sandbox's secret files: owner-only (0600) from the first byte.
+"""Writing files with secrets or personal data: owner-only (0600) from the first byte.
 
-``sandbox.json`` holds every admin bearer token, ``platform.toml`` the Domibus password and
-``admin-tokens.json`` the tokens themselves. Written with ``write_text`` they would be 0644
+The sandbox's ``sandbox.json`` holds every admin bearer token, ``platform.toml`` the Domibus
+password and ``admin-tokens.json`` the tokens themselves; ``routing export -o FILE`` writes
+routing subjects, CPR numbers among them. Written with ``write_text`` they would be 0644
 under the usual umask, and a ``chmod`` afterwards leaves a moment in which another local
 account can read them; so the file is created 0600 beside its target and renamed over it.
 """
