@@ -33,6 +33,20 @@ def count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How often the validator reads an assertion's facts (``read_assertion``)."""
+    from serviceplatform.security.token import read_assertion as original
+
+    reads = [0]
+
+    def counting(assertion: etree._Element) -> Any:
+        reads[0] += 1
+        return original(assertion)
+
+    monkeypatch.setattr(validator_module, "read_assertion", counting)
+    return reads
+
+
 def test_reused_token_is_verified_once(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = count_signature_checks(monkeypatch)
     validator = make_validator(pki)
@@ -126,14 +140,7 @@ def test_a_reused_token_is_read_once_and_each_token_keeps_its_own_facts(
 ) -> None:
     from tests.unit.test_security_token_binding import OTHER_CVR
 
-    reads = [0]
-    from serviceplatform.security.token import read_assertion as original
-
-    def counting(assertion: etree._Element) -> Any:
-        reads[0] += 1
-        return original(assertion)
-
-    monkeypatch.setattr(validator_module, "read_assertion", counting)
+    reads = count_reads(monkeypatch)
     seen: list[Any] = []
     signature_check = validator_module.TokenValidator._message_signature
 
@@ -194,14 +201,7 @@ def test_a_token_that_fails_its_check_is_not_remembered(
     pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Anyone can send a token that reads; only verified ones may take a place in the cache.
-    reads = [0]
-    from serviceplatform.security.token import read_assertion as original
-
-    def counting(assertion: etree._Element) -> Any:
-        reads[0] += 1
-        return original(assertion)
-
-    monkeypatch.setattr(validator_module, "read_assertion", counting)
+    reads = count_reads(monkeypatch)
     validator = make_validator(pki)
     token = pki.token()
     cvr = find(token, "//saml:Attribute[@Name='dk:gov:saml:attribute:CvrNumberIdentifier']/*")
