@@ -55,6 +55,7 @@ from serviceplatform.config_view import password_settings
 from serviceplatform.errors import ConfigurationError
 from serviceplatform.outbound.certstore import exposure
 from serviceplatform.registry import settings_sections, unknown_peer_kind
+from serviceplatform.store.db import sqlite_folder_problem
 
 #: The databases the platform runs on (``serviceplatform.store.db.Database``).
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
@@ -112,13 +113,8 @@ def _sqlite_folder_problem(settings: Settings) -> str | None:
     url = make_url(settings.database.url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    file = settings.path(url.database)
-    if file.parent.is_dir():
-        return None
-    return (
-        f"database.url: the folder of the SQLite database file {file} does not exist: create "
-        f"{file.parent}, or correct database.url"
-    )
+    problem = sqlite_folder_problem(settings.path(url.database))
+    return None if problem is None else f"database.url: {problem}"
 
 
 def _peer_kind_problems(settings: Settings) -> list[str]:

@@ -227,8 +227,10 @@ class NightlyDiff:
         list_date = list_date or today
         if list_date > today:
             raise ListDateUnavailable(f"{list_date} is in the future")
-        if authority is not None and not self.targets(today, authority):
-            # Before the lease: a run for an authority without an agreement leaves no row.
+        # One authority's target is read before the lease: a run for an authority without an
+        # agreement leaves no row. Every authority's are read once the lease is taken.
+        targets = self.targets(today, authority) if authority is not None else None
+        if authority is not None and not targets:
             raise NoNightlyAgreement(
                 f"authority {authority} (agreements list --authority {authority} shows why)"
             )
@@ -240,7 +242,9 @@ class NightlyDiff:
         if outcome != "finished":
             done = False
             try:
-                self._fetch_all(summary, today, authority, wait, progress, name)
+                if targets is None:
+                    targets = self.targets(today)
+                self._fetch_all(summary, today, targets, wait, progress, name)
                 done = not summary.failed
             finally:
                 # Only a night without failures is finished; any other end lets a later run
@@ -269,16 +273,11 @@ class NightlyDiff:
         self,
         summary: RunSummary,
         today: date,
-        authority: str | None,
+        targets: list[Target],
         wait: bool,
         progress: Progress | None,
         lease_name: str,
     ) -> None:
-        targets = self.targets(today, authority)
-        if authority is not None and not targets:
-            raise NoNightlyAgreement(
-                f"authority {authority} (agreements list --authority {authority} shows why)"
-            )
         todo: list[Target] = []
         for target in targets:
             existing = self.snapshots.get(target.authority_cvr, summary.list_date)

@@ -215,34 +215,18 @@ def _agreements(
     return items, errors
 
 
-def parse_agreements(
-    text: str,
-    name: str,
-    base: Path,
-    known_services: Mapping[str, frozenset[str]] | None = None,
-) -> tuple[list[SystemEntry], list[Agreement]]:
-    """The consumer systems and agreements of a file's ``text``; RoutingTableInvalid lists
-    every problem, each starting with ``name``. Certificate files are taken relative to
-    ``base`` (the file's directory).
-
-    With ``known_services``, an agreement for a service not in it is a problem too.
-    """
-    systems, items, problems = check_agreements(text, name, base, known_services)
-    if problems:
-        raise RoutingTableInvalid(detail="\n".join(problems))
-    return systems, items
-
-
 def check_agreements(
     text: str,
     name: str,
     base: Path,
     known_services: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[list[SystemEntry], list[Agreement], list[str]]:
-    """As :func:`parse_agreements`, but the problems are returned (each starting with
-    ``name``) beside the systems and agreements that are valid, so that a caller can add
-    its own (a certificate file it cannot read) and report all of them at once. A file
-    that is no TOML, or not of arrays of tables, still raises: nothing in it can be read.
+    """The consumer systems and agreements of a file's ``text`` that are valid, and every
+    problem beside them (each starting with ``name``), so that a caller can add its own (a
+    certificate file it cannot read) and report all of them at once. Certificate files are
+    taken relative to ``base`` (the file's directory); with ``known_services``, an agreement
+    for a service not in it is a problem too. A file that is no TOML, or not of arrays of
+    tables, raises RoutingTableInvalid: nothing in it can be read.
     """
     try:
         document = tomllib.loads(text)

@@ -192,6 +192,24 @@ class Migration:
         return self.before != self.after
 
 
+def sqlite_folder_problem(file: Path, *, writing: bool = False) -> str | None:
+    """What is wrong with the folder of the SQLite database ``file``, if anything: it does
+    not exist (the platform creates no folders) or, with ``writing``, it cannot be written
+    (the writer gate's lock file and SQLite's ``-wal`` and ``-shm`` files are made there)."""
+    folder = file.parent
+    if not folder.is_dir():
+        return (
+            f"the folder of the SQLite database file {file} does not exist: create "
+            f"{folder}, or correct database.url"
+        )
+    if writing and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"the folder of the SQLite database file {file} cannot be written: "
+            f"{folder} (the database needs its lock, -wal and -shm files beside it)"
+        )
+    return None
+
+
 class Database:
     """One database: its engine, sessions, Core transactions and schema migrations."""
 
@@ -283,20 +301,7 @@ class Database:
         not say where to look. ``writing``: a folder that cannot be written is a problem too
         (the gate's lock file, SQLite's ``-wal`` and ``-shm`` files are made there).
         """
-        if self._file is None:
-            return None
-        folder = self._file.parent
-        if not folder.is_dir():
-            return (
-                f"the folder of the SQLite database file {self._file} does not exist: create "
-                f"{folder}, or correct database.url"
-            )
-        if writing and not os.access(folder, os.W_OK | os.X_OK):
-            return (
-                f"the folder of the SQLite database file {self._file} cannot be written: "
-                f"{folder} (the database needs its lock, -wal and -shm files beside it)"
-            )
-        return None
+        return None if self._file is None else sqlite_folder_problem(self._file, writing=writing)
 
     def _lock_failure(self, exc: OSError) -> str:
         return self._folder_problem(writing=True) or f"the database writer lock failed: {exc}"
