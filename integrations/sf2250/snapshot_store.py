@@ -38,7 +38,6 @@ from itertools import chain, islice, pairwise
 from typing import Any, Literal
 
 from sqlalchemy import delete, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from integrations.sf2250.entry_codes import (
     BLOCK_CODES,
@@ -50,7 +49,7 @@ from integrations.sf2250.entry_codes import (
 from integrations.sf2250.tables import subscription_blocks, subscription_snapshots
 from serviceplatform.errors import StorageError
 from serviceplatform.store.db import Database
-from serviceplatform.store.models import outbox
+from serviceplatform.store.outbox import add_messages
 
 Change = Literal["tilmeldt", "afmeldt"]
 #: (kind, number, change) -> (message id, message body) for the outbox.
@@ -89,7 +88,6 @@ class DiffResult:
 class SnapshotStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
 
     def get(self, authority_cvr: str, list_date: date) -> Snapshot | None:
         with self._db.transaction() as connection:
@@ -268,33 +266,20 @@ class SnapshotStore:
             counts = {"tilmeldt": 0, "afmeldt": 0}
             written = 0
             entry_count = 0
-            # The columns every row of the night shares are bound once, in the statement: bound
-            # per row, SQLAlchemy converted the same time for each of tens of thousands.
-            insert_outbox = (
-                self._insert(outbox)
-                .values(
+
+            def write(changes: list[tuple[int, Change]]) -> int:
+                messages = []
+                for code, change in changes:
+                    counts[change] += 1
+                    kind, number = entry_of(code)
+                    messages.append(message_for(kind, number, change))
+                return add_messages(
+                    connection,
+                    messages,
                     topic=topic,
                     authority_cvr=current.authority_cvr,
                     created_at=completed_at,
                 )
-                .on_conflict_do_nothing(index_elements=[outbox.c.message_id])
-            )
-
-            def write(changes: list[tuple[int, Change]]) -> int:
-                rows = []
-                for code, change in changes:
-                    counts[change] += 1
-                    kind, number = entry_of(code)
-                    message_id, body = message_for(kind, number, change)
-                    rows.append({"message_id": message_id, "body": body})
-                # Counted before: SQLAlchemy batches the rows into multi-row INSERTs on
-                # psycopg, whose rowcount is then unknown (-1).
-                ids = [row["message_id"] for row in rows]
-                known = connection.execute(
-                    select(func.count()).where(outbox.c.message_id.in_(ids))
-                ).scalar_one()
-                connection.execute(insert_outbox, rows)
-                return len(ids) - known
 
             new_codes = _codes(connection, snapshot_id)
             if previous_id is None:
