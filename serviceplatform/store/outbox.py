@@ -312,7 +312,10 @@ def add_messages(
     """Write ``(message id, body)`` pairs the outbox does not hold yet; returns how many.
 
     In the caller's transaction, so the messages commit with the decision that made them.
-    Every row shares ``topic``, ``authority_cvr`` and ``created_at`` (tz-aware).
+    Every row shares ``topic``, ``authority_cvr`` and ``created_at`` (tz-aware). Two
+    transactions writing the same new ids at once (a job's lease prevents it) do not both
+    succeed: on PostgreSQL the second's ``COPY`` meets the first's rows and is refused
+    (unique violation, a StorageError for the caller), and its transaction writes nothing.
     """
     if not messages:
         return 0
