@@ -84,6 +84,15 @@ def test_new_messages_are_written_pending_with_their_shared_columns(database: Da
         )
 
 
+def test_a_body_comes_back_byte_for_byte(database: Database) -> None:
+    """What ``COPY``'s text format escapes (tab, newline, backslash, a ``\\N``) and Danish
+    letters survive either way of writing."""
+    body = "<b>\tæøå ÆØÅ\r\n\\N \\.\n</b>"
+    message_id = str(uuid.uuid4())
+    assert add(database, [(message_id, body)]) == 1
+    assert rows(database)[message_id][0] == body
+
+
 def test_a_known_id_is_skipped_and_not_counted(database: Database) -> None:
     first = messages(3)
     add(database, first)
