@@ -12,7 +12,8 @@ pass the gate (another tool, an old process) is still safe, it merely waits SQLi
 
 ``hold()`` is on the path of every SOAP call (twice), so the gate is its own context manager
 rather than a generator-based one, and a forked child learns that it must open its own
-descriptor from an ``os.register_at_fork`` hook instead of an ``os.getpid()`` on every hold.
+descriptor (and gets a free thread lock, whoever held the parent's) from an
+``os.register_at_fork`` hook instead of an ``os.getpid()`` on every hold.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ def _forget_descriptors_in_child() -> None:
     # shared with the parent and would exclude nothing, so the child opens its own on its
     # next hold. The inherited one is left open, as the parent may be holding the lock
     # through it (closing it here would not release that, but nor is it ours to close).
+    # The thread lock is made anew: a parent thread that held it at the fork does not exist
+    # in the child, and would never release the copy (every write of the child would wait).
     for gate in list(_GATES):
         gate._fd = None
+        gate._held = -1
+        gate._lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_descriptors_in_child)

@@ -93,6 +93,40 @@ def test_a_forked_child_opens_its_own_lock_and_waits_for_its_parent(tmp_path: Pa
         pass
 
 
+def _report_the_gate_free(gate: WriterGate, out: object) -> None:
+    out.value = 0 if gate._lock.locked() else 1  # type: ignore[attr-defined]
+
+
+def test_a_child_forked_while_another_thread_holds_the_gate_finds_it_free(
+    tmp_path: Path,
+) -> None:
+    """gunicorn forks a new worker from the master, whose scheduler thread may be writing:
+    the child has no such thread, so a thread lock copied held would never be released."""
+    gate = WriterGate(tmp_path / "db.sqlite")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.hold():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        context = multiprocessing.get_context("fork")
+        out = context.Value("i", -1)
+        child = context.Process(target=_report_the_gate_free, args=(gate, out))
+        child.start()
+        child.join(10)
+    finally:
+        release.set()
+        holder.join(10)
+    assert child.exitcode == 0
+    assert out.value == 1
+    assert not gate._lock.locked()  # the parent's holder released its own lock
+
+
 def test_a_lock_file_that_cannot_be_opened_fails_the_hold_and_frees_the_gate(
     tmp_path: Path,
 ) -> None:
