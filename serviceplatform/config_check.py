@@ -25,6 +25,14 @@
   valid port, if any), or whose ``ca_cert`` is missing, unreadable or holds no PEM
   certificate: every call to the peer would fail with SP-901 (every kind's transport is
   HTTP, ``outbound/transport.py``);
+- the same for the URLs and PEM certificate files an integration's section names
+  (``SettingsSection.urls``, ``certificate_files``: OOTS's Domibus and common services URLs,
+  their CA files, the AS4 partners' endpoints and certificates): they are read only by the
+  call that uses them, so a typo used to show hours later as a failed request;
+- with ``distributor.transport = "amqp"``: an ``amqps://`` URL whose ``distributor.amqp.ca_cert``
+  is empty, missing, unreadable or holds no PEM certificate, and with ``token_source =
+  "sandbox-sts"`` an ``sts_cert`` or ``sts_key`` that is no such file (no PEM private key):
+  the first delivery, at the nightly's 02:00, would fail;
 - a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL,
   or a SQLite file whose folder does not exist: every command would fail opening it;
 - an ``[admin.principals.<name>]`` the admin API could not use: an unknown role, an
@@ -46,6 +54,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -93,6 +103,8 @@ def serving_problems(settings: Settings, file: Path | None = None) -> list[str]:
         *_secret_file_problems(settings),
         *_peer_kind_problems(settings),
         *_peer_address_problems(settings),
+        *_section_problems(settings),
+        *_distributor_problems(settings),
         *principal_problems(settings.admin),
     ]
 
@@ -132,16 +144,69 @@ def _peer_address_problems(settings: Settings) -> list[str]:
     problems: list[str] = []
     for name in sorted(settings.peers):
         peer = settings.peers[name]
-        if not _is_http_url(peer.base_url):
-            problems.append(
-                f"peers.{name}.base_url {peer.base_url!r} is not an absolute http(s) URL with a "
-                "host (https://host[:port]/path)"
-            )
+        problem = _url_problem(f"peers.{name}.base_url", peer.base_url)
+        if problem is not None:
+            problems.append(problem)
         if peer.ca_cert:
-            problem = _pem_certificates_problem(settings.path(peer.ca_cert))
+            problem = _certificate_file_problem(
+                f"peers.{name}.ca_cert", settings.path(peer.ca_cert)
+            )
             if problem is not None:
-                problems.append(f"peers.{name}.ca_cert: {problem}")
+                problems.append(problem)
     return problems
+
+
+def _section_problems(settings: Settings) -> list[str]:
+    """The URLs and certificate files the integrations' sections declare, checked as a peer's:
+    such a setting is read only by the call that uses it, hours after the start."""
+    found: list[str | None] = []
+    for spec in settings_sections():
+        section = settings.section(spec)
+        found += [_url_problem(setting, url) for setting, url in spec.urls(section)]
+        found += [
+            _certificate_file_problem(setting, _configured(settings, raw))
+            for setting, raw in spec.certificate_files(section)
+        ]
+    return [problem for problem in found if problem is not None]
+
+
+def _distributor_problems(settings: Settings) -> list[str]:
+    """The files an AMQP distributor reads at its first delivery (the nightly's, at 02:00).
+
+    Only what that transport uses: the file drop reads nothing of ``[distributor.amqp]``, an
+    ``amqp://`` URL no ``ca_cert`` and the ``file`` token source neither STS file.
+    """
+    distributor = settings.distributor
+    if distributor.transport != "amqp":
+        return []
+    amqp = distributor.amqp
+    found: list[str | None] = []
+    if urlsplit(amqp.url).scheme == "amqps":
+        ca_cert = _configured(settings, amqp.ca_cert)
+        found.append(_certificate_file_problem("distributor.amqp.ca_cert", ca_cert))
+    if amqp.token_source == "sandbox-sts":
+        sts_cert = _configured(settings, amqp.sts_cert)
+        found.append(_certificate_file_problem("distributor.amqp.sts_cert", sts_cert))
+        sts_key = _configured(settings, amqp.sts_key)
+        found.append(_private_key_problem("distributor.amqp.sts_key", sts_key))
+    return [problem for problem in found if problem is not None]
+
+
+def _configured(settings: Settings, raw: str) -> Path | None:
+    """The file a path setting names, resolved; None when it is empty."""
+    return settings.path(raw) if raw else None
+
+
+def _url_problem(setting: str, url: str) -> str | None:
+    """Why ``url`` (the value of ``setting``) cannot address an HTTP peer, or None.
+
+    It must be an absolute http(s) URL with a host, and a valid port if it names one.
+    """
+    if _is_http_url(url):
+        return None
+    return (
+        f"{setting} {url!r} is not an absolute http(s) URL with a host (https://host[:port]/path)"
+    )
 
 
 def _is_http_url(url: str) -> bool:
@@ -153,14 +218,31 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _pem_certificates_problem(path: Path) -> str | None:
-    """Why ``path`` is no readable file of PEM certificates, or None when it is one."""
+def _certificate_file_problem(setting: str, path: Path | None) -> str | None:
+    """Why ``path`` (``setting``'s file; None: not set) is no readable file of PEM
+    certificates, or None when it is one."""
+    if path is None:
+        return f"{setting} is empty: name a file of PEM certificates"
     try:
         x509.load_pem_x509_certificates(path.read_bytes())
     except OSError as exc:
-        return f"{path} cannot be read ({exc.strerror or exc})"
+        return f"{setting}: {path} cannot be read ({exc.strerror or exc})"
     except ValueError:
-        return f"{path} holds no PEM certificate"
+        return f"{setting}: {path} holds no PEM certificate"
+    return None
+
+
+def _private_key_problem(setting: str, path: Path | None) -> str | None:
+    """Why ``path`` (None: not set) is no readable, unencrypted PEM private key, or None."""
+    if path is None:
+        return f"{setting} is empty: name a PEM private key file"
+    try:
+        load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        return f"{setting}: {path} cannot be read ({exc.strerror or exc})"
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # TypeError: the key is encrypted, and the platform is given no password for it.
+        return f"{setting}: {path} holds no unencrypted PEM private key"
     return None
 
 
@@ -173,9 +255,9 @@ def _sts_problems(settings: Settings) -> list[str]:
             "whose tokens are trusted"
         )
     for raw in security.trusted_sts_certs:
-        problem = _pem_certificates_problem(settings.path(raw))
+        problem = _certificate_file_problem("security.trusted_sts_certs", settings.path(raw))
         if problem is not None:
-            problems.append(f"security.trusted_sts_certs: {problem}")
+            problems.append(problem)
     if not security.trusted_issuers:
         problems.append("security.trusted_issuers is empty: name the Issuer of the STS's tokens")
     return problems

@@ -84,7 +84,7 @@ class ErrorCodes:
 ZERO_ALLOWED: Final[Mapping[str, bool]] = {"zero_allowed": True}
 
 
-def _no_secret_files(_section: Any) -> list[tuple[str, str]]:
+def _no_settings(_section: Any) -> list[tuple[str, str]]:
     return []
 
 
@@ -112,7 +112,16 @@ class SettingsSection(Generic[SectionT]):
     type: type[SectionT]
     #: The section's private key and password files as (setting, path) pairs, for the
     #: permission check of ``config check`` and ``serve``.
-    secret_files: Callable[[SectionT], Iterable[tuple[str, str]]] = _no_secret_files
+    secret_files: Callable[[SectionT], Iterable[tuple[str, str]]] = _no_settings
+    #: The URLs the section sets as (setting, URL) pairs: ``config check`` and ``serve``
+    #: refuse one that is not an absolute http(s) URL with a host, as a peer's ``base_url``.
+    #: An optional URL left empty is left out; a required one is given even when empty.
+    urls: Callable[[SectionT], Iterable[tuple[str, str]]] = _no_settings
+    #: The PEM certificate files the section names (CA bundles, partners' certificates) as
+    #: (setting, path) pairs: ``config check`` and ``serve`` refuse one that is missing,
+    #: unreadable or holds no PEM certificate, as a peer's ``ca_cert``. Left out when empty
+    #: and optional.
+    certificate_files: Callable[[SectionT], Iterable[tuple[str, str]]] = _no_settings
     #: Called once the whole file is loaded: lets a deprecated key of the section still set
     #: what a core section now holds (``[subscriptions] scheduler_enabled``).
     adjust: Callable[[SectionT, Settings], None] = _no_adjustment

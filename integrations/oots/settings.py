@@ -2,7 +2,9 @@
 
 Loaded by the core's settings loader into :class:`OotsSettings`; code reads it with
 ``settings.section(OOTS_SETTINGS)``. The Domibus password files are named to ``config
-check``, which refuses them when group or others may read them.
+check``, which refuses them when group or others may read them, and so are the URLs and PEM
+certificate files (Domibus, the common services, the AS4 partners), which it refuses when
+they could not be used (not an http(s) URL; a file missing or holding no PEM certificate).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from integrations.oots.as4.settings import As4AuthoritySettings, As4Settings
+from integrations.oots.as4.settings import (
+    As4AuthoritySettings,
+    As4PartnerSettings,
+    As4Settings,
+)
 from serviceplatform.integration import ZERO_ALLOWED, SettingsSection
 
 
@@ -100,6 +106,44 @@ def _secret_files(section: OotsSettings) -> Iterator[tuple[str, str]]:
             yield f"oots.requesters.{cvr}.domibus_password_file", requester.domibus_password_file
 
 
+def _urls(section: OotsSettings) -> Iterator[tuple[str, str]]:
+    # The Domibus and common services URLs are optional (empty: not used); a declared AS4
+    # partner is reached at its endpoint_url and nowhere else.
+    if section.domibus_url:
+        yield "oots.domibus_url", section.domibus_url
+    if section.common_services_url:
+        yield "oots.common_services_url", section.common_services_url
+    for party_id, partner in sorted(section.as4.partners.items()):
+        yield f"oots.as4.partners.{party_id}.endpoint_url", partner.endpoint_url
+    for cvr, requester in sorted(section.requesters.items()):
+        if requester.domibus_url:
+            yield f"oots.requesters.{cvr}.domibus_url", requester.domibus_url
+        for party_id, partner in sorted(requester.as4.partners.items()):
+            where = f"oots.requesters.{cvr}.as4.partners.{party_id}"
+            yield f"{where}.endpoint_url", partner.endpoint_url
+
+
+def _partner_files(where: str, partner: As4PartnerSettings) -> Iterator[tuple[str, str]]:
+    # signing_cert is required (it verifies the partner's messages); the others are optional.
+    yield f"{where}.signing_cert", partner.signing_cert
+    if partner.encryption_cert:
+        yield f"{where}.encryption_cert", partner.encryption_cert
+    if partner.ca_cert:
+        yield f"{where}.ca_cert", partner.ca_cert
+
+
+def _certificate_files(section: OotsSettings) -> Iterator[tuple[str, str]]:
+    if section.domibus_ca_cert:
+        yield "oots.domibus_ca_cert", section.domibus_ca_cert
+    for party_id, partner in sorted(section.as4.partners.items()):
+        yield from _partner_files(f"oots.as4.partners.{party_id}", partner)
+    for cvr, requester in sorted(section.requesters.items()):
+        if requester.domibus_ca_cert:
+            yield f"oots.requesters.{cvr}.domibus_ca_cert", requester.domibus_ca_cert
+        for party_id, partner in sorted(requester.as4.partners.items()):
+            yield from _partner_files(f"oots.requesters.{cvr}.as4.partners.{party_id}", partner)
+
+
 def _problems(section: OotsSettings) -> Iterable[str]:
     for cvr, requester in sorted(section.requesters.items()):
         if requester.gateway not in GATEWAYS:
@@ -110,5 +154,10 @@ def _problems(section: OotsSettings) -> Iterable[str]:
 
 
 OOTS_SETTINGS: Final = SettingsSection(
-    "oots", OotsSettings, secret_files=_secret_files, problems=_problems
+    "oots",
+    OotsSettings,
+    secret_files=_secret_files,
+    problems=_problems,
+    urls=_urls,
+    certificate_files=_certificate_files,
 )

@@ -14,11 +14,18 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    audited_change,
+    cli_actor,
+    echo_warnings,
+    pass_cli,
+)
 from serviceplatform.commands.tables import echo_table
+from serviceplatform.errors import CertificateAliasExpired, CertificateAliasUnknown
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.lifecycle import TRANSITIONS
-from serviceplatform.routing.model import Agreement
+from serviceplatform.routing.model import Agreement, AgreementStatus
 from serviceplatform.store.agreements import AgreementStore, AgreementView
 from serviceplatform.store.agreements_import import (
     ImportReport,
@@ -250,6 +257,39 @@ def _read_file(obj: CliContext, path: Path) -> tuple[list[SystemImport], list[Ag
     return read_import(path, obj.known_services(), now=datetime.now(UTC))
 
 
+def _certificate_warnings(obj: CliContext, items: list[Agreement], *, planned: bool) -> list[str]:
+    """Each approved agreement of the file whose certificate alias this node's certificate store
+    lacks, or holds expired: ``agreements configure`` refuses such an alias, an import takes it
+    (agreements may well come before their certificates) and says so here. ``planned``: the
+    lines of ``diff``, for an import not yet made."""
+    from serviceplatform.admin.certificate_alias import AliasChecker
+    from serviceplatform.outbound.certstore import CertificateStore
+
+    directory = obj.settings.path(obj.settings.certificates.directory)
+    check = AliasChecker(CertificateStore(directory))
+    verb = "would be" if planned else "is"
+    lines: list[str] = []
+    for agreement in items:
+        alias = agreement.register_cert_alias
+        if agreement.status is not AgreementStatus.APPROVED or not alias:
+            continue
+        try:
+            check(alias)
+        except CertificateAliasUnknown:
+            problem = f"certificate alias {alias!r} names no certificate in {directory}"
+            outcome = f"(SP-420) until `serviceplatform certs import {alias}` adds it"
+        except CertificateAliasExpired as exc:
+            problem = f"certificate alias {exc.detail}"
+            outcome = "(SP-421) until the certificate is renewed"
+        else:
+            continue
+        lines.append(
+            f"agreement {agreement.uuid} ({agreement.authority_cvr} {agreement.service}, "
+            f"approved): {problem}: a call that needs it {verb} refused {outcome}"
+        )
+    return lines
+
+
 def _print_report(report: ImportReport) -> None:
     for line in report.lines:
         click.echo(f"  {line}")
@@ -263,6 +303,8 @@ def diff(obj: CliContext, path: Path, exit_code: bool) -> None:
     """Show what importing an agreements file would change, without changing anything."""
     systems, items = _read_file(obj, path)
     report = plan_import(obj.database(), systems, items, now=datetime.now(UTC))
+    # Unchanged agreements too: the store may have lost the certificate since.
+    echo_warnings(_certificate_warnings(obj, items, planned=True))
     if not report.any:
         click.echo(f"no changes ({report.unchanged} systems and agreements unchanged)")
         return
@@ -288,3 +330,4 @@ def import_file(obj: CliContext, path: Path) -> None:
         )
     click.echo(f"imported {path}: {len(report.lines)} changes, {report.unchanged} unchanged")
     _print_report(report)
+    echo_warnings(_certificate_warnings(obj, items, planned=False))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import getpass
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,6 +188,13 @@ def pass_cli(func: Callable[Concatenate[CliContext, P], R]) -> Callable[P, R]:
             return func(_find(ctx), *args, **kwargs)
 
     return wrapper
+
+
+def echo_warnings(lines: Iterable[str]) -> None:
+    """Each line as ``warning: <line>`` on stderr: something the command did (or would do)
+    leaves unusable; the command's outcome and exit code stay as they are."""
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
 
 
 class CommandFailed(click.ClickException):

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import click
 
-from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    CommandFailed,
+    audited_change,
+    echo_warnings,
+    pass_cli,
+)
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
 from serviceplatform.private_file import write_private
@@ -101,8 +107,7 @@ def _stranded(obj: CliContext, rows: Sequence[RouteRow]) -> list[str]:
 
 
 def _warn_stranded(lines: list[str], consequence: str) -> None:
-    for line in lines:
-        click.echo(f"warning: {line}: {consequence}", err=True)
+    echo_warnings(f"{line}: {consequence}" for line in lines)
 
 
 @click.group()

@@ -665,6 +665,156 @@ def test_a_peer_with_an_http_url_and_a_pem_ca_is_served(
     assert len(served) == 1
 
 
+def _oots_files(tmp_path: Path, pki: Pki) -> Path:
+    """``oots/``: a CA bundle (``ca.pem``), text that is no certificate (``junk.pem``), a key."""
+    folder = tmp_path / "oots"
+    folder.mkdir()
+    (folder / "ca.pem").write_bytes(pki.ca_cert.read_bytes())
+    (folder / "junk.pem").write_text("no certificate here\n", encoding="utf-8")
+    (folder / "key.pem").write_bytes(pki.ca_key.read_bytes())
+    return folder
+
+
+def test_serve_and_config_check_refuse_oots_urls_and_certificates_no_call_could_use(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    """The integration's own URLs and PEM files, checked by the core as a peer's: each used
+    to pass both and fail only the first request that read it."""
+    folder = _oots_files(tmp_path, pki)
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            "[oots]\n"
+            'domibus_url = "domibus.example.dk/services/wsplugin"\n'
+            'domibus_ca_cert = "oots/missing.pem"\n'
+            'common_services_url = "ftp://oots.example.eu/rest/search"\n'
+            "[oots.as4.partners.AP_DE_01]\n"
+            'signing_cert = ""\n'
+            'encryption_cert = "oots/key.pem"\n'
+            'ca_cert = "oots"\n'
+            "[oots.requesters.29189846]\n"
+            'domibus_url = "https://ap.kk.dk:x/wsplugin"\n'
+            'domibus_ca_cert = "oots/junk.pem"\n'
+            "[oots.requesters.29189854.as4.partners.AP_FI_01]\n"
+            'endpoint_url = "https://ap.example.fi/as4"\n'
+            'signing_cert = "oots/missing.pem"\n'
+        ),
+    )
+    url = "is not an absolute http(s) URL with a host (https://host[:port]/path)"
+    unreadable = "cannot be read (No such file or directory)"
+    problems = [
+        f"oots.domibus_url 'domibus.example.dk/services/wsplugin' {url}",
+        f"oots.common_services_url 'ftp://oots.example.eu/rest/search' {url}",
+        f"oots.as4.partners.AP_DE_01.endpoint_url '' {url}",
+        f"oots.requesters.29189846.domibus_url 'https://ap.kk.dk:x/wsplugin' {url}",
+        f"oots.domibus_ca_cert: {folder / 'missing.pem'} {unreadable}",
+        "oots.as4.partners.AP_DE_01.signing_cert is empty: name a file of PEM certificates",
+        f"oots.as4.partners.AP_DE_01.encryption_cert: {folder / 'key.pem'} holds no PEM "
+        "certificate",
+        f"oots.as4.partners.AP_DE_01.ca_cert: {folder} cannot be read (Is a directory)",
+        f"oots.requesters.29189846.domibus_ca_cert: {folder / 'junk.pem'} holds no PEM certificate",
+        f"oots.requesters.29189854.as4.partners.AP_FI_01.signing_cert: "
+        f"{folder / 'missing.pem'} {unreadable}",
+    ]
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}" for problem in problems]
+    assert refused(config) == (
+        f"error: cannot serve with {config}: {problems[0]} (and {len(problems) - 1} more: "
+        "`serviceplatform config check` lists them)"
+    )
+    assert served == []
+
+
+def test_oots_urls_and_certificates_that_calls_can_use_are_served(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    _oots_files(tmp_path, pki)
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            "[oots]\n"
+            'domibus_url = "https://domibus.example.dk:8443/domibus/services/wsplugin"\n'
+            'domibus_ca_cert = "oots/ca.pem"\n'
+            'common_services_url = "http://127.0.0.1:8090/rest/search"\n'
+            "[oots.as4.partners.AP_DE_01]\n"
+            'endpoint_url = "https://ap.example.de/as4"\n'
+            'signing_cert = "oots/ca.pem"\n'
+            'encryption_cert = "oots/ca.pem"\n'
+            'ca_cert = "oots/ca.pem"\n'
+            # Empty optional settings stay fine: the platform's own access point is used.
+            "[oots.requesters.29189846]\n"
+            'domibus_url = ""\n'
+            'domibus_ca_cert = ""\n'
+        ),
+    )
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == 0, checked.output
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+def test_serve_and_config_check_refuse_amqp_distributor_files_the_nightly_could_not_use(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    """An AMQP distributor reads them at its first delivery, the nightly's at 02:00."""
+    folder = _oots_files(tmp_path, pki)
+    # Named as the STS key: private, so only its content is wrong.
+    (folder / "ca.pem").chmod(0o600)
+    amqp = (
+        'transport = "amqp"\n[distributor.amqp]\nurl = "amqps://bf.example.dk:5671/"\n'
+        'token_source = "sandbox-sts"\nsts_issuer = "https://sts"\n'
+    )
+    cases = {
+        'ca_cert = "oots/junk.pem"\nsts_cert = "oots/missing.pem"\nsts_key = "oots/ca.pem"\n': [
+            f"distributor.amqp.ca_cert: {folder / 'junk.pem'} holds no PEM certificate",
+            f"distributor.amqp.sts_cert: {folder / 'missing.pem'} cannot be read "
+            "(No such file or directory)",
+            f"distributor.amqp.sts_key: {folder / 'ca.pem'} holds no unencrypted PEM private key",
+        ],
+        "": [
+            "distributor.amqp.ca_cert is empty: name a file of PEM certificates",
+            "distributor.amqp.sts_cert is empty: name a file of PEM certificates",
+            "distributor.amqp.sts_key is empty: name a PEM private key file",
+        ],
+    }
+    for files, problems in cases.items():
+        config = fit_config(tmp_path, pki, distributor=amqp + files)
+        checked = run("config", "check", "--config", str(config))
+        assert checked.exit_code == EXIT_BAD_SETTINGS
+        assert checked.stderr.splitlines() == [f"problem: {problem}" for problem in problems]
+        assert refused(config).startswith(f"error: cannot serve with {config}: {problems[0]} (")
+    assert served == []
+
+
+@pytest.mark.parametrize(
+    "distributor",
+    [
+        # The files an AMQP distributor uses.
+        'transport = "amqp"\n[distributor.amqp]\nurl = "amqps://bf.example.dk:5671/"\n'
+        'ca_cert = "{ca}"\ntoken_source = "sandbox-sts"\nsts_issuer = "https://sts"\n'
+        'sts_cert = "{sts_cert}"\nsts_key = "{sts_key}"\n',
+        # Files it does not read are not checked: no TLS, no sandbox STS, no AMQP at all.
+        'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf.example.dk/"\n'
+        'ca_cert = "missing.pem"\nsts_cert = "missing.pem"\n',
+        '[distributor.amqp]\nurl = "amqps://bf.example.dk/"\nca_cert = "missing.pem"\n'
+        'token_source = "sandbox-sts"\n',
+    ],
+    ids=["used", "amqp-file-tokens", "file-drop"],
+)
+def test_an_amqp_distributor_with_usable_files_is_served(
+    tmp_path: Path, pki: Pki, served: list[Any], distributor: str
+) -> None:
+    body = distributor.format(ca=pki.ca_cert, sts_cert=pki.sts_cert, sts_key=pki.sts_key)
+    config = fit_config(tmp_path, pki, distributor=body)
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == 0, checked.output
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
 @pytest.mark.parametrize(
     ("principal", "problem"),
     [
@@ -824,6 +974,8 @@ def test_the_settings_block_of_the_docs_names_every_setting(tmp_path: Path, pki:
     extra = (
         '[admin.principals.ops]\nrole = "operator"\n'
         '[oots.as4.partners.AP_FI_01]\nendpoint_url = "https://ap.example.fi/as4"\n'
+        # A partner's messages are verified with it: config check refuses a partner without.
+        f'signing_cert = "{pki.ca_cert}"\n'
         '[oots.requesters.29189846]\nname = "K"\n'
     )
     result = run("config", "check", "--config", str(fit_config(tmp_path, pki, extra=extra)))

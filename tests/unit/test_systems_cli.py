@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.context import CliContext
@@ -190,6 +192,72 @@ def test_diff_then_import_then_a_changed_file(
         ("import", "approved", "suspended"),
     ]
     assert [op for op, _, _ in admin_audit(database)] == ["import", "import", "import"]
+
+
+def _store_certificate(tmp_path: Path, alias: str, *, expired: bool = False) -> None:
+    """Put a certificate and its key in the certificate store (``certs/``) as ``alias``."""
+    start = datetime.now(UTC) - timedelta(days=30) if expired else None
+    made = make_cert("CN=platform register,O=Platform,C=DK", not_before=start, days=10)
+    directory = tmp_path / "certs"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{alias}.crt").write_bytes(made.pem)
+    key = directory / f"{alias}.key"
+    key.write_bytes(made.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    key.chmod(0o600)
+
+
+def test_diff_and_import_warn_of_an_approved_agreement_whose_certificate_is_not_there(
+    obj: CliContext, database: Database, tmp_path: Path
+) -> None:
+    """``agreements configure`` refuses such an alias; an import takes it (the certificates
+    may come later) but says so per agreement on stderr, and its exit code stays 0."""
+    path = _agreements_file(tmp_path)
+    missing = (
+        f"warning: agreement {AGREEMENT_UUID} (29189846 sf2250, approved): certificate alias "
+        f"'platform-register' names no certificate in {tmp_path / 'certs'}: a call that needs "
+        "it {} refused (SP-420) until `serviceplatform certs import platform-register` adds it"
+    )
+    diff = run(obj, "agreements", "diff", str(path))
+    assert diff.exit_code == 0, diff.output
+    assert diff.stderr.splitlines() == [missing.format("would be")]
+    imported = run(obj, "agreements", "import", str(path))
+    assert imported.exit_code == 0, imported.output
+    assert imported.stderr.splitlines() == [missing.format("is")]
+    (agreement,) = RoutingRepository(database).list_agreements()
+    assert agreement.register_cert_alias == "platform-register"
+    # Unchanged, the agreement is still named: the store may have lost the certificate.
+    unchanged = run(obj, "agreements", "diff", str(path))
+    assert "no changes" in unchanged.stdout
+    assert unchanged.stderr.splitlines() == [missing.format("would be")]
+
+    _store_certificate(tmp_path, "platform-register", expired=True)
+    expired = run(obj, "agreements", "import", str(path))
+    assert expired.exit_code == 0, expired.output
+    (line,) = expired.stderr.splitlines()
+    assert line.startswith(
+        f"warning: agreement {AGREEMENT_UUID} (29189846 sf2250, approved): certificate alias "
+        "'platform-register' expired on "
+    )
+    assert line.endswith(
+        ": a call that needs it is refused (SP-421) until the certificate is renewed"
+    )
+
+    _store_certificate(tmp_path, "platform-register")
+    for command in ("diff", "import"):
+        fine = run(obj, "agreements", command, str(path))
+        assert fine.exit_code == 0, fine.output
+        assert fine.stderr == ""
+
+
+def test_an_agreement_that_is_not_approved_is_imported_without_a_certificate_warning(
+    obj: CliContext, tmp_path: Path
+) -> None:
+    # Its calls are refused anyway (SP-302); the certificate matters once it is approved.
+    path = _agreements_file(tmp_path, status="suspended")
+    for command in ("diff", "import"):
+        result = run(obj, "agreements", command, str(path))
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
 
 
 def test_an_import_with_a_problem_changes_nothing(
