@@ -19,6 +19,9 @@
   given by an ``SP_*`` variable is not in the file and does not count; one in the file does
   even when a variable overrides it (the file still shows it). ``token_sha256`` does not
   count: it is a digest, and a caller needs the token itself;
+- the settings file, or a trusted STS certificate file, writable by group or others,
+  whatever it holds: whoever may write the one chooses where the platform's calls go and
+  whose tokens it trusts, and the other lets them sign tokens the platform accepts;
 - a ``[peers.<name>]`` whose ``kind`` is in no peer kinds' table (``outbound/kinds.py``, the
   integrations' ``peer_kinds``): no transport could be built for it;
 - a ``[peers.<name>]`` whose ``base_url`` is not an absolute http(s) URL with a host (and a
@@ -254,8 +257,12 @@ def _sts_problems(settings: Settings) -> list[str]:
             "security.trusted_sts_certs is empty: name the PEM files of the STS certificates "
             "whose tokens are trusted"
         )
+    setting = "security.trusted_sts_certs"
     for raw in security.trusted_sts_certs:
-        problem = _certificate_file_problem("security.trusted_sts_certs", settings.path(raw))
+        path = settings.path(raw)
+        problem = _certificate_file_problem(setting, path) or _writable_problem(
+            setting, path, "whoever may write it can make the platform accept tokens they sign"
+        )
         if problem is not None:
             problems.append(problem)
     if not security.trusted_issuers:
@@ -276,10 +283,36 @@ def _public_url_problems(settings: Settings) -> list[str]:
     return []
 
 
+def _writable_problem(setting: str, path: Path, consequence: str) -> str | None:
+    """Why ``path`` must not stay writable by group or others (``consequence``), or None."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None  # a missing file is reported where it is read
+    if not mode & 0o022:
+        return None
+    return (
+        f"{setting}: {path} is writable by group or others (mode {mode:04o}): {consequence}: "
+        f"chmod go-w {path}"
+    )
+
+
 def _settings_file_problems(file: Path | None) -> list[str]:
-    """The settings file open to group or others while it holds a password."""
+    """The settings file writable by group or others, or open to them while it holds a
+    password."""
     if file is None:
         return []
+    writable = _writable_problem(
+        "the settings file",
+        file,
+        "whoever may write it chooses where the platform's calls go and whose tokens it trusts",
+    )
+    # With a password in it, its own line asks for chmod 600, which mends both.
+    return _password_exposure(file) or ([writable] if writable else [])
+
+
+def _password_exposure(file: Path) -> list[str]:
+    """The settings file open to group or others while it holds a password."""
     try:
         mode = stat.S_IMODE(file.stat().st_mode)
         what = exposure(mode)

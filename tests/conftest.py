@@ -56,6 +56,11 @@ AMQP_VHOST = "BF"
 SERVERS_HOWTO = "bash tests/servers.sh (installs it with apt-get if missing, starts, prepares it)"
 
 
+# The files the tests write get the modes of a default Debian account (0644), whatever umask
+# the machine running them has: `serve` refuses a settings file group or others may write, as
+# a umask of 002 would make every one of them. Per process, so on every xdist worker too.
+os.umask(0o022)
+
 PROJECT = Path(__file__).resolve().parents[1]
 #: The source folders child processes of the tests import from.
 _CHILD_SOURCES = ("serviceplatform", "integrations", "examples", "bench")

@@ -560,6 +560,46 @@ def test_a_settings_file_open_to_the_group_names_every_password_in_it(
     assert served == []
 
 
+def test_serve_refuses_a_settings_file_others_may_write_whatever_it_holds(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    """No password in it, but whoever may write it chooses the peers and the trusted STS."""
+    config = fit_config(tmp_path, pki)
+    config.chmod(0o664)
+    problem = (
+        f"the settings file: {config} is writable by group or others (mode 0664): whoever may "
+        "write it chooses where the platform's calls go and whose tokens it trusts: "
+        f"chmod go-w {config}"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    assert served == []
+    config.chmod(0o644)
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+def test_serve_refuses_a_trusted_sts_certificate_others_may_write(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    sts = tmp_path / "sts.crt"
+    sts.write_bytes(Path(pki.sts_cert).read_bytes())
+    sts.chmod(0o646)
+    security = f'trusted_sts_certs = ["{sts}"]\ntrusted_issuers = ["https://sts"]'
+    config = fit_config(tmp_path, pki, security=security)
+    assert refused(config) == (
+        f"error: cannot serve with {config}: security.trusted_sts_certs: {sts} is writable by "
+        "group or others (mode 0646): whoever may write it can make the platform accept tokens "
+        f"they sign: chmod go-w {sts}"
+    )
+    assert served == []
+    sts.chmod(0o644)
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
 def test_a_password_given_by_variable_leaves_a_0644_settings_file_servable(
     tmp_path: Path, pki: Pki, served: list[Any]
 ) -> None:
