@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    audited_change,
+    cli_actor,
+    pass_cli,
+    pass_reader,
+)
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.routing.identifiers import is_valid_cvr
 from serviceplatform.routing.lifecycle import TRANSITIONS
@@ -75,7 +81,7 @@ def agreements() -> None:
 @click.option("--service")
 @click.option("--authority", metavar="CVR")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-@pass_cli
+@pass_reader
 def list_agreements(
     obj: CliContext, status: str | None, service: str | None, authority: str | None, as_json: bool
 ) -> None:
@@ -120,7 +126,7 @@ def list_agreements(
 @agreements.command()
 @click.argument("agreement_uuid")
 @click.option("--json", "as_json", is_flag=True)
-@pass_cli
+@pass_reader
 def show(obj: CliContext, agreement_uuid: str, as_json: bool) -> None:
     """One agreement with its history."""
     store = _store(obj)
@@ -258,7 +264,7 @@ def _print_report(report: ImportReport) -> None:
 @agreements.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--exit-code", is_flag=True, help="Exit 1 when importing would change anything.")
-@pass_cli
+@pass_reader
 def diff(obj: CliContext, path: Path, exit_code: bool) -> None:
     """Show what importing an agreements file would change, without changing anything."""
     systems, items = _read_file(obj, path)
