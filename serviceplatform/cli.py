@@ -17,7 +17,11 @@ from serviceplatform.commands.agreements import agreements
 from serviceplatform.commands.audit import audit
 from serviceplatform.commands.certs import certs
 from serviceplatform.commands.config import config_group
-from serviceplatform.commands.context import CliContext, reports_errors
+from serviceplatform.commands.context import (
+    EXIT_SCHEMA_NOT_CURRENT,
+    CliContext,
+    reports_errors,
+)
 from serviceplatform.commands.messages import messages
 from serviceplatform.commands.routing import routing
 from serviceplatform.commands.settings_source import (
@@ -28,7 +32,7 @@ from serviceplatform.commands.settings_source import (
 )
 from serviceplatform.commands.systems import systems
 from serviceplatform.config import Settings, summarize
-from serviceplatform.errors import ServicePlatformError
+from serviceplatform.errors import SchemaNotCurrent, ServicePlatformError
 
 #: Bounds of ``serve --workers`` and ``--threads`` (and the sandbox's): 0 or a negative
 #: number started a server without workers, a huge one would fork until the machine stops.
@@ -48,7 +52,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ServicePlatformError as error:
             click.echo(f"error: {error.code} {error.error_text}", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_SCHEMA_NOT_CURRENT if isinstance(error, SchemaNotCurrent) else 1)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -146,10 +150,17 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_obj
 def db_upgrade(obj: CliContext) -> None:
-    """Apply every pending migration and say what was done."""
+    """Apply every pending migration and say what was done.
+
+    Run it as the database role that owns the schema (docs/deployment.md): it also creates
+    the scheduler's job table, so that a serving role without CREATE finds it.
+    """
+    from serviceplatform.scheduling import create_job_table
+
     database = obj.database()
     # A database handed in by the caller was not migrated by opening it.
     migration = obj.migration or database.upgrade()
+    create_job_table(database)
     if not migration.changed:
         click.echo(f"{database.url} is already at the newest schema ({migration.after})")
     elif migration.before is None:

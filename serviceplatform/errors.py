@@ -566,6 +566,16 @@ class StorageError(ServicePlatformError):
     retryable = True
 
 
+class SchemaNotCurrent(StorageError):
+    """The database's schema is not at this version's revision and this command does not
+    migrate it: a reading command never does (on PostgreSQL), and a role that may not change
+    the schema cannot. ``serviceplatform db upgrade``, run by the schema's owner, does."""
+
+    code = "SP-903"
+    text = "The database schema is not at this version's revision"
+    retryable = False
+
+
 def all_error_classes() -> list[type[ServicePlatformError]]:
     """Every class of the tree, the integrations' included, root first.
 

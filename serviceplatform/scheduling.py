@@ -3,8 +3,10 @@
 The jobs are the core's (the purge of delivered outbox messages, ``outbox_purge``) and the
 integrations'. APScheduler runs those of ``registry.scheduled_jobs()`` with a cron trigger in
 the configured time zone and keeps them in a persistent job store in the platform's database
-(table ``apscheduler_jobs``, created and owned by APScheduler), so a job missed while the
-platform was down runs when it comes back (within a grace time) instead of being lost.
+(table ``apscheduler_jobs``, APScheduler's own), so a job missed while the platform was down
+runs when it comes back (within a grace time) instead of being lost. APScheduler creates the
+table when it starts; on PostgreSQL ``db upgrade`` creates it first (:func:`create_job_table`),
+as the schema's owner, because the nodes' role may not create tables (docs/deployment.md).
 
 Several platform processes or machines may run a scheduler against one database; each fires
 the job, and the job's own lease in the database (``store/leases.py``) lets exactly one of
@@ -26,9 +28,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
 from serviceplatform.config import Settings
-from serviceplatform.errors import ConfigurationError, StorageError
+from serviceplatform.errors import ConfigurationError, SchemaNotCurrent, StorageError
 from serviceplatform.integration import ScheduledJob
-from serviceplatform.store.db import resolve_url
+from serviceplatform.store.db import UPGRADE_HINT, Database, insufficient_privilege, resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,32 @@ def build_scheduler(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundS
     return scheduler
 
 
+def create_job_table(database: Database) -> None:
+    """Create the job store's table on PostgreSQL unless it is there (``db upgrade`` does).
+
+    APScheduler creates it when it starts, which a serving role that may only change rows
+    (docs/deployment.md) may not do: the schema's owner creates it with the schema. SQLite
+    has no roles; there the scheduler creates it, as it always did.
+    """
+    if database.dialect != "postgresql":
+        return
+    table = SQLAlchemyJobStore(engine=database.engine).jobs_t
+    try:
+        with database.transaction() as connection:
+            table.create(connection, checkfirst=True)
+    except StorageError as exc:
+        if not insufficient_privilege(exc):
+            raise
+        raise _job_table_missing(table.name, exc.detail or "") from exc
+
+
+def _job_table_missing(name: str, reason: str) -> SchemaNotCurrent:
+    return SchemaNotCurrent(
+        f"the scheduler's table {name} is missing and this database role may not create it "
+        f"({reason}): {UPGRADE_HINT}"
+    )
+
+
 def start(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler | None:
     """Start the scheduler of this process when enabled; None when disabled or no jobs.
 
@@ -95,6 +123,10 @@ def start(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler |
             scheduler.start()
             break
         except SQLAlchemyError as exc:
+            if insufficient_privilege(exc):
+                # A serving role without CREATE (docs/deployment.md): no attempt would do.
+                reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                raise _job_table_missing("apscheduler_jobs", reason) from exc
             # Nodes started together on a new database all create APScheduler's table; on
             # PostgreSQL all but one CREATE then fail on the catalogue's unique index. The
             # table is there by then, so the next attempt finds it.

@@ -4,7 +4,10 @@
 #   bash tests/servers.sh [COMMAND [ARGS...]]     (make test: bash tests/servers.sh .venv/bin/pytest -q)
 #
 # The suite needs, on this machine:
-#   - PostgreSQL on 127.0.0.1:5432 with a role and database sp_test (password sp_test);
+#   - PostgreSQL on 127.0.0.1:5432 with a role and database sp_test (password sp_test), and two
+#     login roles with nothing granted, sp_test_app and sp_test_report (password = name): the
+#     serving and the read-only role of docs/deployment.md, to which the tests grant rights on
+#     their own schemas (sp_test may not create roles);
 #   - RabbitMQ on 127.0.0.1:5672 whose guest user may use the virtual host BF;
 #   - Debian's headless Chromium: /usr/bin/chromium and /usr/bin/chromedriver;
 #   - Debian's xmlsec1 command (/usr/bin/xmlsec1): the independent peer of the AS4 signature tests.
@@ -57,6 +60,15 @@ postgres_running() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" >/dev/null 2>&1; }
 # The tests' login works: the server runs and has the role and the database.
 postgres_usable() {
   PGCONNECT_TIMEOUT=5 psql -w -Atq "$PG_LIBPQ_URL" -c 'SELECT 1' >/dev/null 2>&1
+}
+# The least-privileged roles of docs/deployment.md, which the database-role tests log in as.
+PG_EXTRA_ROLES="sp_test_app sp_test_report"
+postgres_roles_ready() {
+  local count
+  count=$(PGCONNECT_TIMEOUT=5 psql -w -Atq "$PG_LIBPQ_URL" -c \
+    "SELECT count(*) FROM pg_roles WHERE rolcanlogin AND rolname IN ('sp_test_app', 'sp_test_report')" \
+    2>/dev/null) || return 1
+  [ "$count" = 2 ]
 }
 
 rabbitmq_installed() { command -v rabbitmq-server >/dev/null 2>&1; }
@@ -112,15 +124,24 @@ start_postgres() {
       return 0
     fi
   fi
-  if postgres_usable; then return 0; fi
-  say "creating the PostgreSQL role and database sp_test"
-  # As the postgres superuser over the local socket; cd / because postgres may not read our cwd.
-  (cd / && su postgres -c "psql -q -p $PG_PORT -v ON_ERROR_STOP=1") <<'SQL'
+  if ! postgres_usable; then
+    say "creating the PostgreSQL role and database sp_test"
+    # As the postgres superuser over the local socket; cd / because postgres may not read our cwd.
+    (cd / && su postgres -c "psql -q -p $PG_PORT -v ON_ERROR_STOP=1") <<'SQL'
 SELECT 'CREATE ROLE sp_test LOGIN PASSWORD ''sp_test'''
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sp_test')\gexec
 SELECT 'CREATE DATABASE sp_test OWNER sp_test'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'sp_test')\gexec
 SQL
+  fi
+  if postgres_roles_ready; then return 0; fi
+  say "creating the PostgreSQL roles $PG_EXTRA_ROLES"
+  local role
+  for role in $PG_EXTRA_ROLES; do
+    # The role names are ours (no quoting needed); each one's password is its name.
+    echo "SELECT 'CREATE ROLE $role LOGIN PASSWORD ''$role''' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')\\gexec" |
+      (cd / && su postgres -c "psql -q -p $PG_PORT -v ON_ERROR_STOP=1")
+  done
 }
 
 start_rabbitmq() {
@@ -144,7 +165,12 @@ start_rabbitmq() {
 # --- anybody else: one line per missing server ---------------------------------------------------
 
 report_postgres() {
-  if postgres_usable; then return 0; fi
+  if postgres_usable; then
+    if ! postgres_roles_ready; then
+      say "PostgreSQL on 127.0.0.1:$PG_PORT lacks the login roles $PG_EXTRA_ROLES (password = name); as root: $SETUP"
+    fi
+    return 0
+  fi
   if postgres_running; then
     say "PostgreSQL on 127.0.0.1:$PG_PORT has no role/database sp_test (password sp_test); as root: $SETUP"
   elif postgres_installed; then

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.context import CliContext, pass_cli, pass_reader
 from serviceplatform.routing.identifiers import is_valid_cvr
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def deliver(obj: CliContext) -> None:
     help="Runs per authority.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_cli
+@pass_reader
 def status(obj: CliContext, runs: int, as_json: bool) -> None:
     """The last runs per authority and the pending outbox messages."""
     from integrations.sf2250.snapshot_store import SnapshotStore

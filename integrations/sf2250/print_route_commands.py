@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    audited_change,
+    cli_actor,
+    pass_cli,
+    pass_reader,
+)
 
 
 def _describe(obj: CliContext, agreement_uuid: str) -> dict[str, str | bool]:
@@ -41,7 +47,7 @@ def print_route() -> None:
 @print_route.command()
 @click.argument("agreement_uuid", metavar="AGREEMENT")
 @click.option("--json", "as_json", is_flag=True)
-@pass_cli
+@pass_reader
 def show(obj: CliContext, agreement_uuid: str, as_json: bool) -> None:
     """Show the agreement's print route and the credential it implies."""
     _print(_describe(obj, agreement_uuid), as_json)

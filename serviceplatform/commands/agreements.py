@@ -20,6 +20,7 @@ from serviceplatform.commands.context import (
     cli_actor,
     echo_warnings,
     pass_cli,
+    pass_reader,
 )
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import CertificateAliasExpired, CertificateAliasUnknown
@@ -82,7 +83,7 @@ def agreements() -> None:
 @click.option("--service")
 @click.option("--authority", metavar="CVR")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-@pass_cli
+@pass_reader
 def list_agreements(
     obj: CliContext, status: str | None, service: str | None, authority: str | None, as_json: bool
 ) -> None:
@@ -127,7 +128,7 @@ def list_agreements(
 @agreements.command()
 @click.argument("agreement_uuid")
 @click.option("--json", "as_json", is_flag=True)
-@pass_cli
+@pass_reader
 def show(obj: CliContext, agreement_uuid: str, as_json: bool) -> None:
     """One agreement with its history."""
     store = _store(obj)
@@ -298,7 +299,7 @@ def _print_report(report: ImportReport) -> None:
 @agreements.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--exit-code", is_flag=True, help="Exit 1 when importing would change anything.")
-@pass_cli
+@pass_reader
 def diff(obj: CliContext, path: Path, exit_code: bool) -> None:
     """Show what importing an agreements file would change, without changing anything."""
     systems, items = _read_file(obj, path)

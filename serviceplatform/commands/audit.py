@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.context import CliContext, pass_reader
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.logmask import mask_cpr_numbers, mask_subject
 from serviceplatform.store.audit import AuditEntry, AuditLog
@@ -73,7 +73,7 @@ def audit() -> None:
     "-n", "--lines", "limit", type=click.IntRange(1, MAX_LINES), default=20, show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON (a list, oldest first).")
-@pass_cli
+@pass_reader
 def tail(obj: CliContext, limit: int, as_json: bool) -> None:
     """Show the latest audit records, newest last (CPR numbers masked)."""
     entries = list(reversed(AuditLog(obj.database()).tail(limit)))

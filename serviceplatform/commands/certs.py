@@ -20,7 +20,13 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, CommandFailed, audited_change, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    CommandFailed,
+    audited_change,
+    pass_cli,
+    pass_reader,
+)
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import CertificateUnavailable
 from serviceplatform.outbound.certstore import CertificateStore, CertInfo
@@ -143,7 +149,7 @@ def certs() -> None:
 
 @certs.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON (a list, sorted by alias).")
-@pass_cli
+@pass_reader
 def list_certs(obj: CliContext, as_json: bool) -> None:
     """Every certificate of the store: subject, issuer, expiry and what is wrong with it.
 
@@ -170,7 +176,7 @@ def list_certs(obj: CliContext, as_json: bool) -> None:
     help="Report certificates with fewer days left than this (expired ones always).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON (a list, sorted by alias).")
-@pass_cli
+@pass_reader
 def expiring(obj: CliContext, days: int, as_json: bool) -> None:
     """The certificates expiring within --days days, the expired ones included.
 
@@ -288,7 +294,7 @@ def import_cert(
 @certs.command()
 @click.argument("alias")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
-@pass_cli
+@pass_reader
 def show(obj: CliContext, alias: str, as_json: bool) -> None:
     """Details of one certificate: names, serial, validity, SHA-256 fingerprint, chain."""
     store = _store(obj)

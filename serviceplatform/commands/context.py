@@ -1,11 +1,18 @@
 """What every ``serviceplatform`` subcommand gets from the root group: settings and database.
 
 The root group (``serviceplatform.cli``) puts a :class:`CliContext` in ``ctx.obj``; commands
-receive it with :data:`pass_cli`. Settings are read on first use (so ``--help`` works without
-a configuration) and the database is opened and migrated to the newest schema on first use.
+receive it with :data:`pass_cli`, or :data:`pass_reader` when they only read. Settings are read
+on first use (so ``--help`` works without a configuration) and the database is opened on first
+use: its schema revision is read first, and a database at the newest revision is neither
+written nor locked, so the least-privileged database roles can run the commands
+(docs/deployment.md). One that is behind is migrated, except that a reading command does not
+migrate a PostgreSQL database: a report must not change the schema as a side effect, and its
+role may not. It stops instead with ``SP-903`` and exit code 6, as does a command whose role
+may not change the schema. A SQLite file is migrated by every command, as it always was: it
+has no roles, whoever may read it may write it.
 
 Platform errors inside a command become one line on stderr and exit code 1
-(:func:`reports_errors`); click's own usage errors keep exit code 2.
+(:func:`reports_errors`; 6 for SP-903); click's own usage errors keep exit code 2.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ import click
 
 from serviceplatform.commands.workdir_clock import workdir_business_clock
 from serviceplatform.config import Settings
-from serviceplatform.errors import ServicePlatformError
+from serviceplatform.errors import SchemaNotCurrent, ServicePlatformError
 from serviceplatform.store.db import Database, Migration
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 KnownServices = Mapping[str, frozenset[str]]
+
+#: Exit code of a command stopped because the schema is not at this version's revision
+#: (SP-903): ``serviceplatform db upgrade``, by the schema's owner, is what helps.
+EXIT_SCHEMA_NOT_CURRENT = 6
 
 
 def _registry_known_services() -> KnownServices:
@@ -60,6 +71,9 @@ class CliContext:
         self._database = database
         #: What opening the database migrated; None until this context opened it.
         self.migration: Migration | None = None
+        #: The command only reads (:data:`pass_reader`): it does not migrate a PostgreSQL
+        #: database whose schema is behind.
+        self.reading = False
         self._workdir = workdir
 
     def business_clock(self) -> Callable[[], datetime] | None:
@@ -90,11 +104,12 @@ class CliContext:
         return self._known_services()
 
     def database(self) -> Database:
-        """The platform database, opened and migrated to the newest schema on first use."""
+        """The platform database, opened on first use at the newest schema (module docstring)."""
         if self._database is None:
             database = Database.from_settings(self.settings)
             try:
-                self.migration = database.upgrade()
+                migrate = not self.reading or database.dialect == "sqlite"
+                self.migration = database.open_schema(migrate=migrate)
             except ServicePlatformError:
                 database.dispose()
                 raise
@@ -180,12 +195,23 @@ def _find(ctx: click.Context) -> CliContext:
 
 def pass_cli(func: Callable[Concatenate[CliContext, P], R]) -> Callable[P, R]:
     """Pass the :class:`CliContext` as the first argument; platform errors exit 1."""
+    return _passing(func, reading=False)
 
+
+def pass_reader(func: Callable[Concatenate[CliContext, P], R]) -> Callable[P, R]:
+    """:func:`pass_cli` for a command that only reads: it does not migrate a PostgreSQL
+    database whose schema is behind, it stops with SP-903 (exit 6)."""
+    return _passing(func, reading=True)
+
+
+def _passing(func: Callable[Concatenate[CliContext, P], R], *, reading: bool) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = click.get_current_context()
         with reports_errors():
-            return func(_find(ctx), *args, **kwargs)
+            obj = _find(ctx)
+            obj.reading = reading
+            return func(obj, *args, **kwargs)
 
     return wrapper
 
@@ -204,14 +230,23 @@ class CommandFailed(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+class SchemaFailed(CommandFailed):
+    """The schema is not at this version's revision (SP-903): one line, exit code 6."""
+
+    exit_code = EXIT_SCHEMA_NOT_CURRENT
+
+
 @contextmanager
 def reports_errors() -> Iterator[None]:
-    """Turn a :class:`ServicePlatformError` into ``error: SP-xxx text`` on stderr, exit 1.
+    """Turn a :class:`ServicePlatformError` into ``error: SP-xxx text`` on stderr, exit 1
+    (6 for :class:`~serviceplatform.errors.SchemaNotCurrent`).
 
     A multi-line detail (a routing table's list of problems) keeps one problem per line.
     """
     try:
         yield
+    except SchemaNotCurrent as exc:
+        raise SchemaFailed(f"{exc.code} {exc.error_text}") from exc
     except ServicePlatformError as exc:
         if exc.detail and "\n" in exc.detail:
             problems = "".join(f"\n  {line}" for line in exc.detail.splitlines())

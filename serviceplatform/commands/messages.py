@@ -17,7 +17,13 @@ from typing import Any
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    audited_change,
+    cli_actor,
+    pass_cli,
+    pass_reader,
+)
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.messagelog.log import MessageLog
 from serviceplatform.messagelog.model import MAX_PAGE, OUTCOMES
@@ -58,7 +64,7 @@ def messages() -> None:
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=50, show_default=True)
 @click.option("--after", metavar="CURSOR", help="The cursor the previous page printed.")
 @click.option("--json", "as_json", is_flag=True, help="JSON: {messages, next}.")
-@pass_cli
+@pass_reader
 def list_messages(obj: CliContext, /, as_json: bool, **filters: Any) -> None:
     """One page of the message log, newest first.
 
@@ -104,7 +110,7 @@ def list_messages(obj: CliContext, /, as_json: bool, **filters: Any) -> None:
 @messages.command()
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True)
-@pass_cli
+@pass_reader
 def show(obj: CliContext, ref: str, as_json: bool) -> None:
     """One message (REF as listed, e.g. call:42 or oots:<request id>) with its details."""
     answer = detail_json(_log(obj).detail(ref))
@@ -155,6 +161,8 @@ def purge(obj: CliContext, dry_run: bool) -> None:
     what = (
         f"delivered outbox messages older than {days} day(s) (before {before:%Y-%m-%d %H:%M} UTC)"
     )
+    # Counting is a report: like the reading commands, it does not migrate the schema.
+    obj.reading = dry_run
     database = obj.database()
     due = Outbox(database).purgeable(before)
     if dry_run:

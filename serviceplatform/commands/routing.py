@@ -21,6 +21,7 @@ from serviceplatform.commands.context import (
     audited_change,
     echo_warnings,
     pass_cli,
+    pass_reader,
 )
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import RoutingTableInvalid
@@ -117,7 +118,7 @@ def routing() -> None:
 
 @routing.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
-@pass_cli
+@pass_reader
 def check(obj: CliContext, paths: tuple[Path, ...]) -> None:
     """Validate routing tables (files or directories; default: the configured directory).
 
@@ -192,7 +193,7 @@ routing.add_command(import_table, "load")
 @routing.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path, exists=True))
 @click.option("--exit-code", is_flag=True, help="Exit 1 when importing would change anything.")
-@pass_cli
+@pass_reader
 def diff(obj: CliContext, path: Path | None, exit_code: bool) -> None:
     """Show what importing a routing table would change, without changing anything."""
     rows = _rows(obj, path)
@@ -218,7 +219,7 @@ def diff(obj: CliContext, path: Path | None, exit_code: bool) -> None:
     help="Write to FILE instead of standard output.",
 )
 @click.option("--service", help="Only this service's routes.")
-@pass_cli
+@pass_reader
 def export(obj: CliContext, output: Path | None, service: str | None) -> None:
     """Write the platform's routing table in the routing_tables/*.csv format.
 
@@ -244,7 +245,7 @@ def export(obj: CliContext, output: Path | None, service: str | None) -> None:
 @routing.command("list")
 @click.option("--authority", metavar="CVR", help="Only this authority's routes.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-@pass_cli
+@pass_reader
 def list_routes(obj: CliContext, authority: str | None, as_json: bool) -> None:
     """Show the routing table the platform uses (from the database)."""
     if authority is not None and not is_valid_cvr(authority):

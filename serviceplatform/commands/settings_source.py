@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from serviceplatform.commands.certs import EXIT_EXPIRING
-from serviceplatform.commands.context import CommandFailed
+from serviceplatform.commands.context import EXIT_SCHEMA_NOT_CURRENT, CommandFailed
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings
 from serviceplatform.errors import ConfigurationError
 
@@ -42,6 +42,8 @@ EXIT_CODES_HELP = f"""Exit codes:
   {EXIT_EXPIRING}  certs expiring: a certificate expires within the days given
   {EXIT_NO_SETTINGS}  no settings: give --config FILE, --workdir DIR or {CONFIG_ENV}=FILE
   {EXIT_BAD_SETTINGS}  the settings are wrong or unfit to serve (config check lists why)
+  {EXIT_SCHEMA_NOT_CURRENT}  the database schema is not at this version's revision and this
+     command does not migrate it (SP-903): serviceplatform db upgrade, as the schema's owner
 """
 
 NO_SETTINGS_MESSAGE = (

@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 
 import click
 
-from serviceplatform.commands.context import CliContext, audited_change, cli_actor, pass_cli
+from serviceplatform.commands.context import (
+    CliContext,
+    audited_change,
+    cli_actor,
+    pass_cli,
+    pass_reader,
+)
 from serviceplatform.commands.tables import echo_table
 from serviceplatform.errors import CertificateInvalid
 from serviceplatform.routing.identifiers import is_valid_cvr
@@ -82,7 +88,7 @@ def systems() -> None:
 @systems.command("list")
 @click.option("--supplier-cvr", metavar="CVR", help="Only this supplier's systems.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-@pass_cli
+@pass_reader
 def list_systems(obj: CliContext, supplier_cvr: str | None, as_json: bool) -> None:
     """List the consumer systems."""
     from serviceplatform.admin.views import system_json
@@ -122,7 +128,7 @@ def list_systems(obj: CliContext, supplier_cvr: str | None, as_json: bool) -> No
 @systems.command()
 @click.argument("system_uuid")
 @click.option("--json", "as_json", is_flag=True)
-@pass_cli
+@pass_reader
 def show(obj: CliContext, system_uuid: str, as_json: bool) -> None:
     """One consumer system with its certificates and history."""
     store = _store(obj)

@@ -18,6 +18,11 @@ machinery (see :mod:`serviceplatform.store.prepared`). Those connections are kep
 records, the reset) cost about as much as the statement itself; one whose statement failed
 is rolled back or, when the connection is gone, closed; a PostgreSQL connection idle for more
 than a second is pinged before use, as the pool's pre-ping would (a busy server never pings).
+
+Commands open the database with :meth:`Database.open_schema`: the schema revision is read
+first, and only a database that is behind is migrated (:meth:`Database.upgrade`, under the
+writer gate and an advisory lock), so that least-privileged roles, which may not take part in
+a migration, open one at the newest revision (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
 from serviceplatform.config import Settings
-from serviceplatform.errors import StorageError
+from serviceplatform.errors import SchemaNotCurrent, StorageError
 from serviceplatform.registry import migration_locations
 from serviceplatform.store.prepared import PreparedStatement
 from serviceplatform.store.writer_gate import WriterGate
@@ -425,6 +430,32 @@ class Database:
             after = _revisions(MigrationContext.configure(connection).get_current_heads())
         return Migration(before, after)
 
+    def open_schema(self, *, migrate: bool = True) -> Migration:
+        """Make sure the schema is at this version's revision before a command uses it.
+
+        The revision is read first, in a plain read transaction: a database at the newest
+        revision is neither written nor locked (no writer gate, no advisory lock), so a
+        role that may only read, or only change rows, opens it. A database that is behind
+        is migrated (:meth:`upgrade`) when ``migrate``, else refused. Raises
+        :class:`~serviceplatform.errors.SchemaNotCurrent` when it is refused, and when the
+        migration fails because this role may not change the schema.
+        """
+        head = migration_head()
+        current = self.current_revision()
+        if current == head:
+            return Migration(current, current)
+        if not migrate:
+            raise SchemaNotCurrent(f"{_schema_state(current, head)}: {UPGRADE_HINT}")
+        try:
+            return self.upgrade()
+        except StorageError as exc:
+            if not insufficient_privilege(exc):
+                raise
+            raise SchemaNotCurrent(
+                f"{_schema_state(current, head)} and this database role may not change the "
+                f"schema ({exc.detail}): {UPGRADE_HINT}"
+            ) from exc
+
     def current_revision(self) -> str | None:
         """The schema revision the database is at, or None when it was never migrated.
 
@@ -466,6 +497,39 @@ def migration_head() -> str | None:
 def _migration_head(_locations: tuple[str, ...]) -> str | None:
     # Cached per set of locations: a test may register an integration for a while.
     return _revisions(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+#: What to do about a schema that is not at this version's revision.
+UPGRADE_HINT = "run `serviceplatform db upgrade` as the database role that owns the schema"
+
+#: PostgreSQL's SQLSTATE insufficient_privilege: no CREATE on the schema, not a table's owner.
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _schema_state(current: str | None, head: str | None) -> str:
+    """Where the schema is against this version's revision, for a message."""
+    if current is None:
+        return f"the database was never migrated (this version needs revision {head})"
+    script = ScriptDirectory.from_config(alembic_config())
+    for revision in current.split(", "):
+        try:
+            known = script.get_revision(revision) is not None
+        except CommandError:
+            known = False
+        if not known:
+            return (
+                f"the database is at revision {current}, which this version (revision {head}) "
+                "does not know: a newer version migrated it"
+            )
+    return f"the database is at revision {current}, this version needs {head}"
+
+
+def insufficient_privilege(exc: BaseException) -> bool:
+    """Whether the database refused the statement of ``exc`` (SQLAlchemy's error, or the
+    StorageError made of it) for want of a privilege."""
+    error = exc.__cause__ if isinstance(exc, StorageError) else exc
+    original = getattr(error, "orig", None)
+    return getattr(original, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE
 
 
 def _revisions(heads: tuple[str, ...] | list[str]) -> str | None:

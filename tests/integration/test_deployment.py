@@ -1,5 +1,9 @@
 """docs/deployment.md, done for real: an empty PostgreSQL database prepared with the documented
 commands only, then two ``serve`` nodes started as the documented systemd unit starts them.
+The database has the document's three roles: its grants are run before the first ``db
+upgrade`` (by the schema's owner, as the preparation is), and the nodes serve as the role that
+may only change rows, as the document's ``secrets.env`` says; the audit is read as the
+read-only role.
 
 The commands are read from the blocks of the document marked *tested*, so the document and
 this test cannot drift apart. Then, across the two nodes: a request answered by node A and
@@ -39,6 +43,13 @@ from serviceplatform.sandbox.runner import free_port
 from serviceplatform.store.db import Database
 from tests.certificates import make_cert
 from tests.conftest import postgres_schema
+from tests.database_roles import (
+    APP_ROLE,
+    REPORT_ROLE,
+    grant_documented_roles,
+    require_roles,
+    role_url,
+)
 from tests.integration.conftest import SF2250_PATH, CaseSystem, RegisterHooks, post
 from tests.integration.sf2250_requests import fault_code, opdater, status_code
 
@@ -69,7 +80,7 @@ def _tested_blocks() -> dict[str, str]:
         elif marked:
             blocks[language] = body
             marked = False
-    assert set(blocks) == {"sh", "ini"}, "docs/deployment.md: a tested block went missing"
+    assert set(blocks) == {"sh", "ini", "sql"}, "docs/deployment.md: a tested block went missing"
     return blocks
 
 
@@ -85,10 +96,12 @@ class Deployment:
     nodes: list[str]
     env: dict[str, str]
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, role: str = APP_ROLE) -> subprocess.CompletedProcess[str]:
+        """A command on a node, as ``role`` (the nodes' own, or the read-only role)."""
+        env = dict(self.env, SP_DATABASE__URL=role_url(self.database_url, role))
         return subprocess.run(
             [str(_bin() / "serviceplatform"), *args],
-            env=self.env,
+            env=env,
             cwd=self.directory,
             capture_output=True,
             text=True,
@@ -201,8 +214,11 @@ def deployment(
 ) -> Iterator[Deployment]:
     directory = tmp_path_factory.mktemp("deployment")
     blocks = _tested_blocks()
+    require_roles(postgres_url)
     with postgres_schema(postgres_url) as url:
         config = _write_inputs(directory, pki, register, url)
+        # Before the first upgrade: every table comes later, under the default privileges.
+        grant_documented_roles(url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SP_")}
         env["PATH"] = f"{_bin()}{os.pathsep}{env.get('PATH', '')}"
         # The documented preparation, command by command, against the empty database.
@@ -225,6 +241,8 @@ def deployment(
         for name, value in re.findall(r"^Environment=(\w+)=(.*)$", unit, re.M):
             node_env[name] = value
         assert node_env["SP_CONFIG"] == str(config)
+        # What the document's secrets.env holds: the serving role's URL.
+        node_env["SP_DATABASE__URL"] = role_url(url, APP_ROLE)
         ports = [free_port(), free_port()]
         processes = [_start_node(unit, node_env, port) for port in ports]
         nodes = [f"http://127.0.0.1:{port}" for port in ports]
@@ -341,7 +359,7 @@ def test_the_audit_of_calls_to_both_nodes_is_in_the_one_database(
     sent = [f"urn:uuid:{uuid.uuid4()}" for _ in deployment.nodes]
     for node, message_id in zip(deployment.nodes, sent, strict=True):
         assert _call(node, _request(case_system, message_id)) == (20, None)
-    tail = deployment.cli("audit", "tail", "-n", "50", "--json")
+    tail = deployment.cli("audit", "tail", "-n", "50", "--json", role=REPORT_ROLE)
     assert tail.returncode == 0, tail.stderr
     audited = {record["message_id"]: record for record in json.loads(tail.stdout)}
     for message_id in sent:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from integrations.oots.as4.settings import As4Settings, local_access_point, partners
 from integrations.oots.settings import GATEWAY_AS4, OOTS_SETTINGS
-from serviceplatform.commands.context import CliContext, pass_cli
+from serviceplatform.commands.context import CliContext, pass_cli, pass_reader
 from serviceplatform.errors import ConfigurationError
 
 
@@ -49,7 +49,7 @@ def as4() -> None:
 
 
 @as4.command("parties")
-@pass_cli
+@pass_reader
 def parties_command(obj: CliContext) -> None:
     """Our access point and the configured partners."""
     settings = as4_settings(obj)
@@ -92,7 +92,7 @@ def ping_command(obj: CliContext, party: str) -> None:
 
 @as4.command("messages")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-@pass_cli
+@pass_reader
 def messages_command(obj: CliContext, limit: int) -> None:
     """The newest OOTS messages and their states."""
     from integrations.oots.tables import oots_messages as table
