@@ -30,7 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from serviceplatform.config import Settings
 from serviceplatform.errors import ConfigurationError, SchemaNotCurrent, StorageError
 from serviceplatform.integration import ScheduledJob
-from serviceplatform.store.db import UPGRADE_HINT, Database, insufficient_privilege, resolve_url
+from serviceplatform.store.db import (
+    UPGRADE_HINT,
+    Database,
+    describe_database_error,
+    insufficient_privilege,
+    resolve_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +137,9 @@ def start(settings: Settings, jobs: list[ScheduledJob]) -> BackgroundScheduler |
             # PostgreSQL all but one CREATE then fail on the catalogue's unique index. The
             # table is there by then, so the next attempt finds it.
             if attempt == START_ATTEMPTS:
-                raise StorageError(f"the scheduler's job store: {exc}") from exc
+                raise StorageError(
+                    f"the scheduler's job store: {describe_database_error(exc)}"
+                ) from exc
             log.info("the scheduler's job store was busy (%s); starting again", type(exc).__name__)
     for job in scheduler.get_jobs():
         log.info("scheduled %s, next run %s", job.id, job.next_run_time)

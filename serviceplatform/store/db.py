@@ -296,7 +296,7 @@ class Database:
         # SQLite in WAL mode makes its -shm file beside the database even to read, so a
         # folder it cannot write is why it cannot open (OperationalError "unable to open").
         connecting = isinstance(exc, OperationalError | self._dbapi_error)
-        return self._folder_problem(writing=connecting) or _describe(exc)
+        return self._folder_problem(writing=connecting) or describe_database_error(exc)
 
     def _folder_problem(self, *, writing: bool) -> str | None:
         """What is wrong with the folder of the SQLite database file, if anything.
@@ -361,7 +361,7 @@ class Database:
                     connection.invalidate(exc)
                 else:
                     connection.rollback()
-                raise StorageError(_describe(exc)) from exc
+                raise StorageError(describe_database_error(exc)) from exc
             finally:
                 cursor.close()
         finally:
@@ -392,7 +392,7 @@ class Database:
                     kept.discard(connection)
                 else:
                     kept.give_back(connection, generation)
-            raise StorageError(_describe(exc)) from exc
+            raise StorageError(describe_database_error(exc)) from exc
         except BaseException:
             kept.discard(connection)  # interrupted mid-statement: its state is unknown
             raise
@@ -406,7 +406,7 @@ class Database:
             with self._sessions.begin() as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise StorageError(_describe(exc)) from exc
+            raise StorageError(describe_database_error(exc)) from exc
 
     def upgrade(self, revision: str = "heads") -> Migration:
         """Migrate the schema to ``revision`` (Alembic), safe to run from several processes.
@@ -536,9 +536,12 @@ def _revisions(heads: tuple[str, ...] | list[str]) -> str | None:
     return ", ".join(sorted(heads)) or None
 
 
-def _describe(exc: Exception) -> str:
-    # The DBAPI message without SQLAlchemy's statement and parameters: those may hold CPRs.
-    # A driver's own exception (``Database.run``) is its message, first line only.
+def describe_database_error(exc: Exception) -> str:
+    """``exc``'s class and the first line of the driver's message, for an operator to read.
+
+    SQLAlchemy's statement and parameters are left out (they may hold CPRs), and so is its
+    link to its own documentation. A driver's own exception is its message, first line only.
+    """
     original = getattr(exc, "orig", None)
     message = str(original) if original is not None else str(exc)
     return f"{type(exc).__name__}: {message.strip().splitlines()[0] if message.strip() else ''}"
