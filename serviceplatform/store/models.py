@@ -17,7 +17,10 @@ Conventions that keep the schema identical on SQLite and PostgreSQL:
 - A route limited to no subject stores ``''`` rather than NULL, because NULLs never collide in
   a unique constraint and the authority-wide row must be unique too.
 - Constraint and index names come from one naming convention, so a later migration can name
-  them on both databases.
+  them on both databases. The CHECK pattern puts its prefix before the name it is given, so a
+  migration names a CHECK by its short name (``name="state"``) or wraps the full one in
+  ``op.f``. The first migrations did neither: on SQLite their CHECKs are still called
+  ``ck_<table>_ck_<table>_<name>`` (migration 0015 renamed them on PostgreSQL only).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from serviceplatform.config import DatabaseSettings, DistributorSettings, Settin
 from serviceplatform.registry import scheduled_jobs
 from serviceplatform.store import outbox as outbox_module
 from serviceplatform.store.audit import AuditLog
-from serviceplatform.store.db import Database
+from serviceplatform.store.db import Database, migration_head
 from serviceplatform.store.models import outbox, outbox_state
 from serviceplatform.store.outbox import Outbox
 from tests.schema_downgrade import downgrade
@@ -253,7 +253,7 @@ def test_migration_0014_adds_the_indexes_and_takes_them_back(database: Database)
     assert {"ix_outbox_state_pending", "ix_outbox_created_at"} <= indexes()
     database.upgrade()
     assert wanted <= indexes()
-    assert database.current_revision() == "0014"
+    assert database.current_revision() == migration_head()
     # The trigger of 0012 still writes the state of a new row after the round trip.
     new = _add(database, 2, state="pending", attempts=0)
     assert _ids(database) == ([kept, new], [kept, new])

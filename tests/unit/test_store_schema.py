@@ -69,7 +69,7 @@ def test_sqlite_autoincrement_is_as_in_the_models(tmp_path: Path) -> None:
 
 def test_database_is_at_head_and_upgrade_is_idempotent(database: Database) -> None:
     head = migration_head()
-    assert head == "0014"  # a new migration updates this line on purpose
+    assert head == "0015"  # a new migration updates this line on purpose
     assert database.current_revision() == head
     database.upgrade()
     assert database.current_revision() == head
@@ -284,6 +284,7 @@ def test_migration_files_live_in_the_package_and_their_integrations() -> None:
         "v0009_message_log_indexes.py",
         "v0012_outbox_state.py",
         "v0014_outbox_purge_indexes.py",
+        "v0015_check_constraint_names.py",
     ]
     assert names(Path(sf2250.__file__).parent / "migrations") == [
         "v0002_sendings.py",
@@ -301,9 +302,10 @@ def test_the_revision_chain_is_the_one_databases_were_migrated_along() -> None:
     # Moving scripts into the integrations kept every id and link: a database made before
     # (at 0008) lies on the one line to the head, and the chain has one head.
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0014"]
+    assert script.get_heads() == ["0015"]
     chain = [(r.revision, r.down_revision) for r in script.walk_revisions()]
     assert chain == [
+        ("0015", "0014"),
         ("0014", "0013"),
         ("0013", "0012"),
         ("0012", "0011"),

@@ -117,7 +117,11 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.alter_column("state", server_default=None)
         batch.alter_column("attempts", server_default=None)
-        batch.create_check_constraint("state", sa.text("state IN ('pending', 'delivered')"))
+        # The name 0003 gave it (the naming convention put its prefix before the given name
+        # again), which the upgrade above drops; "state" would make another one.
+        batch.create_check_constraint(
+            op.f("ck_outbox_ck_outbox_state"), sa.text("state IN ('pending', 'delivered')")
+        )
     op.create_index("ix_outbox_state_id", "outbox", ["state", "id"])
     op.drop_index("ix_outbox_state_pending", table_name="outbox_state")
     op.drop_table("outbox_state")
