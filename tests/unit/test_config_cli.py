@@ -6,6 +6,7 @@ configuration reaches the server function, which is replaced by a recorder here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -853,6 +854,81 @@ def test_an_amqp_distributor_with_usable_files_is_served(
     assert checked.exit_code == 0, checked.output
     assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
     assert len(served) == 1
+
+
+AMQP_URL_FORM = "(amqp[s]://user:password@host[:port]/)"
+
+
+@pytest.mark.parametrize(
+    ("distributor", "problem"),
+    [
+        (
+            'transport = "amqpp"',
+            "distributor.transport: unknown transport 'amqpp' (known: file, amqp)",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "https://bf:hunter2@bf.example.dk/"',
+            f"distributor.amqp.url must start with amqp:// or amqps:// {AMQP_URL_FORM}",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf:hunter2@/"',
+            f"distributor.amqp.url has no host {AMQP_URL_FORM}",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf:hunter2@bf.example.dk:x/"',
+            f"distributor.amqp.url has an invalid port {AMQP_URL_FORM}",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf.example.dk/BF"',
+            "distributor.amqp.url must not name a virtual host; set virtual_host instead "
+            + AMQP_URL_FORM,
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\ntoken_source = "sts"',
+            "distributor.amqp.token_source: unknown token source 'sts' (known: file, sandbox-sts)",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\ntoken_source = "sandbox-sts"\n'
+            'sts_cert = "{sts_cert}"\nsts_key = "{sts_key}"\nsts_issuer = " "',
+            "distributor.amqp.sts_issuer is empty: name the Issuer of the tokens the sandbox STS "
+            "mints (the broker's token check needs it)",
+        ),
+    ],
+    ids=["transport", "url-scheme", "url-host", "url-port", "url-vhost", "token-source", "issuer"],
+)
+def test_serve_and_config_check_refuse_a_distributor_the_nightly_could_not_build(
+    tmp_path: Path, pki: Pki, served: list[Any], distributor: str, problem: str
+) -> None:
+    """Each used to pass both; the first delivery, the nightly's at 02:00, then failed. The
+    URL is not quoted: it may hold the broker's password."""
+    body = distributor.format(sts_cert=pki.sts_cert, sts_key=pki.sts_key)
+    config = fit_config(tmp_path, pki, distributor=body)
+    config.chmod(0o600)  # some of them hold a password
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    assert "hunter2" not in checked.output
+
+
+@pytest.mark.parametrize("issuer", ["", " https://sts", "https://sts\n"])
+def test_serve_and_config_check_refuse_a_trusted_issuer_no_token_can_carry(
+    tmp_path: Path, pki: Pki, served: list[Any], issuer: str
+) -> None:
+    """A token's Issuer is read trimmed and is never empty: such an entry, the only one, used
+    to pass both and then refuse every token as untrusted."""
+    # A JSON string is a TOML basic string.
+    security = f'trusted_sts_certs = ["{pki.sts_cert}"]\ntrusted_issuers = [{json.dumps(issuer)}]'
+    config = fit_config(tmp_path, pki, security=security)
+    problem = (
+        f"security.trusted_issuers: {issuer!r} is blank or padded with white space: it matches "
+        "no token's Issuer"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ from integrations.oots.as4.signature import SigningKey
 from integrations.oots.as4.transport import HttpTarget
 from serviceplatform.errors import ConfigurationError, ServicePlatformError
 from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.urls import is_http_url
 
 
 @dataclass
@@ -152,7 +153,8 @@ def partners(settings: As4Settings, *, path: Callable[[str], Path] = Path) -> di
     found: dict[str, As4Partner] = {}
     for party_id, partner in settings.partners.items():
         where = f"{party_id}:"
-        if not partner.endpoint_url.startswith(("https://", "http://")):
+        # The rule config check applies: it may not let pass what this refuses, nor the reverse.
+        if not is_http_url(partner.endpoint_url):
             raise ConfigurationError(f"[oots.as4.partners] {where} endpoint_url is not a URL")
         if not partner.signing_cert:
             raise ConfigurationError(f"[oots.as4.partners] {where} signing_cert is not set")
