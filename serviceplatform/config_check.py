@@ -32,7 +32,10 @@
 - the same for the URLs and PEM certificate files an integration's section names
   (``SettingsSection.urls``, ``certificate_files``: OOTS's Domibus and common services URLs,
   their CA files, the AS4 partners' endpoints and certificates): they are read only by the
-  call that uses them, so a typo used to show hours later as a failed request;
+  call that uses them, so a typo used to show hours later as a failed request; and what only
+  reading the files a section names tells (``SettingsSection.file_problems``: OOTS's Domibus
+  password files that cannot be read, AS4 key aliases the certificate store has no usable
+  pair for), judged by the integration with the rule its own code reads them by;
 - an unknown ``distributor.transport``; with ``amqp``: a ``distributor.amqp.url`` the
   transport refuses (``distribution/choices.py``, the rule both use), an unknown
   ``token_source``, an ``amqps://`` URL whose ``distributor.amqp.ca_cert`` is empty, missing,
@@ -70,7 +73,7 @@ from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summariz
 from serviceplatform.config_view import password_settings
 from serviceplatform.distribution.choices import AMQP_URL_FORM, amqp_url_problem, unknown_transport
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.outbound.certstore import exposure
+from serviceplatform.outbound.certstore import CertificateStore, exposure
 from serviceplatform.outbound.urls import is_http_url
 from serviceplatform.registry import TOKEN_SOURCES, settings_sections, unknown_peer_kind
 from serviceplatform.store.db import sqlite_folder_problem
@@ -168,6 +171,7 @@ def _section_problems(settings: Settings) -> list[str]:
     """The URLs and certificate files the integrations' sections declare, checked as a peer's:
     such a setting is read only by the call that uses it, hours after the start."""
     found: list[str | None] = []
+    certificates = CertificateStore(settings.path(settings.certificates.directory))
     for spec in settings_sections():
         section = settings.section(spec)
         found += [_url_problem(setting, url) for setting, url in spec.urls(section)]
@@ -175,6 +179,7 @@ def _section_problems(settings: Settings) -> list[str]:
             _certificate_file_problem(setting, _configured(settings, raw))
             for setting, raw in spec.certificate_files(section)
         ]
+        found += spec.file_problems(section, settings.path, certificates)
     return [problem for problem in found if problem is not None]
 
 
