@@ -217,8 +217,8 @@ def _distributor_problems(settings: Settings) -> list[str]:
         found.append(_private_key_problem("distributor.amqp.sts_key", sts_key))
         if not amqp.sts_issuer.strip():
             found.append(
-                "distributor.amqp.sts_issuer is empty: name the Issuer of the tokens the "
-                "sandbox STS mints (the broker's token check needs it)"
+                "distributor.amqp.sts_issuer is empty: name the Issuer the tokens the "
+                "sandbox STS mints carry (the token source is not built without it)"
             )
     return [problem for problem in found if problem is not None]
 

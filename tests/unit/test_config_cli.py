@@ -1024,8 +1024,8 @@ AMQP_URL_FORM = "(amqp[s]://user:password@host[:port]/)"
         (
             'transport = "amqp"\n[distributor.amqp]\ntoken_source = "sandbox-sts"\n'
             'sts_cert = "{sts_cert}"\nsts_key = "{sts_key}"\nsts_issuer = " "',
-            "distributor.amqp.sts_issuer is empty: name the Issuer of the tokens the sandbox STS "
-            "mints (the broker's token check needs it)",
+            "distributor.amqp.sts_issuer is empty: name the Issuer the tokens the sandbox STS "
+            "mints carry (the token source is not built without it)",
         ),
     ],
     ids=["transport", "url-scheme", "url-host", "url-port", "url-vhost", "token-source", "issuer"],
