@@ -117,8 +117,9 @@ def serve(ctx: click.Context, bind: str, workers: int, threads: int) -> None:
 
     Refuses to start (exit 5) without trusted STS certificates and issuers, without
     soap.public_base_url, with a private key readable by others, with a settings file
-    holding a password readable by others, or with any invalid setting; `serviceplatform
-    config check` lists every such problem. Refuses an address another server listens on,
+    holding a password readable by others, with a peer, key, password file or distributor it
+    could not use, or with any invalid setting; `serviceplatform config check` lists every
+    such problem. Refuses an address another server listens on,
     or one it cannot listen on (exit 1). With several workers and a TCP port, each worker
     listens on its own socket, so that connections are spread over the workers.
     """

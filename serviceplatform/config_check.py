@@ -5,7 +5,8 @@
 - no trusted STS certificate (``security.trusted_sts_certs``), or one that cannot be read:
   no token could be verified;
 - no trusted issuer (``security.trusted_issuers``): any issuer whose signature verifies would
-  do, which only tests want;
+  do, which only tests want; or one that is empty or padded with white space, which no
+  token's (trimmed, never empty) Issuer matches;
 - no ``soap.public_base_url``: the signed ``wsa:To`` of a request is only checked against it,
   so without it a request signed for another endpoint would be accepted;
 - a private key or password file readable (or writable) by group or others: the outward
@@ -31,10 +32,15 @@
 - the same for the URLs and PEM certificate files an integration's section names
   (``SettingsSection.urls``, ``certificate_files``: OOTS's Domibus and common services URLs,
   their CA files, the AS4 partners' endpoints and certificates): they are read only by the
-  call that uses them, so a typo used to show hours later as a failed request;
-- with ``distributor.transport = "amqp"``: an ``amqps://`` URL whose ``distributor.amqp.ca_cert``
-  is empty, missing, unreadable or holds no PEM certificate, and with ``token_source =
-  "sandbox-sts"`` an ``sts_cert`` or ``sts_key`` that is no such file (no PEM private key):
+  call that uses them, so a typo used to show hours later as a failed request; and what only
+  reading the files a section names tells (``SettingsSection.file_problems``: OOTS's Domibus
+  password files that cannot be read, AS4 key aliases the certificate store has no usable
+  pair for), judged by the integration with the rule its own code reads them by;
+- an unknown ``distributor.transport``; with ``amqp``: a ``distributor.amqp.url`` the
+  transport refuses (``distribution/choices.py``, the rule both use), an unknown
+  ``token_source``, an ``amqps://`` URL whose ``distributor.amqp.ca_cert`` is empty, missing,
+  unreadable or holds no PEM certificate, and with ``token_source = "sandbox-sts"`` an
+  ``sts_cert`` or ``sts_key`` that is no such file (no PEM private key) or no ``sts_issuer``:
   the first delivery, at the nightly's 02:00, would fail;
 - a ``database.url`` that is no URL, or names another database than SQLite or PostgreSQL,
   or a SQLite file whose folder does not exist: every command would fail opening it;
@@ -65,9 +71,11 @@ from sqlalchemy.exc import ArgumentError
 from serviceplatform.admin.auth import principal_problems
 from serviceplatform.config import CONFIG_ENV, Settings, load_settings, summarize
 from serviceplatform.config_view import password_settings
+from serviceplatform.distribution.choices import AMQP_URL_FORM, amqp_url_problem, unknown_transport
 from serviceplatform.errors import ConfigurationError
-from serviceplatform.outbound.certstore import exposure
-from serviceplatform.registry import settings_sections, unknown_peer_kind
+from serviceplatform.outbound.certstore import CertificateStore, exposure
+from serviceplatform.outbound.urls import is_http_url
+from serviceplatform.registry import TOKEN_SOURCES, settings_sections, unknown_peer_kind
 from serviceplatform.store.db import sqlite_folder_problem
 
 #: The databases the platform runs on (``serviceplatform.store.db.Database``).
@@ -163,6 +171,7 @@ def _section_problems(settings: Settings) -> list[str]:
     """The URLs and certificate files the integrations' sections declare, checked as a peer's:
     such a setting is read only by the call that uses it, hours after the start."""
     found: list[str | None] = []
+    certificates = CertificateStore(settings.path(settings.certificates.directory))
     for spec in settings_sections():
         section = settings.section(spec)
         found += [_url_problem(setting, url) for setting, url in spec.urls(section)]
@@ -170,6 +179,7 @@ def _section_problems(settings: Settings) -> list[str]:
             _certificate_file_problem(setting, _configured(settings, raw))
             for setting, raw in spec.certificate_files(section)
         ]
+        found += spec.file_problems(section, settings.path, certificates)
     return [problem for problem in found if problem is not None]
 
 
@@ -180,10 +190,23 @@ def _distributor_problems(settings: Settings) -> list[str]:
     ``amqp://`` URL no ``ca_cert`` and the ``file`` token source neither STS file.
     """
     distributor = settings.distributor
+    unknown = unknown_transport(distributor.transport)
+    if unknown is not None:
+        return [f"distributor.transport: {unknown}"]
     if distributor.transport != "amqp":
         return []
     amqp = distributor.amqp
     found: list[str | None] = []
+    url_problem = amqp_url_problem(amqp.url)
+    if url_problem is not None:
+        # Not quoted: the URL may hold the broker's password.
+        found.append(f"distributor.amqp.url {url_problem} ({AMQP_URL_FORM})")
+    if amqp.token_source not in TOKEN_SOURCES:
+        known = ", ".join(sorted(TOKEN_SOURCES))
+        found.append(
+            f"distributor.amqp.token_source: unknown token source {amqp.token_source!r} "
+            f"(known: {known})"
+        )
     if urlsplit(amqp.url).scheme == "amqps":
         ca_cert = _configured(settings, amqp.ca_cert)
         found.append(_certificate_file_problem("distributor.amqp.ca_cert", ca_cert))
@@ -192,6 +215,11 @@ def _distributor_problems(settings: Settings) -> list[str]:
         found.append(_certificate_file_problem("distributor.amqp.sts_cert", sts_cert))
         sts_key = _configured(settings, amqp.sts_key)
         found.append(_private_key_problem("distributor.amqp.sts_key", sts_key))
+        if not amqp.sts_issuer.strip():
+            found.append(
+                "distributor.amqp.sts_issuer is empty: name the Issuer the tokens the "
+                "sandbox STS mints carry (the token source is not built without it)"
+            )
     return [problem for problem in found if problem is not None]
 
 
@@ -205,20 +233,11 @@ def _url_problem(setting: str, url: str) -> str | None:
 
     It must be an absolute http(s) URL with a host, and a valid port if it names one.
     """
-    if _is_http_url(url):
+    if is_http_url(url):
         return None
     return (
         f"{setting} {url!r} is not an absolute http(s) URL with a host (https://host[:port]/path)"
     )
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - it raises ValueError for a port out of range or not a number
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _certificate_file_problem(setting: str, path: Path | None) -> str | None:
@@ -267,6 +286,14 @@ def _sts_problems(settings: Settings) -> list[str]:
             problems.append(problem)
     if not security.trusted_issuers:
         problems.append("security.trusted_issuers is empty: name the Issuer of the STS's tokens")
+    for issuer in security.trusted_issuers:
+        # A token's Issuer is read without surrounding white space and is never empty
+        # (security/token.py): such an entry matches no token.
+        if not issuer or issuer != issuer.strip():
+            problems.append(
+                f"security.trusted_issuers: {issuer!r} is blank or padded with white space: "
+                "it matches no token's Issuer"
+            )
     return problems
 
 

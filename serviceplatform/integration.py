@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 if TYPE_CHECKING:
     from serviceplatform.config import Settings
+    from serviceplatform.outbound.certstore import CertificateStore
     from serviceplatform.platform import Platform
 
 #: A WSGI application, typed loosely as the WSGI spec is.
@@ -96,6 +97,12 @@ def _no_problems(_section: Any) -> list[str]:
     return []
 
 
+def _no_file_problems(
+    _section: Any, _path: Callable[[str], Path], _certificates: CertificateStore
+) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class SettingsSection(Generic[SectionT]):
     """An integration's own table of the settings file, loaded into its own dataclass.
@@ -122,6 +129,14 @@ class SettingsSection(Generic[SectionT]):
     #: unreadable or holds no PEM certificate, as a peer's ``ca_cert``. Left out when empty
     #: and optional.
     certificate_files: Callable[[SectionT], Iterable[tuple[str, str]]] = _no_settings
+    #: What only reading the files the section names tells: a password file that cannot be
+    #: read, a certificate store alias whose pair could not be used. Called with the section,
+    #: ``Settings.path`` (resolves a configured file name) and the platform's certificate
+    #: store; returns one line per problem, starting with the setting, for ``config check``
+    #: and ``serve``. It only reads, with the rule the integration's own code reads them by.
+    file_problems: Callable[[SectionT, Callable[[str], Path], CertificateStore], Iterable[str]] = (
+        _no_file_problems
+    )
     #: Called once the whole file is loaded: lets a deprecated key of the section still set
     #: what a core section now holds (``[subscriptions] scheduler_enabled``).
     adjust: Callable[[SectionT, Settings], None] = _no_adjustment

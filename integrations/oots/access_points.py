@@ -41,6 +41,7 @@ from integrations.oots.settings import (
     GATEWAYS,
     OotsRequesterSettings,
     OotsSettings,
+    read_password_file,
 )
 from serviceplatform.config import PeerSettings
 from serviceplatform.errors import ConfigurationError
@@ -166,9 +167,9 @@ def _plugin_user(point: AccessPoint, path: Callable[[str], Path]) -> Credential:
     if point.password_file:
         secret = path(point.password_file)
         try:
-            password = secret.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigurationError(f"[oots] domibus_password_file {secret}: {exc}") from exc
+            password = read_password_file(secret)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"[oots] domibus_password_file {secret} {exc.detail}") from exc
     if not point.username:
         return NO_CREDENTIAL
     if password is None:

@@ -5,20 +5,29 @@ Loaded by the core's settings loader into :class:`OotsSettings`; code reads it w
 check``, which refuses them when group or others may read them, and so are the URLs and PEM
 certificate files (Domibus, the common services, the AS4 partners), which it refuses when
 they could not be used (not an http(s) URL; a file missing or holding no PEM certificate).
+``file_problems`` reads what the core cannot judge, with the rules the gateways read them
+by: a password file that cannot be read (``read_password_file``) and an AS4 key alias with no
+usable RSA pair in the certificate store (``as4.settings.key_pair``). ``problems`` refuses an
+AS4 endpoint or authority without the access point's party id and signing key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from integrations.oots.as4.settings import (
     As4AuthoritySettings,
     As4PartnerSettings,
     As4Settings,
+    for_authority,
+    key_pair,
 )
+from serviceplatform.errors import ConfigurationError
 from serviceplatform.integration import ZERO_ALLOWED, SettingsSection
+from serviceplatform.outbound.certstore import CertificateStore
 
 
 @dataclass
@@ -151,6 +160,71 @@ def _problems(section: OotsSettings) -> Iterable[str]:
                 f"setting oots.requesters.{cvr}.gateway: {requester.gateway!r} is not "
                 f"one of {', '.join(repr(g) for g in GATEWAYS)}"
             )
+        elif (
+            requester.gateway == GATEWAY_AS4
+            and not for_authority(section.as4, requester.as4).configured
+        ):
+            # Its every request would fail (SP-901): open_gateway needs both.
+            yield (
+                f"oots.requesters.{cvr}.gateway 'as4' needs an AS4 party_id and signing_alias "
+                f"([oots.as4], or [oots.requesters.{cvr}.as4] over it)"
+            )
+    if section.as4.receive_path and not section.as4.configured:
+        # The endpoint is built with each worker: every worker would fail to start.
+        yield (
+            f"oots.as4.receive_path {section.as4.receive_path!r} needs oots.as4.party_id and "
+            "signing_alias: the AS4 endpoint receives as that access point"
+        )
+
+
+def read_password_file(path: Path) -> str:
+    """The password in ``path``: its UTF-8 text without surrounding white space.
+
+    Raises ConfigurationError whose ``detail`` says why it cannot be used (``config check``
+    gives the same reason the gateway fails with): it cannot be read, is no UTF-8 text or
+    holds no password (an empty password is no password, as ``domibus_password = ""`` is
+    none).
+    """
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot be read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError("is not UTF-8 text") from exc
+    if not password:
+        raise ConfigurationError("holds no password")
+    return password
+
+
+def _key_aliases(section: OotsSettings) -> Iterator[tuple[str, str]]:
+    # The aliases an access point in use opens, as for_authority picks them: the platform's,
+    # and an as4 authority's own keys (they come as a whole, with its signing_alias).
+    def pair(where: str, signing: str, decryption: str) -> Iterator[tuple[str, str]]:
+        if signing:
+            yield f"{where}.signing_alias", signing
+            if decryption:
+                yield f"{where}.decryption_alias", decryption
+
+    yield from pair("oots.as4", section.as4.signing_alias, section.as4.decryption_alias)
+    for cvr, requester in sorted(section.requesters.items()):
+        if requester.gateway == GATEWAY_AS4:
+            own = requester.as4
+            yield from pair(f"oots.requesters.{cvr}.as4", own.signing_alias, own.decryption_alias)
+
+
+def _file_problems(
+    section: OotsSettings, path: Callable[[str], Path], certificates: CertificateStore
+) -> Iterator[str]:
+    for setting, name in _secret_files(section):
+        try:
+            read_password_file(path(name))
+        except ConfigurationError as exc:
+            yield f"{setting}: {path(name)} {exc.detail}"
+    for setting, alias in _key_aliases(section):
+        try:
+            key_pair(certificates, alias)
+        except ConfigurationError as exc:
+            yield f"{setting} {alias!r}: {exc.detail}"
 
 
 OOTS_SETTINGS: Final = SettingsSection(
@@ -160,4 +234,5 @@ OOTS_SETTINGS: Final = SettingsSection(
     problems=_problems,
     urls=_urls,
     certificate_files=_certificate_files,
+    file_problems=_file_problems,
 )

@@ -72,6 +72,7 @@ from serviceplatform.distribution.base import (
     DistributorBase,
     OutgoingMessage,
 )
+from serviceplatform.distribution.choices import amqp_url_problem
 from serviceplatform.distribution.tokens import TokenSource
 from serviceplatform.errors import (
     ConfigurationError,
@@ -122,20 +123,12 @@ def connection_parameters(
     settings: AmqpDistributorSettings, base_dir: Path
 ) -> pika.ConnectionParameters:
     """pika's parameters for ``settings``; raises ConfigurationError for a bad URL or CA."""
+    problem = amqp_url_problem(settings.url)
     parts = urlsplit(settings.url)
-    if parts.scheme not in ("amqp", "amqps"):
-        raise ConfigurationError("[distributor.amqp] url must start with amqp:// or amqps://")
-    if parts.path not in ("", "/"):
-        raise ConfigurationError(
-            "[distributor.amqp] url must not name a virtual host; set virtual_host instead"
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigurationError("[distributor.amqp] url has an invalid port") from None
     host = parts.hostname
-    if not host:
-        raise ConfigurationError("[distributor.amqp] url has no host")
+    if problem is not None or host is None:
+        raise ConfigurationError(f"[distributor.amqp] url {problem or 'has no host'}")
+    port = parts.port
     tls = parts.scheme == "amqps"
     ssl_options = None
     if tls:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from serviceplatform.config import Settings
 from serviceplatform.distribution.base import Distributor
+from serviceplatform.distribution.choices import unknown_transport
 from serviceplatform.distribution.file_drop import FileDropDistributor
 from serviceplatform.errors import ConfigurationError
 
@@ -32,4 +33,4 @@ def distributor_from_settings(settings: Settings) -> Distributor:
             token_source_from_settings(settings),
             base_dir=settings.base_dir,
         )
-    raise ConfigurationError(f"[distributor] transport = {transport!r}: use 'file' or 'amqp'")
+    raise ConfigurationError(f"[distributor] transport: {unknown_transport(transport)}")

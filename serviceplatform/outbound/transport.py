@@ -59,6 +59,7 @@ from serviceplatform.outbound.translate import (
     never_sent,
     translate_exception,
 )
+from serviceplatform.outbound.urls import is_http_url
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class HttpTransport(TransportBase):
         ``max_response_bytes`` None: no size limit."""
         parts = urlsplit(settings.base_url)
         name = peer or parts.hostname or "peer"
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not is_http_url(settings.base_url):
             raise ConfigurationError(f"peer {name}: base_url {settings.base_url!r} is not a URL")
         if settings.ca_cert and not Path(settings.ca_cert).is_file():
             raise ConfigurationError(f"peer {name}: ca_cert {settings.ca_cert} does not exist")

@@ -6,23 +6,29 @@ configuration reaches the server function, which is replaced by a recorder here.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import subprocess
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from serviceplatform import logsetup, server
 from serviceplatform.cli import cli
 from serviceplatform.commands.settings_source import EXIT_BAD_SETTINGS, EXIT_NO_SETTINGS
+from serviceplatform.outbound.certstore import CertificateStore
 from serviceplatform.sandbox.pki import Pki, ensure_pki
 from serviceplatform.store.db import Database, alembic_config, migration_head
+from tests.as4_material import key_pem, party
+from tests.certificates import make_cert
 
 NO_SETTINGS = (
     "error: no settings: give --config FILE, --workdir DIR (a sandbox) or SP_CONFIG=FILE\n"
@@ -853,6 +859,210 @@ def test_an_amqp_distributor_with_usable_files_is_served(
     assert checked.exit_code == 0, checked.output
     assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
     assert len(served) == 1
+
+
+def _as4_store(tmp_path: Path) -> None:
+    """The certificate store of ``fit_config``: ``as4-sign`` usable, ``as4-old`` expired."""
+    store = CertificateStore(tmp_path / "certs")
+    store.import_pem("as4-sign", party("AP_DK_01").pem, key_pem("AP_DK_01"))
+    old = make_cert("CN=AP_DK_OLD", not_before=datetime.now(UTC) - timedelta(days=30), days=10)
+    old_key = old.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    # Imported while it was valid (the store refuses an expired one).
+    then = datetime.now(UTC) - timedelta(days=25)
+    CertificateStore(tmp_path / "certs", clock=lambda: then).import_pem("as4-old", old.pem, old_key)
+
+
+def test_serve_and_config_check_refuse_oots_files_and_keys_no_request_could_use(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    """Password files and AS4 key aliases are read by the gateway that uses them: each used to
+    pass both and fail the first evidence request (SP-901), or, with a receive_path, every
+    worker at start with a traceback (gunicorn's exit 3)."""
+    _as4_store(tmp_path)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "latin1.pw").write_bytes("h\xf8nsehus\n".encode("latin-1"))
+    (secrets / "empty.pw").write_text(" \n", encoding="utf-8")
+    for name in ("latin1.pw", "empty.pw"):
+        (secrets / name).chmod(0o600)
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            "[oots]\n"
+            'domibus_password_file = "secrets/missing.pw"\n'
+            "[oots.as4]\n"
+            'party_id = "AP_DK_01"\n'
+            'signing_alias = "as4-sign"\n'
+            'decryption_alias = "as4-decrypt"\n'
+            'receive_path = "/oots/as4"\n'
+            "[oots.requesters.29189846]\n"
+            'domibus_password_file = "secrets"\n'
+            "[oots.requesters.29189854]\n"
+            'domibus_password_file = "secrets/latin1.pw"\n'
+            'gateway = "as4"\n'
+            "[oots.requesters.29189854.as4]\n"
+            'signing_alias = "as4-old"\n'
+            "[oots.requesters.29189862]\n"
+            'domibus_password_file = "secrets/empty.pw"\n'
+            # Not an as4 authority: its own keys are never opened, so not checked.
+            "[oots.requesters.29189862.as4]\n"
+            'signing_alias = "absent"\n'
+        ),
+    )
+    problems = [
+        f"oots.domibus_password_file: {secrets / 'missing.pw'} cannot be read "
+        "(No such file or directory)",
+        f"oots.requesters.29189846.domibus_password_file: {secrets} cannot be read "
+        "(Is a directory)",
+        f"oots.requesters.29189854.domibus_password_file: {secrets / 'latin1.pw'} is not UTF-8 "
+        "text",
+        f"oots.requesters.29189862.domibus_password_file: {secrets / 'empty.pw'} holds no password",
+        "oots.as4.decryption_alias 'as4-decrypt': The outward certificate is missing or "
+        "unreadable: no certificate 'as4-decrypt' in the certificate store",
+        "oots.requesters.29189854.as4.signing_alias 'as4-old': The outward certificate has "
+        "expired or is not yet valid: certificate 'as4-old' expired on "
+        f"{(datetime.now(UTC) - timedelta(days=20)):%Y-%m-%d}",
+    ]
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}" for problem in problems]
+    assert refused(config) == (
+        f"error: cannot serve with {config}: {problems[0]} (and {len(problems) - 1} more: "
+        "`serviceplatform config check` lists them)"
+    )
+    assert served == []
+
+
+@pytest.mark.parametrize(
+    ("oots", "problem"),
+    [
+        (
+            '[oots.as4]\nreceive_path = "/oots/as4"\nsigning_alias = "as4-sign"\n',
+            "oots.as4.receive_path '/oots/as4' needs oots.as4.party_id and signing_alias: the "
+            "AS4 endpoint receives as that access point",
+        ),
+        (
+            '[oots.requesters.29189854]\ngateway = "as4"\n'
+            '[oots.requesters.29189854.as4]\nparty_id = "AP_DK_02"\n',
+            "oots.requesters.29189854.gateway 'as4' needs an AS4 party_id and signing_alias "
+            "([oots.as4], or [oots.requesters.29189854.as4] over it)",
+        ),
+    ],
+    ids=["receive_path", "as4-authority"],
+)
+def test_serve_and_config_check_refuse_an_as4_access_point_without_its_party_or_key(
+    tmp_path: Path, pki: Pki, served: list[Any], oots: str, problem: str
+) -> None:
+    """The endpoint without them failed every worker at start (exit 3, a traceback); the
+    authority without them every one of its requests (SP-901)."""
+    _as4_store(tmp_path)
+    config = fit_config(tmp_path, pki, extra=oots)
+    assert refused(config) == f"error: invalid settings: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+
+
+def test_oots_password_files_and_keys_the_gateways_can_use_are_served(
+    tmp_path: Path, pki: Pki, served: list[Any]
+) -> None:
+    _as4_store(tmp_path)
+    secret = tmp_path / "domibus.pw"
+    secret.write_text("hunter2\n", encoding="utf-8")
+    secret.chmod(0o600)
+    config = fit_config(
+        tmp_path,
+        pki,
+        extra=(
+            '[oots]\ndomibus_password_file = "domibus.pw"\n'
+            '[oots.as4]\nparty_id = "AP_DK_01"\nsigning_alias = "as4-sign"\n'
+            'decryption_alias = "as4-sign"\nreceive_path = "/oots/as4"\n'
+            # Keys of its own only with its own signing_alias: this one uses the platform's.
+            '[oots.requesters.29189854]\ngateway = "as4"\n'
+            '[oots.requesters.29189854.as4]\nparty_id = "AP_DK_02"\n'
+            'decryption_alias = "absent"\n'
+        ),
+    )
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == 0, checked.output
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+AMQP_URL_FORM = "(amqp[s]://user:password@host[:port]/)"
+
+
+@pytest.mark.parametrize(
+    ("distributor", "problem"),
+    [
+        (
+            'transport = "amqpp"',
+            "distributor.transport: unknown transport 'amqpp' (known: file, amqp)",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "https://bf:hunter2@bf.example.dk/"',
+            f"distributor.amqp.url must start with amqp:// or amqps:// {AMQP_URL_FORM}",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf:hunter2@/"',
+            f"distributor.amqp.url has no host {AMQP_URL_FORM}",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf:hunter2@bf.example.dk:x/"',
+            f"distributor.amqp.url has an invalid port {AMQP_URL_FORM}",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\nurl = "amqp://bf.example.dk/BF"',
+            "distributor.amqp.url must not name a virtual host; set virtual_host instead "
+            + AMQP_URL_FORM,
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\ntoken_source = "sts"',
+            "distributor.amqp.token_source: unknown token source 'sts' (known: file, sandbox-sts)",
+        ),
+        (
+            'transport = "amqp"\n[distributor.amqp]\ntoken_source = "sandbox-sts"\n'
+            'sts_cert = "{sts_cert}"\nsts_key = "{sts_key}"\nsts_issuer = " "',
+            "distributor.amqp.sts_issuer is empty: name the Issuer the tokens the sandbox STS "
+            "mints carry (the token source is not built without it)",
+        ),
+    ],
+    ids=["transport", "url-scheme", "url-host", "url-port", "url-vhost", "token-source", "issuer"],
+)
+def test_serve_and_config_check_refuse_a_distributor_the_nightly_could_not_build(
+    tmp_path: Path, pki: Pki, served: list[Any], distributor: str, problem: str
+) -> None:
+    """Each used to pass both; the first delivery, the nightly's at 02:00, then failed. The
+    URL is not quoted: it may hold the broker's password."""
+    body = distributor.format(sts_cert=pki.sts_cert, sts_key=pki.sts_key)
+    config = fit_config(tmp_path, pki, distributor=body)
+    config.chmod(0o600)  # some of them hold a password
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    assert "hunter2" not in checked.output
+
+
+@pytest.mark.parametrize("issuer", ["", " https://sts", "https://sts\n"])
+def test_serve_and_config_check_refuse_a_trusted_issuer_no_token_can_carry(
+    tmp_path: Path, pki: Pki, served: list[Any], issuer: str
+) -> None:
+    """A token's Issuer is read trimmed and is never empty: such an entry, the only one, used
+    to pass both and then refuse every token as untrusted."""
+    # A JSON string is a TOML basic string.
+    security = f'trusted_sts_certs = ["{pki.sts_cert}"]\ntrusted_issuers = [{json.dumps(issuer)}]'
+    config = fit_config(tmp_path, pki, security=security)
+    problem = (
+        f"security.trusted_issuers: {issuer!r} is blank or padded with white space: it matches "
+        "no token's Issuer"
+    )
+    assert refused(config) == f"error: cannot serve with {config}: {problem}"
+    assert served == []
+    checked = run("config", "check", "--config", str(config))
+    assert checked.stderr.splitlines() == [f"problem: {problem}"]
 
 
 @pytest.mark.parametrize(

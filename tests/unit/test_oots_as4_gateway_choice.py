@@ -87,6 +87,10 @@ def test_an_unknown_gateway_is_a_configuration_error(tmp_path: Path) -> None:
     (problem,) = read_settings(file, {}).problems
     assert problem.startswith(f"setting oots.requesters.{B}.gateway: 'smtp' is not one of")
     file.write_text(f'[oots.requesters.{B}]\ngateway = "as4"\n', encoding="utf-8")
+    (problem,) = read_settings(file, {}).problems
+    assert problem.startswith(f"oots.requesters.{B}.gateway 'as4' needs an AS4 party_id")
+    as4 = '[oots.as4]\nparty_id = "AP_DK_01"\nsigning_alias = "as4-sign"\n'
+    file.write_text(f'{as4}[oots.requesters.{B}]\ngateway = "as4"\n', encoding="utf-8")
     loaded = read_settings(file, {})
     assert loaded.problems == []
     assert loaded.settings.section(OOTS_SETTINGS).requesters[B].gateway == "as4"

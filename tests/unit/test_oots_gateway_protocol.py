@@ -58,3 +58,22 @@ def test_no_gateway_without_an_access_point_or_its_password() -> None:
     point = AccessPoint(POINT.url, POINT.party_id, username="u", password_file="/nonexistent/x")
     with pytest.raises(ConfigurationError, match="domibus_password_file"):
         open_gateway(point, OotsSettings())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"h\xf8nsehus\n", "is not UTF-8 text"), (b" \n", "holds no password")],
+    ids=["latin-1", "blank"],
+)
+def test_a_password_file_no_plugin_user_could_log_in_with_is_a_configuration_error(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    """The reason config check gives (``settings.read_password_file``). A Latin-1 file used to
+    escape as UnicodeDecodeError, and a blank one to send an empty password to Domibus."""
+    (tmp_path / "plugin.secret").write_bytes(content)
+    point = AccessPoint(POINT.url, POINT.party_id, username="u", password_file="plugin.secret")
+    with pytest.raises(ConfigurationError) as caught:
+        open_gateway(point, OotsSettings(), path=lambda name: tmp_path / name)
+    assert caught.value.detail == (
+        f"[oots] domibus_password_file {tmp_path / 'plugin.secret'} {reason}"
+    )

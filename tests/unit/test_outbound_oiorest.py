@@ -242,9 +242,14 @@ def test_tls_errors_are_not_retried(tmp_path):
     assert len(session.timeouts) == 1
 
 
-def test_bad_base_url_is_configuration_error(tmp_path):
-    with pytest.raises(ConfigurationError):
-        HttpTransport(PeerSettings(base_url="register.test"), CertificateStore(tmp_path))
+@pytest.mark.parametrize(
+    "base_url", ["register.test", "https://", "https://register.test:x", "https://r.test:70000"]
+)
+def test_bad_base_url_is_configuration_error(tmp_path, base_url):
+    """config check's rule (``outbound/urls.py``): a port that is no number up to 65535 was
+    let through here and failed at each call."""
+    with pytest.raises(ConfigurationError, match="is not a URL"):
+        HttpTransport(PeerSettings(base_url=base_url), CertificateStore(tmp_path))
 
 
 @pytest.mark.parametrize(

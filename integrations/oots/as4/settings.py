@@ -46,6 +46,7 @@ from integrations.oots.as4.signature import SigningKey
 from integrations.oots.as4.transport import HttpTarget
 from serviceplatform.errors import ConfigurationError, ServicePlatformError
 from serviceplatform.outbound.certstore import CertificateStore
+from serviceplatform.outbound.urls import is_http_url
 
 
 @dataclass
@@ -109,20 +110,30 @@ def for_authority(base: As4Settings, own: As4AuthoritySettings) -> As4Settings:
     )
 
 
-def _pair(
-    certs: CertificateStore, alias: str, what: str
-) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def key_pair(certs: CertificateStore, alias: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """The RSA key and certificate of ``alias`` in ``certs``, usable now (present, matching,
+    private, valid). Raises ConfigurationError whose ``detail`` says why not: the reason
+    ``config check`` gives, and the one an access point opened with the alias fails with."""
     try:
         _, key_path = certs.client_pair(alias)
         key = load_pem_private_key(Path(key_path).read_bytes(), None)
         certificate = certs.certificate(alias)
     except ServicePlatformError as exc:
-        raise ConfigurationError(f"[oots.as4] {what} {alias!r}: {exc.error_text}") from exc
+        raise ConfigurationError(exc.error_text) from exc
     except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"[oots.as4] {what} {alias!r}: unreadable key") from exc
+        raise ConfigurationError("unreadable key") from exc
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError(f"[oots.as4] {what} {alias!r}: eDelivery AS4 1.15 needs RSA")
+        raise ConfigurationError("eDelivery AS4 1.15 needs RSA")
     return key, certificate
+
+
+def _pair(
+    certs: CertificateStore, alias: str, what: str
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    try:
+        return key_pair(certs, alias)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"[oots.as4] {what} {alias!r}: {exc.detail}") from exc
 
 
 def local_access_point(settings: As4Settings, certs: CertificateStore) -> LocalAccessPoint:
@@ -152,7 +163,8 @@ def partners(settings: As4Settings, *, path: Callable[[str], Path] = Path) -> di
     found: dict[str, As4Partner] = {}
     for party_id, partner in settings.partners.items():
         where = f"{party_id}:"
-        if not partner.endpoint_url.startswith(("https://", "http://")):
+        # The rule config check applies: it may not let pass what this refuses, nor the reverse.
+        if not is_http_url(partner.endpoint_url):
             raise ConfigurationError(f"[oots.as4.partners] {where} endpoint_url is not a URL")
         if not partner.signing_cert:
             raise ConfigurationError(f"[oots.as4.partners] {where} signing_cert is not set")
