@@ -75,6 +75,19 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env)
 
 
+def assert_served(config: Path, served: list[dict[str, Any]]) -> None:
+    """``serve --config config`` reached the server (the ``served`` fixture), once."""
+    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
+    assert len(served) == 1
+
+
+def assert_checked_and_served(config: Path, served: list[dict[str, Any]]) -> None:
+    """``config check`` finds nothing in ``config`` and ``serve`` starts with it."""
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == 0, checked.output
+    assert_served(config, served)
+
+
 def one_line(result: Result, code: int) -> str:
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
@@ -544,8 +557,7 @@ def test_serve_refuses_a_settings_file_with_a_password_readable_by_others(
     env = {"SP_CONFIG": str(config), "SP_OOTS__DOMIBUS_PASSWORD": "other"}
     assert one_line(run("serve", env=env), EXIT_BAD_SETTINGS).endswith(problem)
     config.chmod(0o600)
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_served(config, served)
 
 
 def test_a_settings_file_open_to_the_group_names_every_password_in_it(
@@ -583,8 +595,7 @@ def test_serve_refuses_a_settings_file_others_may_write_whatever_it_holds(
     assert checked.stderr.splitlines() == [f"problem: {problem}"]
     assert served == []
     config.chmod(0o644)
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_served(config, served)
 
 
 def test_serve_refuses_a_trusted_sts_certificate_others_may_write(
@@ -602,8 +613,7 @@ def test_serve_refuses_a_trusted_sts_certificate_others_may_write(
     )
     assert served == []
     sts.chmod(0o644)
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_served(config, served)
 
 
 def test_a_password_given_by_variable_leaves_a_0644_settings_file_servable(
@@ -705,10 +715,7 @@ def test_a_peer_with_an_http_url_and_a_pem_ca_is_served(
             '[peers.sts]\nbase_url = "http://127.0.0.1:8081"\n'
         ),
     )
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == 0, checked.output
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_checked_and_served(config, served)
 
 
 def _oots_files(tmp_path: Path, pki: Pki) -> Path:
@@ -796,10 +803,7 @@ def test_oots_urls_and_certificates_that_calls_can_use_are_served(
             'domibus_ca_cert = ""\n'
         ),
     )
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == 0, checked.output
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_checked_and_served(config, served)
 
 
 def test_serve_and_config_check_refuse_amqp_distributor_files_the_nightly_could_not_use(
@@ -855,10 +859,7 @@ def test_an_amqp_distributor_with_usable_files_is_served(
 ) -> None:
     body = distributor.format(ca=pki.ca_cert, sts_cert=pki.sts_cert, sts_key=pki.sts_key)
     config = fit_config(tmp_path, pki, distributor=body)
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == 0, checked.output
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_checked_and_served(config, served)
 
 
 def _as4_store(tmp_path: Path) -> None:
@@ -984,10 +985,7 @@ def test_oots_password_files_and_keys_the_gateways_can_use_are_served(
             'decryption_alias = "absent"\n'
         ),
     )
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == 0, checked.output
-    assert run("serve", "--config", str(config), "--bind", "127.0.0.1:1").exit_code == 0
-    assert len(served) == 1
+    assert_checked_and_served(config, served)
 
 
 AMQP_URL_FORM = "(amqp[s]://user:password@host[:port]/)"
