@@ -427,6 +427,22 @@ def refused(config: Path) -> str:
     return one_line(run("serve", "--config", str(config)), EXIT_BAD_SETTINGS)
 
 
+def assert_listed_and_refused(
+    config: Path, problems: list[str], served: list[dict[str, Any]]
+) -> Result:
+    """``config check`` lists exactly ``problems`` (exit 5), and ``serve`` refuses with the
+    first of them and how many more there are, before reaching the server. Returns what
+    ``config check`` printed."""
+    checked = run("config", "check", "--config", str(config))
+    assert checked.exit_code == EXIT_BAD_SETTINGS
+    assert checked.stderr.splitlines() == [f"problem: {problem}" for problem in problems]
+    more = len(problems) - 1
+    tail = f" (and {more} more: `serviceplatform config check` lists them)" if more else ""
+    assert refused(config) == f"error: cannot serve with {config}: {problems[0]}{tail}"
+    assert served == []
+    return checked
+
+
 def test_serve_refuses_no_trusted_sts_certificates(
     tmp_path: Path, pki: Pki, served: list[Any]
 ) -> None:
@@ -770,14 +786,7 @@ def test_serve_and_config_check_refuse_oots_urls_and_certificates_no_call_could_
         f"oots.requesters.29189854.as4.partners.AP_FI_01.signing_cert: "
         f"{folder / 'missing.pem'} {unreadable}",
     ]
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == EXIT_BAD_SETTINGS
-    assert checked.stderr.splitlines() == [f"problem: {problem}" for problem in problems]
-    assert refused(config) == (
-        f"error: cannot serve with {config}: {problems[0]} (and {len(problems) - 1} more: "
-        "`serviceplatform config check` lists them)"
-    )
-    assert served == []
+    assert_listed_and_refused(config, problems, served)
 
 
 def test_oots_urls_and_certificates_that_calls_can_use_are_served(
@@ -925,14 +934,7 @@ def test_serve_and_config_check_refuse_oots_files_and_keys_no_request_could_use(
         "expired or is not yet valid: certificate 'as4-old' expired on "
         f"{(datetime.now(UTC) - timedelta(days=20)):%Y-%m-%d}",
     ]
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == EXIT_BAD_SETTINGS
-    assert checked.stderr.splitlines() == [f"problem: {problem}" for problem in problems]
-    assert refused(config) == (
-        f"error: cannot serve with {config}: {problems[0]} (and {len(problems) - 1} more: "
-        "`serviceplatform config check` lists them)"
-    )
-    assert served == []
+    assert_listed_and_refused(config, problems, served)
 
 
 @pytest.mark.parametrize(
@@ -1036,11 +1038,7 @@ def test_serve_and_config_check_refuse_a_distributor_the_nightly_could_not_build
     body = distributor.format(sts_cert=pki.sts_cert, sts_key=pki.sts_key)
     config = fit_config(tmp_path, pki, distributor=body)
     config.chmod(0o600)  # some of them hold a password
-    assert refused(config) == f"error: cannot serve with {config}: {problem}"
-    assert served == []
-    checked = run("config", "check", "--config", str(config))
-    assert checked.exit_code == EXIT_BAD_SETTINGS
-    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    checked = assert_listed_and_refused(config, [problem], served)
     assert "hunter2" not in checked.output
 
 
@@ -1057,10 +1055,7 @@ def test_serve_and_config_check_refuse_a_trusted_issuer_no_token_can_carry(
         f"security.trusted_issuers: {issuer!r} is blank or padded with white space: it matches "
         "no token's Issuer"
     )
-    assert refused(config) == f"error: cannot serve with {config}: {problem}"
-    assert served == []
-    checked = run("config", "check", "--config", str(config))
-    assert checked.stderr.splitlines() == [f"problem: {problem}"]
+    assert_listed_and_refused(config, [problem], served)
 
 
 @pytest.mark.parametrize(
