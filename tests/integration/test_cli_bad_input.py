@@ -111,6 +111,13 @@ def clone(pristine: Path, target: Path) -> Path:
     return target
 
 
+def use_database(settings: Path, url: str) -> None:
+    """Point the sandbox settings file ``settings`` at the database ``url``."""
+    text = settings.read_text()
+    old = next(line for line in text.splitlines() if line.startswith("url = "))
+    settings.write_text(text.replace(old, f"url = {json.dumps(url)}"))
+
+
 def _snapshot(engine: Engine, files: Path | None) -> dict[str, str]:
     """A digest per table (audit records aside) and per file: what a refusal must not change."""
     digests: dict[str, str] = {}
@@ -354,9 +361,7 @@ def postgres_settings(
     workdir = clone(pristine, tmp_path / "pg")
     with postgres_schema(postgres_url) as url:
         settings = workdir / "platform.toml"
-        text = settings.read_text()
-        old = next(line for line in text.splitlines() if line.startswith("url = "))
-        settings.write_text(text.replace(old, f"url = {json.dumps(url)}"))
+        use_database(settings, url)
         for seed in (
             ["routing", "import"],
             ["agreements", "import", str(TABLES / "agreements.toml")],

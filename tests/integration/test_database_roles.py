@@ -49,6 +49,7 @@ from tests.integration.test_cli_bad_input import (
     TABLES,
     clone,
     pristine,  # noqa: F401  (the fixture: a work dir the real sandbox made)
+    use_database,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -173,9 +174,7 @@ def installation(pristine: Path, tmp_path: Path, postgres_url: str) -> Iterator[
     workdir = clone(pristine, tmp_path / "pg")
     with postgres_schema(postgres_url) as owner:
         settings = workdir / "platform.toml"
-        content = settings.read_text()
-        old = next(line for line in content.splitlines() if line.startswith("url = "))
-        settings.write_text(content.replace(old, f"url = {json.dumps(owner)}"))
+        use_database(settings, owner)
         yield Installation(
             settings,
             owner,
